@@ -1,0 +1,34 @@
+"""resilient_dbapi: DB-API 2.0 connections that survive dropped connections safely.
+
+Replace ``pymysql.connect(...)`` with ``resilient_dbapi.connect(pymysql.connect, ...)``
+(or import :mod:`resilient_dbapi.pymysql` instead of ``pymysql``). A statement is sent
+again only when that provably cannot apply a write twice; otherwise a precise error,
+which is also the driver's own ``OperationalError``, says what happened.
+"""
+
+from . import policies
+from .classify import MYSQL_ERRORS, ErrorKind, ErrorTable
+from .connection import ResilientConnection, connect, creator
+from .cursor import ResilientCursor
+from .errors import OutcomeUnknownError, ResilientError, TransactionLostError
+from .policies import MaxAge, PingOnCheckout, RetryOnError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MYSQL_ERRORS",
+    "ErrorKind",
+    "ErrorTable",
+    "MaxAge",
+    "OutcomeUnknownError",
+    "PingOnCheckout",
+    "ResilientConnection",
+    "ResilientCursor",
+    "ResilientError",
+    "RetryOnError",
+    "TransactionLostError",
+    "__version__",
+    "connect",
+    "creator",
+    "policies",
+]

@@ -1,0 +1,54 @@
+"""Pass a driver object's own attributes through a proxy without ``__getattr__``.
+
+A class that defines ``__getattr__`` loses CPython's specialised attribute lookups on
+every ``self.x`` in its methods, which the hot path cannot afford. Instead, each proxy
+class gets one subclass per driver class, with a forwarding descriptor for each public
+name of the driver object that the proxy does not define itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_cache: dict[tuple[type, type], type] = {}
+
+
+class _Forward:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj._raw, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj._raw, self.name, value)
+
+
+def _own_names(base: type) -> set[str]:
+    names = set(dir(base))
+    for klass in base.__mro__:
+        names.update(getattr(klass, "__annotations__", {}))
+    return names
+
+
+def forwarding_class(base: type[T], raw: object) -> type[T]:
+    """``base`` extended with pass-through attributes for ``raw``'s class (made once)."""
+    key = (base, type(raw))
+    cls = _cache.get(key)
+    if cls is None:
+        own = _own_names(base)
+        names = {n for n in dir(type(raw)) if not n.startswith("_")}
+        names.update(n for n in getattr(raw, "__dict__", {}) if not n.startswith("_"))
+        namespace: dict[str, Any] = {n: _Forward(n) for n in sorted(names - own)}
+        namespace["__module__"] = base.__module__
+        namespace["__qualname__"] = base.__qualname__
+        namespace["__slots__"] = ()
+        cls = type(base.__name__, (base,), namespace)
+        _cache[key] = cls
+    return cls

@@ -1,0 +1,113 @@
+"""Driver adapters: the only driver-specific code.
+
+An adapter knows how to look at one driver's connection without a round trip (its
+socket, its transaction flags), how to ping it with a time limit, and how to read the
+driver's errors. The adapter is chosen from the class of the connection object the
+connect callable returns, so a ``lambda`` or ``functools.partial`` works as well.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..classify import ErrorTable
+
+__all__ = ["Adapter", "Liveness", "adapter_for", "adapter_for_error", "register"]
+
+
+class Liveness(enum.Enum):
+    ALIVE = "alive"
+    DEAD = "dead"
+    UNSURE = "unsure"
+    """The cheap check cannot tell: ask the server (a ping)."""
+
+
+class Adapter(Protocol):
+    """What the proxy needs from a driver."""
+
+    name: str
+    errors: ErrorTable
+    operational_error: type[Exception]
+    interface_error: type[Exception]
+
+    def owns(self, raw: object) -> bool:
+        """Whether ``raw`` is a connection of this driver."""
+
+    def owns_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is an error of this driver."""
+
+    def probe(self, raw: Any) -> Callable[[], Liveness]:
+        """A zero-argument, zero-round-trip liveness check of ``raw``'s current socket."""
+
+    def ping(self, raw: Any, timeout: float) -> None:
+        """A round trip bounded by ``timeout`` seconds; raises the driver's error if dead."""
+
+    def status(self, raw: Any) -> tuple[bool, bool]:
+        """``(in_transaction, autocommit)`` as the server last reported them."""
+
+    def busy(self, raw: Any) -> bool:
+        """Whether a result is still being read (an unbuffered cursor mid-stream)."""
+
+    def discard(self, raw: Any) -> None:
+        """Close ``raw`` at once, sending nothing, never raising."""
+
+    def error_code(self, exc: BaseException) -> int | None:
+        """The driver's error code of ``exc``, or None if it is not a driver error."""
+
+    def never_sent(self, exc: BaseException) -> bool:
+        """Whether ``exc`` proves the failed command never reached the server."""
+
+    def unbuffered(self, cursor: Any) -> bool:
+        """Whether fetching from ``cursor`` reads from the network."""
+
+    def wait_timeout(self, raw: Any) -> float | None:
+        """The session's ``wait_timeout`` in seconds (one round trip), if the server has one."""
+
+    def set_autocommit(self, raw: Any, value: bool) -> None: ...
+
+    def select_db(self, raw: Any, db: str) -> None: ...
+
+    def describe(self, raw: Any) -> str:
+        """Where ``raw`` is connected, for ``repr()`` and logs: never a secret."""
+
+
+_registry: list[Adapter] = []
+
+
+def register(adapter: Adapter) -> None:
+    """Register an adapter; later registrations are tried first."""
+    _registry.insert(0, adapter)
+
+
+def _builtin() -> list[Adapter]:
+    if not any(a.name == "pymysql" for a in _registry):
+        try:
+            from .pymysql import PyMySQLAdapter
+        except ImportError:  # PyMySQL is not installed: nothing to register
+            pass
+        else:
+            _registry.append(PyMySQLAdapter())
+    return _registry
+
+
+def adapter_for(raw: object) -> Adapter:
+    """The adapter for a driver connection object; TypeError if none fits."""
+    for adapter in _builtin():
+        if adapter.owns(raw):
+            return adapter
+    supported = ", ".join(a.name for a in _registry) or "none"
+    raise TypeError(
+        f"resilient_dbapi has no adapter for {type(raw).__module__}.{type(raw).__qualname__} "
+        f"connections (supported drivers: {supported}); register one with "
+        "resilient_dbapi.adapters.register()"
+    )
+
+
+def adapter_for_error(exc: BaseException) -> Adapter | None:
+    """The adapter whose driver raised ``exc``, if any."""
+    for adapter in _builtin():
+        if adapter.owns_error(exc):
+            return adapter
+    return None

@@ -1,0 +1,140 @@
+"""The PyMySQL adapter."""
+
+from __future__ import annotations
+
+import select
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+import pymysql.err
+
+from ..classify import MYSQL_ERRORS
+from . import Liveness
+
+__all__ = ["PyMySQLAdapter"]
+
+_IN_TRANS = 0x0001  # SERVER_STATUS_IN_TRANS
+_AUTOCOMMIT = 0x0002  # SERVER_STATUS_AUTOCOMMIT
+_CR_SERVER_GONE_ERROR = 2006  # PyMySQL raises it only when sending failed
+_POLL_ANY = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP if hasattr(
+    select, "poll"
+) else 0
+
+
+def _dead() -> Liveness:
+    return Liveness.DEAD
+
+
+class PyMySQLAdapter:
+    name = "pymysql"
+    errors = MYSQL_ERRORS
+    operational_error: type[Exception] = pymysql.err.OperationalError
+    interface_error: type[Exception] = pymysql.err.InterfaceError
+
+    def owns(self, raw: object) -> bool:
+        return isinstance(raw, pymysql.connections.Connection)
+
+    def owns_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, pymysql.err.MySQLError)
+
+    def probe(self, raw: Any) -> Callable[[], Liveness]:
+        sock = raw._sock
+        if sock is None:
+            return _dead
+        # An idle MySQL connection has nothing to read: any event means the server
+        # closed it, reset it, or sent a goodbye packet (MySQL 8's error 4031).
+        # Under TLS the server may also have sent session tickets nobody read yet, so
+        # a readable TLS socket is only a reason to ask the server.
+        tls = isinstance(sock, ssl.SSLSocket)
+        if _POLL_ANY:
+            poller = select.poll()
+            poller.register(sock.fileno(), _POLL_ANY)
+
+            def probe() -> Liveness:
+                if raw._sock is not sock:
+                    return Liveness.DEAD
+                events = poller.poll(0)
+                if not events:
+                    return Liveness.ALIVE
+                if tls and events[0][1] & ~(select.POLLIN | select.POLLPRI) == 0:
+                    return Liveness.UNSURE
+                return Liveness.DEAD
+
+            return probe
+
+        def probe_select() -> Liveness:  # platforms without poll()
+            if raw._sock is not sock:
+                return Liveness.DEAD
+            readable, _, errored = select.select([sock], [], [sock], 0)
+            if not readable and not errored:
+                return Liveness.ALIVE
+            return Liveness.UNSURE if tls and not errored else Liveness.DEAD
+
+        return probe_select
+
+    def ping(self, raw: Any, timeout: float) -> None:
+        if raw._sock is None:
+            raise pymysql.err.InterfaceError(0, "")
+        saved = raw._read_timeout, raw._write_timeout
+        raw._read_timeout = raw._write_timeout = timeout
+        try:
+            raw.ping(False)  # never let the driver reconnect on its own
+        finally:
+            # PyMySQL re-applies its own timeouts at the next read or write.
+            raw._read_timeout, raw._write_timeout = saved
+
+    def status(self, raw: Any) -> tuple[bool, bool]:
+        flags = raw.server_status
+        return bool(flags & _IN_TRANS), bool(flags & _AUTOCOMMIT)
+
+    def busy(self, raw: Any) -> bool:
+        result = raw._result
+        return result is not None and bool(result.unbuffered_active)
+
+    def discard(self, raw: Any) -> None:
+        try:
+            raw._force_close()
+        except Exception:  # closing a broken socket may fail; it is gone either way
+            pass
+
+    def error_code(self, exc: BaseException) -> int | None:
+        if not isinstance(exc, pymysql.err.MySQLError):
+            return None
+        code = exc.args[0] if exc.args else None
+        return code if isinstance(code, int) else None
+
+    def never_sent(self, exc: BaseException) -> bool:
+        # InterfaceError(0, ''): there was no socket to send on. 2006: sendall() failed,
+        # and a command the server did not receive whole is never executed.
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return self.error_code(exc) == 0
+        return isinstance(exc, pymysql.err.OperationalError) and self.error_code(exc) == (
+            _CR_SERVER_GONE_ERROR
+        )
+
+    def unbuffered(self, cursor: Any) -> bool:
+        return isinstance(cursor, pymysql.cursors.SSCursor)
+
+    def wait_timeout(self, raw: Any) -> float | None:
+        cursor = raw.cursor(pymysql.cursors.Cursor)
+        try:
+            cursor.execute("SELECT @@SESSION.wait_timeout")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return float(row[0]) if row and row[0] else None
+
+    def set_autocommit(self, raw: Any, value: bool) -> None:
+        raw.autocommit(value)
+
+    def select_db(self, raw: Any, db: str) -> None:
+        raw.select_db(db)
+
+    def describe(self, raw: Any) -> str:
+        host = getattr(raw, "host", "?")
+        port = getattr(raw, "port", "?")
+        unix = getattr(raw, "unix_socket", None)
+        return f"pymysql {unix}" if unix else f"pymysql {host}:{port}"

@@ -1,0 +1,443 @@
+"""The synchronous resilient connection: a PEP 249 proxy driven by the engine."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from . import adapters
+from ._forwarding import forwarding_class
+from .adapters import Adapter, Liveness
+from .classify import ErrorKind, ErrorTable
+from .engine import Engine, Op, Reason, Verdict
+from .errors import OutcomeUnknownError, TransactionLostError, bind_error
+from .policies import Policy, default_policies
+from .statements import StatementKind, classify
+
+__all__ = ["ResilientConnection", "connect", "creator"]
+
+log = logging.getLogger("resilient_dbapi")
+T = TypeVar("T")
+_ALIVE = Liveness.ALIVE
+_READ = StatementKind.READ
+_monotonic = time.monotonic
+
+
+def _always_alive() -> Liveness:
+    return _ALIVE
+
+
+class _Connector:
+    """Opens physical connections, retrying what the policies allow. Holds the
+    arguments (secrets included) and never shows them."""
+
+    __slots__ = ("args", "driver_connect", "kwargs")
+
+    def __init__(self, driver_connect: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        self.driver_connect = driver_connect
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        name = getattr(self.driver_connect, "__qualname__", type(self.driver_connect).__name__)
+        return f"<connector {name} (arguments hidden)>"
+
+    def open(self, engine: Engine, setup: Callable[[Any], T]) -> tuple[Any, T]:
+        """A new driver connection and what ``setup(raw)`` made of it; retried on
+        transient errors."""
+        started = _monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            raw = None
+            try:
+                raw = self.driver_connect(*self.args, **self.kwargs)
+                return raw, setup(raw)
+            except Exception as exc:
+                adapter = adapters.adapter_for_error(exc)
+                if adapter is None:
+                    raise
+                if raw is not None:
+                    adapter.discard(raw)
+                code = adapter.error_code(exc)
+                table = engine.errors if engine.errors.codes else adapter.errors
+                wait = engine.connect_failed(table.kind(code), attempt, _monotonic() - started)
+                if wait is None:
+                    if attempt > 1:
+                        log.warning("gave up connecting after %d attempts (error %s)",
+                                    attempt, code)
+                    raise
+                log.warning("connect attempt %d failed (error %s); retrying in %.3f s",
+                            attempt, code, wait)
+                time.sleep(wait)
+
+
+class ResilientConnection:
+    """A DB-API 2.0 connection that replaces its physical connection when that is safe.
+
+    Make one with :func:`connect`. Driver-specific attributes (``select_db``,
+    ``insert_id``, ``thread_id``, ``escape`` ...) pass through to the current driver
+    connection, which :attr:`raw` returns.
+    """
+
+    _raw: Any
+
+    def __init__(self, raw: Any, adapter: Adapter, engine: Engine, connector: _Connector,
+                 wait_timeout: float | None) -> None:
+        self._raw = raw
+        self._adapter = adapter
+        self._engine = engine
+        self._connector = connector
+        self._gen = 0
+        self._closed = False
+        self._autocommit: bool | None = None  # set through autocommit(): replayed
+        self._db: str | None = None  # set through select_db(): replayed
+        self._status = adapter.status
+        self._probe: Callable[[], Liveness] = _always_alive
+        self.reconnects = 0
+        self._install(raw, wait_timeout)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    @property
+    def raw(self) -> Any:
+        """The current driver connection (it changes when the connection is replaced)."""
+        return self._raw
+
+    def _install(self, raw: Any, wait_timeout: float | None) -> None:
+        self._raw = raw
+        self._gen += 1
+        if self._engine.checks_liveness:
+            self._probe = self._adapter.probe(raw)
+        self._engine.connected(_monotonic(), wait_timeout)
+
+    def _setup(self, raw: Any) -> float | None:
+        """Make a new driver connection mean what the old one meant; its wait_timeout."""
+        adapter = self._adapter
+        if self._autocommit is not None:
+            adapter.set_autocommit(raw, self._autocommit)
+        if self._db is not None:
+            adapter.select_db(raw, self._db)
+        return adapter.wait_timeout(raw) if self._engine.wants_wait_timeout else None
+
+    def _reconnect(self, reason: Reason, code: int | None = None) -> None:
+        self._adapter.discard(self._raw)
+        self._engine.must_replace(reason)
+        started = _monotonic()
+        raw, wait_timeout = self._connector.open(self._engine, self._setup)
+        self._install(raw, wait_timeout)
+        self.reconnects += 1
+        log.info("reconnected %s (reason=%s, error=%s) in %.1f ms",
+                 self._adapter.describe(raw), reason.value, code,
+                 (_monotonic() - started) * 1000)
+
+    def _checkout(self) -> None:
+        """Before sending outside a transaction: make sure the connection is usable."""
+        engine = self._engine
+        if engine.stale or _monotonic() >= engine.next_check_at:
+            plan = engine.checkout(_monotonic())
+            if plan.reconnect is not None:
+                self._reconnect(plan.reconnect)
+                return
+            timeout = plan.ping_timeout
+        else:
+            timeout = None
+        liveness = self._probe()
+        if liveness is not _ALIVE and self._adapter.busy(self._raw):
+            return  # an unbuffered result is being read: the bytes are rows, not news
+        if liveness is Liveness.DEAD:
+            self._reconnect(Reason.LIVENESS)
+            return
+        if liveness is Liveness.UNSURE and timeout is None:
+            timeout = engine.ping.timeout if engine.ping else 5.0
+        if timeout is not None:
+            try:
+                self._adapter.ping(self._raw, timeout)
+            except Exception as exc:
+                code = self._adapter.error_code(exc)
+                if code is None:
+                    raise
+                self._reconnect(Reason.PING, code)
+            else:
+                engine.last_used = _monotonic()
+
+    def _run(self, op: Op, kind: StatementKind, send: Callable[..., T], *args: Any) -> T:
+        """Send one operation with the checkout before it and the safety rules after."""
+        if self._closed:
+            self._raise_closed()
+        engine = self._engine
+        if engine.lost:
+            self._raise_lost_again()
+        resends = 0
+        while True:
+            if not engine.txn_writes:
+                self._checkout()
+            try:
+                result = send(self, *args)
+            except Exception as exc:
+                self._failed(exc, op, kind, resends)  # returns only to resend
+                resends += 1
+                continue
+            in_trans, autocommit = self._status(self._raw)
+            engine.done(kind, in_trans, autocommit, _monotonic())
+            return result
+
+    def _failed(self, exc: Exception, op: Op, kind: StatementKind, resends: int) -> None:
+        """Apply the safety rules to a failed operation: return to resend, else raise."""
+        adapter = self._adapter
+        code = adapter.error_code(exc)
+        if code is None:
+            raise exc
+        engine = self._engine
+        _, autocommit = self._status(self._raw)
+        verdict = engine.failed(
+            op, kind, engine.errors.kind(code), sent=not adapter.never_sent(exc),
+            autocommit=autocommit, resends=resends, code=code,
+        )
+        if engine.stale:
+            adapter.discard(self._raw)
+        if verdict is Verdict.RESEND:
+            log.warning("connection lost (error %s); sending the %s again on a new connection",
+                        code, "statement" if op is Op.EXECUTE else op.value)
+            return
+        if verdict is Verdict.RECOVERED:
+            raise _Recovered from exc
+        if verdict is Verdict.TRANSACTION_LOST:
+            log.warning("transaction lost (error %s)", code)
+            raise bind_error(TransactionLostError, adapter.operational_error)(
+                code,
+                f"connection lost inside a transaction with writes ({_describe(exc)}); the "
+                "server rolled the transaction back: call rollback() and run it again",
+            ) from exc
+        if verdict is Verdict.OUTCOME_UNKNOWN:
+            what = "COMMIT" if op is Op.COMMIT else "a write"
+            log.warning("outcome unknown: connection lost after %s was sent (error %s)",
+                        what, code)
+            raise bind_error(OutcomeUnknownError, adapter.operational_error)(
+                code,
+                f"connection lost after {what} was sent ({_describe(exc)}); it may or may not "
+                "have been applied, and was not sent again",
+            ) from exc
+        raise exc
+
+    def _raise_closed(self) -> NoReturn:
+        raise self._adapter.interface_error(
+            0, "resilient_dbapi: this connection was closed with close(); open a new one"
+        )
+
+    def _raise_lost_again(self) -> NoReturn:
+        raise bind_error(TransactionLostError, self._adapter.operational_error)(
+            self._engine.lost_code,
+            "the transaction on this connection was lost earlier; call rollback() before "
+            "using the connection again",
+        )
+
+    # -- PEP 249 ------------------------------------------------------------------
+
+    def cursor(self, cursor: Any = None) -> Any:
+        """A :class:`ResilientCursor`; ``cursor`` is the driver's cursor class, if any."""
+        from .cursor import ResilientCursor
+
+        if self._closed:
+            self._raise_closed()
+        return ResilientCursor.create(self, cursor)
+
+    def commit(self) -> None:
+        self._finish(Op.COMMIT, StatementKind.COMMIT)
+
+    def rollback(self) -> None:
+        if self._closed:
+            self._raise_closed()
+        if self._engine.lost:
+            self._engine.rolled_back()  # the server rolled it back when the connection died
+            return
+        self._finish(Op.ROLLBACK, StatementKind.ROLLBACK)
+
+    def _finish(self, op: Op, kind: StatementKind) -> None:
+        if self._closed:
+            self._raise_closed()
+        engine = self._engine
+        if engine.lost:
+            self._raise_lost_again()
+        if engine.stale:
+            engine.rolled_back()  # nothing can be open on a connection already given up
+            return
+        raw = self._raw
+        try:
+            raw.commit() if op is Op.COMMIT else raw.rollback()
+        except Exception as exc:
+            try:
+                self._failed(exc, op, kind, resends=0)
+            except _Recovered:
+                return
+            raise exc from None  # RESEND is never the verdict for commit or rollback
+        in_trans, autocommit = self._status(raw)
+        if op is Op.ROLLBACK:
+            engine.rolled_back()
+        engine.done(kind, in_trans, autocommit, _monotonic())
+
+    def close(self) -> None:
+        """Close the connection; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        raw = self._raw
+        if self._engine.stale:
+            self._adapter.discard(raw)
+            return
+        try:
+            raw.close()
+        except Exception:  # the server may have gone first; the socket is closed either way
+            self._adapter.discard(raw)
+
+    @property
+    def open(self) -> bool:
+        """True until :meth:`close`: a dropped physical connection is replaced, not closed."""
+        return not self._closed
+
+    def ping(self, reconnect: object = None) -> None:
+        """Check the connection with a round trip, replacing it when that is safe.
+
+        ``reconnect`` is accepted for PyMySQL compatibility and ignored: the policies
+        decide. Raises if the connection is dead inside a transaction with writes.
+        """
+        timeout = self._engine.ping.timeout if self._engine.ping else 5.0
+        self._run(Op.EXECUTE, _READ, _send_ping, timeout)
+
+    def begin(self) -> None:
+        self._run(Op.EXECUTE, StatementKind.BEGIN, _send_begin)
+
+    def autocommit(self, value: bool) -> None:
+        """Set autocommit; the setting is re-applied to every new physical connection."""
+        value = bool(value)
+        self._autocommit = value
+        if value:  # turning autocommit on commits an open transaction
+            self._run(Op.COMMIT, StatementKind.COMMIT, _send_autocommit, value)
+        else:
+            self._run(Op.EXECUTE, _READ, _send_autocommit, value)
+
+    def select_db(self, db: str) -> None:
+        """Change the default database; re-applied to every new physical connection."""
+        self._db = db
+        self._run(Op.EXECUTE, _READ, _send_select_db, db)
+
+    def __enter__(self) -> ResilientConnection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("stale" if self._engine.stale else "open")
+        return (f"<resilient_dbapi.ResilientConnection {self._adapter.describe(self._raw)} "
+                f"{state} reconnects={self.reconnects}>")
+
+
+class _Recovered(Exception):
+    """Internal: the failed operation lost nothing; report success."""
+
+
+def _describe(exc: BaseException) -> str:
+    args = exc.args
+    if len(args) >= 2:
+        return f"{args[0]}: {args[1]}"
+    return str(exc) or type(exc).__name__
+
+
+def _send_ping(conn: ResilientConnection, timeout: float) -> None:
+    conn._adapter.ping(conn._raw, timeout)
+
+
+def _send_begin(conn: ResilientConnection) -> None:
+    conn._raw.begin()
+
+
+def _send_autocommit(conn: ResilientConnection, value: bool) -> None:
+    conn._adapter.set_autocommit(conn._raw, value)
+
+
+def _send_select_db(conn: ResilientConnection, db: str) -> None:
+    conn._adapter.select_db(conn._raw, db)
+
+
+# -- making connections -------------------------------------------------------------
+
+
+def _resolve_policies(policies: Sequence[Policy] | str | None) -> list[Policy]:
+    if policies is None:
+        return default_policies()
+    if isinstance(policies, str):
+        from .policies import load
+
+        return load(policies)
+    if isinstance(policies, ErrorTable | bytes) or not isinstance(policies, Sequence):
+        raise TypeError(
+            "policies must be None (the defaults), a profile path, or a list of policies "
+            f"(PingOnCheckout, MaxAge, RetryOnError, ErrorTable); got {policies!r}"
+        )
+    return list(policies)
+
+
+def _check_callable(driver_connect: object) -> None:
+    if not callable(driver_connect):
+        raise TypeError(
+            "driver_connect must be a DB-API connect callable such as pymysql.connect "
+            f"(or a lambda/partial returning a connection), got {driver_connect!r}"
+        )
+
+
+def connect(
+    driver_connect: Callable[..., Any],
+    *args: Any,
+    policies: Sequence[Policy] | str | None = None,
+    **kwargs: Any,
+) -> ResilientConnection:
+    """Open a resilient connection.
+
+    ``driver_connect(*args, **kwargs)`` is called for the first connection and for every
+    replacement, with the same arguments. ``policies=None`` means the defaults
+    (:func:`resilient_dbapi.policies.default_policies`).
+    """
+    _check_callable(driver_connect)
+    engine = Engine(_resolve_policies(policies), ErrorTable())
+    connector = _Connector(driver_connect, args, kwargs)
+
+    def first_setup(raw: Any) -> tuple[Adapter, float | None]:
+        if not hasattr(raw, "cursor") or not hasattr(raw, "commit"):
+            raise TypeError(
+                f"driver_connect returned {type(raw).__qualname__}, which is not a DB-API "
+                "connection (it needs cursor(), commit(), rollback() and close())"
+            )
+        adapter = adapters.adapter_for(raw)
+        if not engine.errors.codes:
+            engine.errors = adapter.errors
+        return adapter, (adapter.wait_timeout(raw) if engine.wants_wait_timeout else None)
+
+    raw, (adapter, wait_timeout) = connector.open(engine, first_setup)
+    cls = forwarding_class(ResilientConnection, raw)
+    return cls(raw, adapter, engine, connector, wait_timeout)
+
+
+def creator(
+    driver_connect: Callable[..., Any],
+    *args: Any,
+    policies: Sequence[Policy] | str | None = None,
+    **kwargs: Any,
+) -> Callable[[], ResilientConnection]:
+    """A zero-argument factory of resilient connections, for a pool or an ORM.
+
+    For example ``sqlalchemy.create_engine("mysql+pymysql://", creator=creator(
+    pymysql.connect, host=..., user=...))``.
+    """
+    _check_callable(driver_connect)
+    resolved = _resolve_policies(policies)
+    Engine(resolved, ErrorTable())  # validates the policies now, not at first use
+
+    def make() -> ResilientConnection:
+        return connect(driver_connect, *args, policies=resolved, **kwargs)
+
+    make.__qualname__ = make.__name__ = "resilient_creator"
+    return make

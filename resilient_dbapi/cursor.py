@@ -1,0 +1,182 @@
+"""The synchronous resilient cursor."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ._forwarding import forwarding_class
+from .connection import ResilientConnection
+from .classify import ErrorKind
+from .engine import Op
+from .statements import StatementKind, classify
+
+__all__ = ["ResilientCursor"]
+
+
+class ResilientCursor:
+    """A DB-API 2.0 cursor on a :class:`ResilientConnection`.
+
+    A cursor made before the connection was replaced moves to the new connection at its
+    next ``execute``. Other attributes of the driver's cursor pass through.
+    """
+
+    fetchone: Callable[[], Any]
+    fetchmany: Callable[..., Any]
+    fetchall: Callable[[], Any]
+    _raw: Any
+
+    @classmethod
+    def create(cls, conn: ResilientConnection, cursor_class: Any) -> ResilientCursor:
+        raw = conn._raw.cursor(cursor_class) if cursor_class is not None else conn._raw.cursor()
+        return forwarding_class(cls, raw)(conn, cursor_class, raw)
+
+    def __init__(self, conn: ResilientConnection, cursor_class: Any, raw: Any) -> None:
+        self._conn = conn
+        self._cursor_class = cursor_class
+        self._arraysize: int | None = None
+        self._closed = False
+        self._bind(raw)
+
+    def _bind(self, raw: Any) -> Any:
+        conn = self._conn
+        self._raw = raw
+        self._gen = conn._gen
+        if self._arraysize is not None:
+            raw.arraysize = self._arraysize
+        if conn._adapter.unbuffered(raw):
+            self.fetchone = self._checked_fetchone
+            self.fetchmany = self._checked_fetchmany
+            self.fetchall = self._checked_fetchall
+        else:  # fetching reads a buffer, not the network: hand out the driver's own methods
+            self.fetchone = raw.fetchone
+            self.fetchmany = raw.fetchmany
+            self.fetchall = raw.fetchall
+        return raw
+
+    def _current(self) -> Any:
+        """The driver cursor on the connection's current physical connection."""
+        if self._gen == self._conn._gen:
+            return self._raw
+        conn = self._conn
+        cursor_class = self._cursor_class
+        raw = conn._raw.cursor(cursor_class) if cursor_class is not None else conn._raw.cursor()
+        return self._bind(raw)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise self._conn._adapter.interface_error(
+                0, "resilient_dbapi: this cursor was closed; make a new one with cursor()"
+            )
+
+    # -- PEP 249 ------------------------------------------------------------------
+
+    @property
+    def connection(self) -> ResilientConnection:
+        return self._conn
+
+    def execute(self, query: Any, args: Any = None) -> Any:
+        if self._closed:
+            self._check_open()
+        return self._conn._run(Op.EXECUTE, classify(query), _send_execute, self, query, args)
+
+    def executemany(self, query: Any, args: Any) -> Any:
+        self._check_open()
+        return self._conn._run(
+            Op.EXECUTEMANY, classify(query), _send_executemany, self, query, args
+        )
+
+    def callproc(self, procname: str, args: Any = ()) -> Any:
+        self._check_open()
+        return self._conn._run(
+            Op.CALLPROC, StatementKind.WRITE, _send_callproc, self, procname, args
+        )
+
+    def _reading(self, read: Callable[..., Any], *args: Any) -> Any:
+        """A read of results that may touch the network (unbuffered rows, next result)."""
+        self._check_open()
+        try:
+            return read(*args)
+        except Exception as exc:
+            self._conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
+            raise  # _failed returns only to resend, which a fetch never is
+
+    def _checked_fetchone(self) -> Any:
+        return self._reading(self._raw.fetchone)
+
+    def _checked_fetchmany(self, size: int | None = None) -> Any:
+        if size is None:
+            return self._reading(self._raw.fetchmany)
+        return self._reading(self._raw.fetchmany, size)
+
+    def _checked_fetchall(self) -> Any:
+        return self._reading(self._raw.fetchall)
+
+    def nextset(self) -> Any:
+        return self._reading(self._raw.nextset)
+
+    def scroll(self, value: int, mode: str = "relative") -> Any:
+        return self._reading(self._raw.scroll, value, mode)
+
+    @property
+    def arraysize(self) -> int:
+        return int(self._raw.arraysize)
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+        self._raw.arraysize = value
+
+    def setinputsizes(self, *args: Any) -> None:
+        self._raw.setinputsizes(*args)
+
+    def setoutputsize(self, *args: Any) -> None:
+        self._raw.setoutputsize(*args)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._gen != self._conn._gen:
+            return  # its physical connection is gone already
+        try:
+            self._raw.close()  # an unbuffered cursor reads its remaining rows here
+        except Exception as exc:
+            conn = self._conn
+            code = conn._adapter.error_code(exc)
+            if code is None or conn._engine.errors.kind(code) is not ErrorKind.DEAD:
+                raise
+            # The connection died while the cursor drained rows nobody wanted. _failed
+            # records it: the connection is replaced at the next checkout, and a lost
+            # transaction is reported by the next statement on the connection.
+            with contextlib.suppress(Exception):
+                conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchone, None)
+
+    def __enter__(self) -> ResilientCursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<resilient_dbapi.ResilientCursor {type(self._raw).__name__} {state}>"
+
+
+def _send_execute(conn: ResilientConnection, cursor: ResilientCursor, query: Any, args: Any) -> Any:
+    return cursor._current().execute(query, args)
+
+
+def _send_executemany(
+    conn: ResilientConnection, cursor: ResilientCursor, query: Any, args: Any
+) -> Any:
+    return cursor._current().executemany(query, args)
+
+
+def _send_callproc(conn: ResilientConnection, cursor: ResilientCursor, name: str, args: Any) -> Any:
+    return cursor._current().callproc(name, args)
+

@@ -1,0 +1,277 @@
+"""The sans-IO engine: what a resilient connection should do next.
+
+The engine keeps the state of one logical connection (when the physical connection was
+opened and last used, whether a transaction with writes is open, whether it must be
+replaced) and turns facts into decisions. It never sleeps, reads the clock or touches a
+socket: the proxies (sync today, asyncio tomorrow) pass ``now`` in and carry the decisions
+out, so both run the same rules.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .classify import ErrorKind, ErrorTable
+from .policies import MaxAge, PingOnCheckout, Policy, RetryOnError
+from .statements import StatementKind
+
+__all__ = ["Checkout", "Engine", "Op", "Reason", "Verdict"]
+
+_INF = float("inf")
+_RESENDABLE = frozenset({StatementKind.READ, StatementKind.SESSION, StatementKind.BEGIN})
+
+
+class Reason(enum.Enum):
+    """Why a connection was replaced."""
+
+    LIVENESS = "liveness"
+    """The socket check found it closed, reset or spoken to."""
+    PING = "ping"
+    """A ping failed."""
+    MAX_AGE = "max_age"
+    IDLE = "idle"
+    """Idle for nearly the server's ``wait_timeout``."""
+    ERROR = "error"
+    """A statement failed with a dead-connection error."""
+
+
+class Op(enum.Enum):
+    """The operation that failed."""
+
+    EXECUTE = "execute"
+    EXECUTEMANY = "executemany"
+    CALLPROC = "callproc"
+    FETCH = "fetch"
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+
+
+class Verdict(enum.Enum):
+    """What to do about a failed operation."""
+
+    RESEND = "resend"
+    """Reconnect and send it again: it is provably safe."""
+    RECOVERED = "recovered"
+    """Nothing was lost (a rollback, a commit of nothing): report success."""
+    TRANSACTION_LOST = "transaction_lost"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    RAISE = "raise"
+    """Raise the driver's own error unchanged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    """What to do before sending at a checkout: reconnect, or ping (with a time limit)."""
+
+    reconnect: Reason | None = None
+    ping_timeout: float | None = None
+
+
+_PROCEED = Checkout()
+
+
+class Engine:
+    """Decisions and state for one logical connection."""
+
+    __slots__ = (
+        "_expires_at",
+        "_idle_limit",
+        "_idle_trigger",
+        "_lifetime",
+        "connected_at",
+        "draw",
+        "errors",
+        "explicit",
+        "last_used",
+        "lost",
+        "lost_code",
+        "max_age",
+        "next_check_at",
+        "ping",
+        "retry",
+        "stale",
+        "stale_reason",
+        "sticky",
+        "txn_writes",
+    )
+
+    def __init__(
+        self,
+        policies: Iterable[Policy],
+        errors: ErrorTable,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.ping: PingOnCheckout | None = None
+        self.max_age: MaxAge | None = None
+        self.retry: RetryOnError | None = None
+        self.errors = errors
+        seen: set[type] = set()
+        for policy in policies:
+            if not isinstance(policy, PingOnCheckout | MaxAge | RetryOnError | ErrorTable):
+                raise TypeError(
+                    f"policies: {policy!r} is not a policy; allowed: PingOnCheckout, MaxAge, "
+                    "RetryOnError, ErrorTable"
+                )
+            if type(policy) in seen:
+                raise ValueError(f"policies: more than one {type(policy).__name__}")
+            seen.add(type(policy))
+            if isinstance(policy, PingOnCheckout):
+                self.ping = policy
+            elif isinstance(policy, MaxAge):
+                self.max_age = policy
+            elif isinstance(policy, RetryOnError):
+                self.retry = policy
+            else:
+                self.errors = policy
+        self.draw = draw
+        self.connected_at = 0.0
+        self.last_used = 0.0
+        self.next_check_at = _INF
+        self._lifetime = _INF
+        self._expires_at = _INF
+        self._idle_limit = _INF
+        self._idle_trigger = _INF
+        self.txn_writes = False  # a transaction with writes (or locks) is open
+        self.explicit = False  # ...opened by BEGIN / START TRANSACTION
+        self.sticky = False  # ...because a non-read ran with autocommit off
+        self.stale = True  # the physical connection must be replaced before use
+        self.stale_reason = Reason.ERROR
+        self.lost = False  # a transaction was lost and rollback() was not called yet
+        self.lost_code: int | None = None
+
+    # -- connecting -------------------------------------------------------------
+
+    @property
+    def wants_wait_timeout(self) -> bool:
+        return self.max_age is not None and self.max_age.follow_wait_timeout
+
+    def connected(self, now: float, wait_timeout: float | None = None) -> None:
+        """A new physical connection is open."""
+        self.connected_at = now
+        self.last_used = now
+        self.stale = False
+        self.explicit = self.sticky = self.txn_writes = False
+        self._lifetime = self.max_age.lifetime(self.draw()) if self.max_age else _INF
+        self._expires_at = now + self._lifetime
+        limit = self.max_age.idle_limit(wait_timeout) if self.max_age else None
+        self._idle_limit = _INF if limit is None else limit
+        ping_idle = self.ping.idle if self.ping else _INF
+        self._idle_trigger = min(self._idle_limit, ping_idle)
+        self.next_check_at = min(now + self._idle_trigger, self._expires_at)
+
+    def connect_failed(self, kind: ErrorKind, attempt: int, elapsed: float) -> float | None:
+        """Seconds to wait before connecting again, or None to raise the error."""
+        if self.retry is None or kind not in (ErrorKind.CONNECT_TRANSIENT, ErrorKind.DEAD):
+            return None
+        return self.retry.connect_wait(attempt, elapsed)
+
+    # -- checkout ---------------------------------------------------------------
+
+    @property
+    def checks_liveness(self) -> bool:
+        return self.ping is not None
+
+    def checkout(self, now: float) -> Checkout:
+        """The slow path of a checkout, once ``now >= next_check_at`` or when stale."""
+        if self.stale:
+            return Checkout(reconnect=self.stale_reason)
+        if now - self.connected_at >= self._lifetime:
+            return Checkout(reconnect=Reason.MAX_AGE)
+        idle_for = now - self.last_used
+        if idle_for >= self._idle_limit:
+            return Checkout(reconnect=Reason.IDLE)
+        if self.ping is not None:
+            timeout = self.ping.ping_timeout(idle_for)
+            if timeout is not None:
+                return Checkout(ping_timeout=timeout)
+        return _PROCEED
+
+    def must_replace(self, reason: Reason) -> None:
+        """The physical connection is dead or due: replace it before the next use."""
+        self.stale = True
+        self.stale_reason = reason
+
+    # -- statements -------------------------------------------------------------
+
+    def done(self, kind: StatementKind, in_trans: bool, autocommit: bool, now: float) -> None:
+        """A statement (or commit/rollback) succeeded; the server reported these flags."""
+        self.last_used = now
+        self.next_check_at = min(now + self._idle_trigger, self._expires_at)
+        if not self.txn_writes and not in_trans and (
+            kind is StatementKind.READ or kind is StatementKind.SESSION
+        ):
+            return
+        if kind is StatementKind.BEGIN:
+            self.explicit = True
+        elif kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK:
+            self.explicit = self.sticky = False
+        elif kind is StatementKind.WRITE and not autocommit:
+            self.sticky = True
+        if autocommit and not self.explicit:
+            self.sticky = False
+        ended = kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK
+        self.txn_writes = self.explicit or self.sticky or (in_trans and not ended)
+
+    def failed(
+        self,
+        op: Op,
+        kind: StatementKind,
+        error: ErrorKind,
+        *,
+        sent: bool,
+        autocommit: bool,
+        resends: int,
+        code: int | None = None,
+    ) -> Verdict:
+        """An operation raised a driver error; decide what the caller sees.
+
+        ``sent`` is False only when the driver proves the command never reached the
+        server; ``resends`` counts how often this call was already sent again.
+        """
+        if error is ErrorKind.TRANSACTION_ROLLED_BACK:
+            self._transaction_over()
+            return Verdict.RAISE
+        if error is not ErrorKind.DEAD:
+            return Verdict.RAISE
+        had_writes = self.txn_writes
+        self.must_replace(Reason.ERROR)
+        self._transaction_over()  # the server rolls back whatever was open
+        if op is Op.ROLLBACK:
+            return Verdict.RECOVERED
+        if op is Op.COMMIT:
+            if not had_writes:
+                return Verdict.RECOVERED
+            if sent:
+                return Verdict.OUTCOME_UNKNOWN
+            return self._lose(code)
+        if had_writes:
+            return self._lose(code)
+        if op is Op.FETCH:
+            return Verdict.RAISE  # rows were handed out already: the read cannot resume
+        safe = not sent or (op is Op.EXECUTE and kind in _RESENDABLE)
+        if op is Op.EXECUTEMANY:
+            safe = False  # earlier rows may have been applied before the failure
+        if safe:
+            if self.retry is not None and self.retry.may_resend(resends):
+                return Verdict.RESEND
+            return Verdict.RAISE
+        if autocommit:
+            return Verdict.OUTCOME_UNKNOWN
+        return self._lose(code)  # a write inside the implicit transaction: rolled back
+
+    def _lose(self, code: int | None) -> Verdict:
+        self.lost = True
+        self.lost_code = code
+        return Verdict.TRANSACTION_LOST
+
+    def _transaction_over(self) -> None:
+        self.explicit = self.sticky = self.txn_writes = False
+
+    def rolled_back(self) -> None:
+        """``rollback()`` was called: a lost transaction is acknowledged."""
+        self.lost = False
+        self.lost_code = None
+        self._transaction_over()

@@ -1,0 +1,65 @@
+"""The errors resilient_dbapi raises itself.
+
+Each is raised as an instance of a class that derives from both the error below and the
+driver's own ``OperationalError``, so ``except pymysql.err.OperationalError`` keeps
+working, SQLAlchemy's disconnect detection recognises it, and ``args[0]`` keeps the
+driver's error code.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+__all__ = [
+    "OutcomeUnknownError",
+    "ResilientError",
+    "TransactionLostError",
+    "bind_error",
+]
+
+
+class ResilientError(Exception):
+    """Base of every error resilient_dbapi raises.
+
+    ``args`` is ``(code, message)`` like the driver's own errors; ``code`` is the driver's
+    error code of the failure that caused it.
+    """
+
+    @property
+    def code(self) -> object:
+        return self.args[0] if self.args else None
+
+
+class TransactionLostError(ResilientError):
+    """The connection died while a transaction with writes was open.
+
+    The server rolled that work back. Call ``rollback()``, then run the transaction again;
+    until then every statement on this connection raises this error again, so the rest of
+    the transaction cannot be committed on its own.
+    """
+
+
+class OutcomeUnknownError(ResilientError):
+    """The connection died after a write or a ``COMMIT`` was sent.
+
+    The server may or may not have applied it; resilient_dbapi never sends it again.
+    Check the data before repeating the work. The next statement gets a fresh connection.
+    """
+
+
+E = TypeVar("E", bound=ResilientError)
+_bound: dict[tuple[type[ResilientError], type[BaseException]], type[ResilientError]] = {}
+
+
+def bind_error(error: type[E], driver_error: type[BaseException]) -> type[E]:
+    """The subclass of both ``error`` and the driver's ``driver_error`` (made once)."""
+    key = (error, driver_error)
+    cls = _bound.get(key)
+    if cls is None:
+        cls = type(
+            error.__name__,
+            (error, driver_error),
+            {"__module__": error.__module__, "__qualname__": error.__qualname__},
+        )
+        _bound[key] = cls
+    return cls  # type: ignore[return-value]

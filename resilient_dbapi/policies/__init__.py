@@ -1,0 +1,209 @@
+"""Policies: small immutable values that decide what to do, never how.
+
+A policy never sleeps, reads the clock or touches a socket: the engine hands it the
+facts (ages, idle times, attempt numbers, elapsed seconds) and carries out its answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import tenacity
+
+from ..classify import ErrorTable
+from ._profiles import load
+
+__all__ = [
+    "MaxAge",
+    "PingOnCheckout",
+    "Policy",
+    "RetryOnError",
+    "default_policies",
+    "load",
+]
+
+
+def _number(owner: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{owner}: {name} must be a number of seconds, got {value!r}")
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _at_least(owner: str, name: str, value: object, low: float, *, strict: bool) -> float:
+    number = _number(owner, name, value)
+    if number < low or (strict and number == low):
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        raise ValueError(f"{owner}: {name} must be {bound}, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class PingOnCheckout:
+    """Check the connection before a statement is sent outside a transaction.
+
+    Every checkout runs a zero-round-trip liveness check of the driver's socket (a few
+    microseconds). After ``idle`` seconds without use it also sends a COM_PING bounded by
+    ``timeout`` seconds, which catches a half-open connection the socket cannot show.
+    ``idle=0`` pings at every checkout (the cost of the classic pre-ping).
+    """
+
+    idle: float = 30.0
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "idle", _at_least("PingOnCheckout", "idle", self.idle, 0, strict=False))
+        object.__setattr__(
+            self, "timeout", _at_least("PingOnCheckout", "timeout", self.timeout, 0, strict=True)
+        )
+
+    def ping_timeout(self, idle_for: float) -> float | None:
+        """The ping's time limit if a connection idle for ``idle_for`` s needs one."""
+        return self.timeout if idle_for >= self.idle else None
+
+
+@dataclass(frozen=True)
+class MaxAge:
+    """Replace a connection once it is ``seconds`` old, between transactions.
+
+    Each connection's lifetime is drawn at connect, shortened by up to ``jitter`` of it, so
+    a fleet opened together does not reconnect together. With ``follow_wait_timeout``, a
+    connection idle for nearly the server's ``wait_timeout`` is replaced before the server
+    can close it while a statement is on its way.
+    """
+
+    seconds: float = 3600.0
+    jitter: float = 0.05
+    follow_wait_timeout: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seconds", _at_least("MaxAge", "seconds", self.seconds, 0, strict=True))
+        jitter = _number("MaxAge", "jitter", self.jitter)
+        if not 0 <= jitter <= 0.5:
+            raise ValueError(f"MaxAge: jitter must be between 0 and 0.5, got {self.jitter!r}")
+        object.__setattr__(self, "jitter", jitter)
+        if not isinstance(self.follow_wait_timeout, bool):
+            raise TypeError(
+                f"MaxAge: follow_wait_timeout must be True or False, got {self.follow_wait_timeout!r}"
+            )
+
+    def lifetime(self, draw: float) -> float:
+        """The lifetime of a new connection, for a random ``draw`` in [0, 1)."""
+        return self.seconds * (1.0 - self.jitter * draw)
+
+    def idle_limit(self, wait_timeout: float | None) -> float | None:
+        """Idle seconds after which to reconnect, given the server's ``wait_timeout``."""
+        if not self.follow_wait_timeout or not wait_timeout or wait_timeout <= 0:
+            return None
+        return wait_timeout - min(30.0, 0.1 * wait_timeout)
+
+
+@dataclass
+class _AttemptState:
+    """The parts of tenacity's ``RetryCallState`` its stop and wait strategies read."""
+
+    attempt_number: int
+    seconds_since_start: float
+    upcoming_sleep: float = 0.0
+    outcome: Any = None
+    idle_for: float = 0.0
+
+
+@dataclass(frozen=True)
+class RetryOnError:
+    """Retry what is safe to retry, with tenacity's strategies deciding when to stop.
+
+    - Connecting (first connect and every reconnect) is retried on transient errors
+      (server down, too many connections) with exponential backoff and jitter until
+      ``attempts`` tries or ``deadline`` seconds, whichever comes first. Access denied and
+      unknown database are never retried.
+    - A statement that provably never reached the server, or a plain read outside a
+      transaction with writes, is sent again on a new connection up to ``resend`` times.
+
+    ``stop`` and ``wait`` take any tenacity stop/wait strategy (composed with ``|``, ``&``
+    and ``+`` as usual) and replace the ones built from the numbers.
+    """
+
+    attempts: int | None = 20
+    deadline: float | None = 30.0
+    backoff: float = 0.05
+    max_backoff: float = 2.0
+    resend: int = 2
+    stop: tenacity.stop.stop_base | None = field(default=None, compare=False)
+    wait: tenacity.wait.wait_base | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        owner = "RetryOnError"
+        if self.attempts is not None and (
+            isinstance(self.attempts, bool) or not isinstance(self.attempts, int)
+        ):
+            raise TypeError(f"{owner}: attempts must be an int >= 1 or None, got {self.attempts!r}")
+        if self.attempts is not None and self.attempts < 1:
+            raise ValueError(f"{owner}: attempts must be >= 1 or None, got {self.attempts!r}")
+        if self.deadline is not None:
+            object.__setattr__(
+                self, "deadline", _at_least(owner, "deadline", self.deadline, 0, strict=True)
+            )
+        if self.attempts is None and self.deadline is None and self.stop is None:
+            raise ValueError(
+                f"{owner}: attempts and deadline cannot both be None (retries must end); "
+                "give one of them, or a tenacity stop strategy"
+            )
+        object.__setattr__(self, "backoff", _at_least(owner, "backoff", self.backoff, 0, strict=False))
+        object.__setattr__(
+            self, "max_backoff", _at_least(owner, "max_backoff", self.max_backoff, 0, strict=False)
+        )
+        if self.max_backoff < self.backoff:
+            raise ValueError(
+                f"{owner}: max_backoff ({self.max_backoff:g}) must be >= backoff ({self.backoff:g})"
+            )
+        if isinstance(self.resend, bool) or not isinstance(self.resend, int) or self.resend < 0:
+            raise ValueError(f"{owner}: resend must be an int >= 0, got {self.resend!r}")
+        if self.stop is not None and not callable(self.stop):
+            raise TypeError(f"{owner}: stop must be a tenacity stop strategy, got {self.stop!r}")
+        if self.wait is not None and not callable(self.wait):
+            raise TypeError(f"{owner}: wait must be a tenacity wait strategy, got {self.wait!r}")
+
+    def _stop_strategy(self) -> tenacity.stop.stop_base:
+        if self.stop is not None:
+            return self.stop
+        stops: list[tenacity.stop.stop_base] = []
+        if self.attempts is not None:
+            stops.append(tenacity.stop_after_attempt(self.attempts))
+        if self.deadline is not None:
+            stops.append(tenacity.stop_before_delay(self.deadline))
+        return tenacity.stop_any(*stops)
+
+    def _wait_strategy(self) -> tenacity.wait.wait_base:
+        if self.wait is not None:
+            return self.wait
+        return tenacity.wait_exponential(
+            multiplier=self.backoff, max=self.max_backoff
+        ) + tenacity.wait_random(0, self.backoff)
+
+    def connect_wait(self, attempt: int, elapsed: float) -> float | None:
+        """Seconds to wait before connect attempt ``attempt + 1``, or None to give up.
+
+        ``attempt`` counts the attempts made so far; ``elapsed`` is the seconds since the
+        first of them started.
+        """
+        state = _AttemptState(attempt_number=attempt, seconds_since_start=elapsed)
+        state.upcoming_sleep = float(self._wait_strategy()(state))  # type: ignore[arg-type]
+        if self._stop_strategy()(state):  # type: ignore[arg-type]
+            return None
+        return state.upcoming_sleep
+
+    def may_resend(self, resends_done: int) -> bool:
+        return resends_done < self.resend
+
+
+Policy = PingOnCheckout | MaxAge | RetryOnError | ErrorTable
+
+
+def default_policies() -> list[Policy]:
+    """The default set: liveness check with a ping after 30 s idle, a one-hour max age
+    with 5 % jitter that also follows ``wait_timeout``, and safe retries for 30 s."""
+    return [PingOnCheckout(), MaxAge(), RetryOnError()]

@@ -1,0 +1,193 @@
+"""What a SQL statement may do, judged from its text alone.
+
+The classifier answers one question for the safety rules: may this statement be sent
+again after a connection died with it in flight? Only a *plain read* may. Anything the
+scanner cannot read with certainty (executable comments, several statements, unterminated
+literals, side-effecting functions) is classified as a write: a wrong "write" costs one
+error a user sees; a wrong "read" could apply a write twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+
+__all__ = ["StatementKind", "classify"]
+
+
+class StatementKind(enum.Enum):
+    """The classes of statement the engine tells apart."""
+
+    READ = "read"
+    """A plain read: re-sending it changes nothing."""
+    WRITE = "write"
+    """Anything that may change data, locks or session state."""
+    SESSION = "session"
+    """A session setting (``SET [SESSION] var = literal``, ``USE db``): writes no data,
+    takes no lock, and may be sent again."""
+    BEGIN = "begin"
+    """``BEGIN`` / ``START TRANSACTION``: opens an explicit transaction."""
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+
+
+_READ_VERBS = frozenset({"select", "show", "describe", "desc", "explain"})
+# Words that turn a SELECT into something that writes, locks, or changes state.
+_NOT_PLAIN = frozenset(
+    {
+        "into",  # SELECT ... INTO OUTFILE / @var
+        "update",  # FOR UPDATE, or EXPLAIN UPDATE
+        "share",  # FOR SHARE, LOCK IN SHARE MODE
+        "lock",
+        "get_lock",
+        "release_lock",
+        "release_all_locks",
+        "is_used_lock",  # harmless, but kept with its family for clarity
+        "nextval",
+        "setval",
+        "lastval",
+        "last_insert_id",  # LAST_INSERT_ID(expr) sets session state
+        "insert",
+        "delete",
+        "replace",
+        "call",
+        "load",
+        "handler",
+        "do",
+        "set",
+    }
+)
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+
+
+class _Unreadable(Exception):
+    """The scanner cannot be sure what the server would see."""
+
+
+def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool]:
+    """Split ``sql`` into lower-case words outside literals and comments.
+
+    Returns the words and whether an assignment ``:=`` or a user variable ``@x`` was seen.
+    Raises ``_Unreadable`` for executable comments, unterminated literals or comments,
+    and a second statement after a ``;``.
+    """
+    words: list[str] = []
+    assigns = False
+    i, n = 0, len(sql)
+    ended = False  # a ';' was seen: only whitespace and comments may follow
+    while i < n:
+        c = sql[i]
+        if c in " \t\r\n\f\v":
+            i += 1
+        elif c == "#" or (
+            c == "-" and sql.startswith("--", i) and (i + 2 == n or sql[i + 2] <= " ")
+        ):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif c == "/" and sql.startswith("/*", i):
+            if sql.startswith("/*!", i) or sql.startswith("/*M!", i):
+                raise _Unreadable("executable comment")
+            j = sql.find("*/", i + 2)
+            if j < 0:
+                raise _Unreadable("unterminated comment")
+            i = j + 2
+        elif ended:
+            raise _Unreadable("several statements")
+        elif c == ";":
+            ended = True
+            i += 1
+        elif c in "'\"`":
+            i = _skip_quoted(sql, i, c, backslash_escapes and c != "`")
+        elif c in _WORD_CHARS or c > "\x7f":
+            j = i + 1
+            while j < n and (sql[j] in _WORD_CHARS or sql[j] > "\x7f"):
+                j += 1
+            words.append(sql[i:j].lower())
+            i = j
+        else:
+            if c == ":" and sql.startswith(":=", i):
+                assigns = True
+            elif c == "@":
+                if sql.startswith("@@", i):
+                    i += 1  # a system variable such as @@session.wait_timeout
+                else:
+                    assigns = True  # a user variable: session state a new connection lacks
+            i += 1
+    return words, assigns
+
+
+def _skip_quoted(sql: str, start: int, quote: str, backslash_escapes: bool) -> int:
+    i, n = start + 1, len(sql)
+    while i < n:
+        c = sql[i]
+        if backslash_escapes and c == "\\":
+            i += 2
+        elif c == quote:
+            if i + 1 < n and sql[i + 1] == quote:  # a doubled quote stands for itself
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    raise _Unreadable("unterminated literal")
+
+
+_NOT_SESSION = frozenset(
+    {"global", "persist", "persist_only", "password", "role", "default", "statement", "select"}
+)
+
+
+_NOT_PLAIN_SET = _NOT_PLAIN - {"set"}  # SET NAMES / CHARACTER SET are plain settings
+
+
+def _kind_of(words: list[str], assigns: bool) -> StatementKind:
+    if not words:
+        return StatementKind.WRITE
+    verb = words[0]
+    rest = words[1:]
+    if verb in _READ_VERBS:
+        if assigns or _NOT_PLAIN.intersection(rest) or _uses_sequence(rest):
+            return StatementKind.WRITE
+        return StatementKind.READ
+    if verb == "set" and rest:
+        if assigns or _NOT_SESSION.intersection(rest) or _NOT_PLAIN_SET.intersection(rest):
+            return StatementKind.WRITE
+        return StatementKind.SESSION
+    if verb == "use" and len(rest) == 1:
+        return StatementKind.SESSION
+    if verb == "begin" and rest in ([], ["work"]):
+        return StatementKind.BEGIN
+    if verb == "start" and rest[:1] == ["transaction"]:
+        return StatementKind.BEGIN
+    if verb == "commit" and rest in ([], ["work"]):
+        return StatementKind.COMMIT
+    if verb == "rollback" and rest in ([], ["work"]):
+        return StatementKind.ROLLBACK
+    return StatementKind.WRITE
+
+
+def _uses_sequence(words: list[str]) -> bool:
+    """``NEXT VALUE FOR seq`` / ``PREVIOUS VALUE FOR seq`` (MariaDB sequences)."""
+    return any(
+        w == "value" and i + 1 < len(words) and words[i + 1] == "for" for i, w in enumerate(words)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify_text(sql: str) -> StatementKind:
+    try:
+        kind = _kind_of(*_scan(sql, backslash_escapes=True))
+        if kind is StatementKind.READ and "\\" in sql:
+            # Under sql_mode NO_BACKSLASH_ESCAPES a backslash ends no literal early:
+            # the text must read the same both ways to count as a plain read.
+            kind = _kind_of(*_scan(sql, backslash_escapes=False))
+    except _Unreadable:
+        return StatementKind.WRITE
+    return kind
+
+
+def classify(sql: str | bytes) -> StatementKind:
+    """Classify one statement template (placeholders such as ``%s`` are fine)."""
+    if isinstance(sql, bytes | bytearray):
+        sql = bytes(sql).decode("utf-8", "replace")
+    return _classify_text(sql)

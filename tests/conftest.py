@@ -1,0 +1,132 @@
+"""Fixtures: a real MariaDB for the integration tests.
+
+The shared server is, in order of preference: an existing server named by
+``RESILIENT_DBAPI_TEST_DSN`` (``mysql://user:password@host:port``), a throwaway local
+``mariadbd`` (Debian's mariadb-server, installed by the test command), or a
+testcontainers MySQL container when a Docker engine is reachable. Tests that kill,
+restart or reconfigure the server use ``own_server``: a throwaway server of their own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from resilient_dbapi.testing import MariaDBServer, ServerUnavailable
+
+
+class ExistingServer:
+    """A server someone else runs: connect to it, never restart it."""
+
+    def __init__(self, host: str, port: int, user: str, password: str) -> None:
+        self.host, self.port, self.user, self.password = host, port, user, password
+
+    def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "user": self.user,
+                "password": self.password, **overrides}
+
+    def admin(self, **overrides: Any) -> Any:
+        return pymysql.connect(**self.connect_kwargs(autocommit=True, **overrides))
+
+
+def _from_dsn(dsn: str) -> ExistingServer:
+    url = urllib.parse.urlsplit(dsn)
+    return ExistingServer(url.hostname or "127.0.0.1", url.port or 3306,
+                          urllib.parse.unquote(url.username or "root"),
+                          urllib.parse.unquote(url.password or ""))
+
+
+def _docker_server() -> tuple[ExistingServer, Any]:
+    from testcontainers.mysql import MySqlContainer  # optional: pip install .[docker]
+
+    container = MySqlContainer("mariadb:10.11", username="root", password="test")
+    container.start()
+    server = ExistingServer(container.get_container_host_ip(),
+                            int(container.get_exposed_port(3306)), "root", "test")
+    return server, container
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Any]:
+    dsn = os.environ.get("RESILIENT_DBAPI_TEST_DSN")
+    if dsn:
+        yield _from_dsn(dsn)
+        return
+    try:
+        local = MariaDBServer().start()
+    except ServerUnavailable as no_local:
+        try:
+            remote, container = _docker_server()
+        except Exception as no_docker:
+            raise RuntimeError(
+                f"no MariaDB for the tests: {no_local}; and no Docker engine: {no_docker}"
+            ) from no_docker
+        yield remote
+        container.stop()
+        return
+    yield local
+    local.remove()
+
+
+@pytest.fixture
+def own_server() -> Iterator[MariaDBServer]:
+    """A server for this test alone, free to be killed or restarted."""
+    with MariaDBServer() as server:
+        yield server
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def db(server: Any) -> Iterator[dict[str, Any]]:
+    """Connect keyword arguments for a fresh database with a table ``t``."""
+    name = f"t_{os.getpid()}_{next(_names)}"
+    admin = server.admin()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+        cur.execute(f"CREATE TABLE {name}.t (id INT AUTO_INCREMENT PRIMARY KEY, "
+                    "uid VARCHAR(64) NOT NULL, v INT NOT NULL DEFAULT 0) ENGINE=InnoDB")
+    yield server.connect_kwargs(database=name)
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE {name}")
+    admin.close()
+
+
+def kill(server: Any, thread_id: int, *, wait: bool = True) -> None:
+    """``KILL CONNECTION`` from another session; wait until the server dropped it."""
+    admin = server.admin()
+    try:
+        with admin.cursor() as cur:
+            try:
+                cur.execute(f"KILL CONNECTION {int(thread_id)}")
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != 1094:  # unknown thread: gone already
+                    raise
+            deadline = time.monotonic() + 10
+            while wait and time.monotonic() < deadline:
+                cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
+                            (thread_id,))
+                if cur.fetchone()[0] == 0:
+                    return
+                time.sleep(0.01)
+    finally:
+        admin.close()
+
+
+def rows(server: Any, kwargs: dict[str, Any], sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+    """Run a read on a separate plain connection (the ground truth)."""
+    conn = pymysql.connect(**{**kwargs, "autocommit": True})
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
