@@ -97,6 +97,8 @@ class ResilientConnection:
         self._db: str | None = None  # set through select_db(): replayed
         self._status = adapter.status
         self._probe: Callable[[], Liveness] = _always_alive
+        # Skip the socket check for a connection used this recently (HikariCP's idea).
+        self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
         self.reconnects = 0
         self._install(raw, wait_timeout)
 
@@ -164,14 +166,40 @@ class ResilientConnection:
             else:
                 engine.last_used = _monotonic()
 
-    def _run(self, op: Op, kind: StatementKind, send: Callable[..., T], *args: Any) -> T:
+    def _execute(self, cursor: Any, kind: StatementKind, query: Any, args: Any) -> Any:
+        """``cursor.execute``: the hot path. Does what :meth:`_run` does, inlined for the
+        common case (open connection, recently used, alive) and handing every other case
+        to :meth:`_run`."""
+        engine = self._engine
+        if self._closed or engine.lost:
+            return self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
+        if not engine.txn_writes:
+            now = _monotonic()
+            if (
+                engine.stale
+                or now >= engine.next_check_at
+                or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
+            ):
+                return self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
+        raw_cursor = cursor._raw if cursor._gen == self._gen else cursor._current()
+        try:
+            result = raw_cursor.execute(query, args)
+        except Exception as exc:
+            self._failed(exc, Op.EXECUTE, kind, 0)  # returns only to resend
+            return self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args, resends=1)
+        in_trans, autocommit = self._status(self._raw)
+        engine.done(kind, in_trans, autocommit, _monotonic())
+        return result
+
+    def _run(
+        self, op: Op, kind: StatementKind, send: Callable[..., T], *args: Any, resends: int = 0
+    ) -> T:
         """Send one operation with the checkout before it and the safety rules after."""
         if self._closed:
             self._raise_closed()
         engine = self._engine
         if engine.lost:
             self._raise_lost_again()
-        resends = 0
         while True:
             if not engine.txn_writes:
                 self._checkout()
@@ -345,6 +373,10 @@ def _describe(exc: BaseException) -> str:
     if len(args) >= 2:
         return f"{args[0]}: {args[1]}"
     return str(exc) or type(exc).__name__
+
+
+def _send_execute(conn: ResilientConnection, cursor: Any, query: Any, args: Any) -> Any:
+    return cursor._current().execute(query, args)
 
 
 def _send_ping(conn: ResilientConnection, timeout: float) -> None:

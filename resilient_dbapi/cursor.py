@@ -14,6 +14,20 @@ from .statements import StatementKind, classify
 
 __all__ = ["ResilientCursor"]
 
+# The statements an application sends are few and repeated: their kinds are looked up
+# in a plain dict, cheaper than calling classify() (and its LRU cache) every time.
+_kinds: dict[Any, StatementKind] = {}
+_KINDS_MAX = 4096
+
+
+def _remember(query: Any) -> StatementKind:
+    kind = classify(query)
+    if isinstance(query, str):
+        if len(_kinds) >= _KINDS_MAX:
+            _kinds.clear()
+        _kinds[query] = kind
+    return kind
+
 
 class ResilientCursor:
     """A DB-API 2.0 cursor on a :class:`ResilientConnection`.
@@ -79,7 +93,10 @@ class ResilientCursor:
     def execute(self, query: Any, args: Any = None) -> Any:
         if self._closed:
             self._check_open()
-        return self._conn._run(Op.EXECUTE, classify(query), _send_execute, self, query, args)
+        kind = _kinds.get(query)
+        if kind is None:
+            kind = _remember(query)
+        return self._conn._execute(self, kind, query, args)
 
     def executemany(self, query: Any, args: Any) -> Any:
         self._check_open()
@@ -165,10 +182,6 @@ class ResilientCursor:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<resilient_dbapi.ResilientCursor {type(self._raw).__name__} {state}>"
-
-
-def _send_execute(conn: ResilientConnection, cursor: ResilientCursor, query: Any, args: Any) -> Any:
-    return cursor._current().execute(query, args)
 
 
 def _send_executemany(

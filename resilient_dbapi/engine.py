@@ -199,7 +199,8 @@ class Engine:
     def done(self, kind: StatementKind, in_trans: bool, autocommit: bool, now: float) -> None:
         """A statement (or commit/rollback) succeeded; the server reported these flags."""
         self.last_used = now
-        self.next_check_at = min(now + self._idle_trigger, self._expires_at)
+        due = now + self._idle_trigger
+        self.next_check_at = due if due < self._expires_at else self._expires_at
         if not self.txn_writes and not in_trans and (
             kind is StatementKind.READ or kind is StatementKind.SESSION
         ):

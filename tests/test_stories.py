@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy
 
 import resilient_dbapi
+from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError, TransactionLostError
 from resilient_dbapi.testing import MariaDBServer, free_port
 
 from .conftest import kill
@@ -46,10 +47,13 @@ def test_kill_breaks_plain_pymysql(server: Any, db: dict[str, Any]) -> None:
         cur.execute("SELECT 42")
 
 
-def test_kill_recovers_before_sending(server: Any, db: dict[str, Any]) -> None:
-    conn = resilient_dbapi.connect(pymysql.connect, **db)
+@pytest.mark.parametrize("skip_recent", [0.0, 0.5])
+def test_kill_recovers_before_sending(server: Any, db: dict[str, Any], skip_recent: float) -> None:
+    policies = [PingOnCheckout(skip_recent=skip_recent), MaxAge(), RetryOnError()]
+    conn = resilient_dbapi.connect(pymysql.connect, **db, policies=policies)
     old_thread = conn.thread_id()
     kill(server, old_thread)
+    time.sleep(skip_recent)  # the socket is checked only past the skip window
     cur = conn.cursor()
     # A write, in autocommit-off mode: safe only because the dead socket is seen
     # before anything is sent.
@@ -59,6 +63,22 @@ def test_kill_recovers_before_sending(server: Any, db: dict[str, Any]) -> None:
     assert conn.reconnects == 1
     cur.execute("SELECT uid FROM t")
     assert cur.fetchall() == (("after-kill",),)
+
+
+def test_kill_inside_the_skip_window_is_found_by_the_statement(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """The price of skip_recent: a write sent to a connection killed within the window
+    cannot be sent again safely, so it raises instead of recovering transparently."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, policies=[
+        PingOnCheckout(skip_recent=25.0), MaxAge(), RetryOnError()])
+    kill(server, conn.thread_id())
+    with pytest.raises(TransactionLostError):  # autocommit off: the server rolled it back
+        conn.cursor().execute("INSERT INTO t (uid) VALUES ('inside-window')")
+    conn.rollback()
+    cur = conn.cursor()
+    cur.execute("SELECT COUNT(*) FROM t")  # a read is still sent again transparently
+    assert cur.fetchone() == (0,)
 
 
 def _restart_in_background(server: MariaDBServer, down_for: float) -> threading.Thread:

@@ -1,0 +1,167 @@
+"""The benchmark suite: ``python -m benchmarks`` (or ``./dev bench``).
+
+Measures the cost of resilient_dbapi against raw PyMySQL on a loopback MariaDB it starts
+itself (or ``--dsn mysql://user:password@host:port``). Every variant runs over ONE
+physical connection, alternating query by query, so the server's and the machine's
+swings hit all variants alike; each figure is a median over rounds of per-round medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+import resilient_dbapi
+from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError
+from resilient_dbapi.testing import MariaDBServer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@contextmanager
+def _server(dsn: str | None) -> Iterator[dict[str, Any]]:
+    if dsn:
+        url = urllib.parse.urlsplit(dsn)
+        yield {"host": url.hostname or "127.0.0.1", "port": url.port or 3306,
+               "user": urllib.parse.unquote(url.username or "root"),
+               "password": urllib.parse.unquote(url.password or "")}
+        return
+    with MariaDBServer() as server:
+        yield server.connect_kwargs()
+
+
+def _unit(cursor: Any) -> Callable[[], Any]:
+    execute, fetchall = cursor.execute, cursor.fetchall
+
+    def run() -> Any:
+        execute("SELECT 1")
+        return fetchall()
+
+    return run
+
+
+def _variants(raw: Any) -> dict[str, Callable[[], Any]]:
+    """Each variant does the same unit of work over the same physical connection."""
+
+    def over_raw(policies: Any) -> Any:
+        return resilient_dbapi.connect(lambda: raw, policies=policies)
+
+    raw_unit = _unit(raw.cursor())
+
+    def ping_then_select() -> Any:
+        raw.ping()
+        return raw_unit()
+
+    return {
+        "raw PyMySQL": raw_unit,
+        "resilient_dbapi, default policies": _unit(over_raw(None).cursor()),
+        "resilient_dbapi, no policies (proxy only)": _unit(over_raw([]).cursor()),
+        "resilient_dbapi, socket check skipped within 0.5 s of use": _unit(
+            over_raw([PingOnCheckout(skip_recent=0.5), MaxAge(), RetryOnError()]).cursor()
+        ),
+        "resilient_dbapi, ping at every checkout": _unit(
+            over_raw([PingOnCheckout(idle=0), MaxAge(), RetryOnError()]).cursor()
+        ),
+        "PyMySQL ping() before each query": ping_then_select,
+    }
+
+
+def measure(raw: Any, rounds: int, per_round: int, progress: bool) -> dict[str, Any]:
+    variants = _variants(raw)
+    names = list(variants)
+    funcs = [variants[n] for n in names]
+    for f in funcs:  # warm up caches and the server's query path
+        for _ in range(200):
+            f()
+    per_round_medians: dict[str, list[float]] = {n: [] for n in names}
+    clock = time.perf_counter_ns
+    for r in range(rounds):
+        samples: list[list[int]] = [[] for _ in names]
+        for _ in range(per_round):
+            for i, f in enumerate(funcs):
+                t0 = clock()
+                f()
+                samples[i].append(clock() - t0)
+        for i, n in enumerate(names):
+            per_round_medians[n].append(statistics.median(samples[i]) / 1000.0)
+        if progress:
+            done = (r + 1) * 30 // rounds
+            print(f"\r  [{'#' * done}{'.' * (30 - done)}] round {r + 1}/{rounds}",
+                  end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    base = per_round_medians[names[0]]
+    results = {}
+    for n in names:
+        ratios = [v / b for v, b in zip(per_round_medians[n], base, strict=True)]
+        results[n] = {
+            "median_us": round(statistics.median(per_round_medians[n]), 2),
+            "ratio": round(statistics.median(ratios), 4),
+            "ratio_min": round(min(ratios), 4),
+            "ratio_max": round(max(ratios), 4),
+            "overhead_us": round(statistics.median(per_round_medians[n])
+                                 - statistics.median(base), 2),
+        }
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| variant (`SELECT 1` + fetchall, loopback) | median us | ratio to raw | "
+        "ratio range over rounds | overhead us |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['median_us']:.1f} | {r['ratio']:.3f} | "
+                     f"{r['ratio_min']:.3f}-{r['ratio_max']:.3f} | {r['overhead_us']:+.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--dsn", help="an existing server: mysql://user:password@host:port")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--per-round", type=int, default=1000,
+                        help="units of work per variant per round")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.per_round < 1:
+        parser.error("--rounds and --per-round must be >= 1")
+    print("starting a throwaway MariaDB..." if not args.dsn else "connecting...",
+          file=sys.stderr)
+    with _server(args.dsn) as kwargs:
+        raw = pymysql.connect(**kwargs)
+        try:
+            results = measure(raw, args.rounds, args.per_round, not args.quiet)
+            version = raw.get_server_info()
+        finally:
+            raw.close()
+    target = results["resilient_dbapi, default policies"]["ratio"]
+    report = (
+        f"## Overhead on `SELECT 1` (server {version}, Python {platform.python_version()}, "
+        f"{args.rounds} rounds x {args.per_round})\n\n{table(results)}\n\n"
+        f"Default policies vs raw PyMySQL: **{target:.3f}x** (target: at most 1.03x).\n"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "overhead.md").write_text(report)
+    (RESULTS / "overhead.json").write_text(json.dumps(
+        {"server": version, "python": platform.python_version(), "rounds": args.rounds,
+         "per_round": args.per_round, "results": results}, indent=2))
+    print(report)
+    print(f"written: {RESULTS / 'overhead.md'}, {RESULTS / 'overhead.json'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

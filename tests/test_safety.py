@@ -1,0 +1,232 @@
+"""The safety rules against a real MariaDB: nothing lost silently, nothing applied twice."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+import resilient_dbapi
+from resilient_dbapi import OutcomeUnknownError, TransactionLostError
+
+from .conftest import kill, rows
+from .faultproxy import FaultProxy
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def proxy(server: Any) -> Iterator[FaultProxy]:
+    fault = FaultProxy(server.connect_kwargs()["port"], server.connect_kwargs()["host"])
+    yield fault
+    fault.close()
+
+
+def _via(proxy: FaultProxy, db: dict[str, Any]) -> dict[str, Any]:
+    return {**db, "host": "127.0.0.1", "port": proxy.port}
+
+
+def _count(server: Any, db: dict[str, Any], uid: str) -> int:
+    return int(rows(server, db, "SELECT COUNT(*) FROM t WHERE uid = %s", (uid,))[0][0])
+
+
+def test_transaction_lost_commits_nothing(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('first-half')")
+    kill(server, conn.thread_id())
+    with pytest.raises(TransactionLostError) as info:
+        cur.execute("INSERT INTO t (uid) VALUES ('second-half')")
+    error = info.value
+    assert isinstance(error, pymysql.err.OperationalError)
+    assert error.args[0] in (2006, 2013)
+    assert isinstance(error.__cause__, pymysql.err.OperationalError)
+    # Until rollback() the rest of the transaction cannot go through on its own.
+    with pytest.raises(TransactionLostError):
+        cur.execute("INSERT INTO t (uid) VALUES ('third')")
+    with pytest.raises(TransactionLostError):
+        conn.commit()
+    conn.rollback()
+    assert rows(server, db, "SELECT uid FROM t") == []
+    cur.execute("INSERT INTO t (uid) VALUES ('again')")
+    conn.commit()
+    assert rows(server, db, "SELECT uid FROM t") == [("again",)]
+
+
+def test_explicit_begin_counts_as_a_transaction(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    conn.begin()
+    kill(server, conn.thread_id())
+    with pytest.raises(TransactionLostError):
+        conn.cursor().execute("SELECT 1")
+    conn.rollback()
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    assert cur.fetchone() == (1,)
+
+
+def test_read_only_transaction_recovers(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)  # autocommit off
+    cur = conn.cursor()
+    cur.execute("SELECT COUNT(*) FROM t")
+    kill(server, conn.thread_id())
+    cur.execute("SELECT COUNT(*) FROM t")
+    assert cur.fetchone() == (0,)
+    assert conn.reconnects == 1
+
+
+def test_write_lost_after_send_is_outcome_unknown_and_applied_once(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db), autocommit=True)
+    cur = conn.cursor()
+    proxy.cut_after(b"in-flight")
+    with pytest.raises(OutcomeUnknownError) as info:
+        cur.execute("INSERT INTO t (uid) VALUES ('in-flight')")
+    assert isinstance(info.value, pymysql.err.OperationalError)
+    assert info.value.args[0] == 2013
+    assert proxy.cuts == 1
+    assert _count(server, db, "in-flight") == 1  # applied by the server, never re-sent
+    cur.execute("SELECT COUNT(*) FROM t")  # the next statement gets a new connection
+    assert cur.fetchone() == (1,)
+
+
+def test_naive_retry_would_have_written_twice(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """The same fault as above, with a DBUtils-style blind retry: a duplicate row."""
+    kwargs = {**_via(proxy, db), "autocommit": True}
+    conn = pymysql.connect(**kwargs)
+    proxy.cut_after(b"in-flight")
+    try:
+        conn.cursor().execute("INSERT INTO t (uid) VALUES ('in-flight')")
+    except pymysql.err.OperationalError:
+        conn = pymysql.connect(**kwargs)
+        conn.cursor().execute("INSERT INTO t (uid) VALUES ('in-flight')")
+    assert _count(server, db, "in-flight") == 2
+
+
+def test_commit_lost_after_send_is_outcome_unknown(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('committed')")
+    proxy.cut_after(b"COMMIT")
+    with pytest.raises(OutcomeUnknownError):
+        conn.commit()
+    assert _count(server, db, "committed") == 1
+    cur.execute("SELECT uid FROM t")
+    assert cur.fetchall() == (("committed",),)
+
+
+def test_write_killed_in_flight(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    thread_id = conn.thread_id()
+    killer = threading.Timer(0.3, kill, (server, thread_id))
+    killer.start()
+    try:
+        with pytest.raises(OutcomeUnknownError):
+            conn.cursor().execute("INSERT INTO t (uid, v) SELECT 'slow', SLEEP(2)")
+    finally:
+        killer.join()
+    assert _count(server, db, "slow") <= 1
+    time.sleep(0.1)
+    assert _count(server, db, "slow") <= 1  # and it was not sent again meanwhile
+
+
+def test_write_killed_in_flight_inside_transaction(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)  # autocommit off
+    killer = threading.Timer(0.3, kill, (server, conn.thread_id()))
+    killer.start()
+    try:
+        with pytest.raises(TransactionLostError):
+            conn.cursor().execute("INSERT INTO t (uid, v) SELECT 'slow', SLEEP(2)")
+    finally:
+        killer.join()
+    conn.rollback()
+    assert _count(server, db, "slow") == 0
+
+
+def test_read_killed_in_flight_is_sent_again(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    killer = threading.Timer(0.3, kill, (server, conn.thread_id()))
+    killer.start()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT SLEEP(1), 42")
+        assert cur.fetchone()[1] == 42
+    finally:
+        killer.join()
+    assert conn.reconnects == 1
+
+
+def test_read_killed_in_flight_breaks_plain_pymysql(server: Any, db: dict[str, Any]) -> None:
+    conn = pymysql.connect(**db)
+    killer = threading.Timer(0.3, kill, (server, conn.thread_id()))
+    killer.start()
+    try:
+        with pytest.raises(pymysql.err.OperationalError):
+            conn.cursor().execute("SELECT SLEEP(1), 42")
+    finally:
+        killer.join()
+
+
+def test_executemany_is_never_sent_again(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db), autocommit=True)
+    proxy.cut_after(b"batch")
+    with pytest.raises(OutcomeUnknownError):
+        conn.cursor().executemany("INSERT INTO t (uid, v) VALUES (%s, %s)",
+                                  [("batch", 1), ("batch", 2)])
+    assert _count(server, db, "batch") == 2  # one multi-row INSERT, applied once
+
+
+def test_writes_under_a_stream_of_kills(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    acknowledged: set[str] = set()
+    unknown: set[str] = set()
+    stop = threading.Event()
+    kills = 0
+
+    def killer() -> None:
+        nonlocal kills
+        rng = random.Random(7)
+        while not stop.is_set():
+            time.sleep(rng.uniform(0.005, 0.03))
+            try:
+                kill(server, conn.raw.thread_id(), wait=False)
+                kills += 1
+            except Exception:  # the connection may be between two physical sockets
+                pass
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        cur = conn.cursor()
+        deadline = time.monotonic() + 20
+        i = 0
+        while (kills < 40 or i < 300) and time.monotonic() < deadline:  # bounded
+            i += 1
+            uid = f"w{i}"
+            try:
+                cur.execute("INSERT INTO t (uid) VALUES (%s)", (uid,))
+                acknowledged.add(uid)
+            except OutcomeUnknownError:
+                unknown.add(uid)
+    finally:
+        stop.set()
+        thread.join()
+    counts = dict(rows(server, db, "SELECT uid, COUNT(*) FROM t GROUP BY uid"))
+    assert kills >= 40
+    assert unknown, "no write was caught in flight: the test proved nothing"
+    assert all(n == 1 for n in counts.values()), "a write was applied twice"
+    assert acknowledged <= set(counts), "an acknowledged write is missing"
+    assert set(counts) <= acknowledged | unknown
+    assert conn.reconnects > 0
