@@ -33,9 +33,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def _server(dsn: str | None) -> Iterator[dict[str, Any]]:
     if dsn:
         url = urllib.parse.urlsplit(dsn)
-        yield {"host": url.hostname or "127.0.0.1", "port": url.port or 3306,
-               "user": urllib.parse.unquote(url.username or "root"),
-               "password": urllib.parse.unquote(url.password or "")}
+        yield {
+            "host": url.hostname or "127.0.0.1",
+            "port": url.port or 3306,
+            "user": urllib.parse.unquote(url.username or "root"),
+            "password": urllib.parse.unquote(url.password or ""),
+        }
         return
     with MariaDBServer() as server:
         yield server.connect_kwargs()
@@ -97,8 +100,12 @@ def measure(raw: Any, rounds: int, per_round: int, progress: bool) -> dict[str, 
             per_round_medians[n].append(statistics.median(samples[i]) / 1000.0)
         if progress:
             done = (r + 1) * 30 // rounds
-            print(f"\r  [{'#' * done}{'.' * (30 - done)}] round {r + 1}/{rounds}",
-                  end="", file=sys.stderr, flush=True)
+            print(
+                f"\r  [{'#' * done}{'.' * (30 - done)}] round {r + 1}/{rounds}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     if progress:
         print(file=sys.stderr)
     base = per_round_medians[names[0]]
@@ -110,8 +117,9 @@ def measure(raw: Any, rounds: int, per_round: int, progress: bool) -> dict[str, 
             "ratio": round(statistics.median(ratios), 4),
             "ratio_min": round(min(ratios), 4),
             "ratio_max": round(max(ratios), 4),
-            "overhead_us": round(statistics.median(per_round_medians[n])
-                                 - statistics.median(base), 2),
+            "overhead_us": round(
+                statistics.median(per_round_medians[n]) - statistics.median(base), 2
+            ),
         }
     return results
 
@@ -123,8 +131,10 @@ def table(results: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['median_us']:.1f} | {r['ratio']:.3f} | "
-                     f"{r['ratio_min']:.3f}-{r['ratio_max']:.3f} | {r['overhead_us']:+.2f} |")
+        lines.append(
+            f"| {name} | {r['median_us']:.1f} | {r['ratio']:.3f} | "
+            f"{r['ratio_min']:.3f}-{r['ratio_max']:.3f} | {r['overhead_us']:+.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -132,14 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--dsn", help="an existing server: mysql://user:password@host:port")
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--per-round", type=int, default=1000,
-                        help="units of work per variant per round")
+    parser.add_argument(
+        "--per-round", type=int, default=1000, help="units of work per variant per round"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.per_round < 1:
         parser.error("--rounds and --per-round must be >= 1")
-    print("starting a throwaway MariaDB..." if not args.dsn else "connecting...",
-          file=sys.stderr)
+    print("starting a throwaway MariaDB..." if not args.dsn else "connecting...", file=sys.stderr)
     with _server(args.dsn) as kwargs:
         raw = pymysql.connect(**kwargs)
         try:
@@ -155,9 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "overhead.md").write_text(report)
-    (RESULTS / "overhead.json").write_text(json.dumps(
-        {"server": version, "python": platform.python_version(), "rounds": args.rounds,
-         "per_round": args.per_round, "results": results}, indent=2))
+    (RESULTS / "overhead.json").write_text(
+        json.dumps(
+            {
+                "server": version,
+                "python": platform.python_version(),
+                "rounds": args.rounds,
+                "per_round": args.per_round,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     print(report)
     print(f"written: {RESULTS / 'overhead.md'}, {RESULTS / 'overhead.json'}", file=sys.stderr)
     return 0

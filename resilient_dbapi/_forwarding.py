@@ -37,14 +37,18 @@ def _own_names(base: type) -> set[str]:
     return names
 
 
-def forwarding_class(base: type[T], raw: object) -> type[T]:
-    """``base`` extended with pass-through attributes for ``raw``'s class (made once)."""
+def forwarding_class(base: type[T], raw: object, extra: tuple[str, ...] = ()) -> type[T]:
+    """``base`` extended with pass-through attributes for ``raw``'s class (made once).
+
+    ``extra`` names attributes a driver object may only set later (a cursor's
+    ``lastrowid`` appears at its first ``execute``)."""
     key = (base, type(raw))
     cls = _cache.get(key)
     if cls is None:
         own = _own_names(base)
         names = {n for n in dir(type(raw)) if not n.startswith("_")}
         names.update(n for n in getattr(raw, "__dict__", {}) if not n.startswith("_"))
+        names.update(extra)
         namespace: dict[str, Any] = {n: _Forward(n) for n in sorted(names - own)}
         namespace["__module__"] = base.__module__
         namespace["__qualname__"] = base.__qualname__

@@ -72,8 +72,7 @@ class ErrorTable:
 # MySQL / MariaDB. Code 0 is PyMySQL's InterfaceError(0, '') on a connection with no socket.
 MYSQL_ERRORS = ErrorTable.of(
     {
-        ErrorKind.DEAD: [0, 2006, 2013, 2014, 2045, 2055, 4031, 1927, 1053, 1077, 1078, 1079,
-                         1080],
+        ErrorKind.DEAD: [0, 2006, 2013, 2014, 2045, 2055, 4031, 1927, 1053, 1077, 1078, 1079, 1080],
         ErrorKind.CONNECT_TRANSIENT: [2002, 2003, 1040, 1203, 1226],
         ErrorKind.CONNECT_FATAL: [1045, 1049],
         ErrorKind.TRANSACTION_ROLLED_BACK: [1213],

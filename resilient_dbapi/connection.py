@@ -10,11 +10,11 @@ from typing import Any, NoReturn, TypeVar
 from . import adapters
 from ._forwarding import forwarding_class
 from .adapters import Adapter, Liveness
-from .classify import ErrorKind, ErrorTable
+from .classify import ErrorTable
 from .engine import Engine, Op, Reason, Verdict
 from .errors import OutcomeUnknownError, TransactionLostError, bind_error
 from .policies import Policy, default_policies
-from .statements import StatementKind, classify
+from .statements import StatementKind
 
 __all__ = ["ResilientConnection", "connect", "creator"]
 
@@ -35,8 +35,9 @@ class _Connector:
 
     __slots__ = ("args", "driver_connect", "kwargs")
 
-    def __init__(self, driver_connect: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, driver_connect: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         self.driver_connect = driver_connect
         self.args = args
         self.kwargs = kwargs
@@ -67,11 +68,13 @@ class _Connector:
                 wait = engine.connect_failed(table.kind(code), attempt, _monotonic() - started)
                 if wait is None:
                     if attempt > 1:
-                        log.warning("gave up connecting after %d attempts (error %s)",
-                                    attempt, code)
+                        log.warning(
+                            "gave up connecting after %d attempts (error %s)", attempt, code
+                        )
                     raise
-                log.warning("connect attempt %d failed (error %s); retrying in %.3f s",
-                            attempt, code, wait)
+                log.warning(
+                    "connect attempt %d failed (error %s); retrying in %.3f s", attempt, code, wait
+                )
                 time.sleep(wait)
 
 
@@ -85,8 +88,14 @@ class ResilientConnection:
 
     _raw: Any
 
-    def __init__(self, raw: Any, adapter: Adapter, engine: Engine, connector: _Connector,
-                 wait_timeout: float | None) -> None:
+    def __init__(
+        self,
+        raw: Any,
+        adapter: Adapter,
+        engine: Engine,
+        connector: _Connector,
+        wait_timeout: float | None,
+    ) -> None:
         self._raw = raw
         self._adapter = adapter
         self._engine = engine
@@ -132,9 +141,13 @@ class ResilientConnection:
         raw, wait_timeout = self._connector.open(self._engine, self._setup)
         self._install(raw, wait_timeout)
         self.reconnects += 1
-        log.info("reconnected %s (reason=%s, error=%s) in %.1f ms",
-                 self._adapter.describe(raw), reason.value, code,
-                 (_monotonic() - started) * 1000)
+        log.info(
+            "reconnected %s (reason=%s, error=%s) in %.1f ms",
+            self._adapter.describe(raw),
+            reason.value,
+            code,
+            (_monotonic() - started) * 1000,
+        )
 
     def _checkout(self) -> None:
         """Before sending outside a transaction: make sure the connection is usable."""
@@ -222,14 +235,22 @@ class ResilientConnection:
         engine = self._engine
         _, autocommit = self._status(self._raw)
         verdict = engine.failed(
-            op, kind, engine.errors.kind(code), sent=not adapter.never_sent(exc),
-            autocommit=autocommit, resends=resends, code=code,
+            op,
+            kind,
+            engine.errors.kind(code),
+            sent=not adapter.never_sent(exc),
+            autocommit=autocommit,
+            resends=resends,
+            code=code,
         )
         if engine.stale:
             adapter.discard(self._raw)
         if verdict is Verdict.RESEND:
-            log.warning("connection lost (error %s); sending the %s again on a new connection",
-                        code, "statement" if op is Op.EXECUTE else op.value)
+            log.warning(
+                "connection lost (error %s); sending the %s again on a new connection",
+                code,
+                "statement" if op is Op.EXECUTE else op.value,
+            )
             return
         if verdict is Verdict.RECOVERED:
             raise _Recovered from exc
@@ -242,8 +263,7 @@ class ResilientConnection:
             ) from exc
         if verdict is Verdict.OUTCOME_UNKNOWN:
             what = "COMMIT" if op is Op.COMMIT else "a write"
-            log.warning("outcome unknown: connection lost after %s was sent (error %s)",
-                        what, code)
+            log.warning("outcome unknown: connection lost after %s was sent (error %s)", what, code)
             raise bind_error(OutcomeUnknownError, adapter.operational_error)(
                 code,
                 f"connection lost after {what} was sent ({_describe(exc)}); it may or may not "
@@ -360,8 +380,10 @@ class ResilientConnection:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("stale" if self._engine.stale else "open")
-        return (f"<resilient_dbapi.ResilientConnection {self._adapter.describe(self._raw)} "
-                f"{state} reconnects={self.reconnects}>")
+        return (
+            f"<resilient_dbapi.ResilientConnection {self._adapter.describe(self._raw)} "
+            f"{state} reconnects={self.reconnects}>"
+        )
 
 
 class _Recovered(Exception):
@@ -405,7 +427,7 @@ def _resolve_policies(policies: Sequence[Policy] | str | None) -> list[Policy]:
         from .policies import load
 
         return load(policies)
-    if isinstance(policies, ErrorTable | bytes) or not isinstance(policies, Sequence):
+    if not isinstance(policies, list | tuple):
         raise TypeError(
             "policies must be None (the defaults), a profile path, or a list of policies "
             f"(PingOnCheckout, MaxAge, RetryOnError, ErrorTable); got {policies!r}"

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._forwarding import forwarding_class
-from .connection import ResilientConnection
 from .classify import ErrorKind
+from .connection import ResilientConnection
 from .engine import Op
 from .statements import StatementKind, classify
 
@@ -18,6 +18,8 @@ __all__ = ["ResilientCursor"]
 # in a plain dict, cheaper than calling classify() (and its LRU cache) every time.
 _kinds: dict[Any, StatementKind] = {}
 _KINDS_MAX = 4096
+# Set by a driver cursor only once it has executed something.
+_PEP249_ATTRIBUTES = ("description", "rowcount", "lastrowid", "rownumber", "messages")
 
 
 def _remember(query: Any) -> StatementKind:
@@ -44,7 +46,7 @@ class ResilientCursor:
     @classmethod
     def create(cls, conn: ResilientConnection, cursor_class: Any) -> ResilientCursor:
         raw = conn._raw.cursor(cursor_class) if cursor_class is not None else conn._raw.cursor()
-        return forwarding_class(cls, raw)(conn, cursor_class, raw)
+        return forwarding_class(cls, raw, _PEP249_ATTRIBUTES)(conn, cursor_class, raw)
 
     def __init__(self, conn: ResilientConnection, cursor_class: Any, raw: Any) -> None:
         self._conn = conn
@@ -146,10 +148,17 @@ class ResilientCursor:
         self._raw.arraysize = value
 
     def setinputsizes(self, *args: Any) -> None:
-        self._raw.setinputsizes(*args)
+        """PEP 249 lets a driver ignore this; passed on when the driver has it."""
+        method = getattr(self._raw, "setinputsizes", None)
+        if method is not None:
+            method(*args)
 
     def setoutputsize(self, *args: Any) -> None:
-        self._raw.setoutputsize(*args)
+        """PEP 249 lets a driver ignore this (PyMySQL names it ``setoutputsizes``)."""
+        raw = self._raw
+        method = getattr(raw, "setoutputsize", None) or getattr(raw, "setoutputsizes", None)
+        if method is not None:
+            method(*args)
 
     def close(self) -> None:
         if self._closed:
@@ -192,4 +201,3 @@ def _send_executemany(
 
 def _send_callproc(conn: ResilientConnection, cursor: ResilientCursor, name: str, args: Any) -> Any:
     return cursor._current().callproc(name, args)
-

@@ -201,8 +201,10 @@ class Engine:
         self.last_used = now
         due = now + self._idle_trigger
         self.next_check_at = due if due < self._expires_at else self._expires_at
-        if not self.txn_writes and not in_trans and (
-            kind is StatementKind.READ or kind is StatementKind.SESSION
+        if (
+            not self.txn_writes
+            and not in_trans
+            and (kind is StatementKind.READ or kind is StatementKind.SESSION)
         ):
             return
         if kind is StatementKind.BEGIN:

@@ -65,9 +65,17 @@ class MariaDBServer:
 
     def _install(self) -> None:
         result = subprocess.run(
-            [self.install_bin, "--no-defaults", f"--datadir={self.datadir}",
-             *self._user_args, "--auth-root-authentication-method=normal", "--skip-test-db"],
-            capture_output=True, check=False, timeout=120,
+            [
+                self.install_bin,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                *self._user_args,
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=120,
         )
         if result.returncode != 0:
             raise ServerUnavailable(
@@ -80,12 +88,24 @@ class MariaDBServer:
             return self
         log = self.basedir / "error.log"
         self.process = subprocess.Popen(
-            [self.server_bin, "--no-defaults", f"--datadir={self.datadir}",
-             f"--socket={self.basedir / 'sock'}", f"--pid-file={self.basedir / 'pid'}",
-             f"--port={self.port}", "--bind-address=127.0.0.1", *self._user_args,
-             "--skip-name-resolve", f"--log-error={log}", "--innodb-buffer-pool-size=32M",
-             "--max-connections=500", *self.extra_args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.server_bin,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--socket={self.basedir / 'sock'}",
+                f"--pid-file={self.basedir / 'pid'}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                *self._user_args,
+                "--skip-name-resolve",
+                f"--log-error={log}",
+                "--innodb-buffer-pool-size=32M",
+                "--max-connections=500",
+                *self.extra_args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -137,12 +157,12 @@ class MariaDBServer:
 
     def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments for ``pymysql.connect``."""
-        return {"host": "127.0.0.1", "port": self.port, "user": "root", "password": "",
-                **overrides}
+        return {"host": "127.0.0.1", "port": self.port, "user": "root", "password": "", **overrides}
 
     def admin(self, **overrides: Any) -> Any:
         """A plain PyMySQL connection with autocommit on, for setting up and killing."""
         import pymysql
 
-        return pymysql.connect(**self.connect_kwargs(autocommit=True, connect_timeout=5,
-                                                     **overrides))
+        return pymysql.connect(
+            **self.connect_kwargs(autocommit=True, connect_timeout=5, **overrides)
+        )

@@ -29,8 +29,13 @@ class ExistingServer:
         self.host, self.port, self.user, self.password = host, port, user, password
 
     def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "user": self.user,
-                "password": self.password, **overrides}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            **overrides,
+        }
 
     def admin(self, **overrides: Any) -> Any:
         return pymysql.connect(**self.connect_kwargs(autocommit=True, **overrides))
@@ -38,9 +43,12 @@ class ExistingServer:
 
 def _from_dsn(dsn: str) -> ExistingServer:
     url = urllib.parse.urlsplit(dsn)
-    return ExistingServer(url.hostname or "127.0.0.1", url.port or 3306,
-                          urllib.parse.unquote(url.username or "root"),
-                          urllib.parse.unquote(url.password or ""))
+    return ExistingServer(
+        url.hostname or "127.0.0.1",
+        url.port or 3306,
+        urllib.parse.unquote(url.username or "root"),
+        urllib.parse.unquote(url.password or ""),
+    )
 
 
 def _docker_server() -> tuple[ExistingServer, Any]:
@@ -48,8 +56,9 @@ def _docker_server() -> tuple[ExistingServer, Any]:
 
     container = MySqlContainer("mariadb:10.11", username="root", password="test")
     container.start()
-    server = ExistingServer(container.get_container_host_ip(),
-                            int(container.get_exposed_port(3306)), "root", "test")
+    server = ExistingServer(
+        container.get_container_host_ip(), int(container.get_exposed_port(3306)), "root", "test"
+    )
     return server, container
 
 
@@ -92,8 +101,10 @@ def db(server: Any) -> Iterator[dict[str, Any]]:
     admin = server.admin()
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE {name}")
-        cur.execute(f"CREATE TABLE {name}.t (id INT AUTO_INCREMENT PRIMARY KEY, "
-                    "uid VARCHAR(64) NOT NULL, v INT NOT NULL DEFAULT 0) ENGINE=InnoDB")
+        cur.execute(
+            f"CREATE TABLE {name}.t (id INT AUTO_INCREMENT PRIMARY KEY, "
+            "uid VARCHAR(64) NOT NULL, v INT NOT NULL DEFAULT 0) ENGINE=InnoDB"
+        )
     yield server.connect_kwargs(database=name)
     with admin.cursor() as cur:
         cur.execute(f"DROP DATABASE {name}")
@@ -112,8 +123,10 @@ def kill(server: Any, thread_id: int, *, wait: bool = True) -> None:
                     raise
             deadline = time.monotonic() + 10
             while wait and time.monotonic() < deadline:
-                cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
-                            (thread_id,))
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
+                    (thread_id,),
+                )
                 if cur.fetchone()[0] == 0:
                     return
                 time.sleep(0.01)

@@ -183,8 +183,9 @@ def test_executemany_is_never_sent_again(
     conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db), autocommit=True)
     proxy.cut_after(b"batch")
     with pytest.raises(OutcomeUnknownError):
-        conn.cursor().executemany("INSERT INTO t (uid, v) VALUES (%s, %s)",
-                                  [("batch", 1), ("batch", 2)])
+        conn.cursor().executemany(
+            "INSERT INTO t (uid, v) VALUES (%s, %s)", [("batch", 1), ("batch", 2)]
+        )
     assert _count(server, db, "batch") == 2  # one multi-row INSERT, applied once
 
 

@@ -70,8 +70,9 @@ def test_kill_inside_the_skip_window_is_found_by_the_statement(
 ) -> None:
     """The price of skip_recent: a write sent to a connection killed within the window
     cannot be sent again safely, so it raises instead of recovering transparently."""
-    conn = resilient_dbapi.connect(pymysql.connect, **db, policies=[
-        PingOnCheckout(skip_recent=25.0), MaxAge(), RetryOnError()])
+    conn = resilient_dbapi.connect(
+        pymysql.connect, **db, policies=[PingOnCheckout(skip_recent=25.0), MaxAge(), RetryOnError()]
+    )
     kill(server, conn.thread_id())
     with pytest.raises(TransactionLostError):  # autocommit off: the server rolled it back
         conn.cursor().execute("INSERT INTO t (uid) VALUES ('inside-window')")
@@ -133,8 +134,9 @@ def test_connect_gives_up_at_the_deadline() -> None:
     policies = [resilient_dbapi.RetryOnError(deadline=0.5, backoff=0.05, max_backoff=0.1)]
     started = time.monotonic()
     with pytest.raises(pymysql.err.OperationalError) as info:
-        resilient_dbapi.connect(pymysql.connect, host="127.0.0.1", port=port, user="root",
-                                policies=policies)
+        resilient_dbapi.connect(
+            pymysql.connect, host="127.0.0.1", port=port, user="root", policies=policies
+        )
     assert info.value.args[0] == 2003
     assert 0.2 <= time.monotonic() - started < 5
 
@@ -148,8 +150,9 @@ def test_access_denied_is_never_retried(server: Any) -> None:
         return pymysql.connect(**kwargs)
 
     with pytest.raises(pymysql.err.OperationalError) as info:
-        resilient_dbapi.connect(counting_connect, **server.connect_kwargs(user="nobody",
-                                                                          password="wrong"))
+        resilient_dbapi.connect(
+            counting_connect, **server.connect_kwargs(user="nobody", password="wrong")
+        )
     assert info.value.args[0] == 1045
     assert calls == 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import ssl
 from collections.abc import Callable
@@ -19,9 +20,11 @@ __all__ = ["PyMySQLAdapter"]
 _IN_TRANS = 0x0001  # SERVER_STATUS_IN_TRANS
 _AUTOCOMMIT = 0x0002  # SERVER_STATUS_AUTOCOMMIT
 _CR_SERVER_GONE_ERROR = 2006  # PyMySQL raises it only when sending failed
-_POLL_ANY = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP if hasattr(
-    select, "poll"
-) else 0
+_POLL_ANY = (
+    select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+    if hasattr(select, "poll")
+    else 0
+)
 
 
 def _dead() -> Liveness:
@@ -95,10 +98,13 @@ class PyMySQLAdapter:
         return result is not None and bool(result.unbuffered_active)
 
     def discard(self, raw: Any) -> None:
-        try:
+        result = raw._result
+        if result is not None:
+            # An unfinished unbuffered result would try to drain the closed socket when
+            # its cursor is garbage-collected.
+            result.unbuffered_active = False
+        with contextlib.suppress(Exception):  # a broken socket may fail to close: gone anyway
             raw._force_close()
-        except Exception:  # closing a broken socket may fail; it is gone either way
-            pass
 
     def error_code(self, exc: BaseException) -> int | None:
         if not isinstance(exc, pymysql.err.MySQLError):

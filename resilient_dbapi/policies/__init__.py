@@ -63,7 +63,9 @@ class PingOnCheckout:
     skip_recent: float = 0.5
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "idle", _at_least("PingOnCheckout", "idle", self.idle, 0, strict=False))
+        object.__setattr__(
+            self, "idle", _at_least("PingOnCheckout", "idle", self.idle, 0, strict=False)
+        )
         object.__setattr__(
             self, "timeout", _at_least("PingOnCheckout", "timeout", self.timeout, 0, strict=True)
         )
@@ -74,8 +76,7 @@ class PingOnCheckout:
         )
         if self.skip_recent >= self.idle and self.idle > 0:
             raise ValueError(
-                f"PingOnCheckout: skip_recent ({self.skip_recent:g}) must be < idle "
-                f"({self.idle:g})"
+                f"PingOnCheckout: skip_recent ({self.skip_recent:g}) must be < idle ({self.idle:g})"
             )
 
     def ping_timeout(self, idle_for: float) -> float | None:
@@ -98,14 +99,17 @@ class MaxAge:
     follow_wait_timeout: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "seconds", _at_least("MaxAge", "seconds", self.seconds, 0, strict=True))
+        object.__setattr__(
+            self, "seconds", _at_least("MaxAge", "seconds", self.seconds, 0, strict=True)
+        )
         jitter = _number("MaxAge", "jitter", self.jitter)
         if not 0 <= jitter <= 0.5:
             raise ValueError(f"MaxAge: jitter must be between 0 and 0.5, got {self.jitter!r}")
         object.__setattr__(self, "jitter", jitter)
         if not isinstance(self.follow_wait_timeout, bool):
             raise TypeError(
-                f"MaxAge: follow_wait_timeout must be True or False, got {self.follow_wait_timeout!r}"
+                "MaxAge: follow_wait_timeout must be True or False, "
+                f"got {self.follow_wait_timeout!r}"
             )
 
     def lifetime(self, draw: float) -> float:
@@ -170,7 +174,9 @@ class RetryOnError:
                 f"{owner}: attempts and deadline cannot both be None (retries must end); "
                 "give one of them, or a tenacity stop strategy"
             )
-        object.__setattr__(self, "backoff", _at_least(owner, "backoff", self.backoff, 0, strict=False))
+        object.__setattr__(
+            self, "backoff", _at_least(owner, "backoff", self.backoff, 0, strict=False)
+        )
         object.__setattr__(
             self, "max_backoff", _at_least(owner, "max_backoff", self.max_backoff, 0, strict=False)
         )

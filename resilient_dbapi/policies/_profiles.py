@@ -15,7 +15,10 @@ __all__ = ["ProfileError", "load"]
 _SECTIONS = {
     "ping_on_checkout": ("PingOnCheckout", {"idle", "timeout", "skip_recent"}),
     "max_age": ("MaxAge", {"seconds", "jitter", "follow_wait_timeout"}),
-    "retry_on_error": ("RetryOnError", {"attempts", "deadline", "backoff", "max_backoff", "resend"}),
+    "retry_on_error": (
+        "RetryOnError",
+        {"attempts", "deadline", "backoff", "max_backoff", "resend"},
+    ),
 }
 
 

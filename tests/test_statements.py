@@ -1,0 +1,97 @@
+"""The statement classifier: only plain reads may ever be sent twice."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from resilient_dbapi.statements import StatementKind, classify
+
+READ, WRITE, SESSION = StatementKind.READ, StatementKind.WRITE, StatementKind.SESSION
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("SELECT 1", READ),
+        ("  select * from t where id = %s", READ),
+        ("/* hint */ SELECT 1 -- trailing\n", READ),
+        ("SELECT 'FOR UPDATE', `into` FROM t", READ),
+        ("(SELECT 1) UNION (SELECT 2)", READ),
+        ("SHOW TABLES", READ),
+        ("DESCRIBE t", READ),
+        ("EXPLAIN SELECT * FROM t", READ),
+        (b"SELECT 1", READ),
+        ("SELECT 1;", READ),
+        ("SELECT * FROM t FOR UPDATE", WRITE),
+        ("SELECT * FROM t LOCK IN SHARE MODE", WRITE),
+        ("SELECT * FROM t FOR SHARE", WRITE),
+        ("SELECT 1 INTO @x", WRITE),
+        ("SELECT * INTO OUTFILE '/tmp/x' FROM t", WRITE),
+        ("SELECT GET_LOCK('a', 1)", WRITE),
+        ("SELECT NEXTVAL(s)", WRITE),
+        ("SELECT NEXT VALUE FOR s", WRITE),
+        ("SELECT @x := 1", WRITE),
+        ("SELECT 1; DELETE FROM t", WRITE),
+        ("SELECT 1 --1; DELETE FROM t", WRITE),
+        ("SELECT 1 # c\n; DELETE FROM t", WRITE),
+        ("/*!50000 DELETE FROM t */", WRITE),
+        ("/*M!100000 DELETE FROM t */", WRITE),
+        ("SELECT 'a\\'; DELETE FROM t; -- '", WRITE),  # NO_BACKSLASH_ESCAPES reads it so
+        ("SELECT 'unterminated", WRITE),
+        ("WITH x AS (SELECT 1) DELETE FROM t", WRITE),
+        ("EXPLAIN DELETE FROM t", WRITE),
+        ("INSERT INTO t VALUES (1)", WRITE),
+        ("UPDATE t SET v = 1", WRITE),
+        ("CALL p()", WRITE),
+        ("", WRITE),
+        ("SET SESSION wait_timeout = 10", SESSION),
+        ("SET NAMES utf8mb4", SESSION),
+        ("SET @@session.sql_mode = ''", SESSION),
+        ("USE db", SESSION),
+        ("SET @x = 1", WRITE),
+        ("SET GLOBAL max_connections = 10", WRITE),
+        ("SET x = (SELECT GET_LOCK('a', 1))", WRITE),
+        ("SET STATEMENT max_statement_time=1 FOR DELETE FROM t", WRITE),
+        ("BEGIN", StatementKind.BEGIN),
+        ("START TRANSACTION READ ONLY", StatementKind.BEGIN),
+        ("BEGIN NOT ATOMIC SELECT 1; END", WRITE),
+        ("commit", StatementKind.COMMIT),
+        ("ROLLBACK WORK", StatementKind.ROLLBACK),
+        ("ROLLBACK TO SAVEPOINT a", WRITE),
+    ],
+)
+def test_classify(sql: str, kind: StatementKind) -> None:
+    assert classify(sql) is kind
+
+
+WRITES = st.sampled_from(
+    [
+        "INSERT INTO t VALUES (1)",
+        "DELETE FROM t",
+        "UPDATE t SET v=1",
+        "REPLACE INTO t VALUES (1)",
+        "SELECT * FROM t FOR UPDATE",
+        "SELECT GET_LOCK('x', 1)",
+        "CALL p()",
+        "DROP TABLE t",
+    ]
+)
+NOISE = st.sampled_from(["", " ", "\n", "\t", "/* c */", "-- c\n", "# c\n", "/*+ hint */"])
+
+
+@given(write=WRITES, before=NOISE, after=NOISE, upper=st.booleans())
+def test_writes_stay_writes_under_noise(write: str, before: str, after: str, upper: bool) -> None:
+    sql = before + (write.upper() if upper else write.lower()) + after
+    assert classify(sql) is not READ
+
+
+@given(read=st.sampled_from(["SELECT 1", "SHOW TABLES"]), write=WRITES, sep=NOISE)
+def test_a_read_followed_by_a_write_is_not_a_read(read: str, write: str, sep: str) -> None:
+    assert classify(f"{read};{sep}{write}") is not READ
+
+
+@given(st.text(max_size=60))
+def test_arbitrary_text_never_crashes(sql: str) -> None:
+    assert isinstance(classify(sql), StatementKind)
