@@ -20,6 +20,7 @@ class _Pair:
         self.client = client
         self.upstream = upstream
         self.drop_replies = False
+        self.blackholed = False
 
     def close(self) -> None:
         for sock in (self.client, self.upstream):
@@ -44,6 +45,13 @@ class FaultProxy:
     def cut_after(self, marker: bytes) -> None:
         """Let the next client chunk containing ``marker`` reach the server, then cut."""
         self._marker = marker
+
+    def blackhole(self) -> None:
+        """Silently drop all traffic of the connections open now, keeping their sockets
+        open: a half-open connection, as after a NAT forgot it. New connections work."""
+        with self._lock:
+            for pair in self._pairs:
+                pair.blackholed = True
 
     def close_all(self) -> None:
         """Drop every relayed connection (both sides)."""
@@ -79,6 +87,8 @@ class FaultProxy:
     def _client_to_server(self, pair: _Pair) -> None:
         try:
             while data := pair.client.recv(65536):
+                if pair.blackholed:
+                    continue
                 marker = self._marker
                 if marker is not None and marker in data:
                     self._marker = None
@@ -96,7 +106,7 @@ class FaultProxy:
     def _server_to_client(self, pair: _Pair) -> None:
         try:
             while data := pair.upstream.recv(65536):
-                if not pair.drop_replies:
+                if not pair.drop_replies and not pair.blackholed:
                     pair.client.sendall(data)
         except OSError:
             pass
