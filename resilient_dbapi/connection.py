@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -59,10 +60,11 @@ class _Connector:
                 return raw, setup(raw)
             except Exception as exc:
                 adapter = adapters.adapter_for_error(exc)
+                if raw is not None:
+                    with contextlib.suppress(Exception):  # a half-made connection: let it go
+                        raw.close()
                 if adapter is None:
                     raise
-                if raw is not None:
-                    adapter.discard(raw)
                 code = adapter.error_code(exc)
                 table = engine.errors if engine.errors.codes else adapter.errors
                 wait = engine.connect_failed(table.kind(code), attempt, _monotonic() - started)

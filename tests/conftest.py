@@ -21,6 +21,8 @@ import pytest
 
 from resilient_dbapi.testing import MariaDBServer, ServerUnavailable
 
+from .faultproxy import FaultProxy
+
 
 class ExistingServer:
     """A server someone else runs: connect to it, never restart it."""
@@ -109,6 +111,15 @@ def db(server: Any) -> Iterator[dict[str, Any]]:
     with admin.cursor() as cur:
         cur.execute(f"DROP DATABASE {name}")
     admin.close()
+
+
+@pytest.fixture
+def proxy(server: Any) -> Iterator[FaultProxy]:
+    """A fault-injecting TCP proxy in front of the shared server."""
+    kwargs = server.connect_kwargs()
+    fault = FaultProxy(kwargs["port"], kwargs["host"])
+    yield fault
+    fault.close()
 
 
 def kill(server: Any, thread_id: int, *, wait: bool = True) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -17,13 +16,6 @@ from .faultproxy import FaultProxy
 
 pytestmark = pytest.mark.server
 
-
-@pytest.fixture
-def proxy(server: Any) -> Iterator[FaultProxy]:
-    kwargs = server.connect_kwargs()
-    fault = FaultProxy(kwargs["port"], kwargs["host"])
-    yield fault
-    fault.close()
 
 
 def _reasons(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -19,12 +18,6 @@ from .faultproxy import FaultProxy
 
 pytestmark = pytest.mark.server
 
-
-@pytest.fixture
-def proxy(server: Any) -> Iterator[FaultProxy]:
-    fault = FaultProxy(server.connect_kwargs()["port"], server.connect_kwargs()["host"])
-    yield fault
-    fault.close()
 
 
 def _via(proxy: FaultProxy, db: dict[str, Any]) -> dict[str, Any]:
