@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -13,9 +14,15 @@ from ._forwarding import forwarding_class
 from .adapters import Adapter, Liveness
 from .classify import ErrorTable
 from .engine import Engine, Op, Reason, Verdict
-from .errors import OutcomeUnknownError, TransactionLostError, bind_error
+from .errors import (
+    ConcurrentUseError,
+    OutcomeUnknownError,
+    SessionLostError,
+    TransactionLostError,
+    bind_error,
+)
 from .policies import Policy, default_policies
-from .statements import StatementKind
+from .statements import StatementKind, session_effects, session_key
 
 __all__ = ["ResilientConnection", "connect", "creator"]
 
@@ -97,15 +104,17 @@ class ResilientConnection:
         engine: Engine,
         connector: _Connector,
         wait_timeout: float | None,
+        on_connect: tuple[str, ...] = (),
     ) -> None:
         self._raw = raw
         self._adapter = adapter
         self._engine = engine
         self._connector = connector
+        self._on_connect = on_connect
         self._gen = 0
         self._closed = False
-        self._autocommit: bool | None = None  # set through autocommit(): replayed
-        self._db: str | None = None  # set through select_db(): replayed
+        self._guard = threading.Lock()
+        self._in_flight = ""
         self._status = adapter.status
         self._probe: Callable[[], Liveness] = _always_alive
         # Skip the socket check for a connection used this recently (HikariCP's idea).
@@ -129,12 +138,51 @@ class ResilientConnection:
 
     def _setup(self, raw: Any) -> float | None:
         """Make a new driver connection mean what the old one meant; its wait_timeout."""
-        adapter = self._adapter
-        if self._autocommit is not None:
-            adapter.set_autocommit(raw, self._autocommit)
-        if self._db is not None:
-            adapter.select_db(raw, self._db)
-        return adapter.wait_timeout(raw) if self._engine.wants_wait_timeout else None
+        return _prepare(self._adapter, raw, self._on_connect, self._engine)
+
+    def _replace(self, reason: Reason, code: int | None = None) -> None:
+        """Replace a dead connection, unless its session held state no replay rebuilds:
+        then say so once (SessionLostError), and the next statement gets a new session."""
+        engine = self._engine
+        if engine.unrestorable:
+            self._adapter.discard(self._raw)
+            engine.must_replace(reason)
+            lost = ", ".join(engine.take_lost_state())
+            log.warning("session lost (reason=%s): %s", reason.value, lost)
+            raise bind_error(SessionLostError, self._adapter.operational_error)(
+                code,
+                f"connection lost ({reason.value}) with session state that cannot be rebuilt: "
+                f"{lost}; nothing was sent. The next statement gets a new session with the "
+                "replayable settings",
+            )
+        self._reconnect(reason, code)
+
+    def _enter(self, what: str) -> None:
+        """Claim the connection for one operation, or refuse at once if it is in use."""
+        if not self._guard.acquire(False):
+            raise bind_error(ConcurrentUseError, self._adapter.programming_error)(
+                0,
+                f"this connection is in use by another thread or task ({self._in_flight} in "
+                f"flight); {what} was not sent. Give each thread its own connection",
+            )
+        self._in_flight = what
+
+    def _leave(self) -> None:
+        self._guard.release()
+
+    def _note(self, kind: StatementKind, query: Any, args: Any) -> None:
+        """After a statement other than a plain read: journal session settings, and
+        remember session state no replay can rebuild."""
+        engine = self._engine
+        if kind is StatementKind.SESSION:
+            key = session_key(query)
+            engine.record(key, ("execute", (query, args)))
+            if key is not None and "wait_timeout" in key and engine.wants_wait_timeout:
+                engine.wait_timeout_changed(self._adapter.wait_timeout(self._raw), _monotonic())
+        elif kind is StatementKind.WRITE:
+            effects = session_effects(query)
+            if effects:
+                engine.unrestorable.update(effects)
 
     def _reconnect(self, reason: Reason, code: int | None = None) -> None:
         self._adapter.discard(self._raw)
@@ -157,7 +205,7 @@ class ResilientConnection:
         if engine.stale or _monotonic() >= engine.next_check_at:
             plan = engine.checkout(_monotonic())
             if plan.reconnect is not None:
-                self._reconnect(plan.reconnect)
+                self._replace(plan.reconnect)
                 return
             timeout = plan.ping_timeout
         else:
@@ -166,7 +214,7 @@ class ResilientConnection:
         if liveness is not _ALIVE and self._adapter.busy(self._raw):
             return  # an unbuffered result is being read: the bytes are rows, not news
         if liveness is Liveness.DEAD:
-            self._reconnect(Reason.LIVENESS)
+            self._replace(Reason.LIVENESS)
             return
         if liveness is Liveness.UNSURE and timeout is None:
             timeout = engine.ping.timeout if engine.ping else 5.0
@@ -177,7 +225,7 @@ class ResilientConnection:
                 code = self._adapter.error_code(exc)
                 if code is None:
                     raise
-                self._reconnect(Reason.PING, code)
+                self._replace(Reason.PING, code)
             else:
                 engine.last_used = _monotonic()
 
@@ -185,26 +233,38 @@ class ResilientConnection:
         """``cursor.execute``: the hot path. Does what :meth:`_run` does, inlined for the
         common case (open connection, recently used, alive) and handing every other case
         to :meth:`_run`."""
-        engine = self._engine
-        if self._closed or engine.lost:
-            return self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
-        if not engine.txn_writes:
-            now = _monotonic()
-            if (
-                engine.stale
-                or now >= engine.next_check_at
-                or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
-            ):
-                return self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
-        raw_cursor = cursor._raw if cursor._gen == self._gen else cursor._current()
+        if not self._guard.acquire(False):
+            self._enter("execute")  # raises ConcurrentUseError
+        self._in_flight = "execute"
         try:
-            result = raw_cursor.execute(query, args)
-        except Exception as exc:
-            self._failed(exc, Op.EXECUTE, kind, 0)  # returns only to resend
-            return self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args, resends=1)
-        in_trans, autocommit = self._status(self._raw)
-        engine.done(kind, in_trans, autocommit, _monotonic())
-        return result
+            engine = self._engine
+            if self._closed or engine.lost:
+                return self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
+            if not engine.txn_writes:
+                now = _monotonic()
+                if (
+                    engine.stale
+                    or now >= engine.next_check_at
+                    or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
+                ):
+                    result = self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
+                    if kind is not _READ:
+                        self._note(kind, query, args)
+                    return result
+            raw_cursor = cursor._raw if cursor._gen == self._gen else cursor._current()
+            try:
+                result = raw_cursor.execute(query, args)
+            except Exception as exc:
+                self._failed(exc, Op.EXECUTE, kind, 0)  # returns only to resend
+                result = self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args, resends=1)
+            else:
+                in_trans, autocommit = self._status(self._raw)
+                engine.done(kind, in_trans, autocommit, _monotonic())
+            if kind is not _READ:
+                self._note(kind, query, args)
+            return result
+        finally:
+            self._guard.release()
 
     def _run(
         self, op: Op, kind: StatementKind, send: Callable[..., T], *args: Any, resends: int = 0
@@ -256,12 +316,23 @@ class ResilientConnection:
             return
         if verdict is Verdict.RECOVERED:
             raise _Recovered from exc
+        if verdict is Verdict.SESSION_LOST:
+            lost = ", ".join(engine.take_lost_state())
+            log.warning("session lost (error %s): %s", code, lost)
+            raise bind_error(SessionLostError, adapter.operational_error)(
+                code,
+                f"connection lost ({_describe(exc)}) with session state that cannot be "
+                f"rebuilt: {lost}; the statement was not sent again. The next statement gets "
+                "a new session with the replayable settings",
+            ) from exc
+        lost_state = engine.take_lost_state() if engine.stale else []
+        also = f"; the session's {', '.join(lost_state)} are gone too" if lost_state else ""
         if verdict is Verdict.TRANSACTION_LOST:
             log.warning("transaction lost (error %s)", code)
             raise bind_error(TransactionLostError, adapter.operational_error)(
                 code,
                 f"connection lost inside a transaction with writes ({_describe(exc)}); the "
-                "server rolled the transaction back: call rollback() and run it again",
+                f"server rolled the transaction back: call rollback() and run it again{also}",
             ) from exc
         if verdict is Verdict.OUTCOME_UNKNOWN:
             what = "COMMIT" if op is Op.COMMIT else "a write"
@@ -269,7 +340,7 @@ class ResilientConnection:
             raise bind_error(OutcomeUnknownError, adapter.operational_error)(
                 code,
                 f"connection lost after {what} was sent ({_describe(exc)}); it may or may not "
-                "have been applied, and was not sent again",
+                f"have been applied, and was not sent again{also}",
             ) from exc
         raise exc
 
@@ -296,15 +367,23 @@ class ResilientConnection:
         return ResilientCursor.create(self, cursor)
 
     def commit(self) -> None:
-        self._finish(Op.COMMIT, StatementKind.COMMIT)
+        self._enter("commit")
+        try:
+            self._finish(Op.COMMIT, StatementKind.COMMIT)
+        finally:
+            self._leave()
 
     def rollback(self) -> None:
-        if self._closed:
-            self._raise_closed()
-        if self._engine.lost:
-            self._engine.rolled_back()  # the server rolled it back when the connection died
-            return
-        self._finish(Op.ROLLBACK, StatementKind.ROLLBACK)
+        self._enter("rollback")
+        try:
+            if self._closed:
+                self._raise_closed()
+            if self._engine.lost:
+                self._engine.rolled_back()  # the server rolled it back when the connection died
+                return
+            self._finish(Op.ROLLBACK, StatementKind.ROLLBACK)
+        finally:
+            self._leave()
 
     def _finish(self, op: Op, kind: StatementKind) -> None:
         if self._closed:
@@ -333,15 +412,19 @@ class ResilientConnection:
         """Close the connection; closing twice is harmless."""
         if self._closed:
             return
-        self._closed = True
-        raw = self._raw
-        if self._engine.stale:
-            self._adapter.discard(raw)
-            return
+        self._enter("close")
         try:
-            raw.close()
-        except Exception:  # the server may have gone first; the socket is closed either way
-            self._adapter.discard(raw)
+            self._closed = True
+            raw = self._raw
+            if self._engine.stale:
+                self._adapter.discard(raw)
+                return
+            try:
+                raw.close()
+            except Exception:  # the server may have gone first; the socket is closed anyway
+                self._adapter.discard(raw)
+        finally:
+            self._leave()
 
     @property
     def open(self) -> bool:
@@ -355,24 +438,42 @@ class ResilientConnection:
         decide. Raises if the connection is dead inside a transaction with writes.
         """
         timeout = self._engine.ping.timeout if self._engine.ping else 5.0
-        self._run(Op.EXECUTE, _READ, _send_ping, timeout)
+        self._enter("ping")
+        try:
+            self._run(Op.EXECUTE, _READ, _send_ping, timeout)
+        finally:
+            self._leave()
 
     def begin(self) -> None:
-        self._run(Op.EXECUTE, StatementKind.BEGIN, _send_begin)
+        self._enter("begin")
+        try:
+            self._run(Op.EXECUTE, StatementKind.BEGIN, _send_begin)
+        finally:
+            self._leave()
 
     def autocommit(self, value: bool) -> None:
         """Set autocommit; the setting is re-applied to every new physical connection."""
         value = bool(value)
-        self._autocommit = value
-        if value:  # turning autocommit on commits an open transaction
-            self._run(Op.COMMIT, StatementKind.COMMIT, _send_autocommit, value)
-        else:
-            self._run(Op.EXECUTE, _READ, _send_autocommit, value)
+        self._enter("autocommit")
+        try:
+            self._engine.record("set autocommit", ("autocommit", value))
+            if value:  # turning autocommit on commits an open transaction
+                self._run(Op.COMMIT, StatementKind.COMMIT, _send_autocommit, value)
+            else:
+                self._run(Op.EXECUTE, _READ, _send_autocommit, value)
+        except _Recovered:
+            pass  # died with nothing written: the next connection gets the setting
+        finally:
+            self._leave()
 
     def select_db(self, db: str) -> None:
         """Change the default database; re-applied to every new physical connection."""
-        self._db = db
-        self._run(Op.EXECUTE, _READ, _send_select_db, db)
+        self._enter("select_db")
+        try:
+            self._engine.record("use", ("select_db", db))
+            self._run(Op.EXECUTE, _READ, _send_select_db, db)
+        finally:
+            self._leave()
 
     def __enter__(self) -> ResilientConnection:
         return self
@@ -397,6 +498,23 @@ def _describe(exc: BaseException) -> str:
     if len(args) >= 2:
         return f"{args[0]}: {args[1]}"
     return str(exc) or type(exc).__name__
+
+
+def _prepare(
+    adapter: Adapter, raw: Any, on_connect: tuple[str, ...], engine: Engine
+) -> float | None:
+    """Run ``on_connect`` and replay the journal on a new driver connection; return the
+    session's wait_timeout when the policies follow it."""
+    for statement in on_connect:
+        adapter.execute(raw, statement, None)
+    for method, payload in engine.journal.values():
+        if method == "execute":
+            adapter.execute(raw, *payload)
+        elif method == "autocommit":
+            adapter.set_autocommit(raw, payload)
+        else:
+            adapter.select_db(raw, payload)
+    return adapter.wait_timeout(raw) if engine.wants_wait_timeout else None
 
 
 def _send_execute(conn: ResilientConnection, cursor: Any, query: Any, args: Any) -> Any:
@@ -445,19 +563,35 @@ def _check_callable(driver_connect: object) -> None:
         )
 
 
+def _check_on_connect(on_connect: object) -> tuple[str, ...]:
+    if on_connect is None:
+        return ()
+    if isinstance(on_connect, str) or not isinstance(on_connect, list | tuple):
+        raise TypeError(
+            f"on_connect must be a list of SQL statements (strings), got {on_connect!r}"
+        )
+    for statement in on_connect:
+        if not isinstance(statement, str):
+            raise TypeError(f"on_connect statements must be strings, got {statement!r}")
+    return tuple(on_connect)
+
+
 def connect(
     driver_connect: Callable[..., Any],
     *args: Any,
     policies: Sequence[Policy] | str | None = None,
+    on_connect: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> ResilientConnection:
     """Open a resilient connection.
 
     ``driver_connect(*args, **kwargs)`` is called for the first connection and for every
     replacement, with the same arguments. ``policies=None`` means the defaults
-    (:func:`resilient_dbapi.policies.default_policies`).
+    (:func:`resilient_dbapi.policies.default_policies`). ``on_connect`` statements run
+    on every new physical connection, before the session journal is replayed.
     """
     _check_callable(driver_connect)
+    statements = _check_on_connect(on_connect)
     engine = Engine(_resolve_policies(policies), ErrorTable())
     connector = _Connector(driver_connect, args, kwargs)
 
@@ -470,17 +604,18 @@ def connect(
         adapter = adapters.adapter_for(raw)
         if not engine.errors.codes:
             engine.errors = adapter.errors
-        return adapter, (adapter.wait_timeout(raw) if engine.wants_wait_timeout else None)
+        return adapter, _prepare(adapter, raw, statements, engine)
 
     raw, (adapter, wait_timeout) = connector.open(engine, first_setup)
     cls = forwarding_class(ResilientConnection, raw)
-    return cls(raw, adapter, engine, connector, wait_timeout)
+    return cls(raw, adapter, engine, connector, wait_timeout, statements)
 
 
 def creator(
     driver_connect: Callable[..., Any],
     *args: Any,
     policies: Sequence[Policy] | str | None = None,
+    on_connect: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> Callable[[], ResilientConnection]:
     """A zero-argument factory of resilient connections, for a pool or an ORM.
@@ -489,11 +624,12 @@ def creator(
     pymysql.connect, host=..., user=...))``.
     """
     _check_callable(driver_connect)
+    statements = _check_on_connect(on_connect)
     resolved = _resolve_policies(policies)
     Engine(resolved, ErrorTable())  # validates the policies now, not at first use
 
     def make() -> ResilientConnection:
-        return connect(driver_connect, *args, policies=resolved, **kwargs)
+        return connect(driver_connect, *args, policies=resolved, on_connect=statements, **kwargs)
 
     make.__qualname__ = make.__name__ = "resilient_creator"
     return make

@@ -102,24 +102,44 @@ class ResilientCursor:
 
     def executemany(self, query: Any, args: Any) -> Any:
         self._check_open()
-        return self._conn._run(
-            Op.EXECUTEMANY, classify(query), _send_executemany, self, query, args
-        )
+        conn = self._conn
+        kind = classify(query)
+        conn._enter("executemany")
+        try:
+            result = conn._run(Op.EXECUTEMANY, kind, _send_executemany, self, query, args)
+            conn._note(kind, query, args)
+            return result
+        finally:
+            conn._leave()
 
     def callproc(self, procname: str, args: Any = ()) -> Any:
         self._check_open()
-        return self._conn._run(
-            Op.CALLPROC, StatementKind.WRITE, _send_callproc, self, procname, args
-        )
+        conn = self._conn
+        conn._enter("callproc")
+        try:
+            result = conn._run(
+                Op.CALLPROC, StatementKind.WRITE, _send_callproc, self, procname, args
+            )
+            # The driver passes the arguments through user variables (@_proc_0, ...).
+            conn._engine.unrestorable.add("user variables (callproc arguments)")
+            return result
+        finally:
+            conn._leave()
 
     def _reading(self, read: Callable[..., Any], *args: Any) -> Any:
         """A read of results that may touch the network (unbuffered rows, next result)."""
         self._check_open()
+        conn = self._conn
+        conn._enter("fetch")
         try:
             return read(*args)
         except Exception as exc:
-            self._conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
+            if self._gen != conn._gen:
+                raise  # a result of a connection replaced since: nothing else is affected
+            conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
             raise  # _failed returns only to resend, which a fetch never is
+        finally:
+            conn._leave()
 
     def _checked_fetchone(self) -> Any:
         return self._reading(self._raw.fetchone)
@@ -166,10 +186,11 @@ class ResilientCursor:
         self._closed = True
         if self._gen != self._conn._gen:
             return  # its physical connection is gone already
+        conn = self._conn
+        conn._enter("cursor close")
         try:
             self._raw.close()  # an unbuffered cursor reads its remaining rows here
         except Exception as exc:
-            conn = self._conn
             code = conn._adapter.error_code(exc)
             if code is None or conn._engine.errors.kind(code) is not ErrorKind.DEAD:
                 raise
@@ -178,6 +199,8 @@ class ResilientCursor:
             # transaction is reported by the next statement on the connection.
             with contextlib.suppress(Exception):
                 conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
+        finally:
+            conn._leave()
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchone, None)

@@ -13,6 +13,7 @@ import enum
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from .classify import ErrorKind, ErrorTable
 from .policies import MaxAge, PingOnCheckout, Policy, RetryOnError
@@ -58,6 +59,9 @@ class Verdict(enum.Enum):
     """Nothing was lost (a rollback, a commit of nothing): report success."""
     TRANSACTION_LOST = "transaction_lost"
     OUTCOME_UNKNOWN = "outcome_unknown"
+    SESSION_LOST = "session_lost"
+    """It would be safe to send again, but the session had state a new connection
+    cannot rebuild: raise ``SessionLostError`` once instead."""
     RAISE = "raise"
     """Raise the driver's own error unchanged."""
 
@@ -85,6 +89,7 @@ class Engine:
         "draw",
         "errors",
         "explicit",
+        "journal",
         "last_used",
         "lost",
         "lost_code",
@@ -96,6 +101,7 @@ class Engine:
         "stale_reason",
         "sticky",
         "txn_writes",
+        "unrestorable",
     )
 
     def __init__(
@@ -141,6 +147,10 @@ class Engine:
         self.stale_reason = Reason.ERROR
         self.lost = False  # a transaction was lost and rollback() was not called yet
         self.lost_code: int | None = None
+        # Session settings to replay on every new physical connection, by what they set.
+        self.journal: dict[str, tuple[str, Any]] = {}
+        # Session state no replay can rebuild (temporary tables, user variables, ...).
+        self.unrestorable: set[str] = set()
 
     # -- connecting -------------------------------------------------------------
 
@@ -151,16 +161,36 @@ class Engine:
     def connected(self, now: float, wait_timeout: float | None = None) -> None:
         """A new physical connection is open."""
         self.connected_at = now
-        self.last_used = now
         self.stale = False
         self.explicit = self.sticky = self.txn_writes = False
+        self.unrestorable.clear()
         self._lifetime = self.max_age.lifetime(self.draw()) if self.max_age else _INF
         self._expires_at = now + self._lifetime
+        self.wait_timeout_changed(wait_timeout, now)
+
+    def wait_timeout_changed(self, wait_timeout: float | None, now: float) -> None:
+        """The session's ``wait_timeout`` is now ``wait_timeout`` seconds."""
+        self.last_used = now
         limit = self.max_age.idle_limit(wait_timeout) if self.max_age else None
         self._idle_limit = _INF if limit is None else limit
         ping_idle = self.ping.idle if self.ping else _INF
         self._idle_trigger = min(self._idle_limit, ping_idle)
         self.next_check_at = min(now + self._idle_trigger, self._expires_at)
+
+    # -- the session ------------------------------------------------------------
+
+    def record(self, key: str | None, entry: tuple[str, Any]) -> None:
+        """Remember a session setting for replay; a later one with the same key
+        replaces it (and moves to the end, keeping the order they were made in)."""
+        if key is not None:
+            self.journal.pop(key, None)
+            self.journal[key] = entry
+
+    def take_lost_state(self) -> list[str]:
+        """What a dead connection took with it that no replay can rebuild (once)."""
+        lost = sorted(self.unrestorable)
+        self.unrestorable.clear()
+        return lost
 
     def connect_failed(self, kind: ErrorKind, attempt: int, elapsed: float) -> float | None:
         """Seconds to wait before connecting again, or None to raise the error."""
@@ -178,11 +208,13 @@ class Engine:
         """The slow path of a checkout, once ``now >= next_check_at`` or when stale."""
         if self.stale:
             return Checkout(reconnect=self.stale_reason)
-        if now - self.connected_at >= self._lifetime:
-            return Checkout(reconnect=Reason.MAX_AGE)
         idle_for = now - self.last_used
-        if idle_for >= self._idle_limit:
-            return Checkout(reconnect=Reason.IDLE)
+        # A session holding state no replay can rebuild is never replaced by choice.
+        if not self.unrestorable:
+            if now - self.connected_at >= self._lifetime:
+                return Checkout(reconnect=Reason.MAX_AGE)
+            if idle_for >= self._idle_limit:
+                return Checkout(reconnect=Reason.IDLE)
         if self.ping is not None:
             timeout = self.ping.ping_timeout(idle_for)
             if timeout is not None:
@@ -258,6 +290,8 @@ class Engine:
         if op is Op.EXECUTEMANY:
             safe = False  # earlier rows may have been applied before the failure
         if safe:
+            if self.unrestorable:
+                return Verdict.SESSION_LOST
             if self.retry is not None and self.retry.may_resend(resends):
                 return Verdict.RESEND
             return Verdict.RAISE

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import TypeVar
 
 __all__ = [
+    "ConcurrentUseError",
     "OutcomeUnknownError",
     "ResilientError",
+    "SessionLostError",
     "TransactionLostError",
     "bind_error",
 ]
@@ -44,6 +46,24 @@ class OutcomeUnknownError(ResilientError):
 
     The server may or may not have applied it; resilient_dbapi never sends it again.
     Check the data before repeating the work. The next statement gets a fresh connection.
+    """
+
+
+class SessionLostError(ResilientError):
+    """The connection died while its session held state a new connection cannot rebuild
+    (temporary tables, user variables, ``GET_LOCK`` locks, ``LOCK TABLES``, prepared
+    statements); the message names what was lost.
+
+    Raised once, instead of a silent reconnect. The next statement gets a new session,
+    with the session settings resilient_dbapi could replay (``SET``, ``USE``, autocommit).
+    """
+
+
+class ConcurrentUseError(ResilientError):
+    """Two threads (or tasks) used one connection at the same time.
+
+    Nothing was sent: interleaving two commands would corrupt the protocol. The message
+    names the operation in flight. Give each thread its own connection, or a pool.
     """
 
 

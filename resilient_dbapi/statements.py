@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 
-__all__ = ["StatementKind", "classify"]
+__all__ = ["StatementKind", "classify", "session_effects", "session_key"]
 
 
 class StatementKind(enum.Enum):
@@ -64,15 +64,16 @@ class _Unreadable(Exception):
     """The scanner cannot be sure what the server would see."""
 
 
-def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool]:
+def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool]:
     """Split ``sql`` into lower-case words outside literals and comments.
 
-    Returns the words and whether an assignment ``:=`` or a user variable ``@x`` was seen.
+    Returns the words, whether an assignment ``:=`` was seen, and whether a user
+    variable ``@x`` was.
     Raises ``_Unreadable`` for executable comments, unterminated literals or comments,
     and a second statement after a ``;``.
     """
     words: list[str] = []
-    assigns = False
+    assigns = user_vars = False
     i, n = 0, len(sql)
     ended = False  # a ';' was seen: only whitespace and comments may follow
     while i < n:
@@ -111,9 +112,9 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool]:
                 if sql.startswith("@@", i):
                     i += 1  # a system variable such as @@session.wait_timeout
                 else:
-                    assigns = True  # a user variable: session state a new connection lacks
+                    user_vars = True  # session state a new connection lacks
             i += 1
-    return words, assigns
+    return words, assigns, user_vars
 
 
 def _skip_quoted(sql: str, start: int, quote: str, backslash_escapes: bool) -> int:
@@ -140,7 +141,8 @@ _NOT_SESSION = frozenset(
 _NOT_PLAIN_SET = _NOT_PLAIN - {"set"}  # SET NAMES / CHARACTER SET are plain settings
 
 
-def _kind_of(words: list[str], assigns: bool) -> StatementKind:
+def _kind_of(words: list[str], assigns: bool, user_vars: bool) -> StatementKind:
+    assigns = assigns or user_vars
     if not words:
         return StatementKind.WRITE
     verb = words[0]
@@ -191,3 +193,91 @@ def classify(sql: str | bytes) -> StatementKind:
     if isinstance(sql, bytes | bytearray):
         sql = bytes(sql).decode("utf-8", "replace")
     return _classify_text(sql)
+
+
+_NOT_REBUILT = "state of a statement resilient_dbapi could not read"
+
+
+@functools.lru_cache(maxsize=1024)
+def _effects_text(sql: str) -> frozenset[str]:
+    try:
+        words, _, user_vars = _scan(sql, backslash_escapes=True)
+    except _Unreadable:
+        return frozenset({_NOT_REBUILT})
+    effects = set()
+    if user_vars:
+        effects.add("user variables")
+    verb = words[0] if words else ""
+    if verb == "create" and "temporary" in words[1:3]:
+        effects.add("temporary tables")
+    if "get_lock" in words:
+        effects.add("GET_LOCK() locks")
+    if verb == "lock" and words[1:2] in (["tables"], ["table"]):
+        effects.add("table locks (LOCK TABLES)")
+    if verb == "prepare":
+        effects.add("prepared statements")
+    return frozenset(effects)
+
+
+def session_effects(sql: str | bytes) -> frozenset[str]:
+    """The session state a statement creates that a new connection cannot rebuild
+    (user variables, temporary tables, GET_LOCK locks, LOCK TABLES, PREPARE)."""
+    if isinstance(sql, bytes | bytearray):
+        sql = bytes(sql).decode("utf-8", "replace")
+    return _effects_text(sql)
+
+
+def _top_level_parts(text: str) -> list[str]:
+    """``text`` split at commas outside parentheses and quotes."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, c in enumerate(text):
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"`":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+_SCOPES = ("@@session.", "@@local.", "@@", "session ", "local ")
+
+
+def session_key(sql: str | bytes) -> str | None:
+    """What a session statement sets, so that a later one setting the same replaces it
+    in the journal; None for a statement that must not be replayed (``SET TRANSACTION``
+    without ``SESSION`` only shapes the next transaction)."""
+    if isinstance(sql, bytes | bytearray):
+        sql = bytes(sql).decode("utf-8", "replace")
+    text = " ".join(sql.strip().rstrip(";").split())
+    lowered = text.lower()
+    if lowered.startswith("use "):
+        return "use"
+    if not lowered.startswith("set "):
+        return lowered
+    body = lowered[4:]
+    if body.startswith("transaction"):
+        return None
+    names = []
+    for part in _top_level_parts(body):
+        part = part.strip()
+        for scope in _SCOPES:
+            if part.startswith(scope):
+                part = part[len(scope) :].strip()
+                break
+        if part.startswith(("names", "character set", "charset")):
+            names.append("names")
+        elif part.startswith("transaction"):
+            names.append(" ".join(part.split()[:2]))
+        elif "=" in part:
+            names.append(part.split("=", 1)[0].strip().strip("`"))
+        else:
+            return lowered
+    return "set " + ",".join(names)

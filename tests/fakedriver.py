@@ -161,6 +161,7 @@ class FakeAdapter:
     errors = MYSQL_ERRORS
     operational_error = FakeOperationalError
     interface_error = FakeInterfaceError
+    programming_error = FakeError
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, FakeConnection)
@@ -197,6 +198,9 @@ class FakeAdapter:
 
     def wait_timeout(self, raw: FakeConnection) -> float | None:
         return None
+
+    def execute(self, raw: FakeConnection, query: str, args: Any) -> None:
+        FakeCursor(raw).execute(query, args)
 
     def set_autocommit(self, raw: FakeConnection, value: bool) -> None:
         raw.autocommit_mode = value

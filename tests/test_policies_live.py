@@ -17,7 +17,6 @@ from .faultproxy import FaultProxy
 pytestmark = pytest.mark.server
 
 
-
 def _reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "reconnected" in r.getMessage()]
 

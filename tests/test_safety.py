@@ -19,7 +19,6 @@ from .faultproxy import FaultProxy
 pytestmark = pytest.mark.server
 
 
-
 def _via(proxy: FaultProxy, db: dict[str, Any]) -> dict[str, Any]:
     return {**db, "host": "127.0.0.1", "port": proxy.port}
 

@@ -31,6 +31,7 @@ class Adapter(Protocol):
     errors: ErrorTable
     operational_error: type[Exception]
     interface_error: type[Exception]
+    programming_error: type[Exception]
 
     def owns(self, raw: object) -> bool:
         """Whether ``raw`` is a connection of this driver."""
@@ -64,6 +65,9 @@ class Adapter(Protocol):
 
     def wait_timeout(self, raw: Any) -> float | None:
         """The session's ``wait_timeout`` in seconds (one round trip), if the server has one."""
+
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        """Run one statement on ``raw`` and discard its result (setting up a session)."""
 
     def set_autocommit(self, raw: Any, value: bool) -> None: ...
 

@@ -36,6 +36,7 @@ class PyMySQLAdapter:
     errors = MYSQL_ERRORS
     operational_error: type[Exception] = pymysql.err.OperationalError
     interface_error: type[Exception] = pymysql.err.InterfaceError
+    programming_error: type[Exception] = pymysql.err.ProgrammingError
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, pymysql.connections.Connection)
@@ -132,6 +133,13 @@ class PyMySQLAdapter:
         finally:
             cursor.close()
         return float(row[0]) if row and row[0] else None
+
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        cursor = raw.cursor(pymysql.cursors.Cursor)
+        try:
+            cursor.execute(query, args)
+        finally:
+            cursor.close()
 
     def set_autocommit(self, raw: Any, value: bool) -> None:
         raw.autocommit(value)
