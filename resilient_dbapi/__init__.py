@@ -10,13 +10,20 @@ from . import policies
 from .classify import MYSQL_ERRORS, ErrorKind, ErrorTable
 from .connection import ResilientConnection, connect, creator
 from .cursor import ResilientCursor
-from .errors import OutcomeUnknownError, ResilientError, TransactionLostError
+from .errors import (
+    ConcurrentUseError,
+    OutcomeUnknownError,
+    ResilientError,
+    SessionLostError,
+    TransactionLostError,
+)
 from .policies import MaxAge, PingOnCheckout, RetryOnError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MYSQL_ERRORS",
+    "ConcurrentUseError",
     "ErrorKind",
     "ErrorTable",
     "MaxAge",
@@ -26,6 +33,7 @@ __all__ = [
     "ResilientCursor",
     "ResilientError",
     "RetryOnError",
+    "SessionLostError",
     "TransactionLostError",
     "__version__",
     "connect",

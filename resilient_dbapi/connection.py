@@ -150,7 +150,7 @@ class ResilientConnection:
             lost = ", ".join(engine.take_lost_state())
             log.warning("session lost (reason=%s): %s", reason.value, lost)
             raise bind_error(SessionLostError, self._adapter.operational_error)(
-                code,
+                self._adapter.gone_code if code is None else code,
                 f"connection lost ({reason.value}) with session state that cannot be rebuilt: "
                 f"{lost}; nothing was sent. The next statement gets a new session with the "
                 "replayable settings",

@@ -142,7 +142,8 @@ _NOT_PLAIN_SET = _NOT_PLAIN - {"set"}  # SET NAMES / CHARACTER SET are plain set
 
 
 def _kind_of(words: list[str], assigns: bool, user_vars: bool) -> StatementKind:
-    assigns = assigns or user_vars
+    # Reading a user variable is a read (the session check guards its value); setting
+    # one (SET @x, :=, INTO @x) is not.
     if not words:
         return StatementKind.WRITE
     verb = words[0]
@@ -152,7 +153,12 @@ def _kind_of(words: list[str], assigns: bool, user_vars: bool) -> StatementKind:
             return StatementKind.WRITE
         return StatementKind.READ
     if verb == "set" and rest:
-        if assigns or _NOT_SESSION.intersection(rest) or _NOT_PLAIN_SET.intersection(rest):
+        if (
+            assigns
+            or user_vars
+            or _NOT_SESSION.intersection(rest)
+            or _NOT_PLAIN_SET.intersection(rest)
+        ):
             return StatementKind.WRITE
         return StatementKind.SESSION
     if verb == "use" and len(rest) == 1:
@@ -201,13 +207,13 @@ _NOT_REBUILT = "state of a statement resilient_dbapi could not read"
 @functools.lru_cache(maxsize=1024)
 def _effects_text(sql: str) -> frozenset[str]:
     try:
-        words, _, user_vars = _scan(sql, backslash_escapes=True)
+        words, assigns, user_vars = _scan(sql, backslash_escapes=True)
     except _Unreadable:
         return frozenset({_NOT_REBUILT})
     effects = set()
-    if user_vars:
-        effects.add("user variables")
     verb = words[0] if words else ""
+    if user_vars and (verb == "set" or assigns or "into" in words):
+        effects.add("user variables")
     if verb == "create" and "temporary" in words[1:3]:
         effects.add("temporary tables")
     if "get_lock" in words:

@@ -162,6 +162,7 @@ class FakeAdapter:
     operational_error = FakeOperationalError
     interface_error = FakeInterfaceError
     programming_error = FakeError
+    gone_code = 2006
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, FakeConnection)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_dbapi.statements import StatementKind, classify
+from resilient_dbapi.statements import StatementKind, classify, session_effects, session_key
 
 READ, WRITE, SESSION = StatementKind.READ, StatementKind.WRITE, StatementKind.SESSION
 
@@ -95,3 +95,50 @@ def test_a_read_followed_by_a_write_is_not_a_read(read: str, write: str, sep: st
 @given(st.text(max_size=60))
 def test_arbitrary_text_never_crashes(sql: str) -> None:
     assert isinstance(classify(sql), StatementKind)
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("SELECT @x", READ),
+        ("SELECT @x := 1", WRITE),
+        ("SELECT 1 INTO @x", WRITE),
+        ("SET @x = 1", WRITE),
+    ],
+)
+def test_user_variables(sql: str, kind: StatementKind) -> None:
+    assert classify(sql) is kind
+
+
+@pytest.mark.parametrize(
+    ("sql", "key"),
+    [
+        ("SET SESSION sql_mode = %s", "set sql_mode"),
+        ("set @@session.time_zone = '+00:00'", "set time_zone"),
+        ("SET NAMES utf8mb4", "set names"),
+        ("SET CHARACTER SET latin1", "set names"),
+        ("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", "set transaction isolation"),
+        ("SET TRANSACTION READ ONLY", None),  # shapes the next transaction only
+        ("SET a = 1, b = (SELECT 1, 2)", "set a,b"),
+        ("USE shop", "use"),
+    ],
+)
+def test_session_keys(sql: str, key: str | None) -> None:
+    assert session_key(sql) == key
+
+
+@pytest.mark.parametrize(
+    ("sql", "effects"),
+    [
+        ("SET @x = 1", {"user variables"}),
+        ("SELECT 1 INTO @x", {"user variables"}),
+        ("CREATE TEMPORARY TABLE t (a INT)", {"temporary tables"}),
+        ("SELECT GET_LOCK('a', 1)", {"GET_LOCK() locks"}),
+        ("LOCK TABLES t WRITE", {"table locks (LOCK TABLES)"}),
+        ("PREPARE s FROM 'SELECT 1'", {"prepared statements"}),
+        ("INSERT INTO t VALUES (1)", set()),
+        ("/*!40101 SET @x = 1 */", {"state of a statement resilient_dbapi could not read"}),
+    ],
+)
+def test_session_effects(sql: str, effects: set[str]) -> None:
+    assert session_effects(sql) == effects

@@ -32,6 +32,8 @@ class Adapter(Protocol):
     operational_error: type[Exception]
     interface_error: type[Exception]
     programming_error: type[Exception]
+    gone_code: int
+    """The driver's code for "the connection is gone", for errors found before sending."""
 
     def owns(self, raw: object) -> bool:
         """Whether ``raw`` is a connection of this driver."""

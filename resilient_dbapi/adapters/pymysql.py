@@ -37,6 +37,7 @@ class PyMySQLAdapter:
     operational_error: type[Exception] = pymysql.err.OperationalError
     interface_error: type[Exception] = pymysql.err.InterfaceError
     programming_error: type[Exception] = pymysql.err.ProgrammingError
+    gone_code = _CR_SERVER_GONE_ERROR
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, pymysql.connections.Connection)

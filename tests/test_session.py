@@ -1,0 +1,190 @@
+"""Session state across reconnects, and the guard against shared use (real MariaDB)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+import pymysql
+import pytest
+
+import resilient_dbapi
+from resilient_dbapi import ConcurrentUseError, MaxAge, RetryOnError, SessionLostError
+
+from .conftest import kill
+
+pytestmark = pytest.mark.server
+
+SKIP_WINDOW = 0.6  # past the default skip_recent: the socket check finds the kill
+
+
+def _killed(server: Any, conn: Any) -> None:
+    kill(server, conn.thread_id())
+    time.sleep(SKIP_WINDOW)
+
+
+def test_session_settings_are_replayed_after_a_reconnect(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    cur = conn.cursor()
+    cur.execute("SET SESSION sql_mode = %s", ("ANSI_QUOTES",))
+    cur.execute("SET time_zone = '+05:00'")
+    cur.execute("SET NAMES latin1")
+    cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    cur.execute("USE mysql")
+    cur.execute("SET autocommit = 1")
+    query = (
+        "SELECT @@session.sql_mode, @@session.time_zone, @@character_set_client, "
+        "@@session.tx_isolation, DATABASE(), @@autocommit"
+    )
+    cur.execute(query)
+    before = cur.fetchone()
+    first = conn.thread_id()
+    _killed(server, conn)
+    cur.execute(query)
+    assert conn.thread_id() != first
+    assert (
+        cur.fetchone()
+        == before
+        == ("ANSI_QUOTES", "+05:00", "latin1", "READ-COMMITTED", "mysql", 1)
+    )
+
+
+def test_plain_reconnect_would_lose_the_settings(server: Any, db: dict[str, Any]) -> None:
+    """What PyMySQL's own reconnect (ping(reconnect=True)) does: the session is reset."""
+    conn = pymysql.connect(**db)
+    with conn.cursor() as cur:
+        cur.execute("SET time_zone = '+05:00'")
+    kill(server, conn.thread_id())
+    with pytest.warns(DeprecationWarning):
+        conn.ping(reconnect=True)
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@session.time_zone")
+        assert cur.fetchone() != ("+05:00",)
+
+
+def test_the_journal_keeps_the_last_value_of_each_setting(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    cur = conn.cursor()
+    for hour in range(1, 100):
+        cur.execute("SET time_zone = %s", (f"+{hour % 12:02d}:00",))
+    assert len(conn._engine.journal) == 1
+    _killed(server, conn)
+    cur.execute("SELECT @@session.time_zone")
+    assert cur.fetchone() == ("+03:00",)
+
+
+def test_on_connect_runs_on_every_new_connection(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(
+        pymysql.connect, **db, on_connect=["SET SESSION sql_mode = 'ANSI_QUOTES'"]
+    )
+    cur = conn.cursor()
+    cur.execute("SELECT @@session.sql_mode")
+    assert cur.fetchone() == ("ANSI_QUOTES",)
+    _killed(server, conn)
+    cur.execute("SELECT @@session.sql_mode")
+    assert cur.fetchone() == ("ANSI_QUOTES",)
+    assert conn.reconnects == 1
+
+
+@pytest.mark.parametrize(
+    ("statement", "lost"),
+    [
+        ("SET @cart = 42", "user variables"),
+        ("CREATE TEMPORARY TABLE scratch (a INT)", "temporary tables"),
+        ("SELECT GET_LOCK('job', 1)", "GET_LOCK() locks"),
+        ("PREPARE s FROM 'SELECT 1'", "prepared statements"),
+    ],
+)
+def test_state_no_replay_rebuilds_raises_session_lost_once(
+    server: Any, db: dict[str, Any], statement: str, lost: str
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET time_zone = '+02:00'")
+    cur.execute(statement)
+    _killed(server, conn)
+    with pytest.raises(SessionLostError, match=re.escape(lost)) as info:
+        cur.execute("SELECT @cart")
+    assert isinstance(info.value, pymysql.err.OperationalError)
+    assert info.value.args[0] == 2006  # "gone away": nothing was sent
+    cur.execute("SELECT @cart, @@session.time_zone")  # a new session, settings replayed
+    assert cur.fetchone() == (None, "+02:00")
+
+
+def test_a_read_killed_in_flight_is_not_resent_into_a_new_session(
+    server: Any, db: dict[str, Any]
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET @step = 1")
+    killer = threading.Timer(0.3, kill, (server, conn.thread_id()))
+    killer.start()
+    try:
+        with pytest.raises(SessionLostError, match="user variables"):
+            cur.execute("SELECT SLEEP(1), @step")  # @step would read NULL on a new session
+    finally:
+        killer.join()
+    assert conn.reconnects == 0
+
+
+def test_max_age_never_recycles_a_session_holding_state(db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(
+        pymysql.connect,
+        **db,
+        autocommit=True,
+        policies=[MaxAge(seconds=0.3, jitter=0), RetryOnError()],
+    )
+    cur = conn.cursor()
+    cur.execute("SET @kept = 7")
+    time.sleep(0.4)
+    cur.execute("SELECT @kept")
+    assert cur.fetchone() == (7,)
+    assert conn.reconnects == 0
+
+
+def _overlap(conn: Any) -> dict[str, Any]:
+    """Thread A runs a slow query; meanwhile the main thread uses the same connection."""
+    results: dict[str, Any] = {}
+
+    def slow() -> None:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT SLEEP(0.5), 1")
+                results["a"] = cur.fetchall()
+        except Exception as exc:
+            results["a"] = exc
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 2")
+            results["b"] = cur.fetchall()
+    except Exception as exc:
+        results["b"] = exc
+    results["b_seconds"] = time.monotonic() - started
+    thread.join()
+    return results
+
+
+def test_shared_use_corrupts_plain_pymysql(db: dict[str, Any]) -> None:
+    results = _overlap(pymysql.connect(**db))
+    assert isinstance(results["b"], pymysql.err.Error)  # protocol out of step
+
+
+def test_shared_use_is_refused_before_anything_is_sent(db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    results = _overlap(conn)
+    error = results["b"]
+    assert isinstance(error, ConcurrentUseError)
+    assert isinstance(error, pymysql.err.ProgrammingError)
+    assert "execute in flight" in str(error)
+    assert results["b_seconds"] < 0.3  # refused at once, not after the other query
+    assert tuple(results["a"]) == ((0, 1),)  # the other thread's query is unharmed
+    cur = conn.cursor()
+    cur.execute("SELECT 3")
+    assert cur.fetchone() == (3,)
