@@ -549,7 +549,7 @@ def _resolve_policies(policies: Sequence[Policy] | str | None) -> list[Policy]:
         return load(policies)
     if not isinstance(policies, list | tuple):
         raise TypeError(
-            "policies must be None (the defaults), a profile path, or a list of policies "
+            "policies must be None (the defaults), a profile name or path, or a list of policies "
             f"(PingOnCheckout, MaxAge, RetryOnError, ErrorTable); got {policies!r}"
         )
     return list(policies)

@@ -19,8 +19,7 @@ from resilient_dbapi import (
     PingOnCheckout,
     RetryOnError,
 )
-from resilient_dbapi.policies import default_policies, load
-from resilient_dbapi.policies._profiles import ProfileError
+from resilient_dbapi.policies import ProfileError, default_policies, load, profile_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,6 +102,28 @@ def test_error_table_is_data() -> None:
 
 def test_default_profile_matches_the_defaults() -> None:
     assert load(ROOT / "policies" / "default.toml") == default_policies()
+    assert load("web") == load("default") == default_policies()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "policies").glob("*.toml")))
+def test_every_profile_in_the_policies_folder_loads(path: Path) -> None:
+    policies = load(path)
+    assert policies
+    assert load(path.stem) == policies  # the same profile ships inside the package
+
+
+def test_the_profiles_differ_as_documented() -> None:
+    strict = {type(p): p for p in load("strict")}
+    assert strict[RetryOnError].resend == 0 and strict[PingOnCheckout].skip_recent == 0
+    assert {type(p): p for p in load("paranoid")}[PingOnCheckout].idle == 0
+    batch = {type(p): p for p in load("batch")}
+    assert batch[RetryOnError].deadline is not None and batch[RetryOnError].deadline >= 300
+    assert set(profile_names()) >= {"default", "web", "batch", "strict", "paranoid"}
+
+
+def test_unknown_profile_names_list_the_known_ones() -> None:
+    with pytest.raises(ProfileError, match=r"no policy profile named 'fast'.*batch.*strict"):
+        load("fast")
 
 
 def test_malformed_profiles_name_the_file_and_the_key(tmp_path: Path) -> None:

@@ -13,15 +13,17 @@ from typing import Any
 import tenacity
 
 from ..classify import ErrorTable
-from ._profiles import load
+from ._profiles import ProfileError, load, profile_names
 
 __all__ = [
     "MaxAge",
     "PingOnCheckout",
     "Policy",
+    "ProfileError",
     "RetryOnError",
     "default_policies",
     "load",
+    "profile_names",
 ]
 
 

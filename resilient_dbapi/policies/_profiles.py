@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from . import Policy
 
-__all__ = ["ProfileError", "load"]
+__all__ = ["ProfileError", "load", "profile_names"]
 
 _SECTIONS = {
     "ping_on_checkout": ("PingOnCheckout", {"idle", "timeout", "skip_recent"}),
@@ -26,15 +26,37 @@ class ProfileError(ValueError):
     """A policy profile is missing or malformed; the message names the file and the key."""
 
 
+PROFILES = Path(__file__).resolve().parent / "profiles"
+
+
+def profile_names() -> list[str]:
+    """The names of the profiles that ship with resilient_dbapi."""
+    return sorted(p.stem for p in PROFILES.glob("*.toml"))
+
+
+def _path_of(name_or_path: str | os.PathLike[str]) -> Path:
+    text = os.fspath(name_or_path)
+    if text and os.sep not in text and "/" not in text and not text.endswith(".toml"):
+        path = PROFILES / f"{text}.toml"
+        if not path.is_file():
+            raise ProfileError(
+                f"no policy profile named {text!r}; the profiles are: "
+                f"{', '.join(profile_names())} (or give the path of a .toml file)"
+            )
+        return path
+    return Path(text)
+
+
 def load(name_or_path: str | os.PathLike[str]) -> list[Policy]:
-    """The policies described by a profile file (``*.toml``).
+    """The policies of a profile: a shipped profile's name (``"web"``, ``"batch"``,
+    ``"strict"``, ``"paranoid"``, ``"default"``) or the path of a ``.toml`` file.
 
     Each of the sections ``[ping_on_checkout]``, ``[max_age]`` and ``[retry_on_error]``
     that is present adds that policy, with the section's keys as its arguments.
     """
     from . import MaxAge, PingOnCheckout, RetryOnError
 
-    path = Path(name_or_path)
+    path = _path_of(name_or_path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
