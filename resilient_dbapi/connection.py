@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,12 +20,25 @@ from .errors import (
     TransactionLostError,
     bind_error,
 )
+from .events import (
+    Connected,
+    GaveUp,
+    Listener,
+    Observer,
+    OutcomeUnknown,
+    Pinged,
+    Reconnected,
+    Retrying,
+    SessionLost,
+    Stats,
+    TransactionLost,
+    check_listeners,
+)
 from .policies import Policy, default_policies
 from .statements import StatementKind, session_effects, session_key
 
 __all__ = ["ResilientConnection", "connect", "creator"]
 
-log = logging.getLogger("resilient_dbapi")
 T = TypeVar("T")
 _ALIVE = Liveness.ALIVE
 _READ = StatementKind.READ
@@ -54,9 +66,11 @@ class _Connector:
         name = getattr(self.driver_connect, "__qualname__", type(self.driver_connect).__name__)
         return f"<connector {name} (arguments hidden)>"
 
-    def open(self, engine: Engine, setup: Callable[[Any], T]) -> tuple[Any, T]:
-        """A new driver connection and what ``setup(raw)`` made of it; retried on
-        transient errors."""
+    def open(
+        self, engine: Engine, setup: Callable[[Any], T], observer: Observer, where: str
+    ) -> tuple[Any, T, int]:
+        """A new driver connection, what ``setup(raw)`` made of it, and the attempts it
+        took; retried on transient errors as the policies allow."""
         started = _monotonic()
         attempt = 0
         while True:
@@ -64,7 +78,7 @@ class _Connector:
             raw = None
             try:
                 raw = self.driver_connect(*self.args, **self.kwargs)
-                return raw, setup(raw)
+                return raw, setup(raw), attempt
             except Exception as exc:
                 adapter = adapters.adapter_for_error(exc)
                 if raw is not None:
@@ -77,13 +91,9 @@ class _Connector:
                 wait = engine.connect_failed(table.kind(code), attempt, _monotonic() - started)
                 if wait is None:
                     if attempt > 1:
-                        log.warning(
-                            "gave up connecting after %d attempts (error %s)", attempt, code
-                        )
+                        observer.emit(GaveUp(where, attempt, code))
                     raise
-                log.warning(
-                    "connect attempt %d failed (error %s); retrying in %.3f s", attempt, code, wait
-                )
+                observer.emit(Retrying(where, "connect", attempt, wait, code))
                 time.sleep(wait)
 
 
@@ -105,6 +115,7 @@ class ResilientConnection:
         connector: _Connector,
         wait_timeout: float | None,
         on_connect: tuple[str, ...] = (),
+        observer: Observer | None = None,
     ) -> None:
         self._raw = raw
         self._adapter = adapter
@@ -119,7 +130,7 @@ class ResilientConnection:
         self._probe: Callable[[], Liveness] = _always_alive
         # Skip the socket check for a connection used this recently (HikariCP's idea).
         self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
-        self.reconnects = 0
+        self._observer = observer or Observer(())
         self._install(raw, wait_timeout)
 
     # -- plumbing -----------------------------------------------------------------
@@ -147,19 +158,21 @@ class ResilientConnection:
         if engine.unrestorable:
             self._adapter.discard(self._raw)
             engine.must_replace(reason)
-            lost = ", ".join(engine.take_lost_state())
-            log.warning("session lost (reason=%s): %s", reason.value, lost)
+            lost = engine.take_lost_state()
+            code = self._adapter.gone_code if code is None else code
+            self._observer.emit(SessionLost(self._where(), code, tuple(lost)))
             raise bind_error(SessionLostError, self._adapter.operational_error)(
-                self._adapter.gone_code if code is None else code,
+                code,
                 f"connection lost ({reason.value}) with session state that cannot be rebuilt: "
-                f"{lost}; nothing was sent. The next statement gets a new session with the "
-                "replayable settings",
+                f"{', '.join(lost)}; nothing was sent. The next statement gets a new session "
+                "with the replayable settings",
             )
         self._reconnect(reason, code)
 
     def _enter(self, what: str) -> None:
         """Claim the connection for one operation, or refuse at once if it is in use."""
         if not self._guard.acquire(False):
+            self._observer.stats.concurrent_use_refused += 1
             raise bind_error(ConcurrentUseError, self._adapter.programming_error)(
                 0,
                 f"this connection is in use by another thread or task ({self._in_flight} in "
@@ -184,20 +197,31 @@ class ResilientConnection:
             if effects:
                 engine.unrestorable.update(effects)
 
+    def _where(self) -> str:
+        return self._adapter.describe(self._raw)
+
     def _reconnect(self, reason: Reason, code: int | None = None) -> None:
         self._adapter.discard(self._raw)
         self._engine.must_replace(reason)
         started = _monotonic()
-        raw, wait_timeout = self._connector.open(self._engine, self._setup)
-        self._install(raw, wait_timeout)
-        self.reconnects += 1
-        log.info(
-            "reconnected %s (reason=%s, error=%s) in %.1f ms",
-            self._adapter.describe(raw),
-            reason.value,
-            code,
-            (_monotonic() - started) * 1000,
+        where = self._where()
+        raw, wait_timeout, attempts = self._connector.open(
+            self._engine, self._setup, self._observer, where
         )
+        self._install(raw, wait_timeout)
+        self._observer.emit(
+            Reconnected(where, reason.value, code, attempts, _monotonic() - started)
+        )
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the physical connection was replaced."""
+        return self._observer.stats.reconnects
+
+    @property
+    def stats(self) -> Stats:
+        """Counters: connects, reconnects by reason, pings, retries, lost work."""
+        return self._observer.stats
 
     def _checkout(self) -> None:
         """Before sending outside a transaction: make sure the connection is usable."""
@@ -219,15 +243,18 @@ class ResilientConnection:
         if liveness is Liveness.UNSURE and timeout is None:
             timeout = engine.ping.timeout if engine.ping else 5.0
         if timeout is not None:
+            started = _monotonic()
             try:
                 self._adapter.ping(self._raw, timeout)
             except Exception as exc:
                 code = self._adapter.error_code(exc)
                 if code is None:
                     raise
+                self._observer.emit(Pinged(self._where(), False, _monotonic() - started))
                 self._replace(Reason.PING, code)
             else:
                 engine.last_used = _monotonic()
+                self._observer.emit(Pinged(self._where(), True, engine.last_used - started))
 
     def _execute(self, cursor: Any, kind: StatementKind, query: Any, args: Any) -> Any:
         """``cursor.execute``: the hot path. Does what :meth:`_run` does, inlined for the
@@ -308,17 +335,14 @@ class ResilientConnection:
         if engine.stale:
             adapter.discard(self._raw)
         if verdict is Verdict.RESEND:
-            log.warning(
-                "connection lost (error %s); sending the %s again on a new connection",
-                code,
-                "statement" if op is Op.EXECUTE else op.value,
-            )
+            self._observer.emit(Retrying(self._where(), "statement", resends + 1, 0.0, code))
             return
         if verdict is Verdict.RECOVERED:
             raise _Recovered from exc
         if verdict is Verdict.SESSION_LOST:
-            lost = ", ".join(engine.take_lost_state())
-            log.warning("session lost (error %s): %s", code, lost)
+            lost_list = engine.take_lost_state()
+            lost = ", ".join(lost_list)
+            self._observer.emit(SessionLost(self._where(), code, tuple(lost_list)))
             raise bind_error(SessionLostError, adapter.operational_error)(
                 code,
                 f"connection lost ({_describe(exc)}) with session state that cannot be "
@@ -328,7 +352,7 @@ class ResilientConnection:
         lost_state = engine.take_lost_state() if engine.stale else []
         also = f"; the session's {', '.join(lost_state)} are gone too" if lost_state else ""
         if verdict is Verdict.TRANSACTION_LOST:
-            log.warning("transaction lost (error %s)", code)
+            self._observer.emit(TransactionLost(self._where(), code))
             raise bind_error(TransactionLostError, adapter.operational_error)(
                 code,
                 f"connection lost inside a transaction with writes ({_describe(exc)}); the "
@@ -336,7 +360,7 @@ class ResilientConnection:
             ) from exc
         if verdict is Verdict.OUTCOME_UNKNOWN:
             what = "COMMIT" if op is Op.COMMIT else "a write"
-            log.warning("outcome unknown: connection lost after %s was sent (error %s)", what, code)
+            self._observer.emit(OutcomeUnknown(self._where(), code))
             raise bind_error(OutcomeUnknownError, adapter.operational_error)(
                 code,
                 f"connection lost after {what} was sent ({_describe(exc)}); it may or may not "
@@ -581,17 +605,21 @@ def connect(
     *args: Any,
     policies: Sequence[Policy] | str | None = None,
     on_connect: Sequence[str] | None = None,
+    listeners: Sequence[Listener] | None = None,
     **kwargs: Any,
 ) -> ResilientConnection:
     """Open a resilient connection.
 
     ``driver_connect(*args, **kwargs)`` is called for the first connection and for every
     replacement, with the same arguments. ``policies=None`` means the defaults
-    (:func:`resilient_dbapi.policies.default_policies`). ``on_connect`` statements run
-    on every new physical connection, before the session journal is replayed.
+    (:func:`resilient_dbapi.policies.default_policies`); a string names a profile.
+    ``on_connect`` statements run on every new physical connection, before the session
+    journal is replayed. ``listeners`` are called with each :mod:`~resilient_dbapi.events`
+    event of this connection.
     """
     _check_callable(driver_connect)
     statements = _check_on_connect(on_connect)
+    observer = Observer(check_listeners(listeners))
     engine = Engine(_resolve_policies(policies), ErrorTable())
     connector = _Connector(driver_connect, args, kwargs)
 
@@ -606,9 +634,20 @@ def connect(
             engine.errors = adapter.errors
         return adapter, _prepare(adapter, raw, statements, engine)
 
-    raw, (adapter, wait_timeout) = connector.open(engine, first_setup)
+    started = _monotonic()
+    raw, (adapter, wait_timeout), attempts = connector.open(
+        engine, first_setup, observer, _connect_name(driver_connect)
+    )
     cls = forwarding_class(ResilientConnection, raw)
-    return cls(raw, adapter, engine, connector, wait_timeout, statements)
+    conn = cls(raw, adapter, engine, connector, wait_timeout, statements, observer)
+    observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
+    return conn
+
+
+def _connect_name(driver_connect: Callable[..., Any]) -> str:
+    module = getattr(driver_connect, "__module__", None) or ""
+    name = getattr(driver_connect, "__qualname__", type(driver_connect).__qualname__)
+    return f"{module}.{name}".lstrip(".")
 
 
 def creator(
@@ -616,6 +655,7 @@ def creator(
     *args: Any,
     policies: Sequence[Policy] | str | None = None,
     on_connect: Sequence[str] | None = None,
+    listeners: Sequence[Listener] | None = None,
     **kwargs: Any,
 ) -> Callable[[], ResilientConnection]:
     """A zero-argument factory of resilient connections, for a pool or an ORM.
@@ -625,11 +665,19 @@ def creator(
     """
     _check_callable(driver_connect)
     statements = _check_on_connect(on_connect)
+    observers = check_listeners(listeners)
     resolved = _resolve_policies(policies)
     Engine(resolved, ErrorTable())  # validates the policies now, not at first use
 
     def make() -> ResilientConnection:
-        return connect(driver_connect, *args, policies=resolved, on_connect=statements, **kwargs)
+        return connect(
+            driver_connect,
+            *args,
+            policies=resolved,
+            on_connect=statements,
+            listeners=observers,
+            **kwargs,
+        )
 
     make.__qualname__ = make.__name__ = "resilient_creator"
     return make

@@ -176,9 +176,12 @@ def test_connect_retry_waits_and_gives_up() -> None:
 
 
 def test_connect_retry_respects_the_deadline() -> None:
-    e = engine(RetryOnError(attempts=None, deadline=1.0, backoff=0.5, max_backoff=0.5))
-    assert e.connect_failed(ErrorKind.CONNECT_TRANSIENT, 1, 0.2) is not None
-    assert e.connect_failed(ErrorKind.CONNECT_TRANSIENT, 2, 0.9) is None
+    # Each wait is 0.25 s plus up to 0.25 s of jitter: no retry may end past the deadline.
+    e = engine(RetryOnError(attempts=None, deadline=1.0, backoff=0.25, max_backoff=0.25))
+    for _ in range(50):
+        wait = e.connect_failed(ErrorKind.CONNECT_TRANSIENT, 1, 0.4)
+        assert wait is not None and 0.25 <= wait <= 0.5
+        assert e.connect_failed(ErrorKind.CONNECT_TRANSIENT, 2, 0.76) is None
 
 
 def test_policies_are_checked() -> None:

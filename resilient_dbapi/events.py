@@ -1,0 +1,221 @@
+"""Events: what a resilient connection did, for listeners, counters and logs.
+
+Pass ``listeners=[callable, ...]`` to :func:`resilient_dbapi.connect` (or register one
+for every connection with :func:`add_listener`); each is called with one event object.
+Counters are on ``conn.stats``. The ``resilient_dbapi`` logger gets reconnects at INFO
+and retries and lost work at WARNING. No event, counter or log line carries a password,
+another connect argument, a statement or its parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Connected",
+    "Event",
+    "GaveUp",
+    "OutcomeUnknown",
+    "Pinged",
+    "Reconnected",
+    "Retrying",
+    "SessionLost",
+    "Stats",
+    "TransactionLost",
+    "add_listener",
+    "remove_listener",
+]
+
+log = logging.getLogger("resilient_dbapi")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events; ``where`` names the server (never a secret)."""
+
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connected(Event):
+    """The first physical connection is open."""
+
+    attempts: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected(Event):
+    """A physical connection was replaced; ``reason`` is liveness, ping, max_age, idle or
+    error, and ``code`` the driver error that caused it, if any."""
+
+    reason: str
+    code: int | None
+    attempts: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Pinged(Event):
+    ok: bool
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying(Event):
+    """``what`` is "connect" (another connect attempt after ``wait`` seconds) or
+    "statement" (a statement safe to send again, sent on a new connection)."""
+
+    what: str
+    attempt: int
+    wait: float
+    code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GaveUp(Event):
+    """Connecting failed for good: the retry policy's attempts or deadline ran out."""
+
+    attempts: int
+    code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionLost(Event):
+    code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeUnknown(Event):
+    code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLost(Event):
+    code: int | None
+    lost: tuple[str, ...]
+
+
+@dataclass
+class Stats:
+    """Counters of one resilient connection (``conn.stats``)."""
+
+    connects: int = 0
+    reconnects: int = 0
+    reconnect_reasons: Counter[str] = field(default_factory=Counter)
+    pings: int = 0
+    failed_pings: int = 0
+    connect_retries: int = 0
+    statement_resends: int = 0
+    gave_up: int = 0
+    transactions_lost: int = 0
+    outcomes_unknown: int = 0
+    sessions_lost: int = 0
+    concurrent_use_refused: int = 0
+
+
+Listener = Callable[[Event], object]
+_global: list[Listener] = []
+
+
+def add_listener(listener: Listener) -> None:
+    """Call ``listener`` with the events of every resilient connection."""
+    if not callable(listener):
+        raise TypeError(f"a listener must be callable with one event, got {listener!r}")
+    _global.append(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    _global.remove(listener)
+
+
+def check_listeners(listeners: Iterable[Listener] | None) -> tuple[Listener, ...]:
+    if listeners is None:
+        return ()
+    if not isinstance(listeners, list | tuple):
+        raise TypeError(f"listeners must be a list of callables, got {listeners!r}")
+    for listener in listeners:
+        if not callable(listener):
+            raise TypeError(f"a listener must be callable with one event, got {listener!r}")
+    return tuple(listeners)
+
+
+class Observer:
+    """Counts, logs and hands out the events of one connection."""
+
+    __slots__ = ("listeners", "stats")
+
+    def __init__(self, listeners: tuple[Listener, ...]) -> None:
+        self.listeners = listeners
+        self.stats = Stats()
+
+    def emit(self, event: Event) -> None:
+        self._count_and_log(event)
+        for listener in (*self.listeners, *_global):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break the database call
+                log.exception("resilient_dbapi listener %r failed", listener)
+
+    def _count_and_log(self, event: Event) -> None:
+        stats = self.stats
+        if isinstance(event, Connected):
+            stats.connects += 1
+        elif isinstance(event, Reconnected):
+            stats.connects += 1
+            stats.reconnects += 1
+            stats.reconnect_reasons[event.reason] += 1
+            log.info(
+                "reconnected %s (reason=%s, error=%s) in %.1f ms",
+                event.where,
+                event.reason,
+                event.code,
+                event.seconds * 1000,
+            )
+        elif isinstance(event, Pinged):
+            stats.pings += 1
+            stats.failed_pings += not event.ok
+        elif isinstance(event, Retrying):
+            if event.what == "connect":
+                stats.connect_retries += 1
+                log.warning(
+                    "connect attempt %d to %s failed (error %s); retrying in %.3f s",
+                    event.attempt,
+                    event.where,
+                    event.code,
+                    event.wait,
+                )
+            else:
+                stats.statement_resends += 1
+                log.warning(
+                    "connection to %s lost (error %s); sending the statement again "
+                    "on a new connection",
+                    event.where,
+                    event.code,
+                )
+        elif isinstance(event, GaveUp):
+            stats.gave_up += 1
+            log.warning(
+                "gave up connecting to %s after %d attempts (error %s)",
+                event.where,
+                event.attempts,
+                event.code,
+            )
+        elif isinstance(event, TransactionLost):
+            stats.transactions_lost += 1
+            log.warning("transaction lost on %s (error %s)", event.where, event.code)
+        elif isinstance(event, OutcomeUnknown):
+            stats.outcomes_unknown += 1
+            log.warning(
+                "outcome unknown on %s (error %s): a write or COMMIT was in flight",
+                event.where,
+                event.code,
+            )
+        elif isinstance(event, SessionLost):
+            stats.sessions_lost += 1
+            log.warning(
+                "session lost on %s (error %s): %s", event.where, event.code, ", ".join(event.lost)
+            )

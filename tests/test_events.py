@@ -1,0 +1,166 @@
+"""Events, counters and logs, against a real MariaDB."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+import resilient_dbapi
+from resilient_dbapi import events
+from resilient_dbapi.testing import free_port
+
+from .conftest import kill
+
+pytestmark = pytest.mark.server
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_events_and_stats_follow_what_happened(server: Any, db: dict[str, Any]) -> None:
+    seen: list[events.Event] = []
+    conn = resilient_dbapi.connect(pymysql.connect, **db, listeners=[seen.append], autocommit=True)
+    assert [type(e) for e in seen] == [events.Connected]
+    cur = conn.cursor()
+
+    kill(server, conn.thread_id())
+    time.sleep(0.6)  # past the skip window: found by the socket check
+    cur.execute("SELECT 1")
+    reconnected = seen[-1]
+    assert isinstance(reconnected, events.Reconnected)
+    assert reconnected.reason == "liveness" and reconnected.attempts == 1
+    assert reconnected.where == f"pymysql 127.0.0.1:{db['port']}"
+
+    killer = threading.Timer(0.3, kill, (server, conn.thread_id()))
+    killer.start()
+    cur.execute("SELECT SLEEP(1)")  # killed in flight, sent again
+    killer.join()
+    assert any(isinstance(e, events.Retrying) and e.what == "statement" for e in seen)
+
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.OutcomeUnknownError):
+        cur.execute("INSERT INTO t (uid) VALUES ('x')")  # inside the skip window
+    assert isinstance(seen[-1], events.OutcomeUnknown)
+
+    conn.autocommit(False)
+    cur.execute("INSERT INTO t (uid) VALUES ('y')")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("INSERT INTO t (uid) VALUES ('z')")
+    assert isinstance(seen[-1], events.TransactionLost)
+    conn.rollback()
+    conn.autocommit(True)
+
+    cur.execute("SET @v = 1")
+    kill(server, conn.thread_id())
+    time.sleep(0.6)
+    with pytest.raises(resilient_dbapi.SessionLostError):
+        cur.execute("SELECT @v")
+    lost = seen[-1]
+    assert isinstance(lost, events.SessionLost) and lost.lost == ("user variables",)
+
+    stats = conn.stats
+    assert stats.connects == 1 + stats.reconnects
+    assert stats.reconnect_reasons["liveness"] >= 1
+    assert stats.statement_resends == 1
+    assert (stats.outcomes_unknown, stats.transactions_lost, stats.sessions_lost) == (1, 1, 1)
+
+
+def test_idle_pings_are_counted(db: dict[str, Any]) -> None:
+    seen: list[events.Event] = []
+    conn = resilient_dbapi.connect(
+        pymysql.connect,
+        **db,
+        listeners=[seen.append],
+        policies=[resilient_dbapi.PingOnCheckout(idle=0.1, skip_recent=0)],
+    )
+    time.sleep(0.15)
+    conn.cursor().execute("SELECT 1")
+    pings = [e for e in seen if isinstance(e, events.Pinged)]
+    assert len(pings) == 1 and pings[0].ok
+    assert conn.stats.pings == 1
+
+
+def test_gave_up_after_the_deadline() -> None:
+    seen: list[events.Event] = []
+    with pytest.raises(pymysql.err.OperationalError):
+        resilient_dbapi.connect(
+            pymysql.connect,
+            host="127.0.0.1",
+            port=free_port(),
+            user="root",
+            listeners=[seen.append],
+            policies=[resilient_dbapi.RetryOnError(attempts=3, backoff=0.01, max_backoff=0.01)],
+        )
+    assert [type(e) for e in seen] == [events.Retrying, events.Retrying, events.GaveUp]
+    assert seen[-1].attempts == 3  # type: ignore[attr-defined]
+    assert seen[0].code == 2003  # type: ignore[attr-defined]
+
+
+def test_global_listeners_and_broken_listeners(
+    db: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[events.Event] = []
+
+    def broken(event: events.Event) -> None:
+        raise RuntimeError("listener bug")
+
+    events.add_listener(seen.append)
+    try:
+        conn = resilient_dbapi.connect(pymysql.connect, **db, listeners=[broken])
+    finally:
+        events.remove_listener(seen.append)
+    assert [type(e) for e in seen] == [events.Connected]
+    assert "listener" in caplog.text and "failed" in caplog.text
+    conn.cursor().execute("SELECT 1")  # the connection works all the same
+    with pytest.raises(TypeError, match="listener must be callable"):
+        resilient_dbapi.connect(pymysql.connect, **db, listeners=["print"])
+
+
+def test_logs_name_reason_and_code_but_never_secrets(
+    server: Any, db: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "log-s3cret-PW"
+    admin = server.admin()
+    with admin.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'logged'@'%%' IDENTIFIED BY %s", (secret,))
+        cur.execute(f"GRANT ALL ON {db['database']}.* TO 'logged'@'%'")
+    caplog.set_level(logging.DEBUG, logger="resilient_dbapi")
+    conn = resilient_dbapi.connect(
+        pymysql.connect, **{**db, "user": "logged", "password": secret, "autocommit": True}
+    )
+    cur = conn.cursor()
+    cur.execute("SET @param = %s", ("param-s3cret",))
+    kill(server, conn.thread_id())
+    time.sleep(0.6)
+    with pytest.raises(resilient_dbapi.SessionLostError):
+        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("param-s3cret",))
+    kill(server, conn.thread_id())
+    time.sleep(0.6)
+    cur.execute("SELECT %s", ("param-s3cret",))
+    records = caplog.records
+    reconnect = [r for r in records if "reconnected" in r.getMessage()]
+    assert reconnect and reconnect[0].levelno == logging.INFO
+    assert re.search(r"reason=liveness, error=None", reconnect[0].getMessage())
+    lost = [r for r in records if "session lost" in r.getMessage()]
+    assert lost and lost[0].levelno == logging.WARNING
+    assert not [r for r in records if secret in r.getMessage() or "s3cret" in r.getMessage()]
+
+
+def test_the_readme_metrics_example_runs(server: Any, db: dict[str, Any]) -> None:
+    text = README.read_text()
+    example = re.search(r"<!-- metrics-example -->\n```python\n(.*?)```", text, re.S)
+    assert example, "the README's metrics example is missing"
+    namespace: dict[str, Any] = {"DB": db}
+    exec(compile(example.group(1), "README.md", "exec"), namespace)
+    conn = namespace["conn"]
+    kill(server, conn.thread_id())
+    time.sleep(0.6)
+    conn.cursor().execute("SELECT 1")
+    reconnects = namespace["RECONNECTS"]
+    assert reconnects.labels(reason="liveness")._value.get() == 1
