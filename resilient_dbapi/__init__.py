@@ -6,7 +6,7 @@ again only when that provably cannot apply a write twice; otherwise a precise er
 which is also the driver's own ``OperationalError``, says what happened.
 """
 
-from . import policies
+from . import events, policies
 from .classify import MYSQL_ERRORS, ErrorKind, ErrorTable
 from .connection import ResilientConnection, connect, creator
 from .cursor import ResilientCursor
@@ -38,5 +38,6 @@ __all__ = [
     "__version__",
     "connect",
     "creator",
+    "events",
     "policies",
 ]

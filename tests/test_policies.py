@@ -79,6 +79,46 @@ def test_random_values_are_accepted_or_refused_clearly(idle: object, timeout: ob
         assert math.isfinite(policy.idle) and math.isfinite(policy.timeout)
 
 
+ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(seconds=ANY, jitter=ANY, follow=ANY)
+def test_random_max_age_values(seconds: object, jitter: object, follow: object) -> None:
+    try:
+        policy = MaxAge(seconds=seconds, jitter=jitter, follow_wait_timeout=follow)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        assert str(exc).startswith("MaxAge: ")
+    else:
+        assert policy.seconds > 0 and 0 <= policy.jitter <= 0.5
+        assert 0 < policy.lifetime(0.999) <= policy.seconds
+
+
+@given(attempts=ANY, deadline=ANY, backoff=ANY, max_backoff=ANY, resend=ANY)
+def test_random_retry_values(
+    attempts: object, deadline: object, backoff: object, max_backoff: object, resend: object
+) -> None:
+    try:
+        policy = RetryOnError(
+            attempts=attempts,
+            deadline=deadline,
+            backoff=backoff,  # type: ignore[arg-type]
+            max_backoff=max_backoff,
+            resend=resend,
+        )  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        assert str(exc).startswith("RetryOnError: ")
+    else:
+        wait = policy.connect_wait(1, 0.0)
+        assert wait is None or 0 <= wait <= policy.max_backoff + policy.backoff
+
+
 def test_tenacity_strategies_compose() -> None:
     policy = RetryOnError(
         stop=tenacity.stop_after_attempt(2) | tenacity.stop_after_delay(9),

@@ -217,6 +217,26 @@ def test_bad_arguments_say_what_is_allowed() -> None:
         resilient_dbapi.connect(pymysql.connect, policies=42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a policy"):
         resilient_dbapi.creator(pymysql.connect, policies=["fast"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="no policy profile named 'fast'"):
+        resilient_dbapi.creator(pymysql.connect, policies="fast")
+    with pytest.raises(TypeError, match="on_connect must be a list of SQL statements"):
+        resilient_dbapi.connect(pymysql.connect, on_connect="SET x = 1")
+    with pytest.raises(TypeError, match="listeners must be a list"):
+        resilient_dbapi.connect(pymysql.connect, listeners=print)  # type: ignore[arg-type]
+
+
+def test_unknown_connect_options_fail_at_once_with_the_drivers_message(
+    db: dict[str, Any],
+) -> None:
+    calls = []
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(1)
+        return pymysql.connect(**kwargs)
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'pasword'"):
+        resilient_dbapi.connect(counting, **db, pasword="x")
+    assert len(calls) == 1  # not retried
 
 
 def test_sqlalchemy_pre_ping_works_through_the_proxy(server: Any, db: dict[str, Any]) -> None:
