@@ -125,6 +125,8 @@ class ResilientConnection:
         self._gen = 0
         self._closed = False
         self._guard = threading.Lock()
+        self._claim = self._guard.acquire
+        self._release = self._guard.release
         self._in_flight = ""
         self._status = adapter.status
         self._probe: Callable[[], Liveness] = _always_alive
@@ -260,24 +262,25 @@ class ResilientConnection:
         """``cursor.execute``: the hot path. Does what :meth:`_run` does, inlined for the
         common case (open connection, recently used, alive) and handing every other case
         to :meth:`_run`."""
-        if not self._guard.acquire(False):
+        if not self._claim(False):
             self._enter("execute")  # raises ConcurrentUseError
         self._in_flight = "execute"
         try:
             engine = self._engine
             if self._closed or engine.lost:
                 return self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
-            if not engine.txn_writes:
-                now = _monotonic()
-                if (
-                    engine.stale
-                    or now >= engine.next_check_at
-                    or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
-                ):
-                    result = self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
-                    if kind is not _READ:
-                        self._note(kind, query, args)
-                    return result
+            # One clock read per statement: idle time counts from the statement's start,
+            # which at worst costs a needless ping after a statement longer than `idle`.
+            now = _monotonic()
+            if not engine.txn_writes and (
+                engine.stale
+                or now >= engine.next_check_at
+                or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
+            ):
+                result = self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
+                if kind is not _READ:
+                    self._note(kind, query, args)
+                return result
             raw_cursor = cursor._raw if cursor._gen == self._gen else cursor._current()
             try:
                 result = raw_cursor.execute(query, args)
@@ -286,12 +289,15 @@ class ResilientConnection:
                 result = self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args, resends=1)
             else:
                 in_trans, autocommit = self._status(self._raw)
-                engine.done(kind, in_trans, autocommit, _monotonic())
+                if kind is _READ and not in_trans and not engine.txn_writes:
+                    engine.last_used = now  # all engine.done() would change for a plain read
+                else:
+                    engine.done(kind, in_trans, autocommit, now)
             if kind is not _READ:
                 self._note(kind, query, args)
             return result
         finally:
-            self._guard.release()
+            self._release()
 
     def _run(
         self, op: Op, kind: StatementKind, send: Callable[..., T], *args: Any, resends: int = 0

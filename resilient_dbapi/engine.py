@@ -205,9 +205,14 @@ class Engine:
         return self.ping is not None
 
     def checkout(self, now: float) -> Checkout:
-        """The slow path of a checkout, once ``now >= next_check_at`` or when stale."""
+        """The slow path of a checkout, once ``now >= next_check_at`` or when stale.
+
+        ``next_check_at`` is a lower bound: a proxy may move ``last_used`` on after a
+        plain read without touching it, so it is brought up to date here."""
         if self.stale:
             return Checkout(reconnect=self.stale_reason)
+        due = self.last_used + self._idle_trigger
+        self.next_check_at = due if due < self._expires_at else self._expires_at
         idle_for = now - self.last_used
         # A session holding state no replay can rebuild is never replaced by choice.
         if not self.unrestorable:
@@ -229,7 +234,10 @@ class Engine:
     # -- statements -------------------------------------------------------------
 
     def done(self, kind: StatementKind, in_trans: bool, autocommit: bool, now: float) -> None:
-        """A statement (or commit/rollback) succeeded; the server reported these flags."""
+        """A statement (or commit/rollback) succeeded; the server reported these flags.
+
+        For a plain read outside any transaction only ``last_used`` changes: a proxy may
+        set that alone on its hot path (see :meth:`checkout`)."""
         self.last_used = now
         due = now + self._idle_trigger
         self.next_check_at = due if due < self._expires_at else self._expires_at

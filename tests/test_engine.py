@@ -189,3 +189,12 @@ def test_policies_are_checked() -> None:
         Engine(["ping"], MYSQL_ERRORS)  # type: ignore[list-item]
     with pytest.raises(ValueError, match="more than one MaxAge"):
         Engine([MaxAge(), MaxAge()], MYSQL_ERRORS)
+
+
+def test_next_check_is_brought_up_to_date_after_fast_reads() -> None:
+    e = engine(PingOnCheckout(idle=30, timeout=2))
+    e.last_used = 125.0  # what the proxy's hot path records after a plain read
+    assert e.next_check_at == 130.0  # stale lower bound: the slow path runs ...
+    assert e.checkout(131.0) == Checkout()  # ... finds the connection used 6 s ago ...
+    assert e.next_check_at == 155.0  # ... and moves the next check on
+    assert e.checkout(156.0) == Checkout(ping_timeout=2.0)
