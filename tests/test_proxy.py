@@ -271,6 +271,18 @@ def test_drop_in_module(db: dict[str, Any], tmp_path: Path, monkeypatch: Any) ->
     conn = drop_in.connect(**db)
     assert conn._engine.ping is not None and conn._engine.ping.idle == 7.0
     assert conn._engine.retry is None
+    monkeypatch.setenv(drop_in.POLICY_ENV, "paranoid")  # a shipped profile, by name
+    conn = drop_in.connect(**db)
+    assert conn._engine.ping is not None and conn._engine.ping.idle == 0.0
+    cur = conn.cursor()
+    cur.execute("SELECT 1")  # pinged first: paranoid pings at every checkout
+    assert conn.stats.pings == 1
+
+
+def test_policies_by_profile_name(db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db, policies="strict")
+    assert conn._engine.retry is not None and conn._engine.retry.resend == 0
+    conn.cursor().execute("SELECT 1")
 
 
 def test_install_as_mysqldb(monkeypatch: Any) -> None:

@@ -95,6 +95,7 @@ def test_on_connect_runs_on_every_new_connection(server: Any, db: dict[str, Any]
         ("CREATE TEMPORARY TABLE scratch (a INT)", "temporary tables"),
         ("SELECT GET_LOCK('job', 1)", "GET_LOCK() locks"),
         ("PREPARE s FROM 'SELECT 1'", "prepared statements"),
+        ("LOCK TABLES t WRITE", "table locks (LOCK TABLES)"),
     ],
 )
 def test_state_no_replay_rebuilds_raises_session_lost_once(
