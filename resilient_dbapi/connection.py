@@ -35,7 +35,7 @@ from .events import (
     check_listeners,
 )
 from .policies import Policy, default_policies
-from .statements import StatementKind, session_effects, session_key
+from .statements import StatementKind, commits_implicitly, session_effects, session_key
 
 __all__ = ["ResilientConnection", "connect", "creator"]
 
@@ -277,7 +277,9 @@ class ResilientConnection:
                 or now >= engine.next_check_at
                 or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
             ):
-                result = self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
+                result = self._run(
+                    Op.EXECUTE, kind, _send_execute, cursor, query, args, query=query
+                )
                 if kind is not _READ:
                     self._note(kind, query, args)
                 return result
@@ -285,14 +287,19 @@ class ResilientConnection:
             try:
                 result = raw_cursor.execute(query, args)
             except Exception as exc:
-                self._failed(exc, Op.EXECUTE, kind, 0)  # returns only to resend
-                result = self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args, resends=1)
+                try:
+                    self._failed(exc, Op.EXECUTE, kind, 0, query)  # returns only to resend
+                except _Recovered:
+                    return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
+                result = self._run(
+                    Op.EXECUTE, kind, _send_execute, cursor, query, args, resends=1, query=query
+                )
             else:
                 in_trans, autocommit = self._status(self._raw)
                 if kind is _READ and not in_trans and not engine.txn_writes:
                     engine.last_used = now  # all engine.done() would change for a plain read
                 else:
-                    engine.done(kind, in_trans, autocommit, now)
+                    engine.done(kind, in_trans, autocommit, now, commits_implicitly(query))
             if kind is not _READ:
                 self._note(kind, query, args)
             return result
@@ -300,9 +307,16 @@ class ResilientConnection:
             self._release()
 
     def _run(
-        self, op: Op, kind: StatementKind, send: Callable[..., T], *args: Any, resends: int = 0
+        self,
+        op: Op,
+        kind: StatementKind,
+        send: Callable[..., T],
+        *args: Any,
+        resends: int = 0,
+        query: Any = None,
     ) -> T:
-        """Send one operation with the checkout before it and the safety rules after."""
+        """Send one operation with the checkout before it and the safety rules after;
+        ``query`` is the statement's text, when there is one."""
         if self._closed:
             self._raise_closed()
         engine = self._engine
@@ -314,14 +328,20 @@ class ResilientConnection:
             try:
                 result = send(self, *args)
             except Exception as exc:
-                self._failed(exc, op, kind, resends)  # returns only to resend
+                try:
+                    self._failed(exc, op, kind, resends, query)  # returns only to resend
+                except _Recovered:
+                    return None  # type: ignore[return-value]  # nothing was lost
                 resends += 1
                 continue
             in_trans, autocommit = self._status(self._raw)
-            engine.done(kind, in_trans, autocommit, _monotonic())
+            commits = False if query is None else commits_implicitly(query)
+            engine.done(kind, in_trans, autocommit, _monotonic(), commits)
             return result
 
-    def _failed(self, exc: Exception, op: Op, kind: StatementKind, resends: int) -> None:
+    def _failed(
+        self, exc: Exception, op: Op, kind: StatementKind, resends: int, query: Any = None
+    ) -> None:
         """Apply the safety rules to a failed operation: return to resend, else raise."""
         adapter = self._adapter
         code = adapter.error_code(exc)
@@ -337,6 +357,7 @@ class ResilientConnection:
             autocommit=autocommit,
             resends=resends,
             code=code,
+            commits=False if query is None else commits_implicitly(query),
         )
         if engine.stale:
             adapter.discard(self._raw)
@@ -355,7 +376,11 @@ class ResilientConnection:
                 f"rebuilt: {lost}; the statement was not sent again. The next statement gets "
                 "a new session with the replayable settings",
             ) from exc
-        lost_state = engine.take_lost_state() if engine.stale else []
+        if verdict is Verdict.RAISE:
+            # The driver's own error; state the session lost is reported (SessionLostError)
+            # when the connection is replaced at the next checkout.
+            raise exc
+        lost_state = engine.take_lost_state()
         also = f"; the session's {', '.join(lost_state)} are gone too" if lost_state else ""
         if verdict is Verdict.TRANSACTION_LOST:
             self._observer.emit(TransactionLost(self._where(), code))

@@ -106,7 +106,9 @@ class ResilientCursor:
         kind = classify(query)
         conn._enter("executemany")
         try:
-            result = conn._run(Op.EXECUTEMANY, kind, _send_executemany, self, query, args)
+            result = conn._run(
+                Op.EXECUTEMANY, kind, _send_executemany, self, query, args, query=query
+            )
             conn._note(kind, query, args)
             return result
         finally:

@@ -233,8 +233,17 @@ class Engine:
 
     # -- statements -------------------------------------------------------------
 
-    def done(self, kind: StatementKind, in_trans: bool, autocommit: bool, now: float) -> None:
+    def done(
+        self,
+        kind: StatementKind,
+        in_trans: bool,
+        autocommit: bool,
+        now: float,
+        commits: bool | None = False,
+    ) -> None:
         """A statement (or commit/rollback) succeeded; the server reported these flags.
+        ``commits`` is True for a statement that commits the open transaction before it
+        runs (DDL, ``LOCK TABLES``, ``SET autocommit = 1``).
 
         For a plain read outside any transaction only ``last_used`` changes: a proxy may
         set that alone on its hot path (see :meth:`checkout`)."""
@@ -247,6 +256,8 @@ class Engine:
             and (kind is StatementKind.READ or kind is StatementKind.SESSION)
         ):
             return
+        if commits is True or kind is StatementKind.BEGIN:
+            self.explicit = self.sticky = False  # the server committed what was open
         if kind is StatementKind.BEGIN:
             self.explicit = True
         elif kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK:
@@ -268,28 +279,44 @@ class Engine:
         autocommit: bool,
         resends: int,
         code: int | None = None,
+        commits: bool | None = False,
     ) -> Verdict:
         """An operation raised a driver error; decide what the caller sees.
 
         ``sent`` is False only when the driver proves the command never reached the
-        server; ``resends`` counts how often this call was already sent again.
+        server; ``resends`` counts how often this call was already sent again;
+        ``commits`` says whether the statement commits an open transaction before it
+        runs (None: cannot tell).
         """
         if error is ErrorKind.TRANSACTION_ROLLED_BACK:
             self._transaction_over()
             return Verdict.RAISE
         if error is not ErrorKind.DEAD:
+            if (
+                not autocommit
+                and kind is not StatementKind.READ
+                and (kind is not StatementKind.SESSION)
+            ):
+                # It may have written part-way (executemany's earlier rows, a procedure's
+                # first statements) inside the open transaction.
+                self.sticky = self.txn_writes = True
             return Verdict.RAISE
         had_writes = self.txn_writes
         self.must_replace(Reason.ERROR)
         self._transaction_over()  # the server rolls back whatever was open
-        if op is Op.ROLLBACK:
+        if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
             return Verdict.RECOVERED
-        if op is Op.COMMIT:
-            if not had_writes:
-                return Verdict.RECOVERED
-            if sent:
-                return Verdict.OUTCOME_UNKNOWN
-            return self._lose(code)
+        ends = (
+            op is Op.COMMIT
+            or kind is StatementKind.COMMIT
+            or kind is StatementKind.BEGIN
+            or commits is not False
+        )
+        if ends and had_writes:
+            # The open transaction was committed, or not, before the connection died.
+            return Verdict.OUTCOME_UNKNOWN if sent else self._lose(code)
+        if op is Op.COMMIT or kind is StatementKind.COMMIT:
+            return Verdict.RECOVERED  # nothing was written: nothing to commit
         if had_writes:
             return self._lose(code)
         if op is Op.FETCH:

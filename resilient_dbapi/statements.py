@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 
-__all__ = ["StatementKind", "classify", "session_effects", "session_key"]
+__all__ = ["StatementKind", "classify", "commits_implicitly", "session_effects", "session_key"]
 
 
 class StatementKind(enum.Enum):
@@ -287,3 +287,50 @@ def session_key(sql: str | bytes) -> str | None:
         else:
             return lowered
     return "set " + ",".join(names)
+
+
+# Statements after which the server has committed any open transaction.
+_COMMITTING_VERBS = frozenset(
+    {
+        "alter",
+        "truncate",
+        "rename",
+        "grant",
+        "revoke",
+        "lock",
+        "unlock",
+        "analyze",
+        "optimize",
+        "repair",
+        "install",
+        "uninstall",
+        "begin",
+        "start",
+    }
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _commits_text(sql: str) -> bool | None:
+    try:
+        words = _scan(sql, backslash_escapes=True)[0]
+    except _Unreadable:
+        return None
+    verb = words[0] if words else ""
+    if verb in _COMMITTING_VERBS:
+        return True
+    if verb in ("create", "drop"):
+        return "temporary" not in words[1:4]
+    if verb == "set" and "autocommit" in words:
+        after = words[words.index("autocommit") + 1 : words.index("autocommit") + 2]
+        return after in (["1"], ["on"], ["true"])
+    return False
+
+
+def commits_implicitly(sql: str | bytes) -> bool | None:
+    """Whether the server commits an open transaction before running ``sql`` (DDL,
+    ``LOCK TABLES``, ``BEGIN``, ``SET autocommit = 1``, ...); None if the text cannot be
+    read with certainty."""
+    if isinstance(sql, bytes | bytearray):
+        sql = bytes(sql).decode("utf-8", "replace")
+    return _commits_text(sql)

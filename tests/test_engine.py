@@ -198,3 +198,59 @@ def test_next_check_is_brought_up_to_date_after_fast_reads() -> None:
     assert e.checkout(131.0) == Checkout()  # ... finds the connection used 6 s ago ...
     assert e.next_check_at == 155.0  # ... and moves the next check on
     assert e.checkout(156.0) == Checkout(ping_timeout=2.0)
+
+
+def _with_writes() -> Engine:
+    e = engine()
+    e.done(K.WRITE, True, False, 100.1)
+    return e
+
+
+def test_commit_sent_as_a_statement_is_outcome_unknown() -> None:
+    kw = {"autocommit": False, "resends": 0}
+    assert _with_writes().failed(Op.EXECUTE, K.COMMIT, DEAD, sent=True, **kw) is (
+        Verdict.OUTCOME_UNKNOWN
+    )
+    assert _with_writes().failed(Op.EXECUTE, K.COMMIT, DEAD, sent=False, **kw) is (
+        Verdict.TRANSACTION_LOST
+    )
+    assert engine().failed(Op.EXECUTE, K.COMMIT, DEAD, sent=True, **kw) is Verdict.RECOVERED
+    assert _with_writes().failed(Op.EXECUTE, K.ROLLBACK, DEAD, sent=True, **kw) is (
+        Verdict.RECOVERED
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "commits"), [(K.WRITE, True), (K.WRITE, None), (K.BEGIN, False), (K.SESSION, True)]
+)
+def test_a_statement_that_commits_implicitly_is_outcome_unknown(
+    kind: K, commits: bool | None
+) -> None:
+    """DDL, LOCK TABLES, BEGIN, SET autocommit=1 commit the open transaction first."""
+    verdict = _with_writes().failed(
+        Op.EXECUTE, kind, DEAD, sent=True, autocommit=False, resends=0, commits=commits
+    )
+    assert verdict is Verdict.OUTCOME_UNKNOWN
+
+
+def test_an_implicit_commit_ends_the_tracked_transaction() -> None:
+    e = engine()
+    e.done(K.BEGIN, True, True, 100.1)
+    e.done(K.WRITE, True, True, 100.2)
+    e.done(K.WRITE, False, True, 100.3, commits=True)  # CREATE TABLE: committed
+    assert not e.txn_writes and not e.explicit
+
+
+def test_a_failed_write_may_have_written_part_way() -> None:
+    e = engine()
+    verdict = e.failed(
+        Op.EXECUTEMANY, K.WRITE, ErrorKind.OTHER, sent=True, autocommit=False, resends=0
+    )
+    assert verdict is Verdict.RAISE and e.txn_writes  # a later loss is not "recovered"
+    assert (
+        e.failed(Op.COMMIT, K.COMMIT, DEAD, sent=True, autocommit=False, resends=0)
+        is Verdict.OUTCOME_UNKNOWN
+    )
+    e = engine()
+    e.failed(Op.EXECUTE, K.WRITE, ErrorKind.OTHER, sent=True, autocommit=True, resends=0)
+    assert not e.txn_writes

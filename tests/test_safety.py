@@ -223,3 +223,44 @@ def test_writes_under_a_stream_of_kills(server: Any, db: dict[str, Any]) -> None
     assert acknowledged <= set(counts), "an acknowledged write is missing"
     assert set(counts) <= acknowledged | unknown
     assert conn.reconnects > 0
+
+
+def test_commit_statement_lost_after_send_is_outcome_unknown(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('by-statement')")
+    proxy.cut_after(b"COMMIT")
+    with pytest.raises(OutcomeUnknownError):
+        cur.execute("COMMIT")
+    assert _count(server, db, "by-statement") == 1
+
+
+def test_ddl_lost_after_send_is_outcome_unknown(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """The server commits the open transaction before running DDL."""
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('before-ddl')")
+    proxy.cut_after(b"CREATE TABLE")
+    with pytest.raises(OutcomeUnknownError):
+        cur.execute("CREATE TABLE other (a INT)")
+    assert _count(server, db, "before-ddl") == 1  # committed: TransactionLost would lie
+
+
+def test_a_partly_applied_executemany_keeps_the_transaction_open(
+    server: Any, db: dict[str, Any]
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)  # autocommit off
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE u (id INT PRIMARY KEY, v INT)")
+    cur.execute("INSERT INTO u VALUES (1, 0), (2, 0)")
+    conn.commit()
+    with pytest.raises(pymysql.err.IntegrityError):  # row 1 updated, row 2 collides
+        cur.executemany("UPDATE u SET id = %s WHERE id = %s", [(10, 1), (10, 2)])
+    kill(server, conn.thread_id())
+    with pytest.raises(OutcomeUnknownError):  # not a silent "recovered" commit
+        conn.commit()
+    assert rows(server, db, "SELECT id FROM u ORDER BY id") == [(1,), (2,)]
