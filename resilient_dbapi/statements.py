@@ -64,16 +64,18 @@ class _Unreadable(Exception):
     """The scanner cannot be sure what the server would see."""
 
 
-def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool]:
+def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set[str]]:
     """Split ``sql`` into lower-case words outside literals and comments.
 
-    Returns the words, whether an assignment ``:=`` was seen, and whether a user
-    variable ``@x`` was.
+    Returns the words, whether an assignment ``:=`` was seen, whether a user variable
+    ``@x`` was, and the words followed by ``(`` (function calls, and keywords before a
+    parenthesis).
     Raises ``_Unreadable`` for executable comments, unterminated literals or comments,
     and a second statement after a ``;``.
     """
     words: list[str] = []
     assigns = user_vars = False
+    calls: set[str] = set()
     i, n = 0, len(sql)
     ended = False  # a ';' was seen: only whitespace and comments may follow
     while i < n:
@@ -103,8 +105,13 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool]:
             j = i + 1
             while j < n and (sql[j] in _WORD_CHARS or sql[j] > "\x7f"):
                 j += 1
-            words.append(sql[i:j].lower())
+            word = sql[i:j].lower()
+            words.append(word)
             i = j
+            while j < n and sql[j] in " \t\r\n":
+                j += 1
+            if j < n and sql[j] == "(":
+                calls.add(word)
         else:
             if c == ":" and sql.startswith(":=", i):
                 assigns = True
@@ -114,7 +121,7 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool]:
                 else:
                     user_vars = True  # session state a new connection lacks
             i += 1
-    return words, assigns, user_vars
+    return words, assigns, user_vars, calls
 
 
 def _skip_quoted(sql: str, start: int, quote: str, backslash_escapes: bool) -> int:
@@ -133,6 +140,46 @@ def _skip_quoted(sql: str, start: int, quote: str, backslash_escapes: bool) -> i
     raise _Unreadable("unterminated literal")
 
 
+# Built-in functions that neither write nor lock, and keywords that may stand before a
+# parenthesis. Any other name called in a SELECT may be a stored function that writes.
+_PURE_CALLS = frozenset(
+    """
+    select from where and or not xor in exists on using join as union all distinct by having
+    when then else case is like between over partition interval any some values row with
+    into limit offset order group rlike regexp escape div mod if ifnull nullif coalesce
+    isnull greatest least interval cast convert binary collate char nchar varchar decimal
+    signed unsigned date time datetime timestamp year month day hour minute second week
+    weekday weekofyear dayofweek dayofmonth dayofyear quarter yearweek monthname dayname
+    now current_timestamp current_date current_time curdate curtime sysdate utc_timestamp
+    utc_date utc_time localtime localtimestamp date_format time_format date_add date_sub
+    adddate subdate addtime subtime datediff timediff timestampdiff timestampadd to_days
+    from_days to_seconds unix_timestamp from_unixtime str_to_date makedate maketime
+    last_day extract period_add period_diff sec_to_time time_to_sec get_format
+    convert_tz count sum avg min max group_concat std stddev stddev_pop stddev_samp
+    variance var_pop var_samp bit_and bit_or bit_xor json_arrayagg json_objectagg
+    row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value
+    last_value nth_value median percentile_cont percentile_disc
+    concat concat_ws substring substr substring_index left right length char_length
+    character_length octet_length bit_length lower upper lcase ucase trim ltrim rtrim
+    replace reverse repeat space lpad rpad locate position instr field find_in_set
+    elt format insert strcmp ascii ord hex unhex bin oct conv quote soundex
+    to_base64 from_base64 md5 sha sha1 sha2 crc32 compress uncompress uncompressed_length
+    regexp_replace regexp_instr regexp_substr natural_sort_key
+    abs sign ceil ceiling floor round truncate sqrt pow power exp ln log log2 log10 pi
+    sin cos tan asin acos atan atan2 cot degrees radians rand
+    uuid uuid_short sys_guid version database schema user current_user session_user
+    system_user connection_id found_rows row_count charset collation coercibility
+    benchmark sleep inet_aton inet_ntoa inet6_aton inet6_ntoa is_ipv4 is_ipv6
+    json_extract json_unquote json_quote json_value json_query json_object json_array
+    json_contains json_contains_path json_keys json_length json_depth json_type
+    json_valid json_search json_set json_insert json_replace json_remove
+    json_array_append json_array_insert json_merge json_merge_patch json_merge_preserve
+    json_compact json_detailed json_loose json_exists json_table json_overlaps
+    st_astext st_geomfromtext st_distance point index key force ignore match against
+    grouping lateral dual
+    """.split()  # noqa: SIM905  (a word list reads best as words)
+)
+
 _NOT_SESSION = frozenset(
     {"global", "persist", "persist_only", "password", "role", "default", "statement", "select"}
 )
@@ -141,7 +188,7 @@ _NOT_SESSION = frozenset(
 _NOT_PLAIN_SET = _NOT_PLAIN - {"set"}  # SET NAMES / CHARACTER SET are plain settings
 
 
-def _kind_of(words: list[str], assigns: bool, user_vars: bool) -> StatementKind:
+def _kind_of(words: list[str], assigns: bool, user_vars: bool, calls: set[str]) -> StatementKind:
     # Reading a user variable is a read (the session check guards its value); setting
     # one (SET @x, :=, INTO @x) is not.
     if not words:
@@ -151,6 +198,8 @@ def _kind_of(words: list[str], assigns: bool, user_vars: bool) -> StatementKind:
     if verb in _READ_VERBS:
         if assigns or _NOT_PLAIN.intersection(rest) or _uses_sequence(rest):
             return StatementKind.WRITE
+        if calls - _PURE_CALLS:
+            return StatementKind.WRITE  # a stored function may write: never sent twice
         return StatementKind.READ
     if verb == "set" and rest:
         if (
@@ -207,15 +256,23 @@ _NOT_REBUILT = "state of a statement resilient_dbapi could not read"
 @functools.lru_cache(maxsize=1024)
 def _effects_text(sql: str) -> frozenset[str]:
     try:
-        words, assigns, user_vars = _scan(sql, backslash_escapes=True)
+        words, assigns, user_vars, _ = _scan(sql, backslash_escapes=True)
     except _Unreadable:
         return frozenset({_NOT_REBUILT})
     effects = set()
     verb = words[0] if words else ""
-    if user_vars and (verb == "set" or assigns or "into" in words):
+    if user_vars and (verb in ("set", "call") or assigns or "into" in words):
         effects.add("user variables")
-    if verb == "create" and "temporary" in words[1:3]:
+    if verb == "create" and "temporary" in words[1:4]:  # CREATE [OR REPLACE] TEMPORARY
         effects.add("temporary tables")
+    if verb == "call":
+        effects.add("state a stored procedure may have set (CALL)")
+    if verb == "flush" and "lock" in words:
+        effects.add("the global read lock (FLUSH TABLES WITH READ LOCK)")
+    if (verb == "lock" and words[1:2] == ["instance"]) or (
+        verb == "backup" and words[1:2] == ["stage"]
+    ):
+        effects.add("backup locks")
     if "get_lock" in words:
         effects.add("GET_LOCK() locks")
     if verb == "lock" and words[1:2] in (["tables"], ["table"]):

@@ -106,7 +106,9 @@ class FakeConnection:
         self.command(effect)
 
     def begin(self) -> None:
-        def effect() -> None:
+        def effect() -> None:  # like the server: BEGIN commits an open transaction first
+            self.server.committed.extend(self.pending)
+            self.pending = []
             self.in_trans = True
 
         self.command(effect)

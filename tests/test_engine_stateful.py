@@ -82,11 +82,20 @@ class ProxyMachine(RuleBasedStateMachine):
             return
         try:
             self.conn.begin()
-            self.explicit = True
         except TransactionLostError:
             self._lost_transaction()
+        except OutcomeUnknownError:
+            # BEGIN commits an open transaction first: it may or may not have happened.
+            assert self.in_txn or self.explicit
+            self.unknown.update(self.in_txn)
+            self.in_txn = []
+            self.explicit = False
         except FakeOperationalError as exc:
             assert exc.args[0] in (2003, 2006, 2013)
+        else:
+            self.acknowledged.update(self.in_txn)  # committed by the BEGIN
+            self.in_txn = []
+            self.explicit = True
 
     @rule()
     def insert(self) -> None:

@@ -104,9 +104,14 @@ def test_arbitrary_text_never_crashes(sql: str) -> None:
         ("SELECT @x := 1", WRITE),
         ("SELECT 1 INTO @x", WRITE),
         ("SET @x = 1", WRITE),
+        ("SELECT place_order(1, 2)", WRITE),  # a stored function may write
+        ("SELECT shop.place_order (1)", WRITE),
+        ("EXPLAIN ANALYZE SELECT f()", WRITE),
+        ("SELECT COUNT(*), NOW(), CONCAT(a, b) FROM t WHERE id IN (1, 2)", READ),
+        ("SELECT * FROM t FORCE INDEX (i) WHERE MATCH (a) AGAINST ('x')", READ),
     ],
 )
-def test_user_variables(sql: str, kind: StatementKind) -> None:
+def test_user_variables_and_functions(sql: str, kind: StatementKind) -> None:
     assert classify(sql) is kind
 
 
@@ -136,6 +141,11 @@ def test_session_keys(sql: str, key: str | None) -> None:
         ("SELECT GET_LOCK('a', 1)", {"GET_LOCK() locks"}),
         ("LOCK TABLES t WRITE", {"table locks (LOCK TABLES)"}),
         ("PREPARE s FROM 'SELECT 1'", {"prepared statements"}),
+        ("CREATE OR REPLACE TEMPORARY TABLE t (a INT)", {"temporary tables"}),
+        ("CALL p(@out)", {"user variables", "state a stored procedure may have set (CALL)"}),
+        ("FLUSH TABLES WITH READ LOCK", {"the global read lock (FLUSH TABLES WITH READ LOCK)"}),
+        ("LOCK INSTANCE FOR BACKUP", {"backup locks"}),
+        ("BACKUP STAGE START", {"backup locks"}),
         ("INSERT INTO t VALUES (1)", set()),
         ("/*!40101 SET @x = 1 */", {"state of a statement resilient_dbapi could not read"}),
     ],
