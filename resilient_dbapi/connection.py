@@ -35,7 +35,13 @@ from .events import (
     check_listeners,
 )
 from .policies import Policy, default_policies
-from .statements import StatementKind, commits_implicitly, session_effects, session_key
+from .statements import (
+    StatementKind,
+    classify,
+    commits_implicitly,
+    session_effects,
+    session_key,
+)
 
 __all__ = ["ResilientConnection", "connect", "creator"]
 
@@ -530,6 +536,70 @@ class ResilientConnection:
         finally:
             self._leave()
 
+    # -- driver methods that send: guarded and tracked like execute() ---------------
+
+    def query(self, sql: Any, unbuffered: bool = False) -> Any:
+        """PyMySQL's ``query()``, under the same rules as ``cursor.execute()``."""
+        kind = classify(sql)
+        self._enter("query")
+        try:
+            result = self._run(Op.EXECUTE, kind, _send_query, sql, unbuffered, query=sql)
+            if kind is not _READ:
+                self._note(kind, sql, None)
+            return result
+        finally:
+            self._leave()
+
+    def next_result(self, unbuffered: bool = False) -> Any:
+        """PyMySQL's ``next_result()``: reads the next result of a multi-result query."""
+        self._enter("next_result")
+        try:
+            return self._raw.next_result(unbuffered)
+        except Exception as exc:
+            self._failed(exc, Op.FETCH, _READ, 0)
+            raise  # a fetch is never sent again
+        finally:
+            self._leave()
+
+    def show_warnings(self) -> Any:
+        self._enter("show_warnings")
+        try:
+            return self._run(Op.EXECUTE, _READ, _send_call, "show_warnings", ())
+        finally:
+            self._leave()
+
+    def kill(self, thread_id: int) -> Any:
+        """``KILL`` another connection (idempotent: sent again if the connection drops)."""
+        self._enter("kill")
+        try:
+            return self._run(Op.EXECUTE, StatementKind.SESSION, _send_call, "kill", (thread_id,))
+        finally:
+            self._leave()
+
+    def set_character_set(self, charset: str, collation: str | None = None) -> None:
+        """PyMySQL's ``set_character_set()``; re-applied to every new connection."""
+        self._set_names("set_character_set", (charset, collation))
+
+    def set_charset(self, charset: str) -> None:
+        """PyMySQL's ``set_charset()``; re-applied to every new connection."""
+        self._set_names("set_charset", (charset,))
+
+    def _set_names(self, method: str, args: tuple[Any, ...]) -> None:
+        self._enter(method)
+        try:
+            self._engine.record("set names", ("call", (method, args)))
+            self._run(Op.EXECUTE, StatementKind.SESSION, _send_call, method, args)
+        finally:
+            self._leave()
+
+    def connect(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Refused: resilient_dbapi opens and replaces physical connections itself."""
+        raise self._adapter.programming_error(
+            0,
+            "resilient_dbapi opens and replaces the physical connection itself; connect() "
+            "on a resilient connection is not allowed (use resilient_dbapi.connect())",
+        )
+
     def __enter__(self) -> ResilientConnection:
         return self
 
@@ -567,13 +637,24 @@ def _prepare(
             adapter.execute(raw, *payload)
         elif method == "autocommit":
             adapter.set_autocommit(raw, payload)
-        else:
+        elif method == "select_db":
             adapter.select_db(raw, payload)
+        else:  # a driver method that set session state, called again with its arguments
+            name, args = payload
+            getattr(raw, name)(*args)
     return adapter.wait_timeout(raw) if engine.wants_wait_timeout else None
 
 
 def _send_execute(conn: ResilientConnection, cursor: Any, query: Any, args: Any) -> Any:
     return cursor._current().execute(query, args)
+
+
+def _send_query(conn: ResilientConnection, sql: Any, unbuffered: bool) -> Any:
+    return conn._raw.query(sql, unbuffered)
+
+
+def _send_call(conn: ResilientConnection, method: str, args: tuple[Any, ...]) -> Any:
+    return getattr(conn._raw, method)(*args)
 
 
 def _send_ping(conn: ResilientConnection, timeout: float) -> None:

@@ -189,3 +189,38 @@ def test_shared_use_is_refused_before_anything_is_sent(db: dict[str, Any]) -> No
     cur = conn.cursor()
     cur.execute("SELECT 3")
     assert cur.fetchone() == (3,)
+
+
+def test_driver_methods_that_send_are_tracked_like_execute(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)  # autocommit off
+    conn.query("INSERT INTO t (uid) VALUES ('by-query')")  # opens a transaction with writes
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.OutcomeUnknownError):  # never a silent empty commit
+        conn.commit()
+    assert conn.query("SELECT COUNT(*) FROM t") == 1
+    conn.set_character_set("latin1")
+    _killed(server, conn)
+    cur = conn.cursor()
+    cur.execute("SELECT @@character_set_client")
+    assert cur.fetchone() == ("latin1",)  # replayed on the new connection
+    with pytest.raises(pymysql.err.ProgrammingError, match="connect\\(\\) on a resilient"):
+        conn.connect()
+
+
+def test_driver_methods_are_guarded(db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    started = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        conn.query("SELECT SLEEP(0.5)")
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    started.wait()
+    time.sleep(0.1)
+    try:
+        with pytest.raises(ConcurrentUseError, match="query in flight"):
+            conn.show_warnings()
+    finally:
+        thread.join()
