@@ -237,7 +237,7 @@ class ResilientConnection:
         if engine.stale or _monotonic() >= engine.next_check_at:
             plan = engine.checkout(_monotonic())
             if plan.reconnect is not None:
-                self._replace(plan.reconnect)
+                self._replace(plan.reconnect, engine.stale_code if engine.stale else None)
                 return
             timeout = plan.ping_timeout
         else:
@@ -386,14 +386,12 @@ class ResilientConnection:
             # The driver's own error; state the session lost is reported (SessionLostError)
             # when the connection is replaced at the next checkout.
             raise exc
-        lost_state = engine.take_lost_state()
-        also = f"; the session's {', '.join(lost_state)} are gone too" if lost_state else ""
         if verdict is Verdict.TRANSACTION_LOST:
             self._observer.emit(TransactionLost(self._where(), code))
             raise bind_error(TransactionLostError, adapter.operational_error)(
                 code,
                 f"connection lost inside a transaction with writes ({_describe(exc)}); the "
-                f"server rolled the transaction back: call rollback() and run it again{also}",
+                "server rolled the transaction back: call rollback() and run it again",
             ) from exc
         if verdict is Verdict.OUTCOME_UNKNOWN:
             what = "COMMIT" if op is Op.COMMIT else "a write"
@@ -401,7 +399,7 @@ class ResilientConnection:
             raise bind_error(OutcomeUnknownError, adapter.operational_error)(
                 code,
                 f"connection lost after {what} was sent ({_describe(exc)}); it may or may not "
-                f"have been applied, and was not sent again{also}",
+                "have been applied, and was not sent again",
             ) from exc
         raise exc
 
@@ -517,13 +515,15 @@ class ResilientConnection:
         value = bool(value)
         self._enter("autocommit")
         try:
+            try:
+                if value:  # turning autocommit on commits an open transaction
+                    self._run(Op.COMMIT, StatementKind.COMMIT, _send_autocommit, value)
+                else:
+                    self._run(Op.EXECUTE, _READ, _send_autocommit, value)
+            except _Recovered:
+                pass  # died with nothing written: the next connection gets the setting
+            # Journaled once it took effect: a refused setting must not poison reconnects.
             self._engine.record("set autocommit", ("autocommit", value))
-            if value:  # turning autocommit on commits an open transaction
-                self._run(Op.COMMIT, StatementKind.COMMIT, _send_autocommit, value)
-            else:
-                self._run(Op.EXECUTE, _READ, _send_autocommit, value)
-        except _Recovered:
-            pass  # died with nothing written: the next connection gets the setting
         finally:
             self._leave()
 
@@ -531,8 +531,8 @@ class ResilientConnection:
         """Change the default database; re-applied to every new physical connection."""
         self._enter("select_db")
         try:
-            self._engine.record("use", ("select_db", db))
             self._run(Op.EXECUTE, _READ, _send_select_db, db)
+            self._engine.record("use", ("select_db", db))  # only once it took effect
         finally:
             self._leave()
 
@@ -587,8 +587,8 @@ class ResilientConnection:
     def _set_names(self, method: str, args: tuple[Any, ...]) -> None:
         self._enter(method)
         try:
-            self._engine.record("set names", ("call", (method, args)))
             self._run(Op.EXECUTE, StatementKind.SESSION, _send_call, method, args)
+            self._engine.record("set names", ("call", (method, args)))  # once it took effect
         finally:
             self._leave()
 
@@ -658,7 +658,13 @@ def _send_call(conn: ResilientConnection, method: str, args: tuple[Any, ...]) ->
 
 
 def _send_ping(conn: ResilientConnection, timeout: float) -> None:
-    conn._adapter.ping(conn._raw, timeout)
+    started = _monotonic()
+    try:
+        conn._adapter.ping(conn._raw, timeout)
+    except Exception:
+        conn._observer.emit(Pinged(conn._where(), False, _monotonic() - started))
+        raise
+    conn._observer.emit(Pinged(conn._where(), True, _monotonic() - started))
 
 
 def _send_begin(conn: ResilientConnection) -> None:
@@ -686,16 +692,21 @@ def _resolve_policies(policies: Sequence[Policy] | str | None) -> list[Policy]:
     if not isinstance(policies, list | tuple):
         raise TypeError(
             "policies must be None (the defaults), a profile name or path, or a list of policies "
-            f"(PingOnCheckout, MaxAge, RetryOnError, ErrorTable); got {policies!r}"
+            f"(PingOnCheckout, MaxAge, RetryOnError, ErrorTable); got {_kind_of(policies)}"
         )
     return list(policies)
+
+
+def _kind_of(value: object) -> str:
+    """A value's type for an error message: never its contents, which may hold secrets."""
+    return f"a {type(value).__module__}.{type(value).__qualname__}".replace("a builtins.", "a ")
 
 
 def _check_callable(driver_connect: object) -> None:
     if not callable(driver_connect):
         raise TypeError(
             "driver_connect must be a DB-API connect callable such as pymysql.connect "
-            f"(or a lambda/partial returning a connection), got {driver_connect!r}"
+            f"(or a lambda/partial returning a connection), got {_kind_of(driver_connect)}"
         )
 
 
@@ -704,11 +715,11 @@ def _check_on_connect(on_connect: object) -> tuple[str, ...]:
         return ()
     if isinstance(on_connect, str) or not isinstance(on_connect, list | tuple):
         raise TypeError(
-            f"on_connect must be a list of SQL statements (strings), got {on_connect!r}"
+            f"on_connect must be a list of SQL statements (strings), got {_kind_of(on_connect)}"
         )
     for statement in on_connect:
         if not isinstance(statement, str):
-            raise TypeError(f"on_connect statements must be strings, got {statement!r}")
+            raise TypeError(f"on_connect statements must be strings, got {_kind_of(statement)}")
     return tuple(on_connect)
 
 

@@ -18,6 +18,7 @@ __all__ = ["ResilientCursor"]
 # in a plain dict, cheaper than calling classify() (and its LRU cache) every time.
 _kinds: dict[Any, StatementKind] = {}
 _KINDS_MAX = 4096
+_FETCHES = ("fetchone", "fetchmany", "fetchall")
 # Set by a driver cursor only once it has executed something.
 _PEP249_ATTRIBUTES = ("description", "rowcount", "lastrowid", "rownumber", "messages")
 
@@ -38,9 +39,6 @@ class ResilientCursor:
     next ``execute``. Other attributes of the driver's cursor pass through.
     """
 
-    fetchone: Callable[[], Any]
-    fetchmany: Callable[..., Any]
-    fetchall: Callable[[], Any]
     _raw: Any
 
     @classmethod
@@ -61,14 +59,16 @@ class ResilientCursor:
         self._gen = conn._gen
         if self._arraysize is not None:
             raw.arraysize = self._arraysize
+        # Fetching from a buffered cursor reads a buffer, not the network: the driver's own
+        # methods stand in for the class's checked ones (they hold no reference to self,
+        # so an abandoned cursor is still freed at once, as the driver's would be).
+        names = vars(self)
         if conn._adapter.unbuffered(raw):
-            self.fetchone = self._checked_fetchone
-            self.fetchmany = self._checked_fetchmany
-            self.fetchall = self._checked_fetchall
-        else:  # fetching reads a buffer, not the network: hand out the driver's own methods
-            self.fetchone = raw.fetchone
-            self.fetchmany = raw.fetchmany
-            self.fetchall = raw.fetchall
+            for name in _FETCHES:
+                names.pop(name, None)
+        else:
+            for name in _FETCHES:
+                names[name] = getattr(raw, name)
         return raw
 
     def _current(self) -> Any:
@@ -143,16 +143,23 @@ class ResilientCursor:
         finally:
             conn._leave()
 
-    def _checked_fetchone(self) -> Any:
+    def fetchone(self) -> Any:
         return self._reading(self._raw.fetchone)
 
-    def _checked_fetchmany(self, size: int | None = None) -> Any:
+    def fetchmany(self, size: int | None = None) -> Any:
         if size is None:
             return self._reading(self._raw.fetchmany)
         return self._reading(self._raw.fetchmany, size)
 
-    def _checked_fetchall(self) -> Any:
+    def fetchall(self) -> Any:
         return self._reading(self._raw.fetchall)
+
+    def fetchall_unbuffered(self) -> Iterator[Any]:
+        """PyMySQL's lazy row iterator, each row read under the rules of ``fetchone``."""
+        return iter(self.fetchone, None)
+
+    def read_next(self) -> Any:
+        return self._reading(self._raw.read_next)
 
     def nextset(self) -> Any:
         return self._reading(self._raw.nextset)

@@ -98,6 +98,7 @@ class Engine:
         "ping",
         "retry",
         "stale",
+        "stale_code",
         "stale_reason",
         "sticky",
         "txn_writes",
@@ -118,7 +119,8 @@ class Engine:
         for policy in policies:
             if not isinstance(policy, PingOnCheckout | MaxAge | RetryOnError | ErrorTable):
                 raise TypeError(
-                    f"policies: {policy!r} is not a policy; allowed: PingOnCheckout, MaxAge, "
+                    f"policies: a {type(policy).__qualname__} is not a policy; allowed: "
+                    "PingOnCheckout, MaxAge, "
                     "RetryOnError, ErrorTable"
                 )
             if type(policy) in seen:
@@ -145,6 +147,7 @@ class Engine:
         self.sticky = False  # ...because a non-read ran with autocommit off
         self.stale = True  # the physical connection must be replaced before use
         self.stale_reason = Reason.ERROR
+        self.stale_code: int | None = None  # the driver error that made it stale, if any
         self.lost = False  # a transaction was lost and rollback() was not called yet
         self.lost_code: int | None = None
         # Session settings to replay on every new physical connection, by what they set.
@@ -226,10 +229,11 @@ class Engine:
                 return Checkout(ping_timeout=timeout)
         return _PROCEED
 
-    def must_replace(self, reason: Reason) -> None:
+    def must_replace(self, reason: Reason, code: int | None = None) -> None:
         """The physical connection is dead or due: replace it before the next use."""
         self.stale = True
         self.stale_reason = reason
+        self.stale_code = code
 
     # -- statements -------------------------------------------------------------
 
@@ -302,7 +306,7 @@ class Engine:
                 self.sticky = self.txn_writes = True
             return Verdict.RAISE
         had_writes = self.txn_writes
-        self.must_replace(Reason.ERROR)
+        self.must_replace(Reason.ERROR, code)
         self._transaction_over()  # the server rolls back whatever was open
         if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
             return Verdict.RECOVERED

@@ -124,7 +124,9 @@ _global: list[Listener] = []
 def add_listener(listener: Listener) -> None:
     """Call ``listener`` with the events of every resilient connection."""
     if not callable(listener):
-        raise TypeError(f"a listener must be callable with one event, got {listener!r}")
+        raise TypeError(
+            f"a listener must be callable with one event, got a {type(listener).__qualname__}"
+        )
     _global.append(listener)
 
 
@@ -136,10 +138,14 @@ def check_listeners(listeners: Iterable[Listener] | None) -> tuple[Listener, ...
     if listeners is None:
         return ()
     if not isinstance(listeners, list | tuple):
-        raise TypeError(f"listeners must be a list of callables, got {listeners!r}")
+        raise TypeError(
+            f"listeners must be a list of callables, got a {type(listeners).__qualname__}"
+        )
     for listener in listeners:
         if not callable(listener):
-            raise TypeError(f"a listener must be callable with one event, got {listener!r}")
+            raise TypeError(
+                f"a listener must be callable with one event, got a {type(listener).__qualname__}"
+            )
     return tuple(listeners)
 
 

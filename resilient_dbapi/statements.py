@@ -180,12 +180,19 @@ _PURE_CALLS = frozenset(
     """.split()  # noqa: SIM905  (a word list reads best as words)
 )
 
-_NOT_SESSION = frozenset(
-    {"global", "persist", "persist_only", "password", "role", "default", "statement", "select"}
-)
+# SET forms that are not a plain session setting: server-wide, per-statement, or a role.
+_NOT_SESSION = frozenset({"global", "persist", "persist_only", "password", "role", "statement"})
 
 
-_NOT_PLAIN_SET = _NOT_PLAIN - {"set"}  # SET NAMES / CHARACTER SET are plain settings
+def _plain_setting(rest: list[str]) -> bool:
+    """``SET <rest>`` sets session variables (not GLOBAL, ROLE, a query's result...)."""
+    if not rest or rest[0] in _NOT_SESSION or rest[:2] == ["default", "role"]:
+        return False
+    return "select" not in rest
+
+
+# SET NAMES / CHARACTER SET are plain settings; REPLACE() and INSERT() string functions too.
+_NOT_PLAIN_SET = _NOT_PLAIN - {"set", "replace", "insert"}
 
 
 def _kind_of(words: list[str], assigns: bool, user_vars: bool, calls: set[str]) -> StatementKind:
@@ -205,8 +212,9 @@ def _kind_of(words: list[str], assigns: bool, user_vars: bool, calls: set[str]) 
         if (
             assigns
             or user_vars
-            or _NOT_SESSION.intersection(rest)
+            or not _plain_setting(rest)
             or _NOT_PLAIN_SET.intersection(rest)
+            or calls - _PURE_CALLS
         ):
             return StatementKind.WRITE
         return StatementKind.SESSION
@@ -256,7 +264,7 @@ _NOT_REBUILT = "state of a statement resilient_dbapi could not read"
 @functools.lru_cache(maxsize=1024)
 def _effects_text(sql: str) -> frozenset[str]:
     try:
-        words, assigns, user_vars, _ = _scan(sql, backslash_escapes=True)
+        words, assigns, user_vars, calls = _scan(sql, backslash_escapes=True)
     except _Unreadable:
         return frozenset({_NOT_REBUILT})
     effects = set()
@@ -279,6 +287,17 @@ def _effects_text(sql: str) -> frozenset[str]:
         effects.add("table locks (LOCK TABLES)")
     if verb == "prepare":
         effects.add("prepared statements")
+    if verb == "set" and "role" in words[1:2]:
+        effects.add("the session's role (SET ROLE)")
+    elif (
+        verb == "set"
+        and not effects
+        and words[1:2]
+        and words[1] not in _NOT_SESSION
+        and words[1:3] != ["default", "role"]
+        and _kind_of(words, assigns, user_vars, calls) is StatementKind.WRITE
+    ):
+        effects.add("session settings resilient_dbapi cannot replay (SET with a query)")
     return frozenset(effects)
 
 
@@ -326,7 +345,7 @@ def session_key(sql: str | bytes) -> str | None:
     if not lowered.startswith("set "):
         return lowered
     body = lowered[4:]
-    if body.startswith("transaction"):
+    if body.split()[0] == "transaction":
         return None
     names = []
     for part in _top_level_parts(body):
@@ -337,10 +356,15 @@ def session_key(sql: str | bytes) -> str | None:
                 break
         if part.startswith(("names", "character set", "charset")):
             names.append("names")
-        elif part.startswith("transaction"):
+        elif part.split()[0] == "transaction":
             names.append(" ".join(part.split()[:2]))
         elif "=" in part:
-            names.append(part.split("=", 1)[0].strip().strip("`"))
+            name, value = part.split("=", 1)
+            names.append(name.strip().strip("`"))
+            if "@@" in value:
+                # Computed from current values (CONCAT(@@sql_mode, ...)): it must replay
+                # after the settings it builds on, not replace them.
+                return f"set {','.join(names)} <- {text}"
         else:
             return lowered
     return "set " + ",".join(names)

@@ -164,3 +164,31 @@ def test_the_readme_metrics_example_runs(server: Any, db: dict[str, Any]) -> Non
     conn.cursor().execute("SELECT 1")
     reconnects = namespace["RECONNECTS"]
     assert reconnects.labels(reason="liveness")._value.get() == 1
+
+
+def test_reconnect_after_an_error_names_the_error_and_pings_count(
+    server: Any, db: dict[str, Any]
+) -> None:
+    seen: list[events.Event] = []
+    conn = resilient_dbapi.connect(pymysql.connect, **db, listeners=[seen.append], autocommit=True)
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.OutcomeUnknownError):  # inside the skip window
+        conn.cursor().execute("INSERT INTO t (uid) VALUES ('x')")
+    conn.cursor().execute("SELECT 1")
+    reconnected = [e for e in seen if isinstance(e, events.Reconnected)]
+    assert reconnected[-1].reason == "error" and reconnected[-1].code == 2013
+    conn.ping()
+    assert conn.stats.pings == 1
+
+
+def test_error_messages_never_show_the_arguments() -> None:
+    db = {"host": "db", "password": "s3cret-in-dict"}
+    for call in (
+        lambda: resilient_dbapi.connect(db),  # type: ignore[arg-type]
+        lambda: resilient_dbapi.creator(pymysql.connect, policies=db),  # type: ignore[arg-type]
+        lambda: resilient_dbapi.connect(pymysql.connect, on_connect=db),  # type: ignore[arg-type]
+        lambda: resilient_dbapi.connect(pymysql.connect, listeners=db),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(TypeError) as info:
+            call()
+        assert "s3cret" not in str(info.value)

@@ -224,3 +224,67 @@ def test_driver_methods_are_guarded(db: dict[str, Any]) -> None:
             conn.show_warnings()
     finally:
         thread.join()
+
+
+def test_a_refused_setting_does_not_poison_later_reconnects(
+    server: Any, db: dict[str, Any]
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    with pytest.raises(pymysql.err.OperationalError):
+        conn.select_db("no_such_database")  # 1049: refused, so not journaled
+    _killed(server, conn)
+    cur = conn.cursor()
+    cur.execute("SELECT DATABASE()")
+    assert cur.fetchone() == (db["database"],)
+
+
+def test_relative_and_default_settings_replay_in_order(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    cur = conn.cursor()
+    cur.execute("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'")
+    cur.execute("SET sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")  # builds on the first
+    cur.execute("SET time_zone = '+05:00'")
+    cur.execute("SET time_zone = DEFAULT")  # replaces it
+    query = "SELECT @@session.sql_mode, @@session.time_zone = @@global.time_zone"
+    cur.execute(query)
+    before = cur.fetchone()
+    assert before == ("ANSI_QUOTES,STRICT_TRANS_TABLES", 1)
+    _killed(server, conn)
+    cur.execute(query)
+    assert cur.fetchone() == before
+
+
+def test_state_lost_with_an_unknown_outcome_is_still_reported(
+    server: Any, db: dict[str, Any]
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("CREATE TEMPORARY TABLE scratch (a INT)")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.OutcomeUnknownError):  # inside the skip window
+        cur.execute("INSERT INTO t (uid) VALUES ('x')")
+    with pytest.raises(SessionLostError, match="temporary tables"):
+        cur.execute("SELECT 1")
+    cur.execute("SELECT 1")
+    assert conn.stats.sessions_lost == 1
+
+
+def test_an_abandoned_unbuffered_cursor_is_freed_at_once(db: dict[str, Any]) -> None:
+    import gc
+    import weakref
+
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    cur = conn.cursor(pymysql.cursors.SSCursor)
+    cur.execute("SELECT seq FROM seq_1_to_100")
+    assert list(cur.fetchall_unbuffered())[:2] == [(1,), (2,)]
+    cur.execute("SELECT seq FROM seq_1_to_100")
+    ref = weakref.ref(cur)
+    gc.disable()
+    try:
+        del cur  # no reference cycle: the driver drains the rows here, in this thread
+        assert ref() is None
+    finally:
+        gc.enable()
+    other = conn.cursor()
+    other.execute("SELECT 5")
+    assert other.fetchone() == (5,)

@@ -152,3 +152,31 @@ def test_session_keys(sql: str, key: str | None) -> None:
 )
 def test_session_effects(sql: str, effects: set[str]) -> None:
     assert session_effects(sql) == effects
+
+
+@pytest.mark.parametrize(
+    ("sql", "key"),
+    [
+        ("SET SESSION transaction_isolation = 'READ-COMMITTED'", "set transaction_isolation"),
+        ("SET time_zone = DEFAULT", "set time_zone"),
+        (
+            "SET sql_mode = CONCAT(@@sql_mode, ',X')",
+            "set sql_mode <- SET sql_mode = CONCAT(@@sql_mode, ',X')",
+        ),
+    ],
+)
+def test_session_keys_of_variables_and_relative_settings(sql: str, key: str) -> None:
+    assert classify(sql) is SESSION
+    assert session_key(sql) == key
+
+
+@pytest.mark.parametrize(
+    ("sql", "effect"),
+    [
+        ("SET ROLE admin", "the session's role (SET ROLE)"),
+        ("SET x = (SELECT 1)", "session settings resilient_dbapi cannot replay (SET with a query)"),
+    ],
+)
+def test_settings_that_cannot_be_replayed(sql: str, effect: str) -> None:
+    assert classify(sql) is WRITE
+    assert session_effects(sql) == {effect}
