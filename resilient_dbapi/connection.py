@@ -234,8 +234,9 @@ class ResilientConnection:
     def _checkout(self) -> None:
         """Before sending outside a transaction: make sure the connection is usable."""
         engine = self._engine
-        if engine.stale or _monotonic() >= engine.next_check_at:
-            plan = engine.checkout(_monotonic())
+        now = _monotonic()
+        if engine.stale or now >= engine.next_check_at:
+            plan = engine.checkout(now)
             if plan.reconnect is not None:
                 self._replace(plan.reconnect, engine.stale_code if engine.stale else None)
                 return
@@ -692,12 +693,12 @@ def _resolve_policies(policies: Sequence[Policy] | str | None) -> list[Policy]:
     if not isinstance(policies, list | tuple):
         raise TypeError(
             "policies must be None (the defaults), a profile name or path, or a list of policies "
-            f"(PingOnCheckout, MaxAge, RetryOnError, ErrorTable); got {_kind_of(policies)}"
+            f"(PingOnCheckout, MaxAge, RetryOnError, ErrorTable); got {_type_name(policies)}"
         )
     return list(policies)
 
 
-def _kind_of(value: object) -> str:
+def _type_name(value: object) -> str:
     """A value's type for an error message: never its contents, which may hold secrets."""
     return f"a {type(value).__module__}.{type(value).__qualname__}".replace("a builtins.", "a ")
 
@@ -706,7 +707,7 @@ def _check_callable(driver_connect: object) -> None:
     if not callable(driver_connect):
         raise TypeError(
             "driver_connect must be a DB-API connect callable such as pymysql.connect "
-            f"(or a lambda/partial returning a connection), got {_kind_of(driver_connect)}"
+            f"(or a lambda/partial returning a connection), got {_type_name(driver_connect)}"
         )
 
 
@@ -715,11 +716,11 @@ def _check_on_connect(on_connect: object) -> tuple[str, ...]:
         return ()
     if isinstance(on_connect, str) or not isinstance(on_connect, list | tuple):
         raise TypeError(
-            f"on_connect must be a list of SQL statements (strings), got {_kind_of(on_connect)}"
+            f"on_connect must be a list of SQL statements (strings), got {_type_name(on_connect)}"
         )
     for statement in on_connect:
         if not isinstance(statement, str):
-            raise TypeError(f"on_connect statements must be strings, got {_kind_of(statement)}")
+            raise TypeError(f"on_connect statements must be strings, got {_type_name(statement)}")
     return tuple(on_connect)
 
 
