@@ -1,8 +1,14 @@
-"""The synchronous resilient connection: a PEP 249 proxy driven by the engine."""
+# Generated from resilient_dbapi/_connection_async.py by tools/async_to_sync.py: do not edit.
+# Change the asyncio source and run `python tools/async_to_sync.py`.
+"""The resilient connection: a PEP 249 proxy driven by the engine.
+
+``_connection_async.py`` (asyncio) is the source of ``connection.py`` (sync), which
+``tools/async_to_sync.py`` generates from it; a test checks that it is current. Code
+under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the sync one.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -10,38 +16,39 @@ from typing import Any, NoReturn, TypeVar
 
 from . import adapters
 from ._forwarding import forwarding_class
+from ._proxy import (
+    ConnectorBase,
+    Recovered,
+    always_alive,
+    check_callable,
+    check_connection,
+    check_on_connect,
+    closed_error,
+    concurrent_use_error,
+    connect_name,
+    lost_again_error,
+    resolve_policies,
+    session_lost_before_send,
+    verdict_error,
+)
 from .adapters import Adapter, Liveness
 from .classify import ErrorTable
+from .cursor import ResilientCursor
 from .engine import Engine, Op, Reason, Verdict
-from .errors import (
-    ConcurrentUseError,
-    OutcomeUnknownError,
-    SessionLostError,
-    TransactionLostError,
-    bind_error,
-)
 from .events import (
     Connected,
-    GaveUp,
     Listener,
     Observer,
     OutcomeUnknown,
     Pinged,
     Reconnected,
     Retrying,
-    SessionLost,
     Stats,
     TransactionLost,
     check_listeners,
 )
-from .policies import Policy, default_policies
-from .statements import (
-    StatementKind,
-    classify,
-    commits_implicitly,
-    session_effects,
-    session_key,
-)
+from .policies import Policy
+from .statements import StatementKind, classify, commits_implicitly, session_effects, session_key
 
 __all__ = ["ResilientConnection", "connect", "creator"]
 
@@ -51,29 +58,17 @@ _READ = StatementKind.READ
 _monotonic = time.monotonic
 
 
-def _always_alive() -> Liveness:
-    return _ALIVE
+class _Connector(ConnectorBase):
+    """Opens physical connections, retrying what the policies allow."""
 
-
-class _Connector:
-    """Opens physical connections, retrying what the policies allow. Holds the
-    arguments (secrets included) and never shows them."""
-
-    __slots__ = ("args", "driver_connect", "kwargs")
-
-    def __init__(
-        self, driver_connect: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        self.driver_connect = driver_connect
-        self.args = args
-        self.kwargs = kwargs
-
-    def __repr__(self) -> str:
-        name = getattr(self.driver_connect, "__qualname__", type(self.driver_connect).__name__)
-        return f"<connector {name} (arguments hidden)>"
+    __slots__ = ()
 
     def open(
-        self, engine: Engine, setup: Callable[[Any], T], observer: Observer, where: str
+        self,
+        engine: Engine,
+        setup: Callable[[Any], T],
+        observer: Observer,
+        where: str,
     ) -> tuple[Any, T, int]:
         """A new driver connection, what ``setup(raw)`` made of it, and the attempts it
         took; retried on transient errors as the policies allow."""
@@ -86,20 +81,11 @@ class _Connector:
                 raw = self.driver_connect(*self.args, **self.kwargs)
                 return raw, setup(raw), attempt
             except Exception as exc:
-                adapter = adapters.adapter_for_error(exc)
-                if raw is not None:
-                    with contextlib.suppress(Exception):  # a half-made connection: let it go
-                        raw.close()
-                if adapter is None:
-                    raise
-                code = adapter.error_code(exc)
-                table = engine.errors if engine.errors.codes else adapter.errors
-                wait = engine.connect_failed(table.kind(code), attempt, _monotonic() - started)
+                wait = self.retry_wait(
+                    exc, raw, engine, attempt, _monotonic() - started, observer, where
+                )
                 if wait is None:
-                    if attempt > 1:
-                        observer.emit(GaveUp(where, attempt, code))
                     raise
-                observer.emit(Retrying(where, "connect", attempt, wait, code))
                 time.sleep(wait)
 
 
@@ -130,12 +116,13 @@ class ResilientConnection:
         self._on_connect = on_connect
         self._gen = 0
         self._closed = False
+        # A lock taken only without blocking: a second thread or task is refused at once.
         self._guard = threading.Lock()
         self._claim = self._guard.acquire
         self._release = self._guard.release
         self._in_flight = ""
         self._status = adapter.status
-        self._probe: Callable[[], Liveness] = _always_alive
+        self._probe: Callable[[], Liveness] = always_alive
         # Skip the socket check for a connection used this recently (HikariCP's idea).
         self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
         self._observer = observer or Observer(())
@@ -162,18 +149,10 @@ class ResilientConnection:
     def _replace(self, reason: Reason, code: int | None = None) -> None:
         """Replace a dead connection, unless its session held state no replay rebuilds:
         then say so once (SessionLostError), and the next statement gets a new session."""
-        engine = self._engine
-        if engine.unrestorable:
+        if self._engine.unrestorable:
             self._adapter.discard(self._raw)
-            engine.must_replace(reason)
-            lost = engine.take_lost_state()
-            code = self._adapter.gone_code if code is None else code
-            self._observer.emit(SessionLost(self._where(), code, tuple(lost)))
-            raise bind_error(SessionLostError, self._adapter.operational_error)(
-                code,
-                f"connection lost ({reason.value}) with session state that cannot be rebuilt: "
-                f"{', '.join(lost)}; nothing was sent. The next statement gets a new session "
-                "with the replayable settings",
+            raise session_lost_before_send(
+                self._adapter, self._engine, self._observer, self._where(), reason, code
             )
         self._reconnect(reason, code)
 
@@ -181,11 +160,7 @@ class ResilientConnection:
         """Claim the connection for one operation, or refuse at once if it is in use."""
         if not self._guard.acquire(False):
             self._observer.stats.concurrent_use_refused += 1
-            raise bind_error(ConcurrentUseError, self._adapter.programming_error)(
-                0,
-                f"this connection is in use by another thread or task ({self._in_flight} in "
-                f"flight); {what} was not sent. Give each thread its own connection",
-            )
+            raise concurrent_use_error(self._adapter, self._in_flight, what)
         self._in_flight = what
 
     def _leave(self) -> None:
@@ -199,7 +174,8 @@ class ResilientConnection:
             key = session_key(query)
             engine.record(key, ("execute", (query, args)))
             if key is not None and "wait_timeout" in key and engine.wants_wait_timeout:
-                engine.wait_timeout_changed(self._adapter.wait_timeout(self._raw), _monotonic())
+                wait_timeout = self._adapter.wait_timeout(self._raw)
+                engine.wait_timeout_changed(wait_timeout, _monotonic())
         elif kind is StatementKind.WRITE:
             effects = session_effects(query)
             if effects:
@@ -261,6 +237,11 @@ class ResilientConnection:
                     raise
                 self._observer.emit(Pinged(self._where(), False, _monotonic() - started))
                 self._replace(Reason.PING, code)
+            except BaseException:
+                # Interrupted mid-ping (cancelled): the reply may still be on its way.
+                self._adapter.discard(self._raw)
+                engine.must_replace(Reason.PING)
+                raise
             else:
                 engine.last_used = _monotonic()
                 self._observer.emit(Pinged(self._where(), True, engine.last_used - started))
@@ -296,11 +277,14 @@ class ResilientConnection:
             except Exception as exc:
                 try:
                     self._failed(exc, Op.EXECUTE, kind, 0, query)  # returns only to resend
-                except _Recovered:
+                except Recovered:
                     return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
                 result = self._run(
                     Op.EXECUTE, kind, _send_execute, cursor, query, args, resends=1, query=query
                 )
+            except BaseException:
+                self._interrupted(Op.EXECUTE, kind, query)
+                raise
             else:
                 in_trans, autocommit = self._status(self._raw)
                 if kind is _READ and not in_trans and not engine.txn_writes:
@@ -325,10 +309,10 @@ class ResilientConnection:
         """Send one operation with the checkout before it and the safety rules after;
         ``query`` is the statement's text, when there is one."""
         if self._closed:
-            self._raise_closed()
+            raise closed_error(self._adapter)
         engine = self._engine
         if engine.lost:
-            self._raise_lost_again()
+            raise lost_again_error(self._adapter, engine)
         while True:
             if not engine.txn_writes:
                 self._checkout()
@@ -337,10 +321,13 @@ class ResilientConnection:
             except Exception as exc:
                 try:
                     self._failed(exc, op, kind, resends, query)  # returns only to resend
-                except _Recovered:
+                except Recovered:
                     return None  # type: ignore[return-value]  # nothing was lost
                 resends += 1
                 continue
+            except BaseException:
+                self._interrupted(op, kind, query)
+                raise
             in_trans, autocommit = self._status(self._raw)
             commits = False if query is None else commits_implicitly(query)
             engine.done(kind, in_trans, autocommit, _monotonic(), commits)
@@ -368,63 +355,44 @@ class ResilientConnection:
         )
         if engine.stale:
             adapter.discard(self._raw)
-        if verdict is Verdict.RESEND:
+        error = verdict_error(
+            verdict, exc, op, code, adapter, engine, self._observer, self._where()
+        )
+        if error is None:
             self._observer.emit(Retrying(self._where(), "statement", resends + 1, 0.0, code))
             return
-        if verdict is Verdict.RECOVERED:
-            raise _Recovered from exc
-        if verdict is Verdict.SESSION_LOST:
-            lost_list = engine.take_lost_state()
-            lost = ", ".join(lost_list)
-            self._observer.emit(SessionLost(self._where(), code, tuple(lost_list)))
-            raise bind_error(SessionLostError, adapter.operational_error)(
-                code,
-                f"connection lost ({_describe(exc)}) with session state that cannot be "
-                f"rebuilt: {lost}; the statement was not sent again. The next statement gets "
-                "a new session with the replayable settings",
-            ) from exc
-        if verdict is Verdict.RAISE:
-            # The driver's own error; state the session lost is reported (SessionLostError)
-            # when the connection is replaced at the next checkout.
-            raise exc
+        try:
+            if error is exc:
+                raise exc
+            raise error from exc
+        finally:
+            # The traceback holds this frame: without this, the frame, the errors and the
+            # connection would stay alive in a cycle until the garbage collector ran.
+            del exc, error
+
+    def _interrupted(self, op: Op, kind: StatementKind, query: Any = None) -> None:
+        """A cancellation (or ``KeyboardInterrupt``) stopped an operation that may have
+        been sent: the driver connection is never used again, and the loss is recorded
+        as if it had died (a transaction with writes is lost; a write's outcome is
+        unknown). The interruption itself propagates unchanged."""
+        engine = self._engine
+        self._adapter.discard(self._raw)
+        _, autocommit = self._status(self._raw)
+        commits = False if query is None else commits_implicitly(query)
+        verdict = engine.interrupted(op, kind, autocommit=autocommit, commits=commits)
+        code = self._adapter.gone_code
         if verdict is Verdict.TRANSACTION_LOST:
             self._observer.emit(TransactionLost(self._where(), code))
-            raise bind_error(TransactionLostError, adapter.operational_error)(
-                code,
-                f"connection lost inside a transaction with writes ({_describe(exc)}); the "
-                "server rolled the transaction back: call rollback() and run it again",
-            ) from exc
-        if verdict is Verdict.OUTCOME_UNKNOWN:
-            what = "COMMIT" if op is Op.COMMIT else "a write"
+        elif verdict is Verdict.OUTCOME_UNKNOWN:
             self._observer.emit(OutcomeUnknown(self._where(), code))
-            raise bind_error(OutcomeUnknownError, adapter.operational_error)(
-                code,
-                f"connection lost after {what} was sent ({_describe(exc)}); it may or may not "
-                "have been applied, and was not sent again",
-            ) from exc
-        raise exc
-
-    def _raise_closed(self) -> NoReturn:
-        raise self._adapter.interface_error(
-            0, "resilient_dbapi: this connection was closed with close(); open a new one"
-        )
-
-    def _raise_lost_again(self) -> NoReturn:
-        raise bind_error(TransactionLostError, self._adapter.operational_error)(
-            self._engine.lost_code,
-            "the transaction on this connection was lost earlier; call rollback() before "
-            "using the connection again",
-        )
 
     # -- PEP 249 ------------------------------------------------------------------
 
-    def cursor(self, cursor: Any = None) -> Any:
+    def cursor(self, cursor: Any = None) -> ResilientCursor:
         """A :class:`ResilientCursor`; ``cursor`` is the driver's cursor class, if any."""
-        from .cursor import ResilientCursor
-
         if self._closed:
-            self._raise_closed()
-        return ResilientCursor.create(self, cursor)
+            raise closed_error(self._adapter)
+        return ResilientCursor.create(self, () if cursor is None else (cursor,))
 
     def commit(self) -> None:
         self._enter("commit")
@@ -437,7 +405,7 @@ class ResilientConnection:
         self._enter("rollback")
         try:
             if self._closed:
-                self._raise_closed()
+                raise closed_error(self._adapter)
             if self._engine.lost:
                 self._engine.rolled_back()  # the server rolled it back when the connection died
                 return
@@ -447,22 +415,25 @@ class ResilientConnection:
 
     def _finish(self, op: Op, kind: StatementKind) -> None:
         if self._closed:
-            self._raise_closed()
+            raise closed_error(self._adapter)
         engine = self._engine
         if engine.lost:
-            self._raise_lost_again()
+            raise lost_again_error(self._adapter, engine)
         if engine.stale:
             engine.rolled_back()  # nothing can be open on a connection already given up
             return
         raw = self._raw
         try:
-            raw.commit() if op is Op.COMMIT else raw.rollback()
+            (raw.commit() if op is Op.COMMIT else raw.rollback())
         except Exception as exc:
             try:
                 self._failed(exc, op, kind, resends=0)
-            except _Recovered:
+            except Recovered:
                 return
             raise exc from None  # RESEND is never the verdict for commit or rollback
+        except BaseException:
+            self._interrupted(op, kind)
+            raise
         in_trans, autocommit = self._status(raw)
         if op is Op.ROLLBACK:
             engine.rolled_back()
@@ -494,7 +465,7 @@ class ResilientConnection:
     def ping(self, reconnect: object = None) -> None:
         """Check the connection with a round trip, replacing it when that is safe.
 
-        ``reconnect`` is accepted for PyMySQL compatibility and ignored: the policies
+        ``reconnect`` is accepted for driver compatibility and ignored: the policies
         decide. Raises if the connection is dead inside a transaction with writes.
         """
         timeout = self._engine.ping.timeout if self._engine.ping else 5.0
@@ -521,7 +492,7 @@ class ResilientConnection:
                     self._run(Op.COMMIT, StatementKind.COMMIT, _send_autocommit, value)
                 else:
                     self._run(Op.EXECUTE, _READ, _send_autocommit, value)
-            except _Recovered:
+            except Recovered:
                 pass  # died with nothing written: the next connection gets the setting
             # Journaled once it took effect: a refused setting must not poison reconnects.
             self._engine.record("set autocommit", ("autocommit", value))
@@ -540,7 +511,7 @@ class ResilientConnection:
     # -- driver methods that send: guarded and tracked like execute() ---------------
 
     def query(self, sql: Any, unbuffered: bool = False) -> Any:
-        """PyMySQL's ``query()``, under the same rules as ``cursor.execute()``."""
+        """The driver's ``query()``, under the same rules as ``cursor.execute()``."""
         kind = classify(sql)
         self._enter("query")
         try:
@@ -552,13 +523,17 @@ class ResilientConnection:
             self._leave()
 
     def next_result(self, unbuffered: bool = False) -> Any:
-        """PyMySQL's ``next_result()``: reads the next result of a multi-result query."""
+        """The driver's ``next_result()``: reads the next result of a multi-result query."""
         self._enter("next_result")
+        raw = self._raw
         try:
-            return self._raw.next_result(unbuffered)
+            return raw.next_result(unbuffered) if unbuffered else raw.next_result()
         except Exception as exc:
             self._failed(exc, Op.FETCH, _READ, 0)
             raise  # a fetch is never sent again
+        except BaseException:
+            self._interrupted(Op.FETCH, _READ)
+            raise
         finally:
             self._leave()
 
@@ -582,7 +557,7 @@ class ResilientConnection:
         self._set_names("set_character_set", (charset, collation))
 
     def set_charset(self, charset: str) -> None:
-        """PyMySQL's ``set_charset()``; re-applied to every new connection."""
+        """The driver's ``set_charset()``; re-applied to every new connection."""
         self._set_names("set_charset", (charset,))
 
     def _set_names(self, method: str, args: tuple[Any, ...]) -> None:
@@ -610,20 +585,9 @@ class ResilientConnection:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("stale" if self._engine.stale else "open")
         return (
-            f"<resilient_dbapi.ResilientConnection {self._adapter.describe(self._raw)} "
+            f"<resilient_dbapi.{type(self).__name__} {self._adapter.describe(self._raw)} "
             f"{state} reconnects={self.reconnects}>"
         )
-
-
-class _Recovered(Exception):
-    """Internal: the failed operation lost nothing; report success."""
-
-
-def _describe(exc: BaseException) -> str:
-    args = exc.args
-    if len(args) >= 2:
-        return f"{args[0]}: {args[1]}"
-    return str(exc) or type(exc).__name__
 
 
 def _prepare(
@@ -647,7 +611,7 @@ def _prepare(
 
 
 def _send_execute(conn: ResilientConnection, cursor: Any, query: Any, args: Any) -> Any:
-    return cursor._current().execute(query, args)
+    return (cursor._current()).execute(query, args)
 
 
 def _send_query(conn: ResilientConnection, sql: Any, unbuffered: bool) -> Any:
@@ -683,47 +647,6 @@ def _send_select_db(conn: ResilientConnection, db: str) -> None:
 # -- making connections -------------------------------------------------------------
 
 
-def _resolve_policies(policies: Sequence[Policy] | str | None) -> list[Policy]:
-    if policies is None:
-        return default_policies()
-    if isinstance(policies, str):
-        from .policies import load
-
-        return load(policies)
-    if not isinstance(policies, list | tuple):
-        raise TypeError(
-            "policies must be None (the defaults), a profile name or path, or a list of policies "
-            f"(PingOnCheckout, MaxAge, RetryOnError, ErrorTable); got {_type_name(policies)}"
-        )
-    return list(policies)
-
-
-def _type_name(value: object) -> str:
-    """A value's type for an error message: never its contents, which may hold secrets."""
-    return f"a {type(value).__module__}.{type(value).__qualname__}".replace("a builtins.", "a ")
-
-
-def _check_callable(driver_connect: object) -> None:
-    if not callable(driver_connect):
-        raise TypeError(
-            "driver_connect must be a DB-API connect callable such as pymysql.connect "
-            f"(or a lambda/partial returning a connection), got {_type_name(driver_connect)}"
-        )
-
-
-def _check_on_connect(on_connect: object) -> tuple[str, ...]:
-    if on_connect is None:
-        return ()
-    if isinstance(on_connect, str) or not isinstance(on_connect, list | tuple):
-        raise TypeError(
-            f"on_connect must be a list of SQL statements (strings), got {_type_name(on_connect)}"
-        )
-    for statement in on_connect:
-        if not isinstance(statement, str):
-            raise TypeError(f"on_connect statements must be strings, got {_type_name(statement)}")
-    return tuple(on_connect)
-
-
 def connect(
     driver_connect: Callable[..., Any],
     *args: Any,
@@ -741,37 +664,27 @@ def connect(
     journal is replayed. ``listeners`` are called with each :mod:`~resilient_dbapi.events`
     event of this connection.
     """
-    _check_callable(driver_connect)
-    statements = _check_on_connect(on_connect)
+    check_callable(driver_connect)
+    statements = check_on_connect(on_connect)
     observer = Observer(check_listeners(listeners))
-    engine = Engine(_resolve_policies(policies), ErrorTable())
+    engine = Engine(resolve_policies(policies), ErrorTable())
     connector = _Connector(driver_connect, args, kwargs)
 
     def first_setup(raw: Any) -> tuple[Adapter, float | None]:
-        if not hasattr(raw, "cursor") or not hasattr(raw, "commit"):
-            raise TypeError(
-                f"driver_connect returned {type(raw).__qualname__}, which is not a DB-API "
-                "connection (it needs cursor(), commit(), rollback() and close())"
-            )
-        adapter = adapters.adapter_for(raw)
+        check_connection(raw)
+        adapter: Adapter = adapters.adapter_for(raw)
         if not engine.errors.codes:
             engine.errors = adapter.errors
         return adapter, _prepare(adapter, raw, statements, engine)
 
     started = _monotonic()
     raw, (adapter, wait_timeout), attempts = connector.open(
-        engine, first_setup, observer, _connect_name(driver_connect)
+        engine, first_setup, observer, connect_name(driver_connect)
     )
     cls = forwarding_class(ResilientConnection, raw)
     conn = cls(raw, adapter, engine, connector, wait_timeout, statements, observer)
     observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
     return conn
-
-
-def _connect_name(driver_connect: Callable[..., Any]) -> str:
-    module = getattr(driver_connect, "__module__", None) or ""
-    name = getattr(driver_connect, "__qualname__", type(driver_connect).__qualname__)
-    return f"{module}.{name}".lstrip(".")
 
 
 def creator(
@@ -785,12 +698,13 @@ def creator(
     """A zero-argument factory of resilient connections, for a pool or an ORM.
 
     For example ``sqlalchemy.create_engine("mysql+pymysql://", creator=creator(
-    pymysql.connect, host=..., user=...))``.
+    pymysql.connect, host=..., user=...))``, or with ``resilient_dbapi.aio.creator``,
+    ``create_async_engine("mysql+aiomysql://", async_creator=...)``.
     """
-    _check_callable(driver_connect)
-    statements = _check_on_connect(on_connect)
+    check_callable(driver_connect)
+    statements = check_on_connect(on_connect)
     observers = check_listeners(listeners)
-    resolved = _resolve_policies(policies)
+    resolved = resolve_policies(policies)
     Engine(resolved, ErrorTable())  # validates the policies now, not at first use
 
     def make() -> ResilientConnection:

@@ -1,39 +1,38 @@
-"""The synchronous resilient cursor."""
+# Generated from resilient_dbapi/_cursor_async.py by tools/async_to_sync.py: do not edit.
+# Change the asyncio source and run `python tools/async_to_sync.py`.
+"""The resilient cursor.
+
+``_cursor_async.py`` (asyncio) is the source of ``cursor.py`` (sync), which
+``tools/async_to_sync.py`` generates from it; a test checks that it is current. Code
+under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the sync one.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ._forwarding import forwarding_class
 from .classify import ErrorKind
-from .connection import ResilientConnection
 from .engine import Op
-from .statements import StatementKind, classify
+from .statements import KINDS, StatementKind, classify, remember_kind
+
+if TYPE_CHECKING:
+    from .connection import ResilientConnection
+
+from collections.abc import Iterator
 
 __all__ = ["ResilientCursor"]
 
-# The statements an application sends are few and repeated: their kinds are looked up
-# in a plain dict, cheaper than calling classify() (and its LRU cache) every time.
-_kinds: dict[Any, StatementKind] = {}
-_KINDS_MAX = 4096
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
-# Set by a driver cursor only once it has executed something.
-_PEP249_ATTRIBUTES = ("description", "rowcount", "lastrowid", "rownumber", "messages")
-
-
-def _remember(query: Any) -> StatementKind:
-    kind = classify(query)
-    if isinstance(query, str):
-        if len(_kinds) >= _KINDS_MAX:
-            _kinds.clear()
-        _kinds[query] = kind
-    return kind
+# Set by a driver cursor only once it has executed something. Tortoise-ORM reads
+# ``_result`` (for the column names) from aiomysql's cursors.
+_LATE_ATTRIBUTES = ("description", "rowcount", "lastrowid", "rownumber", "messages", "_result")
 
 
 class ResilientCursor:
-    """A DB-API 2.0 cursor on a :class:`ResilientConnection`.
+    """A DB-API 2.0 cursor on a resilient connection.
 
     A cursor made before the connection was replaced moves to the new connection at its
     next ``execute``. Other attributes of the driver's cursor pass through.
@@ -42,13 +41,15 @@ class ResilientCursor:
     _raw: Any
 
     @classmethod
-    def create(cls, conn: ResilientConnection, cursor_class: Any) -> ResilientCursor:
-        raw = conn._raw.cursor(cursor_class) if cursor_class is not None else conn._raw.cursor()
-        return forwarding_class(cls, raw, _PEP249_ATTRIBUTES)(conn, cursor_class, raw)
+    def create(cls, conn: ResilientConnection, cursor_classes: tuple[Any, ...]) -> ResilientCursor:
+        raw = conn._raw.cursor(*cursor_classes)
+        return forwarding_class(cls, raw, _LATE_ATTRIBUTES)(conn, cursor_classes, raw)
 
-    def __init__(self, conn: ResilientConnection, cursor_class: Any, raw: Any) -> None:
+    def __init__(
+        self, conn: ResilientConnection, cursor_classes: tuple[Any, ...], raw: Any
+    ) -> None:
         self._conn = conn
-        self._cursor_class = cursor_class
+        self._cursor_classes = cursor_classes
         self._arraysize: int | None = None
         self._closed = False
         self._bind(raw)
@@ -75,10 +76,7 @@ class ResilientCursor:
         """The driver cursor on the connection's current physical connection."""
         if self._gen == self._conn._gen:
             return self._raw
-        conn = self._conn
-        cursor_class = self._cursor_class
-        raw = conn._raw.cursor(cursor_class) if cursor_class is not None else conn._raw.cursor()
-        return self._bind(raw)
+        return self._bind(self._conn._raw.cursor(*self._cursor_classes))
 
     def _check_open(self) -> None:
         if self._closed:
@@ -95,9 +93,9 @@ class ResilientCursor:
     def execute(self, query: Any, args: Any = None) -> Any:
         if self._closed:
             self._check_open()
-        kind = _kinds.get(query)
+        kind = KINDS.get(query)
         if kind is None:
-            kind = _remember(query)
+            kind = remember_kind(query)
         return self._conn._execute(self, kind, query, args)
 
     def executemany(self, query: Any, args: Any) -> Any:
@@ -140,6 +138,10 @@ class ResilientCursor:
                 raise  # a result of a connection replaced since: nothing else is affected
             conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
             raise  # _failed returns only to resend, which a fetch never is
+        except BaseException:
+            if self._gen == conn._gen:
+                conn._interrupted(Op.FETCH, StatementKind.READ)
+            raise
         finally:
             conn._leave()
 
@@ -153,13 +155,6 @@ class ResilientCursor:
 
     def fetchall(self) -> Any:
         return self._reading(self._raw.fetchall)
-
-    def fetchall_unbuffered(self) -> Iterator[Any]:
-        """PyMySQL's lazy row iterator, each row read under the rules of ``fetchone``."""
-        return iter(self.fetchone, None)
-
-    def read_next(self) -> Any:
-        return self._reading(self._raw.read_next)
 
     def nextset(self) -> Any:
         return self._reading(self._raw.nextset)
@@ -208,8 +203,18 @@ class ResilientCursor:
             # transaction is reported by the next statement on the connection.
             with contextlib.suppress(Exception):
                 conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
+        except BaseException:
+            conn._interrupted(Op.FETCH, StatementKind.READ)
+            raise
         finally:
             conn._leave()
+
+    def fetchall_unbuffered(self) -> Iterator[Any]:
+        """PyMySQL's lazy row iterator, each row read under the rules of ``fetchone``."""
+        return iter(self.fetchone, None)
+
+    def read_next(self) -> Any:
+        return self._reading(self._raw.read_next)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchone, None)
@@ -222,14 +227,14 @@ class ResilientCursor:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<resilient_dbapi.ResilientCursor {type(self._raw).__name__} {state}>"
+        return f"<resilient_dbapi.{type(self).__name__} {type(self._raw).__name__} {state}>"
 
 
 def _send_executemany(
     conn: ResilientConnection, cursor: ResilientCursor, query: Any, args: Any
 ) -> Any:
-    return cursor._current().executemany(query, args)
+    return (cursor._current()).executemany(query, args)
 
 
 def _send_callproc(conn: ResilientConnection, cursor: ResilientCursor, name: str, args: Any) -> Any:
-    return cursor._current().callproc(name, args)
+    return (cursor._current()).callproc(name, args)

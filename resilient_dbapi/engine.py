@@ -338,6 +338,20 @@ class Engine:
             return Verdict.OUTCOME_UNKNOWN
         return self._lose(code)  # a write inside the implicit transaction: rolled back
 
+    def interrupted(
+        self, op: Op, kind: StatementKind, *, autocommit: bool, commits: bool | None
+    ) -> Verdict:
+        """A cancellation or ``KeyboardInterrupt`` stopped an operation that may have been
+        sent. The proxy abandons the connection, so it counts as dead after sending; the
+        verdict says what was lost, and nothing is ever sent again (the interruption
+        propagates)."""
+        verdict = self.failed(
+            op, kind, ErrorKind.DEAD, sent=True, autocommit=autocommit, resends=0, commits=commits
+        )
+        # Safe to send again, but the caller asked to stop. Session state the connection
+        # held is still reported (SessionLostError) when it is replaced.
+        return Verdict.RAISE if verdict in (Verdict.RESEND, Verdict.SESSION_LOST) else verdict
+
     def _lose(self, code: int | None) -> Verdict:
         self.lost = True
         self.lost_code = code

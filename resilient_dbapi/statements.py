@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from typing import Any
 
 __all__ = ["StatementKind", "classify", "commits_implicitly", "session_effects", "session_key"]
 
@@ -256,6 +257,22 @@ def classify(sql: str | bytes) -> StatementKind:
     if isinstance(sql, bytes | bytearray):
         sql = bytes(sql).decode("utf-8", "replace")
     return _classify_text(sql)
+
+
+# The statements an application sends are few and repeated: the proxies look their kinds
+# up in this plain dict first, cheaper than calling classify() (and its LRU cache).
+KINDS: dict[Any, StatementKind] = {}
+_KINDS_MAX = 4096
+
+
+def remember_kind(query: Any) -> StatementKind:
+    """``classify(query)``, remembered in :data:`KINDS` for the next time."""
+    kind = classify(query)
+    if isinstance(query, str):
+        if len(KINDS) >= _KINDS_MAX:
+            KINDS.clear()
+        KINDS[query] = kind
+    return kind
 
 
 _NOT_REBUILT = "state of a statement resilient_dbapi could not read"

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from ..classify import ErrorTable
 
-__all__ = ["Adapter", "Liveness", "adapter_for", "adapter_for_error", "register"]
+__all__ = ["Adapter", "AsyncAdapter", "Liveness", "adapter_for", "adapter_for_error", "register"]
 
 
 class Liveness(enum.Enum):
@@ -24,8 +24,8 @@ class Liveness(enum.Enum):
     """The cheap check cannot tell: ask the server (a ping)."""
 
 
-class Adapter(Protocol):
-    """What the proxy needs from a driver."""
+class _Inspector(Protocol):
+    """What a proxy needs from a driver besides round trips."""
 
     name: str
     errors: ErrorTable
@@ -43,9 +43,6 @@ class Adapter(Protocol):
 
     def probe(self, raw: Any) -> Callable[[], Liveness]:
         """A zero-argument, zero-round-trip liveness check of ``raw``'s current socket."""
-
-    def ping(self, raw: Any, timeout: float) -> None:
-        """A round trip bounded by ``timeout`` seconds; raises the driver's error if dead."""
 
     def status(self, raw: Any) -> tuple[bool, bool]:
         """``(in_transaction, autocommit)`` as the server last reported them."""
@@ -65,6 +62,16 @@ class Adapter(Protocol):
     def unbuffered(self, cursor: Any) -> bool:
         """Whether fetching from ``cursor`` reads from the network."""
 
+    def describe(self, raw: Any) -> str:
+        """Where ``raw`` is connected, for ``repr()`` and logs: never a secret."""
+
+
+class Adapter(_Inspector, Protocol):
+    """What the sync proxy needs from a driver."""
+
+    def ping(self, raw: Any, timeout: float) -> None:
+        """A round trip bounded by ``timeout`` seconds; raises the driver's error if dead."""
+
     def wait_timeout(self, raw: Any) -> float | None:
         """The session's ``wait_timeout`` in seconds (one round trip), if the server has one."""
 
@@ -75,19 +82,33 @@ class Adapter(Protocol):
 
     def select_db(self, raw: Any, db: str) -> None: ...
 
-    def describe(self, raw: Any) -> str:
-        """Where ``raw`` is connected, for ``repr()`` and logs: never a secret."""
+
+class AsyncAdapter(_Inspector, Protocol):
+    """What the asyncio proxy needs from a driver: the round trips are coroutines."""
+
+    async def ping(self, raw: Any, timeout: float) -> None:
+        """A round trip bounded by ``timeout`` seconds; raises the driver's error if dead."""
+
+    async def wait_timeout(self, raw: Any) -> float | None:
+        """The session's ``wait_timeout`` in seconds (one round trip), if the server has one."""
+
+    async def execute(self, raw: Any, query: str, args: Any) -> None:
+        """Run one statement on ``raw`` and discard its result (setting up a session)."""
+
+    async def set_autocommit(self, raw: Any, value: bool) -> None: ...
+
+    async def select_db(self, raw: Any, db: str) -> None: ...
 
 
-_registry: list[Adapter] = []
+_registry: list[Any] = []
 
 
-def register(adapter: Adapter) -> None:
+def register(adapter: Adapter | AsyncAdapter) -> None:
     """Register an adapter; later registrations are tried first."""
     _registry.insert(0, adapter)
 
 
-def _builtin() -> list[Adapter]:
+def _builtin() -> list[Any]:
     if not any(a.name == "pymysql" for a in _registry):
         try:
             from .pymysql import PyMySQLAdapter
@@ -98,8 +119,9 @@ def _builtin() -> list[Adapter]:
     return _registry
 
 
-def adapter_for(raw: object) -> Adapter:
-    """The adapter for a driver connection object; TypeError if none fits."""
+def adapter_for(raw: object) -> Any:
+    """The adapter (an :class:`Adapter` or :class:`AsyncAdapter`) for a driver connection
+    object; TypeError if none fits."""
     for adapter in _builtin():
         if adapter.owns(raw):
             return adapter
@@ -111,7 +133,7 @@ def adapter_for(raw: object) -> Adapter:
     )
 
 
-def adapter_for_error(exc: BaseException) -> Adapter | None:
+def adapter_for_error(exc: BaseException) -> Any:
     """The adapter whose driver raised ``exc``, if any."""
     for adapter in _builtin():
         if adapter.owns_error(exc):

@@ -31,54 +31,88 @@ def _dead() -> Liveness:
     return Liveness.DEAD
 
 
-class PyMySQLAdapter:
-    name = "pymysql"
+def socket_probe(sock: Any, tls: bool, current: Callable[[], bool]) -> Callable[[], Liveness]:
+    """A zero-timeout check of an idle connection's socket, after ``current()`` says the
+    driver still uses it.
+
+    An idle MySQL connection has nothing to read: any event means the server closed it,
+    reset it, or sent a goodbye packet (MySQL 8's error 4031). Under TLS the server may
+    also have sent session tickets nobody read yet, so a readable TLS socket is only a
+    reason to ask the server.
+    """
+    if _POLL_ANY:
+        poller = select.poll()
+        poller.register(sock.fileno(), _POLL_ANY)
+
+        def probe() -> Liveness:
+            if not current():
+                return Liveness.DEAD
+            events = poller.poll(0)
+            if not events:
+                return Liveness.ALIVE
+            if tls and events[0][1] & ~(select.POLLIN | select.POLLPRI) == 0:
+                return Liveness.UNSURE
+            return Liveness.DEAD
+
+        return probe
+
+    def probe_select() -> Liveness:  # platforms without poll()
+        if not current():
+            return Liveness.DEAD
+        readable, _, errored = select.select([sock], [], [sock], 0)
+        if not readable and not errored:
+            return Liveness.ALIVE
+        return Liveness.UNSURE if tls and not errored else Liveness.DEAD
+
+    return probe_select
+
+
+class MySQLProtocol:
+    """What PyMySQL and aiomysql share: PyMySQL's error classes and the server's
+    status flags."""
+
+    name = "mysql"
     errors = MYSQL_ERRORS
     operational_error: type[Exception] = pymysql.err.OperationalError
     interface_error: type[Exception] = pymysql.err.InterfaceError
     programming_error: type[Exception] = pymysql.err.ProgrammingError
     gone_code = _CR_SERVER_GONE_ERROR
 
-    def owns(self, raw: object) -> bool:
-        return isinstance(raw, pymysql.connections.Connection)
-
     def owns_error(self, exc: BaseException) -> bool:
         return isinstance(exc, pymysql.err.MySQLError)
+
+    def status(self, raw: Any) -> tuple[bool, bool]:
+        flags = raw.server_status
+        return bool(flags & _IN_TRANS), bool(flags & _AUTOCOMMIT)
+
+    def busy(self, raw: Any) -> bool:
+        result = raw._result
+        return result is not None and bool(result.unbuffered_active)
+
+    def error_code(self, exc: BaseException) -> int | None:
+        if not isinstance(exc, pymysql.err.MySQLError):
+            return None
+        code = exc.args[0] if exc.args else None
+        return code if isinstance(code, int) else None
+
+    def describe(self, raw: Any) -> str:
+        host = getattr(raw, "host", "?")
+        port = getattr(raw, "port", "?")
+        unix = getattr(raw, "unix_socket", None)
+        return f"{self.name} {unix}" if unix else f"{self.name} {host}:{port}"
+
+
+class PyMySQLAdapter(MySQLProtocol):
+    name = "pymysql"
+
+    def owns(self, raw: object) -> bool:
+        return isinstance(raw, pymysql.connections.Connection)
 
     def probe(self, raw: Any) -> Callable[[], Liveness]:
         sock = raw._sock
         if sock is None:
             return _dead
-        # An idle MySQL connection has nothing to read: any event means the server
-        # closed it, reset it, or sent a goodbye packet (MySQL 8's error 4031).
-        # Under TLS the server may also have sent session tickets nobody read yet, so
-        # a readable TLS socket is only a reason to ask the server.
-        tls = isinstance(sock, ssl.SSLSocket)
-        if _POLL_ANY:
-            poller = select.poll()
-            poller.register(sock.fileno(), _POLL_ANY)
-
-            def probe() -> Liveness:
-                if raw._sock is not sock:
-                    return Liveness.DEAD
-                events = poller.poll(0)
-                if not events:
-                    return Liveness.ALIVE
-                if tls and events[0][1] & ~(select.POLLIN | select.POLLPRI) == 0:
-                    return Liveness.UNSURE
-                return Liveness.DEAD
-
-            return probe
-
-        def probe_select() -> Liveness:  # platforms without poll()
-            if raw._sock is not sock:
-                return Liveness.DEAD
-            readable, _, errored = select.select([sock], [], [sock], 0)
-            if not readable and not errored:
-                return Liveness.ALIVE
-            return Liveness.UNSURE if tls and not errored else Liveness.DEAD
-
-        return probe_select
+        return socket_probe(sock, isinstance(sock, ssl.SSLSocket), lambda: raw._sock is sock)
 
     def ping(self, raw: Any, timeout: float) -> None:
         if raw._sock is None:
@@ -91,14 +125,6 @@ class PyMySQLAdapter:
             # PyMySQL re-applies its own timeouts at the next read or write.
             raw._read_timeout, raw._write_timeout = saved
 
-    def status(self, raw: Any) -> tuple[bool, bool]:
-        flags = raw.server_status
-        return bool(flags & _IN_TRANS), bool(flags & _AUTOCOMMIT)
-
-    def busy(self, raw: Any) -> bool:
-        result = raw._result
-        return result is not None and bool(result.unbuffered_active)
-
     def discard(self, raw: Any) -> None:
         result = raw._result
         if result is not None:
@@ -107,12 +133,6 @@ class PyMySQLAdapter:
             result.unbuffered_active = False
         with contextlib.suppress(Exception):  # a broken socket may fail to close: gone anyway
             raw._force_close()
-
-    def error_code(self, exc: BaseException) -> int | None:
-        if not isinstance(exc, pymysql.err.MySQLError):
-            return None
-        code = exc.args[0] if exc.args else None
-        return code if isinstance(code, int) else None
 
     def never_sent(self, exc: BaseException) -> bool:
         # InterfaceError(0, ''): there was no socket to send on. 2006: sendall() failed,
@@ -147,9 +167,3 @@ class PyMySQLAdapter:
 
     def select_db(self, raw: Any, db: str) -> None:
         raw.select_db(db)
-
-    def describe(self, raw: Any) -> str:
-        host = getattr(raw, "host", "?")
-        port = getattr(raw, "port", "?")
-        unix = getattr(raw, "unix_socket", None)
-        return f"pymysql {unix}" if unix else f"pymysql {host}:{port}"

@@ -1,0 +1,792 @@
+"""The resilient connection: a PEP 249 proxy driven by the engine.
+
+``_connection_async.py`` (asyncio) is the source of ``connection.py`` (sync), which
+``tools/async_to_sync.py`` generates from it; a test checks that it is current. Code
+under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the sync one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from . import adapters
+from ._cursor_async import AsyncResilientCursor
+from ._forwarding import forwarding_class
+from ._proxy import (
+    ConnectorBase,
+    Recovered,
+    always_alive,
+    check_callable,
+    check_connection,
+    check_on_connect,
+    closed_error,
+    concurrent_use_error,
+    connect_name,
+    lost_again_error,
+    resolve_policies,
+    session_lost_before_send,
+    verdict_error,
+)
+from .adapters import AsyncAdapter, Liveness
+from .classify import ErrorTable
+from .engine import Engine, Op, Reason, Verdict
+from .events import (
+    Connected,
+    Listener,
+    Observer,
+    OutcomeUnknown,
+    Pinged,
+    Reconnected,
+    Retrying,
+    Stats,
+    TransactionLost,
+    check_listeners,
+)
+from .policies import Policy
+from .statements import StatementKind, classify, commits_implicitly, session_effects, session_key
+
+if True:  # ASYNC
+    import asyncio
+
+__all__ = ["AsyncResilientConnection", "connect", "creator"]
+
+T = TypeVar("T")
+_ALIVE = Liveness.ALIVE
+_READ = StatementKind.READ
+_monotonic = time.monotonic
+
+
+class _Connector(ConnectorBase):
+    """Opens physical connections, retrying what the policies allow."""
+
+    __slots__ = ()
+
+    async def open(
+        self,
+        engine: Engine,
+        setup: Callable[[Any], Awaitable[T]],
+        observer: Observer,
+        where: str,
+    ) -> tuple[Any, T, int]:
+        """A new driver connection, what ``setup(raw)`` made of it, and the attempts it
+        took; retried on transient errors as the policies allow."""
+        started = _monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            raw = None
+            try:
+                raw = await self.driver_connect(*self.args, **self.kwargs)
+                return raw, await setup(raw), attempt
+            except Exception as exc:
+                wait = self.retry_wait(
+                    exc, raw, engine, attempt, _monotonic() - started, observer, where
+                )
+                if wait is None:
+                    raise
+                if True:  # ASYNC
+                    await asyncio.sleep(wait)
+                else:
+                    time.sleep(wait)
+
+
+class AsyncResilientConnection:
+    """A DB-API 2.0 connection that replaces its physical connection when that is safe.
+
+    Make one with :func:`connect`. Driver-specific attributes (``select_db``,
+    ``insert_id``, ``thread_id``, ``escape`` ...) pass through to the current driver
+    connection, which :attr:`raw` returns.
+    """
+
+    _raw: Any
+
+    def __init__(
+        self,
+        raw: Any,
+        adapter: AsyncAdapter,
+        engine: Engine,
+        connector: _Connector,
+        wait_timeout: float | None,
+        on_connect: tuple[str, ...] = (),
+        observer: Observer | None = None,
+    ) -> None:
+        self._raw = raw
+        self._adapter = adapter
+        self._engine = engine
+        self._connector = connector
+        self._on_connect = on_connect
+        self._gen = 0
+        self._closed = False
+        # A lock taken only without blocking: a second thread or task is refused at once.
+        self._guard = threading.Lock()
+        self._claim = self._guard.acquire
+        self._release = self._guard.release
+        self._in_flight = ""
+        self._status = adapter.status
+        self._probe: Callable[[], Liveness] = always_alive
+        # Skip the socket check for a connection used this recently (HikariCP's idea).
+        self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
+        self._observer = observer or Observer(())
+        self._install(raw, wait_timeout)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    @property
+    def raw(self) -> Any:
+        """The current driver connection (it changes when the connection is replaced)."""
+        return self._raw
+
+    def _install(self, raw: Any, wait_timeout: float | None) -> None:
+        self._raw = raw
+        self._gen += 1
+        if self._engine.checks_liveness:
+            self._probe = self._adapter.probe(raw)
+        self._engine.connected(_monotonic(), wait_timeout)
+
+    async def _setup(self, raw: Any) -> float | None:
+        """Make a new driver connection mean what the old one meant; its wait_timeout."""
+        return await _prepare(self._adapter, raw, self._on_connect, self._engine)
+
+    async def _replace(self, reason: Reason, code: int | None = None) -> None:
+        """Replace a dead connection, unless its session held state no replay rebuilds:
+        then say so once (SessionLostError), and the next statement gets a new session."""
+        if self._engine.unrestorable:
+            self._adapter.discard(self._raw)
+            raise session_lost_before_send(
+                self._adapter, self._engine, self._observer, self._where(), reason, code
+            )
+        await self._reconnect(reason, code)
+
+    def _enter(self, what: str) -> None:
+        """Claim the connection for one operation, or refuse at once if it is in use."""
+        if not self._guard.acquire(False):
+            self._observer.stats.concurrent_use_refused += 1
+            raise concurrent_use_error(self._adapter, self._in_flight, what)
+        self._in_flight = what
+
+    def _leave(self) -> None:
+        self._guard.release()
+
+    async def _note(self, kind: StatementKind, query: Any, args: Any) -> None:
+        """After a statement other than a plain read: journal session settings, and
+        remember session state no replay can rebuild."""
+        engine = self._engine
+        if kind is StatementKind.SESSION:
+            key = session_key(query)
+            engine.record(key, ("execute", (query, args)))
+            if key is not None and "wait_timeout" in key and engine.wants_wait_timeout:
+                wait_timeout = await self._adapter.wait_timeout(self._raw)
+                engine.wait_timeout_changed(wait_timeout, _monotonic())
+        elif kind is StatementKind.WRITE:
+            effects = session_effects(query)
+            if effects:
+                engine.unrestorable.update(effects)
+
+    def _where(self) -> str:
+        return self._adapter.describe(self._raw)
+
+    async def _reconnect(self, reason: Reason, code: int | None = None) -> None:
+        self._adapter.discard(self._raw)
+        self._engine.must_replace(reason)
+        started = _monotonic()
+        where = self._where()
+        raw, wait_timeout, attempts = await self._connector.open(
+            self._engine, self._setup, self._observer, where
+        )
+        self._install(raw, wait_timeout)
+        self._observer.emit(
+            Reconnected(where, reason.value, code, attempts, _monotonic() - started)
+        )
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the physical connection was replaced."""
+        return self._observer.stats.reconnects
+
+    @property
+    def stats(self) -> Stats:
+        """Counters: connects, reconnects by reason, pings, retries, lost work."""
+        return self._observer.stats
+
+    async def _checkout(self) -> None:
+        """Before sending outside a transaction: make sure the connection is usable."""
+        engine = self._engine
+        now = _monotonic()
+        if engine.stale or now >= engine.next_check_at:
+            plan = engine.checkout(now)
+            if plan.reconnect is not None:
+                await self._replace(plan.reconnect, engine.stale_code if engine.stale else None)
+                return
+            timeout = plan.ping_timeout
+        else:
+            timeout = None
+        liveness = self._probe()
+        if liveness is not _ALIVE and self._adapter.busy(self._raw):
+            return  # an unbuffered result is being read: the bytes are rows, not news
+        if liveness is Liveness.DEAD:
+            await self._replace(Reason.LIVENESS)
+            return
+        if liveness is Liveness.UNSURE and timeout is None:
+            timeout = engine.ping.timeout if engine.ping else 5.0
+        if timeout is not None:
+            started = _monotonic()
+            try:
+                await self._adapter.ping(self._raw, timeout)
+            except Exception as exc:
+                code = self._adapter.error_code(exc)
+                if code is None:
+                    raise
+                self._observer.emit(Pinged(self._where(), False, _monotonic() - started))
+                await self._replace(Reason.PING, code)
+            except BaseException:
+                # Interrupted mid-ping (cancelled): the reply may still be on its way.
+                self._adapter.discard(self._raw)
+                engine.must_replace(Reason.PING)
+                raise
+            else:
+                engine.last_used = _monotonic()
+                self._observer.emit(Pinged(self._where(), True, engine.last_used - started))
+
+    async def _execute(self, cursor: Any, kind: StatementKind, query: Any, args: Any) -> Any:
+        """``cursor.execute``: the hot path. Does what :meth:`_run` does, inlined for the
+        common case (open connection, recently used, alive) and handing every other case
+        to :meth:`_run`."""
+        if not self._claim(False):
+            self._enter("execute")  # raises ConcurrentUseError
+        self._in_flight = "execute"
+        try:
+            engine = self._engine
+            if self._closed or engine.lost:
+                return await self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
+            # One clock read per statement: idle time counts from the statement's start,
+            # which at worst costs a needless ping after a statement longer than `idle`.
+            now = _monotonic()
+            if not engine.txn_writes and (
+                engine.stale
+                or now >= engine.next_check_at
+                or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
+            ):
+                result = await self._run(
+                    Op.EXECUTE, kind, _send_execute, cursor, query, args, query=query
+                )
+                if kind is not _READ:
+                    await self._note(kind, query, args)
+                return result
+            raw_cursor = cursor._raw if cursor._gen == self._gen else await cursor._current()
+            try:
+                result = await raw_cursor.execute(query, args)
+            except Exception as exc:
+                try:
+                    self._failed(exc, Op.EXECUTE, kind, 0, query)  # returns only to resend
+                except Recovered:
+                    return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
+                result = await self._run(
+                    Op.EXECUTE, kind, _send_execute, cursor, query, args, resends=1, query=query
+                )
+            except BaseException:
+                self._interrupted(Op.EXECUTE, kind, query)
+                raise
+            else:
+                in_trans, autocommit = self._status(self._raw)
+                if kind is _READ and not in_trans and not engine.txn_writes:
+                    engine.last_used = now  # all engine.done() would change for a plain read
+                else:
+                    engine.done(kind, in_trans, autocommit, now, commits_implicitly(query))
+            if kind is not _READ:
+                await self._note(kind, query, args)
+            return result
+        finally:
+            self._release()
+
+    async def _run(
+        self,
+        op: Op,
+        kind: StatementKind,
+        send: Callable[..., Awaitable[T]],
+        *args: Any,
+        resends: int = 0,
+        query: Any = None,
+    ) -> T:
+        """Send one operation with the checkout before it and the safety rules after;
+        ``query`` is the statement's text, when there is one."""
+        if self._closed:
+            raise closed_error(self._adapter)
+        engine = self._engine
+        if engine.lost:
+            raise lost_again_error(self._adapter, engine)
+        while True:
+            if not engine.txn_writes:
+                await self._checkout()
+            try:
+                result = await send(self, *args)
+            except Exception as exc:
+                try:
+                    self._failed(exc, op, kind, resends, query)  # returns only to resend
+                except Recovered:
+                    return None  # type: ignore[return-value]  # nothing was lost
+                resends += 1
+                continue
+            except BaseException:
+                self._interrupted(op, kind, query)
+                raise
+            in_trans, autocommit = self._status(self._raw)
+            commits = False if query is None else commits_implicitly(query)
+            engine.done(kind, in_trans, autocommit, _monotonic(), commits)
+            return result
+
+    def _failed(
+        self, exc: Exception, op: Op, kind: StatementKind, resends: int, query: Any = None
+    ) -> None:
+        """Apply the safety rules to a failed operation: return to resend, else raise."""
+        adapter = self._adapter
+        code = adapter.error_code(exc)
+        if code is None:
+            raise exc
+        engine = self._engine
+        _, autocommit = self._status(self._raw)
+        verdict = engine.failed(
+            op,
+            kind,
+            engine.errors.kind(code),
+            sent=not adapter.never_sent(exc),
+            autocommit=autocommit,
+            resends=resends,
+            code=code,
+            commits=False if query is None else commits_implicitly(query),
+        )
+        if engine.stale:
+            adapter.discard(self._raw)
+        error = verdict_error(
+            verdict, exc, op, code, adapter, engine, self._observer, self._where()
+        )
+        if error is None:
+            self._observer.emit(Retrying(self._where(), "statement", resends + 1, 0.0, code))
+            return
+        try:
+            if error is exc:
+                raise exc
+            raise error from exc
+        finally:
+            # The traceback holds this frame: without this, the frame, the errors and the
+            # connection would stay alive in a cycle until the garbage collector ran.
+            del exc, error
+
+    def _interrupted(self, op: Op, kind: StatementKind, query: Any = None) -> None:
+        """A cancellation (or ``KeyboardInterrupt``) stopped an operation that may have
+        been sent: the driver connection is never used again, and the loss is recorded
+        as if it had died (a transaction with writes is lost; a write's outcome is
+        unknown). The interruption itself propagates unchanged."""
+        engine = self._engine
+        self._adapter.discard(self._raw)
+        _, autocommit = self._status(self._raw)
+        commits = False if query is None else commits_implicitly(query)
+        verdict = engine.interrupted(op, kind, autocommit=autocommit, commits=commits)
+        code = self._adapter.gone_code
+        if verdict is Verdict.TRANSACTION_LOST:
+            self._observer.emit(TransactionLost(self._where(), code))
+        elif verdict is Verdict.OUTCOME_UNKNOWN:
+            self._observer.emit(OutcomeUnknown(self._where(), code))
+
+    # -- PEP 249 ------------------------------------------------------------------
+
+    if True:  # ASYNC
+
+        def cursor(self, *cursors: Any) -> _CursorOpener:
+            """A cursor: ``await`` it or use ``async with``; ``cursors`` are driver cursor
+            classes, as in ``aiomysql``."""
+            if self._closed:
+                raise closed_error(self._adapter)
+            return _CursorOpener(self, cursors)
+
+    else:
+
+        def cursor(self, cursor: Any = None) -> AsyncResilientCursor:
+            """A :class:`ResilientCursor`; ``cursor`` is the driver's cursor class, if any."""
+            if self._closed:
+                raise closed_error(self._adapter)
+            return AsyncResilientCursor.create(self, () if cursor is None else (cursor,))
+
+    async def commit(self) -> None:
+        self._enter("commit")
+        try:
+            await self._finish(Op.COMMIT, StatementKind.COMMIT)
+        finally:
+            self._leave()
+
+    async def rollback(self) -> None:
+        self._enter("rollback")
+        try:
+            if self._closed:
+                raise closed_error(self._adapter)
+            if self._engine.lost:
+                self._engine.rolled_back()  # the server rolled it back when the connection died
+                return
+            await self._finish(Op.ROLLBACK, StatementKind.ROLLBACK)
+        finally:
+            self._leave()
+
+    async def _finish(self, op: Op, kind: StatementKind) -> None:
+        if self._closed:
+            raise closed_error(self._adapter)
+        engine = self._engine
+        if engine.lost:
+            raise lost_again_error(self._adapter, engine)
+        if engine.stale:
+            engine.rolled_back()  # nothing can be open on a connection already given up
+            return
+        raw = self._raw
+        try:
+            await (raw.commit() if op is Op.COMMIT else raw.rollback())
+        except Exception as exc:
+            try:
+                self._failed(exc, op, kind, resends=0)
+            except Recovered:
+                return
+            raise exc from None  # RESEND is never the verdict for commit or rollback
+        except BaseException:
+            self._interrupted(op, kind)
+            raise
+        in_trans, autocommit = self._status(raw)
+        if op is Op.ROLLBACK:
+            engine.rolled_back()
+        engine.done(kind, in_trans, autocommit, _monotonic())
+
+    def close(self) -> None:
+        """Close the connection; closing twice is harmless."""
+        if self._closed:
+            return
+        self._enter("close")
+        try:
+            self._closed = True
+            raw = self._raw
+            if self._engine.stale:
+                self._adapter.discard(raw)
+                return
+            try:
+                raw.close()
+            except Exception:  # the server may have gone first; the socket is closed anyway
+                self._adapter.discard(raw)
+        finally:
+            self._leave()
+
+    if True:  # ASYNC
+
+        async def ensure_closed(self) -> None:
+            """Say goodbye to the server (COM_QUIT), then close, as ``aiomysql`` does."""
+            if self._closed:
+                return
+            if not self._engine.stale:
+                self._enter("close")
+                try:
+                    await self._raw.ensure_closed()
+                except Exception:  # closed below all the same
+                    self._adapter.discard(self._raw)
+                finally:
+                    self._leave()
+            self.close()
+
+        @property
+        def closed(self) -> bool:
+            """True once :meth:`close` was called: a dropped physical connection is
+            replaced, not closed (``aiomysql``'s pool reads this)."""
+            return self._closed
+
+        def get_transaction_status(self) -> bool:
+            """Whether a transaction is open, or was lost and not rolled back yet."""
+            engine = self._engine
+            return engine.lost or engine.txn_writes or self._status(self._raw)[0]
+
+    @property
+    def open(self) -> bool:
+        """True until :meth:`close`: a dropped physical connection is replaced, not closed."""
+        return not self._closed
+
+    async def ping(self, reconnect: object = None) -> None:
+        """Check the connection with a round trip, replacing it when that is safe.
+
+        ``reconnect`` is accepted for driver compatibility and ignored: the policies
+        decide. Raises if the connection is dead inside a transaction with writes.
+        """
+        timeout = self._engine.ping.timeout if self._engine.ping else 5.0
+        self._enter("ping")
+        try:
+            await self._run(Op.EXECUTE, _READ, _send_ping, timeout)
+        finally:
+            self._leave()
+
+    async def begin(self) -> None:
+        self._enter("begin")
+        try:
+            await self._run(Op.EXECUTE, StatementKind.BEGIN, _send_begin)
+        finally:
+            self._leave()
+
+    async def autocommit(self, value: bool) -> None:
+        """Set autocommit; the setting is re-applied to every new physical connection."""
+        value = bool(value)
+        self._enter("autocommit")
+        try:
+            try:
+                if value:  # turning autocommit on commits an open transaction
+                    await self._run(Op.COMMIT, StatementKind.COMMIT, _send_autocommit, value)
+                else:
+                    await self._run(Op.EXECUTE, _READ, _send_autocommit, value)
+            except Recovered:
+                pass  # died with nothing written: the next connection gets the setting
+            # Journaled once it took effect: a refused setting must not poison reconnects.
+            self._engine.record("set autocommit", ("autocommit", value))
+        finally:
+            self._leave()
+
+    async def select_db(self, db: str) -> None:
+        """Change the default database; re-applied to every new physical connection."""
+        self._enter("select_db")
+        try:
+            await self._run(Op.EXECUTE, _READ, _send_select_db, db)
+            self._engine.record("use", ("select_db", db))  # only once it took effect
+        finally:
+            self._leave()
+
+    # -- driver methods that send: guarded and tracked like execute() ---------------
+
+    async def query(self, sql: Any, unbuffered: bool = False) -> Any:
+        """The driver's ``query()``, under the same rules as ``cursor.execute()``."""
+        kind = classify(sql)
+        self._enter("query")
+        try:
+            result = await self._run(Op.EXECUTE, kind, _send_query, sql, unbuffered, query=sql)
+            if kind is not _READ:
+                await self._note(kind, sql, None)
+            return result
+        finally:
+            self._leave()
+
+    async def next_result(self, unbuffered: bool = False) -> Any:
+        """The driver's ``next_result()``: reads the next result of a multi-result query."""
+        self._enter("next_result")
+        raw = self._raw
+        try:
+            return await (raw.next_result(unbuffered) if unbuffered else raw.next_result())
+        except Exception as exc:
+            self._failed(exc, Op.FETCH, _READ, 0)
+            raise  # a fetch is never sent again
+        except BaseException:
+            self._interrupted(Op.FETCH, _READ)
+            raise
+        finally:
+            self._leave()
+
+    async def show_warnings(self) -> Any:
+        self._enter("show_warnings")
+        try:
+            return await self._run(Op.EXECUTE, _READ, _send_call, "show_warnings", ())
+        finally:
+            self._leave()
+
+    async def kill(self, thread_id: int) -> Any:
+        """``KILL`` another connection (idempotent: sent again if the connection drops)."""
+        self._enter("kill")
+        try:
+            return await self._run(
+                Op.EXECUTE, StatementKind.SESSION, _send_call, "kill", (thread_id,)
+            )
+        finally:
+            self._leave()
+
+    async def set_character_set(self, charset: str, collation: str | None = None) -> None:
+        """PyMySQL's ``set_character_set()``; re-applied to every new connection."""
+        await self._set_names("set_character_set", (charset, collation))
+
+    async def set_charset(self, charset: str) -> None:
+        """The driver's ``set_charset()``; re-applied to every new connection."""
+        await self._set_names("set_charset", (charset,))
+
+    async def _set_names(self, method: str, args: tuple[Any, ...]) -> None:
+        self._enter(method)
+        try:
+            await self._run(Op.EXECUTE, StatementKind.SESSION, _send_call, method, args)
+            self._engine.record("set names", ("call", (method, args)))  # once it took effect
+        finally:
+            self._leave()
+
+    def connect(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Refused: resilient_dbapi opens and replaces physical connections itself."""
+        raise self._adapter.programming_error(
+            0,
+            "resilient_dbapi opens and replaces the physical connection itself; connect() "
+            "on a resilient connection is not allowed (use resilient_dbapi.connect())",
+        )
+
+    async def __aenter__(self) -> AsyncResilientConnection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("stale" if self._engine.stale else "open")
+        return (
+            f"<resilient_dbapi.{type(self).__name__} {self._adapter.describe(self._raw)} "
+            f"{state} reconnects={self.reconnects}>"
+        )
+
+
+if True:  # ASYNC
+
+    class _CursorOpener:
+        """What ``cursor()`` returns: awaitable, and an async context manager that closes
+        the cursor on exit (SQLAlchemy's asyncio adapter calls ``__aenter__``)."""
+
+        __slots__ = ("_classes", "_conn", "_cursor")
+
+        def __init__(self, conn: AsyncResilientConnection, classes: tuple[Any, ...]) -> None:
+            self._conn = conn
+            self._classes = classes
+            self._cursor: AsyncResilientCursor | None = None
+
+        def __await__(self) -> Any:
+            return AsyncResilientCursor.create(self._conn, self._classes).__await__()
+
+        async def __aenter__(self) -> AsyncResilientCursor:
+            self._cursor = await AsyncResilientCursor.create(self._conn, self._classes)
+            return self._cursor
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            if self._cursor is not None:
+                await self._cursor.close()
+
+
+async def _prepare(
+    adapter: AsyncAdapter, raw: Any, on_connect: tuple[str, ...], engine: Engine
+) -> float | None:
+    """Run ``on_connect`` and replay the journal on a new driver connection; return the
+    session's wait_timeout when the policies follow it."""
+    for statement in on_connect:
+        await adapter.execute(raw, statement, None)
+    for method, payload in engine.journal.values():
+        if method == "execute":
+            await adapter.execute(raw, *payload)
+        elif method == "autocommit":
+            await adapter.set_autocommit(raw, payload)
+        elif method == "select_db":
+            await adapter.select_db(raw, payload)
+        else:  # a driver method that set session state, called again with its arguments
+            name, args = payload
+            await getattr(raw, name)(*args)
+    return await adapter.wait_timeout(raw) if engine.wants_wait_timeout else None
+
+
+async def _send_execute(
+    conn: AsyncResilientConnection, cursor: Any, query: Any, args: Any
+) -> Any:
+    return await (await cursor._current()).execute(query, args)
+
+
+async def _send_query(conn: AsyncResilientConnection, sql: Any, unbuffered: bool) -> Any:
+    return await conn._raw.query(sql, unbuffered)
+
+
+async def _send_call(conn: AsyncResilientConnection, method: str, args: tuple[Any, ...]) -> Any:
+    return await getattr(conn._raw, method)(*args)
+
+
+async def _send_ping(conn: AsyncResilientConnection, timeout: float) -> None:
+    started = _monotonic()
+    try:
+        await conn._adapter.ping(conn._raw, timeout)
+    except Exception:
+        conn._observer.emit(Pinged(conn._where(), False, _monotonic() - started))
+        raise
+    conn._observer.emit(Pinged(conn._where(), True, _monotonic() - started))
+
+
+async def _send_begin(conn: AsyncResilientConnection) -> None:
+    await conn._raw.begin()
+
+
+async def _send_autocommit(conn: AsyncResilientConnection, value: bool) -> None:
+    await conn._adapter.set_autocommit(conn._raw, value)
+
+
+async def _send_select_db(conn: AsyncResilientConnection, db: str) -> None:
+    await conn._adapter.select_db(conn._raw, db)
+
+
+# -- making connections -------------------------------------------------------------
+
+
+async def connect(
+    driver_connect: Callable[..., Any],
+    *args: Any,
+    policies: Sequence[Policy] | str | None = None,
+    on_connect: Sequence[str] | None = None,
+    listeners: Sequence[Listener] | None = None,
+    **kwargs: Any,
+) -> AsyncResilientConnection:
+    """Open a resilient connection.
+
+    ``driver_connect(*args, **kwargs)`` is called for the first connection and for every
+    replacement, with the same arguments. ``policies=None`` means the defaults
+    (:func:`resilient_dbapi.policies.default_policies`); a string names a profile.
+    ``on_connect`` statements run on every new physical connection, before the session
+    journal is replayed. ``listeners`` are called with each :mod:`~resilient_dbapi.events`
+    event of this connection.
+    """
+    check_callable(driver_connect)
+    statements = check_on_connect(on_connect)
+    observer = Observer(check_listeners(listeners))
+    engine = Engine(resolve_policies(policies), ErrorTable())
+    connector = _Connector(driver_connect, args, kwargs)
+
+    async def first_setup(raw: Any) -> tuple[AsyncAdapter, float | None]:
+        check_connection(raw)
+        adapter: AsyncAdapter = adapters.adapter_for(raw)
+        if not engine.errors.codes:
+            engine.errors = adapter.errors
+        return adapter, await _prepare(adapter, raw, statements, engine)
+
+    started = _monotonic()
+    raw, (adapter, wait_timeout), attempts = await connector.open(
+        engine, first_setup, observer, connect_name(driver_connect)
+    )
+    cls = forwarding_class(AsyncResilientConnection, raw)
+    conn = cls(raw, adapter, engine, connector, wait_timeout, statements, observer)
+    observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
+    return conn
+
+
+def creator(
+    driver_connect: Callable[..., Any],
+    *args: Any,
+    policies: Sequence[Policy] | str | None = None,
+    on_connect: Sequence[str] | None = None,
+    listeners: Sequence[Listener] | None = None,
+    **kwargs: Any,
+) -> Callable[[], Awaitable[AsyncResilientConnection]]:
+    """A zero-argument factory of resilient connections, for a pool or an ORM.
+
+    For example ``sqlalchemy.create_engine("mysql+pymysql://", creator=creator(
+    pymysql.connect, host=..., user=...))``, or with ``resilient_dbapi.aio.creator``,
+    ``create_async_engine("mysql+aiomysql://", async_creator=...)``.
+    """
+    check_callable(driver_connect)
+    statements = check_on_connect(on_connect)
+    observers = check_listeners(listeners)
+    resolved = resolve_policies(policies)
+    Engine(resolved, ErrorTable())  # validates the policies now, not at first use
+
+    async def make() -> AsyncResilientConnection:
+        return await connect(
+            driver_connect,
+            *args,
+            policies=resolved,
+            on_connect=statements,
+            listeners=observers,
+            **kwargs,
+        )
+
+    make.__qualname__ = make.__name__ = "resilient_creator"
+    return make
