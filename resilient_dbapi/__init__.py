@@ -6,7 +6,7 @@ again only when that provably cannot apply a write twice; otherwise a precise er
 which is also the driver's own ``OperationalError``, says what happened.
 """
 
-from . import events, policies
+from . import aio, events, policies
 from .classify import MYSQL_ERRORS, ErrorKind, ErrorTable
 from .connection import ResilientConnection, connect, creator
 from .cursor import ResilientCursor
@@ -36,6 +36,7 @@ __all__ = [
     "SessionLostError",
     "TransactionLostError",
     "__version__",
+    "aio",
     "connect",
     "creator",
     "events",

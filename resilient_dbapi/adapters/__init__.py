@@ -9,6 +9,7 @@ connect callable returns, so a ``lambda`` or ``functools.partial`` works as well
 from __future__ import annotations
 
 import enum
+import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -101,6 +102,7 @@ class AsyncAdapter(_Inspector, Protocol):
 
 
 _registry: list[Any] = []
+_loaded: list[bool] = []
 
 
 def register(adapter: Adapter | AsyncAdapter) -> None:
@@ -109,13 +111,14 @@ def register(adapter: Adapter | AsyncAdapter) -> None:
 
 
 def _builtin() -> list[Any]:
-    if not any(a.name == "pymysql" for a in _registry):
-        try:
-            from .pymysql import PyMySQLAdapter
-        except ImportError:  # PyMySQL is not installed: nothing to register
-            pass
-        else:
-            _registry.append(PyMySQLAdapter())
+    if not _loaded:
+        _loaded.append(True)
+        for module, name in (("pymysql", "PyMySQLAdapter"), ("aiomysql", "AiomysqlAdapter")):
+            try:
+                adapter = getattr(importlib.import_module(f".{module}", __name__), name)()
+            except ImportError:  # the driver is not installed: nothing to register
+                continue
+            _registry.append(adapter)
     return _registry
 
 

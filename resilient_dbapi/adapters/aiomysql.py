@@ -1,0 +1,111 @@
+"""The aiomysql adapter (asyncio): PyMySQL's errors and flags, asyncio's transport."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import aiomysql
+import pymysql.err
+
+from . import Liveness
+from .pymysql import MySQLProtocol, socket_probe
+
+__all__ = ["AiomysqlAdapter"]
+
+_CR_SERVER_LOST = 2013
+
+
+def _dead() -> Liveness:
+    return Liveness.DEAD
+
+
+class AiomysqlAdapter(MySQLProtocol):
+    name = "aiomysql"
+
+    def owns(self, raw: object) -> bool:
+        return isinstance(raw, aiomysql.Connection)
+
+    def probe(self, raw: Any) -> Callable[[], Liveness]:
+        reader, writer = raw._reader, raw._writer
+        if reader is None or writer is None:
+            return _dead
+        transport = writer.transport
+        sock = transport.get_extra_info("socket")
+
+        # The event loop reads for the connection all the time: what it has learned
+        # (end of stream, a reset, bytes nobody asked for, such as MySQL 8's goodbye
+        # packet) is in the reader. Bytes still in the kernel mean it has not run yet.
+        def current() -> bool:
+            return (
+                raw._reader is reader
+                and not reader._buffer
+                and not reader.at_eof()
+                and reader.exception() is None
+                and not getattr(reader, "eof_received", False)
+                and not transport.is_closing()
+            )
+
+        if sock is None:
+            return lambda: Liveness.ALIVE if current() else Liveness.DEAD
+        tls = transport.get_extra_info("sslcontext") is not None
+        return socket_probe(sock, tls, current)
+
+    async def ping(self, raw: Any, timeout: float) -> None:
+        if raw._writer is None:
+            raise pymysql.err.InterfaceError(0, "")
+        try:
+            await asyncio.wait_for(raw.ping(False), timeout)  # never let the driver reconnect
+        except TimeoutError:
+            self.discard(raw)  # the reply may still come: the connection cannot be reused
+            raise pymysql.err.OperationalError(
+                _CR_SERVER_LOST,
+                f"Lost connection to MySQL server: no reply to a ping in {timeout} s",
+            ) from None
+
+    def discard(self, raw: Any) -> None:
+        result = raw._result
+        if result is not None:
+            result.unbuffered_active = False
+        with contextlib.suppress(Exception):  # closing a broken transport: gone anyway
+            raw.close()
+
+    def error_code(self, exc: BaseException) -> int | None:
+        code = super().error_code(exc)
+        if code is None and isinstance(exc, pymysql.err.InterfaceError):
+            # aiomysql says "not connected" (or "Cancelled during execution") with a
+            # message only, before sending anything.
+            return 0
+        return code
+
+    def never_sent(self, exc: BaseException) -> bool:
+        # aiomysql checks for a connection before it writes a command; a write to a dead
+        # transport fails silently, so only the "not connected" error proves anything.
+        return isinstance(exc, pymysql.err.InterfaceError) and self.error_code(exc) == 0
+
+    def unbuffered(self, cursor: Any) -> bool:
+        return isinstance(cursor, aiomysql.SSCursor)
+
+    async def wait_timeout(self, raw: Any) -> float | None:
+        cursor = await raw.cursor(aiomysql.Cursor)
+        try:
+            await cursor.execute("SELECT @@SESSION.wait_timeout")
+            row = await cursor.fetchone()
+        finally:
+            await cursor.close()
+        return float(row[0]) if row and row[0] else None
+
+    async def execute(self, raw: Any, query: str, args: Any) -> None:
+        cursor = await raw.cursor(aiomysql.Cursor)
+        try:
+            await cursor.execute(query, args)
+        finally:
+            await cursor.close()
+
+    async def set_autocommit(self, raw: Any, value: bool) -> None:
+        await raw.autocommit(value)
+
+    async def select_db(self, raw: Any, db: str) -> None:
+        await raw.select_db(db)
