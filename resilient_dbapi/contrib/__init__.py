@@ -1,0 +1,1 @@
+"""Integrations with frameworks that open connections themselves."""
