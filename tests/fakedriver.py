@@ -213,3 +213,66 @@ class FakeAdapter:
 
     def describe(self, raw: FakeConnection) -> str:
         return "fake"
+
+
+# -- the same driver with an asyncio surface (like aiomysql's) ------------------------
+
+
+class AsyncFakeConnection(FakeConnection):
+    async def cursor(self, *cursor_classes: Any) -> AsyncFakeCursor:  # type: ignore[override]
+        return AsyncFakeCursor(self)
+
+    async def commit(self) -> None:  # type: ignore[override]
+        FakeConnection.commit(self)
+
+    async def rollback(self) -> None:  # type: ignore[override]
+        FakeConnection.rollback(self)
+
+    async def begin(self) -> None:  # type: ignore[override]
+        FakeConnection.begin(self)
+
+
+class AsyncFakeCursor(FakeCursor):
+    async def execute(self, query: str, args: Any = None) -> int:  # type: ignore[override]
+        return FakeCursor.execute(self, query, args)
+
+    async def fetchone(self) -> Any:
+        return FakeCursor.fetchone(self)
+
+    async def fetchall(self) -> list[tuple[Any, ...]]:  # type: ignore[override]
+        return FakeCursor.fetchall(self)
+
+    async def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:  # type: ignore[override]
+        return FakeCursor.fetchall(self)
+
+    async def close(self) -> None:  # type: ignore[override]
+        pass
+
+
+async def async_connect(server: FakeServer, autocommit: bool = False) -> AsyncFakeConnection:
+    conn = server.connect(autocommit)
+    twin = AsyncFakeConnection(server, autocommit)
+    server.connections[server.connections.index(conn)] = twin
+    return twin
+
+
+class AsyncFakeAdapter(FakeAdapter):
+    name = "fake-asyncio"
+
+    def owns(self, raw: object) -> bool:
+        return isinstance(raw, AsyncFakeConnection)
+
+    async def ping(self, raw: FakeConnection, timeout: float) -> None:  # type: ignore[override]
+        FakeAdapter.ping(self, raw, timeout)
+
+    async def wait_timeout(self, raw: FakeConnection) -> float | None:  # type: ignore[override]
+        return None
+
+    async def execute(self, raw: FakeConnection, query: str, args: Any) -> None:  # type: ignore[override]
+        FakeAdapter.execute(self, raw, query, args)
+
+    async def set_autocommit(self, raw: FakeConnection, value: bool) -> None:  # type: ignore[override]
+        raw.autocommit_mode = value
+
+    async def select_db(self, raw: FakeConnection, db: str) -> None:  # type: ignore[override]
+        pass

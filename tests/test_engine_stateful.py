@@ -9,7 +9,11 @@ reported as of unknown outcome; every failure surfaced as an error of the driver
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -26,9 +30,16 @@ from resilient_dbapi import (
     adapters,
 )
 
-from .fakedriver import FakeAdapter, FakeOperationalError, FakeServer
+from .fakedriver import (
+    AsyncFakeAdapter,
+    FakeAdapter,
+    FakeOperationalError,
+    FakeServer,
+    async_connect,
+)
 
 adapters.register(FakeAdapter())
+adapters.register(AsyncFakeAdapter())  # tried first: its connections are FakeConnections too
 
 POLICIES = [
     PingOnCheckout(skip_recent=0.0),
@@ -39,6 +50,9 @@ FAULTS = ["before_send", "after_send", "lost_in_flight"]
 
 
 class ProxyMachine(RuleBasedStateMachine):
+    """Drives the sync proxy; :class:`AsyncProxyMachine` runs the same rules through the
+    asyncio proxy."""
+
     def __init__(self) -> None:
         super().__init__()
         self.server = FakeServer()
@@ -47,6 +61,10 @@ class ProxyMachine(RuleBasedStateMachine):
         self.unknown: set[str] = set()
         self.in_txn: list[str] = []  # written in the open transaction, acknowledged
         self.lost = False
+
+    def do(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Call a proxy method (the async machine awaits it)."""
+        return method(*args)
 
     @initialize(autocommit=st.booleans())
     def open(self, autocommit: bool) -> None:
@@ -78,10 +96,10 @@ class ProxyMachine(RuleBasedStateMachine):
     def begin(self) -> None:
         if self.lost:
             with pytest.raises(TransactionLostError):
-                self.conn.begin()
+                self.do(self.conn.begin)
             return
         try:
-            self.conn.begin()
+            self.do(self.conn.begin)
         except TransactionLostError:
             self._lost_transaction()
         except OutcomeUnknownError:
@@ -102,11 +120,11 @@ class ProxyMachine(RuleBasedStateMachine):
         uid = f"u{next(self.ids)}"
         if self.lost:
             with pytest.raises(TransactionLostError):
-                self.cursor.execute("INSERT INTO t (uid) VALUES (%s)", (uid,))
+                self.do(self.cursor.execute, "INSERT INTO t (uid) VALUES (%s)", (uid,))
             return
         transactional = self.explicit or not self.autocommit
         try:
-            self.cursor.execute("INSERT INTO t (uid) VALUES (%s)", (uid,))
+            self.do(self.cursor.execute, "INSERT INTO t (uid) VALUES (%s)", (uid,))
         except OutcomeUnknownError as exc:
             assert isinstance(exc, FakeOperationalError)
             assert not transactional, "a write inside a transaction is lost, not unknown"
@@ -127,10 +145,10 @@ class ProxyMachine(RuleBasedStateMachine):
     def select(self) -> None:
         if self.lost:
             with pytest.raises(TransactionLostError):
-                self.cursor.execute("SELECT COUNT(*) FROM t")
+                self.do(self.cursor.execute, "SELECT COUNT(*) FROM t")
             return
         try:
-            self.cursor.execute("SELECT COUNT(*) FROM t")
+            self.do(self.cursor.execute, "SELECT COUNT(*) FROM t")
         except TransactionLostError:
             assert self.in_txn or self.explicit
             self._lost_transaction()
@@ -138,7 +156,7 @@ class ProxyMachine(RuleBasedStateMachine):
         except FakeOperationalError as exc:
             assert exc.args[0] in (2003, 2013)  # gave up connecting / resends used up
             return
-        (count,) = self.cursor.fetchone()
+        (count,) = self.do(self.cursor.fetchone)
         low = len(self.acknowledged) + len(self.in_txn)
         assert low <= count <= low + len(self.unknown)
 
@@ -146,10 +164,10 @@ class ProxyMachine(RuleBasedStateMachine):
     def commit(self) -> None:
         if self.lost:
             with pytest.raises(TransactionLostError):
-                self.conn.commit()
+                self.do(self.conn.commit)
             return
         try:
-            self.conn.commit()
+            self.do(self.conn.commit)
         except OutcomeUnknownError:
             assert self.in_txn or self.explicit
             self.unknown.update(self.in_txn)
@@ -164,7 +182,7 @@ class ProxyMachine(RuleBasedStateMachine):
 
     @rule()
     def rollback(self) -> None:
-        self.conn.rollback()  # never fails: a dead connection rolled back already
+        self.do(self.conn.rollback)  # never fails: a dead connection rolled back already
         self.in_txn = []
         self.explicit = False
         self.lost = False
@@ -181,5 +199,31 @@ class ProxyMachine(RuleBasedStateMachine):
         assert committed <= self.acknowledged | self.unknown, "an unreported write"
 
 
-ProxyMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+class AsyncProxyMachine(ProxyMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+
+    def do(self, method: Callable[..., Any], *args: Any) -> Any:
+        return self.loop.run_until_complete(method(*args))
+
+    @initialize(autocommit=st.booleans())
+    def open(self, autocommit: bool) -> None:
+        self.autocommit = autocommit
+        self.conn = self.loop.run_until_complete(
+            resilient_dbapi.aio.connect(
+                functools.partial(async_connect, self.server), autocommit, policies=POLICIES
+            )
+        )
+        self.cursor = self.loop.run_until_complete(self.conn.cursor())
+        self.explicit = False
+
+    def teardown(self) -> None:
+        self.loop.close()
+
+
+SETTINGS = settings(max_examples=150, stateful_step_count=40, deadline=None)
+ProxyMachine.TestCase.settings = SETTINGS
+AsyncProxyMachine.TestCase.settings = SETTINGS
 TestProxyMachine = ProxyMachine.TestCase
+TestAsyncProxyMachine = AsyncProxyMachine.TestCase
