@@ -1,7 +1,8 @@
 """The benchmark suite: ``python -m benchmarks`` (or ``./dev bench``).
 
 Measures the cost of resilient_dbapi against raw PyMySQL on a loopback MariaDB it starts
-itself (or ``--dsn mysql://user:password@host:port``). Every variant runs over ONE
+itself (or ``--dsn mysql://user:password@host:port``), and the asyncio proxy against raw
+aiomysql. Every variant runs over ONE
 physical connection, alternating query by query, so the server's and the machine's
 swings hit all variants alike; each figure is a median over rounds of per-round medians.
 """
@@ -9,21 +10,23 @@ swings hit all variants alike; each figure is a median over rounds of per-round 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import platform
 import statistics
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiomysql
 import pymysql
 
 import resilient_dbapi
-from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError
+from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError, aio
 from resilient_dbapi.testing import MariaDBServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -106,16 +109,21 @@ def measure(raw: Any, rounds: int, per_round: int, progress: bool) -> dict[str, 
                 samples[i].append(clock() - t0)
         for i, n in enumerate(names):
             per_round_medians[n].append(statistics.median(samples[i]) / 1000.0)
-        if progress:
-            done = (r + 1) * 30 // rounds
-            print(
-                f"\r  [{'#' * done}{'.' * (30 - done)}] round {r + 1}/{rounds}",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-    if progress:
-        print(file=sys.stderr)
+        _progress(progress, r, rounds)
+    return _summary(per_round_medians)
+
+
+def _progress(show: bool, r: int, rounds: int) -> None:
+    if show:
+        done = (r + 1) * 30 // rounds
+        end = "\n" if r + 1 == rounds else ""
+        bar = f"\r  [{'#' * done}{'.' * (30 - done)}] round {r + 1}/{rounds}"
+        print(bar, end=end, file=sys.stderr, flush=True)
+
+
+def _summary(per_round_medians: dict[str, list[float]]) -> dict[str, Any]:
+    """Medians of the per-round medians, and ratios to the first variant per round."""
+    names = list(per_round_medians)
     base = per_round_medians[names[0]]
     results = {}
     for n in names:
@@ -130,6 +138,73 @@ def measure(raw: Any, rounds: int, per_round: int, progress: bool) -> dict[str, 
             ),
         }
     return results
+
+
+async def _async_variants(raw: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
+    """The asyncio twin of :func:`_variants`, over one aiomysql connection."""
+
+    async def same() -> Any:
+        return raw
+
+    async def over_raw(policies: Any) -> Any:
+        conn = await aio.connect(same, policies=policies)
+        return _async_unit(await conn.cursor())
+
+    raw_unit = _async_unit(await raw.cursor())
+    await over_raw([])  # the throwaway first proxy, as in the sync run
+
+    async def ping_then_select() -> Any:
+        await raw.ping(False)
+        return await raw_unit()
+
+    return {
+        "raw aiomysql": raw_unit,
+        "resilient_dbapi.aio, default policies": await over_raw(None),
+        "resilient_dbapi.aio, no policies (proxy only)": await over_raw([]),
+        "aiomysql ping() before each query": ping_then_select,
+    }
+
+
+def _async_unit(cursor: Any) -> Callable[[], Awaitable[Any]]:
+    execute, fetchall = cursor.execute, cursor.fetchall
+
+    async def run() -> Any:
+        await execute("SELECT 1")
+        return await fetchall()
+
+    return run
+
+
+async def measure_async(
+    kwargs: dict[str, Any], rounds: int, per_round: int, progress: bool
+) -> dict[str, Any]:
+    """:func:`measure` for the asyncio proxy: the same interleaving inside one event loop."""
+    raw = await aiomysql.connect(**{**kwargs, "db": kwargs.get("database")})
+    try:
+        variants = await _async_variants(raw)
+        names = list(variants)
+        funcs = [variants[n] for n in names]
+        for f in funcs:
+            for _ in range(200):
+                await f()
+        per_round_medians: dict[str, list[float]] = {n: [] for n in names}
+        clock = time.perf_counter_ns
+        for r in range(rounds):
+            samples: list[list[int]] = [[] for _ in names]
+            order = list(range(len(funcs)))
+            for _ in range(per_round):
+                order.append(order.pop(0))
+                for i in order:
+                    f = funcs[i]
+                    t0 = clock()
+                    await f()
+                    samples[i].append(clock() - t0)
+            for i, n in enumerate(names):
+                per_round_medians[n].append(statistics.median(samples[i]) / 1000.0)
+            _progress(progress, r, rounds)
+        return _summary(per_round_medians)
+    finally:
+        raw.close()
 
 
 SESSION_SETTINGS = [
@@ -207,13 +282,19 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             raw.close()
         journal = measure_journal(kwargs, max(5, args.rounds))
+        async_results = asyncio.run(
+            measure_async(kwargs, args.rounds, args.per_round, not args.quiet)
+        )
     guard_us = measure_guard()
     target = results["resilient_dbapi, default policies"]["ratio"]
+    async_target = async_results["resilient_dbapi.aio, default policies"]["ratio"]
     raw_us = results["raw PyMySQL"]["median_us"]
     report = (
         f"## Overhead on `SELECT 1` (server {version}, Python {platform.python_version()}, "
         f"{args.rounds} rounds x {args.per_round})\n\n{table(results)}\n\n"
         f"Default policies vs raw PyMySQL: **{target:.3f}x** (target: at most 1.03x).\n\n"
+        f"## asyncio: overhead on `SELECT 1` over aiomysql\n\n{table(async_results)}\n\n"
+        f"Default policies vs raw aiomysql: **{async_target:.3f}x** (target: at most 1.05x).\n\n"
         "## Guard and journal\n\n"
         f"- Concurrent-use guard (lock claimed and released per operation, included in every "
         f"resilient_dbapi row above): {guard_us:.3f} us, {guard_us / raw_us:.2%} of a raw "
@@ -231,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": args.rounds,
                 "per_round": args.per_round,
                 "results": results,
+                "async_results": async_results,
                 "guard_us": guard_us,
                 "journal": journal,
             },
