@@ -7,6 +7,7 @@ under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the syn
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +30,7 @@ from ._proxy import (
     resolve_policies,
     session_lost_before_send,
     verdict_error,
+    wrong_connect_error,
 )
 from .adapters import AsyncAdapter, Liveness
 from .classify import ErrorTable
@@ -79,7 +81,15 @@ class _Connector(ConnectorBase):
             attempt += 1
             raw = None
             try:
-                raw = await self.driver_connect(*self.args, **self.kwargs)
+                if True:  # ASYNC
+                    opening = self.driver_connect(*self.args, **self.kwargs)
+                    if not inspect.isawaitable(opening):
+                        raise wrong_connect_error(opening, want_awaitable=True)
+                    raw = await opening
+                else:
+                    raw = self.driver_connect(*self.args, **self.kwargs)
+                    if inspect.isawaitable(raw):
+                        raise wrong_connect_error(raw, want_awaitable=False)
                 return raw, await setup(raw), attempt
             except Exception as exc:
                 wait = self.retry_wait(

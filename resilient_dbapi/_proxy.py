@@ -181,6 +181,28 @@ class ConnectorBase:
         return wait
 
 
+def wrong_connect_error(made: object, *, want_awaitable: bool) -> TypeError:
+    """A sync connect callable given to the asyncio proxy, or the other way round; what
+    it made is closed (or its coroutine discarded) first."""
+    if want_awaitable:
+        with contextlib.suppress(Exception):
+            made.close()  # type: ignore[attr-defined]
+        return TypeError(
+            f"driver_connect returned {type_name(made)}, not an awaitable: "
+            "resilient_dbapi.aio.connect() needs an asyncio connect callable such as "
+            "aiomysql.connect (use resilient_dbapi.connect() for a sync driver)"
+        )
+    close = getattr(made, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()  # a coroutine never awaited would warn
+    return TypeError(
+        f"driver_connect returned {type_name(made)}, an awaitable: resilient_dbapi.connect() "
+        "needs a sync connect callable such as pymysql.connect (use "
+        "resilient_dbapi.aio.connect() for an asyncio driver)"
+    )
+
+
 def check_connection(raw: object) -> None:
     if not hasattr(raw, "cursor") or not hasattr(raw, "commit"):
         raise TypeError(

@@ -9,6 +9,7 @@ under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the syn
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from ._proxy import (
     resolve_policies,
     session_lost_before_send,
     verdict_error,
+    wrong_connect_error,
 )
 from .adapters import Adapter, Liveness
 from .classify import ErrorTable
@@ -79,6 +81,8 @@ class _Connector(ConnectorBase):
             raw = None
             try:
                 raw = self.driver_connect(*self.args, **self.kwargs)
+                if inspect.isawaitable(raw):
+                    raise wrong_connect_error(raw, want_awaitable=False)
                 return raw, setup(raw), attempt
             except Exception as exc:
                 wait = self.retry_wait(

@@ -475,3 +475,18 @@ def test_a_failed_connection_is_freed_without_the_garbage_collector(
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_a_sync_driver_is_refused_by_the_asyncio_proxy(server: Any) -> None:
+    async def story() -> None:
+        with pytest.raises(TypeError, match=r"aiomysql\.connect.*resilient_dbapi\.connect\(\)"):
+            await aio.connect(pymysql.connect, **server.connect_kwargs())
+
+    run(story())
+
+
+def test_an_asyncio_driver_is_refused_by_the_sync_proxy(server: Any) -> None:
+    import resilient_dbapi
+
+    with pytest.raises(TypeError, match=r"pymysql\.connect.*resilient_dbapi\.aio\.connect\(\)"):
+        resilient_dbapi.connect(aiomysql.connect, **server.connect_kwargs())
