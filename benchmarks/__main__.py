@@ -88,27 +88,36 @@ def _variants(raw: Any) -> dict[str, Callable[[], Any]]:
 
 
 def measure(raw: Any, rounds: int, per_round: int, progress: bool) -> dict[str, Any]:
-    variants = _variants(raw)
-    names = list(variants)
-    funcs = [variants[n] for n in names]
-    for f in funcs:  # warm up caches and the server's query path
+    funcs = list(_variants(raw).items())
+    for _, f in funcs:  # warm up caches and the server's query path
         for _ in range(200):
             f()
-    per_round_medians: dict[str, list[float]] = {n: [] for n in names}
-    clock = time.perf_counter_ns
-    for r in range(rounds):
-        samples: list[list[int]] = [[] for _ in names]
+
+    def one_round() -> list[list[int]]:
+        samples: list[list[int]] = [[] for _ in funcs]
         order = list(range(len(funcs)))
+        clock = time.perf_counter_ns
         for _ in range(per_round):
             # Rotate who goes first: a variant's place in the sequence shifts its timing.
             order.append(order.pop(0))
             for i in order:
-                f = funcs[i]
+                f = funcs[i][1]
                 t0 = clock()
                 f()
                 samples[i].append(clock() - t0)
-        for i, n in enumerate(names):
-            per_round_medians[n].append(statistics.median(samples[i]) / 1000.0)
+        return samples
+
+    return _rounds([n for n, _ in funcs], rounds, one_round, progress)
+
+
+def _rounds(
+    names: list[str], rounds: int, one_round: Callable[[], list[list[int]]], progress: bool
+) -> dict[str, Any]:
+    """Run ``one_round`` (per-variant samples, in ns) ``rounds`` times; summarise."""
+    per_round_medians: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n, samples in zip(names, one_round(), strict=True):
+            per_round_medians[n].append(statistics.median(samples) / 1000.0)
         _progress(progress, r, rounds)
     return _summary(per_round_medians)
 
@@ -175,36 +184,38 @@ def _async_unit(cursor: Any) -> Callable[[], Awaitable[Any]]:
     return run
 
 
-async def measure_async(
-    kwargs: dict[str, Any], rounds: int, per_round: int, progress: bool
-) -> dict[str, Any]:
-    """:func:`measure` for the asyncio proxy: the same interleaving inside one event loop."""
-    raw = await aiomysql.connect(**{**kwargs, "db": kwargs.get("database")})
+def measure_async(kwargs: dict[str, Any], rounds: int, per_round: int, progress: bool) -> Any:
+    """:func:`measure` for the asyncio proxy: the same interleaving, each round run to
+    completion in one event loop (the loop's own start-up stays outside the timings)."""
+    loop = asyncio.new_event_loop()
+    raw = loop.run_until_complete(aiomysql.connect(**{**kwargs, "db": kwargs.get("database")}))
     try:
-        variants = await _async_variants(raw)
-        names = list(variants)
-        funcs = [variants[n] for n in names]
-        for f in funcs:
-            for _ in range(200):
-                await f()
-        per_round_medians: dict[str, list[float]] = {n: [] for n in names}
-        clock = time.perf_counter_ns
-        for r in range(rounds):
-            samples: list[list[int]] = [[] for _ in names]
+        funcs = list(loop.run_until_complete(_async_variants(raw)).items())
+
+        async def warm_up() -> None:
+            for _, f in funcs:
+                for _ in range(200):
+                    await f()
+
+        async def one_round() -> list[list[int]]:
+            samples: list[list[int]] = [[] for _ in funcs]
             order = list(range(len(funcs)))
+            clock = time.perf_counter_ns
             for _ in range(per_round):
                 order.append(order.pop(0))
                 for i in order:
-                    f = funcs[i]
+                    f = funcs[i][1]
                     t0 = clock()
                     await f()
                     samples[i].append(clock() - t0)
-            for i, n in enumerate(names):
-                per_round_medians[n].append(statistics.median(samples[i]) / 1000.0)
-            _progress(progress, r, rounds)
-        return _summary(per_round_medians)
+            return samples
+
+        loop.run_until_complete(warm_up())
+        names = [n for n, _ in funcs]
+        return _rounds(names, rounds, lambda: loop.run_until_complete(one_round()), progress)
     finally:
         raw.close()
+        loop.close()
 
 
 SESSION_SETTINGS = [
@@ -282,9 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             raw.close()
         journal = measure_journal(kwargs, max(5, args.rounds))
-        async_results = asyncio.run(
-            measure_async(kwargs, args.rounds, args.per_round, not args.quiet)
-        )
+        async_results = measure_async(kwargs, args.rounds, args.per_round, not args.quiet)
     guard_us = measure_guard()
     target = results["resilient_dbapi, default policies"]["ratio"]
     async_target = async_results["resilient_dbapi.aio, default policies"]["ratio"]

@@ -7,6 +7,7 @@ under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the syn
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import time
@@ -97,10 +98,15 @@ class _Connector(ConnectorBase):
                 )
                 if wait is None:
                     raise
-                if True:  # ASYNC
-                    await asyncio.sleep(wait)
-                else:
-                    time.sleep(wait)
+            except BaseException:
+                if raw is not None:  # interrupted while setting it up: let it go
+                    with contextlib.suppress(Exception):
+                        raw.close()
+                raise
+            if True:  # ASYNC
+                await asyncio.sleep(wait)
+            else:
+                time.sleep(wait)
 
 
 class AsyncResilientConnection:
@@ -137,6 +143,9 @@ class AsyncResilientConnection:
         self._in_flight = ""
         self._status = adapter.status
         self._probe: Callable[[], Liveness] = always_alive
+        # A check that costs no system call (what the event loop already knows), run
+        # before every statement, inside the skip window too; None for drivers without.
+        self._gone: Callable[[], bool] | None = None
         # Skip the socket check for a connection used this recently (HikariCP's idea).
         self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
         self._observer = observer or Observer(())
@@ -154,6 +163,8 @@ class AsyncResilientConnection:
         self._gen += 1
         if self._engine.checks_liveness:
             self._probe = self._adapter.probe(raw)
+            known_dead = getattr(self._adapter, "known_dead", None)  # optional for adapters
+            self._gone = known_dead(raw) if known_dead is not None else None
         self._engine.connected(_monotonic(), wait_timeout)
 
     async def _setup(self, raw: Any) -> float | None:
@@ -188,7 +199,14 @@ class AsyncResilientConnection:
             key = session_key(query)
             engine.record(key, ("execute", (query, args)))
             if key is not None and "wait_timeout" in key and engine.wants_wait_timeout:
-                wait_timeout = await self._adapter.wait_timeout(self._raw)
+                try:
+                    wait_timeout = await self._adapter.wait_timeout(self._raw)
+                except Exception as exc:
+                    self._failed(exc, Op.FETCH, _READ, 0)  # records the loss and raises
+                    raise
+                except BaseException:
+                    self._interrupted(Op.FETCH, _READ)
+                    raise
                 engine.wait_timeout_changed(wait_timeout, _monotonic())
         elif kind is StatementKind.WRITE:
             effects = session_effects(query)
@@ -278,6 +296,7 @@ class AsyncResilientConnection:
                 engine.stale
                 or now >= engine.next_check_at
                 or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
+                or (self._gone is not None and self._gone())
             ):
                 result = await self._run(
                     Op.EXECUTE, kind, _send_execute, cursor, query, args, query=query
@@ -285,9 +304,11 @@ class AsyncResilientConnection:
                 if kind is not _READ:
                     await self._note(kind, query, args)
                 return result
-            raw_cursor = cursor._raw if cursor._gen == self._gen else await cursor._current()
             try:
-                result = await raw_cursor.execute(query, args)
+                if cursor._gen == self._gen:
+                    result = await cursor._raw.execute(query, args)
+                else:
+                    result = await (await cursor._current()).execute(query, args)
             except Exception as exc:
                 try:
                     self._failed(exc, Op.EXECUTE, kind, 0, query)  # returns only to resend
@@ -384,6 +405,11 @@ class AsyncResilientConnection:
             # connection would stay alive in a cycle until the garbage collector ran.
             del exc, error
 
+    def _abandon(self, reason: Reason) -> None:
+        """Give the physical connection up now; it is replaced before the next statement."""
+        self._adapter.discard(self._raw)
+        self._engine.must_replace(reason)
+
     def _interrupted(self, op: Op, kind: StatementKind, query: Any = None) -> None:
         """A cancellation (or ``KeyboardInterrupt``) stopped an operation that may have
         been sent: the driver connection is never used again, and the loss is recorded
@@ -468,6 +494,13 @@ class AsyncResilientConnection:
         """Close the connection; closing twice is harmless."""
         if self._closed:
             return
+        if True:  # ASYNC
+            if self._guard.locked():
+                # In use by another task: abort it, as aiomysql's close() does (its pool's
+                # terminate() relies on it). The operation in flight fails, under the rules.
+                self._closed = True
+                self._abandon(Reason.ERROR)
+                return
         self._enter("close")
         try:
             self._closed = True
@@ -497,6 +530,22 @@ class AsyncResilientConnection:
                 finally:
                     self._leave()
             self.close()
+
+        async def _revive(self) -> None:
+            """Replace a physical connection already given up, before making a cursor."""
+            self._enter("cursor")
+            try:
+                engine = self._engine
+                if engine.stale and not self._closed:
+                    await self._replace(engine.stale_reason, engine.stale_code)
+            finally:
+                self._leave()
+
+        def expire(self) -> None:
+            """Give the physical connection up: the next statement gets a new one (for a
+            pool that expires its free connections)."""
+            if not self._closed and not self._guard.locked():
+                self._abandon(Reason.MAX_AGE)
 
         @property
         def closed(self) -> bool:
@@ -658,11 +707,17 @@ if True:  # ASYNC
             self._cursor: AsyncResilientCursor | None = None
 
         def __await__(self) -> Any:
-            return AsyncResilientCursor.create(self._conn, self._classes).__await__()
+            return self._open().__await__()
 
         async def __aenter__(self) -> AsyncResilientCursor:
-            self._cursor = await AsyncResilientCursor.create(self._conn, self._classes)
+            self._cursor = await self._open()
             return self._cursor
+
+        async def _open(self) -> AsyncResilientCursor:
+            conn = self._conn
+            if conn._engine.stale:
+                await conn._revive()  # aiomysql makes no cursor on a closed connection
+            return await AsyncResilientCursor.create(conn, self._classes)
 
         async def __aexit__(self, *exc_info: object) -> None:
             if self._cursor is not None:

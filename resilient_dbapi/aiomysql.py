@@ -171,12 +171,31 @@ class Pool(_aiomysql.Pool):  # type: ignore[misc]  # aiomysql has no type hints
             await self._add()
 
     async def _add(self) -> None:
+        # Connect without the pool's lock: a connect retried with backoff must not keep
+        # the connections other tasks release from the tasks waiting for them.
         self._acquiring += 1
+        self._cond.release()
         try:
-            self._free.append(await self._open())
-            self._cond.notify()
+            conn = await self._open()
         finally:
+            await _take_back(self._cond)
             self._acquiring -= 1
+        self._free.append(conn)
+        self._cond.notify()
+
+
+async def _take_back(cond: asyncio.Condition) -> None:
+    """Acquire ``cond`` again even if cancelled meanwhile (the caller's ``async with``
+    releases it), then let the cancellation go on."""
+    cancelled: BaseException | None = None
+    while True:
+        try:
+            await cond.acquire()
+            break
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
 
 
 async def _create_pool(

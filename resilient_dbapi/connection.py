@@ -9,6 +9,7 @@ under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the syn
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import time
@@ -90,7 +91,12 @@ class _Connector(ConnectorBase):
                 )
                 if wait is None:
                     raise
-                time.sleep(wait)
+            except BaseException:
+                if raw is not None:  # interrupted while setting it up: let it go
+                    with contextlib.suppress(Exception):
+                        raw.close()
+                raise
+            time.sleep(wait)
 
 
 class ResilientConnection:
@@ -127,6 +133,9 @@ class ResilientConnection:
         self._in_flight = ""
         self._status = adapter.status
         self._probe: Callable[[], Liveness] = always_alive
+        # A check that costs no system call (what the event loop already knows), run
+        # before every statement, inside the skip window too; None for drivers without.
+        self._gone: Callable[[], bool] | None = None
         # Skip the socket check for a connection used this recently (HikariCP's idea).
         self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
         self._observer = observer or Observer(())
@@ -144,6 +153,8 @@ class ResilientConnection:
         self._gen += 1
         if self._engine.checks_liveness:
             self._probe = self._adapter.probe(raw)
+            known_dead = getattr(self._adapter, "known_dead", None)  # optional for adapters
+            self._gone = known_dead(raw) if known_dead is not None else None
         self._engine.connected(_monotonic(), wait_timeout)
 
     def _setup(self, raw: Any) -> float | None:
@@ -178,7 +189,14 @@ class ResilientConnection:
             key = session_key(query)
             engine.record(key, ("execute", (query, args)))
             if key is not None and "wait_timeout" in key and engine.wants_wait_timeout:
-                wait_timeout = self._adapter.wait_timeout(self._raw)
+                try:
+                    wait_timeout = self._adapter.wait_timeout(self._raw)
+                except Exception as exc:
+                    self._failed(exc, Op.FETCH, _READ, 0)  # records the loss and raises
+                    raise
+                except BaseException:
+                    self._interrupted(Op.FETCH, _READ)
+                    raise
                 engine.wait_timeout_changed(wait_timeout, _monotonic())
         elif kind is StatementKind.WRITE:
             effects = session_effects(query)
@@ -268,6 +286,7 @@ class ResilientConnection:
                 engine.stale
                 or now >= engine.next_check_at
                 or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
+                or (self._gone is not None and self._gone())
             ):
                 result = self._run(
                     Op.EXECUTE, kind, _send_execute, cursor, query, args, query=query
@@ -275,9 +294,11 @@ class ResilientConnection:
                 if kind is not _READ:
                     self._note(kind, query, args)
                 return result
-            raw_cursor = cursor._raw if cursor._gen == self._gen else cursor._current()
             try:
-                result = raw_cursor.execute(query, args)
+                if cursor._gen == self._gen:
+                    result = cursor._raw.execute(query, args)
+                else:
+                    result = (cursor._current()).execute(query, args)
             except Exception as exc:
                 try:
                     self._failed(exc, Op.EXECUTE, kind, 0, query)  # returns only to resend
@@ -373,6 +394,11 @@ class ResilientConnection:
             # The traceback holds this frame: without this, the frame, the errors and the
             # connection would stay alive in a cycle until the garbage collector ran.
             del exc, error
+
+    def _abandon(self, reason: Reason) -> None:
+        """Give the physical connection up now; it is replaced before the next statement."""
+        self._adapter.discard(self._raw)
+        self._engine.must_replace(reason)
 
     def _interrupted(self, op: Op, kind: StatementKind, query: Any = None) -> None:
         """A cancellation (or ``KeyboardInterrupt``) stopped an operation that may have

@@ -29,6 +29,7 @@ from resilient_dbapi.testing import MariaDBServer
 
 from .conftest import kill, rows
 from .faultproxy import FaultProxy
+from .test_stories import _restart_in_background
 
 pytestmark = pytest.mark.server
 T = TypeVar("T")
@@ -140,18 +141,6 @@ def test_kill_with_default_policies_after_the_skip_window(server: Any, db: dict[
 
 
 # -- restart ------------------------------------------------------------------------
-
-
-def _restart_in_background(server: MariaDBServer, down_for: float) -> threading.Thread:
-    server.stop()
-
-    def start_later() -> None:
-        time.sleep(down_for)
-        server.start()
-
-    thread = threading.Thread(target=start_later)
-    thread.start()
-    return thread
 
 
 def test_restart_breaks_plain_aiomysql(own_server: MariaDBServer) -> None:
@@ -329,9 +318,12 @@ def test_cancelled_read_abandons_the_connection(server: Any, db: dict[str, Any])
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await cur.execute("SELECT 8")  # never on the connection whose reply is pending
-        assert await cur.fetchall() == ((8,),)
+        fresh = await conn.cursor()  # a new cursor too (aiomysql makes none on a closed one)
+        await fresh.execute("SELECT 8")  # never on the connection whose reply is pending
+        assert await fresh.fetchall() == ((8,),)
         assert conn.thread_id() != old_thread
+        await cur.execute("SELECT 9")  # and the old cursor moves to the new connection
+        assert await cur.fetchall() == ((9,),)
         conn.close()
 
     run(story())
@@ -490,3 +482,23 @@ def test_an_asyncio_driver_is_refused_by_the_sync_proxy(server: Any) -> None:
 
     with pytest.raises(TypeError, match=r"pymysql\.connect.*resilient_dbapi\.aio\.connect\(\)"):
         resilient_dbapi.connect(aiomysql.connect, **server.connect_kwargs())
+
+
+def test_kill_seen_by_the_event_loop_is_found_inside_the_skip_window(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """What the event loop already knows costs nothing to look at: no write is sent to a
+    connection the loop has seen closed, however recently it was used."""
+
+    async def story() -> None:
+        conn = await aio.connect(aiomysql.connect, **aio_kwargs(db, autocommit=True))
+        cur = await conn.cursor()
+        await cur.execute("SELECT 1")
+        kill(server, conn.thread_id())
+        await asyncio.sleep(0.05)  # the loop reads the end of the stream
+        await cur.execute("INSERT INTO t (uid) VALUES ('recent')")  # inside skip_recent
+        assert conn.reconnects == 1
+        conn.close()
+
+    run(story())
+    assert _count(server, db, "recent") == 1

@@ -63,6 +63,22 @@ def test_pool_connections_recover_after_a_kill(server: Any, db: dict[str, Any]) 
     run(story())
 
 
+def test_pool_terminate_aborts_a_connection_in_use(db: dict[str, Any]) -> None:
+    async def story() -> None:
+        pool = await resilient_aiomysql.create_pool(minsize=1, maxsize=1, **aio_kwargs(db))
+        conn = await pool.acquire()
+        cur = await conn.cursor()
+        busy = asyncio.create_task(cur.execute("SELECT SLEEP(5)"))
+        await asyncio.sleep(0.2)
+        pool.terminate()  # closes acquired connections at once, as aiomysql's does
+        with pytest.raises(pymysql.err.Error):
+            await busy
+        assert conn.closed
+        await pool.wait_closed()
+
+    run(story())
+
+
 def test_plain_pool_hands_out_a_killed_connection(server: Any, db: dict[str, Any]) -> None:
     async def story() -> None:
         async with aiomysql.create_pool(minsize=1, maxsize=1, **aio_kwargs(db)) as pool:

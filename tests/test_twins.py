@@ -80,3 +80,14 @@ def test_transform_removes_async_and_keeps_the_sync_branch() -> None:
         '''
     )
     assert _tool().transform(source) == expected
+
+
+def test_transform_refuses_asyncio_left_outside_a_marked_block() -> None:
+    import pytest
+
+    source = "async def f() -> None:\n    await asyncio.sleep(1)\n"
+    with pytest.raises(ValueError, match="asyncio"):
+        _tool().transform(source)
+    misspelt = "if True:  # async\n    import asyncio\n"
+    with pytest.raises(ValueError, match="asyncio"):
+        _tool().transform(misspelt)

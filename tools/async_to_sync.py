@@ -130,7 +130,22 @@ def transform(text: str) -> str:
             edits.append((offset(token.start), offset(token.end), renamed))
     for start, end, replacement in sorted(edits, reverse=True):
         text = text[:start] + replacement + text[end:]
+    _check_no_async_left(text)
     return text
+
+
+def _check_no_async_left(text: str) -> None:
+    """Refuse output that still speaks asyncio: a misspelt marker, or asyncio code outside
+    an ``if True:  # ASYNC`` block, would otherwise become silently wrong sync code."""
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        left = (token.type == tokenize.NAME and token.string in ("async", "await", "asyncio")) or (
+            token.type == tokenize.COMMENT and "ASYNC" in token.string
+        )
+        if left:
+            raise ValueError(
+                f"line {token.start[0]}: {token.string!r} left in the sync output; put "
+                "asyncio-only code under `if True:  # ASYNC` (spelt exactly so)"
+            )
 
 
 def _ruff(args: list[str], text: str, target: str) -> str:

@@ -45,6 +45,10 @@ class _Inspector(Protocol):
     def probe(self, raw: Any) -> Callable[[], Liveness]:
         """A zero-argument, zero-round-trip liveness check of ``raw``'s current socket."""
 
+    def known_dead(self, raw: Any) -> Callable[[], bool] | None:
+        """A check of ``raw`` that costs no system call (True: certainly dead), run before
+        every statement; None if the driver keeps no such state."""
+
     def status(self, raw: Any) -> tuple[bool, bool]:
         """``(in_transaction, autocommit)`` as the server last reported them."""
 

@@ -35,29 +35,47 @@ class AiomysqlAdapter(MySQLProtocol):
         transport = writer.transport
         sock = transport.get_extra_info("socket")
 
-        # The event loop reads for the connection all the time: what it has learned
-        # (end of stream, a reset, bytes nobody asked for, such as MySQL 8's goodbye
-        # packet) is in the reader. Bytes still in the kernel mean it has not run yet.
+        gone = self.known_dead(raw)
+        assert gone is not None
+
         def current() -> bool:
-            return (
-                raw._reader is reader
-                and not reader._buffer
-                and not reader.at_eof()
-                and reader.exception() is None
-                and not getattr(reader, "eof_received", False)
-                and not transport.is_closing()
-            )
+            return not gone()
 
         if sock is None:
-            return lambda: Liveness.ALIVE if current() else Liveness.DEAD
+            return lambda: Liveness.DEAD if gone() else Liveness.ALIVE
         tls = transport.get_extra_info("sslcontext") is not None
+        # Bytes still in the kernel (what the event loop has not read yet) need a poll.
         return socket_probe(sock, tls, current)
+
+    def known_dead(self, raw: Any) -> Callable[[], bool]:
+        # The event loop reads for the connection all the time: what it has learned (end
+        # of stream, a reset, bytes nobody asked for, such as MySQL 8's goodbye packet)
+        # is in the reader, free to look at. An unbuffered result mid-stream has bytes
+        # in the reader that are rows, not news: not dead.
+        reader, writer = raw._reader, raw._writer
+        if reader is None or writer is None:
+            return lambda: True
+        transport = writer.transport
+
+        def gone() -> bool:
+            if raw._reader is not reader or reader.exception() is not None:
+                return True
+            if transport.is_closing():
+                return True
+            if reader._buffer or reader.at_eof() or getattr(reader, "eof_received", False):
+                return not self.busy(raw)
+            return False
+
+        return gone
 
     async def ping(self, raw: Any, timeout: float) -> None:
         if raw._writer is None:
             raise pymysql.err.InterfaceError(0, "")
         try:
-            await asyncio.wait_for(raw.ping(False), timeout)  # never let the driver reconnect
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the ping completes.
+            async with asyncio.timeout(timeout):
+                await raw.ping(False)  # never let the driver reconnect on its own
         except TimeoutError:
             self.discard(raw)  # the reply may still come: the connection cannot be reused
             raise pymysql.err.OperationalError(

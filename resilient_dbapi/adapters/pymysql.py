@@ -40,6 +40,8 @@ def socket_probe(sock: Any, tls: bool, current: Callable[[], bool]) -> Callable[
     also have sent session tickets nobody read yet, so a readable TLS socket is only a
     reason to ask the server.
     """
+    if sock.fileno() < 0:  # closed before anyone looked
+        return _dead
     if _POLL_ANY:
         poller = select.poll()
         poller.register(sock.fileno(), _POLL_ANY)
@@ -113,6 +115,9 @@ class PyMySQLAdapter(MySQLProtocol):
         if sock is None:
             return _dead
         return socket_probe(sock, isinstance(sock, ssl.SSLSocket), lambda: raw._sock is sock)
+
+    def known_dead(self, raw: Any) -> None:
+        return None  # PyMySQL learns nothing without a system call
 
     def ping(self, raw: Any, timeout: float) -> None:
         if raw._sock is None:

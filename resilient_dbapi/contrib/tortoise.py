@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import aiomysql
 from pymysql.charset import charset_by_name
 from tortoise.backends.base.client import (
     NestedTransactionContext,
     TransactionContext,
     TransactionContextPooled,
 )
-from tortoise.backends.mysql.client import MySQLClient, TransactionWrapper
+from tortoise.backends.mysql import client as _tortoise_mysql
+from tortoise.backends.mysql.client import MySQLClient, TransactionWrapper, translate_exceptions
 from tortoise.exceptions import DBConnectionError
 from tortoise.timezone import get_default_timezone, get_use_tz
 
@@ -29,6 +31,14 @@ from .. import aiomysql as _resilient_aiomysql
 from ..policies import Policy
 
 __all__ = ["ResilientMySQLClient", "client_class"]
+
+if getattr(_tortoise_mysql, "mysql", None) is not aiomysql:
+    # Tortoise prefers asyncmy when it is installed, and then translates asyncmy's errors
+    # only: ours (PyMySQL's classes, through aiomysql) would escape its error handling.
+    raise ImportError(
+        "resilient_dbapi.contrib.tortoise needs Tortoise-ORM's MySQL backend on aiomysql, "
+        "but Tortoise is using asyncmy (installed here): uninstall asyncmy"
+    )
 
 _savepoints = itertools.count()
 
@@ -89,7 +99,7 @@ class ResilientMySQLClient(MySQLClient):
     async def _expire_connections(self) -> None:
         if self._pool:
             for conn in self._pool._free:
-                conn.raw.close()  # replaced at the connection's next statement
+                conn.expire()  # replaced before the connection's next statement
 
     def _in_transaction(self) -> TransactionContext:
         return TransactionContextPooled(ResilientTransactionWrapper(self), self._pool_init_lock)
@@ -106,6 +116,7 @@ class ResilientTransactionWrapper(TransactionWrapper, ResilientMySQLClient):
         async with self._connection.cursor() as cursor:
             await cursor.execute(sql)
 
+    @translate_exceptions
     async def savepoint(self) -> None:
         self._savepoint = f"tortoise_savepoint_{next(_savepoints)}"
         await self._statement(f"SAVEPOINT {self._savepoint}")
