@@ -76,9 +76,8 @@ def concurrent_use_error(adapter: Any, in_flight: str, what: str) -> Exception:
 def session_lost_before_send(
     adapter: Any, engine: Engine, observer: Observer, where: str, reason: Reason, code: int | None
 ) -> Exception:
-    """The connection must be replaced (the caller discarded it), but its session held
+    """The connection must be replaced (the caller gave it up), but its session held
     state no replay rebuilds."""
-    engine.must_replace(reason)
     lost = engine.take_lost_state()
     code = adapter.gone_code if code is None else code
     observer.emit(SessionLost(where, code, tuple(lost)))
@@ -156,7 +155,6 @@ class ConnectorBase:
     @staticmethod
     def retry_wait(
         exc: Exception,
-        raw: Any,
         engine: Engine,
         attempt: int,
         elapsed: float,
@@ -165,9 +163,6 @@ class ConnectorBase:
     ) -> float | None:
         """Seconds to wait before connecting again after ``exc``, or None to raise it."""
         adapter = adapters.adapter_for_error(exc)
-        if raw is not None:
-            with contextlib.suppress(Exception):  # a half-made connection: let it go
-                raw.close()
         if adapter is None:
             return None
         code = adapter.error_code(exc)

@@ -85,17 +85,16 @@ class _Connector(ConnectorBase):
                 if inspect.isawaitable(raw):
                     raise wrong_connect_error(raw, want_awaitable=False)
                 return raw, setup(raw), attempt
-            except Exception as exc:
-                wait = self.retry_wait(
-                    exc, raw, engine, attempt, _monotonic() - started, observer, where
-                )
-                if wait is None:
-                    raise
-            except BaseException:
-                if raw is not None:  # interrupted while setting it up: let it go
+            except BaseException as exc:
+                if raw is not None:  # a half-made connection: let it go
                     with contextlib.suppress(Exception):
                         raw.close()
-                raise
+                if not isinstance(exc, Exception):
+                    raise  # interrupted: never retried
+                elapsed = _monotonic() - started
+                wait = self.retry_wait(exc, engine, attempt, elapsed, observer, where)
+                if wait is None:
+                    raise
             time.sleep(wait)
 
 
@@ -165,7 +164,7 @@ class ResilientConnection:
         """Replace a dead connection, unless its session held state no replay rebuilds:
         then say so once (SessionLostError), and the next statement gets a new session."""
         if self._engine.unrestorable:
-            self._adapter.discard(self._raw)
+            self._abandon(reason)
             raise session_lost_before_send(
                 self._adapter, self._engine, self._observer, self._where(), reason, code
             )
@@ -207,8 +206,7 @@ class ResilientConnection:
         return self._adapter.describe(self._raw)
 
     def _reconnect(self, reason: Reason, code: int | None = None) -> None:
-        self._adapter.discard(self._raw)
-        self._engine.must_replace(reason)
+        self._abandon(reason)
         started = _monotonic()
         where = self._where()
         raw, wait_timeout, attempts = self._connector.open(
@@ -261,8 +259,7 @@ class ResilientConnection:
                 self._replace(Reason.PING, code)
             except BaseException:
                 # Interrupted mid-ping (cancelled): the reply may still be on its way.
-                self._adapter.discard(self._raw)
-                engine.must_replace(Reason.PING)
+                self._abandon(Reason.PING)
                 raise
             else:
                 engine.last_used = _monotonic()

@@ -24,7 +24,7 @@ from tortoise.backends.base.client import (
 )
 from tortoise.backends.mysql import client as _tortoise_mysql
 from tortoise.backends.mysql.client import MySQLClient, TransactionWrapper, translate_exceptions
-from tortoise.exceptions import DBConnectionError
+from tortoise.exceptions import DBConnectionError, TransactionManagementError
 from tortoise.timezone import get_default_timezone, get_use_tz
 
 from .. import aiomysql as _resilient_aiomysql
@@ -134,8 +134,6 @@ class ResilientTransactionWrapper(TransactionWrapper, ResilientMySQLClient):
         self._finalized = True
 
     def _check_savepoint(self) -> None:
-        from tortoise.exceptions import TransactionManagementError
-
         if self._finalized:
             raise TransactionManagementError("Transaction already finalised")
         if self._savepoint is None:
