@@ -28,6 +28,7 @@ from ._proxy import (
     concurrent_use_error,
     connect_name,
     lost_again_error,
+    new_error,
     resolve_policies,
     session_lost_before_send,
     verdict_error,
@@ -117,6 +118,17 @@ class AsyncResilientConnection:
     """
 
     _raw: Any
+    # Guarded methods of some drivers only: hidden where the driver has no such method.
+    _driver_methods = (
+        "begin",
+        "select_db",
+        "query",
+        "next_result",
+        "show_warnings",
+        "kill",
+        "set_character_set",
+        "set_charset",
+    )
 
     def __init__(
         self,
@@ -148,6 +160,8 @@ class AsyncResilientConnection:
         # Skip the socket check for a connection used this recently (HikariCP's idea).
         self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
         self._observer = observer or Observer(())
+        # The setting after which the server drops an idle session (wait_timeout).
+        self._idle_setting: str = getattr(adapter, "idle_setting", "wait_timeout")
         self._install(raw, wait_timeout)
 
     # -- plumbing -----------------------------------------------------------------
@@ -160,6 +174,8 @@ class AsyncResilientConnection:
     def _install(self, raw: Any, wait_timeout: float | None) -> None:
         self._raw = raw
         self._gen += 1
+        # Described once: a driver may not say where a connection led once it is closed.
+        self._described = self._adapter.describe(raw)
         if self._engine.checks_liveness:
             self._probe = self._adapter.probe(raw)
             known_dead = getattr(self._adapter, "known_dead", None)  # optional for adapters
@@ -197,7 +213,7 @@ class AsyncResilientConnection:
         if kind is StatementKind.SESSION:
             key = session_key(query)
             engine.record(key, ("execute", (query, args)))
-            if key is not None and "wait_timeout" in key and engine.wants_wait_timeout:
+            if key is not None and self._idle_setting in key and engine.wants_wait_timeout:
                 try:
                     wait_timeout = await self._adapter.wait_timeout(self._raw)
                 except Exception as exc:
@@ -213,7 +229,7 @@ class AsyncResilientConnection:
                 engine.unrestorable.update(effects)
 
     def _where(self) -> str:
-        return self._adapter.describe(self._raw)
+        return self._described
 
     async def _reconnect(self, reason: Reason, code: int | None = None) -> None:
         self._abandon(reason)
@@ -436,11 +452,23 @@ class AsyncResilientConnection:
 
     else:
 
-        def cursor(self, cursor: Any = None) -> AsyncResilientCursor:
-            """A :class:`ResilientCursor`; ``cursor`` is the driver's cursor class, if any."""
+        def cursor(self, *args: Any, **kwargs: Any) -> AsyncResilientCursor:
+            """A :class:`ResilientCursor`; the arguments are the driver's (a cursor class
+            for PyMySQL, ``row_factory=`` for psycopg ...)."""
             if self._closed:
                 raise closed_error(self._adapter)
-            return AsyncResilientCursor.create(self, () if cursor is None else (cursor,))
+            try:
+                return AsyncResilientCursor.create(self, args, kwargs)
+            except Exception as exc:
+                if self._adapter.error_code(exc) is None:
+                    raise
+            # Some drivers ask the server for a cursor (mysql-connector pings first): a
+            # dead connection is replaced as for a read, when that is safe.
+            self._enter("cursor")
+            try:
+                return self._run(Op.EXECUTE, _READ, AsyncResilientCursor.create, args, kwargs)
+            finally:
+                self._leave()
 
     async def commit(self) -> None:
         self._enter("commit")
@@ -670,7 +698,9 @@ class AsyncResilientConnection:
 
     def connect(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Refused: resilient_dbapi opens and replaces physical connections itself."""
-        raise self._adapter.programming_error(
+        raise new_error(
+            self._adapter,
+            self._adapter.programming_error,
             0,
             "resilient_dbapi opens and replaces the physical connection itself; connect() "
             "on a resilient connection is not allowed (use resilient_dbapi.connect())",
@@ -685,7 +715,7 @@ class AsyncResilientConnection:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("stale" if self._engine.stale else "open")
         return (
-            f"<resilient_dbapi.{type(self).__name__} {self._adapter.describe(self._raw)} "
+            f"<resilient_dbapi.{type(self).__name__} {self._described} "
             f"{state} reconnects={self.reconnects}>"
         )
 
@@ -714,7 +744,7 @@ if True:  # ASYNC
             conn = self._conn
             if conn._engine.stale:
                 await conn._revive()  # aiomysql makes no cursor on a closed connection
-            return await AsyncResilientCursor.create(conn, self._classes)
+            return await AsyncResilientCursor.create(conn, self._classes, {})
 
         async def __aexit__(self, *exc_info: object) -> None:
             if self._cursor is not None:
@@ -741,14 +771,14 @@ async def _prepare(
     return await adapter.wait_timeout(raw) if engine.wants_wait_timeout else None
 
 
-async def _send_execute(
-    conn: AsyncResilientConnection, cursor: Any, query: Any, args: Any
-) -> Any:
+async def _send_execute(conn: AsyncResilientConnection, cursor: Any, query: Any, args: Any) -> Any:
     return await (await cursor._current()).execute(query, args)
 
 
 async def _send_query(conn: AsyncResilientConnection, sql: Any, unbuffered: bool) -> Any:
-    return await conn._raw.query(sql, unbuffered)
+    if unbuffered:
+        return await conn._raw.query(sql, unbuffered)
+    return await conn._raw.query(sql)  # mysqlclient's query() takes the statement alone
 
 
 async def _send_call(conn: AsyncResilientConnection, method: str, args: tuple[Any, ...]) -> Any:
@@ -814,7 +844,7 @@ async def connect(
     raw, (adapter, wait_timeout), attempts = await connector.open(
         engine, first_setup, observer, connect_name(driver_connect)
     )
-    cls = forwarding_class(AsyncResilientConnection, raw)
+    cls = forwarding_class(AsyncResilientConnection, raw, mixins=getattr(adapter, "surface", ()))
     conn = cls(raw, adapter, engine, connector, wait_timeout, statements, observer)
     observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
     return conn

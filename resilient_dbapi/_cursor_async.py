@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._forwarding import forwarding_class
+from ._proxy import new_error
 from .classify import ErrorKind
 from .engine import Op
 from .statements import KINDS, StatementKind, classify, remember_kind
@@ -40,19 +41,30 @@ class AsyncResilientCursor:
     """
 
     _raw: Any
+    # PEP 249's optional methods, and PyMySQL's: hidden where the driver has none.
+    _driver_methods = ("callproc", "nextset", "scroll", "fetchall_unbuffered", "read_next")
 
     @classmethod
     async def create(
-        cls, conn: AsyncResilientConnection, cursor_classes: tuple[Any, ...]
+        cls, conn: AsyncResilientConnection, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> AsyncResilientCursor:
-        raw = await conn._raw.cursor(*cursor_classes)
-        return forwarding_class(cls, raw, _LATE_ATTRIBUTES)(conn, cursor_classes, raw)
+        """A cursor made by the driver's ``cursor(*args, **kwargs)``, and made again the
+        same way on every new physical connection."""
+        raw = await conn._raw.cursor(*args, **kwargs)
+        mixins = getattr(conn._adapter, "cursor_surface", ())
+        made = forwarding_class(cls, raw, _LATE_ATTRIBUTES, mixins)
+        return made(conn, args, kwargs, raw)
 
     def __init__(
-        self, conn: AsyncResilientConnection, cursor_classes: tuple[Any, ...], raw: Any
+        self,
+        conn: AsyncResilientConnection,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        raw: Any,
     ) -> None:
         self._conn = conn
-        self._cursor_classes = cursor_classes
+        self._cursor_args = args
+        self._cursor_kwargs = kwargs
         self._arraysize: int | None = None
         self._closed = False
         self._bind(raw)
@@ -79,12 +91,16 @@ class AsyncResilientCursor:
         """The driver cursor on the connection's current physical connection."""
         if self._gen == self._conn._gen:
             return self._raw
-        return self._bind(await self._conn._raw.cursor(*self._cursor_classes))
+        return self._bind(await self._conn._raw.cursor(*self._cursor_args, **self._cursor_kwargs))
 
     def _check_open(self) -> None:
         if self._closed:
-            raise self._conn._adapter.interface_error(
-                0, "resilient_dbapi: this cursor was closed; make a new one with cursor()"
+            adapter = self._conn._adapter
+            raise new_error(
+                adapter,
+                adapter.interface_error,
+                0,
+                "resilient_dbapi: this cursor was closed; make a new one with cursor()",
             )
 
     # -- PEP 249 ------------------------------------------------------------------

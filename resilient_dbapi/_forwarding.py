@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_cache: dict[tuple[type, type], type] = {}
+_cache: dict[tuple[type, type, tuple[type, ...]], type] = {}
 
 
 class _Forward:
@@ -37,22 +37,51 @@ def _own_names(base: type) -> set[str]:
     return names
 
 
-def forwarding_class(base: type[T], raw: object, extra: tuple[str, ...] = ()) -> type[T]:
+class _Absent:
+    """A method of the proxy that this driver's connections lack (``select_db`` on a
+    psycopg connection): ``hasattr`` is False and using it says why."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        raw = type(obj._raw) if obj is not None else None
+        driver = f"{raw.__module__}.{raw.__qualname__}" if raw is not None else "this driver"
+        raise AttributeError(
+            f"{self.name}() is not available: the driver's connection ({driver}) has no "
+            f"{self.name}()",
+            name=self.name,
+            obj=obj,
+        )
+
+
+def forwarding_class(
+    base: type[T], raw: object, extra: tuple[str, ...] = (), mixins: tuple[type, ...] = ()
+) -> type[T]:
     """``base`` extended with pass-through attributes for ``raw``'s class (made once).
 
     ``extra`` names attributes a driver object may only set later (a cursor's
-    ``lastrowid`` appears at its first ``execute``)."""
-    key = (base, type(raw))
+    ``lastrowid`` appears at its first ``execute``). ``mixins`` come before ``base`` in
+    the MRO: what a driver spells differently (an adapter's ``surface``). Methods ``base``
+    lists in ``_driver_methods`` are hidden when ``raw``'s class has no such method."""
+    key = (base, type(raw), mixins)
     cls = _cache.get(key)
     if cls is None:
         own = _own_names(base)
+        for mixin in mixins:
+            own |= _own_names(mixin)
         names = {n for n in dir(type(raw)) if not n.startswith("_")}
         names.update(n for n in getattr(raw, "__dict__", {}) if not n.startswith("_"))
         names.update(extra)
         namespace: dict[str, Any] = {n: _Forward(n) for n in sorted(names - own)}
+        for name in getattr(base, "_driver_methods", ()):
+            if not hasattr(type(raw), name) and not any(hasattr(m, name) for m in mixins):
+                namespace[name] = _Absent(name)
         namespace["__module__"] = base.__module__
         namespace["__qualname__"] = base.__qualname__
         namespace["__slots__"] = ()
-        cls = type(base.__name__, (base,), namespace)
+        cls = type(base.__name__, (*mixins, base), namespace)
         _cache[key] = cls
     return cls

@@ -50,26 +50,48 @@ def type_name(value: object) -> str:
 # -- the errors the safety rules raise ----------------------------------------------
 
 
-def closed_error(adapter: Any) -> Exception:
-    error: Exception = adapter.interface_error(
-        0, "resilient_dbapi: this connection was closed with close(); open a new one"
-    )
+def new_error(
+    adapter: Any, cls: type[Exception], code: Any, message: str, ours: type | None = None
+) -> Exception:
+    """An error built the way the adapter's driver builds its own; with ``ours`` (a
+    :class:`ResilientError` subclass), an instance of both ``ours`` and ``cls``."""
+    if ours is not None:
+        cls = bind_error(ours, cls)
+    make = getattr(adapter, "make_error", None)  # optional for registered adapters
+    error: Exception = cls(code, message) if make is None else make(cls, code, message)
+    if ours is not None:
+        error.__dict__["_code"] = code
     return error
 
 
+def closed_error(adapter: Any) -> Exception:
+    return new_error(
+        adapter,
+        adapter.interface_error,
+        0,
+        "resilient_dbapi: this connection was closed with close(); open a new one",
+    )
+
+
 def lost_again_error(adapter: Any, engine: Engine) -> Exception:
-    return bind_error(TransactionLostError, adapter.operational_error)(
+    return new_error(
+        adapter,
+        adapter.operational_error,
         engine.lost_code,
         "the transaction on this connection was lost earlier; call rollback() before "
         "using the connection again",
+        TransactionLostError,
     )
 
 
 def concurrent_use_error(adapter: Any, in_flight: str, what: str) -> Exception:
-    return bind_error(ConcurrentUseError, adapter.programming_error)(
+    return new_error(
+        adapter,
+        adapter.programming_error,
         0,
         f"this connection is in use by another thread or task ({in_flight} in flight); "
         f"{what} was not sent. Give each thread or task its own connection",
+        ConcurrentUseError,
     )
 
 
@@ -81,11 +103,14 @@ def session_lost_before_send(
     lost = engine.take_lost_state()
     code = adapter.gone_code if code is None else code
     observer.emit(SessionLost(where, code, tuple(lost)))
-    return bind_error(SessionLostError, adapter.operational_error)(
+    return new_error(
+        adapter,
+        adapter.operational_error,
         code,
         f"connection lost ({reason.value}) with session state that cannot be rebuilt: "
         f"{', '.join(lost)}; nothing was sent. The next statement gets a new session "
         "with the replayable settings",
+        SessionLostError,
     )
 
 
@@ -107,26 +132,35 @@ def verdict_error(
     if verdict is Verdict.SESSION_LOST:
         lost_list = engine.take_lost_state()
         observer.emit(SessionLost(where, code, tuple(lost_list)))
-        return bind_error(SessionLostError, adapter.operational_error)(
+        return new_error(
+            adapter,
+            adapter.operational_error,
             code,
             f"connection lost ({describe_error(exc)}) with session state that cannot be "
             f"rebuilt: {', '.join(lost_list)}; the statement was not sent again. The next "
             "statement gets a new session with the replayable settings",
+            SessionLostError,
         )
     if verdict is Verdict.TRANSACTION_LOST:
         observer.emit(TransactionLost(where, code))
-        return bind_error(TransactionLostError, adapter.operational_error)(
+        return new_error(
+            adapter,
+            adapter.operational_error,
             code,
             f"connection lost inside a transaction with writes ({describe_error(exc)}); the "
             "server rolled the transaction back: call rollback() and run it again",
+            TransactionLostError,
         )
     if verdict is Verdict.OUTCOME_UNKNOWN:
         what = "COMMIT" if op is Op.COMMIT else "a write"
         observer.emit(OutcomeUnknown(where, code))
-        return bind_error(OutcomeUnknownError, adapter.operational_error)(
+        return new_error(
+            adapter,
+            adapter.operational_error,
             code,
             f"connection lost after {what} was sent ({describe_error(exc)}); it may or may "
             "not have been applied, and was not sent again",
+            OutcomeUnknownError,
         )
     # The driver's own error; state the session lost is reported (SessionLostError)
     # when the connection is replaced at the next checkout.

@@ -78,9 +78,7 @@ class _Opening(Generic[T]):
 
     __slots__ = ("_close", "_coro", "_obj")
 
-    def __init__(
-        self, coro: Awaitable[T], close: Callable[[T, bool], Awaitable[None]]
-    ) -> None:
+    def __init__(self, coro: Awaitable[T], close: Callable[[T, bool], Awaitable[None]]) -> None:
         self._coro = coro
         self._close = close
         self._obj: T | None = None

@@ -7,7 +7,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["MYSQL_ERRORS", "ErrorKind", "ErrorTable"]
+__all__ = ["GENERIC_ERRORS", "MYSQL_ERRORS", "POSTGRES_ERRORS", "ErrorKind", "ErrorTable"]
+
+Code = int | str
+"""A driver's error code: a MySQL error number, a PostgreSQL SQLSTATE (``"57P01"``; a
+two-character key such as ``"08"`` stands for its whole class), or, for drivers without
+codes, the name of the exception class."""
 
 
 class ErrorKind(enum.Enum):
@@ -31,37 +36,44 @@ class ErrorKind(enum.Enum):
 
 @dataclass(frozen=True)
 class ErrorTable:
-    """An immutable map from error code to :class:`ErrorKind`.
+    """An immutable map from error code (an int, or a str: a SQLSTATE, its two-character
+    class, or an exception class name) to :class:`ErrorKind`.
 
     Extend or trim it with :meth:`adding` and :meth:`removing`, and put the result in the
     ``policies`` list to replace the driver's default table.
     """
 
-    codes: Mapping[int, ErrorKind] = field(default_factory=dict)
+    codes: Mapping[Code, ErrorKind] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for code, kind in self.codes.items():
-            if not isinstance(code, int) or isinstance(code, bool):
-                raise TypeError(f"ErrorTable: error codes must be int, got {code!r}")
+            if not isinstance(code, int | str) or isinstance(code, bool) or code == "":
+                raise TypeError(
+                    "ErrorTable: error codes must be int (MySQL) or a non-empty str (SQLSTATE "
+                    f"or exception class name), got {code!r}"
+                )
             if not isinstance(kind, ErrorKind):
                 raise TypeError(f"ErrorTable: code {code} maps to {kind!r}, not an ErrorKind")
         object.__setattr__(self, "codes", MappingProxyType(dict(self.codes)))
 
     @classmethod
-    def of(cls, spec: Mapping[ErrorKind, Iterable[int]]) -> ErrorTable:
+    def of(cls, spec: Mapping[ErrorKind, Iterable[Code]]) -> ErrorTable:
         """Build a table from ``{kind: codes}``."""
         return cls({code: kind for kind, codes in spec.items() for code in codes})
 
-    def kind(self, code: int | None) -> ErrorKind:
+    def kind(self, code: Code | None) -> ErrorKind:
         if code is None:
             return ErrorKind.OTHER
-        return self.codes.get(code, ErrorKind.OTHER)
+        kind = self.codes.get(code)
+        if kind is None and isinstance(code, str) and len(code) == 5:
+            kind = self.codes.get(code[:2])  # the SQLSTATE's class
+        return ErrorKind.OTHER if kind is None else kind
 
-    def adding(self, kind: ErrorKind, *codes: int) -> ErrorTable:
+    def adding(self, kind: ErrorKind, *codes: Code) -> ErrorTable:
         """A copy in which ``codes`` mean ``kind``."""
         return ErrorTable({**self.codes, **dict.fromkeys(codes, kind)})
 
-    def removing(self, *codes: int) -> ErrorTable:
+    def removing(self, *codes: Code) -> ErrorTable:
         """A copy in which ``codes`` mean nothing special (:attr:`ErrorKind.OTHER`)."""
         return ErrorTable({c: k for c, k in self.codes.items() if c not in codes})
 
@@ -80,3 +92,21 @@ MYSQL_ERRORS = ErrorTable.of(
         ErrorKind.READ_ONLY: [1290, 1836, 1792],
     }
 )
+
+# PostgreSQL SQLSTATEs. "08000" also stands for a connection psycopg found broken without
+# a server error (the socket closed under it).
+POSTGRES_ERRORS = ErrorTable.of(
+    {
+        ErrorKind.DEAD: ["08", "57P01", "57P02", "57P05", "25P03"],
+        ErrorKind.CONNECT_TRANSIENT: ["53300", "57P03"],  # too many clients; starting up
+        ErrorKind.CONNECT_FATAL: ["28000", "28P01", "3D000"],
+        ErrorKind.TRANSACTION_ROLLED_BACK: ["40001", "40P01"],
+        ErrorKind.STATEMENT_ABORTED: ["57014", "55P03"],
+        ErrorKind.READ_ONLY: ["25006"],
+    }
+)
+
+# Drivers resilient_dbapi has no adapter for: only the PEP 249 exception class is known.
+# OperationalError may also mean a deadlock; treating it as "connection dead" costs an
+# error the caller would have seen anyway, never a write sent twice.
+GENERIC_ERRORS = ErrorTable.of({ErrorKind.DEAD: ["OperationalError", "InterfaceError"]})

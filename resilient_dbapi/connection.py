@@ -29,6 +29,7 @@ from ._proxy import (
     concurrent_use_error,
     connect_name,
     lost_again_error,
+    new_error,
     resolve_policies,
     session_lost_before_send,
     verdict_error,
@@ -107,6 +108,17 @@ class ResilientConnection:
     """
 
     _raw: Any
+    # Guarded methods of some drivers only: hidden where the driver has no such method.
+    _driver_methods = (
+        "begin",
+        "select_db",
+        "query",
+        "next_result",
+        "show_warnings",
+        "kill",
+        "set_character_set",
+        "set_charset",
+    )
 
     def __init__(
         self,
@@ -138,6 +150,8 @@ class ResilientConnection:
         # Skip the socket check for a connection used this recently (HikariCP's idea).
         self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
         self._observer = observer or Observer(())
+        # The setting after which the server drops an idle session (wait_timeout).
+        self._idle_setting: str = getattr(adapter, "idle_setting", "wait_timeout")
         self._install(raw, wait_timeout)
 
     # -- plumbing -----------------------------------------------------------------
@@ -150,6 +164,8 @@ class ResilientConnection:
     def _install(self, raw: Any, wait_timeout: float | None) -> None:
         self._raw = raw
         self._gen += 1
+        # Described once: a driver may not say where a connection led once it is closed.
+        self._described = self._adapter.describe(raw)
         if self._engine.checks_liveness:
             self._probe = self._adapter.probe(raw)
             known_dead = getattr(self._adapter, "known_dead", None)  # optional for adapters
@@ -187,7 +203,7 @@ class ResilientConnection:
         if kind is StatementKind.SESSION:
             key = session_key(query)
             engine.record(key, ("execute", (query, args)))
-            if key is not None and "wait_timeout" in key and engine.wants_wait_timeout:
+            if key is not None and self._idle_setting in key and engine.wants_wait_timeout:
                 try:
                     wait_timeout = self._adapter.wait_timeout(self._raw)
                 except Exception as exc:
@@ -203,7 +219,7 @@ class ResilientConnection:
                 engine.unrestorable.update(effects)
 
     def _where(self) -> str:
-        return self._adapter.describe(self._raw)
+        return self._described
 
     def _reconnect(self, reason: Reason, code: int | None = None) -> None:
         self._abandon(reason)
@@ -415,11 +431,23 @@ class ResilientConnection:
 
     # -- PEP 249 ------------------------------------------------------------------
 
-    def cursor(self, cursor: Any = None) -> ResilientCursor:
-        """A :class:`ResilientCursor`; ``cursor`` is the driver's cursor class, if any."""
+    def cursor(self, *args: Any, **kwargs: Any) -> ResilientCursor:
+        """A :class:`ResilientCursor`; the arguments are the driver's (a cursor class
+        for PyMySQL, ``row_factory=`` for psycopg ...)."""
         if self._closed:
             raise closed_error(self._adapter)
-        return ResilientCursor.create(self, () if cursor is None else (cursor,))
+        try:
+            return ResilientCursor.create(self, args, kwargs)
+        except Exception as exc:
+            if self._adapter.error_code(exc) is None:
+                raise
+        # Some drivers ask the server for a cursor (mysql-connector pings first): a
+        # dead connection is replaced as for a read, when that is safe.
+        self._enter("cursor")
+        try:
+            return self._run(Op.EXECUTE, _READ, ResilientCursor.create, args, kwargs)
+        finally:
+            self._leave()
 
     def commit(self) -> None:
         self._enter("commit")
@@ -597,7 +625,9 @@ class ResilientConnection:
 
     def connect(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Refused: resilient_dbapi opens and replaces physical connections itself."""
-        raise self._adapter.programming_error(
+        raise new_error(
+            self._adapter,
+            self._adapter.programming_error,
             0,
             "resilient_dbapi opens and replaces the physical connection itself; connect() "
             "on a resilient connection is not allowed (use resilient_dbapi.connect())",
@@ -612,7 +642,7 @@ class ResilientConnection:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("stale" if self._engine.stale else "open")
         return (
-            f"<resilient_dbapi.{type(self).__name__} {self._adapter.describe(self._raw)} "
+            f"<resilient_dbapi.{type(self).__name__} {self._described} "
             f"{state} reconnects={self.reconnects}>"
         )
 
@@ -642,7 +672,9 @@ def _send_execute(conn: ResilientConnection, cursor: Any, query: Any, args: Any)
 
 
 def _send_query(conn: ResilientConnection, sql: Any, unbuffered: bool) -> Any:
-    return conn._raw.query(sql, unbuffered)
+    if unbuffered:
+        return conn._raw.query(sql, unbuffered)
+    return conn._raw.query(sql)  # mysqlclient's query() takes the statement alone
 
 
 def _send_call(conn: ResilientConnection, method: str, args: tuple[Any, ...]) -> Any:
@@ -708,7 +740,7 @@ def connect(
     raw, (adapter, wait_timeout), attempts = connector.open(
         engine, first_setup, observer, connect_name(driver_connect)
     )
-    cls = forwarding_class(ResilientConnection, raw)
+    cls = forwarding_class(ResilientConnection, raw, mixins=getattr(adapter, "surface", ()))
     conn = cls(raw, adapter, engine, connector, wait_timeout, statements, observer)
     observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
     return conn

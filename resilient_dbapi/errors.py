@@ -23,12 +23,15 @@ __all__ = [
 class ResilientError(Exception):
     """Base of every error resilient_dbapi raises.
 
-    ``args`` is ``(code, message)`` like the driver's own errors; ``code`` is the driver's
-    error code of the failure that caused it.
+    It is raised the way the driver raises its own errors (for PyMySQL ``args`` is
+    ``(code, message)``); ``code`` is the driver's error code of the failure that caused
+    it (a MySQL error number, a PostgreSQL SQLSTATE).
     """
 
     @property
     def code(self) -> object:
+        if "_code" in self.__dict__:
+            return self.__dict__["_code"]
         return self.args[0] if self.args else None
 
 

@@ -178,6 +178,8 @@ _PURE_CALLS = frozenset(
     json_compact json_detailed json_loose json_exists json_table json_overlaps
     st_astext st_geomfromtext st_distance point index key force ignore match against
     grouping lateral dual
+    pg_sleep pg_backend_pid current_setting current_database current_schema
+    pg_postmaster_start_time txid_current_if_assigned pg_current_xact_id_if_assigned
     """.split()  # noqa: SIM905  (a word list reads best as words)
 )
 

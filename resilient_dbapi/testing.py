@@ -1,13 +1,17 @@
-"""A throwaway local MariaDB server, for the test suite and the benchmarks.
+"""Throwaway local database servers, for the test suite and the benchmarks.
 
 ``MariaDBServer()`` initialises a temporary data directory and runs Debian's
 ``mariadbd`` on a free loopback port; it starts in about a second and is removed on
-``stop()``. Nothing here is needed to use resilient_dbapi itself.
+``remove()``. ``PostgresServer()`` does the same with Debian's PostgreSQL (``initdb`` and
+``postgres``, run as the ``postgres`` user when we are root). Nothing here is needed to use
+resilient_dbapi itself.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -17,11 +21,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MariaDBServer", "ServerUnavailable", "find_mariadbd", "free_port"]
+__all__ = [
+    "MariaDBServer",
+    "PostgresServer",
+    "ServerUnavailable",
+    "find_mariadbd",
+    "find_postgres",
+    "free_port",
+]
 
 
 class ServerUnavailable(RuntimeError):
-    """No MariaDB server can be started here; the message says what is missing."""
+    """No such server can be started here; the message says what is missing."""
 
 
 def free_port() -> int:
@@ -166,3 +177,253 @@ class MariaDBServer:
         return pymysql.connect(
             **self.connect_kwargs(autocommit=True, connect_timeout=5, **overrides)
         )
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _pg_version_key(bindir: str) -> tuple[int, ...]:
+    name = Path(bindir).parent.name  # /usr/lib/postgresql/<version>/bin
+    return tuple(int(part) for part in name.split(".") if part.isdigit()) or (0,)
+
+
+def find_postgres() -> tuple[str, str]:
+    """Paths of ``postgres`` and ``initdb``; ServerUnavailable if missing.
+
+    Looks in ``$RDBAPI_PG_BINDIR`` if set, then on ``PATH``, then in Debian's
+    ``/usr/lib/postgresql/<version>/bin`` (newest version first).
+    """
+    candidates: list[str] = []
+    if os.environ.get("RDBAPI_PG_BINDIR"):
+        candidates.append(os.environ["RDBAPI_PG_BINDIR"])
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(str(Path(on_path).resolve().parent))
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_pg_version_key, reverse=True)
+    for bindir in candidates:
+        server, initdb = Path(bindir) / "postgres", Path(bindir) / "initdb"
+        if os.access(server, os.X_OK) and os.access(initdb, os.X_OK):
+            return str(server), str(initdb)
+    raise ServerUnavailable(
+        "PostgreSQL's postgres and initdb were not found (looked on PATH, in "
+        "/usr/lib/postgresql/*/bin and $RDBAPI_PG_BINDIR); install Debian's "
+        "postgresql package (apt-get install postgresql)"
+    )
+
+
+class PostgresServer:
+    """One throwaway ``postgres`` on 127.0.0.1 with a temporary data directory.
+
+    Trust authentication for local and loopback connections; the superuser is ``postgres``
+    and the database ``postgres``. The unix socket lives in the temporary directory. Tuned
+    to start fast and to be thrown away: fsync off, small shared buffers.
+
+    When we are root, ``initdb`` and ``postgres`` run as the ``postgres`` user (they refuse
+    to run as root) and the temporary directory is handed to that user.
+    """
+
+    user = "postgres"
+    dbname = "postgres"
+
+    def __init__(
+        self,
+        *,
+        extra_args: tuple[str, ...] = (),
+        settings: dict[str, str] | None = None,
+        startup_timeout: float = 30.0,
+        max_connections: int = 300,
+    ):
+        """``settings``: extra ``-c name=value`` server settings (``extra_args``: raw args)."""
+        self.server_bin, self.initdb_bin = find_postgres()
+        self.extra_args = extra_args
+        self.settings = dict(settings or {})
+        self.startup_timeout = startup_timeout
+        self.max_connections = max_connections
+        self._run_as: str | None = None
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                raise ServerUnavailable(
+                    "running as root, and there is no postgres user to run PostgreSQL as "
+                    "(Debian's postgresql package creates it)"
+                ) from None
+            self._run_as = "postgres"
+        self.port = free_port()
+        self.basedir = Path(tempfile.mkdtemp(prefix="rdbapi-postgres-"))
+        self.datadir = self.basedir / "data"
+        self.socket_dir = self.basedir
+        self.log_path = self.basedir / "postgres.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        if self._run_as is not None:
+            shutil.chown(self.basedir, user=self._run_as, group=self._run_as)
+        try:
+            self._initdb()
+        except BaseException:
+            shutil.rmtree(self.basedir, ignore_errors=True)
+            raise
+
+    def _as_user(self) -> dict[str, Any]:
+        """Popen arguments that drop to the postgres user when we are root."""
+        if self._run_as is None:
+            return {}
+        entry = pwd.getpwnam(self._run_as)
+        env = {**os.environ, "HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "env": env}
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def _initdb(self) -> None:
+        try:
+            result = subprocess.run(
+                [
+                    self.initdb_bin,
+                    f"--pgdata={self.datadir}",
+                    f"--username={self.user}",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                cwd=self.basedir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                check=False,
+                timeout=120,
+                **self._as_user(),
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ServerUnavailable(f"initdb could not run: {exc}") from exc
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).decode(errors="replace")
+            raise ServerUnavailable(f"initdb failed ({result.returncode}): {output[-2000:]}")
+
+    def _server_args(self) -> list[str]:
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self.socket_dir),
+            "max_connections": str(self.max_connections),
+            "shared_buffers": "16MB",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "wal_level": "minimal",
+            "max_wal_senders": "0",
+            "checkpoint_timeout": "1h",
+            "max_wal_size": "1GB",
+            "autovacuum": "off",
+            "dynamic_shared_memory_type": "mmap",
+            "logging_collector": "off",
+            "log_min_messages": "warning",
+            **self.settings,
+        }
+        args = [self.server_bin, "-D", str(self.datadir)]
+        for name, value in settings.items():
+            args += ["-c", f"{name}={value}"]
+        return [*args, *self.extra_args]
+
+    def _ready(self) -> bool:
+        """The postmaster says it accepts connections (what ``pg_ctl start -w`` checks)."""
+        try:
+            lines = (self.datadir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        # Line 8 is the postmaster status ("ready", "starting", "stopping", "standby").
+        return (
+            len(lines) >= 8 and lines[0].strip() == str(self._pid()) and lines[7].strip() == "ready"
+        )
+
+    def _pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def start(self) -> PostgresServer:
+        if self.process is not None and self.process.poll() is None:
+            return self
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self._server_args(),
+                cwd=self.basedir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                **self._as_user(),
+            )
+        deadline = time.monotonic() + self.startup_timeout
+        while not self._ready():
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                self.process = None
+                raise ServerUnavailable(f"postgres exited with {code}: {self._log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop(kill=True)
+                raise ServerUnavailable(
+                    f"postgres did not accept connections within {self.startup_timeout} s: "
+                    f"{self._log_tail()}"
+                )
+            time.sleep(0.01)
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server.
+
+        By default a fast shutdown (SIGINT, ``pg_ctl stop -m fast``): every backend is
+        terminated with 57P01 and the server checkpoints. ``kill``: an immediate shutdown
+        (SIGQUIT, ``pg_ctl stop -m immediate``), like a crash: backends quit at once and
+        the next start runs crash recovery.
+        """
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGQUIT if kill else signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        self.process = None
+
+    def restart(self, *, down_for: float = 0.0, kill: bool = False) -> None:
+        self.stop(kill=kill)
+        if down_for:
+            time.sleep(down_for)
+        self.start()
+
+    def remove(self) -> None:
+        self.stop(kill=True)
+        shutil.rmtree(self.basedir, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+    # -- using it -----------------------------------------------------------------------
+
+    def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments for ``psycopg.connect`` (TCP on 127.0.0.1)."""
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "dbname": self.dbname,
+            **overrides,
+        }
+
+    def admin(self, **overrides: Any) -> Any:
+        """A plain psycopg connection with autocommit on, for setting up and killing."""
+        import psycopg
+
+        kwargs = self.connect_kwargs(**overrides)
+        kwargs.setdefault("autocommit", True)
+        kwargs.setdefault("connect_timeout", 5)
+        return psycopg.connect(**kwargs)

@@ -19,7 +19,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from resilient_dbapi.testing import MariaDBServer, ServerUnavailable
+from resilient_dbapi.testing import MariaDBServer, PostgresServer, ServerUnavailable
 
 from .faultproxy import FaultProxy
 
@@ -90,6 +90,20 @@ def server() -> Iterator[Any]:
 def own_server() -> Iterator[MariaDBServer]:
     """A server for this test alone, free to be killed or restarted."""
     with MariaDBServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL (Debian's postgresql, installed by the test command)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL for this test alone, free to be killed or restarted."""
+    with PostgresServer() as server:
         yield server
 
 

@@ -106,43 +106,77 @@ class AsyncAdapter(_Inspector, Protocol):
 
 
 _registry: list[Any] = []
-_loaded: list[bool] = []
+# The adapters shipped, by the top-level package of the driver's classes; each is
+# imported only when a connection (or error) of its driver is first seen.
+_BUILTIN: dict[str, tuple[tuple[str, str], ...]] = {
+    "pymysql": (("pymysql", "PyMySQLAdapter"),),
+    "aiomysql": (("aiomysql", "AiomysqlAdapter"),),
+    "MySQLdb": (("mysqlclient", "MySQLdbAdapter"),),
+    "mysql": (("mysql_connector", "MySQLConnectorAdapter"),),
+    "psycopg": (("psycopg", "PsycopgAdapter"),),
+    "sqlite3": (("sqlite3", "SQLiteAdapter"),),
+}
+_loaded: dict[str, list[Any]] = {}
 
 
 def register(adapter: Adapter | AsyncAdapter) -> None:
-    """Register an adapter; later registrations are tried first."""
+    """Register an adapter for a driver resilient_dbapi does not ship one for; adapters
+    registered later are tried first, and before the shipped ones."""
+    for name in ("owns", "owns_error", "probe", "status", "error_code", "never_sent", "ping"):
+        if not callable(getattr(adapter, name, None)):
+            raise TypeError(
+                f"register(): {type(adapter).__qualname__} is not an adapter: it has no "
+                f"{name}() (see resilient_dbapi.adapters.Adapter for what one needs)"
+            )
     _registry.insert(0, adapter)
 
 
-def _builtin() -> list[Any]:
-    if not _loaded:
-        _loaded.append(True)
-        for module, name in (("pymysql", "PyMySQLAdapter"), ("aiomysql", "AiomysqlAdapter")):
-            try:
-                adapter = getattr(importlib.import_module(f".{module}", __name__), name)()
-            except ImportError:  # the driver is not installed: nothing to register
-                continue
-            _registry.append(adapter)
-    return _registry
+def _shipped(klass: type) -> list[Any]:
+    """The shipped adapters for the driver that defines ``klass`` or a base of it."""
+    found: list[Any] = []
+    for base in klass.__mro__:
+        package = base.__module__.split(".")[0]
+        if package not in _BUILTIN:
+            continue
+        if package not in _loaded:
+            adapters = []
+            for module, name in _BUILTIN[package]:
+                try:
+                    adapters.append(
+                        getattr(importlib.import_module(f".{module}", __name__), name)()
+                    )
+                except ImportError:  # that driver's own imports failed: nothing to offer
+                    continue
+            _loaded[package] = adapters
+        found.extend(_loaded[package])
+    return found
 
 
 def adapter_for(raw: object) -> Any:
     """The adapter (an :class:`Adapter` or :class:`AsyncAdapter`) for a driver connection
-    object; TypeError if none fits."""
-    for adapter in _builtin():
+    object: a registered one, a shipped one, or the generic fallback (the weakest mode)
+    for any other PEP 249 driver; TypeError if ``raw`` is not a DB-API connection."""
+    for adapter in (*_registry, *_shipped(type(raw))):
         if adapter.owns(raw):
             return adapter
-    supported = ", ".join(a.name for a in _registry) or "none"
-    raise TypeError(
-        f"resilient_dbapi has no adapter for {type(raw).__module__}.{type(raw).__qualname__} "
-        f"connections (supported drivers: {supported}); register one with "
-        "resilient_dbapi.adapters.register()"
-    )
+    from .generic import GenericAdapter
+
+    generic = GenericAdapter.for_connection(raw)
+    if generic is None:
+        shipped = ", ".join(sorted(_BUILTIN))
+        raise TypeError(
+            f"resilient_dbapi has no adapter for {type(raw).__module__}.{type(raw).__qualname__} "
+            f"connections, and the driver exposes no PEP 249 exception classes to fall back "
+            f"on (shipped adapters: {shipped}); register one with "
+            "resilient_dbapi.adapters.register()"
+        )
+    return generic
 
 
 def adapter_for_error(exc: BaseException) -> Any:
-    """The adapter whose driver raised ``exc``, if any."""
-    for adapter in _builtin():
+    """The adapter whose driver raised ``exc``, if any (the generic fallback never
+    claims an error: connecting with an unknown driver is not retried)."""
+    for adapter in (*_registry, *_shipped(type(exc))):
         if adapter.owns_error(exc):
             return adapter
     return None

@@ -14,6 +14,7 @@ import pymysql.err
 
 from ..classify import MYSQL_ERRORS
 from . import Liveness
+from .base import AdapterBase
 
 __all__ = ["PyMySQLAdapter"]
 
@@ -32,19 +33,20 @@ def _dead() -> Liveness:
 
 
 def socket_probe(sock: Any, tls: bool, current: Callable[[], bool]) -> Callable[[], Liveness]:
-    """A zero-timeout check of an idle connection's socket, after ``current()`` says the
-    driver still uses it.
+    """A zero-timeout check of an idle connection's socket (a socket object or a file
+    descriptor), after ``current()`` says the driver still uses it.
 
     An idle MySQL connection has nothing to read: any event means the server closed it,
     reset it, or sent a goodbye packet (MySQL 8's error 4031). Under TLS the server may
     also have sent session tickets nobody read yet, so a readable TLS socket is only a
     reason to ask the server.
     """
-    if sock.fileno() < 0:  # closed before anyone looked
+    fd = sock if isinstance(sock, int) else sock.fileno()
+    if fd < 0:  # closed before anyone looked
         return _dead
     if _POLL_ANY:
         poller = select.poll()
-        poller.register(sock.fileno(), _POLL_ANY)
+        poller.register(fd, _POLL_ANY)
 
         def probe() -> Liveness:
             if not current():
@@ -61,7 +63,7 @@ def socket_probe(sock: Any, tls: bool, current: Callable[[], bool]) -> Callable[
     def probe_select() -> Liveness:  # platforms without poll()
         if not current():
             return Liveness.DEAD
-        readable, _, errored = select.select([sock], [], [sock], 0)
+        readable, _, errored = select.select([fd], [], [fd], 0)
         if not readable and not errored:
             return Liveness.ALIVE
         return Liveness.UNSURE if tls and not errored else Liveness.DEAD
@@ -69,7 +71,7 @@ def socket_probe(sock: Any, tls: bool, current: Callable[[], bool]) -> Callable[
     return probe_select
 
 
-class MySQLProtocol:
+class MySQLProtocol(AdapterBase):
     """What PyMySQL and aiomysql share: PyMySQL's error classes and the server's
     status flags."""
 

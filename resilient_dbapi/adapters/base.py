@@ -1,0 +1,78 @@
+"""What most adapters share: defaults for drivers that keep no extra state."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ..classify import Code
+
+__all__ = ["AdapterBase", "AutocommitProperty", "DriverSurface"]
+
+
+class DriverSurface:
+    """A mixin for the resilient connection class of one driver, for what that driver
+    spells differently from PyMySQL (``autocommit`` as a property, ``conn.execute()``).
+
+    Adapters name theirs in :attr:`AdapterBase.surface`; it comes before the proxy class
+    in the MRO, so its members replace the proxy's."""
+
+
+class AutocommitProperty(DriverSurface):
+    """For drivers whose ``conn.autocommit`` is a property (mysql-connector, psycopg):
+    reading it asks the adapter (no round trip), and setting it goes through the proxy's
+    ``autocommit()``, so the setting is kept for every new connection."""
+
+    __slots__ = ()
+
+    @property
+    def autocommit(self) -> bool:
+        return bool(self._adapter.status(self._raw)[1])  # type: ignore[attr-defined]
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        super().autocommit(value)  # type: ignore[misc]
+
+    def set_autocommit(self, value: bool) -> None:
+        """psycopg's spelling of the setter."""
+        super().autocommit(value)  # type: ignore[misc]
+
+
+class AdapterBase:
+    """Defaults for an adapter: subclasses set the error classes and override what their
+    driver can do better."""
+
+    name = "driver"
+    operational_error: type[Exception]
+    interface_error: type[Exception]
+    programming_error: type[Exception]
+    gone_code: Code = 0
+    idle_setting = "wait_timeout"
+    """The session setting after which the server closes an idle connection: a ``SET``
+    of it makes the proxy read the new value (see :meth:`wait_timeout`)."""
+    surface: ClassVar[tuple[type, ...]] = ()
+    """Mixins for the connection class (see :class:`DriverSurface`)."""
+    cursor_surface: ClassVar[tuple[type, ...]] = ()
+    """Mixins for the cursor class."""
+
+    def make_error(self, cls: type[Exception], code: Code, message: str) -> Exception:
+        """An instance of ``cls`` (a driver error class, or a subclass of one) built the
+        way the driver builds its errors, carrying ``code``."""
+        return cls(code, message)
+
+    def known_dead(self, raw: Any) -> Callable[[], bool] | None:
+        return None  # nothing the driver knows without a system call
+
+    def busy(self, raw: Any) -> bool:
+        return False
+
+    def unbuffered(self, cursor: Any) -> bool:
+        return False
+
+    def discard(self, raw: Any) -> None:
+        with contextlib.suppress(Exception):  # a broken connection may fail to close
+            raw.close()
+
+    def describe(self, raw: Any) -> str:
+        return self.name

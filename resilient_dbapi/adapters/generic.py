@@ -1,0 +1,130 @@
+"""The fallback for any other PEP 249 driver: the weakest mode.
+
+Without a driver adapter resilient_dbapi knows only PEP 249: the exception classes, and
+``SELECT 1`` as a ping. An ``OperationalError`` or ``InterfaceError`` counts as "the
+connection is dead" (it may also be a deadlock: then the caller sees an error it would
+have seen anyway); no error proves a statement was never sent, so only plain reads are
+sent again; autocommit is assumed off unless the connection says otherwise, so after any
+write the connection counts as inside a transaction. Nothing is checked before a
+statement except by the idle ping, which has no time limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import sys
+from typing import Any
+
+from ..classify import GENERIC_ERRORS
+from . import Liveness
+from .base import AdapterBase
+
+__all__ = ["GenericAdapter"]
+
+_PEP249 = (
+    "IntegrityError",
+    "ProgrammingError",
+    "DataError",
+    "NotSupportedError",
+    "InternalError",
+    "OperationalError",
+    "InterfaceError",
+    "DatabaseError",
+    "Error",
+)
+_cache: dict[type, GenericAdapter | None] = {}
+
+
+def _alive() -> Liveness:
+    return Liveness.ALIVE
+
+
+def _exceptions(raw: object) -> dict[str, type[Exception]] | None:
+    """The PEP 249 exception classes of ``raw``'s driver: from the connection (PEP 249's
+    optional extension) or from the driver's top-level module."""
+    module = sys.modules.get(type(raw).__module__.split(".")[0])
+    found = {}
+    for name in _PEP249:
+        cls = getattr(raw, name, None) or getattr(module, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            return None
+        found[name] = cls
+    return found
+
+
+class GenericAdapter(AdapterBase):
+    errors = GENERIC_ERRORS
+    gone_code = "InterfaceError"
+
+    def __init__(self, connection_class: type, exceptions: dict[str, type[Exception]]):
+        self.connection_class = connection_class
+        self.exceptions = exceptions
+        self.name = f"{connection_class.__module__.split('.')[0]} (generic)"
+        self.operational_error = exceptions["OperationalError"]
+        self.interface_error = exceptions["InterfaceError"]
+        self.programming_error = exceptions["ProgrammingError"]
+
+    @classmethod
+    def for_connection(cls, raw: object) -> GenericAdapter | None:
+        """The fallback for ``raw``'s class; None if it is not a sync DB-API connection."""
+        klass = type(raw)
+        if klass not in _cache:
+            exceptions = _exceptions(raw)
+            commit = getattr(klass, "commit", None)
+            if exceptions is None or inspect.iscoroutinefunction(commit):
+                _cache[klass] = None  # no PEP 249 classes, or an asyncio driver
+            else:
+                _cache[klass] = cls(klass, exceptions)
+        return _cache[klass]
+
+    def owns(self, raw: object) -> bool:
+        return isinstance(raw, self.connection_class)
+
+    def owns_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.exceptions["Error"])
+
+    def make_error(self, cls: type[Exception], code: Any, message: str) -> Exception:
+        return cls(message)
+
+    def error_code(self, exc: BaseException) -> str | None:
+        for name in _PEP249:
+            if isinstance(exc, self.exceptions[name]):
+                return name
+        return None
+
+    def never_sent(self, exc: BaseException) -> bool:
+        return False
+
+    def probe(self, raw: Any) -> Any:
+        return _alive
+
+    def status(self, raw: Any) -> tuple[bool, bool]:
+        autocommit = getattr(raw, "autocommit", False)
+        return False, autocommit is True
+
+    def ping(self, raw: Any, timeout: float) -> None:
+        self.execute(raw, "SELECT 1", None)
+
+    def wait_timeout(self, raw: Any) -> None:
+        return None
+
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(query) if args is None else cursor.execute(query, args)
+            with contextlib.suppress(Exception):  # a statement without rows
+                cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def set_autocommit(self, raw: Any, value: bool) -> None:
+        if callable(getattr(raw, "autocommit", None)):
+            raw.autocommit(value)
+        else:
+            raw.autocommit = value
+
+    def select_db(self, raw: Any, db: str) -> None:
+        raise self.exceptions["NotSupportedError"](
+            f"select_db() is not part of PEP 249 and {self.name} has no adapter for it"
+        )

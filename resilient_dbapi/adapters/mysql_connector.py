@@ -1,0 +1,152 @@
+"""The mysql-connector-python adapter (``mysql.connector``).
+
+The pure-Python connection (``use_pure=True``, the default when the C extension is not
+installed). The C extension's connection hides its socket: it gets the generic fallback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import mysql.connector.cursor
+import mysql.connector.errors as cerrors
+from mysql.connector.connection import MySQLConnection
+from mysql.connector.constants import ServerCmd
+
+from ..classify import MYSQL_ERRORS
+from . import Liveness
+from .base import AdapterBase, AutocommitProperty
+from .pymysql import socket_probe
+
+__all__ = ["MySQLConnectorAdapter"]
+
+_CR_SERVER_GONE_ERROR = 2006
+_CR_SERVER_LOST = 2013
+
+_BUFFERED = mysql.connector.cursor.MySQLCursorBuffered
+
+
+def _dead() -> Liveness:
+    return Liveness.DEAD
+
+
+def _not_available(exc: BaseException) -> bool:
+    """"MySQL Connection not available": raised with no socket to send on, and by
+    ``cursor()`` when its ping failed; nothing of the caller's was sent."""
+    return isinstance(exc.__cause__, AttributeError) or str(getattr(exc, "msg", "")).startswith(
+        "MySQL Connection not available"
+    )
+
+
+class MySQLConnectorAdapter(AdapterBase):
+    name = "mysql-connector"
+    errors = MYSQL_ERRORS
+    operational_error: type[Exception] = cerrors.OperationalError
+    interface_error: type[Exception] = cerrors.InterfaceError
+    programming_error: type[Exception] = cerrors.ProgrammingError
+    gone_code = _CR_SERVER_GONE_ERROR
+    surface = (AutocommitProperty,)
+
+    def owns(self, raw: object) -> bool:
+        return isinstance(raw, MySQLConnection)
+
+    def owns_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, cerrors.Error)
+
+    def make_error(self, cls: type[Exception], code: Any, message: str) -> Exception:
+        return cls(msg=message, errno=code)  # type: ignore[call-arg]
+
+    def error_code(self, exc: BaseException) -> int | None:
+        if isinstance(exc, cerrors.ReadTimeoutError | cerrors.WriteTimeoutError):
+            # The driver's own read/write timeout: it closed the connection mid-command.
+            return _CR_SERVER_LOST
+        if not isinstance(exc, cerrors.Error):
+            return None
+        code = exc.errno
+        if isinstance(code, int) and code > 0:
+            return code
+        if isinstance(exc, cerrors.OperationalError) and _not_available(exc):
+            return _CR_SERVER_GONE_ERROR
+        return None
+
+    def never_sent(self, exc: BaseException) -> bool:
+        # 2006 and "not available" come from a missing socket, before anything is sent.
+        # 2055 wraps an OSError of a send or of a receive alike: not proof.
+        if isinstance(exc, cerrors.ReadTimeoutError | cerrors.WriteTimeoutError):
+            return False
+        return isinstance(exc, cerrors.Error) and (
+            exc.errno == _CR_SERVER_GONE_ERROR or _not_available(exc)
+        )
+
+    def probe(self, raw: Any) -> Callable[[], Liveness]:
+        holder = raw._socket
+        sock = getattr(holder, "sock", None) if holder is not None else None
+        if sock is None:
+            return _dead
+        return socket_probe(
+            sock,
+            isinstance(sock, ssl.SSLSocket),
+            lambda: raw._socket is holder and holder.sock is sock,
+        )
+
+    def status(self, raw: Any) -> tuple[bool, bool]:
+        # Both from what the driver already knows: its `autocommit` property would ask
+        # the server.
+        return bool(raw._in_transaction), bool(raw._autocommit)
+
+    def busy(self, raw: Any) -> bool:
+        return bool(raw.unread_result)
+
+    def ping(self, raw: Any, timeout: float) -> None:
+        if raw._socket is None:
+            raise cerrors.OperationalError(msg="no connection", errno=_CR_SERVER_GONE_ERROR)
+        ping = raw._send_cmd(ServerCmd.PING, read_timeout=timeout, write_timeout=timeout)
+        raw._handle_ok(ping)
+
+    def discard(self, raw: Any) -> None:
+        # No COM_QUIT; and the driver's own shutdown() skips close() when the peer has
+        # reset the socket already, leaving it open.
+        holder, raw._socket = raw._socket, None
+        sock = getattr(holder, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def unbuffered(self, cursor: Any) -> bool:
+        return not isinstance(cursor, _BUFFERED)
+
+    def describe(self, raw: Any) -> str:
+        unix = getattr(raw, "unix_socket", None)
+        if unix:
+            return f"{self.name} {unix}"
+        return f"{self.name} {getattr(raw, 'server_host', '?')}:{getattr(raw, 'server_port', '?')}"
+
+    def _cursor(self, raw: Any) -> Any:
+        return raw.cursor(buffered=True)
+
+    def wait_timeout(self, raw: Any) -> float | None:
+        cursor = self._cursor(raw)
+        try:
+            cursor.execute("SELECT @@SESSION.wait_timeout")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return float(row[0]) if row and row[0] else None
+
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        cursor = self._cursor(raw)
+        try:
+            cursor.execute(query, args)
+        finally:
+            cursor.close()
+
+    def set_autocommit(self, raw: Any, value: bool) -> None:
+        raw.autocommit = value
+
+    def select_db(self, raw: Any, db: str) -> None:
+        raw.database = db

@@ -1,0 +1,138 @@
+"""The mysqlclient (``MySQLdb``) adapter: libmariadb/libmysqlclient under a C extension."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import MySQLdb
+import MySQLdb.cursors
+
+from ..classify import MYSQL_ERRORS
+from . import Liveness
+from .base import AdapterBase
+from .pymysql import socket_probe
+
+__all__ = ["MySQLdbAdapter"]
+
+_CR_SERVER_GONE_ERROR = 2006  # the C library sets it when sending failed (or no socket)
+
+
+def _dead() -> Liveness:
+    return Liveness.DEAD
+
+
+class MySQLdbAdapter(AdapterBase):
+    name = "mysqlclient"
+    errors = MYSQL_ERRORS
+    operational_error: type[Exception] = MySQLdb.OperationalError
+    interface_error: type[Exception] = MySQLdb.InterfaceError
+    programming_error: type[Exception] = MySQLdb.ProgrammingError
+    gone_code = _CR_SERVER_GONE_ERROR
+
+    def owns(self, raw: object) -> bool:
+        return isinstance(raw, MySQLdb.connections.Connection)
+
+    def owns_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, MySQLdb.MySQLError)
+
+    def error_code(self, exc: BaseException) -> int | None:
+        if not isinstance(exc, MySQLdb.MySQLError):
+            return None
+        code = exc.args[0] if exc.args else None
+        return code if isinstance(code, int) else None
+
+    def never_sent(self, exc: BaseException) -> bool:
+        # The C library reports 2006 when writing the command failed or there was no
+        # socket: a command the server did not receive whole is never executed. A failed
+        # read is 2013.
+        return self.error_code(exc) == _CR_SERVER_GONE_ERROR
+
+    def probe(self, raw: Any) -> Callable[[], Liveness]:
+        try:
+            fd = raw.fileno()
+        except Exception:  # closed: the C library has no socket any more
+            return _dead
+
+        def current() -> bool:
+            try:
+                return bool(raw.open) and raw.fileno() == fd
+            except Exception:
+                return False
+
+        # The library may use TLS without telling Python: a readable socket is only a
+        # reason to ask the server (a TLS 1.3 session ticket is no goodbye).
+        return socket_probe(fd, True, current)
+
+    def status(self, raw: Any) -> tuple[bool, bool]:
+        # mysqlclient shows no server status flags beyond autocommit: a transaction is
+        # known from the statements sent (BEGIN, writes with autocommit off).
+        return False, bool(raw.get_autocommit())
+
+    def ping(self, raw: Any, timeout: float) -> None:
+        # The C library's ping waits as long as its read_timeout (none by default): bound
+        # it with the socket's own receive and send timeouts while it runs.
+        try:
+            fd = raw.fileno()
+        except Exception as exc:
+            raise MySQLdb.OperationalError(_CR_SERVER_GONE_ERROR, "no connection") from exc
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            limit = struct.pack("ll", int(timeout), int((timeout % 1) * 1_000_000))
+            saved = [sock.getsockopt(socket.SOL_SOCKET, opt, len(limit)) for opt in _TIMEOUTS]
+            for opt in _TIMEOUTS:
+                sock.setsockopt(socket.SOL_SOCKET, opt, limit)
+            try:
+                raw.ping()
+            finally:
+                with contextlib.suppress(OSError):
+                    for opt, value in zip(_TIMEOUTS, saved, strict=True):
+                        sock.setsockopt(socket.SOL_SOCKET, opt, value)
+        finally:
+            sock.close()  # closes the duplicate only
+
+    def discard(self, raw: Any) -> None:
+        # Shut the socket first: the COM_QUIT that close() sends then goes nowhere (the
+        # connection may be mid-result or half-open).
+        with contextlib.suppress(Exception), socket.socket(fileno=os.dup(raw.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            raw.close()
+
+    def unbuffered(self, cursor: Any) -> bool:
+        return isinstance(cursor, MySQLdb.cursors.CursorUseResultMixIn)
+
+    def describe(self, raw: Any) -> str:
+        try:
+            return f"{self.name} {raw.get_host_info()}"
+        except Exception:
+            return f"{self.name} (closed)"
+
+    def wait_timeout(self, raw: Any) -> float | None:
+        cursor = raw.cursor(MySQLdb.cursors.Cursor)
+        try:
+            cursor.execute("SELECT @@SESSION.wait_timeout")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return float(row[0]) if row and row[0] else None
+
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        cursor = raw.cursor(MySQLdb.cursors.Cursor)
+        try:
+            cursor.execute(query, args)
+        finally:
+            cursor.close()
+
+    def set_autocommit(self, raw: Any, value: bool) -> None:
+        raw.autocommit(value)
+
+    def select_db(self, raw: Any, db: str) -> None:
+        raw.select_db(db)
+
+
+_TIMEOUTS = (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO)

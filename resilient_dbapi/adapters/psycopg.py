@@ -1,0 +1,207 @@
+"""The psycopg 3 adapter (sync connections), PostgreSQL.
+
+Errors are classified by SQLSTATE. psycopg raises a connection it found broken without a
+server error (the socket closed under it) as an ``OperationalError`` without SQLSTATE:
+it counts as ``08006`` (connection failure). libpq reports a failed send like a failed
+receive, so only psycopg's own refusals before sending prove a statement never left.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+from collections.abc import Callable, Generator
+from typing import Any
+
+import psycopg
+from psycopg import generators, pq
+
+from ..classify import POSTGRES_ERRORS
+from . import Liveness
+from .base import AdapterBase, AutocommitProperty, DriverSurface
+
+__all__ = ["PsycopgAdapter"]
+
+_CONNECTION_FAILURE = "08006"
+_NO_CONNECTION = "08003"  # connection_does_not_exist
+_IN_TRANS = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+# psycopg's refusals before anything is written to the socket.
+_NOT_SENT = (
+    "the connection is closed",
+    "the connection is lost",
+    "sending query failed: another command is already in progress",
+    "sending query failed: no connection to the server",
+)
+# What libpq says when connecting fails, where the server sends no SQLSTATE.
+_CONNECT_MESSAGES = (
+    (re.compile(r"password authentication failed|no pg_hba\.conf entry"), "28P01"),
+    (re.compile(r'database ".*" does not exist'), "3D000"),
+    (re.compile(r"too many (clients|connections)"), "53300"),
+    (re.compile(r"the database system is (starting up|shutting down|in recovery)"), "57P03"),
+)
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _dead() -> Liveness:
+    return Liveness.DEAD
+
+
+def _empty_query(pgconn: Any) -> Generator[Any, Any, Any]:
+    pgconn.send_query(b"")
+    return (yield from generators.execute(pgconn))
+
+
+class ConnectionExecute(DriverSurface):
+    """psycopg's ``conn.execute()``: a cursor of the resilient connection, executed."""
+
+    __slots__ = ()
+
+    def execute(self, query: Any, params: Any = None) -> Any:
+        cursor = self.cursor()  # type: ignore[attr-defined]
+        cursor.execute(query, params)
+        return cursor
+
+
+class PsycopgAdapter(AdapterBase):
+    name = "psycopg"
+    errors = POSTGRES_ERRORS
+    operational_error: type[Exception] = psycopg.OperationalError
+    interface_error: type[Exception] = psycopg.InterfaceError
+    programming_error: type[Exception] = psycopg.ProgrammingError
+    gone_code = _NO_CONNECTION
+    idle_setting = "idle_session_timeout"
+    surface = (AutocommitProperty, ConnectionExecute)
+
+    def owns(self, raw: object) -> bool:
+        return isinstance(raw, psycopg.Connection)
+
+    def owns_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.Error)
+
+    def make_error(self, cls: type[Exception], code: Any, message: str) -> Exception:
+        error = cls(message)
+        if isinstance(code, str) and len(code) == 5:
+            error.sqlstate = code  # type: ignore[attr-defined]
+        return error
+
+    def error_code(self, exc: BaseException) -> str | None:
+        if not isinstance(exc, psycopg.Error):
+            return None
+        if exc.sqlstate:
+            return exc.sqlstate
+        if isinstance(exc, psycopg.errors.ConnectionTimeout):
+            return "08001"
+        if not isinstance(exc, psycopg.OperationalError):
+            return None
+        message = str(exc)
+        if message.startswith(_NOT_SENT):
+            return _NO_CONNECTION
+        for pattern, code in _CONNECT_MESSAGES:
+            if pattern.search(message):
+                return code
+        return _CONNECTION_FAILURE
+
+    def never_sent(self, exc: BaseException) -> bool:
+        return (
+            isinstance(exc, psycopg.OperationalError)
+            and not exc.sqlstate
+            and str(exc).startswith(_NOT_SENT)
+        )
+
+    def probe(self, raw: Any) -> Callable[[], Liveness]:
+        pgconn = raw.pgconn
+        try:
+            fd = pgconn.socket
+        except psycopg.OperationalError:
+            return _dead
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+
+        def probe() -> Liveness:
+            if raw.pgconn is not pgconn or pgconn.status != pq.ConnStatus.OK:
+                return Liveness.DEAD
+            if not poller.poll(0):
+                return Liveness.ALIVE
+            # Readable while idle: a FATAL before the server hung up, or something harmless
+            # (a NOTIFY, a parameter change). Let libpq read it, without sending anything.
+            try:
+                pgconn.consume_input()
+                pgconn.is_busy()
+                pgconn.consume_input()
+            except psycopg.OperationalError:
+                return Liveness.DEAD
+            return Liveness.ALIVE if pgconn.status == pq.ConnStatus.OK else Liveness.DEAD
+
+        return probe
+
+    def status(self, raw: Any) -> tuple[bool, bool]:
+        # With autocommit off psycopg opens a transaction before any statement, reads
+        # included: the proxy knows from the statements whether it wrote. With autocommit
+        # on, an open transaction means someone sent BEGIN (conn.transaction() included).
+        autocommit = bool(raw.autocommit)
+        return autocommit and raw.info.transaction_status in _IN_TRANS, autocommit
+
+    def ping(self, raw: Any, timeout: float) -> None:
+        # An empty query: a round trip that opens no transaction.
+        try:
+            raw.wait(_empty_query(raw.pgconn), timeout=timeout)
+        except psycopg.errors._WaitTimeout:
+            raw.pgconn.finish()  # the reply may still come: never use it again
+            raise psycopg.OperationalError(
+                f"ping timed out after {timeout} s: the connection is lost"
+            ) from None
+
+    def discard(self, raw: Any) -> None:
+        raw.pgconn.finish()  # never raises; sends a Terminate at most
+
+    def unbuffered(self, cursor: Any) -> bool:
+        return isinstance(cursor, psycopg.ServerCursor)
+
+    def describe(self, raw: Any) -> str:
+        info = raw.info
+        try:
+            host, port = info.host, info.port
+        except psycopg.Error:
+            return self.name
+        return f"{self.name} {host}:{port}"
+
+    def _fresh_transaction(self, raw: Any) -> bool:
+        return not raw.autocommit and raw.info.transaction_status == pq.TransactionStatus.IDLE
+
+    def wait_timeout(self, raw: Any) -> float | None:
+        """``idle_session_timeout`` in seconds; None inside a transaction (psycopg would
+        need a statement of its own there) or when it is off."""
+        if raw.info.transaction_status != pq.TransactionStatus.IDLE:
+            return None
+        opened = self._fresh_transaction(raw)
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute("SHOW idle_session_timeout")
+                row = cursor.fetchone()
+        finally:
+            if opened:
+                raw.rollback()  # the transaction psycopg opened held only the SHOW
+        return _seconds(row[0]) if row else None
+
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        # Only on a new connection (on_connect, the journal): a transaction psycopg opens
+        # for it holds nothing else, and is committed so that the settings stay.
+        opened = self._fresh_transaction(raw)
+        with raw.cursor() as cursor:
+            cursor.execute(query, args)
+        if opened and raw.info.transaction_status == pq.TransactionStatus.INTRANS:
+            raw.commit()
+
+    def set_autocommit(self, raw: Any, value: bool) -> None:
+        raw.autocommit = value
+
+    def select_db(self, raw: Any, db: str) -> None:
+        raise psycopg.NotSupportedError("PostgreSQL cannot change database on a connection")
+
+
+def _seconds(setting: str) -> float | None:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", setting)
+    if match is None:
+        return None
+    value = float(match.group(1)) * _UNITS.get(match.group(2) or "ms", 1e-3)
+    return value or None

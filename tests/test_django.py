@@ -1,0 +1,159 @@
+"""Django's MySQL backend on resilient_dbapi's drop-in, through Django's real request cycle,
+against a real MariaDB; each failure is also shown happening with plain PyMySQL.
+
+Django is configured once per process and ``MySQLdb`` can be only one module, so each
+scenario runs in a subprocess (``tests/django_project/run.py``) that prints its result as
+JSON. Requests go through Django's WSGI handler with ``CONN_MAX_AGE = 600``; closing each
+response fires ``request_finished``, as under a real server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import rows
+
+pytestmark = pytest.mark.server
+
+ROOT = Path(__file__).resolve().parent.parent
+MODES = ("resilient", "plain")
+DRIVERS = {
+    "resilient": "resilient_dbapi.connection.ResilientConnection",
+    "plain": "pymysql.connections.Connection",
+}
+
+
+def run_scenario(db: dict[str, Any], scenario: str, mode: str) -> dict[str, Any]:
+    """The steps of one scenario, run in a fresh Python process on database ``db``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(
+        DJANGO_DB_HOST=str(db["host"]),
+        DJANGO_DB_PORT=str(db["port"]),
+        DJANGO_DB_USER=str(db["user"]),
+        DJANGO_DB_PASSWORD=str(db["password"]),
+        DJANGO_DB_NAME=str(db["database"]),
+    )
+    # -W error: the subprocess is held to the same warning policy as the test suite.
+    command = [sys.executable, "-W", "error", "-m", "tests.django_project.run", scenario]
+    done = subprocess.run(
+        [*command, "--mode", mode],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    steps: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])["steps"]
+    return steps
+
+
+def items(server: Any, db: dict[str, Any]) -> list[str]:
+    """The item names committed, read on a separate plain connection."""
+    return [name for (name,) in rows(server, db, "SELECT name FROM items_item ORDER BY id")]
+
+
+def error_class(step: dict[str, Any], *, cause: bool = False) -> str:
+    error = step["error"]["cause"] if cause else step["error"]
+    name: str = error["mro"][0]
+    return name
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_migrations_and_crud_through_views(server: Any, db: dict[str, Any], mode: str) -> None:
+    steps = run_scenario(db, "crud", mode)
+
+    assert steps["create"]["status"] == 201
+    assert steps["create_2"]["status"] == 201
+    assert steps["update"]["status"] == 200
+    assert steps["update"]["body"]["item"]["qty"] == 5
+    # A duplicate in the batch rolls back the whole atomic block, the good rows included.
+    assert steps["bulk_duplicate"]["status"] == 409
+    assert steps["bulk_duplicate"]["body"]["code"] == 1062  # Django's own IntegrityError
+    assert steps["delete"]["body"] == {"deleted": 1}
+    listed = steps["list"]
+    assert listed["status"] == 200
+    assert [item["name"] for item in listed["body"]["items"]] == ["pear"]
+    # One persistent connection served every request, set up as Django sets it up.
+    state = listed["body"]["connection"]
+    assert state["driver"] == DRIVERS[mode]
+    assert state["isolation"] == "READ-COMMITTED"
+    assert steps["create"]["body"]["thread_id"] == state["thread_id"]
+
+    assert items(server, db) == ["pear"]
+    applied = rows(server, db, "SELECT app, name FROM django_migrations")
+    assert ("items", "0001_initial") in applied
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("scenario", ["idle", "kill"])
+def test_persistent_connection_closed_between_requests(
+    server: Any, db: dict[str, Any], scenario: str, mode: str
+) -> None:
+    """``idle``: the server drops the connection after ``wait_timeout`` (1 s, set by an
+    ``init_command``); ``kill``: ``KILL CONNECTION`` from another session."""
+    steps = run_scenario(db, scenario, mode)
+    first, second, third = steps["first"], steps["second"], steps["third"]
+    assert first["status"] == 201
+    assert steps["server_closed_it"]
+
+    if mode == "resilient":
+        assert second["status"] == 201, second["error"]
+        assert second["body"]["thread_id"] != first["body"]["thread_id"]
+        assert third["status"] == 200
+        assert [item["name"] for item in third["body"]["items"]] == ["a", "b"]
+        state = third["body"]["connection"]
+        reason = "idle" if scenario == "idle" else "liveness"
+        assert state["reconnect_reasons"] == {reason: 1}
+        # The new session is set up as the old one was: Django's isolation level
+        # (replayed from the journal) and the init_command's wait_timeout.
+        assert state["isolation"] == "READ-COMMITTED"
+        assert state["wait_timeout"] == (1 if scenario == "idle" else 28800)
+        assert items(server, db) == ["a", "b"]
+    else:
+        # Plain PyMySQL: the request that finds the dead connection fails. Django then
+        # sees errors_occurred at request_finished, its ping fails, and it closes the
+        # connection: the request after works again. The user's write is lost.
+        assert second["status"] == 500
+        assert error_class(second) == "django.db.utils.OperationalError"
+        assert error_class(second, cause=True) == "pymysql.err.OperationalError"
+        # Idle: the server reset the socket, the send fails (2006). Killed: the server
+        # closed it, the send succeeds and the read finds the end (2013).
+        assert second["error"]["args"][0] == (2006 if scenario == "idle" else 2013)
+        assert third["status"] == 200
+        assert [item["name"] for item in third["body"]["items"]] == ["a"]
+        assert items(server, db) == ["a"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_connection_lost_inside_atomic(server: Any, db: dict[str, Any], mode: str) -> None:
+    """Killed between two writes of one ``transaction.atomic()``: Django's own
+    OperationalError, nothing committed, and the next requests work."""
+    steps = run_scenario(db, "atomic_lost", mode)
+    assert steps["warm"]["status"] == 200
+    lost = steps["lost"]
+    assert lost["status"] == 500
+    assert error_class(lost) == "django.db.utils.OperationalError"
+    assert lost["error"]["args"][0] == 2013
+    cause = lost["error"]["cause"]
+    if mode == "resilient":
+        assert cause["mro"][0] == "resilient_dbapi.errors.TransactionLostError"
+        assert "pymysql.err.OperationalError" in cause["mro"]
+        assert cause["args"][0] == 2013
+    else:
+        assert cause["mro"][0] == "pymysql.err.OperationalError"
+
+    assert steps["next_read"]["status"] == 200
+    assert steps["next_read"]["body"]["items"] == []  # the first write was rolled back
+    if mode == "resilient":
+        assert steps["next_read"]["body"]["connection"]["transactions_lost"] == 1
+    assert steps["next_write"]["status"] == 201
+    assert items(server, db) == ["after"]
