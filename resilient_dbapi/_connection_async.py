@@ -256,6 +256,12 @@ class AsyncResilientConnection:
     async def _checkout(self) -> None:
         """Before sending outside a transaction: make sure the connection is usable."""
         engine = self._engine
+        if not engine.stale and self._status(self._raw)[0]:
+            # A transaction the driver opened without the proxy seeing it (psycopg's
+            # transaction(), mysql-connector's start_transaction()): never replaced
+            # silently; a failure of the statement reports it lost.
+            engine.txn_writes = True
+            return
         now = _monotonic()
         if engine.stale or now >= engine.next_check_at:
             plan = engine.checkout(now)
@@ -429,8 +435,11 @@ class AsyncResilientConnection:
         as if it had died (a transaction with writes is lost; a write's outcome is
         unknown). The interruption itself propagates unchanged."""
         engine = self._engine
+        try:
+            _, autocommit = self._status(self._raw)  # before discard: it may need the socket
+        except Exception:
+            autocommit = True  # unknown: a write's outcome is then unknown, never "rolled back"
         self._adapter.discard(self._raw)
-        _, autocommit = self._status(self._raw)
         commits = False if query is None else commits_implicitly(query)
         verdict = engine.interrupted(op, kind, autocommit=autocommit, commits=commits)
         code = self._adapter.gone_code
@@ -838,6 +847,8 @@ async def connect(
         adapter: AsyncAdapter = adapters.adapter_for(raw)
         if not engine.errors.codes:
             engine.errors = adapter.errors
+        if getattr(adapter, "in_process", False):
+            engine.ping = engine.max_age = None  # nothing to check, nothing to recycle
         return adapter, await _prepare(adapter, raw, statements, engine)
 
     started = _monotonic()

@@ -111,7 +111,10 @@ class ResilientCursor:
     def execute(self, query: Any, args: Any = None) -> Any:
         if self._closed:
             self._check_open()
-        kind = KINDS.get(query)
+        try:
+            kind = KINDS.get(query)
+        except TypeError:  # not hashable (psycopg's sql.Composed): never cached
+            kind = None
         if kind is None:
             kind = remember_kind(query)
         return self._conn._execute(self, kind, query, args)

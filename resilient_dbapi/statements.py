@@ -88,13 +88,21 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
         ):
             j = sql.find("\n", i)
             i = n if j < 0 else j + 1
+        elif c == "-" and sql.startswith("--", i):
+            # A comment to PostgreSQL, two minus signs to MySQL: the dialects disagree.
+            raise _Unreadable("'--' without a space")
         elif c == "/" and sql.startswith("/*", i):
             if sql.startswith("/*!", i) or sql.startswith("/*M!", i):
                 raise _Unreadable("executable comment")
             j = sql.find("*/", i + 2)
             if j < 0:
                 raise _Unreadable("unterminated comment")
+            if "/*" in sql[i + 2 : j]:
+                raise _Unreadable("nested comment")  # PostgreSQL nests them, MySQL does not
             i = j + 2
+        elif c == "$":
+            # PostgreSQL's dollar quoting ($$...$$, $tag$...$tag$) hides anything.
+            raise _Unreadable("dollar quoting")
         elif ended:
             raise _Unreadable("several statements")
         elif c == ";":
@@ -258,6 +266,8 @@ def classify(sql: str | bytes) -> StatementKind:
     """Classify one statement template (placeholders such as ``%s`` are fine)."""
     if isinstance(sql, bytes | bytearray):
         sql = bytes(sql).decode("utf-8", "replace")
+    elif not isinstance(sql, str):
+        return StatementKind.WRITE  # a composed statement object: its text is not ours to read
     return _classify_text(sql)
 
 
@@ -325,6 +335,8 @@ def session_effects(sql: str | bytes) -> frozenset[str]:
     (user variables, temporary tables, GET_LOCK locks, LOCK TABLES, PREPARE)."""
     if isinstance(sql, bytes | bytearray):
         sql = bytes(sql).decode("utf-8", "replace")
+    elif not isinstance(sql, str):
+        return frozenset({_NOT_REBUILT})
     return _effects_text(sql)
 
 
@@ -433,4 +445,6 @@ def commits_implicitly(sql: str | bytes) -> bool | None:
     read with certainty."""
     if isinstance(sql, bytes | bytearray):
         sql = bytes(sql).decode("utf-8", "replace")
+    elif not isinstance(sql, str):
+        return None  # a composed statement object: cannot tell
     return _commits_text(sql)

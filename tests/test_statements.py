@@ -180,3 +180,25 @@ def test_session_keys_of_variables_and_relative_settings(sql: str, key: str) -> 
 def test_settings_that_cannot_be_replayed(sql: str, effect: str) -> None:
     assert classify(sql) is WRITE
     assert session_effects(sql) == {effect}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # PostgreSQL reads each of these as a read followed by a DELETE.
+        "SELECT $$'$$; DELETE FROM t; SELECT $$'$$",
+        "SELECT $q$'$q$; DELETE FROM t; SELECT $q$'$q$",
+        "SELECT 1 /* /* */ ' */ ; DELETE FROM t; -- '",
+        "SELECT 1 --'\n; DELETE FROM t; --'",
+    ],
+)
+def test_what_postgresql_reads_differently_is_never_a_read(sql: str) -> None:
+    assert classify(sql) is StatementKind.WRITE
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT pg_backend_pid()", "SELECT 42 FROM pg_sleep(1)", "SELECT current_setting('x')"],
+)
+def test_postgresql_reads(sql: str) -> None:
+    assert classify(sql) is StatementKind.READ

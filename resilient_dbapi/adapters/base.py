@@ -8,7 +8,13 @@ from typing import Any, ClassVar
 
 from ..classify import Code
 
-__all__ = ["AdapterBase", "AutocommitProperty", "DriverSurface"]
+__all__ = [
+    "AdapterBase",
+    "AutocommitProperty",
+    "CommitOnExit",
+    "CommitThenCloseOnExit",
+    "DriverSurface",
+]
 
 
 class DriverSurface:
@@ -39,6 +45,37 @@ class AutocommitProperty(DriverSurface):
         super().autocommit(value)  # type: ignore[misc]
 
 
+class CommitOnExit(DriverSurface):
+    """``with conn:`` as sqlite3 means it: commit on success, roll back on an error; the
+    connection stays open."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()  # type: ignore[attr-defined]
+        else:
+            with contextlib.suppress(Exception):  # the error in flight is the one to see
+                self.rollback()  # type: ignore[attr-defined]
+
+
+class CommitThenCloseOnExit(CommitOnExit):
+    """``with conn:`` as psycopg means it: commit (or roll back), then close."""
+
+    __slots__ = ()
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            if not self.open:  # type: ignore[attr-defined]
+                return
+            super().__exit__(exc_type, *rest)
+        finally:
+            self.close()  # type: ignore[attr-defined]
+
+
 class AdapterBase:
     """Defaults for an adapter: subclasses set the error classes and override what their
     driver can do better."""
@@ -51,6 +88,9 @@ class AdapterBase:
     idle_setting = "wait_timeout"
     """The session setting after which the server closes an idle connection: a ``SET``
     of it makes the proxy read the new value (see :meth:`wait_timeout`)."""
+    in_process = False
+    """True for an in-process database (sqlite3): never replaced by a policy, which
+    would swap the database for another one."""
     surface: ClassVar[tuple[type, ...]] = ()
     """Mixins for the connection class (see :class:`DriverSurface`)."""
     cursor_surface: ClassVar[tuple[type, ...]] = ()

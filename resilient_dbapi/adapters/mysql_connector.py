@@ -35,7 +35,7 @@ def _dead() -> Liveness:
 
 
 def _not_available(exc: BaseException) -> bool:
-    """"MySQL Connection not available": raised with no socket to send on, and by
+    """ "MySQL Connection not available": raised with no socket to send on, and by
     ``cursor()`` when its ping failed; nothing of the caller's was sent."""
     return isinstance(exc.__cause__, AttributeError) or str(getattr(exc, "msg", "")).startswith(
         "MySQL Connection not available"
@@ -78,8 +78,9 @@ class MySQLConnectorAdapter(AdapterBase):
         # 2055 wraps an OSError of a send or of a receive alike: not proof.
         if isinstance(exc, cerrors.ReadTimeoutError | cerrors.WriteTimeoutError):
             return False
+        # cursor() raises "not available" (no cause) after its own ping failed.
         return isinstance(exc, cerrors.Error) and (
-            exc.errno == _CR_SERVER_GONE_ERROR or _not_available(exc)
+            exc.errno == _CR_SERVER_GONE_ERROR or (exc.__cause__ is None and _not_available(exc))
         )
 
     def probe(self, raw: Any) -> Callable[[], Liveness]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -71,29 +70,16 @@ class MySQLdbAdapter(AdapterBase):
     def status(self, raw: Any) -> tuple[bool, bool]:
         # mysqlclient shows no server status flags beyond autocommit: a transaction is
         # known from the statements sent (BEGIN, writes with autocommit off).
-        return False, bool(raw.get_autocommit())
+        try:
+            return False, bool(raw.get_autocommit())
+        except MySQLdb.Error:  # closed: unknown, so a write's outcome counts as unknown
+            return False, True
 
     def ping(self, raw: Any, timeout: float) -> None:
-        # The C library's ping waits as long as its read_timeout (none by default): bound
-        # it with the socket's own receive and send timeouts while it runs.
-        try:
-            fd = raw.fileno()
-        except Exception as exc:
-            raise MySQLdb.OperationalError(_CR_SERVER_GONE_ERROR, "no connection") from exc
-        sock = socket.socket(fileno=os.dup(fd))
-        try:
-            limit = struct.pack("ll", int(timeout), int((timeout % 1) * 1_000_000))
-            saved = [sock.getsockopt(socket.SOL_SOCKET, opt, len(limit)) for opt in _TIMEOUTS]
-            for opt in _TIMEOUTS:
-                sock.setsockopt(socket.SOL_SOCKET, opt, limit)
-            try:
-                raw.ping()
-            finally:
-                with contextlib.suppress(OSError):
-                    for opt, value in zip(_TIMEOUTS, saved, strict=True):
-                        sock.setsockopt(socket.SOL_SOCKET, opt, value)
-        finally:
-            sock.close()  # closes the duplicate only
+        # The C library waits for the reply as long as its own read_timeout, which can be
+        # set only when connecting (none by default): pass read_timeout= and
+        # write_timeout= to mysqlclient's connect() to bound it.
+        raw.ping()
 
     def discard(self, raw: Any) -> None:
         # Shut the socket first: the COM_QUIT that close() sends then goes nowhere (the
@@ -133,6 +119,3 @@ class MySQLdbAdapter(AdapterBase):
 
     def select_db(self, raw: Any, db: str) -> None:
         raw.select_db(db)
-
-
-_TIMEOUTS = (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO)

@@ -18,7 +18,7 @@ from psycopg import generators, pq
 
 from ..classify import POSTGRES_ERRORS
 from . import Liveness
-from .base import AdapterBase, AutocommitProperty, DriverSurface
+from .base import AdapterBase, AutocommitProperty, CommitThenCloseOnExit, DriverSurface
 
 __all__ = ["PsycopgAdapter"]
 
@@ -35,6 +35,7 @@ _NOT_SENT = (
 # What libpq says when connecting fails, where the server sends no SQLSTATE.
 _CONNECT_MESSAGES = (
     (re.compile(r"password authentication failed|no pg_hba\.conf entry"), "28P01"),
+    (re.compile(r'role ".*" does not exist|fe_sendauth: no password supplied'), "28000"),
     (re.compile(r'database ".*" does not exist'), "3D000"),
     (re.compile(r"too many (clients|connections)"), "53300"),
     (re.compile(r"the database system is (starting up|shutting down|in recovery)"), "57P03"),
@@ -70,7 +71,7 @@ class PsycopgAdapter(AdapterBase):
     programming_error: type[Exception] = psycopg.ProgrammingError
     gone_code = _NO_CONNECTION
     idle_setting = "idle_session_timeout"
-    surface = (AutocommitProperty, ConnectionExecute)
+    surface = (AutocommitProperty, ConnectionExecute, CommitThenCloseOnExit)
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, psycopg.Connection)
@@ -143,13 +144,18 @@ class PsycopgAdapter(AdapterBase):
 
     def ping(self, raw: Any, timeout: float) -> None:
         # An empty query: a round trip that opens no transaction.
+        pgconn = raw.pgconn
         try:
-            raw.wait(_empty_query(raw.pgconn), timeout=timeout)
+            results = raw.wait(_empty_query(pgconn), timeout=timeout)
         except psycopg.errors._WaitTimeout:
-            raw.pgconn.finish()  # the reply may still come: never use it again
+            pgconn.finish()  # the reply may still come: never use it again
             raise psycopg.OperationalError(
                 f"ping timed out after {timeout} s: the connection is lost"
             ) from None
+        if pgconn.status != pq.ConnStatus.OK or any(
+            r.status == pq.ExecStatus.FATAL_ERROR for r in results
+        ):
+            raise psycopg.OperationalError("ping failed: the connection is lost")
 
     def discard(self, raw: Any) -> None:
         raw.pgconn.finish()  # never raises; sends a Terminate at most

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..classify import ErrorTable
 from . import Liveness
-from .base import AdapterBase
+from .base import AdapterBase, CommitOnExit
 
 __all__ = ["SQLiteAdapter"]
 
@@ -31,10 +31,12 @@ class CursorDefaults:
 
 class SQLiteAdapter(AdapterBase):
     name = "sqlite3"
+    in_process = True  # never replaced: a new connection would be another database
     errors = ErrorTable()
     operational_error: type[Exception] = sqlite3.OperationalError
     interface_error: type[Exception] = sqlite3.InterfaceError
     programming_error: type[Exception] = sqlite3.ProgrammingError
+    surface = (CommitOnExit,)
     cursor_surface = (CursorDefaults,)
 
     def owns(self, raw: object) -> bool:
@@ -56,7 +58,10 @@ class SQLiteAdapter(AdapterBase):
         return _alive
 
     def status(self, raw: Any) -> tuple[bool, bool]:
-        return raw.in_transaction, raw.isolation_level is None
+        try:
+            return raw.in_transaction, raw.isolation_level is None
+        except sqlite3.ProgrammingError:  # closed
+            return False, True
 
     def ping(self, raw: Any, timeout: float) -> None:
         return None  # an in-process database: there is no one to ask
