@@ -14,6 +14,7 @@ __all__ = [
     "CommitOnExit",
     "CommitThenCloseOnExit",
     "DriverSurface",
+    "MySQLSession",
 ]
 
 
@@ -116,3 +117,27 @@ class AdapterBase:
 
     def describe(self, raw: Any) -> str:
         return self.name
+
+
+class MySQLSession:
+    """Session setup on a MySQL-protocol driver, through a buffered cursor of
+    :meth:`_cursor`."""
+
+    def _cursor(self, raw: Any) -> Any:
+        raise NotImplementedError
+
+    def wait_timeout(self, raw: Any) -> float | None:
+        cursor = self._cursor(raw)
+        try:
+            cursor.execute("SELECT @@SESSION.wait_timeout")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return float(row[0]) if row and row[0] else None
+
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        cursor = self._cursor(raw)
+        try:
+            cursor.execute(query, args)
+        finally:
+            cursor.close()

@@ -19,7 +19,7 @@ from mysql.connector.constants import ServerCmd
 
 from ..classify import MYSQL_ERRORS
 from . import Liveness
-from .base import AdapterBase, AutocommitProperty
+from .base import AdapterBase, AutocommitProperty, MySQLSession
 from .pymysql import socket_probe
 
 __all__ = ["MySQLConnectorAdapter"]
@@ -42,7 +42,7 @@ def _not_available(exc: BaseException) -> bool:
     )
 
 
-class MySQLConnectorAdapter(AdapterBase):
+class MySQLConnectorAdapter(MySQLSession, AdapterBase):
     name = "mysql-connector"
     errors = MYSQL_ERRORS
     operational_error: type[Exception] = cerrors.OperationalError
@@ -129,22 +129,6 @@ class MySQLConnectorAdapter(AdapterBase):
 
     def _cursor(self, raw: Any) -> Any:
         return raw.cursor(buffered=True)
-
-    def wait_timeout(self, raw: Any) -> float | None:
-        cursor = self._cursor(raw)
-        try:
-            cursor.execute("SELECT @@SESSION.wait_timeout")
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        return float(row[0]) if row and row[0] else None
-
-    def execute(self, raw: Any, query: str, args: Any) -> None:
-        cursor = self._cursor(raw)
-        try:
-            cursor.execute(query, args)
-        finally:
-            cursor.close()
 
     def set_autocommit(self, raw: Any, value: bool) -> None:
         raw.autocommit = value

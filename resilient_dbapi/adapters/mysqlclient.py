@@ -13,7 +13,7 @@ import MySQLdb.cursors
 
 from ..classify import MYSQL_ERRORS
 from . import Liveness
-from .base import AdapterBase
+from .base import AdapterBase, MySQLSession
 from .pymysql import socket_probe
 
 __all__ = ["MySQLdbAdapter"]
@@ -25,7 +25,7 @@ def _dead() -> Liveness:
     return Liveness.DEAD
 
 
-class MySQLdbAdapter(AdapterBase):
+class MySQLdbAdapter(MySQLSession, AdapterBase):
     name = "mysqlclient"
     errors = MYSQL_ERRORS
     operational_error: type[Exception] = MySQLdb.OperationalError
@@ -98,21 +98,8 @@ class MySQLdbAdapter(AdapterBase):
         except Exception:
             return f"{self.name} (closed)"
 
-    def wait_timeout(self, raw: Any) -> float | None:
-        cursor = raw.cursor(MySQLdb.cursors.Cursor)
-        try:
-            cursor.execute("SELECT @@SESSION.wait_timeout")
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        return float(row[0]) if row and row[0] else None
-
-    def execute(self, raw: Any, query: str, args: Any) -> None:
-        cursor = raw.cursor(MySQLdb.cursors.Cursor)
-        try:
-            cursor.execute(query, args)
-        finally:
-            cursor.close()
+    def _cursor(self, raw: Any) -> Any:
+        return raw.cursor(MySQLdb.cursors.Cursor)
 
     def set_autocommit(self, raw: Any, value: bool) -> None:
         raw.autocommit(value)

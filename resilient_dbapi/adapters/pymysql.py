@@ -14,7 +14,7 @@ import pymysql.err
 
 from ..classify import MYSQL_ERRORS
 from . import Liveness
-from .base import AdapterBase
+from .base import AdapterBase, MySQLSession
 
 __all__ = ["PyMySQLAdapter"]
 
@@ -106,7 +106,7 @@ class MySQLProtocol(AdapterBase):
         return f"{self.name} {unix}" if unix else f"{self.name} {host}:{port}"
 
 
-class PyMySQLAdapter(MySQLProtocol):
+class PyMySQLAdapter(MySQLSession, MySQLProtocol):
     name = "pymysql"
 
     def owns(self, raw: object) -> bool:
@@ -153,21 +153,8 @@ class PyMySQLAdapter(MySQLProtocol):
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, pymysql.cursors.SSCursor)
 
-    def wait_timeout(self, raw: Any) -> float | None:
-        cursor = raw.cursor(pymysql.cursors.Cursor)
-        try:
-            cursor.execute("SELECT @@SESSION.wait_timeout")
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        return float(row[0]) if row and row[0] else None
-
-    def execute(self, raw: Any, query: str, args: Any) -> None:
-        cursor = raw.cursor(pymysql.cursors.Cursor)
-        try:
-            cursor.execute(query, args)
-        finally:
-            cursor.close()
+    def _cursor(self, raw: Any) -> Any:
+        return raw.cursor(pymysql.cursors.Cursor)
 
     def set_autocommit(self, raw: Any, value: bool) -> None:
         raw.autocommit(value)
