@@ -50,7 +50,14 @@ from .events import (
     check_listeners,
 )
 from .policies import Policy
-from .statements import StatementKind, classify, commits_implicitly, session_effects, session_key
+from .statements import (
+    StatementKind,
+    classify,
+    commits_implicitly,
+    session_effects,
+    session_key,
+    statement_parts,
+)
 
 if True:  # ASYNC
     import asyncio
@@ -153,6 +160,9 @@ class AsyncResilientConnection:
         self._release = self._guard.release
         self._in_flight = ""
         self._status = adapter.status
+        # The driver has its own API that opens transactions past the proxy (psycopg's
+        # transaction(), mysql-connector's start_transaction()).
+        self._driver_transactions: bool = getattr(adapter, "opens_transactions", False)
         self._probe: Callable[[], Liveness] = always_alive
         # A check that costs no system call (what the event loop already knows), run
         # before every statement, inside the skip window too; None for drivers without.
@@ -173,6 +183,9 @@ class AsyncResilientConnection:
 
     def _install(self, raw: Any, wait_timeout: float | None) -> None:
         self._raw = raw
+        adopt = getattr(self._adapter, "adopt", None)  # optional for adapters
+        if adopt is not None:
+            adopt(raw)
         self._gen += 1
         # Described once: a driver may not say where a connection led once it is closed.
         self._described = self._adapter.describe(raw)
@@ -211,9 +224,17 @@ class AsyncResilientConnection:
         remember session state no replay can rebuild."""
         engine = self._engine
         if kind is StatementKind.SESSION:
-            key = session_key(query)
-            engine.record(key, ("execute", (query, args)))
-            if key is not None and self._idle_setting in key and engine.wants_wait_timeout:
+            parts = statement_parts(query)
+            if len(parts) == 1 or args:
+                keys = [session_key(query)]
+                engine.record(keys[0], ("execute", (query, args)))
+            else:  # replayed one by one: the new connection may not take several at once
+                keys = [session_key(part) for part in parts]
+                for key, part in zip(keys, parts, strict=True):
+                    engine.record(key, ("execute", (part.strip(), None)))
+            if any(k is not None and self._idle_setting in k for k in keys) and (
+                engine.wants_wait_timeout
+            ):
                 try:
                     wait_timeout = await self._adapter.wait_timeout(self._raw)
                 except Exception as exc:
@@ -308,6 +329,10 @@ class AsyncResilientConnection:
             engine = self._engine
             if self._closed or engine.lost:
                 return await self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
+            if self._driver_transactions and not engine.stale:
+                # Read before any check: a probe may consume the news of the connection's
+                # death, and with it the driver's memory of the transaction.
+                engine.driver_transaction(self._status(self._raw)[0])
             # One clock read per statement: idle time counts from the statement's start,
             # which at worst costs a needless ping after a statement longer than `idle`.
             now = _monotonic()
@@ -368,6 +393,8 @@ class AsyncResilientConnection:
         if engine.lost:
             raise lost_again_error(self._adapter, engine)
         while True:
+            if self._driver_transactions and not engine.stale:
+                engine.driver_transaction(self._status(self._raw)[0])
             if not engine.txn_writes:
                 await self._checkout()
             try:
@@ -407,6 +434,8 @@ class AsyncResilientConnection:
             code=code,
             commits=False if query is None else commits_implicitly(query),
         )
+        if verdict is Verdict.TRANSACTION_LOST and not _knows_autocommit(adapter, self._raw):
+            verdict = Verdict.OUTCOME_UNKNOWN  # the writes may have committed one by one
         if engine.stale:
             adapter.discard(self._raw)
         error = verdict_error(
@@ -437,11 +466,15 @@ class AsyncResilientConnection:
         engine = self._engine
         try:
             _, autocommit = self._status(self._raw)  # before discard: it may need the socket
+            known = _knows_autocommit(self._adapter, self._raw)
         except Exception:
             autocommit = True  # unknown: a write's outcome is then unknown, never "rolled back"
+            known = False
         self._adapter.discard(self._raw)
         commits = False if query is None else commits_implicitly(query)
         verdict = engine.interrupted(op, kind, autocommit=autocommit, commits=commits)
+        if verdict is Verdict.TRANSACTION_LOST and not known:
+            verdict = Verdict.OUTCOME_UNKNOWN
         code = self._adapter.gone_code
         if verdict is Verdict.TRANSACTION_LOST:
             self._observer.emit(TransactionLost(self._where(), code))
@@ -758,6 +791,13 @@ if True:  # ASYNC
         async def __aexit__(self, *exc_info: object) -> None:
             if self._cursor is not None:
                 await self._cursor.close()
+
+
+def _knows_autocommit(adapter: Any, raw: Any) -> bool:
+    """Whether the adapter's autocommit flag is the driver's, not a guess (the generic
+    fallback guesses PEP 249's default, off, for a driver that does not say)."""
+    knows = getattr(adapter, "knows_autocommit", None)  # optional for adapters
+    return knows is None or bool(knows(raw))
 
 
 async def _prepare(

@@ -273,6 +273,12 @@ class Engine:
         ended = kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK
         self.txn_writes = self.explicit or self.sticky or (in_trans and not ended)
 
+    def driver_transaction(self, in_trans: bool) -> None:
+        """Before sending: the driver reports a transaction open (or not), perhaps opened
+        through its own API, unseen by the proxy. One it reports is never replaced
+        silently: what was in it is unknown, so it counts as holding writes."""
+        self.txn_writes = self.explicit or self.sticky or in_trans
+
     def failed(
         self,
         op: Op,

@@ -65,6 +65,14 @@ class _Unreadable(Exception):
     """The scanner cannot be sure what the server would see."""
 
 
+class _Several(_Unreadable):
+    """A second statement follows the ``;`` at ``at``."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__("several statements")
+        self.at = at
+
+
 def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set[str]]:
     """Split ``sql`` into lower-case words outside literals and comments.
 
@@ -79,6 +87,7 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
     calls: set[str] = set()
     i, n = 0, len(sql)
     ended = False  # a ';' was seen: only whitespace and comments may follow
+    ended_at = 0
     while i < n:
         c = sql[i]
         if c in " \t\r\n\f\v":
@@ -104,9 +113,10 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
             # PostgreSQL's dollar quoting ($$...$$, $tag$...$tag$) hides anything.
             raise _Unreadable("dollar quoting")
         elif ended:
-            raise _Unreadable("several statements")
+            raise _Several(ended_at)
         elif c == ";":
             ended = True
+            ended_at = i
             i += 1
         elif c in "'\"`":
             i = _skip_quoted(sql, i, c, backslash_escapes and c != "`")
@@ -249,6 +259,41 @@ def _uses_sequence(words: list[str]) -> bool:
     )
 
 
+_MAX_PARTS = 16
+
+
+def _split(sql: str, backslash_escapes: bool) -> list[str] | None:
+    parts: list[str] = []
+    rest = sql
+    while len(parts) < _MAX_PARTS:
+        try:
+            _scan(rest, backslash_escapes)
+        except _Several as several:
+            parts.append(rest[: several.at])
+            rest = rest[several.at + 1 :]
+            continue
+        except _Unreadable:
+            return None
+        parts.append(rest)
+        return parts
+    return None
+
+
+def _parts_text(sql: str) -> list[str] | None:
+    parts = _split(sql, backslash_escapes=True)
+    if parts is not None and "\\" in sql and _split(sql, backslash_escapes=False) != parts:
+        return None  # split differently under NO_BACKSLASH_ESCAPES: cannot tell
+    return parts
+
+
+def statement_parts(sql: str | bytes) -> list[str]:
+    """The statements in ``sql`` (``SET a = 1; SET b = 2`` is two); ``[sql]`` for one
+    statement, or for a text the scanner cannot split with certainty."""
+    if isinstance(sql, bytes | bytearray):
+        sql = bytes(sql).decode("utf-8", "replace")
+    return _parts_text(sql) or [sql]
+
+
 @functools.lru_cache(maxsize=4096)
 def _classify_text(sql: str) -> StatementKind:
     try:
@@ -257,6 +302,13 @@ def _classify_text(sql: str) -> StatementKind:
             # Under sql_mode NO_BACKSLASH_ESCAPES a backslash ends no literal early:
             # the text must read the same both ways to count as a plain read.
             kind = _kind_of(*_scan(sql, backslash_escapes=False))
+    except _Several:
+        # Several session settings in one string (Django sends two at connect) are
+        # settings; any other mix is a write.
+        parts = _parts_text(sql)
+        if parts and all(_classify_text(part) is StatementKind.SESSION for part in parts):
+            return StatementKind.SESSION
+        return StatementKind.WRITE
     except _Unreadable:
         return StatementKind.WRITE
     return kind

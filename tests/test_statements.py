@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_dbapi.statements import StatementKind, classify, session_effects, session_key
+from resilient_dbapi.statements import (
+    StatementKind,
+    classify,
+    session_effects,
+    session_key,
+    statement_parts,
+)
 
 READ, WRITE, SESSION = StatementKind.READ, StatementKind.WRITE, StatementKind.SESSION
 
@@ -90,6 +96,34 @@ def test_writes_stay_writes_under_noise(write: str, before: str, after: str, upp
 @given(read=st.sampled_from(["SELECT 1", "SHOW TABLES"]), write=WRITES, sep=NOISE)
 def test_a_read_followed_by_a_write_is_not_a_read(read: str, write: str, sep: str) -> None:
     assert classify(f"{read};{sep}{write}") is not READ
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "parts"),
+    [
+        (
+            "SET SQL_AUTO_IS_NULL = 0; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            SESSION,
+            2,
+        ),
+        ("SET a = 'x;y'; /* ; */ SET b = 2;", SESSION, 2),
+        ("SET a = 1; DELETE FROM t", WRITE, 2),
+        ("SET a = 1; SET @v = (SELECT 1)", WRITE, 2),
+        ("SELECT 1; SELECT 2", WRITE, 2),  # a read, but its results need nextset()
+        ("SET a = '\\'; SET b = 1", WRITE, 1),  # NO_BACKSLASH_ESCAPES splits it otherwise
+        ("SET a = 1 /*!; DELETE FROM t */", WRITE, 1),
+        ("SET a = 1;", SESSION, 1),
+    ],
+)
+def test_several_statements(sql: str, kind: StatementKind, parts: int) -> None:
+    assert classify(sql) is kind
+    assert len(statement_parts(sql)) == parts
+
+
+@given(setting=st.sampled_from(["SET a = 1", "SET NAMES utf8"]), write=WRITES, sep=NOISE)
+def test_settings_followed_by_a_write_are_a_write(setting: str, write: str, sep: str) -> None:
+    assert classify(f"{setting};{sep}{write}") is WRITE
+    assert classify(f"{setting};{sep}{setting};{sep}{write}") is WRITE
 
 
 @given(st.text(max_size=60))

@@ -4,8 +4,10 @@ Without a driver adapter resilient_dbapi knows only PEP 249: the exception class
 ``SELECT 1`` as a ping. An ``OperationalError`` or ``InterfaceError`` counts as "the
 connection is dead" (it may also be a deadlock: then the caller sees an error it would
 have seen anyway); no error proves a statement was never sent, so only plain reads are
-sent again; autocommit is assumed off unless the connection says otherwise, so after any
-write the connection counts as inside a transaction. Nothing is checked before a
+sent again; autocommit is assumed off unless the connection has a boolean ``autocommit``,
+so after any write the connection counts as inside a transaction, and when that
+connection is lost the caller hears that the writes' outcome is unknown (never that they
+were rolled back, which is true only if the guess was). Nothing is checked before a
 statement except by the idle ping, which has no time limit.
 """
 
@@ -102,6 +104,11 @@ class GenericAdapter(AdapterBase):
     def status(self, raw: Any) -> tuple[bool, bool]:
         autocommit = getattr(raw, "autocommit", False)
         return False, autocommit is True
+
+    def knows_autocommit(self, raw: Any) -> bool:
+        """Only a boolean ``autocommit`` attribute says; otherwise PEP 249's default (off)
+        is a guess, and a lost "transaction" may have committed write by write."""
+        return isinstance(getattr(raw, "autocommit", None), bool)
 
     def ping(self, raw: Any, timeout: float) -> None:
         self.execute(raw, "SELECT 1", None)

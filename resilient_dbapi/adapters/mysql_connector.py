@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = ["MySQLConnectorAdapter"]
 
 _CR_SERVER_GONE_ERROR = 2006
 _CR_SERVER_LOST = 2013
+_STATUS_AUTOCOMMIT = 2  # SERVER_STATUS_AUTOCOMMIT
 
 _BUFFERED = mysql.connector.cursor.MySQLCursorBuffered
 
@@ -50,6 +52,7 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
     programming_error: type[Exception] = cerrors.ProgrammingError
     gone_code = _CR_SERVER_GONE_ERROR
     surface = (AutocommitProperty,)
+    opens_transactions = True  # start_transaction()
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, MySQLConnection)
@@ -94,10 +97,27 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
             lambda: raw._socket is holder and holder.sock is sock,
         )
 
+    def adopt(self, raw: Any) -> None:
+        """Keep the server's status flags as each reply reports them: the driver keeps
+        only the transaction flag, and its ``_autocommit`` is what it last set itself
+        (stale after a ``SET autocommit = 1`` the server ran)."""
+        owner = weakref.ref(raw)  # no cycle between the connection and its hook
+        handle = type(raw)._handle_server_status
+
+        def remember(flags: int) -> None:
+            conn = owner()
+            if conn is not None:
+                conn._resilient_flags = flags
+                handle(conn, flags)
+
+        raw._handle_server_status = remember
+
     def status(self, raw: Any) -> tuple[bool, bool]:
-        # Both from what the driver already knows: its `autocommit` property would ask
-        # the server.
-        return bool(raw._in_transaction), bool(raw._autocommit)
+        # From what the driver already knows: its `autocommit` property would ask the
+        # server.
+        flags = raw.__dict__.get("_resilient_flags")
+        autocommit = raw._autocommit if flags is None else flags & _STATUS_AUTOCOMMIT
+        return bool(raw._in_transaction), bool(autocommit)
 
     def busy(self, raw: Any) -> bool:
         return bool(raw.unread_result)

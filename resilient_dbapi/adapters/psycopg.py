@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import re
 import select
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 import psycopg
 from psycopg import generators, pq
 
+from .._proxy import closed_error, lost_again_error
 from ..classify import POSTGRES_ERRORS
+from ..statements import StatementKind
 from . import Liveness
 from .base import AdapterBase, AutocommitProperty, CommitThenCloseOnExit, DriverSurface
 
@@ -63,6 +66,36 @@ class ConnectionExecute(DriverSurface):
         return cursor
 
 
+class CursorCopy:
+    """psycopg's ``cursor.copy()``: COPY streams past the proxy, so before the driver
+    starts it the connection is checked out, and the COPY counts as a write: with
+    autocommit off, a connection lost before the ``COMMIT`` is then a lost transaction,
+    never a commit of nothing."""
+
+    __slots__ = ()
+
+    def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
+        self._check_open()  # type: ignore[attr-defined]
+        conn = self._conn  # type: ignore[attr-defined]
+        if conn._closed:
+            raise closed_error(conn._adapter)
+        engine = conn._engine
+        if engine.lost:
+            raise lost_again_error(conn._adapter, engine)
+        conn._enter("copy")
+        try:
+            if not engine.stale:
+                engine.driver_transaction(conn._status(conn._raw)[0])
+            if not engine.txn_writes:
+                conn._checkout()
+            in_trans, autocommit = conn._status(conn._raw)
+            engine.done(StatementKind.WRITE, in_trans, autocommit, time.monotonic())
+            raw = self._current()  # type: ignore[attr-defined]
+        finally:
+            conn._leave()
+        return raw.copy(statement, params, **kwargs)
+
+
 class PsycopgAdapter(AdapterBase):
     name = "psycopg"
     errors = POSTGRES_ERRORS
@@ -72,6 +105,8 @@ class PsycopgAdapter(AdapterBase):
     gone_code = _NO_CONNECTION
     idle_setting = "idle_session_timeout"
     surface = (AutocommitProperty, ConnectionExecute, CommitThenCloseOnExit)
+    cursor_surface = (CursorCopy,)
+    opens_transactions = True  # transaction() sends BEGIN with autocommit on
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, psycopg.Connection)

@@ -1,0 +1,228 @@
+"""What a driver does past the proxy: transactions its own API opens, psycopg's COPY,
+settings the server changed without the driver knowing, a driver that cannot say its
+autocommit mode, several settings in one string. Real servers; each case names the
+outcome it had before the proxy learned about it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import MySQLdb
+import psycopg
+import pytest
+
+import resilient_dbapi
+from resilient_dbapi import (
+    OutcomeUnknownError,
+    PingOnCheckout,
+    SessionLostError,
+    TransactionLostError,
+    adapters,
+)
+from resilient_dbapi.adapters.generic import GenericAdapter
+
+from .drivers import DRIVERS, Driver, postgres_database
+
+pytestmark = pytest.mark.server
+
+_BY_NAME = {d.name: d for d in DRIVERS}
+
+
+def _count(driver: Driver, kwargs: dict[str, Any]) -> int:
+    conn = driver.connect(**kwargs)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM t")
+        (count,) = cur.fetchone()
+        conn.rollback()
+        return int(count)
+    finally:
+        conn.close()
+
+
+def _kwargs(driver: Driver, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    if driver.server == "server":
+        yield driver.translate(request.getfixturevalue("db"))
+    else:
+        yield from postgres_database(request.getfixturevalue("pg_server"))
+
+
+def _psycopg_begin(conn: Any) -> Any:
+    block = conn.transaction()
+    block.__enter__()  # BEGIN, sent by psycopg itself (autocommit is on)
+    return block  # kept: a block collected unfinished rolls back
+
+
+def _connector_begin(conn: Any) -> None:
+    conn.start_transaction()
+
+
+_OWN_BEGIN: dict[str, Callable[[Any], Any]] = {
+    "psycopg": _psycopg_begin,
+    "mysql-connector": _connector_begin,
+}
+
+
+@pytest.fixture(params=sorted(_OWN_BEGIN))
+def own_begin(request: pytest.FixtureRequest) -> Iterator[tuple[Driver, dict[str, Any], Any]]:
+    driver = _BY_NAME[request.param]
+    for kwargs in _kwargs(driver, request):
+        yield driver, kwargs, request.getfixturevalue(driver.server)
+
+
+@pytest.mark.parametrize(
+    ("idle", "sql"),
+    [(0.0, "SELECT 42"), (PingOnCheckout().skip_recent + 0.1, "INSERT INTO t (uid) VALUES ('x')")],
+    ids=["read-at-once", "write-after-idle"],
+)
+def test_a_transaction_the_driver_opened_is_never_replaced_silently(
+    own_begin: tuple[Driver, dict[str, Any], Any], idle: float, sql: str
+) -> None:
+    # Before: the read was sent again on a new connection outside the transaction, and
+    # the write (after the socket check had read the FATAL) was autocommitted there.
+    driver, kwargs, srv = own_begin
+    conn = resilient_dbapi.connect(driver.connect, **kwargs, autocommit=True)
+    pid = driver.session_id(conn)
+    block = _OWN_BEGIN[driver.name](conn)
+    driver.kill(srv, pid)
+    time.sleep(idle)
+    with pytest.raises(TransactionLostError) as caught:
+        conn.cursor().execute(sql)
+    assert isinstance(caught.value, driver.operational_error)
+    assert conn.reconnects == 0
+    conn.rollback()
+    assert _count(driver, kwargs) == 0
+    assert driver.session_id(conn) != pid  # and then the connection is usable again
+    conn.close()
+    del block
+
+
+@pytest.fixture
+def pgkw(pg_server: Any) -> Iterator[dict[str, Any]]:
+    yield from postgres_database(pg_server)
+
+
+def test_psycopg_copy_counts_as_a_write(pg_server: Any, pgkw: dict[str, Any]) -> None:
+    # Before: the proxy saw only reads, so the lost COMMIT was "a commit of nothing" and
+    # reported success while the copied rows were gone.
+    driver = _BY_NAME["psycopg"]
+    conn = resilient_dbapi.connect(psycopg.connect, **pgkw)
+    pid = driver.session_id(conn)
+    cur = conn.cursor()
+    with cur.copy("COPY t (uid) FROM STDIN") as copy:
+        copy.write_row(("copied",))
+    driver.kill(pg_server, pid)
+    with pytest.raises((TransactionLostError, OutcomeUnknownError)):
+        conn.commit()
+    conn.rollback()
+    assert _count(driver, pgkw) == 0
+    with cur.copy("COPY t (uid) FROM STDIN") as copy:  # on a new connection, and kept
+        copy.write_row(("again",))
+    conn.commit()
+    assert _count(driver, pgkw) == 1
+    conn.close()
+
+
+def test_psycopg_plain_driver_loses_a_copy_with_the_connection(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    driver = _BY_NAME["psycopg"]
+    with psycopg.connect(**pgkw) as plain:
+        pid = plain.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with plain.cursor().copy("COPY t (uid) FROM STDIN") as copy:
+            copy.write_row(("copied",))
+        driver.kill(pg_server, pid)
+        with pytest.raises(psycopg.OperationalError):
+            plain.commit()
+    assert _count(driver, pgkw) == 0
+
+
+def test_connector_autocommit_follows_what_the_server_ran(
+    server: Any, db: dict[str, Any]
+) -> None:
+    # Before: the driver's cached flag still said autocommit off after the server ran
+    # SET autocommit = 1, so a write lost in flight was reported "rolled back".
+    driver = _BY_NAME["mysql-connector"]
+    kwargs = driver.translate(db)
+    conn = resilient_dbapi.connect(driver.connect, **kwargs)
+    assert conn.autocommit is False
+    cur = conn.cursor()
+    cur.execute("SET autocommit = 1")
+    assert conn.autocommit is True and conn.raw.autocommit is True  # the server's answer
+    pid = driver.session_id(conn)
+    killer = threading.Thread(target=lambda: (time.sleep(0.5), driver.kill(server, pid)))
+    killer.start()
+    try:
+        with pytest.raises(OutcomeUnknownError):
+            conn.cursor().execute(driver.slow_write_sql)
+    finally:
+        killer.join()
+    assert _count(driver, kwargs) <= 1
+    assert conn.autocommit is True  # the setting was replayed on the new connection
+    conn.close()
+
+
+@pytest.fixture
+def generic_mysqlclient(db: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """mysqlclient served by the generic fallback: its ``autocommit`` is a method, so the
+    fallback cannot read the mode."""
+    probe = MySQLdb.connect(**db)
+    generic = GenericAdapter.for_connection(probe)
+    probe.close()
+    assert generic is not None
+    adapters.register(generic)
+    yield db
+    adapters._registry.remove(generic)
+
+
+def test_generic_fallback_never_claims_a_rollback_it_guessed(
+    server: Any, generic_mysqlclient: dict[str, Any]
+) -> None:
+    # Before: TransactionLostError ("rolled back") although the first write, made with
+    # autocommit on, was committed.
+    driver = _BY_NAME["mysqlclient"]
+    conn = resilient_dbapi.connect(MySQLdb.connect, **generic_mysqlclient)
+    assert "generic" in repr(conn)
+    conn.autocommit(True)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('first')")
+    driver.kill(server, driver.session_id(conn))
+    with pytest.raises(OutcomeUnknownError):
+        cur.execute("INSERT INTO t (uid) VALUES ('second')")
+    assert _count(driver, generic_mysqlclient) == 1  # 'first' was committed after all
+    conn.rollback()
+    conn.close()
+
+
+@pytest.mark.parametrize("name", ["mysqlclient", "pymysql"])
+def test_several_settings_in_one_string_are_replayed(
+    name: str, server: Any, db: dict[str, Any]
+) -> None:
+    # Django sends its connection settings this way. Before: not journaled, so the next
+    # statement after a kill raised SessionLostError.
+    driver = _BY_NAME[name]
+    extra: dict[str, Any] = {}
+    if name == "pymysql":
+        from pymysql.constants import CLIENT
+
+        extra["client_flag"] = CLIENT.MULTI_STATEMENTS
+    conn = resilient_dbapi.connect(driver.connect, **db, **extra)
+    cur = conn.cursor()
+    cur.execute(
+        "SET SESSION sql_auto_is_null = 1; "
+        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    )
+    while cur.nextset():
+        pass
+    driver.kill(server, driver.session_id(conn))
+    time.sleep(PingOnCheckout().skip_recent + 0.1)
+    try:
+        cur.execute("SELECT @@sql_auto_is_null, @@tx_isolation")
+    except SessionLostError:  # pragma: no cover - the failure this test guards against
+        pytest.fail("the settings were not journaled")
+    assert cur.fetchall() == ((1, "READ-COMMITTED"),)
+    assert conn.reconnects == 1
+    conn.close()
