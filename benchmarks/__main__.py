@@ -1,335 +1,226 @@
 """The benchmark suite: ``python -m benchmarks`` (or ``./dev bench``).
 
-Measures the cost of resilient_dbapi against raw PyMySQL on a loopback MariaDB it starts
-itself (or ``--dsn mysql://user:password@host:port``), and the asyncio proxy against raw
-aiomysql. Every variant runs over ONE
-physical connection, alternating query by query, so the server's and the machine's
-swings hit all variants alike; each figure is a median over rounds of per-round medians.
+Against a throwaway local MariaDB it starts itself (or ``--dsn mysql://user:pw@host:port``)
+and, for psycopg, a throwaway PostgreSQL when Debian's is installed: our overhead per
+driver, workload and policy; the peers doing the same protective job; recovery after
+faults; memory over a million statements; scaling over threads; where the time goes.
+Every figure is a median over interleaved rounds, every comparison a ratio measured in
+the same run. Writes ``report.md``, ``results.json`` and PNG charts to ``--out``, and
+prints the report.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import datetime
 import json
+import os
 import platform
-import statistics
 import sys
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import aiomysql
 import pymysql
 
-import resilient_dbapi
-from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError, aio
-from resilient_dbapi.testing import MariaDBServer
+from . import costs, memory, overhead, peers, recovery, scaling
+from .charts import draw
+from .common import Context, Progress, Section
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS: dict[str, ModuleType] = {
+    "overhead": overhead,
+    "peers": peers,
+    "recovery": recovery,
+    "scaling": scaling,
+    "memory": memory,
+    "costs": costs,
+}
+_DATABASE = "resilient_bench"
 
 
-@contextmanager
-def _server(dsn: str | None) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def _mariadb(dsn: str | None) -> Iterator[tuple[dict[str, Any], Any]]:
+    """PyMySQL kwargs for a database of the benchmark's own, and the server we started
+    (None for ``--dsn``)."""
     if dsn:
         url = urllib.parse.urlsplit(dsn)
-        yield {
+        if url.scheme not in ("mysql", "mariadb"):
+            raise SystemExit(f"--dsn: expected mysql://user:password@host:port, got {dsn!r}")
+        kwargs = {
             "host": url.hostname or "127.0.0.1",
             "port": url.port or 3306,
             "user": urllib.parse.unquote(url.username or "root"),
             "password": urllib.parse.unquote(url.password or ""),
         }
+        yield _with_database(kwargs), None
         return
+    from resilient_dbapi.testing import MariaDBServer
+
     with MariaDBServer() as server:
-        yield server.connect_kwargs()
+        yield _with_database(server.connect_kwargs()), server
 
 
-def _unit(cursor: Any) -> Callable[[], Any]:
-    execute, fetchall = cursor.execute, cursor.fetchall
-
-    def run() -> Any:
-        execute("SELECT 1")
-        return fetchall()
-
-    return run
-
-
-def _variants(raw: Any) -> dict[str, Callable[[], Any]]:
-    """Each variant does the same unit of work over the same physical connection."""
-
-    def over_raw(policies: Any) -> Any:
-        return resilient_dbapi.connect(lambda: raw, policies=policies)
-
-    raw_unit = _unit(raw.cursor())
-    # Measured: in this interleaved loop the first proxy made runs ~2 % slower than later
-    # ones with the same policies, whichever policies it has. A throwaway first proxy
-    # keeps that artifact off the variants.
-    over_raw([]).cursor()
-
-    def ping_then_select() -> Any:
-        raw.ping()
-        return raw_unit()
-
-    return {
-        "raw PyMySQL": raw_unit,
-        "resilient_dbapi, default policies": _unit(over_raw(None).cursor()),
-        "resilient_dbapi, no policies (proxy only)": _unit(over_raw([]).cursor()),
-        "resilient_dbapi, socket check at every checkout (skip_recent=0)": _unit(
-            over_raw([PingOnCheckout(skip_recent=0), MaxAge(), RetryOnError()]).cursor()
-        ),
-        "resilient_dbapi, ping at every checkout": _unit(
-            over_raw([PingOnCheckout(idle=0), MaxAge(), RetryOnError()]).cursor()
-        ),
-        "PyMySQL ping() before each query": ping_then_select,
-    }
-
-
-def measure(raw: Any, rounds: int, per_round: int, progress: bool) -> dict[str, Any]:
-    funcs = list(_variants(raw).items())
-    for _, f in funcs:  # warm up caches and the server's query path
-        for _ in range(200):
-            f()
-
-    def one_round() -> list[list[int]]:
-        samples: list[list[int]] = [[] for _ in funcs]
-        order = list(range(len(funcs)))
-        clock = time.perf_counter_ns
-        for _ in range(per_round):
-            # Rotate who goes first: a variant's place in the sequence shifts its timing.
-            order.append(order.pop(0))
-            for i in order:
-                f = funcs[i][1]
-                t0 = clock()
-                f()
-                samples[i].append(clock() - t0)
-        return samples
-
-    return _rounds([n for n, _ in funcs], rounds, one_round, progress)
-
-
-def _rounds(
-    names: list[str], rounds: int, one_round: Callable[[], list[list[int]]], progress: bool
-) -> dict[str, Any]:
-    """Run ``one_round`` (per-variant samples, in ns) ``rounds`` times; summarise."""
-    per_round_medians: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        for n, samples in zip(names, one_round(), strict=True):
-            per_round_medians[n].append(statistics.median(samples) / 1000.0)
-        _progress(progress, r, rounds)
-    return _summary(per_round_medians)
-
-
-def _progress(show: bool, r: int, rounds: int) -> None:
-    if show:
-        done = (r + 1) * 30 // rounds
-        end = "\n" if r + 1 == rounds else ""
-        bar = f"\r  [{'#' * done}{'.' * (30 - done)}] round {r + 1}/{rounds}"
-        print(bar, end=end, file=sys.stderr, flush=True)
-
-
-def _summary(per_round_medians: dict[str, list[float]]) -> dict[str, Any]:
-    """Medians of the per-round medians, and ratios to the first variant per round."""
-    names = list(per_round_medians)
-    base = per_round_medians[names[0]]
-    results = {}
-    for n in names:
-        ratios = [v / b for v, b in zip(per_round_medians[n], base, strict=True)]
-        results[n] = {
-            "median_us": round(statistics.median(per_round_medians[n]), 2),
-            "ratio": round(statistics.median(ratios), 4),
-            "ratio_min": round(min(ratios), 4),
-            "ratio_max": round(max(ratios), 4),
-            "overhead_us": round(
-                statistics.median(per_round_medians[n]) - statistics.median(base), 2
-            ),
-        }
-    return results
-
-
-async def _async_variants(raw: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
-    """The asyncio twin of :func:`_variants`, over one aiomysql connection."""
-
-    async def same() -> Any:
-        return raw
-
-    async def over_raw(policies: Any) -> Any:
-        conn = await aio.connect(same, policies=policies)
-        return _async_unit(await conn.cursor())
-
-    raw_unit = _async_unit(await raw.cursor())
-    await over_raw([])  # the throwaway first proxy, as in the sync run
-
-    async def ping_then_select() -> Any:
-        await raw.ping(False)
-        return await raw_unit()
-
-    return {
-        "raw aiomysql": raw_unit,
-        "resilient_dbapi.aio, default policies": await over_raw(None),
-        "resilient_dbapi.aio, no policies (proxy only)": await over_raw([]),
-        "aiomysql ping() before each query": ping_then_select,
-    }
-
-
-def _async_unit(cursor: Any) -> Callable[[], Awaitable[Any]]:
-    execute, fetchall = cursor.execute, cursor.fetchall
-
-    async def run() -> Any:
-        await execute("SELECT 1")
-        return await fetchall()
-
-    return run
-
-
-def measure_async(kwargs: dict[str, Any], rounds: int, per_round: int, progress: bool) -> Any:
-    """:func:`measure` for the asyncio proxy: the same interleaving, each round run to
-    completion in one event loop (the loop's own start-up stays outside the timings)."""
-    loop = asyncio.new_event_loop()
-    raw = loop.run_until_complete(aiomysql.connect(**{**kwargs, "db": kwargs.get("database")}))
+def _with_database(kwargs: dict[str, Any]) -> dict[str, Any]:
+    admin = pymysql.connect(**kwargs, autocommit=True)
     try:
-        funcs = list(loop.run_until_complete(_async_variants(raw)).items())
-
-        async def warm_up() -> None:
-            for _, f in funcs:
-                for _ in range(200):
-                    await f()
-
-        async def one_round() -> list[list[int]]:
-            samples: list[list[int]] = [[] for _ in funcs]
-            order = list(range(len(funcs)))
-            clock = time.perf_counter_ns
-            for _ in range(per_round):
-                order.append(order.pop(0))
-                for i in order:
-                    f = funcs[i][1]
-                    t0 = clock()
-                    await f()
-                    samples[i].append(clock() - t0)
-            return samples
-
-        loop.run_until_complete(warm_up())
-        names = [n for n, _ in funcs]
-        return _rounds(names, rounds, lambda: loop.run_until_complete(one_round()), progress)
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {_DATABASE}")
     finally:
-        raw.close()
-        loop.close()
+        admin.close()
+    return {**kwargs, "database": _DATABASE}
 
 
-SESSION_SETTINGS = [
-    "SET SESSION sql_mode = 'STRICT_TRANS_TABLES'",
-    "SET time_zone = '+00:00'",
-    "SET NAMES utf8mb4",
-    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-    "SET SESSION wait_timeout = 600",
-]
+@contextlib.contextmanager
+def _postgres(wanted: bool) -> Iterator[dict[str, Any] | None]:
+    if not wanted:
+        yield None
+        return
+    from resilient_dbapi.testing import PostgresServer, ServerUnavailable
+
+    try:
+        server = PostgresServer().start()
+    except (ServerUnavailable, OSError) as exc:
+        print(f"no PostgreSQL for the psycopg figures: {exc}", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield server.connect_kwargs()
+    finally:
+        server.remove()
 
 
-def measure_guard(repeat: int = 200_000) -> float:
-    """Microseconds for one claim and release of the concurrent-use guard."""
-    import threading
-
-    lock = threading.Lock()
-    acquire, release = lock.acquire, lock.release
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter_ns()
-        for _ in range(repeat):
-            acquire(False)
-            release()
-        best = min(best, (time.perf_counter_ns() - t0) / repeat / 1000.0)
-    return best
+def _server_version(kwargs: dict[str, Any]) -> str:
+    conn = pymysql.connect(**kwargs)
+    try:
+        return str(conn.get_server_info())
+    finally:
+        conn.close()
 
 
-def measure_journal(kwargs: dict[str, Any], rounds: int) -> dict[str, float]:
-    """Milliseconds to open a connection with an empty journal and with five session
-    settings to replay (what each reconnect pays), alternating, medians."""
-    plain: list[float] = []
-    replayed: list[float] = []
-    for _ in range(rounds):
-        for settings, out in (([], plain), (SESSION_SETTINGS, replayed)):
-            t0 = time.perf_counter()
-            resilient_dbapi.connect(pymysql.connect, **kwargs, on_connect=settings).close()
-            out.append((time.perf_counter() - t0) * 1000)
-    return {
-        "connect_ms": round(statistics.median(plain), 2),
-        "connect_with_5_settings_ms": round(statistics.median(replayed), 2),
-    }
+def _summary(sections: list[Section]) -> str:
+    lines = ["| target | measured | |", "|---|---:|---|"]
+    for section in sections:
+        for t in section.targets:
+            mark = "met" if t.met else "**missed**"
+            lines.append(f"| {t.what}: at most {t.limit:g} | {t.figure:.3f} | {mark} |")
+    return "\n".join(lines) if len(lines) > 2 else "(no targets measured in this run)"
 
 
-def table(results: dict[str, Any]) -> str:
-    lines = [
-        "| variant (`SELECT 1` + fetchall, loopback) | median us | ratio to raw | "
-        "ratio range over rounds | overhead us |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['median_us']:.1f} | {r['ratio']:.3f} | "
-            f"{r['ratio_min']:.3f}-{r['ratio_max']:.3f} | {r['overhead_us']:+.2f} |"
-        )
-    return "\n".join(lines)
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--dsn", help="an existing server: mysql://user:password@host:port")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--dsn", help="an existing MariaDB/MySQL: mysql://user:password@host:port")
     parser.add_argument(
-        "--per-round", type=int, default=1000, help="units of work per variant per round"
+        "--no-postgres", action="store_true", help="skip the psycopg figures (no PostgreSQL)"
     )
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated sections to run (default: all): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 15; quick 4)")
+    parser.add_argument(
+        "--per-round", type=int, help="units per variant per round (default 1000; quick 200)"
+    )
+    parser.add_argument(
+        "--statements", type=int, help="the memory run's length (default 1000000; quick 100000)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run (about 2 minutes)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"default: {RESULTS}")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.per_round < 1:
-        parser.error("--rounds and --per-round must be >= 1")
-    print("starting a throwaway MariaDB..." if not args.dsn else "connecting...", file=sys.stderr)
-    with _server(args.dsn) as kwargs:
-        raw = pymysql.connect(**kwargs)
+    rounds = _given(args.rounds, 4 if args.quick else 15)
+    per_round = _given(args.per_round, 200 if args.quick else 1000)
+    statements = _given(args.statements, 100_000 if args.quick else 1_000_000)
+    if rounds < 1 or per_round < 1 or statements < 20_000:
+        parser.error("--rounds and --per-round must be >= 1, --statements >= 20000")
+    chosen = list(SECTIONS)
+    if args.only:
+        chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = [name for name in chosen if name not in SECTIONS]
+        if unknown:
+            parser.error(f"--only: unknown section(s) {unknown}; allowed: {', '.join(SECTIONS)}")
+    wants_postgres = not args.no_postgres and "overhead" in chosen
+
+    started = time.monotonic()
+    progress = Progress(not args.quiet)
+    print("connecting..." if args.dsn else "starting a throwaway MariaDB...", file=sys.stderr)
+    sections: list[Section] = []
+    with _mariadb(args.dsn) as (mysql, mysql_server), _postgres(wants_postgres) as postgres:
+        ctx = Context(
+            mysql=mysql,
+            mysql_server=mysql_server,
+            postgres=postgres,
+            rounds=rounds,
+            per_round=per_round,
+            quick=args.quick,
+            progress=progress,
+            statements=statements,
+        )
+        version = _server_version(mysql)
+        for name in chosen:
+            progress.expect(SECTIONS[name].steps(ctx))
         try:
-            results = measure(raw, args.rounds, args.per_round, not args.quiet)
-            version = raw.get_server_info()
+            for name in chosen:
+                sections.extend(SECTIONS[name].run(ctx))
         finally:
-            raw.close()
-        journal = measure_journal(kwargs, max(5, args.rounds))
-        async_results = measure_async(kwargs, args.rounds, args.per_round, not args.quiet)
-    guard_us = measure_guard()
-    target = results["resilient_dbapi, default policies"]["ratio"]
-    async_target = async_results["resilient_dbapi.aio, default policies"]["ratio"]
-    raw_us = results["raw PyMySQL"]["median_us"]
-    report = (
-        f"## Overhead on `SELECT 1` (server {version}, Python {platform.python_version()}, "
-        f"{args.rounds} rounds x {args.per_round})\n\n{table(results)}\n\n"
-        f"Default policies vs raw PyMySQL: **{target:.3f}x** (target: at most 1.03x).\n\n"
-        f"## asyncio: overhead on `SELECT 1` over aiomysql\n\n{table(async_results)}\n\n"
-        f"Default policies vs raw aiomysql: **{async_target:.3f}x** (target: at most 1.05x).\n\n"
-        "## Guard and journal\n\n"
-        f"- Concurrent-use guard (lock claimed and released per operation, included in every "
-        f"resilient_dbapi row above): {guard_us:.3f} us, {guard_us / raw_us:.2%} of a raw "
-        "`SELECT 1`.\n"
-        f"- Session journal, paid once per reconnect: connect {journal['connect_ms']:.1f} ms; "
-        f"connect and replay 5 settings {journal['connect_with_5_settings_ms']:.1f} ms.\n"
+            progress.close()
+    elapsed = time.monotonic() - started
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    charts: list[str] = []
+    for section in sections:
+        for chart in section.charts:
+            charts.append(draw(chart, args.out).name)
+    header = (
+        f"# resilient_dbapi benchmarks\n\n"
+        f"{datetime.date.today().isoformat()}; MariaDB {version}"
+        f"{'' if postgres is None else ', PostgreSQL (throwaway)'}; Python "
+        f"{platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"{rounds} rounds x {per_round}{' (quick)' if args.quick else ''}; "
+        f"{elapsed / 60:.1f} min.\n\n## Targets\n\n{_summary(sections)}\n"
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "overhead.md").write_text(report)
-    (RESULTS / "overhead.json").write_text(
+    body = "\n".join(f"\n## {s.title}\n\n{s.markdown}\n" for s in sections)
+    report = header + body
+    (args.out / "report.md").write_text(report)
+    (args.out / "results.json").write_text(
         json.dumps(
             {
                 "server": version,
                 "python": platform.python_version(),
-                "rounds": args.rounds,
-                "per_round": args.per_round,
-                "results": results,
-                "async_results": async_results,
-                "guard_us": guard_us,
-                "journal": journal,
+                "cpus": os.cpu_count(),
+                "rounds": rounds,
+                "per_round": per_round,
+                "quick": args.quick,
+                "elapsed_s": round(elapsed, 1),
+                "targets": [
+                    {"what": t.what, "figure": t.figure, "limit": t.limit, "met": t.met}
+                    for s in sections
+                    for t in s.targets
+                ],
+                "sections": {s.key: s.data for s in sections},
+                "charts": charts,
             },
             indent=2,
         )
     )
     print(report)
-    print(f"written: {RESULTS / 'overhead.md'}, {RESULTS / 'overhead.json'}", file=sys.stderr)
+    print(
+        f"written: {args.out / 'report.md'}, {args.out / 'results.json'} and "
+        f"{len(charts)} charts in {args.out}",
+        file=sys.stderr,
+    )
     return 0
 
 

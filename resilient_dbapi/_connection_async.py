@@ -817,7 +817,11 @@ async def _prepare(
         else:  # a driver method that set session state, called again with its arguments
             name, args = payload
             await getattr(raw, name)(*args)
-    return await adapter.wait_timeout(raw) if engine.wants_wait_timeout else None
+    if not engine.wants_wait_timeout:
+        return None
+    if engine.reuses_wait_timeout:
+        return engine.wait_timeout
+    return await adapter.wait_timeout(raw)
 
 
 async def _send_execute(conn: AsyncResilientConnection, cursor: Any, query: Any, args: Any) -> Any:

@@ -713,7 +713,11 @@ def _prepare(
         else:  # a driver method that set session state, called again with its arguments
             name, args = payload
             getattr(raw, name)(*args)
-    return adapter.wait_timeout(raw) if engine.wants_wait_timeout else None
+    if not engine.wants_wait_timeout:
+        return None
+    if engine.reuses_wait_timeout:
+        return engine.wait_timeout
+    return adapter.wait_timeout(raw)
 
 
 def _send_execute(conn: ResilientConnection, cursor: Any, query: Any, args: Any) -> Any:

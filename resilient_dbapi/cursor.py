@@ -84,6 +84,10 @@ class ResilientCursor:
         else:
             for name in _FETCHES:
                 names[name] = getattr(raw, name)
+        if getattr(conn._adapter, "in_process", False):
+            # An in-process database is never replaced and loses nothing: its statements
+            # go straight to the driver, at the driver's cost, with the driver's errors.
+            names["execute"] = raw.execute
         return raw
 
     def _current(self) -> Any:

@@ -103,6 +103,8 @@ class Engine:
         "sticky",
         "txn_writes",
         "unrestorable",
+        "wait_timeout",
+        "wait_timeout_known",
     )
 
     def __init__(
@@ -154,6 +156,9 @@ class Engine:
         self.journal: dict[str, tuple[str, Any]] = {}
         # Session state no replay can rebuild (temporary tables, user variables, ...).
         self.unrestorable: set[str] = set()
+        # The session's wait_timeout as last read (None: off or not followed).
+        self.wait_timeout: float | None = None
+        self.wait_timeout_known = False
 
     # -- connecting -------------------------------------------------------------
 
@@ -173,6 +178,8 @@ class Engine:
 
     def wait_timeout_changed(self, wait_timeout: float | None, now: float) -> None:
         """The session's ``wait_timeout`` is now ``wait_timeout`` seconds."""
+        self.wait_timeout = wait_timeout
+        self.wait_timeout_known = self.wants_wait_timeout
         self.last_used = now
         limit = self.max_age.idle_limit(wait_timeout) if self.max_age else None
         self._idle_limit = _INF if limit is None else limit
@@ -181,6 +188,15 @@ class Engine:
         self.next_check_at = min(now + self._idle_trigger, self._expires_at)
 
     # -- the session ------------------------------------------------------------
+
+    @property
+    def reuses_wait_timeout(self) -> bool:
+        """Whether a new connection may take the last session's wait_timeout instead of
+        asking (a round trip per reconnect): the same settings replayed on the same
+        server give the same value, and should the server's default have changed, the
+        socket check still finds a connection the server closed first. None is asked
+        again: a driver may not have been able to tell (psycopg inside a transaction)."""
+        return self.wait_timeout_known and self.wait_timeout is not None and self.ping is not None
 
     def record(self, key: str | None, entry: tuple[str, Any]) -> None:
         """Remember a session setting for replay; a later one with the same key

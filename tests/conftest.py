@@ -19,9 +19,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from resilient_dbapi.testing import MariaDBServer, PostgresServer, ServerUnavailable
-
-from .faultproxy import FaultProxy
+from resilient_dbapi.testing import FaultProxy, MariaDBServer, PostgresServer, ServerUnavailable
 
 
 class ExistingServer:

@@ -25,10 +25,9 @@ from resilient_dbapi import (
     TransactionLostError,
     aio,
 )
-from resilient_dbapi.testing import MariaDBServer
+from resilient_dbapi.testing import FaultProxy, MariaDBServer
 
 from .conftest import kill, rows
-from .faultproxy import FaultProxy
 from .test_stories import _restart_in_background
 
 pytestmark = pytest.mark.server

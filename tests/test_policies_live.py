@@ -11,8 +11,10 @@ import pytest
 
 import resilient_dbapi
 from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError
+from resilient_dbapi.adapters.pymysql import PyMySQLAdapter
+from resilient_dbapi.testing import FaultProxy
 
-from .faultproxy import FaultProxy
+from .conftest import kill
 
 pytestmark = pytest.mark.server
 
@@ -66,6 +68,31 @@ def test_follows_the_servers_wait_timeout(
     cur.execute("SELECT 1")
     assert conn.thread_id() != first
     assert [m for m in _reasons(caplog) if "reason=idle" in m]
+
+
+def test_a_reconnect_reuses_the_wait_timeout_it_knows(
+    server: Any, db: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One round trip less per reconnect: the same settings on the same server.
+    reads: list[float | None] = []
+    original = PyMySQLAdapter.wait_timeout
+
+    def counted(self: PyMySQLAdapter, raw: Any) -> float | None:
+        reads.append(original(self, raw))
+        return reads[-1]
+
+    monkeypatch.setattr(PyMySQLAdapter, "wait_timeout", counted)
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    cur = conn.cursor()
+    cur.execute("SET SESSION wait_timeout = 40")  # a new value: read again
+    assert reads[-1] == 40.0 and len(reads) == 2
+    kill(server, conn.thread_id())
+    time.sleep(PingOnCheckout().skip_recent + 0.1)
+    cur.execute("SELECT @@SESSION.wait_timeout")
+    assert cur.fetchone() == (40,) and conn.reconnects == 1  # replayed
+    assert len(reads) == 2  # not asked again
+    assert conn._engine._idle_limit == MaxAge().idle_limit(40.0)  # and still followed
+    conn.close()
 
 
 def test_idle_ping_finds_a_half_open_connection_within_its_timeout(

@@ -12,9 +12,9 @@ import pytest
 
 import resilient_dbapi
 from resilient_dbapi import OutcomeUnknownError, TransactionLostError
+from resilient_dbapi.testing import FaultProxy
 
 from .conftest import kill, rows
-from .faultproxy import FaultProxy
 
 pytestmark = pytest.mark.server
 

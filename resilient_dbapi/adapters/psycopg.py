@@ -27,7 +27,7 @@ __all__ = ["PsycopgAdapter"]
 
 _CONNECTION_FAILURE = "08006"
 _NO_CONNECTION = "08003"  # connection_does_not_exist
-_IN_TRANS = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+_IN_TRANS = frozenset({pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR})
 # psycopg's refusals before anything is written to the socket.
 _NOT_SENT = (
     "the connection is closed",
@@ -174,8 +174,9 @@ class PsycopgAdapter(AdapterBase):
         # With autocommit off psycopg opens a transaction before any statement, reads
         # included: the proxy knows from the statements whether it wrote. With autocommit
         # on, an open transaction means someone sent BEGIN (conn.transaction() included).
+        # Read twice per statement: libpq's integer, not the ConnectionInfo enum wrapper.
         autocommit = bool(raw.autocommit)
-        return autocommit and raw.info.transaction_status in _IN_TRANS, autocommit
+        return autocommit and raw.pgconn.transaction_status in _IN_TRANS, autocommit
 
     def ping(self, raw: Any, timeout: float) -> None:
         # An empty query: a round trip that opens no transaction.

@@ -1,0 +1,58 @@
+"""The benchmark suite runs end to end (tiny sizes): every section, its report, JSON and
+charts. Its figures are not asserted: timings belong to the benchmark run, not to tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import SECTIONS, main
+
+pytestmark = pytest.mark.server
+
+
+def test_the_suite_writes_its_report_json_and_charts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--quick", "--rounds", "1", "--per-round", "5", "--statements", "20000"]
+    assert main([*args, "--quiet", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert report == capsys.readouterr().out.rstrip("\n") + "\n"  # printed as written
+    results = json.loads((tmp_path / "results.json").read_text())
+    keys = set(results["sections"])
+    for wanted in (
+        "overhead_pymysql",
+        "overhead_aiomysql",
+        "overhead_mysqlclient",
+        "overhead_mysql_connector",
+        "overhead_psycopg",
+        "overhead_sqlite3",
+        "peers",
+        "peers_async",
+        "recovery",
+        "blackhole",
+        "scaling",
+        "memory",
+        "costs",
+    ):
+        assert wanted in keys, wanted
+    assert "server restart" in results["sections"]["recovery"]["scenarios"]
+    targets = {t["what"] for t in results["targets"]}
+    assert any("raw PyMySQL on `SELECT 1`" in t for t in targets)
+    assert any("Recovery" in t for t in targets) and any("RSS" in t for t in targets)
+    assert "| target | measured |" in report and "## The peers" in report
+    charts = results["charts"]
+    png = b"\x89PNG\r\n\x1a\n"
+    assert charts and all((tmp_path / name).read_bytes()[:8] == png for name in charts)
+
+
+def test_bad_arguments_name_what_is_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--only", "overhead,nonsense"])
+    err = capsys.readouterr().err
+    assert "nonsense" in err and all(name in err for name in SECTIONS)
+    with pytest.raises(SystemExit):
+        main(["--rounds", "0"])
+    assert "--rounds" in capsys.readouterr().err
