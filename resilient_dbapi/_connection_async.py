@@ -249,6 +249,10 @@ class AsyncResilientConnection:
             if effects:
                 engine.unrestorable.update(effects)
 
+    def _attribute_set(self, name: str, value: Any) -> None:
+        """A driver attribute set through the proxy: set again on every new connection."""
+        self._engine.record(f"attribute {name}", ("setattr", (name, value)))
+
     def _where(self) -> str:
         return self._described
 
@@ -814,6 +818,8 @@ async def _prepare(
             await adapter.set_autocommit(raw, payload)
         elif method == "select_db":
             await adapter.select_db(raw, payload)
+        elif method == "setattr":
+            setattr(raw, *payload)
         else:  # a driver method that set session state, called again with its arguments
             name, args = payload
             await getattr(raw, name)(*args)

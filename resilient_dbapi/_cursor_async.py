@@ -66,6 +66,7 @@ class AsyncResilientCursor:
         self._cursor_args = args
         self._cursor_kwargs = kwargs
         self._arraysize: int | None = None
+        self._attributes: dict[str, Any] | None = None  # driver attributes set through us
         self._closed = False
         self._bind(raw)
 
@@ -75,6 +76,9 @@ class AsyncResilientCursor:
         self._gen = conn._gen
         if self._arraysize is not None:
             raw.arraysize = self._arraysize
+        if self._attributes:
+            for name, value in self._attributes.items():
+                setattr(raw, name, value)
         # Fetching from a buffered cursor reads a buffer, not the network: the driver's own
         # methods stand in for the class's checked ones (they hold no reference to self,
         # so an abandoned cursor is still freed at once, as the driver's would be).
@@ -90,6 +94,11 @@ class AsyncResilientCursor:
             # go straight to the driver, at the driver's cost, with the driver's errors.
             names["execute"] = raw.execute
         return raw
+
+    def _attribute_set(self, name: str, value: Any) -> None:
+        if self._attributes is None:
+            self._attributes = {}
+        self._attributes[name] = value
 
     async def _current(self) -> Any:
         """The driver cursor on the connection's current physical connection."""

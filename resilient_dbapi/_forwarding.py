@@ -28,6 +28,9 @@ class _Forward:
 
     def __set__(self, obj: Any, value: Any) -> None:
         setattr(obj._raw, self.name, value)
+        # Kept for the next physical connection (psycopg's ``row_factory``, ``read_only``):
+        # otherwise a reconnect would silently undo it.
+        obj._attribute_set(self.name, value)
 
 
 def _own_names(base: type) -> set[str]:

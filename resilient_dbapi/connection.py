@@ -239,6 +239,10 @@ class ResilientConnection:
             if effects:
                 engine.unrestorable.update(effects)
 
+    def _attribute_set(self, name: str, value: Any) -> None:
+        """A driver attribute set through the proxy: set again on every new connection."""
+        self._engine.record(f"attribute {name}", ("setattr", (name, value)))
+
     def _where(self) -> str:
         return self._described
 
@@ -710,6 +714,8 @@ def _prepare(
             adapter.set_autocommit(raw, payload)
         elif method == "select_db":
             adapter.select_db(raw, payload)
+        elif method == "setattr":
+            setattr(raw, *payload)
         else:  # a driver method that set session state, called again with its arguments
             name, args = payload
             getattr(raw, name)(*args)

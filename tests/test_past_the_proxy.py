@@ -13,6 +13,7 @@ from typing import Any
 import MySQLdb
 import psycopg
 import pytest
+from psycopg.rows import dict_row, namedtuple_row
 
 import resilient_dbapi
 from resilient_dbapi import (
@@ -23,6 +24,7 @@ from resilient_dbapi import (
     adapters,
 )
 from resilient_dbapi.adapters.generic import GenericAdapter
+from resilient_dbapi.adapters.psycopg import PsycopgAdapter
 
 from .drivers import DRIVERS, Driver, postgres_database
 
@@ -226,3 +228,44 @@ def test_several_settings_in_one_string_are_replayed(
     assert cur.fetchall() == ((1, "READ-COMMITTED"),)
     assert conn.reconnects == 1
     conn.close()
+
+
+def test_driver_attributes_set_through_the_proxy_survive_a_reconnect(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    # Before: the new connection came back with the driver's defaults: tuples, not dicts.
+    driver = _BY_NAME["psycopg"]
+    conn = resilient_dbapi.connect(psycopg.connect, **pgkw, autocommit=True)
+    pid = driver.session_id(conn)
+    conn.row_factory = dict_row
+    cur = conn.cursor()
+    cur.execute("SELECT 1 AS one")
+    assert cur.fetchall() == [{"one": 1}]
+    named = conn.cursor()
+    named.row_factory = namedtuple_row
+    driver.kill(pg_server, pid)
+    time.sleep(PingOnCheckout().skip_recent + 0.1)
+    cur.execute("SELECT 2 AS two")
+    assert cur.fetchall() == [{"two": 2}] and conn.reconnects == 1
+    named.execute("SELECT 3 AS three")
+    assert named.fetchone().three == 3  # the cursor's own setting, on its new cursor
+    conn.close()
+
+
+def test_psycopg_ping_fails_on_a_terminated_backend(pg_server: Any, pgkw: dict[str, Any]) -> None:
+    raw = psycopg.connect(**pgkw, autocommit=True)
+    try:
+        pid = raw.execute("SELECT pg_backend_pid()").fetchone()[0]
+        _BY_NAME["psycopg"].kill(pg_server, pid)
+        with pytest.raises(psycopg.OperationalError):
+            PsycopgAdapter().ping(raw, 1.0)
+    finally:
+        raw.close()
+
+
+def test_psycopg_fatal_connect_errors_are_not_retried(pgkw: dict[str, Any]) -> None:
+    started = time.monotonic()
+    with pytest.raises(psycopg.OperationalError) as caught:
+        resilient_dbapi.connect(psycopg.connect, **{**pgkw, "dbname": "no_such_database"})
+    assert time.monotonic() - started < 1.0  # no backoff: waiting would not help
+    assert PsycopgAdapter().error_code(caught.value) == "3D000"

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 from psycopg import generators, pq
+from psycopg.rows import tuple_row
 
 from .._proxy import closed_error, lost_again_error
 from ..classify import POSTGRES_ERRORS
@@ -217,7 +218,7 @@ class PsycopgAdapter(AdapterBase):
             return None
         opened = self._fresh_transaction(raw)
         try:
-            with raw.cursor() as cursor:
+            with raw.cursor(row_factory=tuple_row) as cursor:
                 cursor.execute("SHOW idle_session_timeout")
                 row = cursor.fetchone()
         finally:
@@ -229,7 +230,7 @@ class PsycopgAdapter(AdapterBase):
         # Only on a new connection (on_connect, the journal): a transaction psycopg opens
         # for it holds nothing else, and is committed so that the settings stay.
         opened = self._fresh_transaction(raw)
-        with raw.cursor() as cursor:
+        with raw.cursor(row_factory=tuple_row) as cursor:
             cursor.execute(query, args)
         if opened and raw.info.transaction_status == pq.TransactionStatus.INTRANS:
             raw.commit()
