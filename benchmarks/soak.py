@@ -1,0 +1,402 @@
+"""The soak: ``python -m benchmarks.soak`` (not part of CI; a 30 s version is).
+
+N threads (sync proxy) and M asyncio tasks (asyncio proxy) write, commit and read for T
+minutes against a throwaway MariaDB (or ``--dsn``) while a killer ends a random one of
+their server sessions every ~100 ms. Every write carries a unique id; afterwards the
+table must hold exactly the writes the clients saw acknowledged, plus any subset of those
+reported of unknown outcome, each once, and nothing else. Prints what was done, what was
+injected, what recovered transparently and what surfaced, by kind; exits 1 on a violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomysql
+import pymysql
+
+import resilient_dbapi
+from resilient_dbapi import (
+    OutcomeUnknownError,
+    ResilientError,
+    SessionLostError,
+    TransactionLostError,
+    aio,
+)
+from resilient_dbapi.testing import LedgerCheck, MariaDBServer, WriteLedger
+
+__all__ = ["SoakReport", "run"]
+
+_TABLE = "soak"
+_DATABASE = "resilient_soak"
+
+
+@dataclass
+class SoakReport:
+    seconds: float
+    threads: int
+    tasks: int
+    operations: Counter[str] = field(default_factory=Counter)
+    faults: int = 0
+    recoveries: int = 0
+    """Reconnects and statements sent again that the application never saw."""
+    surfaced: Counter[str] = field(default_factory=Counter)
+    """Errors the application saw, by kind."""
+    check: LedgerCheck | None = None
+
+    @property
+    def ok(self) -> bool:
+        unexpected = set(self.surfaced) - _EXPECTED_ERRORS
+        return self.check is not None and self.check.ok and not unexpected
+
+    def markdown(self) -> str:
+        check = self.check
+        assert check is not None
+        ops = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.operations.items()))
+        errors = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.surfaced.items())) or "none"
+        return "\n".join(
+            [
+                "| soak | |",
+                "|---|---|",
+                f"| run | {self.threads} threads + {self.tasks} asyncio tasks, "
+                f"{self.seconds:.0f} s |",
+                f"| operations done | {sum(self.operations.values()):,} ({ops}) |",
+                f"| sessions killed | {self.faults:,} |",
+                f"| transparent recoveries | {self.recoveries:,} |",
+                f"| errors surfaced, by kind | {errors} |",
+                f"| rows stored | {check.stored:,} (of which {check.unknown_applied:,} reported "
+                "of unknown outcome) |",
+                f"| duplicates (must be 0) | {len(check.duplicates)} |",
+                f"| lost acknowledged writes (must be 0) | {len(check.lost_acknowledged)} |",
+                f"| rows nobody acknowledged (must be 0) | {len(check.unexpected)} |",
+            ]
+        )
+
+
+# What a kill may surface, by design: a write's outcome unknown, a transaction lost.
+_EXPECTED_ERRORS = {"OutcomeUnknownError", "TransactionLostError"}
+
+
+def _kind(exc: BaseException) -> str:
+    for kind in (TransactionLostError, OutcomeUnknownError, SessionLostError, ResilientError):
+        if isinstance(exc, kind):
+            return kind.__name__
+    code = exc.args[0] if exc.args else ""
+    return f"{type(exc).__name__} {code}".strip()
+
+
+class _Worker:
+    """One client's loop: autocommit writes, transactions, executemany, reads."""
+
+    def __init__(self, ledger: WriteLedger, report: SoakReport, name: str, seed: int) -> None:
+        self.ledger = ledger
+        self.report = report
+        self.name = name
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+
+    def count(self, what: str) -> None:
+        with self.lock:
+            self.report.operations[what] += 1
+
+    def surfaced(self, exc: BaseException) -> None:
+        with self.lock:
+            self.report.surfaced[_kind(exc)] += 1
+
+    def plan(self) -> tuple[str, list[str]]:
+        roll = self.random.random()
+        if roll < 0.35:
+            return "autocommit write", [self.ledger.new_id(self.name)]
+        if roll < 0.65:
+            n = self.random.randint(1, 3)
+            return "transaction", [self.ledger.new_id(self.name) for _ in range(n)]
+        if roll < 0.75:
+            return "executemany", [self.ledger.new_id(self.name) for _ in range(3)]
+        return "read", []
+
+
+_INSERT = f"INSERT INTO {_TABLE} (uid) VALUES (%s)"
+
+
+def _sync_worker(kwargs: dict[str, Any], worker: _Worker, deadline: float) -> int:
+    """Returns the transparent recoveries of its connections."""
+    auto = resilient_dbapi.connect(pymysql.connect, **kwargs, autocommit=True)
+    txn = resilient_dbapi.connect(pymysql.connect, **kwargs)
+    ledger = worker.ledger
+    try:
+        while time.monotonic() < deadline:
+            what, ids = worker.plan()
+            try:
+                if what == "autocommit write":
+                    auto.cursor().execute(_INSERT, (ids[0],))
+                    ledger.acknowledge(ids)
+                elif what == "executemany":
+                    auto.cursor().executemany(_INSERT, [(uid,) for uid in ids])
+                    ledger.acknowledge(ids)
+                elif what == "transaction":
+                    cur = txn.cursor()
+                    for uid in ids:
+                        cur.execute(_INSERT, (uid,))
+                    txn.commit()
+                    ledger.acknowledge(ids)
+                else:
+                    cur = auto.cursor()
+                    cur.execute(
+                        f"SELECT COUNT(*) FROM {_TABLE} WHERE uid LIKE %s", (worker.name + "-%",)
+                    )
+                    cur.fetchall()
+                worker.count(what)
+            except TransactionLostError as exc:
+                ledger.rolled_back_ids(ids)
+                worker.surfaced(exc)
+                txn.rollback()
+            except OutcomeUnknownError as exc:
+                ledger.outcome_unknown(ids)
+                worker.surfaced(exc)
+            except Exception as exc:  # counted and shown: the report fails on any of these
+                ledger.outcome_unknown(ids)
+                worker.surfaced(exc)
+                with contextlib.suppress(Exception):
+                    txn.rollback()
+        return _recoveries(auto) + _recoveries(txn)
+    finally:
+        auto.close()
+        txn.close()
+
+
+def _recoveries(conn: Any) -> int:
+    stats = conn.stats
+    return int(stats.reconnects + stats.statement_resends)
+
+
+async def _async_worker(kwargs: dict[str, Any], worker: _Worker, deadline: float) -> int:
+    kwargs = {**kwargs, "db": kwargs["database"]}
+    del kwargs["database"]  # aiomysql's spelling is db=
+    auto = await aio.connect(aiomysql.connect, **kwargs, autocommit=True)
+    txn = await aio.connect(aiomysql.connect, **kwargs)
+    ledger = worker.ledger
+    try:
+        while time.monotonic() < deadline:
+            what, ids = worker.plan()
+            try:
+                if what == "autocommit write":
+                    async with auto.cursor() as cur:
+                        await cur.execute(_INSERT, (ids[0],))
+                    ledger.acknowledge(ids)
+                elif what == "executemany":
+                    async with auto.cursor() as cur:
+                        await cur.executemany(_INSERT, [(uid,) for uid in ids])
+                    ledger.acknowledge(ids)
+                elif what == "transaction":
+                    async with txn.cursor() as cur:
+                        for uid in ids:
+                            await cur.execute(_INSERT, (uid,))
+                    await txn.commit()
+                    ledger.acknowledge(ids)
+                else:
+                    async with auto.cursor() as cur:
+                        await cur.execute(
+                            f"SELECT COUNT(*) FROM {_TABLE} WHERE uid LIKE %s",
+                            (worker.name + "-%",),
+                        )
+                        await cur.fetchall()
+                worker.count(what)
+            except TransactionLostError as exc:
+                ledger.rolled_back_ids(ids)
+                worker.surfaced(exc)
+                await txn.rollback()
+            except OutcomeUnknownError as exc:
+                ledger.outcome_unknown(ids)
+                worker.surfaced(exc)
+            except Exception as exc:
+                ledger.outcome_unknown(ids)
+                worker.surfaced(exc)
+                with contextlib.suppress(Exception):
+                    await txn.rollback()
+        return _recoveries(auto) + _recoveries(txn)
+    finally:
+        auto.close()
+        txn.close()
+
+
+def _async_workers(
+    kwargs: dict[str, Any], workers: list[_Worker], deadline: float, out: list[int]
+) -> None:
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(_async_worker(kwargs, w, deadline) for w in workers)))
+
+    out.extend(asyncio.run(main()))
+
+
+def _killer(
+    kwargs: dict[str, Any], stop: threading.Event, report: SoakReport, interval: float, seed: int
+) -> None:
+    """Every ~``interval`` s, kill one of the soak's sessions at random."""
+    rng = random.Random(seed)
+    admin = pymysql.connect(**{**kwargs, "autocommit": True})
+    try:
+        with admin.cursor() as cur:
+            while not stop.wait(rng.uniform(0.5, 1.5) * interval):
+                cur.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST "
+                    "WHERE DB = %s AND ID <> CONNECTION_ID()",
+                    (kwargs["database"],),
+                )
+                ids = [row[0] for row in cur.fetchall()]
+                if not ids:
+                    continue
+                try:
+                    cur.execute(f"KILL CONNECTION {int(rng.choice(ids))}")
+                except pymysql.err.OperationalError as exc:
+                    if exc.args[0] != 1094:  # unknown thread: it ended meanwhile
+                        raise
+                    continue
+                report.faults += 1
+    finally:
+        admin.close()
+
+
+def _prepare(kwargs: dict[str, Any]) -> dict[str, Any]:
+    admin = pymysql.connect(**{**kwargs, "autocommit": True})
+    try:
+        with admin.cursor() as cur:
+            database = kwargs.get("database") or _DATABASE
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+            cur.execute(f"DROP TABLE IF EXISTS {database}.{_TABLE}")
+            cur.execute(
+                f"CREATE TABLE {database}.{_TABLE} (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
+                "uid VARCHAR(64) NOT NULL, KEY (uid)) ENGINE=InnoDB"
+            )
+    finally:
+        admin.close()
+    return {**kwargs, "database": database}
+
+
+def _stored(kwargs: dict[str, Any]) -> list[str]:
+    conn = pymysql.connect(**kwargs)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT uid FROM {_TABLE}")  # repeats kept: duplicates count
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def run(
+    kwargs: dict[str, Any],
+    *,
+    threads: int = 8,
+    tasks: int = 8,
+    seconds: float = 600.0,
+    kill_every: float = 0.1,
+    seed: int = 1,
+) -> SoakReport:
+    """Soak against the server of ``kwargs`` (PyMySQL's; a database of its own is made)."""
+    if threads < 0 or tasks < 0 or threads + tasks == 0:
+        raise ValueError(f"threads={threads}, tasks={tasks}: at least one client is needed")
+    if seconds <= 0 or kill_every <= 0:
+        raise ValueError("seconds and kill_every must be > 0")
+    kwargs = _prepare(kwargs)
+    ledger = WriteLedger()
+    report = SoakReport(seconds=seconds, threads=threads, tasks=tasks)
+    deadline = time.monotonic() + seconds
+    sync = [_Worker(ledger, report, f"t{i}", seed * 1000 + i) for i in range(threads)]
+    tasked = [_Worker(ledger, report, f"a{i}", seed * 1000 + 500 + i) for i in range(tasks)]
+    recoveries: list[int] = []
+    failures: list[BaseException] = []
+
+    def guarded(target: Any, *args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # a client that crashed: shown, and the run fails
+            failures.append(exc)
+
+    workers = [
+        threading.Thread(
+            target=guarded,
+            args=(lambda w=w: recoveries.append(_sync_worker(kwargs, w, deadline)),),
+        )
+        for w in sync
+    ]
+    if tasked:
+        workers.append(
+            threading.Thread(
+                target=guarded, args=(_async_workers, kwargs, tasked, deadline, recoveries)
+            )
+        )
+    stop = threading.Event()
+    killer = threading.Thread(
+        target=guarded, args=(_killer, kwargs, stop, report, kill_every, seed)
+    )
+    for thread in workers:
+        thread.start()
+    killer.start()
+    for thread in workers:
+        thread.join()
+    stop.set()
+    killer.join()
+    for exc in failures:
+        report.surfaced[f"client crashed: {_kind(exc)}"] += 1
+    report.recoveries = sum(recoveries)
+    report.check = ledger.check(_stored(kwargs))
+    return report
+
+
+@contextlib.contextmanager
+def _server(dsn: str | None) -> Iterator[dict[str, Any]]:
+    if dsn:
+        from .__main__ import _mariadb
+
+        with _mariadb(dsn) as (kwargs, _):
+            yield kwargs
+        return
+    with MariaDBServer() as server:
+        yield server.connect_kwargs()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
+    parser.add_argument("--dsn", help="an existing MariaDB/MySQL: mysql://user:password@host:port")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--tasks", type=int, default=8)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--kill-every", type=float, default=0.1, help="seconds (default 0.1)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    # The kills make a warning each: the report counts them instead.
+    logging.getLogger("resilient_dbapi").setLevel(logging.ERROR)
+    with _server(args.dsn) as kwargs:
+        print(
+            f"soaking: {args.threads} threads + {args.tasks} tasks for {args.minutes} min, "
+            f"a kill every ~{args.kill_every} s...",
+            file=sys.stderr,
+        )
+        try:
+            report = run(
+                kwargs,
+                threads=args.threads,
+                tasks=args.tasks,
+                seconds=args.minutes * 60,
+                kill_every=args.kill_every,
+                seed=args.seed,
+            )
+        except ValueError as exc:
+            parser.error(str(exc))
+    print(report.markdown())
+    print("OK: nothing lost, nothing duplicated" if report.ok else "VIOLATION", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

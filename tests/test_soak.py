@@ -1,0 +1,68 @@
+"""The short soak (30 s): threads and asyncio tasks write, commit and read while a killer
+ends one of their sessions every ~100 ms; the table must hold exactly what was
+acknowledged (plus writes of unknown outcome, once at most). The 10-minute run is
+``python -m benchmarks.soak``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pymysql
+import pytest
+
+from benchmarks import soak
+from resilient_dbapi.testing import WriteLedger
+
+pytestmark = pytest.mark.server
+
+
+def test_nothing_lost_nothing_duplicated_under_a_kill_every_100_ms(
+    server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("ERROR", logger="resilient_dbapi")
+    report = soak.run(server.connect_kwargs(), threads=4, tasks=4, seconds=30, kill_every=0.1)
+    check = report.check
+    assert check is not None
+    assert not check.duplicates and not check.lost_acknowledged and not check.unexpected
+    assert set(report.surfaced) <= {"OutcomeUnknownError", "TransactionLostError"}, report.surfaced
+    assert report.faults >= 100 and report.recoveries >= report.faults // 2
+    assert sum(report.operations.values()) >= 2000
+    assert report.ok
+
+
+def test_the_same_kills_break_plain_pymysql(server: Any) -> None:
+    kwargs = soak._prepare(server.connect_kwargs())
+    ledger, errors, stop = WriteLedger(), [], threading.Event()
+    report = soak.SoakReport(seconds=3, threads=1, tasks=0)
+    killer = threading.Thread(target=soak._killer, args=(kwargs, stop, report, 0.1, 1))
+    killer.start()
+    conn = pymysql.connect(**kwargs, autocommit=True)
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not errors:
+            uid = ledger.new_id()
+            try:
+                conn.cursor().execute(soak._INSERT, (uid,))
+            except pymysql.err.Error as exc:  # the application sees the loss
+                errors.append(exc)
+    finally:
+        stop.set()
+        killer.join()
+        conn.close()
+    lost = pymysql.err.OperationalError | pymysql.err.InterfaceError
+    assert errors and isinstance(errors[0], lost)
+
+
+def test_the_ledger_finds_each_kind_of_violation() -> None:
+    ledger = WriteLedger()
+    ledger.acknowledge(["a", "b", "c"])
+    ledger.outcome_unknown(["u1", "u2"])
+    ledger.rolled_back_ids(["r"])
+    assert ledger.check(["a", "b", "c", "u1"]).ok
+    bad = ledger.check(["a", "a", "c", "u1", "r", "x"])
+    assert bad.duplicates == {"a": 2}
+    assert bad.lost_acknowledged == {"b"}
+    assert bad.unexpected == {"r", "x"}  # a rolled-back write stored, a write nobody made
+    assert not bad.ok
