@@ -25,7 +25,7 @@ import pymysql
 import resilient_dbapi
 from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError
 from resilient_dbapi.policies import Policy
-from resilient_dbapi.testing import FaultProxy
+from resilient_dbapi.testing import FaultProxy, kill_connection
 
 from .common import Chart, Context, Section, Target, verdict
 
@@ -122,24 +122,6 @@ def _tls_context_ms(kwargs: dict[str, Any]) -> float | None:
 # -- the faults ----------------------------------------------------------------------------
 
 
-def _kill(admin: Any, thread_id: int) -> None:
-    """``KILL CONNECTION`` and wait (at most 5 s) until the session is gone."""
-    with admin.cursor() as cur:
-        try:
-            cur.execute(f"KILL CONNECTION {int(thread_id)}")
-        except pymysql.err.OperationalError as exc:
-            if exc.args[0] != 1094:  # unknown thread: gone already
-                raise
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (thread_id,)
-            )
-            if cur.fetchone()[0] == 0:
-                return
-            time.sleep(0.005)
-
-
 Fault = Callable[[Any], None]
 
 
@@ -207,7 +189,7 @@ def _recovery(ctx: Context) -> Section:
     admin = pymysql.connect(**{**ctx.mysql, "autocommit": True})
 
     def kill(conn: Any) -> None:
-        _kill(admin, conn.thread_id())
+        kill_connection(admin, conn.thread_id(), wait=5.0)
 
     def kill_then_idle(conn: Any) -> None:
         kill(conn)

@@ -508,8 +508,10 @@ class ResilientConnection:
             if self._closed:
                 raise closed_error(self._adapter)
             if self._engine.lost:
-                self._engine.rolled_back()  # the server rolled it back when the connection died
-                return
+                self._engine.rolled_back()
+                if self._engine.stale:
+                    return  # the server rolled it back when the connection died
+                # The connection lives (the server refused a COMMIT): roll back for real.
             self._finish(Op.ROLLBACK, StatementKind.ROLLBACK)
         finally:
             self._leave()

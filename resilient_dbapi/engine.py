@@ -318,6 +318,16 @@ class Engine:
             self._transaction_over()
             return Verdict.RAISE
         if error is not ErrorKind.DEAD:
+            if (op is Op.COMMIT or kind is StatementKind.COMMIT) and self.txn_writes:
+                # A COMMIT the server refused on a live connection (KILL QUERY's 1317,
+                # read-only's 1290) ended the transaction, rolled back. The driver's error
+                # is raised as it is; until rollback(), everything raises
+                # TransactionLostError, so a commit() tried again cannot report success
+                # with nothing committed.
+                self._transaction_over()
+                self.lost = True
+                self.lost_code = code
+                return Verdict.RAISE
             if (
                 not autocommit
                 and kind is not StatementKind.READ

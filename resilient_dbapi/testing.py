@@ -33,10 +33,11 @@ __all__ = [
     "MariaDBServer",
     "PostgresServer",
     "ServerUnavailable",
+    "WriteLedger",
     "find_mariadbd",
     "find_postgres",
     "free_port",
-    "WriteLedger",
+    "kill_connection",
 ]
 
 
@@ -559,6 +560,30 @@ class FaultProxy:
         except OSError:
             pass
         pair.close()
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+def kill_connection(admin: Any, thread_id: int, *, wait: float = 10.0) -> None:
+    """``KILL CONNECTION thread_id`` through ``admin`` (a PyMySQL connection with autocommit
+    on), then wait up to ``wait`` seconds until the server has dropped the session."""
+    import pymysql
+
+    with admin.cursor() as cur:
+        try:
+            cur.execute(f"KILL CONNECTION {int(thread_id)}")
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != 1094:  # unknown thread: gone already
+                raise
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (thread_id,)
+            )
+            if cur.fetchone()[0] == 0:
+                return
+            time.sleep(0.005)
 
 
 # -- the invariant checker ------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,13 @@ from typing import Any
 import pymysql
 import pytest
 
-from resilient_dbapi.testing import FaultProxy, MariaDBServer, PostgresServer, ServerUnavailable
+from resilient_dbapi.testing import (
+    FaultProxy,
+    MariaDBServer,
+    PostgresServer,
+    ServerUnavailable,
+    kill_connection,
+)
 
 
 class ExistingServer:
@@ -138,21 +143,7 @@ def kill(server: Any, thread_id: int, *, wait: bool = True) -> None:
     """``KILL CONNECTION`` from another session; wait until the server dropped it."""
     admin = server.admin()
     try:
-        with admin.cursor() as cur:
-            try:
-                cur.execute(f"KILL CONNECTION {int(thread_id)}")
-            except pymysql.err.OperationalError as exc:
-                if exc.args[0] != 1094:  # unknown thread: gone already
-                    raise
-            deadline = time.monotonic() + 10
-            while wait and time.monotonic() < deadline:
-                cur.execute(
-                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
-                    (thread_id,),
-                )
-                if cur.fetchone()[0] == 0:
-                    return
-                time.sleep(0.01)
+        kill_connection(admin, thread_id, wait=10.0 if wait else 0.0)
     finally:
         admin.close()
 

@@ -133,3 +133,16 @@ def postgres_database(server: Any) -> Iterator[dict[str, Any]]:
     yield kwargs
     admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     admin.close()
+
+
+def count_rows(driver: Driver, kwargs: dict[str, Any]) -> int:
+    """Rows in ``t``, read on a separate plain connection (the ground truth)."""
+    conn = driver.connect(**kwargs)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM t")
+        (count,) = cur.fetchone()
+        conn.rollback()
+        return int(count)
+    finally:
+        conn.close()

@@ -18,7 +18,7 @@ import pytest
 import resilient_dbapi
 from resilient_dbapi import OutcomeUnknownError, PingOnCheckout, TransactionLostError
 
-from .drivers import DRIVERS, Driver, postgres_database
+from .drivers import DRIVERS, Driver, count_rows, postgres_database
 
 pytestmark = pytest.mark.server
 
@@ -61,19 +61,6 @@ def plain(driver: Driver) -> Iterator[Any]:
 
 def _resilient(driver: Driver, kwargs: dict[str, Any], **extra: Any) -> Any:
     return resilient_dbapi.connect(driver.connect, **kwargs, **extra)
-
-
-def _count(driver: Driver, kwargs: dict[str, Any]) -> int:
-    """Rows in ``t``, read on a separate plain connection (the ground truth)."""
-    conn = driver.connect(**kwargs)
-    try:
-        cur = conn.cursor()
-        cur.execute("SELECT COUNT(*) FROM t")
-        (count,) = cur.fetchone()
-        conn.rollback()
-        return int(count)
-    finally:
-        conn.close()
 
 
 def _select(conn: Any, sql: str = "SELECT 42") -> list[Any]:
@@ -141,7 +128,7 @@ def test_kill_recovers_before_sending_a_write(
     conn.commit()
     assert conn.reconnects == 1
     assert driver.session_id(conn) != session
-    assert _count(driver, dbkw) == 1
+    assert count_rows(driver, dbkw) == 1
     conn.close()
 
 
@@ -190,11 +177,11 @@ def test_transaction_lost_raises_and_commits_nothing(
     with pytest.raises(TransactionLostError):
         conn.commit()  # the rest of the transaction cannot be committed on its own
     conn.rollback()
-    assert _count(driver, dbkw) == 0
+    assert count_rows(driver, dbkw) == 0
     cur = conn.cursor()
     cur.execute("INSERT INTO t (uid) VALUES ('again')")
     conn.commit()
-    assert _count(driver, dbkw) == 1
+    assert count_rows(driver, dbkw) == 1
     conn.close()
 
 
@@ -206,7 +193,7 @@ def test_transaction_lost_plain_driver_loses_the_first_write(
     driver.kill(srv, driver.session_id(conn))
     with pytest.raises(driver.error):
         conn.cursor().execute("INSERT INTO t (uid) VALUES ('second')")
-    assert _count(driver, dbkw) == 0
+    assert count_rows(driver, dbkw) == 0
 
 
 # -- killed in flight --------------------------------------------------------------------
@@ -223,7 +210,7 @@ def test_write_killed_in_flight_is_never_sent_twice(
     finally:
         thread.join()
     assert isinstance(caught.value, driver.operational_error)
-    assert _count(driver, dbkw) <= 1  # applied at most once, never re-sent
+    assert count_rows(driver, dbkw) <= 1  # applied at most once, never re-sent
     assert _select(conn) == [(42,)]  # the next statement gets a new connection
     conn.close()
 

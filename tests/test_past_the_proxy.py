@@ -26,23 +26,11 @@ from resilient_dbapi import (
 from resilient_dbapi.adapters.generic import GenericAdapter
 from resilient_dbapi.adapters.psycopg import PsycopgAdapter
 
-from .drivers import DRIVERS, Driver, postgres_database
+from .drivers import DRIVERS, Driver, count_rows, postgres_database
 
 pytestmark = pytest.mark.server
 
 _BY_NAME = {d.name: d for d in DRIVERS}
-
-
-def _count(driver: Driver, kwargs: dict[str, Any]) -> int:
-    conn = driver.connect(**kwargs)
-    try:
-        cur = conn.cursor()
-        cur.execute("SELECT COUNT(*) FROM t")
-        (count,) = cur.fetchone()
-        conn.rollback()
-        return int(count)
-    finally:
-        conn.close()
 
 
 def _kwargs(driver: Driver, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
@@ -96,7 +84,7 @@ def test_a_transaction_the_driver_opened_is_never_replaced_silently(
     assert isinstance(caught.value, driver.operational_error)
     assert conn.reconnects == 0
     conn.rollback()
-    assert _count(driver, kwargs) == 0
+    assert count_rows(driver, kwargs) == 0
     assert driver.session_id(conn) != pid  # and then the connection is usable again
     conn.close()
     del block
@@ -120,11 +108,11 @@ def test_psycopg_copy_counts_as_a_write(pg_server: Any, pgkw: dict[str, Any]) ->
     with pytest.raises((TransactionLostError, OutcomeUnknownError)):
         conn.commit()
     conn.rollback()
-    assert _count(driver, pgkw) == 0
+    assert count_rows(driver, pgkw) == 0
     with cur.copy("COPY t (uid) FROM STDIN") as copy:  # on a new connection, and kept
         copy.write_row(("again",))
     conn.commit()
-    assert _count(driver, pgkw) == 1
+    assert count_rows(driver, pgkw) == 1
     conn.close()
 
 
@@ -139,7 +127,7 @@ def test_psycopg_plain_driver_loses_a_copy_with_the_connection(
         driver.kill(pg_server, pid)
         with pytest.raises(psycopg.OperationalError):
             plain.commit()
-    assert _count(driver, pgkw) == 0
+    assert count_rows(driver, pgkw) == 0
 
 
 def test_connector_autocommit_follows_what_the_server_ran(
@@ -162,7 +150,7 @@ def test_connector_autocommit_follows_what_the_server_ran(
             conn.cursor().execute(driver.slow_write_sql)
     finally:
         killer.join()
-    assert _count(driver, kwargs) <= 1
+    assert count_rows(driver, kwargs) <= 1
     assert conn.autocommit is True  # the setting was replayed on the new connection
     conn.close()
 
@@ -194,7 +182,7 @@ def test_generic_fallback_never_claims_a_rollback_it_guessed(
     driver.kill(server, driver.session_id(conn))
     with pytest.raises(OutcomeUnknownError):
         cur.execute("INSERT INTO t (uid) VALUES ('second')")
-    assert _count(driver, generic_mysqlclient) == 1  # 'first' was committed after all
+    assert count_rows(driver, generic_mysqlclient) == 1  # 'first' was committed after all
     conn.rollback()
     conn.close()
 

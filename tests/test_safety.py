@@ -264,3 +264,65 @@ def test_a_partly_applied_executemany_keeps_the_transaction_open(
     with pytest.raises(OutcomeUnknownError):  # not a silent "recovered" commit
         conn.commit()
     assert rows(server, db, "SELECT id FROM u ORDER BY id") == [(1,), (2,)]
+
+
+def test_a_commit_the_server_refused_is_never_reported_done_when_tried_again(
+    own_server: Any,
+) -> None:
+    # MariaDB rolls the transaction back when it refuses its COMMIT (here read_only's 1290):
+    # a commit() tried again must not report success with nothing committed.
+    admin = own_server.admin()
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE refused")
+        cur.execute("CREATE TABLE refused.t (uid VARCHAR(32) NOT NULL)")
+        cur.execute("CREATE USER 'app'@'%' IDENTIFIED BY 'pw'")
+        cur.execute("GRANT ALL ON refused.* TO 'app'@'%'")
+    kwargs = own_server.connect_kwargs(user="app", password="pw", database="refused")
+    conn = resilient_dbapi.connect(pymysql.connect, **kwargs)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('refused')")
+    with admin.cursor() as a:
+        a.execute("SET GLOBAL read_only = 1")
+    try:
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            conn.commit()
+        assert refused.value.args[0] == 1290  # the driver's own error, unchanged
+        assert not isinstance(refused.value, TransactionLostError)
+        with pytest.raises(TransactionLostError):
+            conn.commit()  # plain PyMySQL would report this one done
+        with pytest.raises(TransactionLostError):
+            cur.execute("INSERT INTO t (uid) VALUES ('into what?')")
+        conn.rollback()
+    finally:
+        with admin.cursor() as a:
+            a.execute("SET GLOBAL read_only = 0")
+    assert rows(own_server, kwargs, "SELECT COUNT(*) FROM t") == [(0,)]
+    cur.execute("INSERT INTO t (uid) VALUES ('again')")
+    conn.commit()
+    assert rows(own_server, kwargs, "SELECT uid FROM t") == [("again",)]
+    conn.close()
+    admin.close()
+
+
+def test_plain_pymysql_reports_a_refused_commit_done_when_tried_again(own_server: Any) -> None:
+    admin = own_server.admin()
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE refused_plain")
+        cur.execute("CREATE TABLE refused_plain.t (uid VARCHAR(32) NOT NULL)")
+        cur.execute("CREATE USER 'plain'@'%' IDENTIFIED BY 'pw'")
+        cur.execute("GRANT ALL ON refused_plain.* TO 'plain'@'%'")
+    kwargs = own_server.connect_kwargs(user="plain", password="pw", database="refused_plain")
+    conn = pymysql.connect(**kwargs)
+    conn.cursor().execute("INSERT INTO t (uid) VALUES ('refused')")
+    with admin.cursor() as a:
+        a.execute("SET GLOBAL read_only = 1")
+    try:
+        with pytest.raises(pymysql.err.OperationalError):
+            conn.commit()
+        conn.commit()  # "done": nothing raised
+    finally:
+        with admin.cursor() as a:
+            a.execute("SET GLOBAL read_only = 0")
+    assert rows(own_server, kwargs, "SELECT COUNT(*) FROM t") == [(0,)]  # yet nothing is there
+    conn.close()
+    admin.close()

@@ -19,14 +19,23 @@ pytestmark = pytest.mark.server
 
 
 def test_nothing_lost_nothing_duplicated_under_a_kill_every_100_ms(
-    server: Any, caplog: pytest.LogCaptureFixture
+    own_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # A server of its own: MariaDB 10.11 has segfaulted under this storm of KILLs (once, in
+    # a 10-minute run); the soak then starts it again and the check still holds.
     caplog.set_level("ERROR", logger="resilient_dbapi")
-    report = soak.run(server.connect_kwargs(), threads=4, tasks=4, seconds=30, kill_every=0.1)
+    report = soak.run(
+        own_server.connect_kwargs(),
+        threads=4,
+        tasks=4,
+        seconds=30,
+        kill_every=0.1,
+        server=own_server,
+    )
     check = report.check
     assert check is not None
     assert not check.duplicates and not check.lost_acknowledged and not check.unexpected
-    assert set(report.surfaced) <= {"OutcomeUnknownError", "TransactionLostError"}, report.surfaced
+    assert not report.unexpected_errors, report.surfaced
     assert report.faults >= 100 and report.recoveries >= report.faults // 2
     assert sum(report.operations.values()) >= 2000
     assert report.ok

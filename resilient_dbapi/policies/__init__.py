@@ -55,9 +55,9 @@ class PingOnCheckout:
     ``skip_recent`` skips the socket check when the connection was used less than that
     many seconds ago (HikariCP skips validation for 0.5 s). It saves a system call per
     statement on a busy connection; the price is that a connection killed inside that
-    window is found by the statement itself: a read is still sent again, but a write
-    then raises ``OutcomeUnknownError`` (or ``TransactionLostError``) instead of being
-    sent safely on a new connection.
+    window is found by ``cursor.execute()`` itself: a read is still sent again, but a
+    write then raises ``OutcomeUnknownError`` (or ``TransactionLostError``) instead of
+    being sent safely on a new connection. Only ``execute()`` skips the check.
     """
 
     idle: float = 30.0
