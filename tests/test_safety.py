@@ -266,18 +266,24 @@ def test_a_partly_applied_executemany_keeps_the_transaction_open(
     assert rows(server, db, "SELECT id FROM u ORDER BY id") == [(1,), (2,)]
 
 
+def _user_without_super(server: Any, database: str, user: str) -> tuple[Any, dict[str, Any]]:
+    """An admin connection, and connect arguments for ``user``, who owns ``database``
+    (with a table ``t``) and nothing else: read_only binds it."""
+    admin = server.admin()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {database}")
+        cur.execute(f"CREATE TABLE {database}.t (uid VARCHAR(32) NOT NULL)")
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")
+        cur.execute(f"GRANT ALL ON {database}.* TO '{user}'@'%'")
+    return admin, server.connect_kwargs(user=user, password="pw", database=database)
+
+
 def test_a_commit_the_server_refused_is_never_reported_done_when_tried_again(
     own_server: Any,
 ) -> None:
     # MariaDB rolls the transaction back when it refuses its COMMIT (here read_only's 1290):
     # a commit() tried again must not report success with nothing committed.
-    admin = own_server.admin()
-    with admin.cursor() as cur:
-        cur.execute("CREATE DATABASE refused")
-        cur.execute("CREATE TABLE refused.t (uid VARCHAR(32) NOT NULL)")
-        cur.execute("CREATE USER 'app'@'%' IDENTIFIED BY 'pw'")
-        cur.execute("GRANT ALL ON refused.* TO 'app'@'%'")
-    kwargs = own_server.connect_kwargs(user="app", password="pw", database="refused")
+    admin, kwargs = _user_without_super(own_server, "refused", "app")
     conn = resilient_dbapi.connect(pymysql.connect, **kwargs)
     cur = conn.cursor()
     cur.execute("INSERT INTO t (uid) VALUES ('refused')")
@@ -305,13 +311,7 @@ def test_a_commit_the_server_refused_is_never_reported_done_when_tried_again(
 
 
 def test_plain_pymysql_reports_a_refused_commit_done_when_tried_again(own_server: Any) -> None:
-    admin = own_server.admin()
-    with admin.cursor() as cur:
-        cur.execute("CREATE DATABASE refused_plain")
-        cur.execute("CREATE TABLE refused_plain.t (uid VARCHAR(32) NOT NULL)")
-        cur.execute("CREATE USER 'plain'@'%' IDENTIFIED BY 'pw'")
-        cur.execute("GRANT ALL ON refused_plain.* TO 'plain'@'%'")
-    kwargs = own_server.connect_kwargs(user="plain", password="pw", database="refused_plain")
+    admin, kwargs = _user_without_super(own_server, "refused_plain", "plain")
     conn = pymysql.connect(**kwargs)
     conn.cursor().execute("INSERT INTO t (uid) VALUES ('refused')")
     with admin.cursor() as a:
