@@ -466,10 +466,10 @@ class ResilientConnection:
             known = False
         self._adapter.discard(self._raw)
         commits = False if query is None else commits_implicitly(query)
-        verdict = engine.interrupted(op, kind, autocommit=autocommit, commits=commits)
+        code = self._adapter.gone_code
+        verdict = engine.interrupted(op, kind, autocommit=autocommit, commits=commits, code=code)
         if verdict is Verdict.TRANSACTION_LOST and not known:
             verdict = Verdict.OUTCOME_UNKNOWN
-        code = self._adapter.gone_code
         if verdict is Verdict.TRANSACTION_LOST:
             self._observer.emit(TransactionLost(self._where(), code))
         elif verdict is Verdict.OUTCOME_UNKNOWN:

@@ -371,14 +371,28 @@ class Engine:
         return self._lose(code)  # a write inside the implicit transaction: rolled back
 
     def interrupted(
-        self, op: Op, kind: StatementKind, *, autocommit: bool, commits: bool | None
+        self,
+        op: Op,
+        kind: StatementKind,
+        *,
+        autocommit: bool,
+        commits: bool | None,
+        code: int | None = None,
     ) -> Verdict:
         """A cancellation or ``KeyboardInterrupt`` stopped an operation that may have been
         sent. The proxy abandons the connection, so it counts as dead after sending; the
         verdict says what was lost, and nothing is ever sent again (the interruption
-        propagates)."""
+        propagates). ``code`` is the driver's "connection gone" code, which the errors
+        raised afterwards carry."""
         verdict = self.failed(
-            op, kind, ErrorKind.DEAD, sent=True, autocommit=autocommit, resends=0, commits=commits
+            op,
+            kind,
+            ErrorKind.DEAD,
+            sent=True,
+            autocommit=autocommit,
+            resends=0,
+            code=code,
+            commits=commits,
         )
         # Safe to send again, but the caller asked to stop. Session state the connection
         # held is still reported (SessionLostError) when it is replaced.
