@@ -18,6 +18,7 @@ from .errors import (
     TransactionLostError,
 )
 from .policies import MaxAge, PingOnCheckout, RetryOnError
+from .transaction import run_transaction
 
 __version__ = "0.1.0"
 
@@ -41,4 +42,5 @@ __all__ = [
     "creator",
     "events",
     "policies",
+    "run_transaction",
 ]

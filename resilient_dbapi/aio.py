@@ -9,5 +9,12 @@ next statement outside a transaction gets a new connection.
 
 from ._connection_async import AsyncResilientConnection, connect, creator
 from ._cursor_async import AsyncResilientCursor
+from ._transaction_async import run_transaction
 
-__all__ = ["AsyncResilientConnection", "AsyncResilientCursor", "connect", "creator"]
+__all__ = [
+    "AsyncResilientConnection",
+    "AsyncResilientCursor",
+    "connect",
+    "creator",
+    "run_transaction",
+]

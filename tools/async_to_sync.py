@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIRS = {
     "resilient_dbapi/_connection_async.py": "resilient_dbapi/connection.py",
     "resilient_dbapi/_cursor_async.py": "resilient_dbapi/cursor.py",
+    "resilient_dbapi/_transaction_async.py": "resilient_dbapi/transaction.py",
 }
 
 NAMES = {
@@ -35,6 +36,7 @@ NAMES = {
     "AsyncIterator": "Iterator",
     "_connection_async": "connection",
     "_cursor_async": "cursor",
+    "_transaction_async": "transaction",
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
     "StopAsyncIteration": "StopIteration",
