@@ -57,7 +57,7 @@ from resilient_dbapi import (
     events,
 )
 from resilient_dbapi.policies import Policy
-from resilient_dbapi.testing import FaultProxy, MariaDBServer
+from resilient_dbapi.testing import FaultProxy, MariaDBServer, kill_connection
 
 __all__ = [
     "ASYNC",
@@ -149,20 +149,15 @@ def _admin(server: Any) -> Any:
 
 def _kill(admin: Any, thread_id: int, *, query: bool = False) -> None:
     """``KILL [QUERY]`` through ``admin``; for a connection, wait until it is gone."""
+    if not query:
+        kill_connection(admin, thread_id)
+        return
     with admin.cursor() as cur:
         try:
-            cur.execute(f"KILL {'QUERY' if query else 'CONNECTION'} {int(thread_id)}")
+            cur.execute(f"KILL QUERY {int(thread_id)}")
         except pymysql.err.OperationalError as exc:
             if exc.args[0] != 1094:  # unknown thread: gone already
                 raise
-        deadline = time.monotonic() + 10
-        while not query and time.monotonic() < deadline:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (thread_id,)
-            )
-            if cur.fetchone()[0] == 0:
-                return
-            time.sleep(0.005)
 
 
 class LatencyProxy(FaultProxy):
