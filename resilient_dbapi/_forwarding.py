@@ -27,9 +27,8 @@ class _Forward:
         return getattr(obj._raw, self.name)
 
     def __set__(self, obj: Any, value: Any) -> None:
-        setattr(obj._raw, self.name, value)
-        # Kept for the next physical connection (psycopg's ``row_factory``, ``read_only``):
-        # otherwise a reconnect would silently undo it.
+        # Set on the driver object and kept for the next one (psycopg's ``row_factory``,
+        # ``read_only``): otherwise a reconnect would silently undo it.
         obj._attribute_set(self.name, value)
 
 

@@ -74,6 +74,15 @@ def closed_error(adapter: Any) -> Exception:
 
 
 def lost_again_error(adapter: Any, engine: Engine) -> Exception:
+    if engine.lost_uncertain:
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            engine.lost_code,
+            "the connection was lost earlier with writes whose outcome is unknown; call "
+            "rollback() before using the connection again",
+            OutcomeUnknownError,
+        )
     return new_error(
         adapter,
         adapter.operational_error,

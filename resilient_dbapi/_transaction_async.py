@@ -52,9 +52,7 @@ async def run_transaction(
     plan = UnitOfWork(retry or RetryOnError(), conn._adapter, conn._engine.errors)
     started = _monotonic()
     while True:
-        begin = getattr(conn, "begin", None)
-        if begin is not None:
-            await begin()
+        await _begin(conn)
         committing = False
         try:
             result = await fn(conn)
@@ -82,6 +80,26 @@ async def run_transaction(
             await asyncio.sleep(wait)
         else:
             time.sleep(wait)
+
+
+async def _begin(conn: Any) -> None:
+    """Open a transaction: the driver's ``begin()`` (PyMySQL, aiomysql), else ``BEGIN``
+    when the connection is in autocommit mode (psycopg, mysql-connector), else nothing:
+    PEP 249 connections open one implicitly."""
+    begin = getattr(conn, "begin", None)
+    if begin is not None:
+        await begin()
+        return
+    if getattr(conn, "autocommit", None) is True:
+        if True:  # ASYNC
+            async with conn.cursor() as cur:
+                await cur.execute("BEGIN")
+        else:
+            cur = conn.cursor()
+            try:
+                cur.execute("BEGIN")
+            finally:
+                cur.close()
 
 
 async def _applied(conn: Any, already_applied: Callable[[Any], Any]) -> bool:

@@ -173,9 +173,6 @@ class ResilientConnection:
 
     def _install(self, raw: Any, wait_timeout: float | None) -> None:
         self._raw = raw
-        adopt = getattr(self._adapter, "adopt", None)  # optional for adapters
-        if adopt is not None:
-            adopt(raw)
         self._gen += 1
         # Described once: a driver may not say where a connection led once it is closed.
         self._described = self._adapter.describe(raw)
@@ -209,19 +206,28 @@ class ResilientConnection:
     def _leave(self) -> None:
         self._guard.release()
 
-    def _note(self, kind: StatementKind, query: Any, args: Any) -> None:
+    def _note(self, kind: StatementKind, query: Any, args: Any, cursor: Any = None) -> None:
         """After a statement other than a plain read: journal session settings, and
         remember session state no replay can rebuild."""
         engine = self._engine
         if kind is StatementKind.SESSION:
             parts = statement_parts(query)
+            if len(parts) > 1 and not args and cursor is not None:
+                # The driver read the first result only: a later setting's error would
+                # surface at the next command, after a bad setting was journaled for
+                # every reconnect. Read them all now; journal what the server took.
+                done, error = self._drain(cursor._raw)
+                if error is not None:
+                    for part in parts[:done]:
+                        engine.record(session_key(part), ("execute", (part.strip(), args)))
+                    raise error
             if len(parts) == 1 or args:
                 keys = [session_key(query)]
                 engine.record(keys[0], ("execute", (query, args)))
             else:  # replayed one by one: the new connection may not take several at once
                 keys = [session_key(part) for part in parts]
                 for key, part in zip(keys, parts, strict=True):
-                    engine.record(key, ("execute", (part.strip(), None)))
+                    engine.record(key, ("execute", (part.strip(), args)))
             if any(k is not None and self._idle_setting in k for k in keys) and (
                 engine.wants_wait_timeout
             ):
@@ -239,8 +245,27 @@ class ResilientConnection:
             if effects:
                 engine.unrestorable.update(effects)
 
+    def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
+        """Read the remaining results of a several-statement string: how many statements
+        succeeded, and the error of the first that did not (None when all did)."""
+        done = 1
+        try:
+            while raw_cursor.nextset():
+                done += 1
+        except Exception as exc:
+            if self._adapter.error_code(exc) is None:
+                return done, exc
+            try:
+                self._failed(exc, Op.FETCH, _READ, 0)  # records a lost connection; raises
+            except Exception as judged:
+                return done, judged
+        return done, None
+
     def _attribute_set(self, name: str, value: Any) -> None:
-        """A driver attribute set through the proxy: set again on every new connection."""
+        """A driver attribute set through the proxy: set on the driver connection (unless
+        it was given up already) and again on every new one."""
+        if not self._engine.stale:
+            setattr(self._raw, name, value)  # the driver checks the value first
         self._engine.record(f"attribute {name}", ("setattr", (name, value)))
 
     def _where(self) -> str:
@@ -340,7 +365,7 @@ class ResilientConnection:
                     Op.EXECUTE, kind, _send_execute, cursor, query, args, query=query
                 )
                 if kind is not _READ:
-                    self._note(kind, query, args)
+                    self._note(kind, query, args, cursor)
                 return result
             try:
                 if cursor._gen == self._gen:
@@ -365,7 +390,7 @@ class ResilientConnection:
                 else:
                     engine.done(kind, in_trans, autocommit, now, commits_implicitly(query))
             if kind is not _READ:
-                self._note(kind, query, args)
+                self._note(kind, query, args, cursor)
             return result
         finally:
             self._release()
@@ -430,6 +455,7 @@ class ResilientConnection:
         )
         if verdict is Verdict.TRANSACTION_LOST and not _knows_autocommit(adapter, self._raw):
             verdict = Verdict.OUTCOME_UNKNOWN  # the writes may have committed one by one
+            engine.lost_uncertain = True
         if engine.stale:
             adapter.discard(self._raw)
         error = verdict_error(
@@ -470,6 +496,7 @@ class ResilientConnection:
         verdict = engine.interrupted(op, kind, autocommit=autocommit, commits=commits, code=code)
         if verdict is Verdict.TRANSACTION_LOST and not known:
             verdict = Verdict.OUTCOME_UNKNOWN
+            engine.lost_uncertain = True
         if verdict is Verdict.TRANSACTION_LOST:
             self._observer.emit(TransactionLost(self._where(), code))
         elif verdict is Verdict.OUTCOME_UNKNOWN:
@@ -507,12 +534,21 @@ class ResilientConnection:
         try:
             if self._closed:
                 raise closed_error(self._adapter)
-            if self._engine.lost:
-                self._engine.rolled_back()
-                if self._engine.stale:
-                    return  # the server rolled it back when the connection died
-                # The connection lives (the server refused a COMMIT): roll back for real.
-            self._finish(Op.ROLLBACK, StatementKind.ROLLBACK)
+            engine = self._engine
+            if engine.lost and engine.stale:
+                engine.rolled_back()  # the server rolled it back when the connection died
+                return
+            # The connection lives (or nothing was lost): roll back for real, and only
+            # then acknowledge a loss (the server refused a COMMIT).
+            lost, engine.lost = engine.lost, False
+            try:
+                self._finish(Op.ROLLBACK, StatementKind.ROLLBACK)
+            except BaseException:
+                if lost and not engine.stale:
+                    engine.lost = True  # the transaction may still be open: still guarded
+                raise
+            if lost:
+                engine.rolled_back()
         finally:
             self._leave()
 
@@ -695,6 +731,26 @@ class ResilientConnection:
         )
 
 
+def _check_tls(adapter: Any, raw: Any, engine: Engine) -> None:
+    """The first connection sets the bar: once it used TLS, a new connection without it is
+    refused (some drivers fall back to plain text when the server stops offering TLS)."""
+    uses_tls = getattr(adapter, "uses_tls", None)  # optional for adapters
+    if uses_tls is None:
+        return
+    used = bool(uses_tls(raw))
+    if engine.tls is None:
+        engine.tls = used
+    elif engine.tls and not used:
+        raise new_error(
+            adapter,
+            adapter.operational_error,
+            adapter.gone_code,
+            "the new connection is not encrypted but the first one was: resilient_dbapi "
+            "will not go on in plain text (the server no longer offers TLS, or the driver "
+            "treats it as optional: ask it to require TLS, e.g. ssl_mode='VERIFY_CA')",
+        )
+
+
 def _knows_autocommit(adapter: Any, raw: Any) -> bool:
     """Whether the adapter's autocommit flag is the driver's, not a guess (the generic
     fallback guesses PEP 249's default, off, for a driver that does not say)."""
@@ -707,6 +763,10 @@ def _prepare(
 ) -> float | None:
     """Run ``on_connect`` and replay the journal on a new driver connection; return the
     session's wait_timeout when the policies follow it."""
+    adopt = getattr(adapter, "adopt", None)  # optional for adapters; before any statement
+    if adopt is not None:
+        adopt(raw)
+    _check_tls(adapter, raw, engine)
     for statement in on_connect:
         adapter.execute(raw, statement, None)
     for method, payload in engine.journal.values():

@@ -95,6 +95,7 @@ class ResilientCursor:
         return raw
 
     def _attribute_set(self, name: str, value: Any) -> None:
+        setattr(self._raw, name, value)
         if self._attributes is None:
             self._attributes = {}
         self._attributes[name] = value

@@ -93,6 +93,7 @@ class Engine:
         "last_used",
         "lost",
         "lost_code",
+        "lost_uncertain",
         "max_age",
         "next_check_at",
         "ping",
@@ -101,6 +102,7 @@ class Engine:
         "stale_code",
         "stale_reason",
         "sticky",
+        "tls",
         "txn_writes",
         "unrestorable",
         "wait_timeout",
@@ -152,6 +154,10 @@ class Engine:
         self.stale_code: int | None = None  # the driver error that made it stale, if any
         self.lost = False  # a transaction was lost and rollback() was not called yet
         self.lost_code: int | None = None
+        # ...and whether its writes may have committed (autocommit was only guessed).
+        self.lost_uncertain = False
+        # Whether the first physical connection used TLS: every later one must too.
+        self.tls: bool | None = None
         # Session settings to replay on every new physical connection, by what they set.
         self.journal: dict[str, tuple[str, Any]] = {}
         # Session state no replay can rebuild (temporary tables, user variables, ...).
@@ -292,8 +298,11 @@ class Engine:
     def driver_transaction(self, in_trans: bool) -> None:
         """Before sending: the driver reports a transaction open (or not), perhaps opened
         through its own API, unseen by the proxy. One it reports is never replaced
-        silently: what was in it is unknown, so it counts as holding writes."""
-        self.txn_writes = self.explicit or self.sticky or in_trans
+        silently: what was in it is unknown, so it counts as holding writes. It only
+        ever raises the flag: a driver that lost its connection may report "no
+        transaction" (psycopg's UNKNOWN status); the next statement's outcome lowers it."""
+        if in_trans:
+            self.txn_writes = True
 
     def failed(
         self,
@@ -410,4 +419,5 @@ class Engine:
         """``rollback()`` was called: a lost transaction is acknowledged."""
         self.lost = False
         self.lost_code = None
+        self.lost_uncertain = False
         self._transaction_over()

@@ -120,6 +120,8 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
             i += 1
         elif c in "'\"`":
             i = _skip_quoted(sql, i, c, backslash_escapes and c != "`")
+            if c != "'" and _call_follows(sql, i):
+                calls.add(_QUOTED_CALL)  # `f`(...) or, under ANSI_QUOTES, "f"(...)
         elif c in _WORD_CHARS or c > "\x7f":
             j = i + 1
             while j < n and (sql[j] in _WORD_CHARS or sql[j] > "\x7f"):
@@ -127,9 +129,7 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
             word = sql[i:j].lower()
             words.append(word)
             i = j
-            while j < n and sql[j] in " \t\r\n":
-                j += 1
-            if j < n and sql[j] == "(":
+            if _call_follows(sql, j):
                 calls.add(word)
         else:
             if c == ":" and sql.startswith(":=", i):
@@ -141,6 +141,34 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
                     user_vars = True  # session state a new connection lacks
             i += 1
     return words, assigns, user_vars, calls
+
+
+# A call to a function named by a quoted identifier: never a known pure built-in.
+_QUOTED_CALL = "`quoted`"
+_SPACE = " \t\r\n\f\v"
+
+
+def _call_follows(sql: str, j: int) -> bool:
+    """Whether ``(`` comes next after position ``j``, past whitespace and comments (the
+    server reads ``f/**/(1)`` and ``f -- c\n(1)`` as calls)."""
+    n = len(sql)
+    while j < n:
+        c = sql[j]
+        if c in _SPACE:
+            j += 1
+        elif sql.startswith("/*", j):
+            end = sql.find("*/", j + 2)
+            if end < 0:
+                return False
+            j = end + 2
+        elif c == "#" or (sql.startswith("--", j) and (j + 2 == n or sql[j + 2] <= " ")):
+            end = sql.find("\n", j)
+            if end < 0:
+                return False
+            j = end + 1
+        else:
+            return c == "("
+    return False
 
 
 def _skip_quoted(sql: str, start: int, quote: str, backslash_escapes: bool) -> int:
@@ -203,13 +231,15 @@ _PURE_CALLS = frozenset(
 
 # SET forms that are not a plain session setting: server-wide, per-statement, or a role.
 _NOT_SESSION = frozenset({"global", "persist", "persist_only", "password", "role", "statement"})
+_SERVER_SCOPES = frozenset({"global", "persist", "persist_only"})
 
 
 def _plain_setting(rest: list[str]) -> bool:
-    """``SET <rest>`` sets session variables (not GLOBAL, ROLE, a query's result...)."""
+    """``SET <rest>`` sets session variables (not GLOBAL, ROLE, a query's result...):
+    every assignment's scope counts (``SET a = 1, GLOBAL b = 2`` changes the server)."""
     if not rest or rest[0] in _NOT_SESSION or rest[:2] == ["default", "role"]:
         return False
-    return "select" not in rest
+    return "select" not in rest and not _SERVER_SCOPES.intersection(rest)
 
 
 # SET NAMES / CHARACTER SET are plain settings; REPLACE() and INSERT() string functions too.
@@ -478,6 +508,15 @@ _COMMITTING_VERBS = frozenset(
 def _commits_text(sql: str) -> bool | None:
     try:
         words = _scan(sql, backslash_escapes=True)[0]
+    except _Several:
+        # Several statements commit if any of them does (SET a = 1; SET autocommit = 1).
+        parts = _parts_text(sql)
+        if parts is None:
+            return None
+        verdicts = [_commits_text(part) for part in parts]
+        if True in verdicts:
+            return True
+        return None if None in verdicts else False
     except _Unreadable:
         return None
     verb = words[0] if words else ""

@@ -54,9 +54,7 @@ def run_transaction(
     plan = UnitOfWork(retry or RetryOnError(), conn._adapter, conn._engine.errors)
     started = _monotonic()
     while True:
-        begin = getattr(conn, "begin", None)
-        if begin is not None:
-            begin()
+        _begin(conn)
         committing = False
         try:
             result = fn(conn)
@@ -79,6 +77,22 @@ def run_transaction(
             if wait is None:
                 raise  # the policy's attempts or deadline are used up: the last error
         time.sleep(wait)
+
+
+def _begin(conn: Any) -> None:
+    """Open a transaction: the driver's ``begin()`` (PyMySQL, aiomysql), else ``BEGIN``
+    when the connection is in autocommit mode (psycopg, mysql-connector), else nothing:
+    PEP 249 connections open one implicitly."""
+    begin = getattr(conn, "begin", None)
+    if begin is not None:
+        begin()
+        return
+    if getattr(conn, "autocommit", None) is True:
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN")
+        finally:
+            cur.close()
 
 
 def _applied(conn: Any, already_applied: Callable[[Any], Any]) -> bool:

@@ -183,7 +183,11 @@ def test_generic_fallback_never_claims_a_rollback_it_guessed(
     with pytest.raises(OutcomeUnknownError):
         cur.execute("INSERT INTO t (uid) VALUES ('second')")
     assert count_rows(driver, generic_mysqlclient) == 1  # 'first' was committed after all
+    with pytest.raises(OutcomeUnknownError):  # and so it says until rollback()
+        cur.execute("INSERT INTO t (uid) VALUES ('third')")
     conn.rollback()
+    cur.execute("INSERT INTO t (uid) VALUES ('fourth')")
+    assert count_rows(driver, generic_mysqlclient) == 2
     conn.close()
 
 
@@ -257,3 +261,70 @@ def test_psycopg_fatal_connect_errors_are_not_retried(pgkw: dict[str, Any]) -> N
         resilient_dbapi.connect(psycopg.connect, **{**pgkw, "dbname": "no_such_database"})
     assert time.monotonic() - started < 1.0  # no backoff: waiting would not help
     assert PsycopgAdapter().error_code(caught.value) == "3D000"
+
+
+def test_a_bad_setting_later_in_a_string_is_raised_and_never_replayed(
+    server: Any, db: dict[str, Any]
+) -> None:
+    # Before: execute() returned, both parts were journaled, and every statement after a
+    # reconnect failed with 1298 for good.
+    driver = _BY_NAME["mysqlclient"]
+    conn = resilient_dbapi.connect(MySQLdb.connect, **db)
+    cur = conn.cursor()
+    with pytest.raises(MySQLdb.OperationalError) as caught:
+        cur.execute("SET SESSION sql_mode = 'ANSI_QUOTES'; SET time_zone = 'Nowhere/Bogus'")
+    assert caught.value.args[0] == 1298  # at execute(), where it belongs
+    driver.kill(server, driver.session_id(conn))
+    time.sleep(PingOnCheckout().skip_recent + 0.1)
+    cur = conn.cursor()
+    cur.execute("SELECT @@SESSION.sql_mode, @@SESSION.time_zone")
+    assert cur.fetchall() == (("ANSI_QUOTES", "SYSTEM"),)  # the good part kept, not the bad
+    assert conn.reconnects == 1
+    conn.close()
+
+
+def test_psycopg_copy_lost_inside_a_transaction_block_is_never_split(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    # Before: the COPY's error was psycopg's own, the proxy forgot the block's
+    # transaction, and the next INSERT committed alone on a new connection.
+    driver = _BY_NAME["psycopg"]
+    conn = resilient_dbapi.connect(psycopg.connect, **pgkw, autocommit=True)
+    pid = driver.session_id(conn)
+    block = conn.transaction()
+    block.__enter__()
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('one')")
+    with pytest.raises(TransactionLostError), cur.copy("COPY t (uid) FROM STDIN") as copy:
+        copy.write_row(("two",))
+        driver.kill(pg_server, pid)
+        for _ in range(200):  # until psycopg notices: its buffer fills, or the end
+            copy.write_row(("three",))
+    with pytest.raises(TransactionLostError):
+        cur.execute("INSERT INTO t (uid) VALUES ('four')")
+    conn.rollback()
+    assert count_rows(driver, pgkw) == 0
+    conn.close()
+    del block
+
+
+def test_an_attribute_set_after_the_connection_was_given_up_is_kept(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    driver = _BY_NAME["psycopg"]
+    conn = resilient_dbapi.connect(psycopg.connect, **pgkw)  # read_only shapes transactions
+    pid = driver.session_id(conn)
+    conn.rollback()
+    thread = threading.Thread(target=lambda: (time.sleep(0.5), driver.kill(pg_server, pid)))
+    thread.start()
+    try:
+        with pytest.raises(TransactionLostError):
+            conn.cursor().execute(driver.slow_write_sql)  # the connection is given up
+    finally:
+        thread.join()
+    conn.rollback()
+    conn.read_only = True  # before: "the connection is closed"
+    cur = conn.cursor()
+    cur.execute("SHOW transaction_read_only")
+    assert cur.fetchall() == [("on",)] and conn.reconnects == 1
+    conn.close()

@@ -147,11 +147,14 @@ def test_writes_under_random_kills_against_the_server(
     run_state_machine_as_test(
         KillsAgainstTheServer,
         settings=settings(
-            max_examples=12,
+            max_examples=30,
             stateful_step_count=25,
             deadline=None,
+            derandomize=True,  # the same sequences every run: a failure is reproducible
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
     seen = KillsAgainstTheServer.seen
-    assert seen["kills"] >= 10 and seen["transaction lost"] >= 1, seen
+    # The faults did strike: kills, and work they cost (whatever the sequences drawn).
+    assert seen["kills"] >= 10, seen
+    assert seen["transaction lost"] + seen["outcome unknown"] >= 1, seen

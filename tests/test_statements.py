@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from resilient_dbapi.statements import (
     StatementKind,
     classify,
+    commits_implicitly,
     session_effects,
     session_key,
     statement_parts,
@@ -118,6 +119,19 @@ def test_a_read_followed_by_a_write_is_not_a_read(read: str, write: str, sep: st
 def test_several_statements(sql: str, kind: StatementKind, parts: int) -> None:
     assert classify(sql) is kind
     assert len(statement_parts(sql)) == parts
+
+
+@pytest.mark.parametrize(
+    ("sql", "commits"),
+    [
+        ("SET sql_mode = ''; SET autocommit = 1", True),  # the second part commits
+        ("SET a = 1; SET b = 2", False),
+        ("SET a = 1; CREATE TABLE x (a INT)", True),
+        ("SET a = 1 /*!; COMMIT */", None),  # cannot tell
+    ],
+)
+def test_several_statements_commit_if_any_part_does(sql: str, commits: bool | None) -> None:
+    assert commits_implicitly(sql) is commits
 
 
 @given(setting=st.sampled_from(["SET a = 1", "SET NAMES utf8"]), write=WRITES, sep=NOISE)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiomysql
+import psycopg
 import pymysql
 import pytest
 
@@ -19,6 +20,7 @@ from resilient_dbapi import OutcomeUnknownError, RetryOnError, TransactionLostEr
 from resilient_dbapi.testing import FaultProxy, kill_connection
 
 from .conftest import rows
+from .drivers import postgres_database
 
 pytestmark = pytest.mark.server
 
@@ -243,3 +245,27 @@ def test_the_asyncio_twin_runs_a_unit_again_after_a_kill(server: Any, db: dict[s
     assert asyncio.run(main()) == 2
     assert rows(server, db, "SELECT uid FROM t ORDER BY uid") == [("async",), ("twin",)]
     admin.close()
+
+
+@pytest.fixture
+def pgkw(pg_server: Any) -> Iterator[dict[str, Any]]:
+    yield from postgres_database(pg_server)
+
+
+def test_psycopg_in_autocommit_mode_gets_a_real_transaction(pgkw: dict[str, Any]) -> None:
+    # psycopg has no begin(): with autocommit on, each statement used to commit alone,
+    # and running the unit again after a deadlock wrote its first row twice.
+    conn = resilient_dbapi.connect(psycopg.connect, **pgkw, autocommit=True)
+    runs = Counter[str]()
+
+    def unit(c: Any) -> None:
+        runs["unit"] += 1
+        cur = c.cursor()
+        cur.execute("INSERT INTO t (uid) VALUES ('once')")
+        if runs["unit"] == 1:  # a deadlock, as the server reports one
+            cur.execute("DO $$ BEGIN RAISE EXCEPTION 'deadlock' USING ERRCODE = '40P01'; END $$")
+
+    resilient_dbapi.run_transaction(conn, unit)
+    assert runs["unit"] == 2
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchall() == [(1,)]
+    conn.close()

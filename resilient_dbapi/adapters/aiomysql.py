@@ -28,6 +28,10 @@ class AiomysqlAdapter(MySQLProtocol):
     def owns(self, raw: object) -> bool:
         return isinstance(raw, aiomysql.Connection)
 
+    def uses_tls(self, raw: Any) -> bool:
+        writer = raw._writer
+        return writer is not None and writer.get_extra_info("ssl_object") is not None
+
     def probe(self, raw: Any) -> Callable[[], Liveness]:
         reader, writer = raw._reader, raw._writer
         if reader is None or writer is None:

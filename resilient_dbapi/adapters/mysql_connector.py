@@ -86,6 +86,10 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
             exc.errno == _CR_SERVER_GONE_ERROR or (exc.__cause__ is None and _not_available(exc))
         )
 
+    def uses_tls(self, raw: Any) -> bool:
+        holder = raw._socket
+        return isinstance(getattr(holder, "sock", None), ssl.SSLSocket)
+
     def probe(self, raw: Any) -> Callable[[], Liveness]:
         holder = raw._socket
         sock = getattr(holder, "sock", None) if holder is not None else None

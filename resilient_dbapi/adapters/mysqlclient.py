@@ -51,6 +51,16 @@ class MySQLdbAdapter(MySQLSession, AdapterBase):
         # read is 2013.
         return self.error_code(exc) == _CR_SERVER_GONE_ERROR
 
+    def uses_tls(self, raw: Any) -> bool:
+        # The C library says nothing of its TLS: ask the server (once per connection).
+        cursor = self._cursor(raw)
+        try:
+            cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return bool(row and row[1])
+
     def probe(self, raw: Any) -> Callable[[], Liveness]:
         try:
             fd = raw.fileno()

@@ -20,6 +20,7 @@ from psycopg.rows import tuple_row
 
 from .._proxy import closed_error, lost_again_error
 from ..classify import POSTGRES_ERRORS
+from ..engine import Op
 from ..statements import StatementKind
 from . import Liveness
 from .base import AdapterBase, AutocommitProperty, CommitThenCloseOnExit, DriverSurface
@@ -94,7 +95,49 @@ class CursorCopy:
             raw = self._current()  # type: ignore[attr-defined]
         finally:
             conn._leave()
-        return raw.copy(statement, params, **kwargs)
+        return _GuardedCopy(conn, raw.copy(statement, params, **kwargs))
+
+
+class _GuardedCopy:
+    """psycopg's copy context, whose failures go through the safety rules: a COPY lost
+    with the connection raises ``OutcomeUnknownError`` (autocommit) or
+    ``TransactionLostError``, and the connection is replaced before the next statement."""
+
+    __slots__ = ("_conn", "_inner")
+
+    def __init__(self, conn: Any, inner: Any) -> None:
+        self._conn = conn
+        self._inner = inner
+
+    def __enter__(self) -> Any:
+        try:
+            return self._inner.__enter__()
+        except Exception as exc:
+            self._judge(exc)
+            raise
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            suppressed = self._inner.__exit__(exc_type, exc, tb)
+        except Exception as error:
+            self._judge(error)
+            raise
+        if isinstance(exc, Exception) and not suppressed:
+            self._judge(exc)
+        return suppressed
+
+    def _judge(self, exc: Exception) -> None:
+        """Raise what the rules make of ``exc``; return if it says nothing about the
+        connection (the caller's own error, or one the driver raises as it is)."""
+        conn = self._conn
+        if conn._adapter.error_code(exc) is None:
+            return
+        conn._enter("copy")
+        try:
+            # EXECUTEMANY: rows may have been applied before the failure; never resent.
+            conn._failed(exc, Op.EXECUTEMANY, StatementKind.WRITE, 0)
+        finally:
+            conn._leave()
 
 
 class PsycopgAdapter(AdapterBase):
@@ -144,6 +187,9 @@ class PsycopgAdapter(AdapterBase):
             and not exc.sqlstate
             and str(exc).startswith(_NOT_SENT)
         )
+
+    def uses_tls(self, raw: Any) -> bool:
+        return bool(raw.pgconn.ssl_in_use)
 
     def probe(self, raw: Any) -> Callable[[], Liveness]:
         pgconn = raw.pgconn

@@ -112,6 +112,9 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
     def owns(self, raw: object) -> bool:
         return isinstance(raw, pymysql.connections.Connection)
 
+    def uses_tls(self, raw: Any) -> bool:
+        return isinstance(raw._sock, ssl.SSLSocket)
+
     def probe(self, raw: Any) -> Callable[[], Liveness]:
         sock = raw._sock
         if sock is None:
