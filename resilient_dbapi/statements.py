@@ -88,6 +88,9 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
     i, n = 0, len(sql)
     ended = False  # a ';' was seen: only whitespace and comments may follow
     ended_at = 0
+    # The name a "(" would make a call of: the server reads f/**/(1), f -- c\n(1) and
+    # `f`(1) as calls, so whitespace and comments keep it and any other token ends it.
+    callee: str | None = None
     while i < n:
         c = sql[i]
         if c in " \t\r\n\f\v":
@@ -117,21 +120,24 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
         elif c == ";":
             ended = True
             ended_at = i
+            callee = None
             i += 1
         elif c in "'\"`":
             i = _skip_quoted(sql, i, c, backslash_escapes and c != "`")
-            if c != "'" and _call_follows(sql, i):
-                calls.add(_QUOTED_CALL)  # `f`(...) or, under ANSI_QUOTES, "f"(...)
+            # `f`(...) or, under ANSI_QUOTES, "f"(...): never a known pure built-in.
+            callee = None if c == "'" else _QUOTED_CALL
         elif c in _WORD_CHARS or c > "\x7f":
             j = i + 1
             while j < n and (sql[j] in _WORD_CHARS or sql[j] > "\x7f"):
                 j += 1
             word = sql[i:j].lower()
             words.append(word)
+            callee = word
             i = j
-            if _call_follows(sql, j):
-                calls.add(word)
         else:
+            if c == "(" and callee is not None:
+                calls.add(callee)
+            callee = None
             if c == ":" and sql.startswith(":=", i):
                 assigns = True
             elif c == "@":
@@ -145,30 +151,6 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
 
 # A call to a function named by a quoted identifier: never a known pure built-in.
 _QUOTED_CALL = "`quoted`"
-_SPACE = " \t\r\n\f\v"
-
-
-def _call_follows(sql: str, j: int) -> bool:
-    """Whether ``(`` comes next after position ``j``, past whitespace and comments (the
-    server reads ``f/**/(1)`` and ``f -- c\n(1)`` as calls)."""
-    n = len(sql)
-    while j < n:
-        c = sql[j]
-        if c in _SPACE:
-            j += 1
-        elif sql.startswith("/*", j):
-            end = sql.find("*/", j + 2)
-            if end < 0:
-                return False
-            j = end + 2
-        elif c == "#" or (sql.startswith("--", j) and (j + 2 == n or sql[j + 2] <= " ")):
-            end = sql.find("\n", j)
-            if end < 0:
-                return False
-            j = end + 1
-        else:
-            return c == "("
-    return False
 
 
 def _skip_quoted(sql: str, start: int, quote: str, backslash_escapes: bool) -> int:
