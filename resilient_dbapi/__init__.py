@@ -12,6 +12,7 @@ from .connection import ResilientConnection, connect, creator
 from .cursor import ResilientCursor
 from .errors import (
     ConcurrentUseError,
+    NoSuitableHostError,
     OutcomeUnknownError,
     ResilientError,
     SessionLostError,
@@ -28,6 +29,7 @@ __all__ = [
     "ErrorKind",
     "ErrorTable",
     "MaxAge",
+    "NoSuitableHostError",
     "OutcomeUnknownError",
     "PingOnCheckout",
     "ResilientConnection",

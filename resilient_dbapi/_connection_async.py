@@ -20,9 +20,11 @@ from ._forwarding import forwarding_class
 from ._proxy import (
     ConnectorBase,
     Recovered,
+    WrongRole,
     always_alive,
     check_callable,
     check_connection,
+    check_failover,
     check_on_connect,
     closed_error,
     concurrent_use_error,
@@ -35,7 +37,7 @@ from ._proxy import (
     wrong_connect_error,
 )
 from .adapters import AsyncAdapter, Liveness
-from .classify import ErrorTable
+from .classify import ErrorKind, ErrorTable
 from .engine import Engine, Op, Reason, Verdict
 from .events import (
     Connected,
@@ -49,6 +51,7 @@ from .events import (
     TransactionLost,
     check_listeners,
 )
+from .hosts import Host, HostMemory, Target
 from .policies import Policy
 from .statements import (
     StatementKind,
@@ -82,34 +85,45 @@ class _Connector(ConnectorBase):
         observer: Observer,
         where: str,
     ) -> tuple[Any, T, int]:
-        """A new driver connection, what ``setup(raw)`` made of it, and the attempts it
-        took; retried on transient errors as the policies allow."""
+        """A new driver connection, what ``setup(raw)`` made of it, and the rounds it
+        took. A round tries each host once (the connect arguments' own host without
+        ``hosts=``); rounds are retried on transient errors as the policies allow."""
         started = _monotonic()
         attempt = 0
+        outcomes: dict[Host, str] = {}
         while True:
             attempt += 1
-            raw = None
-            try:
-                if True:  # ASYNC
-                    opening = self.driver_connect(*self.args, **self.kwargs)
-                    if not inspect.isawaitable(opening):
-                        raise wrong_connect_error(opening, want_awaitable=True)
-                    raw = await opening
-                else:
-                    raw = self.driver_connect(*self.args, **self.kwargs)
-                    if inspect.isawaitable(raw):
-                        raise wrong_connect_error(raw, want_awaitable=False)
-                return raw, await setup(raw), attempt
-            except BaseException as exc:
-                if raw is not None:  # a half-made connection: let it go
-                    with contextlib.suppress(Exception):
-                        raw.close()
-                if not isinstance(exc, Exception):
-                    raise  # interrupted: never retried
-                elapsed = _monotonic() - started
-                wait = self.retry_wait(exc, engine, attempt, elapsed, observer, where)
-                if wait is None:
-                    raise
+            for host in self.plan(_monotonic()):
+                raw = None
+                try:
+                    if True:  # ASYNC
+                        opening = self.driver_connect(*self.args, **self.arguments(host))
+                        if not inspect.isawaitable(opening):
+                            raise wrong_connect_error(opening, want_awaitable=True)
+                        raw = await opening
+                    else:
+                        raw = self.driver_connect(*self.args, **self.arguments(host))
+                        if inspect.isawaitable(raw):
+                            raise wrong_connect_error(raw, want_awaitable=False)
+                    made = await setup(raw)
+                    self.arrived(host)
+                    return raw, made, attempt
+                except BaseException as exc:
+                    if raw is not None:  # a half-made connection: let it go
+                        with contextlib.suppress(Exception):
+                            raw.close()
+                    if not isinstance(exc, Exception):
+                        raise  # interrupted: never retried
+                    if not self.passed_over(host, exc, engine, _monotonic(), observer, outcomes):
+                        raise
+                    last = exc
+            elapsed = _monotonic() - started
+            wait = self.retry_wait(last, engine, attempt, elapsed, observer, where)
+            if wait is None:
+                error = self.gave_up(last, outcomes, attempt, elapsed)
+                if error is last:
+                    raise last
+                raise error from last
             if True:  # ASYNC
                 await asyncio.sleep(wait)
             else:
@@ -216,9 +230,7 @@ class AsyncResilientConnection:
     def _leave(self) -> None:
         self._guard.release()
 
-    async def _note(
-        self, kind: StatementKind, query: Any, args: Any, cursor: Any = None
-    ) -> None:
+    async def _note(self, kind: StatementKind, query: Any, args: Any, cursor: Any = None) -> None:
         """After a statement other than a plain read: journal session settings, and
         remember session state no replay can rebuild."""
         engine = self._engine
@@ -286,6 +298,8 @@ class AsyncResilientConnection:
     async def _reconnect(self, reason: Reason, code: int | None = None) -> None:
         self._abandon(reason)
         started = _monotonic()
+        if reason is Reason.READ_ONLY:
+            self._connector.turned_read_only(started, self._observer, code)
         where = self._where()
         raw, wait_timeout, attempts = await self._connector.open(
             self._engine, self._setup, self._observer, where
@@ -385,8 +399,10 @@ class AsyncResilientConnection:
                 else:
                     result = await (await cursor._current()).execute(query, args)
             except Exception as exc:
+                read_only = await self._turned_read_only(exc)
                 try:
-                    self._failed(exc, Op.EXECUTE, kind, 0, query)  # returns only to resend
+                    # returns only to resend
+                    self._failed(exc, Op.EXECUTE, kind, 0, query, read_only)
                 except Recovered:
                     return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
                 result = await self._run(
@@ -431,8 +447,9 @@ class AsyncResilientConnection:
             try:
                 result = await send(self, *args)
             except Exception as exc:
+                read_only = await self._turned_read_only(exc)
                 try:
-                    self._failed(exc, op, kind, resends, query)  # returns only to resend
+                    self._failed(exc, op, kind, resends, query, read_only)  # returns to resend
                 except Recovered:
                     return None  # type: ignore[return-value]  # nothing was lost
                 resends += 1
@@ -445,20 +462,47 @@ class AsyncResilientConnection:
             engine.done(kind, in_trans, autocommit, _monotonic(), commits)
             return result
 
+    async def _turned_read_only(self, exc: Exception) -> bool:
+        """Whether ``exc`` is a refusal to write from a server that is read-only now (a
+        failover demoted it), asked on the same connection; only with several hosts.
+        Another cause of the same code (``--secure-file-priv``'s 1290, a transaction the
+        caller made READ ONLY) leaves the error to the caller as it is."""
+        engine = self._engine
+        if not engine.follows_read_only:
+            return False
+        adapter = self._adapter
+        if engine.errors.kind(adapter.error_code(exc)) is not ErrorKind.READ_ONLY:
+            return False
+        try:
+            return bool(await adapter.read_only(self._raw))  # type: ignore[attr-defined]
+        except Exception as asked:
+            # Gone meanwhile: the refusal still stands, and the next host's role is checked.
+            return engine.errors.kind(adapter.error_code(asked)) is ErrorKind.DEAD
+
     def _failed(
-        self, exc: Exception, op: Op, kind: StatementKind, resends: int, query: Any = None
+        self,
+        exc: Exception,
+        op: Op,
+        kind: StatementKind,
+        resends: int,
+        query: Any = None,
+        read_only: bool = False,
     ) -> None:
-        """Apply the safety rules to a failed operation: return to resend, else raise."""
+        """Apply the safety rules to a failed operation: return to resend, else raise.
+        ``read_only``: the server refused it because it turned read-only."""
         adapter = self._adapter
         code = adapter.error_code(exc)
         if code is None:
             raise exc
         engine = self._engine
         _, autocommit = self._status(self._raw)
+        error_kind = engine.errors.kind(code)
+        if error_kind is ErrorKind.READ_ONLY and not read_only:
+            error_kind = ErrorKind.OTHER
         verdict = engine.failed(
             op,
             kind,
-            engine.errors.kind(code),
+            error_kind,
             sent=not adapter.never_sent(exc),
             autocommit=autocommit,
             resends=resends,
@@ -588,8 +632,9 @@ class AsyncResilientConnection:
         try:
             await (raw.commit() if op is Op.COMMIT else raw.rollback())
         except Exception as exc:
+            read_only = await self._turned_read_only(exc)
             try:
-                self._failed(exc, op, kind, resends=0)
+                self._failed(exc, op, kind, 0, None, read_only)
             except Recovered:
                 return
             raise exc from None  # RESEND is never the verdict for commit or rollback
@@ -873,6 +918,11 @@ async def _prepare(
     if adopt is not None:
         adopt(raw)
     _check_tls(adapter, raw, engine)
+    failover = engine.failover
+    if failover is not None and failover.target is not Target.ANY:
+        read_only = await adapter.read_only(raw)  # type: ignore[attr-defined]
+        if not failover.target.accepts(read_only):
+            raise WrongRole(adapter, read_only)
     for statement in on_connect:
         await adapter.execute(raw, statement, None)
     for method, payload in engine.journal.values():
@@ -939,6 +989,8 @@ async def connect(
     policies: Sequence[Policy] | str | None = None,
     on_connect: Sequence[str] | None = None,
     listeners: Sequence[Listener] | None = None,
+    hosts: Any = None,
+    target: str | None = None,
     **kwargs: Any,
 ) -> AsyncResilientConnection:
     """Open a resilient connection.
@@ -949,12 +1001,37 @@ async def connect(
     ``on_connect`` statements run on every new physical connection, before the session
     journal is replayed. ``listeners`` are called with each :mod:`~resilient_dbapi.events`
     event of this connection.
+
+    ``hosts`` (``[(host, port), ...]``, or ``"db1:3306,db2:3306"``) lists several servers,
+    passed to the driver as ``host=`` and ``port=``: the connection uses the first whose
+    role suits ``target`` (``"primary"``, the default: writable; ``"replica"``: read-only;
+    ``"any"``), and moves on when its host is unreachable or turns read-only.
     """
     check_callable(driver_connect)
-    statements = check_on_connect(on_connect)
-    observer = Observer(check_listeners(listeners))
-    engine = Engine(resolve_policies(policies), ErrorTable())
-    connector = _Connector(driver_connect, args, kwargs)
+    return await _open(
+        driver_connect,
+        args,
+        kwargs,
+        resolve_policies(policies),
+        check_on_connect(on_connect),
+        check_listeners(listeners),
+        check_failover(hosts, target, kwargs),
+    )
+
+
+async def _open(
+    driver_connect: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    policies: list[Policy],
+    statements: tuple[str, ...],
+    listeners: tuple[Listener, ...],
+    memory: HostMemory | None,
+) -> AsyncResilientConnection:
+    observer = Observer(listeners)
+    failover = memory.failover if memory is not None else None
+    engine = Engine(policies, ErrorTable(), failover=failover)
+    connector = _Connector(driver_connect, args, kwargs, memory)
 
     async def first_setup(raw: Any) -> tuple[AsyncAdapter, float | None]:
         check_connection(raw)
@@ -962,7 +1039,18 @@ async def connect(
         if not engine.errors.codes:
             engine.errors = adapter.errors
         if getattr(adapter, "in_process", False):
+            if failover is not None:
+                raise TypeError(f"hosts= makes no sense for {adapter.name}, an in-process database")
             engine.ping = engine.max_age = None  # nothing to check, nothing to recycle
+        if (
+            failover is not None
+            and failover.target is not Target.ANY
+            and getattr(adapter, "read_only", None) is None
+        ):
+            raise TypeError(
+                f"target={failover.target.value!r} needs each server's role, which "
+                f"resilient_dbapi cannot read through {adapter.name}; use target='any'"
+            )
         return adapter, await _prepare(adapter, raw, statements, engine)
 
     started = _monotonic()
@@ -981,28 +1069,28 @@ def creator(
     policies: Sequence[Policy] | str | None = None,
     on_connect: Sequence[str] | None = None,
     listeners: Sequence[Listener] | None = None,
+    hosts: Any = None,
+    target: str | None = None,
     **kwargs: Any,
 ) -> Callable[[], Awaitable[AsyncResilientConnection]]:
     """A zero-argument factory of resilient connections, for a pool or an ORM.
 
     For example ``sqlalchemy.create_engine("mysql+pymysql://", creator=creator(
     pymysql.connect, host=..., user=...))``, or with ``resilient_dbapi.aio.creator``,
-    ``create_async_engine("mysql+aiomysql://", async_creator=...)``.
+    ``create_async_engine("mysql+aiomysql://", async_creator=...)``. With ``hosts=``,
+    the connections it makes share what they learn about the hosts (a dead primary is
+    tried last by all of them).
     """
     check_callable(driver_connect)
     statements = check_on_connect(on_connect)
     observers = check_listeners(listeners)
     resolved = resolve_policies(policies)
+    memory = check_failover(hosts, target, kwargs)
     Engine(resolved, ErrorTable())  # validates the policies now, not at first use
 
     async def make() -> AsyncResilientConnection:
-        return await connect(
-            driver_connect,
-            *args,
-            policies=resolved,
-            on_connect=statements,
-            listeners=observers,
-            **kwargs,
+        return await _open(
+            driver_connect, args, kwargs, list(resolved), statements, observers, memory
         )
 
     make.__qualname__ = make.__name__ = "resilient_creator"

@@ -13,15 +13,26 @@ from typing import Any
 
 from . import adapters
 from .adapters import Liveness
+from .classify import ErrorKind
 from .engine import Engine, Op, Reason, Verdict
 from .errors import (
     ConcurrentUseError,
+    NoSuitableHostError,
     OutcomeUnknownError,
     SessionLostError,
     TransactionLostError,
     bind_error,
 )
-from .events import GaveUp, Observer, OutcomeUnknown, Retrying, SessionLost, TransactionLost
+from .events import (
+    GaveUp,
+    HostPassedOver,
+    Observer,
+    OutcomeUnknown,
+    Retrying,
+    SessionLost,
+    TransactionLost,
+)
+from .hosts import Failover, Host, HostMemory, Target
 from .policies import Policy, default_policies
 
 __all__: list[str] = []
@@ -29,6 +40,15 @@ __all__: list[str] = []
 
 class Recovered(Exception):
     """Internal: the failed operation lost nothing; report success."""
+
+
+class WrongRole(Exception):
+    """Internal: a new connection's server does not have the role the target wants."""
+
+    def __init__(self, adapter: Any, read_only: bool) -> None:
+        super().__init__("read-only" if read_only else "writable")
+        self.adapter = adapter
+        self.read_only = read_only
 
 
 def always_alive() -> Liveness:
@@ -150,6 +170,18 @@ def verdict_error(
             "statement gets a new session with the replayable settings",
             SessionLostError,
         )
+    if verdict is Verdict.TRANSACTION_LOST and engine.stale_reason is Reason.READ_ONLY:
+        observer.emit(TransactionLost(where, code))
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            code,
+            f"the server turned read-only inside a transaction with writes "
+            f"({describe_error(exc)}); resilient_dbapi closed the connection, so the server "
+            "rolled the transaction back: call rollback() and run it again (the next "
+            "connection goes to a writable host)",
+            TransactionLostError,
+        )
     if verdict is Verdict.TRANSACTION_LOST:
         observer.emit(TransactionLost(where, code))
         return new_error(
@@ -180,20 +212,107 @@ def verdict_error(
 
 
 class ConnectorBase:
-    """Holds how to open physical connections (secrets included) and never shows it."""
+    """Holds how to open physical connections (secrets included) and never shows it;
+    with several hosts, also which one the connection is on."""
 
-    __slots__ = ("args", "driver_connect", "kwargs")
+    __slots__ = ("args", "current", "driver_connect", "kwargs", "memory")
 
     def __init__(
-        self, driver_connect: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        driver_connect: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        memory: HostMemory | None = None,
     ) -> None:
         self.driver_connect = driver_connect
         self.args = args
         self.kwargs = kwargs
+        self.memory = memory
+        self.current: Host | None = None
 
     def __repr__(self) -> str:
         name = getattr(self.driver_connect, "__qualname__", type(self.driver_connect).__name__)
         return f"<connector {name} (arguments hidden)>"
+
+    def plan(self, now: float) -> list[Host | None]:
+        """The hosts to try in one round (``[None]``: the connect arguments' own)."""
+        if self.memory is None:
+            return [None]
+        return list(self.memory.order(self.current, now))
+
+    def arguments(self, host: Host | None) -> dict[str, Any]:
+        if host is None:
+            return self.kwargs
+        kwargs = dict(self.kwargs)
+        kwargs["host"] = host.host
+        if host.port is not None:
+            kwargs["port"] = host.port
+        return kwargs
+
+    def passed_over(
+        self,
+        host: Host | None,
+        exc: Exception,
+        engine: Engine,
+        now: float,
+        observer: Observer,
+        outcomes: dict[Host, str],
+    ) -> bool:
+        """A connect to ``host`` failed with ``exc``: remember it, and say whether to go
+        on with the round's next host (False: raise ``exc``, it will not pass)."""
+        if host is None or self.memory is None:
+            return True  # one host: retry_wait decides
+        if isinstance(exc, WrongRole):
+            why, code = str(exc), None
+        else:
+            adapter = adapters.adapter_for_error(exc)
+            if adapter is None:
+                return False
+            code = adapter.error_code(exc)
+            table = engine.errors if engine.errors.codes else adapter.errors
+            if table.kind(code) not in (ErrorKind.CONNECT_TRANSIENT, ErrorKind.DEAD):
+                return False
+            why = "unreachable"
+        self.memory.failed(host, now)
+        outcomes[host] = why if code is None else f"{why} ({code})"
+        observer.emit(HostPassedOver(str(host), why, code))
+        return True
+
+    def arrived(self, host: Host | None) -> None:
+        if host is not None and self.memory is not None:
+            self.current = host
+            self.memory.succeeded(host)
+
+    def turned_read_only(self, now: float, observer: Observer, code: int | None) -> None:
+        """The current host refused a write because it is read-only now: try it last."""
+        if self.memory is not None and self.current is not None:
+            self.memory.failed(self.current, now)
+            observer.emit(HostPassedOver(str(self.current), "turned read-only", code))
+
+    def gave_up(
+        self, exc: Exception, outcomes: dict[Host, str], rounds: int, elapsed: float
+    ) -> Exception:
+        """The error to raise once connecting is given up: ``exc`` itself with one host;
+        with several, a ``NoSuitableHostError`` saying what each host did."""
+        if self.memory is None or not outcomes:
+            return exc
+        adapter = exc.adapter if isinstance(exc, WrongRole) else adapters.adapter_for_error(exc)
+        if adapter is None:
+            return exc
+        target = self.memory.failover.target
+        code = None if isinstance(exc, WrongRole) else adapter.error_code(exc)
+        if code is None and target is Target.PRIMARY:
+            read_only = [c for c, k in adapter.errors.codes.items() if k is ErrorKind.READ_ONLY]
+            code = read_only[0] if read_only else None
+        detail = ", ".join(f"{host} {why}" for host, why in outcomes.items())
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            adapter.gone_code if code is None else code,
+            f"no host suits target={target.value!r} after {rounds} round(s) in "
+            f"{elapsed:.1f} s: {detail}; nothing was sent",
+            NoSuitableHostError,
+        )
 
     @staticmethod
     def retry_wait(
@@ -205,18 +324,40 @@ class ConnectorBase:
         where: str,
     ) -> float | None:
         """Seconds to wait before connecting again after ``exc``, or None to raise it."""
-        adapter = adapters.adapter_for_error(exc)
-        if adapter is None:
-            return None
-        code = adapter.error_code(exc)
-        table = engine.errors if engine.errors.codes else adapter.errors
-        wait = engine.connect_failed(table.kind(code), attempt, elapsed)
+        if isinstance(exc, WrongRole):  # the role may change (a promotion): transient
+            code, kind = None, ErrorKind.CONNECT_TRANSIENT
+        else:
+            adapter = adapters.adapter_for_error(exc)
+            if adapter is None:
+                return None
+            code = adapter.error_code(exc)
+            table = engine.errors if engine.errors.codes else adapter.errors
+            kind = table.kind(code)
+        wait = engine.connect_failed(kind, attempt, elapsed)
         if wait is None:
             if attempt > 1:
                 observer.emit(GaveUp(where, attempt, code))
             return None
         observer.emit(Retrying(where, "connect", attempt, wait, code))
         return wait
+
+
+def check_failover(hosts: object, target: object, kwargs: dict[str, Any]) -> HostMemory | None:
+    """``connect()``'s ``hosts=`` and ``target=``, checked; None without them."""
+    if hosts is None:
+        if target is not None:
+            raise ValueError(
+                "target= needs hosts=: give the servers to choose from, e.g. "
+                "hosts=[('db1', 3306), ('db2', 3306)]"
+            )
+        return None
+    clash = sorted({"host", "port"} & kwargs.keys())
+    if clash:
+        raise ValueError(
+            f"give hosts= or {' and '.join(clash)}=, not both: hosts= lists every server "
+            "with its port"
+        )
+    return HostMemory(Failover.of(hosts, target))
 
 
 def wrong_connect_error(made: object, *, want_awaitable: bool) -> TypeError:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .classify import ErrorKind, ErrorTable
+from .hosts import Failover, Target
 from .policies import MaxAge, PingOnCheckout, Policy, RetryOnError
 from .statements import StatementKind
 
@@ -37,6 +38,8 @@ class Reason(enum.Enum):
     """Idle for nearly the server's ``wait_timeout``."""
     ERROR = "error"
     """A statement failed with a dead-connection error."""
+    READ_ONLY = "read_only"
+    """The server turned read-only (a failover demoted it): another host is wanted."""
 
 
 class Op(enum.Enum):
@@ -89,6 +92,7 @@ class Engine:
         "draw",
         "errors",
         "explicit",
+        "failover",
         "journal",
         "last_used",
         "lost",
@@ -114,7 +118,9 @@ class Engine:
         policies: Iterable[Policy],
         errors: ErrorTable,
         draw: Callable[[], float] = random.random,
+        failover: Failover | None = None,
     ) -> None:
+        self.failover = failover
         self.ping: PingOnCheckout | None = None
         self.max_age: MaxAge | None = None
         self.retry: RetryOnError | None = None
@@ -223,6 +229,12 @@ class Engine:
             return None
         return self.retry.connect_wait(attempt, elapsed)
 
+    @property
+    def follows_read_only(self) -> bool:
+        """Whether a server's refusal to write (read-only) sends the connection to another
+        host: with several hosts, unless only read-only servers are wanted."""
+        return self.failover is not None and self.failover.target is not Target.REPLICA
+
     # -- checkout ---------------------------------------------------------------
 
     @property
@@ -326,6 +338,8 @@ class Engine:
         if error is ErrorKind.TRANSACTION_ROLLED_BACK:
             self._transaction_over()
             return Verdict.RAISE
+        if error is ErrorKind.READ_ONLY and self.follows_read_only:
+            return self._refused_read_only(op, kind, resends, code, commits)
         if error is not ErrorKind.DEAD:
             if (op is Op.COMMIT or kind is StatementKind.COMMIT) and self.txn_writes:
                 # A COMMIT the server refused on a live connection (KILL QUERY's 1317,
@@ -378,6 +392,35 @@ class Engine:
         if autocommit:
             return Verdict.OUTCOME_UNKNOWN
         return self._lose(code)  # a write inside the implicit transaction: rolled back
+
+    def _refused_read_only(
+        self, op: Op, kind: StatementKind, resends: int, code: int | None, commits: bool | None
+    ) -> Verdict:
+        """The server refused the statement because it is read-only now (the proxy checked
+        ``@@read_only``): it was not applied. The connection goes, which rolls back what
+        was open on it, and the next one is made on a writable host."""
+        had_writes = self.txn_writes
+        self.must_replace(Reason.READ_ONLY, code)
+        self._transaction_over()
+        if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
+            return Verdict.RECOVERED
+        if had_writes:
+            if commits is not False and kind is not StatementKind.COMMIT and op is not Op.COMMIT:
+                # DDL commits what was open before it runs: whether that happened before
+                # the refusal cannot be told.
+                return Verdict.OUTCOME_UNKNOWN
+            return self._lose(code)  # a refused COMMIT included: nothing was committed
+        if op is Op.COMMIT or kind is StatementKind.COMMIT:
+            return Verdict.RECOVERED  # nothing was written: nothing to commit
+        if op is not Op.EXECUTE:
+            # executemany's earlier rows, a procedure's earlier statements, rows already
+            # fetched: refused part-way, so never sent again.
+            return Verdict.RAISE
+        if self.unrestorable:
+            return Verdict.SESSION_LOST
+        if self.retry is not None and self.retry.may_resend(resends):
+            return Verdict.RESEND
+        return Verdict.RAISE
 
     def interrupted(
         self,

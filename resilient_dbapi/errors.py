@@ -12,6 +12,7 @@ from typing import TypeVar
 
 __all__ = [
     "ConcurrentUseError",
+    "NoSuitableHostError",
     "OutcomeUnknownError",
     "ResilientError",
     "SessionLostError",
@@ -67,6 +68,13 @@ class ConcurrentUseError(ResilientError):
 
     Nothing was sent: interleaving two commands would corrupt the protocol. The message
     names the operation in flight. Give each thread its own connection, or a pool.
+    """
+
+
+class NoSuitableHostError(ResilientError):
+    """With several hosts: none could be used before the retry policy gave up. The
+    message says what each host did (unreachable, read-only, writable); ``code`` is the
+    last driver error's. Raised when connecting, so nothing was sent.
     """
 
 

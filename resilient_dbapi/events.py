@@ -18,6 +18,7 @@ __all__ = [
     "Connected",
     "Event",
     "GaveUp",
+    "HostPassedOver",
     "OutcomeUnknown",
     "Pinged",
     "Reconnected",
@@ -56,6 +57,16 @@ class Reconnected(Event):
     code: int | None
     attempts: int
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class HostPassedOver(Event):
+    """With several hosts: one was not used. ``why`` is ``"unreachable"`` (``code`` is
+    the driver's error), ``"read-only"`` or ``"writable"`` (the role did not suit the
+    target) or ``"turned read-only"`` (it refused a write under a connection)."""
+
+    why: str
+    code: int | str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,7 @@ class Stats:
     outcomes_unknown: int = 0
     sessions_lost: int = 0
     concurrent_use_refused: int = 0
+    hosts_passed_over: int = 0
 
 
 Listener = Callable[[Event], object]
@@ -181,6 +193,9 @@ class Observer:
                 event.code,
                 event.seconds * 1000,
             )
+        elif isinstance(event, HostPassedOver):
+            stats.hosts_passed_over += 1
+            log.warning("host %s passed over: %s (error %s)", event.where, event.why, event.code)
         elif isinstance(event, Pinged):
             stats.pings += 1
             stats.failed_pings += not event.ok

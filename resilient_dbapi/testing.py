@@ -2,7 +2,8 @@
 
 ``MariaDBServer()`` initialises a temporary data directory and runs Debian's
 ``mariadbd`` on a free loopback port; it starts in about a second and is removed on
-``remove()``. ``PostgresServer()`` does the same with Debian's PostgreSQL (``initdb`` and
+``remove()``; ``ReplicatedPair()`` runs two as a primary and its replica, for failover
+tests. ``PostgresServer()`` does the same with Debian's PostgreSQL (``initdb`` and
 ``postgres``, run as the ``postgres`` user when we are root). ``FaultProxy`` relays a
 loopback TCP connection and injects network faults into it. Nothing here is needed to use
 resilient_dbapi itself.
@@ -23,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ __all__ = [
     "LedgerCheck",
     "MariaDBServer",
     "PostgresServer",
+    "ReplicatedPair",
     "ServerUnavailable",
     "WriteLedger",
     "find_mariadbd",
@@ -90,6 +93,9 @@ class MariaDBServer:
                 self.install_bin,
                 "--no-defaults",
                 f"--datadir={self.datadir}",
+                # A starting mariadbd deletes every #sql* file in its tmpdir, including
+                # the temporary tables of a bootstrap running meanwhile: keep them apart.
+                f"--tmpdir={self.basedir}",
                 *self._user_args,
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
@@ -115,6 +121,7 @@ class MariaDBServer:
                 f"--datadir={self.datadir}",
                 f"--socket={self.basedir / 'sock'}",
                 f"--pid-file={self.basedir / 'pid'}",
+                f"--tmpdir={self.basedir}",
                 f"--port={self.port}",
                 "--bind-address=127.0.0.1",
                 *self._user_args,
@@ -187,6 +194,219 @@ class MariaDBServer:
         return pymysql.connect(
             **self.connect_kwargs(autocommit=True, connect_timeout=5, **overrides)
         )
+
+
+# -- MariaDB replication ------------------------------------------------------------------
+
+
+_REPLICATION_ARGS = (
+    "--log-bin=mysql-bin",
+    "--binlog-format=ROW",
+    "--log-slave-updates",
+    "--gtid-strict-mode=ON",
+)
+
+
+def _launch_mariadb(extra_args: tuple[str, ...]) -> MariaDBServer:
+    server = MariaDBServer(extra_args=extra_args)
+    try:
+        return server.start()
+    except BaseException:
+        server.remove()
+        raise
+
+
+def _slave_status(cur: Any) -> dict[str, Any]:
+    cur.execute("SHOW SLAVE STATUS")
+    row = cur.fetchone()
+    if row is None:
+        return {}
+    return {column[0]: value for column, value in zip(cur.description, row, strict=True)}
+
+
+def _describe(status: dict[str, Any]) -> str:
+    keys = ("Slave_IO_Running", "Slave_SQL_Running", "Last_IO_Error", "Last_SQL_Error")
+    return ", ".join(f"{key}={status.get(key)!r}" for key in keys)
+
+
+class ReplicatedPair:
+    """A MariaDB primary and a replica following it (GTID, semi-sync), for failover tests.
+
+    Two :class:`MariaDBServer` on loopback: the replica is read-only and replicates from
+    the primary as root, with strict GTID mode; with ``semi_sync`` a commit on the primary
+    is acknowledged only once the replica has received it (AFTER_SYNC), falling back to
+    asynchronous after 2 s without a reply. ``start()`` creates the database ``app`` and
+    the user ``app`` on the primary, which replicate; the user lacks SUPER and READ ONLY
+    ADMIN, so ``read_only`` binds it. ``kill_primary()`` then ``promote()`` is a failover.
+    """
+
+    database: str = "app"
+    user: str = "app"
+    password: str = "app-pw"
+    primary: MariaDBServer
+    replica: MariaDBServer
+
+    def __init__(self, *, semi_sync: bool = True) -> None:
+        self.semi_sync = semi_sync
+        self._started = False
+        self._promoted = False
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self) -> ReplicatedPair:
+        """Start both servers, replication, and the ``app`` database and user."""
+        if self._started:
+            return self
+        primary_args: tuple[str, ...] = (*_REPLICATION_ARGS, "--server-id=1")
+        replica_args: tuple[str, ...] = (
+            *_REPLICATION_ARGS,
+            "--server-id=2",
+            "--read-only",
+            "--skip-slave-start",
+        )
+        if self.semi_sync:
+            primary_args += (
+                "--rpl-semi-sync-master-enabled=ON",
+                "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+                "--rpl-semi-sync-master-timeout=2000",
+            )
+            replica_args += ("--rpl-semi-sync-slave-enabled=ON",)
+        # Each server's mariadb-install-db takes most of a second: run both at once.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            launches = [pool.submit(_launch_mariadb, args) for args in (primary_args, replica_args)]
+        failures = [exc for launch in launches if (exc := launch.exception()) is not None]
+        if failures:
+            for launch in launches:
+                if launch.exception() is None:
+                    launch.result().remove()
+            raise failures[0]
+        self.primary, self.replica = (launch.result() for launch in launches)
+        try:
+            self._replicate()
+            # On the primary, so that the replica gets them through replication: a root
+            # write on the replica would give it GTIDs of its own and break strict mode.
+            with contextlib.closing(self.primary.admin()) as conn, conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE `{self.database}`")
+                password = conn.escape(self.password)
+                cur.execute(f"CREATE USER '{self.user}'@'%' IDENTIFIED BY {password}")
+                cur.execute(f"GRANT ALL ON `{self.database}`.* TO '{self.user}'@'%'")
+            self.wait_caught_up()
+        except BaseException:
+            self.remove()
+            raise
+        self._started = True
+        return self
+
+    def _replicate(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with contextlib.closing(self.replica.admin()) as conn, conn.cursor() as cur:
+            # Fresh data directories hold no GTIDs, so slave_pos starts both at the same
+            # (empty) position. Retry every second: the default 60 s would outlast a test.
+            cur.execute(
+                "CHANGE MASTER TO MASTER_HOST='127.0.0.1', "
+                f"MASTER_PORT={int(self.primary.port)}, MASTER_USER='root', "
+                "MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1"
+            )
+            cur.execute("START SLAVE")
+            while True:
+                status = _slave_status(cur)
+                running = (status.get("Slave_IO_Running"), status.get("Slave_SQL_Running"))
+                if running == ("Yes", "Yes"):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"replication did not start: {_describe(status)}")
+                time.sleep(0.02)
+        if self.semi_sync:
+            # The IO thread runs a little before the primary counts it as a semi-sync
+            # client; a commit in between would wait for the 2 s timeout and go async.
+            with contextlib.closing(self.primary.admin()) as conn, conn.cursor() as cur:
+                while True:
+                    cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")
+                    if int(cur.fetchone()[1]) >= 1:
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the replica never registered as a semi-sync client")
+                    time.sleep(0.02)
+
+    def remove(self) -> None:
+        """Kill both servers and delete their data."""
+        # SIGKILL: the data is thrown away, so a clean shutdown would only cost time.
+        for name in ("replica", "primary"):
+            server: MariaDBServer | None = getattr(self, name, None)
+            if server is not None:
+                server.stop(kill=True)
+                server.remove()
+
+    def __enter__(self) -> ReplicatedPair:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+    # -- using it -----------------------------------------------------------------------
+
+    def hosts(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of the primary then the replica (the same after promote())."""
+        return [("127.0.0.1", self.primary.port), ("127.0.0.1", self.replica.port)]
+
+    def app_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """The app user's ``pymysql.connect`` arguments, without host and port."""
+        return {
+            "user": self.user,
+            "password": self.password,
+            "database": self.database,
+            **overrides,
+        }
+
+    def writable(self) -> MariaDBServer:
+        """The server taking writes: the primary, or the replica once promoted."""
+        return self.replica if self._promoted else self.primary
+
+    def wait_caught_up(self, timeout: float = 10.0) -> None:
+        """Wait until the replica has applied everything the primary has logged."""
+        if self._promoted:
+            raise RuntimeError("the replica was promoted: it follows nothing any more")
+        with contextlib.closing(self.primary.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@gtid_binlog_pos")
+            position = cur.fetchone()[0]
+        with contextlib.closing(self.replica.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (position, timeout))
+            if cur.fetchone()[0] != 0:
+                raise TimeoutError(
+                    f"the replica did not reach {position!r} within {timeout} s: "
+                    f"{_describe(_slave_status(cur))}"
+                )
+
+    # -- failover -----------------------------------------------------------------------
+
+    def kill_primary(self) -> None:
+        """SIGKILL the primary, a crash; returns once the process is dead."""
+        self.primary.stop(kill=True)
+
+    def promote(self) -> float:
+        """Make the replica a writable primary; returns the seconds this took.
+
+        Applies every transaction the replica received before stopping replication: with
+        semi-sync those include every commit the old primary acknowledged, and RESET
+        SLAVE ALL deletes the relay logs, so stopping without the wait would lose them.
+        """
+        if self._promoted:
+            raise RuntimeError("the replica was promoted already")
+        began = time.monotonic()
+        with contextlib.closing(self.replica.admin()) as conn, conn.cursor() as cur:
+            cur.execute("STOP SLAVE IO_THREAD")
+            received = _slave_status(cur)["Gtid_IO_Pos"]
+            cur.execute("SELECT MASTER_GTID_WAIT(%s, 30)", (received,))
+            if cur.fetchone()[0] != 0:
+                raise TimeoutError(
+                    f"the replica did not apply {received!r} within 30 s: "
+                    f"{_describe(_slave_status(cur))}"
+                )
+            cur.execute("STOP SLAVE")
+            cur.execute("RESET SLAVE ALL")
+            cur.execute("SET GLOBAL read_only = 0")
+        self._promoted = True
+        return time.monotonic() - began
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

@@ -119,6 +119,15 @@ class AiomysqlAdapter(MySQLProtocol):
             await cursor.close()
         return float(row[0]) if row and row[0] else None
 
+    async def read_only(self, raw: Any) -> bool:
+        cursor = await raw.cursor(aiomysql.Cursor)
+        try:
+            await cursor.execute("SELECT @@GLOBAL.read_only")
+            row = await cursor.fetchone()
+        finally:
+            await cursor.close()
+        return bool(int(row[0]))
+
     async def execute(self, raw: Any, query: str, args: Any) -> None:
         cursor = await raw.cursor(aiomysql.Cursor)
         try:

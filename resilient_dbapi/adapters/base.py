@@ -135,6 +135,16 @@ class MySQLSession:
             cursor.close()
         return float(row[0]) if row and row[0] else None
 
+    def read_only(self, raw: Any) -> bool:
+        """Whether the server refuses writes (``@@read_only``: a replica)."""
+        cursor = self._cursor(raw)
+        try:
+            cursor.execute("SELECT @@GLOBAL.read_only")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return bool(int(row[0]))
+
     def execute(self, raw: Any, query: str, args: Any) -> None:
         cursor = self._cursor(raw)
         try:

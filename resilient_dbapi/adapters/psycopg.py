@@ -272,6 +272,18 @@ class PsycopgAdapter(AdapterBase):
                 raw.rollback()  # the transaction psycopg opened held only the SHOW
         return _seconds(row[0]) if row else None
 
+    def read_only(self, raw: Any) -> bool:
+        """Whether the server refuses writes: a standby, or read-only by default."""
+        opened = self._fresh_transaction(raw)
+        try:
+            with raw.cursor(row_factory=tuple_row) as cursor:
+                cursor.execute("SHOW transaction_read_only")
+                row = cursor.fetchone()
+        finally:
+            if opened:
+                raw.rollback()  # the transaction psycopg opened held only the SHOW
+        return bool(row) and row[0] == "on"
+
     def execute(self, raw: Any, query: str, args: Any) -> None:
         # Only on a new connection (on_connect, the journal): a transaction psycopg opens
         # for it holds nothing else, and is committed so that the settings stay.

@@ -1,0 +1,175 @@
+"""Several hosts: which one to try next, and whether a server's role suits (no I/O).
+
+``Failover`` is the configuration (the hosts, the role wanted, how long a host that
+failed is tried last); ``HostMemory`` is what the connections of one ``connect()`` or
+``creator()`` remember about the hosts. Neither sleeps, reads the clock or touches a
+socket: the connector passes ``now`` in and opens the connections.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["Failover", "Host", "HostMemory", "Target", "parse_hosts"]
+
+
+class Target(enum.Enum):
+    """The role a host must have to be used."""
+
+    PRIMARY = "primary"
+    """Writable: ``@@read_only = 0`` (PostgreSQL: not in recovery, not read-only)."""
+    REPLICA = "replica"
+    """Read-only."""
+    ANY = "any"
+    """Either: the role is not checked."""
+
+    def accepts(self, read_only: bool) -> bool:
+        if self is Target.ANY:
+            return True
+        return read_only is (self is Target.REPLICA)
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """One server's address; ``port`` None means the driver's default."""
+
+    host: str
+    port: int | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+def _port(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(f"hosts: {where} has port {value!r}; a port is an int from 1 to 65535")
+    return value
+
+
+def _parse_one(item: object) -> Host:
+    if isinstance(item, Host):
+        return item
+    if isinstance(item, tuple | list):
+        if len(item) != 2 or not isinstance(item[0], str) or not item[0]:
+            raise ValueError(
+                f"hosts: {item!r} is not a (host, port) pair; allowed: ('db1', 3306), "
+                "'db1:3306' or 'db1'"
+            )
+        return Host(item[0], _port(item[1], repr(item)))
+    if not isinstance(item, str) or not item.strip():
+        raise ValueError(
+            f"hosts: {item!r} is not a host; allowed: ('db1', 3306), 'db1:3306' or 'db1'"
+        )
+    text = item.strip()
+    if text.startswith("["):  # [IPv6]:port
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"hosts: {item!r} opens '[' without closing it")
+        rest = text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"hosts: {item!r}: after ']' only ':port' may follow")
+        return Host(text[1:end], _port(rest[1:] or None, repr(item)))
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        if not host:
+            raise ValueError(f"hosts: {item!r} has no host name before ':'")
+        return Host(host, _port(port, repr(item)))
+    return Host(text)  # a name, or a bare IPv6 address
+
+
+def parse_hosts(hosts: object) -> tuple[Host, ...]:
+    """``hosts`` as given to ``connect()``: a list of ``(host, port)`` pairs or
+    ``"host[:port]"`` strings, or one comma-separated string."""
+    if isinstance(hosts, str):
+        items: Iterable[object] = [part for part in hosts.split(",") if part.strip()]
+    elif isinstance(hosts, list | tuple):
+        items = hosts
+    else:
+        raise TypeError(
+            "hosts must be a list of (host, port) pairs or 'host:port' strings, or a "
+            f"comma-separated string, got {type(hosts).__name__}"
+        )
+    parsed = tuple(_parse_one(item) for item in items)
+    if not parsed:
+        raise ValueError("hosts: the list is empty; give at least one host")
+    if len(set(parsed)) != len(parsed):
+        raise ValueError(f"hosts: {', '.join(map(str, parsed))} names a host twice")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class Failover:
+    """Connect to the first suitable host of ``hosts``.
+
+    A host that refused a connection, had the wrong role, or turned read-only under a
+    connection is tried after the others for ``quarantine`` seconds.
+    """
+
+    hosts: tuple[Host, ...]
+    target: Target = Target.PRIMARY
+    quarantine: float = 10.0
+
+    @classmethod
+    def of(cls, hosts: object, target: object = None, quarantine: object = 10.0) -> Failover:
+        """Check and build from ``connect()``'s ``hosts=`` and ``target=`` arguments."""
+        if target is None:
+            target = Target.PRIMARY
+        elif isinstance(target, str):
+            try:
+                target = Target(target)
+            except ValueError:
+                raise ValueError(
+                    f"target must be 'primary', 'replica' or 'any', got {target!r}"
+                ) from None
+        if not isinstance(target, Target):
+            raise TypeError(f"target must be 'primary', 'replica' or 'any', got {target!r}")
+        if (
+            isinstance(quarantine, bool)
+            or not isinstance(quarantine, int | float)
+            or not math.isfinite(quarantine)
+            or quarantine < 0
+        ):
+            raise ValueError(f"quarantine must be a number of seconds >= 0, got {quarantine!r}")
+        return cls(parse_hosts(hosts), target, float(quarantine))
+
+
+class HostMemory:
+    """Which hosts failed lately, shared by the connections of one ``connect()`` or
+    ``creator()``: one connection's discovery spares the others the dead host."""
+
+    __slots__ = ("_bad_until", "_lock", "failover")
+
+    def __init__(self, failover: Failover) -> None:
+        self.failover = failover
+        self._bad_until: dict[Host, float] = {}
+        self._lock = threading.Lock()  # connections of one pool connect from many threads
+
+    def order(self, current: Host | None, now: float) -> list[Host]:
+        """The hosts to try, in order: the current one first, then the others as given;
+        those that failed within the quarantine last, the soonest released first."""
+        hosts = self.failover.hosts
+        if current in hosts:
+            i = hosts.index(current)
+            hosts = hosts[i:] + hosts[:i]
+        with self._lock:
+            bad = {h: t for h, t in self._bad_until.items() if t > now}
+        good = [h for h in hosts if h not in bad]
+        return good + sorted(bad, key=bad.__getitem__)
+
+    def failed(self, host: Host, now: float) -> None:
+        """``host`` refused a connection, had the wrong role, or turned read-only."""
+        with self._lock:
+            self._bad_until[host] = now + self.failover.quarantine
+
+    def succeeded(self, host: Host) -> None:
+        with self._lock:
+            self._bad_until.pop(host, None)

@@ -1,0 +1,184 @@
+"""Unit tests of the sans-IO host choice and the engine's read-only rule (no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from resilient_dbapi import MYSQL_ERRORS, ErrorKind, MaxAge, PingOnCheckout, RetryOnError
+from resilient_dbapi.engine import Engine, Op, Reason, Verdict
+from resilient_dbapi.hosts import Failover, Host, HostMemory, Target, parse_hosts
+from resilient_dbapi.statements import StatementKind as K
+
+READ_ONLY = ErrorKind.READ_ONLY
+A, B, C = Host("a", 1), Host("b", 2), Host("c", 3)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ([("a", 1), ("b", 2)], (A, B)),
+        ("a:1, b:2 ,c:3", (A, B, C)),
+        (["a:1", ("b", "2")], (A, B)),
+        ("db1,db2", (Host("db1"), Host("db2"))),
+        ("[::1]:3306,[fe80::1]", (Host("::1", 3306), Host("fe80::1"))),
+        ("::1", (Host("::1"),)),
+        ((A, "b:2"), (A, B)),
+    ],
+)
+def test_hosts_are_parsed(given: object, expected: tuple[Host, ...]) -> None:
+    assert parse_hosts(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "names"),
+    [
+        ([], ValueError, "empty"),
+        ("", ValueError, "empty"),
+        ([("a", 0)], ValueError, "1 to 65535"),
+        ([("a", 70000)], ValueError, "1 to 65535"),
+        (["a:x"], ValueError, "port 'x'"),
+        ([("a",)], ValueError, "pair"),
+        ([("", 1)], ValueError, "pair"),
+        ([("a", True)], ValueError, "port True"),
+        (["a:1", "a:1"], ValueError, "twice"),
+        ([":1"], ValueError, "no host name"),
+        (["[::1"], ValueError, "without closing"),
+        (["[::1]x"], ValueError, "only ':port'"),
+        ([3306], ValueError, "not a host"),
+        (3306, TypeError, "comma-separated"),
+        ({"a": 1}, TypeError, "comma-separated"),
+    ],
+)
+def test_bad_hosts_say_what_is_allowed(given: object, error: type, names: str) -> None:
+    with pytest.raises(error, match=names):
+        parse_hosts(given)
+
+
+def test_failover_is_checked() -> None:
+    assert Failover.of("a:1").target is Target.PRIMARY
+    assert Failover.of("a:1", "replica").target is Target.REPLICA
+    with pytest.raises(ValueError, match="'primary', 'replica' or 'any'"):
+        Failover.of("a:1", "writer")
+    with pytest.raises(TypeError, match="'primary', 'replica' or 'any'"):
+        Failover.of("a:1", 1)
+    with pytest.raises(ValueError, match="quarantine"):
+        Failover.of("a:1", quarantine=-1)
+    with pytest.raises(ValueError, match="quarantine"):
+        Failover.of("a:1", quarantine=float("nan"))
+
+
+def test_targets() -> None:
+    assert Target.PRIMARY.accepts(False) and not Target.PRIMARY.accepts(True)
+    assert Target.REPLICA.accepts(True) and not Target.REPLICA.accepts(False)
+    assert Target.ANY.accepts(True) and Target.ANY.accepts(False)
+
+
+def test_order_starts_at_the_current_host() -> None:
+    memory = HostMemory(Failover((A, B, C)))
+    assert memory.order(None, 0.0) == [A, B, C]
+    assert memory.order(B, 0.0) == [B, C, A]
+
+
+def test_failed_hosts_go_last_until_the_quarantine_ends() -> None:
+    memory = HostMemory(Failover((A, B, C), quarantine=10.0))
+    memory.failed(A, now=100.0)
+    memory.failed(C, now=95.0)
+    # The current host too goes last once it failed; the soonest released first.
+    assert memory.order(A, 100.0) == [B, C, A]
+    assert memory.order(A, 105.0) == [B, C, A]  # C's quarantine ended: back in line
+    assert memory.order(A, 110.0) == [A, B, C]
+    memory.failed(B, now=110.0)
+    memory.succeeded(B)
+    assert memory.order(None, 110.0) == [A, B, C]
+
+
+def test_every_host_is_tried_even_when_all_failed() -> None:
+    memory = HostMemory(Failover((A, B), quarantine=10.0))
+    memory.failed(B, now=1.0)
+    memory.failed(A, now=2.0)
+    assert memory.order(A, 3.0) == [B, A]
+
+
+# -- the engine's rule for a server that turned read-only ------------------------------
+
+
+def engine(*policies: object, target: Target = Target.PRIMARY) -> Engine:
+    e = Engine(
+        policies or [PingOnCheckout(), MaxAge(), RetryOnError()],  # type: ignore[arg-type]
+        MYSQL_ERRORS,
+        failover=Failover((A, B), target),
+    )
+    e.connected(100.0, wait_timeout=None)
+    return e
+
+
+@pytest.mark.parametrize(
+    ("op", "kind", "autocommit", "expected"),
+    [
+        # Refused, so never applied: sent again on a writable host.
+        (Op.EXECUTE, K.WRITE, True, Verdict.RESEND),
+        (Op.EXECUTE, K.WRITE, False, Verdict.RESEND),
+        (Op.EXECUTE, K.READ, True, Verdict.RESEND),
+        # Earlier rows or statements may have been applied before the refusal.
+        (Op.EXECUTEMANY, K.WRITE, True, Verdict.RAISE),
+        (Op.CALLPROC, K.WRITE, True, Verdict.RAISE),
+        (Op.COMMIT, K.COMMIT, False, Verdict.RECOVERED),
+        (Op.ROLLBACK, K.ROLLBACK, False, Verdict.RECOVERED),
+    ],
+)
+def test_read_only_refusal_outside_a_transaction(
+    op: Op, kind: K, autocommit: bool, expected: Verdict
+) -> None:
+    e = engine()
+    verdict = e.failed(op, kind, READ_ONLY, sent=True, autocommit=autocommit, resends=0, code=1290)
+    assert verdict is expected
+    assert e.stale and e.stale_reason is Reason.READ_ONLY and e.stale_code == 1290
+    assert not e.lost
+
+
+@pytest.mark.parametrize(
+    ("op", "kind", "commits", "expected"),
+    [
+        (Op.EXECUTE, K.WRITE, False, Verdict.TRANSACTION_LOST),
+        (Op.EXECUTE, K.READ, False, Verdict.TRANSACTION_LOST),
+        (Op.COMMIT, K.COMMIT, False, Verdict.TRANSACTION_LOST),  # refused: not committed
+        (Op.EXECUTE, K.COMMIT, True, Verdict.TRANSACTION_LOST),
+        (Op.EXECUTE, K.WRITE, True, Verdict.OUTCOME_UNKNOWN),  # DDL: committed first?
+        (Op.ROLLBACK, K.ROLLBACK, False, Verdict.RECOVERED),
+    ],
+)
+def test_read_only_refusal_inside_a_transaction_with_writes(
+    op: Op, kind: K, commits: bool, expected: Verdict
+) -> None:
+    e = engine()
+    e.done(K.BEGIN, True, True, 100.1)
+    e.done(K.WRITE, True, True, 100.2)
+    verdict = e.failed(
+        op, kind, READ_ONLY, sent=True, autocommit=True, resends=0, code=1290, commits=commits
+    )
+    assert verdict is expected
+    assert e.stale and not e.txn_writes
+    assert e.lost is (expected is Verdict.TRANSACTION_LOST)
+
+
+def test_read_only_resends_are_bounded_and_respect_session_state() -> None:
+    e = engine(RetryOnError(resend=1))
+    kw = {"sent": True, "autocommit": True}
+    assert e.failed(Op.EXECUTE, K.WRITE, READ_ONLY, resends=0, **kw) is Verdict.RESEND
+    assert e.failed(Op.EXECUTE, K.WRITE, READ_ONLY, resends=1, **kw) is Verdict.RAISE
+    e = engine()
+    e.unrestorable.add("temporary table t")
+    assert e.failed(Op.EXECUTE, K.WRITE, READ_ONLY, resends=0, **kw) is Verdict.SESSION_LOST
+
+
+@pytest.mark.parametrize("target", [Target.REPLICA, None])
+def test_read_only_is_the_callers_error_without_a_writable_target(target: Target | None) -> None:
+    if target is None:
+        e = Engine([RetryOnError()], MYSQL_ERRORS)
+        e.connected(100.0)
+    else:
+        e = engine(target=target)
+    assert not e.follows_read_only
+    verdict = e.failed(Op.EXECUTE, K.WRITE, READ_ONLY, sent=True, autocommit=True, resends=0)
+    assert verdict is Verdict.RAISE
+    assert not e.stale
