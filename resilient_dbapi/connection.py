@@ -935,8 +935,6 @@ def _open(
         if not engine.errors.codes:
             engine.errors = adapter.errors
         if getattr(adapter, "in_process", False):
-            if failover is not None:
-                raise TypeError(f"hosts= makes no sense for {adapter.name}, an in-process database")
             engine.ping = engine.max_age = None  # nothing to check, nothing to recycle
         if (
             failover is not None

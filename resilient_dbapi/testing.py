@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FailoverDrill",
     "FaultProxy",
     "LedgerCheck",
     "MariaDBServer",
@@ -37,6 +38,7 @@ __all__ = [
     "ReplicatedPair",
     "ServerUnavailable",
     "WriteLedger",
+    "failover_drill",
     "find_mariadbd",
     "find_postgres",
     "free_port",
@@ -407,6 +409,141 @@ class ReplicatedPair:
             cur.execute("SET GLOBAL read_only = 0")
         self._promoted = True
         return time.monotonic() - began
+
+
+@dataclass
+class FailoverDrill:
+    """What :func:`failover_drill` saw: the ledger's check on the promoted server, and
+    the timings (seconds)."""
+
+    check: LedgerCheck
+    promotion: float
+    """How long ``promote()`` took (excluded from the failover times)."""
+    first_write: float
+    """From the primary's death to the first write acknowledged by the promoted server,
+    promotion excluded."""
+    all_writers: float
+    """The same, until every writer had one."""
+    acknowledged_after: int
+    """Writes acknowledged after the kill."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """The errors the writers saw, by class name and code."""
+
+
+def failover_drill(
+    pair: ReplicatedPair,
+    connect: Any,
+    *,
+    writers: int = 4,
+    before: int = 100,
+    after: int = 50,
+    timeout: float = 60.0,
+) -> FailoverDrill:
+    """Writers insert unique ids through connections of ``connect()`` (autocommit on, a
+    table ``failover_drill`` of their own) until ``before`` writes are acknowledged; then
+    the primary is killed and the replica promoted, and the writers go on until each has
+    ``after`` more acknowledged. Every write is booked in a :class:`WriteLedger`, checked
+    against the promoted server at the end."""
+    from .errors import OutcomeUnknownError, TransactionLostError
+
+    with contextlib.closing(pair.primary.admin()) as admin, admin.cursor() as cur:
+        cur.execute(
+            f"CREATE TABLE {pair.database}.failover_drill (n BIGINT AUTO_INCREMENT "
+            "PRIMARY KEY, uid VARCHAR(64) NOT NULL) ENGINE=InnoDB"
+        )
+    pair.wait_caught_up()
+    ledger = WriteLedger()
+    lock = threading.Lock()
+    errors: Counter[str] = Counter()
+    acknowledged = [0, 0]  # in all, and after the kill
+    resumed: list[float] = []  # per writer: when its first write after the kill returned
+    killed_at = [float("inf")]
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def write(index: int) -> None:
+        conn = connect()
+        after_kill = 0
+        try:
+            while not stop.is_set():
+                uid = ledger.new_id(f"d{index}")
+                started = time.monotonic()
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(
+                            f"INSERT INTO {pair.database}.failover_drill (uid) VALUES (%s)", (uid,)
+                        )
+                except OutcomeUnknownError:
+                    ledger.outcome_unknown([uid])
+                    _count(errors, lock, "OutcomeUnknownError")
+                    continue
+                except TransactionLostError:
+                    ledger.rolled_back_ids([uid])
+                    conn.rollback()
+                    _count(errors, lock, "TransactionLostError")
+                    continue
+                except Exception as exc:
+                    # The driver's own error (or NoSuitableHostError): resilient_dbapi
+                    # promises the write was not applied; the check holds it to that.
+                    ledger.rolled_back_ids([uid])
+                    code = exc.args[0] if exc.args else "?"
+                    _count(errors, lock, f"{type(exc).__name__} {code}")
+                    time.sleep(0.01)
+                    continue
+                ledger.acknowledge([uid])
+                with lock:
+                    acknowledged[0] += 1
+                    if started > killed_at[0]:
+                        acknowledged[1] += 1
+                        after_kill += 1
+                        if after_kill == 1:
+                            resumed.append(time.monotonic())
+                if after_kill >= after:
+                    return
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    threads = [threading.Thread(target=write, args=(i,), daemon=True) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    while acknowledged[0] < before and not failures and time.monotonic() < deadline:
+        time.sleep(0.005)
+    pair.kill_primary()
+    with lock:
+        killed_at[0] = time.monotonic()
+    promotion = pair.promote()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+    if failures:
+        raise failures[0]
+    if len(resumed) < writers:
+        raise TimeoutError(
+            f"{writers - len(resumed)} of {writers} writers never wrote again within "
+            f"{timeout} s of the kill; errors: {dict(errors)}"
+        )
+    with contextlib.closing(pair.replica.admin()) as admin, admin.cursor() as cur:
+        cur.execute(f"SELECT uid FROM {pair.database}.failover_drill")
+        stored = [row[0] for row in cur.fetchall()]
+    return FailoverDrill(
+        check=ledger.check(stored),
+        promotion=promotion,
+        first_write=min(resumed) - killed_at[0] - promotion,
+        all_writers=max(resumed) - killed_at[0] - promotion,
+        acknowledged_after=acknowledged[1],
+        errors=errors,
+    )
+
+
+def _count(errors: Counter[str], lock: threading.Lock, key: str) -> None:
+    with lock:
+        errors[key] += 1
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

@@ -328,9 +328,7 @@ def test_cancelled_read_abandons_the_connection(server: Any, db: dict[str, Any])
     run(story())
 
 
-def test_cancelled_write_in_a_transaction_is_reported_lost(
-    server: Any, db: dict[str, Any]
-) -> None:
+def test_cancelled_write_in_a_transaction_is_reported_lost(server: Any, db: dict[str, Any]) -> None:
     async def story() -> None:
         conn = await aio.connect(aiomysql.connect, **aio_kwargs(db))  # autocommit off
         cur = await conn.cursor()

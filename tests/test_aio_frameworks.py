@@ -193,9 +193,7 @@ RESILIENT = "resilient_dbapi.contrib.tortoise"
 PLAIN = "tortoise.backends.mysql"
 
 
-def test_tortoise_recovers_after_the_server_kills_the_pool(
-    server: Any, db: dict[str, Any]
-) -> None:
+def test_tortoise_recovers_after_the_server_kills_the_pool(server: Any, db: dict[str, Any]) -> None:
     async def body() -> None:
         await Item.create(name="a")
         await asyncio.sleep(0.6)  # the pool's connections idle (past skip_recent)

@@ -130,9 +130,7 @@ def test_psycopg_plain_driver_loses_a_copy_with_the_connection(
     assert count_rows(driver, pgkw) == 0
 
 
-def test_connector_autocommit_follows_what_the_server_ran(
-    server: Any, db: dict[str, Any]
-) -> None:
+def test_connector_autocommit_follows_what_the_server_ran(server: Any, db: dict[str, Any]) -> None:
     # Before: the driver's cached flag still said autocommit off after the server ran
     # SET autocommit = 1, so a write lost in flight was reported "rolled back".
     driver = _BY_NAME["mysql-connector"]
@@ -206,8 +204,7 @@ def test_several_settings_in_one_string_are_replayed(
     conn = resilient_dbapi.connect(driver.connect, **db, **extra)
     cur = conn.cursor()
     cur.execute(
-        "SET SESSION sql_auto_is_null = 1; "
-        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+        "SET SESSION sql_auto_is_null = 1; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
     )
     while cur.nextset():
         pass

@@ -117,9 +117,7 @@ def test_a_kill_mid_transaction_runs_the_unit_again(server: Any, db: dict[str, A
     admin.close()
 
 
-def test_a_commit_of_unknown_outcome_asks_already_applied(
-    server: Any, db: dict[str, Any]
-) -> None:
+def test_a_commit_of_unknown_outcome_asks_already_applied(server: Any, db: dict[str, Any]) -> None:
     with FaultProxy(server.port) as proxy:
         conn = resilient_dbapi.connect(pymysql.connect, **{**db, "port": proxy.port})
 
