@@ -3,7 +3,8 @@
 Against a throwaway local MariaDB it starts itself (or ``--dsn mysql://user:pw@host:port``)
 and, for psycopg, a throwaway PostgreSQL when Debian's is installed: our overhead per
 driver, workload and policy; the peers doing the same protective job; recovery after
-faults; memory over a million statements; scaling over threads; where the time goes.
+faults; memory over a million statements; scaling over threads; where the time goes;
+failover from a killed replicated primary to its promoted replica.
 Every figure is a median over interleaved rounds, every comparison a ratio measured in
 the same run. Writes ``report.md``, ``results.json`` and PNG charts to ``--out``, and
 prints the report.
@@ -28,7 +29,7 @@ from typing import Any
 
 import pymysql
 
-from . import costs, memory, overhead, peers, recovery, scaling
+from . import costs, failover, memory, overhead, peers, recovery, scaling
 from .charts import draw
 from .common import Context, Progress, Section
 
@@ -40,6 +41,7 @@ SECTIONS: dict[str, ModuleType] = {
     "scaling": scaling,
     "memory": memory,
     "costs": costs,
+    "failover": failover,
 }
 _DATABASE = "resilient_bench"
 

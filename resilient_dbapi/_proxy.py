@@ -314,16 +314,19 @@ class ConnectorBase:
             NoSuitableHostError,
         )
 
-    @staticmethod
     def retry_wait(
+        self,
         exc: Exception,
         engine: Engine,
         attempt: int,
         elapsed: float,
         observer: Observer,
         where: str,
+        saw_wrong_role: bool = False,
     ) -> float | None:
-        """Seconds to wait before connecting again after ``exc``, or None to raise it."""
+        """Seconds to wait before connecting again after ``exc`` (the last error of a
+        round; ``saw_wrong_role``: a host of the round was up with the wrong role), or
+        None to raise it."""
         if isinstance(exc, WrongRole):  # the role may change (a promotion): transient
             code, kind = None, ErrorKind.CONNECT_TRANSIENT
         else:
@@ -338,6 +341,8 @@ class ConnectorBase:
             if attempt > 1:
                 observer.emit(GaveUp(where, attempt, code))
             return None
+        if self.memory is not None:
+            wait = self.memory.failover.between_rounds(wait, saw_wrong_role)
         observer.emit(Retrying(where, "connect", attempt, wait, code))
         return wait
 

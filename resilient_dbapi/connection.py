@@ -92,6 +92,7 @@ class _Connector(ConnectorBase):
         outcomes: dict[Host, str] = {}
         while True:
             attempt += 1
+            saw_wrong_role = False
             for host in self.plan(_monotonic()):
                 raw = None
                 try:
@@ -109,9 +110,10 @@ class _Connector(ConnectorBase):
                         raise  # interrupted: never retried
                     if not self.passed_over(host, exc, engine, _monotonic(), observer, outcomes):
                         raise
+                    saw_wrong_role = saw_wrong_role or isinstance(exc, WrongRole)
                     last = exc
             elapsed = _monotonic() - started
-            wait = self.retry_wait(last, engine, attempt, elapsed, observer, where)
+            wait = self.retry_wait(last, engine, attempt, elapsed, observer, where, saw_wrong_role)
             if wait is None:
                 error = self.gave_up(last, outcomes, attempt, elapsed)
                 if error is last:

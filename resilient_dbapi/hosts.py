@@ -111,12 +111,20 @@ class Failover:
     """Connect to the first suitable host of ``hosts``.
 
     A host that refused a connection, had the wrong role, or turned read-only under a
-    connection is tried after the others for ``quarantine`` seconds.
+    connection is tried after the others for ``quarantine`` seconds. While a round over
+    the hosts found one up but with the wrong role (a failover under way: waiting for a
+    promotion), the next round comes after at most ``role_poll`` seconds, whatever the
+    retry policy's backoff: the servers are up, and a promotion should be seen at once.
     """
 
     hosts: tuple[Host, ...]
     target: Target = Target.PRIMARY
     quarantine: float = 10.0
+    role_poll: float = 0.25
+
+    def between_rounds(self, wait: float, saw_wrong_role: bool) -> float:
+        """The wait before the next round, given the retry policy's ``wait``."""
+        return min(wait, self.role_poll) if saw_wrong_role else wait
 
     @classmethod
     def of(cls, hosts: object, target: object = None, quarantine: object = 10.0) -> Failover:

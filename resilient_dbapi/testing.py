@@ -418,7 +418,8 @@ class FailoverDrill:
 
     check: LedgerCheck
     promotion: float
-    """How long ``promote()`` took (excluded from the failover times)."""
+    """From the kill until ``promote()`` returned: the wait before it and the promotion
+    itself (excluded from the failover times)."""
     first_write: float
     """From the primary's death to the first write acknowledged by the promoted server,
     promotion excluded."""
@@ -437,13 +438,15 @@ def failover_drill(
     writers: int = 4,
     before: int = 100,
     after: int = 50,
+    promote_after: float = 0.0,
     timeout: float = 60.0,
 ) -> FailoverDrill:
     """Writers insert unique ids through connections of ``connect()`` (autocommit on, a
     table ``failover_drill`` of their own) until ``before`` writes are acknowledged; then
-    the primary is killed and the replica promoted, and the writers go on until each has
-    ``after`` more acknowledged. Every write is booked in a :class:`WriteLedger`, checked
-    against the promoted server at the end."""
+    the primary is killed and, ``promote_after`` seconds later (an orchestrator noticing),
+    the replica promoted; the writers go on until each has ``after`` more acknowledged.
+    Every write is booked in a :class:`WriteLedger`, checked against the promoted server
+    at the end."""
     from .errors import OutcomeUnknownError, TransactionLostError
 
     with contextlib.closing(pair.primary.admin()) as admin, admin.cursor() as cur:
@@ -515,7 +518,10 @@ def failover_drill(
     pair.kill_primary()
     with lock:
         killed_at[0] = time.monotonic()
-    promotion = pair.promote()
+    if promote_after:
+        time.sleep(promote_after)
+    pair.promote()
+    promoted_at = time.monotonic()
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
     stop.set()
@@ -533,9 +539,9 @@ def failover_drill(
         stored = [row[0] for row in cur.fetchall()]
     return FailoverDrill(
         check=ledger.check(stored),
-        promotion=promotion,
-        first_write=min(resumed) - killed_at[0] - promotion,
-        all_writers=max(resumed) - killed_at[0] - promotion,
+        promotion=promoted_at - killed_at[0],
+        first_write=min(resumed) - promoted_at,
+        all_writers=max(resumed) - promoted_at,
         acknowledged_after=acknowledged[1],
         errors=errors,
     )

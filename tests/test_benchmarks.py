@@ -36,8 +36,11 @@ def test_the_suite_writes_its_report_json_and_charts(
         "scaling",
         "memory",
         "costs",
+        "failover",
     ):
         assert wanted in keys, wanted
+    failover = results["sections"]["failover"]
+    assert failover and all(variant["safe"] for variant in failover.values())
     assert "server restart" in results["sections"]["recovery"]["scenarios"]
     targets = {t["what"] for t in results["targets"]}
     assert any("raw PyMySQL on `SELECT 1`" in t for t in targets)

@@ -182,3 +182,10 @@ def test_read_only_is_the_callers_error_without_a_writable_target(target: Target
     verdict = e.failed(Op.EXECUTE, K.WRITE, READ_ONLY, sent=True, autocommit=True, resends=0)
     assert verdict is Verdict.RAISE
     assert not e.stale
+
+
+def test_rounds_come_quickly_while_a_promotion_is_awaited() -> None:
+    failover = Failover((A, B), role_poll=0.25)
+    assert failover.between_rounds(2.0, saw_wrong_role=True) == 0.25
+    assert failover.between_rounds(0.1, saw_wrong_role=True) == 0.1
+    assert failover.between_rounds(2.0, saw_wrong_role=False) == 2.0  # all down: back off
