@@ -391,7 +391,7 @@ class ResilientConnection:
                 else:
                     result = (cursor._current()).execute(query, args)
             except Exception as exc:
-                read_only = self._turned_read_only(exc)
+                read_only = self._turned_read_only(exc, Op.EXECUTE, kind, query)
                 try:
                     # returns only to resend
                     self._failed(exc, Op.EXECUTE, kind, 0, query, read_only)
@@ -439,7 +439,7 @@ class ResilientConnection:
             try:
                 result = send(self, *args)
             except Exception as exc:
-                read_only = self._turned_read_only(exc)
+                read_only = self._turned_read_only(exc, op, kind, query)
                 try:
                     self._failed(exc, op, kind, resends, query, read_only)  # returns to resend
                 except Recovered:
@@ -454,7 +454,9 @@ class ResilientConnection:
             engine.done(kind, in_trans, autocommit, _monotonic(), commits)
             return result
 
-    def _turned_read_only(self, exc: Exception) -> bool:
+    def _turned_read_only(
+        self, exc: Exception, op: Op, kind: StatementKind, query: Any = None
+    ) -> bool:
         """Whether ``exc`` is a refusal to write from a server that is read-only now (a
         failover demoted it), asked on the same connection; only with several hosts.
         Another cause of the same code (``--secure-file-priv``'s 1290, a transaction the
@@ -470,6 +472,9 @@ class ResilientConnection:
         except Exception as asked:
             # Gone meanwhile: the refusal still stands, and the next host's role is checked.
             return engine.errors.kind(adapter.error_code(asked)) is ErrorKind.DEAD
+        except BaseException:
+            self._interrupted(op, kind, query)  # the question may still be on its way
+            raise
 
     def _failed(
         self,
@@ -613,7 +618,7 @@ class ResilientConnection:
         try:
             (raw.commit() if op is Op.COMMIT else raw.rollback())
         except Exception as exc:
-            read_only = self._turned_read_only(exc)
+            read_only = self._turned_read_only(exc, op, kind)
             try:
                 self._failed(exc, op, kind, 0, None, read_only)
             except Recovered:

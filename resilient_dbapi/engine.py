@@ -208,7 +208,12 @@ class Engine:
         server give the same value, and should the server's default have changed, the
         socket check still finds a connection the server closed first. None is asked
         again: a driver may not have been able to tell (psycopg inside a transaction)."""
-        return self.wait_timeout_known and self.wait_timeout is not None and self.ping is not None
+        return (
+            self.wait_timeout_known
+            and self.wait_timeout is not None
+            and self.ping is not None
+            and self.failover is None  # the next connection may be to another server
+        )
 
     def record(self, key: str | None, entry: tuple[str, Any]) -> None:
         """Remember a session setting for replay; a later one with the same key

@@ -50,8 +50,8 @@ class Connected(Event):
 
 @dataclass(frozen=True, slots=True)
 class Reconnected(Event):
-    """A physical connection was replaced; ``reason`` is liveness, ping, max_age, idle or
-    error, and ``code`` the driver error that caused it, if any."""
+    """A physical connection was replaced; ``reason`` is liveness, ping, max_age, idle,
+    error or read_only, and ``code`` the driver error that caused it, if any."""
 
     reason: str
     code: int | None
