@@ -55,6 +55,7 @@ from .hosts import Host, HostMemory, Target
 from .policies import Policy
 from .statements import (
     StatementKind,
+    atomic,
     classify,
     commits_implicitly,
     session_effects,
@@ -504,8 +505,12 @@ class AsyncResilientConnection:
         engine = self._engine
         _, autocommit = self._status(self._raw)
         error_kind = engine.errors.kind(code)
-        if error_kind is ErrorKind.READ_ONLY and not read_only:
-            error_kind = ErrorKind.OTHER
+        whole = True
+        if error_kind is ErrorKind.READ_ONLY:
+            if not read_only:
+                error_kind = ErrorKind.OTHER
+            elif query is not None:
+                whole = atomic(query)
         verdict = engine.failed(
             op,
             kind,
@@ -515,6 +520,7 @@ class AsyncResilientConnection:
             resends=resends,
             code=code,
             commits=False if query is None else commits_implicitly(query),
+            atomic=whole,
         )
         if verdict is Verdict.TRANSACTION_LOST and not _knows_autocommit(adapter, self._raw):
             verdict = Verdict.OUTCOME_UNKNOWN  # the writes may have committed one by one

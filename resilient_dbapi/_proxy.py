@@ -192,6 +192,17 @@ def verdict_error(
             "server rolled the transaction back: call rollback() and run it again",
             TransactionLostError,
         )
+    if verdict is Verdict.OUTCOME_UNKNOWN and engine.stale_reason is Reason.READ_ONLY:
+        observer.emit(OutcomeUnknown(where, code))
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            code,
+            f"the server turned read-only during a statement it may have applied in part "
+            f"(several statements, a procedure, executemany's rows, or DDL after writes: "
+            f"{describe_error(exc)}); it was not sent again: check what was applied",
+            OutcomeUnknownError,
+        )
     if verdict is Verdict.OUTCOME_UNKNOWN:
         what = "COMMIT" if op is Op.COMMIT else "a write"
         observer.emit(OutcomeUnknown(where, code))
@@ -356,10 +367,10 @@ def check_failover(hosts: object, target: object, kwargs: dict[str, Any]) -> Hos
                 "hosts=[('db1', 3306), ('db2', 3306)]"
             )
         return None
-    clash = sorted({"host", "port"} & kwargs.keys())
+    clash = sorted({"host", "port", "unix_socket", "hostaddr"} & kwargs.keys())
     if clash:
         raise ValueError(
-            f"give hosts= or {' and '.join(clash)}=, not both: hosts= lists every server "
+            f"give hosts= or {'= and '.join(clash)}=, not both: hosts= lists every server "
             "with its port"
         )
     return HostMemory(Failover.of(hosts, target))

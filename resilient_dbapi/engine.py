@@ -332,19 +332,21 @@ class Engine:
         resends: int,
         code: int | None = None,
         commits: bool | None = False,
+        atomic: bool = True,
     ) -> Verdict:
         """An operation raised a driver error; decide what the caller sees.
 
         ``sent`` is False only when the driver proves the command never reached the
         server; ``resends`` counts how often this call was already sent again;
         ``commits`` says whether the statement commits an open transaction before it
-        runs (None: cannot tell).
+        runs (None: cannot tell); ``atomic`` whether the server applies it whole or not
+        at all (see :func:`~resilient_dbapi.statements.atomic`).
         """
         if error is ErrorKind.TRANSACTION_ROLLED_BACK:
             self._transaction_over()
             return Verdict.RAISE
         if error is ErrorKind.READ_ONLY and self.follows_read_only:
-            return self._refused_read_only(op, kind, resends, code, commits)
+            return self._refused_read_only(op, kind, resends, code, commits, autocommit, atomic)
         if error is not ErrorKind.DEAD:
             if (op is Op.COMMIT or kind is StatementKind.COMMIT) and self.txn_writes:
                 # A COMMIT the server refused on a live connection (KILL QUERY's 1317,
@@ -399,28 +401,39 @@ class Engine:
         return self._lose(code)  # a write inside the implicit transaction: rolled back
 
     def _refused_read_only(
-        self, op: Op, kind: StatementKind, resends: int, code: int | None, commits: bool | None
+        self,
+        op: Op,
+        kind: StatementKind,
+        resends: int,
+        code: int | None,
+        commits: bool | None,
+        autocommit: bool,
+        atomic: bool,
     ) -> Verdict:
-        """The server refused the statement because it is read-only now (the proxy checked
-        ``@@read_only``): it was not applied. The connection goes, which rolls back what
-        was open on it, and the next one is made on a writable host."""
+        """The server refused the operation because it is read-only now (the proxy asked
+        ``@@read_only``). The connection goes, which rolls back what was open on it, and
+        the next one is made on another host. Only a refused single atomic statement is
+        provably not applied at all, so only that is sent again."""
         had_writes = self.txn_writes
         self.must_replace(Reason.READ_ONLY, code)
         self._transaction_over()
         if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
             return Verdict.RECOVERED
+        if op is Op.COMMIT or kind is StatementKind.COMMIT:
+            # A server refuses only a COMMIT with writes to commit: they are rolled back.
+            return self._lose(code)
         if had_writes:
-            if commits is not False and kind is not StatementKind.COMMIT and op is not Op.COMMIT:
+            if commits is not False:
                 # DDL commits what was open before it runs: whether that happened before
                 # the refusal cannot be told.
                 return Verdict.OUTCOME_UNKNOWN
-            return self._lose(code)  # a refused COMMIT included: nothing was committed
-        if op is Op.COMMIT or kind is StatementKind.COMMIT:
-            return Verdict.RECOVERED  # nothing was written: nothing to commit
-        if op is not Op.EXECUTE:
-            # executemany's earlier rows, a procedure's earlier statements, rows already
-            # fetched: refused part-way, so never sent again.
-            return Verdict.RAISE
+            return self._lose(code)
+        if op is Op.FETCH:
+            return Verdict.RAISE  # rows were handed out already
+        if op is not Op.EXECUTE or not atomic:
+            # executemany's earlier rows, a procedure's earlier statements, the first of
+            # several statements may have been applied before the refusal.
+            return Verdict.OUTCOME_UNKNOWN if autocommit else self._lose(code)
         if self.unrestorable:
             return Verdict.SESSION_LOST
         if self.retry is not None and self.retry.may_resend(resends):

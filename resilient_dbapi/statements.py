@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from typing import Any
 
 __all__ = ["StatementKind", "classify", "commits_implicitly", "session_effects", "session_key"]
@@ -510,6 +511,47 @@ def _commits_text(sql: str) -> bool | None:
         after = words[words.index("autocommit") + 1 : words.index("autocommit") + 2]
         return after in (["1"], ["on"], ["true"])
     return False
+
+
+_ATOMIC_WRITES = frozenset({"insert", "update", "delete", "replace"})
+# INSERT/REPLACE's table followed by its column list reads as a call to the scanner.
+_INSERT_HEAD = re.compile(
+    r"\s*(?:insert|replace)\s+(?:(?:low_priority|delayed|high_priority|ignore)\s+)*"
+    r"(?:into\s+)?(?:(?:`[^`]*`|\w+)\s*\.\s*)?(?P<table>`[^`]*`|\w+)\s*"
+    r"(?P<partition>partition\s*\([^)]*\)\s*)?\(",
+    re.IGNORECASE,
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _atomic_text(sql: str) -> bool:
+    if _classify_text(sql) is not StatementKind.WRITE:
+        return True  # reads, settings, BEGIN, COMMIT: one command, nothing written part-way
+    try:
+        words, _, _, calls = _scan(sql, backslash_escapes=True)
+        if "\\" in sql and _scan(sql, backslash_escapes=False)[0] != words:
+            return False
+    except _Unreadable:
+        return False  # several statements, or text that cannot be read with certainty
+    if not words or words[0] not in _ATOMIC_WRITES:
+        return False
+    head = _INSERT_HEAD.match(sql)
+    if head is not None:
+        table = head["table"]
+        calls = calls - {_QUOTED_CALL if table.startswith("`") else table.lower(), "partition"}
+    return not calls - _PURE_CALLS
+
+
+def atomic(sql: Any) -> bool:
+    """Whether ``sql`` is one statement that the server applies whole or not at all
+    (``INSERT``, ``UPDATE``, ``DELETE``, ``REPLACE`` calling no stored function; reads and
+    settings), so a refusal proves nothing of it was applied. ``CALL``, compound blocks
+    and several statements may be refused after their first parts were applied."""
+    if isinstance(sql, bytes | bytearray):
+        sql = bytes(sql).decode("utf-8", "replace")
+    elif not isinstance(sql, str):
+        return False
+    return _atomic_text(sql)
 
 
 def commits_implicitly(sql: str | bytes) -> bool | None:

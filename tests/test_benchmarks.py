@@ -40,6 +40,7 @@ def test_the_suite_writes_its_report_json_and_charts(
     ):
         assert wanted in keys, wanted
     failover = results["sections"]["failover"]
+    assert "skipped" not in failover, failover
     assert failover and all(variant["safe"] for variant in failover.values())
     assert "server restart" in results["sections"]["recovery"]["scenarios"]
     targets = {t["what"] for t in results["targets"]}

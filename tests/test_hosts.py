@@ -113,27 +113,35 @@ def engine(*policies: object, target: Target = Target.PRIMARY) -> Engine:
 
 
 @pytest.mark.parametrize(
-    ("op", "kind", "autocommit", "expected"),
+    ("op", "kind", "autocommit", "atomic", "expected"),
     [
-        # Refused, so never applied: sent again on a writable host.
-        (Op.EXECUTE, K.WRITE, True, Verdict.RESEND),
-        (Op.EXECUTE, K.WRITE, False, Verdict.RESEND),
-        (Op.EXECUTE, K.READ, True, Verdict.RESEND),
-        # Earlier rows or statements may have been applied before the refusal.
-        (Op.EXECUTEMANY, K.WRITE, True, Verdict.RAISE),
-        (Op.CALLPROC, K.WRITE, True, Verdict.RAISE),
-        (Op.COMMIT, K.COMMIT, False, Verdict.RECOVERED),
-        (Op.ROLLBACK, K.ROLLBACK, False, Verdict.RECOVERED),
+        # One atomic statement refused, so never applied: sent again on another host.
+        (Op.EXECUTE, K.WRITE, True, True, Verdict.RESEND),
+        (Op.EXECUTE, K.WRITE, False, True, Verdict.RESEND),
+        (Op.EXECUTE, K.READ, True, True, Verdict.RESEND),
+        # Earlier rows or statements may have been applied before the refusal: unknown in
+        # autocommit mode; inside the implicit transaction, rolled back with it.
+        (Op.EXECUTE, K.WRITE, True, False, Verdict.OUTCOME_UNKNOWN),
+        (Op.EXECUTE, K.WRITE, False, False, Verdict.TRANSACTION_LOST),
+        (Op.EXECUTEMANY, K.WRITE, True, True, Verdict.OUTCOME_UNKNOWN),
+        (Op.EXECUTEMANY, K.WRITE, False, True, Verdict.TRANSACTION_LOST),
+        (Op.CALLPROC, K.WRITE, True, True, Verdict.OUTCOME_UNKNOWN),
+        (Op.FETCH, K.READ, True, True, Verdict.RAISE),
+        # A server refuses only a COMMIT with writes: they were rolled back.
+        (Op.COMMIT, K.COMMIT, False, True, Verdict.TRANSACTION_LOST),
+        (Op.ROLLBACK, K.ROLLBACK, False, True, Verdict.RECOVERED),
     ],
 )
 def test_read_only_refusal_outside_a_transaction(
-    op: Op, kind: K, autocommit: bool, expected: Verdict
+    op: Op, kind: K, autocommit: bool, atomic: bool, expected: Verdict
 ) -> None:
     e = engine()
-    verdict = e.failed(op, kind, READ_ONLY, sent=True, autocommit=autocommit, resends=0, code=1290)
+    verdict = e.failed(
+        op, kind, READ_ONLY, sent=True, autocommit=autocommit, resends=0, code=1290, atomic=atomic
+    )
     assert verdict is expected
     assert e.stale and e.stale_reason is Reason.READ_ONLY and e.stale_code == 1290
-    assert not e.lost
+    assert e.lost is (expected is Verdict.TRANSACTION_LOST)
 
 
 @pytest.mark.parametrize(
@@ -189,3 +197,31 @@ def test_rounds_come_quickly_while_a_promotion_is_awaited() -> None:
     assert failover.between_rounds(2.0, saw_wrong_role=True) == 0.25
     assert failover.between_rounds(0.1, saw_wrong_role=True) == 0.1
     assert failover.between_rounds(2.0, saw_wrong_role=False) == 2.0  # all down: back off
+
+
+@pytest.mark.parametrize(
+    ("sql", "whole"),
+    [
+        ("INSERT INTO t (uid) VALUES (%s)", True),
+        ("insert ignore into app.`t` partition (p0) (uid) values (1)", True),
+        ("INSERT INTO t (uid) SELECT uid FROM u WHERE f(uid)", False),
+        ("UPDATE t SET v = v + 1 WHERE id = 3", True),
+        ("DELETE FROM t WHERE uid = 'x'", True),
+        ("REPLACE INTO t VALUES (1, NOW())", True),
+        ("SELECT 1", True),
+        ("SET NAMES utf8mb4", True),
+        ("COMMIT", True),
+        ("CALL p()", False),
+        ("BEGIN NOT ATOMIC INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); END", False),
+        ("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", False),
+        ("INSERT INTO t VALUES (place_order(1))", False),  # a stored function may write
+        ("SELECT place_order(1)", False),
+        ("CREATE TABLE x (a INT)", False),
+        (b"INSERT INTO t VALUES (1)", True),
+        (object(), False),
+    ],
+)
+def test_which_statements_are_applied_whole_or_not_at_all(sql: object, whole: bool) -> None:
+    from resilient_dbapi.statements import atomic
+
+    assert atomic(sql) is whole

@@ -273,16 +273,20 @@ class PsycopgAdapter(AdapterBase):
         return _seconds(row[0]) if row else None
 
     def read_only(self, raw: Any) -> bool:
-        """Whether the server refuses writes: a standby, or read-only by default."""
+        """Whether the server refuses writes: a standby, or read-only by its configuration
+        (not by a ``SET`` of this session: ``reset_val`` ignores those)."""
         opened = self._fresh_transaction(raw)
         try:
             with raw.cursor(row_factory=tuple_row) as cursor:
-                cursor.execute("SHOW transaction_read_only")
+                cursor.execute(
+                    "SELECT pg_is_in_recovery() OR (SELECT reset_val = 'on' FROM pg_settings "
+                    "WHERE name = 'default_transaction_read_only')"
+                )
                 row = cursor.fetchone()
         finally:
             if opened:
-                raw.rollback()  # the transaction psycopg opened held only the SHOW
-        return bool(row) and row[0] == "on"
+                raw.rollback()  # the transaction psycopg opened held only the question
+        return bool(row and row[0])
 
     def execute(self, raw: Any, query: str, args: Any) -> None:
         # Only on a new connection (on_connect, the journal): a transaction psycopg opens
