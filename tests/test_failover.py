@@ -245,8 +245,9 @@ def test_a_procedure_refused_part_way_is_never_sent_again(servers: Servers) -> N
     admin = servers.a.admin()
     with admin.cursor() as cur:  # run as the app user: its writes are refused too
         cur.execute(
-            "CREATE PROCEDURE app.two() SQL SECURITY INVOKER BEGIN INSERT INTO app.t VALUES ('first'); "
-            "DO SLEEP(0.6); INSERT INTO app.t VALUES ('second'); END"
+            "CREATE PROCEDURE app.two() SQL SECURITY INVOKER BEGIN "
+            "INSERT INTO app.t VALUES ('first'); DO SLEEP(0.6); "
+            "INSERT INTO app.t VALUES ('second'); END"
         )
     try:
         conn = resilient_dbapi.connect(pymysql.connect, hosts=servers.hosts, **APP)
