@@ -307,8 +307,10 @@ def test_install_as_mysqldb(monkeypatch: Any) -> None:
 
     assert MySQLdb is drop_in
     assert CLIENT.MULTI_STATEMENTS and conversions
+    # Plain deletion: monkeypatch.delitem would put these aliases back at teardown, and a
+    # later test importing the real MySQLdb would get PyMySQL's submodules.
     for name in [n for n in sys.modules if n.startswith("MySQLdb.")]:
-        monkeypatch.delitem(sys.modules, name)
+        del sys.modules[name]
 
 
 def test_ground_truth_helper_sees_committed_rows(db: dict[str, Any], server: Any) -> None:

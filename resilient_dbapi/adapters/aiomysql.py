@@ -110,23 +110,20 @@ class AiomysqlAdapter(MySQLProtocol):
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, aiomysql.SSCursor)
 
-    async def wait_timeout(self, raw: Any) -> float | None:
+    async def _row(self, raw: Any, query: str) -> Any:
         cursor = await raw.cursor(aiomysql.Cursor)
         try:
-            await cursor.execute("SELECT @@SESSION.wait_timeout")
-            row = await cursor.fetchone()
+            await cursor.execute(query)
+            return await cursor.fetchone()
         finally:
             await cursor.close()
+
+    async def wait_timeout(self, raw: Any) -> float | None:
+        row = await self._row(raw, "SELECT @@SESSION.wait_timeout")
         return float(row[0]) if row and row[0] else None
 
     async def read_only(self, raw: Any) -> bool:
-        cursor = await raw.cursor(aiomysql.Cursor)
-        try:
-            await cursor.execute("SELECT @@GLOBAL.read_only")
-            row = await cursor.fetchone()
-        finally:
-            await cursor.close()
-        return bool(int(row[0]))
+        return bool(int((await self._row(raw, "SELECT @@GLOBAL.read_only"))[0]))
 
     async def execute(self, raw: Any, query: str, args: Any) -> None:
         cursor = await raw.cursor(aiomysql.Cursor)

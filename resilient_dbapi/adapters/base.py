@@ -126,24 +126,21 @@ class MySQLSession:
     def _cursor(self, raw: Any) -> Any:
         raise NotImplementedError
 
-    def wait_timeout(self, raw: Any) -> float | None:
+    def _row(self, raw: Any, query: str) -> Any:
         cursor = self._cursor(raw)
         try:
-            cursor.execute("SELECT @@SESSION.wait_timeout")
-            row = cursor.fetchone()
+            cursor.execute(query)
+            return cursor.fetchone()
         finally:
             cursor.close()
+
+    def wait_timeout(self, raw: Any) -> float | None:
+        row = self._row(raw, "SELECT @@SESSION.wait_timeout")
         return float(row[0]) if row and row[0] else None
 
     def read_only(self, raw: Any) -> bool:
         """Whether the server refuses writes (``@@read_only``: a replica)."""
-        cursor = self._cursor(raw)
-        try:
-            cursor.execute("SELECT @@GLOBAL.read_only")
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        return bool(int(row[0]))
+        return bool(int(self._row(raw, "SELECT @@GLOBAL.read_only")[0]))
 
     def execute(self, raw: Any, query: str, args: Any) -> None:
         cursor = self._cursor(raw)

@@ -53,12 +53,7 @@ class MySQLdbAdapter(MySQLSession, AdapterBase):
 
     def uses_tls(self, raw: Any) -> bool:
         # The C library says nothing of its TLS: ask the server (once per connection).
-        cursor = self._cursor(raw)
-        try:
-            cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+        row = self._row(raw, "SHOW SESSION STATUS LIKE 'Ssl_cipher'")
         return bool(row and row[1])
 
     def probe(self, raw: Any) -> Callable[[], Liveness]:
