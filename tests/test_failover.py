@@ -175,6 +175,8 @@ def test_a_server_turning_read_only_sends_a_refused_write_to_the_other(
 ) -> None:
     conn = resilient_dbapi.connect(pymysql.connect, hosts=servers.hosts, **APP)
     plain = pymysql.connect(host="127.0.0.1", port=servers.a.port, **APP)
+    with conn.cursor() as cur:
+        cur.execute("SET time_zone = '+05:00'")  # journaled: replayed on the next host
     _insert(conn, "before")
     servers.read_only(servers.a, True)  # a switchover: a is demoted, b takes writes
     # Without resilient_dbapi the write is refused.
@@ -186,6 +188,9 @@ def test_a_server_turning_read_only_sends_a_refused_write_to_the_other(
     assert servers.uids(servers.b) == ["after"]
     assert conn.stats.reconnect_reasons["read_only"] == 1
     assert _port(conn) == servers.b.port
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@session.time_zone")
+        assert cur.fetchone() == ("+05:00",)
     conn.close()
     plain.close()
 

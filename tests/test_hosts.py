@@ -225,3 +225,27 @@ def test_which_statements_are_applied_whole_or_not_at_all(sql: object, whole: bo
     from resilient_dbapi.statements import atomic
 
     assert atomic(sql) is whole
+
+
+def test_host_memory_is_shared_safely_by_threads() -> None:
+    import threading
+
+    memory = HostMemory(Failover((A, B, C), quarantine=1.0))
+    errors: list[BaseException] = []
+
+    def churn(offset: int) -> None:
+        try:
+            for i in range(2000):
+                host = (A, B, C)[(i + offset) % 3]
+                memory.failed(host, now=float(i))
+                assert sorted(memory.order(host, float(i)), key=str) == [A, B, C]
+                memory.succeeded(host)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
