@@ -273,17 +273,11 @@ class ConnectorBase:
         on with the round's next host (False: raise ``exc``, it will not pass)."""
         if host is None or self.memory is None:
             return True  # one host: retry_wait decides
-        if isinstance(exc, WrongRole):
-            why, code = str(exc), None
-        else:
-            adapter = adapters.adapter_for_error(exc)
-            if adapter is None:
-                return False
-            code = adapter.error_code(exc)
-            table = engine.errors if engine.errors.codes else adapter.errors
-            if table.kind(code) not in (ErrorKind.CONNECT_TRANSIENT, ErrorKind.DEAD):
-                return False
-            why = "unreachable"
+        failure = connect_failure(exc, engine)
+        if failure is None or not engine.connect_may_pass(failure[1]):
+            return False
+        code = failure[0]
+        why = str(exc) if isinstance(exc, WrongRole) else "unreachable"
         self.memory.failed(host, now)
         outcomes[host] = why if code is None else f"{why} ({code})"
         observer.emit(HostPassedOver(str(host), why, code))
@@ -338,15 +332,10 @@ class ConnectorBase:
         """Seconds to wait before connecting again after ``exc`` (the last error of a
         round; ``saw_wrong_role``: a host of the round was up with the wrong role), or
         None to raise it."""
-        if isinstance(exc, WrongRole):  # the role may change (a promotion): transient
-            code, kind = None, ErrorKind.CONNECT_TRANSIENT
-        else:
-            adapter = adapters.adapter_for_error(exc)
-            if adapter is None:
-                return None
-            code = adapter.error_code(exc)
-            table = engine.errors if engine.errors.codes else adapter.errors
-            kind = table.kind(code)
+        failure = connect_failure(exc, engine)
+        if failure is None:
+            return None
+        code, kind = failure
         wait = engine.connect_failed(kind, attempt, elapsed)
         if wait is None:
             if attempt > 1:
@@ -356,6 +345,18 @@ class ConnectorBase:
             wait = self.memory.failover.between_rounds(wait, saw_wrong_role)
         observer.emit(Retrying(where, "connect", attempt, wait, code))
         return wait
+
+
+def connect_failure(exc: Exception, engine: Engine) -> tuple[Any, ErrorKind] | None:
+    """A failed connect's driver error code and kind; None for an error of no driver."""
+    if isinstance(exc, WrongRole):  # the role may change (a promotion): transient
+        return None, ErrorKind.CONNECT_TRANSIENT
+    adapter = adapters.adapter_for_error(exc)
+    if adapter is None:
+        return None
+    code = adapter.error_code(exc)
+    table = engine.errors if engine.errors.codes else adapter.errors
+    return code, table.kind(code)
 
 
 def check_failover(hosts: object, target: object, kwargs: dict[str, Any]) -> HostMemory | None:

@@ -228,9 +228,14 @@ class Engine:
         self.unrestorable.clear()
         return lost
 
+    @staticmethod
+    def connect_may_pass(kind: ErrorKind) -> bool:
+        """Whether a connect error of ``kind`` may pass (worth another host or round)."""
+        return kind is ErrorKind.CONNECT_TRANSIENT or kind is ErrorKind.DEAD
+
     def connect_failed(self, kind: ErrorKind, attempt: int, elapsed: float) -> float | None:
         """Seconds to wait before connecting again, or None to raise the error."""
-        if self.retry is None or kind not in (ErrorKind.CONNECT_TRANSIENT, ErrorKind.DEAD):
+        if self.retry is None or not self.connect_may_pass(kind):
             return None
         return self.retry.connect_wait(attempt, elapsed)
 
