@@ -19,7 +19,6 @@ from ._cursor_async import AsyncResilientCursor
 from ._forwarding import forwarding_class
 from ._proxy import (
     ConnectorBase,
-    Recovered,
     WrongRole,
     always_alive,
     check_callable,
@@ -37,7 +36,7 @@ from ._proxy import (
     wrong_connect_error,
 )
 from .adapters import AsyncAdapter, Liveness
-from .classify import ErrorKind, ErrorTable
+from .classify import ErrorTable
 from .engine import Engine, Op, Reason, Verdict
 from .events import (
     Connected,
@@ -54,13 +53,15 @@ from .events import (
 from .hosts import Host, HostMemory, Target
 from .policies import Policy
 from .statements import (
+    BEGIN_OP,
+    COMMIT_OP,
+    READ_OP,
+    ROLLBACK_OP,
+    SESSION_OP,
+    WRITE_OP,
+    Statement,
     StatementKind,
-    atomic,
-    classify,
-    commits_implicitly,
-    session_effects,
-    session_key,
-    statement_parts,
+    statement,
 )
 
 if True:  # ASYNC
@@ -187,8 +188,6 @@ class AsyncResilientConnection:
         # Skip the socket check for a connection used this recently (HikariCP's idea).
         self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
         self._observer = observer or Observer(())
-        # The setting after which the server drops an idle session (wait_timeout).
-        self._idle_setting: str = getattr(adapter, "idle_setting", "wait_timeout")
         self._install(raw, wait_timeout)
 
     # -- plumbing -----------------------------------------------------------------
@@ -233,44 +232,31 @@ class AsyncResilientConnection:
     def _leave(self) -> None:
         self._guard.release()
 
-    async def _note(self, kind: StatementKind, query: Any, args: Any, cursor: Any = None) -> None:
-        """After a statement other than a plain read: journal session settings, and
-        remember session state no replay can rebuild."""
+    async def _note(self, stmt: Statement, query: Any, args: Any, cursor: Any = None) -> None:
+        """After a statement other than a plain read: the engine journals session
+        settings and remembers session state no replay can rebuild."""
         engine = self._engine
-        if kind is StatementKind.SESSION:
-            parts = statement_parts(query)
-            if len(parts) > 1 and not args and cursor is not None:
+        if stmt.kind is StatementKind.SESSION:
+            if stmt.parts and not args and cursor is not None:
                 # The driver read the first result only: a later setting's error would
                 # surface at the next command, after a bad setting was journaled for
                 # every reconnect. Read them all now; journal what the server took.
                 done, error = await self._drain(cursor._raw)
                 if error is not None:
-                    for part in parts[:done]:
-                        engine.record(session_key(part), ("execute", (part.strip(), args)))
+                    engine.settings_made(stmt, query, args, done)
                     raise error
-            if len(parts) == 1 or args:
-                keys = [session_key(query)]
-                engine.record(keys[0], ("execute", (query, args)))
-            else:  # replayed one by one: the new connection may not take several at once
-                keys = [session_key(part) for part in parts]
-                for key, part in zip(keys, parts, strict=True):
-                    engine.record(key, ("execute", (part.strip(), args)))
-            if any(k is not None and self._idle_setting in k for k in keys) and (
-                engine.wants_wait_timeout
-            ):
+            if engine.settings_made(stmt, query, args):
                 try:
                     wait_timeout = await self._adapter.wait_timeout(self._raw)
                 except Exception as exc:
-                    self._failed(exc, Op.FETCH, _READ, 0)  # records the loss and raises
+                    self._failed(exc, Op.FETCH, READ_OP, 0)  # records the loss and raises
                     raise
                 except BaseException:
-                    self._interrupted(Op.FETCH, _READ)
+                    self._interrupted(Op.FETCH, READ_OP)
                     raise
                 engine.wait_timeout_changed(wait_timeout, _monotonic())
-        elif kind is StatementKind.WRITE:
-            effects = session_effects(query)
-            if effects:
-                engine.unrestorable.update(effects)
+        elif stmt.kind is StatementKind.WRITE:
+            engine.state_made(stmt.effects)
 
     async def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements
@@ -283,7 +269,7 @@ class AsyncResilientConnection:
             if self._adapter.error_code(exc) is None:
                 return done, exc
             try:
-                self._failed(exc, Op.FETCH, _READ, 0)  # records a lost connection; raises
+                self._failed(exc, Op.FETCH, READ_OP, 0)  # records a lost connection; raises
             except Exception as judged:
                 return done, judged
         return done, None
@@ -322,6 +308,36 @@ class AsyncResilientConnection:
         """Counters: connects, reconnects by reason, pings, retries, lost work."""
         return self._observer.stats
 
+    async def _start_stream(self, what: str, cursor: Any) -> Any:
+        """Before a driver operation that streams past the proxy (psycopg's COPY): the
+        checks a statement gets, and from now on it counts as a write (with autocommit
+        off, a connection lost before the COMMIT is then a lost transaction, never a
+        commit of nothing). Returns ``cursor``'s driver cursor to stream through."""
+        if self._closed:
+            raise closed_error(self._adapter)
+        engine = self._engine
+        if engine.lost:
+            raise lost_again_error(self._adapter, engine)
+        self._enter(what)
+        try:
+            if not engine.stale:
+                engine.driver_transaction(self._status(self._raw)[0])
+            if not engine.txn_writes:
+                await self._checkout()
+            engine.done(WRITE_OP, *self._status(self._raw), _monotonic())
+            return await cursor._current()
+        finally:
+            self._leave()
+
+    def _stream_failed(self, exc: Exception, what: str) -> None:
+        """A streamed operation failed: the rules as for ``executemany`` (rows may have
+        been applied before the failure; it is never sent again)."""
+        self._enter(what)
+        try:
+            self._failed(exc, Op.EXECUTEMANY, WRITE_OP, 0)
+        finally:
+            self._leave()
+
     async def _checkout(self) -> None:
         """Before sending outside a transaction: make sure the connection is usable."""
         engine = self._engine
@@ -329,7 +345,7 @@ class AsyncResilientConnection:
             # A transaction the driver opened without the proxy seeing it (psycopg's
             # transaction(), mysql-connector's start_transaction()): never replaced
             # silently; a failure of the statement reports it lost.
-            engine.txn_writes = True
+            engine.driver_transaction(True)
             return
         now = _monotonic()
         if engine.stale or now >= engine.next_check_at:
@@ -363,65 +379,63 @@ class AsyncResilientConnection:
                 self._abandon(Reason.PING)
                 raise
             else:
-                engine.last_used = _monotonic()
-                self._observer.emit(Pinged(self._where(), True, engine.last_used - started))
+                now = _monotonic()
+                engine.pinged(now)
+                self._observer.emit(Pinged(self._where(), True, now - started))
 
-    async def _execute(self, cursor: Any, kind: StatementKind, query: Any, args: Any) -> Any:
-        """``cursor.execute``: the hot path. Does what :meth:`_run` does, inlined for the
-        common case (open connection, recently used, alive) and handing every other case
-        to :meth:`_run`."""
+    async def _execute(self, cursor: Any, stmt: Statement, query: Any, args: Any) -> Any:
+        """``cursor.execute``: the hot path. A statement on a connection that needs no
+        check (open, used recently, alive, or inside a transaction with writes) goes
+        straight to the driver; any other goes through :meth:`_run`, as does a resend."""
         if not self._claim(False):
             self._enter("execute")  # raises ConcurrentUseError
         self._in_flight = "execute"
         try:
             engine = self._engine
-            if self._closed or engine.lost:
-                return await self._run(Op.EXECUTE, kind, _send_execute, cursor, query, args)
-            if self._driver_transactions and not engine.stale:
+            if self._driver_transactions and not engine.stale and not self._closed:
                 # Read before any check: a probe may consume the news of the connection's
                 # death, and with it the driver's memory of the transaction.
                 engine.driver_transaction(self._status(self._raw)[0])
             # One clock read per statement: idle time counts from the statement's start,
             # which at worst costs a needless ping after a statement longer than `idle`.
             now = _monotonic()
-            if not engine.txn_writes and (
-                engine.stale
-                or now >= engine.next_check_at
-                or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
-                or (self._gone is not None and self._gone())
+            if (
+                self._closed
+                or engine.lost
+                or (
+                    not engine.txn_writes
+                    and (
+                        engine.stale
+                        or now >= engine.next_check_at
+                        or (
+                            now - engine.last_used >= self._skip_recent
+                            and self._probe() is not _ALIVE
+                        )
+                        or (self._gone is not None and self._gone())
+                    )
+                )
             ):
-                result = await self._run(
-                    Op.EXECUTE, kind, _send_execute, cursor, query, args, query=query
-                )
-                if kind is not _READ:
-                    await self._note(kind, query, args, cursor)
-                return result
-            try:
-                if cursor._gen == self._gen:
-                    result = await cursor._raw.execute(query, args)
-                else:
-                    result = await (await cursor._current()).execute(query, args)
-            except Exception as exc:
-                read_only = await self._turned_read_only(exc, Op.EXECUTE, kind, query)
-                try:
-                    # returns only to resend
-                    self._failed(exc, Op.EXECUTE, kind, 0, query, read_only)
-                except Recovered:
-                    return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
-                result = await self._run(
-                    Op.EXECUTE, kind, _send_execute, cursor, query, args, resends=1, query=query
-                )
-            except BaseException:
-                self._interrupted(Op.EXECUTE, kind, query)
-                raise
+                result = await self._run(Op.EXECUTE, stmt, _send_execute, cursor, query, args)
             else:
-                in_trans, autocommit = self._status(self._raw)
-                if kind is _READ and not in_trans and not engine.txn_writes:
-                    engine.last_used = now  # all engine.done() would change for a plain read
+                try:
+                    if cursor._gen == self._gen:
+                        result = await cursor._raw.execute(query, args)
+                    else:
+                        result = await (await cursor._current()).execute(query, args)
+                except Exception as exc:
+                    verdict = await self._judge(exc, Op.EXECUTE, stmt, 0)
+                    if verdict is Verdict.RECOVERED:
+                        return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
+                    result = await self._run(
+                        Op.EXECUTE, stmt, _send_execute, cursor, query, args, resends=1
+                    )
+                except BaseException:
+                    self._interrupted(Op.EXECUTE, stmt)
+                    raise
                 else:
-                    engine.done(kind, in_trans, autocommit, now, commits_implicitly(query))
-            if kind is not _READ:
-                await self._note(kind, query, args, cursor)
+                    engine.done(stmt, *self._status(self._raw), now)
+            if stmt.kind is not _READ:
+                await self._note(stmt, query, args, cursor)
             return result
         finally:
             self._release()
@@ -429,14 +443,13 @@ class AsyncResilientConnection:
     async def _run(
         self,
         op: Op,
-        kind: StatementKind,
+        stmt: Statement,
         send: Callable[..., Awaitable[T]],
         *args: Any,
         resends: int = 0,
-        query: Any = None,
     ) -> T:
-        """Send one operation with the checkout before it and the safety rules after;
-        ``query`` is the statement's text, when there is one."""
+        """Send one operation with the checkout before it and the safety rules after (a
+        recovered failure returns None: nothing was lost)."""
         if self._closed:
             raise closed_error(self._adapter)
         engine = self._engine
@@ -450,89 +463,72 @@ class AsyncResilientConnection:
             try:
                 result = await send(self, *args)
             except Exception as exc:
-                read_only = await self._turned_read_only(exc, op, kind, query)
-                try:
-                    self._failed(exc, op, kind, resends, query, read_only)  # returns to resend
-                except Recovered:
-                    return None  # type: ignore[return-value]  # nothing was lost
+                if await self._judge(exc, op, stmt, resends) is Verdict.RECOVERED:
+                    return None  # type: ignore[return-value]
                 resends += 1
                 continue
             except BaseException:
-                self._interrupted(op, kind, query)
+                self._interrupted(op, stmt)
                 raise
-            in_trans, autocommit = self._status(self._raw)
-            commits = False if query is None else commits_implicitly(query)
-            engine.done(kind, in_trans, autocommit, _monotonic(), commits)
+            engine.done(stmt, *self._status(self._raw), _monotonic())
             return result
 
-    async def _turned_read_only(
-        self, exc: Exception, op: Op, kind: StatementKind, query: Any = None
-    ) -> bool:
-        """Whether ``exc`` is a refusal to write from a server that is read-only now (a
-        failover demoted it), asked on the same connection; only with several hosts.
-        Another cause of the same code (``--secure-file-priv``'s 1290, a transaction the
-        caller made READ ONLY) leaves the error to the caller as it is."""
-        engine = self._engine
-        if not engine.follows_read_only:
-            return False
+    async def _judge(self, exc: Exception, op: Op, stmt: Statement, resends: int) -> Verdict:
+        """The safety rules on a failed operation, asking the server first whether it
+        turned read-only when the engine needs to know: returns RESEND or RECOVERED,
+        raises anything else."""
+        read_only = False
+        code = self._adapter.error_code(exc)
+        if code is not None and self._engine.asks_role(code):
+            read_only = await self._turned_read_only(op, stmt)
+        return self._failed(exc, op, stmt, resends, read_only)
+
+    async def _turned_read_only(self, op: Op, stmt: Statement) -> bool:
+        """Whether the server that refused a write is read-only now (a failover demoted
+        it), asked on the same connection. Another cause of the same code
+        (``--secure-file-priv``'s 1290, a transaction the caller made READ ONLY) leaves
+        the error to the caller as it is."""
         adapter = self._adapter
-        if engine.errors.kind(adapter.error_code(exc)) is not ErrorKind.READ_ONLY:
-            return False
         try:
             return bool(await adapter.read_only(self._raw))  # type: ignore[attr-defined]
         except Exception as asked:
             # Gone meanwhile: the refusal still stands, and the next host's role is checked.
-            return engine.errors.kind(adapter.error_code(asked)) is ErrorKind.DEAD
+            return self._engine.is_dead(adapter.error_code(asked))
         except BaseException:
-            self._interrupted(op, kind, query)  # the question may still be on its way
+            self._interrupted(op, stmt)  # the question may still be on its way
             raise
 
     def _failed(
-        self,
-        exc: Exception,
-        op: Op,
-        kind: StatementKind,
-        resends: int,
-        query: Any = None,
-        read_only: bool = False,
-    ) -> None:
-        """Apply the safety rules to a failed operation: return to resend, else raise.
-        ``read_only``: the server refused it because it turned read-only."""
+        self, exc: Exception, op: Op, stmt: Statement, resends: int, read_only: bool = False
+    ) -> Verdict:
+        """Apply the safety rules to a failed operation: return the verdict RESEND or
+        RECOVERED, raise anything else. ``read_only``: the server refused it because it
+        turned read-only."""
         adapter = self._adapter
         code = adapter.error_code(exc)
         if code is None:
             raise exc
         engine = self._engine
-        _, autocommit = self._status(self._raw)
-        error_kind = engine.errors.kind(code)
-        whole = True
-        if error_kind is ErrorKind.READ_ONLY:
-            if not read_only:
-                error_kind = ErrorKind.OTHER
-            elif query is not None:
-                whole = atomic(query)
+        raw = self._raw
         verdict = engine.failed(
             op,
-            kind,
-            error_kind,
+            stmt,
+            code,
             sent=not adapter.never_sent(exc),
-            autocommit=autocommit,
+            autocommit=self._status(raw)[1],
             resends=resends,
-            code=code,
-            commits=False if query is None else commits_implicitly(query),
-            atomic=whole,
+            read_only=read_only,
+            autocommit_known=_knows_autocommit(adapter, raw),
         )
-        if verdict is Verdict.TRANSACTION_LOST and not _knows_autocommit(adapter, self._raw):
-            verdict = Verdict.OUTCOME_UNKNOWN  # the writes may have committed one by one
-            engine.lost_uncertain = True
         if engine.stale:
-            adapter.discard(self._raw)
-        error = verdict_error(
-            verdict, exc, op, code, adapter, engine, self._observer, self._where()
-        )
+            adapter.discard(raw)
+        if verdict is Verdict.RECOVERED:
+            return verdict
+        where = self._where()
+        error = verdict_error(verdict, exc, op, code, adapter, engine, self._observer, where)
         if error is None:
-            self._observer.emit(Retrying(self._where(), "statement", resends + 1, 0.0, code))
-            return
+            self._observer.emit(Retrying(where, "statement", resends + 1, 0.0, code))
+            return verdict
         try:
             if error is exc:
                 raise exc
@@ -547,12 +543,11 @@ class AsyncResilientConnection:
         self._adapter.discard(self._raw)
         self._engine.must_replace(reason)
 
-    def _interrupted(self, op: Op, kind: StatementKind, query: Any = None) -> None:
+    def _interrupted(self, op: Op, stmt: Statement) -> None:
         """A cancellation (or ``KeyboardInterrupt``) stopped an operation that may have
         been sent: the driver connection is never used again, and the loss is recorded
         as if it had died (a transaction with writes is lost; a write's outcome is
         unknown). The interruption itself propagates unchanged."""
-        engine = self._engine
         try:
             _, autocommit = self._status(self._raw)  # before discard: it may need the socket
             known = _knows_autocommit(self._adapter, self._raw)
@@ -560,12 +555,10 @@ class AsyncResilientConnection:
             autocommit = True  # unknown: a write's outcome is then unknown, never "rolled back"
             known = False
         self._adapter.discard(self._raw)
-        commits = False if query is None else commits_implicitly(query)
         code = self._adapter.gone_code
-        verdict = engine.interrupted(op, kind, autocommit=autocommit, commits=commits, code=code)
-        if verdict is Verdict.TRANSACTION_LOST and not known:
-            verdict = Verdict.OUTCOME_UNKNOWN
-            engine.lost_uncertain = True
+        verdict = self._engine.interrupted(
+            op, stmt, autocommit=autocommit, autocommit_known=known, code=code
+        )
         if verdict is Verdict.TRANSACTION_LOST:
             self._observer.emit(TransactionLost(self._where(), code))
         elif verdict is Verdict.OUTCOME_UNKNOWN:
@@ -598,14 +591,14 @@ class AsyncResilientConnection:
             # dead connection is replaced as for a read, when that is safe.
             self._enter("cursor")
             try:
-                return self._run(Op.EXECUTE, _READ, AsyncResilientCursor.create, args, kwargs)
+                return self._run(Op.EXECUTE, READ_OP, AsyncResilientCursor.create, args, kwargs)
             finally:
                 self._leave()
 
     async def commit(self) -> None:
         self._enter("commit")
         try:
-            await self._finish(Op.COMMIT, StatementKind.COMMIT)
+            await self._finish(Op.COMMIT, COMMIT_OP)
         finally:
             self._leave()
 
@@ -615,28 +608,24 @@ class AsyncResilientConnection:
             if self._closed:
                 raise closed_error(self._adapter)
             engine = self._engine
-            if engine.lost and engine.stale:
-                engine.rolled_back()  # the server rolled it back when the connection died
+            if not engine.rollback_needs_sending():
                 return
             # The connection lives (or nothing was lost): roll back for real, and only
             # then acknowledge a loss (the server refused a COMMIT).
-            lost, engine.lost = engine.lost, False
             try:
-                await self._finish(Op.ROLLBACK, StatementKind.ROLLBACK)
+                await self._finish(Op.ROLLBACK, ROLLBACK_OP)
             except BaseException:
-                if lost and not engine.stale:
-                    engine.lost = True  # the transaction may still be open: still guarded
+                engine.rollback_failed()
                 raise
-            if lost:
-                engine.rolled_back()
+            engine.rolled_back()
         finally:
             self._leave()
 
-    async def _finish(self, op: Op, kind: StatementKind) -> None:
+    async def _finish(self, op: Op, stmt: Statement) -> None:
         if self._closed:
             raise closed_error(self._adapter)
         engine = self._engine
-        if engine.lost:
+        if engine.lost and op is Op.COMMIT:
             raise lost_again_error(self._adapter, engine)
         if engine.stale:
             engine.rolled_back()  # nothing can be open on a connection already given up
@@ -645,19 +634,12 @@ class AsyncResilientConnection:
         try:
             await (raw.commit() if op is Op.COMMIT else raw.rollback())
         except Exception as exc:
-            read_only = await self._turned_read_only(exc, op, kind)
-            try:
-                self._failed(exc, op, kind, 0, None, read_only)
-            except Recovered:
-                return
-            raise exc from None  # RESEND is never the verdict for commit or rollback
+            await self._judge(exc, op, stmt, 0)  # RESEND is never the verdict here
+            return  # RECOVERED: nothing was lost
         except BaseException:
-            self._interrupted(op, kind)
+            self._interrupted(op, stmt)
             raise
-        in_trans, autocommit = self._status(raw)
-        if op is Op.ROLLBACK:
-            engine.rolled_back()
-        engine.done(kind, in_trans, autocommit, _monotonic())
+        engine.done(stmt, *self._status(raw), _monotonic())
 
     def close(self) -> None:
         """Close the connection; closing twice is harmless."""
@@ -741,14 +723,14 @@ class AsyncResilientConnection:
         timeout = self._engine.ping.timeout if self._engine.ping else 5.0
         self._enter("ping")
         try:
-            await self._run(Op.EXECUTE, _READ, _send_ping, timeout)
+            await self._run(Op.EXECUTE, READ_OP, _send_ping, timeout)
         finally:
             self._leave()
 
     async def begin(self) -> None:
         self._enter("begin")
         try:
-            await self._run(Op.EXECUTE, StatementKind.BEGIN, _send_begin)
+            await self._run(Op.EXECUTE, BEGIN_OP, _send_begin)
         finally:
             self._leave()
 
@@ -757,13 +739,12 @@ class AsyncResilientConnection:
         value = bool(value)
         self._enter("autocommit")
         try:
-            try:
-                if value:  # turning autocommit on commits an open transaction
-                    await self._run(Op.COMMIT, StatementKind.COMMIT, _send_autocommit, value)
-                else:
-                    await self._run(Op.EXECUTE, _READ, _send_autocommit, value)
-            except Recovered:
-                pass  # died with nothing written: the next connection gets the setting
+            # Turning autocommit on commits an open transaction. Should the connection die
+            # with nothing written, the next connection gets the setting all the same.
+            if value:
+                await self._run(Op.COMMIT, COMMIT_OP, _send_autocommit, value)
+            else:
+                await self._run(Op.EXECUTE, READ_OP, _send_autocommit, value)
             # Journaled once it took effect: a refused setting must not poison reconnects.
             self._engine.record("set autocommit", ("autocommit", value))
         finally:
@@ -773,7 +754,7 @@ class AsyncResilientConnection:
         """Change the default database; re-applied to every new physical connection."""
         self._enter("select_db")
         try:
-            await self._run(Op.EXECUTE, _READ, _send_select_db, db)
+            await self._run(Op.EXECUTE, READ_OP, _send_select_db, db)
             self._engine.record("use", ("select_db", db))  # only once it took effect
         finally:
             self._leave()
@@ -782,12 +763,12 @@ class AsyncResilientConnection:
 
     async def query(self, sql: Any, unbuffered: bool = False) -> Any:
         """The driver's ``query()``, under the same rules as ``cursor.execute()``."""
-        kind = classify(sql)
+        stmt = statement(sql)
         self._enter("query")
         try:
-            result = await self._run(Op.EXECUTE, kind, _send_query, sql, unbuffered, query=sql)
-            if kind is not _READ:
-                await self._note(kind, sql, None)
+            result = await self._run(Op.EXECUTE, stmt, _send_query, sql, unbuffered)
+            if stmt.kind is not _READ:
+                await self._note(stmt, sql, None)
             return result
         finally:
             self._leave()
@@ -799,10 +780,10 @@ class AsyncResilientConnection:
         try:
             return await (raw.next_result(unbuffered) if unbuffered else raw.next_result())
         except Exception as exc:
-            self._failed(exc, Op.FETCH, _READ, 0)
+            self._failed(exc, Op.FETCH, READ_OP, 0)
             raise  # a fetch is never sent again
         except BaseException:
-            self._interrupted(Op.FETCH, _READ)
+            self._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
             self._leave()
@@ -810,7 +791,7 @@ class AsyncResilientConnection:
     async def show_warnings(self) -> Any:
         self._enter("show_warnings")
         try:
-            return await self._run(Op.EXECUTE, _READ, _send_call, "show_warnings", ())
+            return await self._run(Op.EXECUTE, READ_OP, _send_call, "show_warnings", ())
         finally:
             self._leave()
 
@@ -818,9 +799,7 @@ class AsyncResilientConnection:
         """``KILL`` another connection (idempotent: sent again if the connection drops)."""
         self._enter("kill")
         try:
-            return await self._run(
-                Op.EXECUTE, StatementKind.SESSION, _send_call, "kill", (thread_id,)
-            )
+            return await self._run(Op.EXECUTE, SESSION_OP, _send_call, "kill", (thread_id,))
         finally:
             self._leave()
 
@@ -835,7 +814,7 @@ class AsyncResilientConnection:
     async def _set_names(self, method: str, args: tuple[Any, ...]) -> None:
         self._enter(method)
         try:
-            await self._run(Op.EXECUTE, StatementKind.SESSION, _send_call, method, args)
+            await self._run(Op.EXECUTE, SESSION_OP, _send_call, method, args)
             self._engine.record("set names", ("call", (method, args)))  # once it took effect
         finally:
             self._leave()
@@ -901,10 +880,7 @@ def _check_tls(adapter: Any, raw: Any, engine: Engine) -> None:
     uses_tls = getattr(adapter, "uses_tls", None)  # optional for adapters
     if uses_tls is None:
         return
-    used = bool(uses_tls(raw))
-    if engine.tls is None:
-        engine.tls = used
-    elif engine.tls and not used:
+    if not engine.tls_allows(bool(uses_tls(raw))):
         raise new_error(
             adapter,
             adapter.operational_error,
@@ -936,8 +912,8 @@ async def _prepare(
         read_only = await adapter.read_only(raw)  # type: ignore[attr-defined]
         if not failover.target.accepts(read_only):
             raise WrongRole(adapter, read_only)
-    for statement in on_connect:
-        await adapter.execute(raw, statement, None)
+    for sql in on_connect:
+        await adapter.execute(raw, sql, None)
     for method, payload in engine.journal.values():
         if method == "execute":
             await adapter.execute(raw, *payload)
@@ -1049,10 +1025,11 @@ async def _open(
     async def first_setup(raw: Any) -> tuple[AsyncAdapter, float | None]:
         check_connection(raw)
         adapter: AsyncAdapter = adapters.adapter_for(raw)
-        if not engine.errors.codes:
-            engine.errors = adapter.errors
-        if getattr(adapter, "in_process", False):
-            engine.ping = engine.max_age = None  # nothing to check, nothing to recycle
+        engine.driver_known(
+            adapter.errors,
+            getattr(adapter, "in_process", False),
+            getattr(adapter, "idle_setting", "wait_timeout"),
+        )
         if (
             failover is not None
             and failover.target is not Target.ANY

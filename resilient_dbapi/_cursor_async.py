@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._forwarding import forwarding_class
 from ._proxy import new_error
-from .classify import ErrorKind
 from .engine import Op
-from .statements import KINDS, StatementKind, classify, remember_kind
+from .statements import READ_OP, STATEMENTS, WRITE_OP, remember, statement
 
 if TYPE_CHECKING:
     from ._connection_async import AsyncResilientConnection
@@ -28,6 +27,7 @@ else:
 __all__ = ["AsyncResilientCursor"]
 
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
+_CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
 # Set by a driver cursor only once it has executed something. Tortoise-ORM reads
 # ``_result`` (for the column names) from aiomysql's cursors.
 _LATE_ATTRIBUTES = ("description", "rowcount", "lastrowid", "rownumber", "messages", "_result")
@@ -127,23 +127,21 @@ class AsyncResilientCursor:
         if self._closed:
             self._check_open()
         try:
-            kind = KINDS.get(query)
+            stmt = STATEMENTS.get(query)
         except TypeError:  # not hashable (psycopg's sql.Composed): never cached
-            kind = None
-        if kind is None:
-            kind = remember_kind(query)
-        return await self._conn._execute(self, kind, query, args)
+            stmt = None
+        if stmt is None:
+            stmt = remember(query)
+        return await self._conn._execute(self, stmt, query, args)
 
     async def executemany(self, query: Any, args: Any) -> Any:
         self._check_open()
         conn = self._conn
-        kind = classify(query)
+        stmt = statement(query)
         conn._enter("executemany")
         try:
-            result = await conn._run(
-                Op.EXECUTEMANY, kind, _send_executemany, self, query, args, query=query
-            )
-            await conn._note(kind, query, args)
+            result = await conn._run(Op.EXECUTEMANY, stmt, _send_executemany, self, query, args)
+            await conn._note(stmt, query, args)
             return result
         finally:
             conn._leave()
@@ -153,11 +151,9 @@ class AsyncResilientCursor:
         conn = self._conn
         conn._enter("callproc")
         try:
-            result = await conn._run(
-                Op.CALLPROC, StatementKind.WRITE, _send_callproc, self, procname, args
-            )
+            result = await conn._run(Op.CALLPROC, WRITE_OP, _send_callproc, self, procname, args)
             # The driver passes the arguments through user variables (@_proc_0, ...).
-            conn._engine.unrestorable.add("user variables (callproc arguments)")
+            conn._engine.state_made(_CALLPROC_STATE)
             return result
         finally:
             conn._leave()
@@ -172,11 +168,11 @@ class AsyncResilientCursor:
         except Exception as exc:
             if self._gen != conn._gen:
                 raise  # a result of a connection replaced since: nothing else is affected
-            conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
+            conn._failed(exc, Op.FETCH, READ_OP, resends=0)
             raise  # _failed returns only to resend, which a fetch never is
         except BaseException:
             if self._gen == conn._gen:
-                conn._interrupted(Op.FETCH, StatementKind.READ)
+                conn._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
             conn._leave()
@@ -232,15 +228,15 @@ class AsyncResilientCursor:
             await self._raw.close()  # an unbuffered cursor reads its remaining rows here
         except Exception as exc:
             code = conn._adapter.error_code(exc)
-            if code is None or conn._engine.errors.kind(code) is not ErrorKind.DEAD:
+            if code is None or not conn._engine.is_dead(code):
                 raise
             # The connection died while the cursor drained rows nobody wanted. _failed
             # records it: the connection is replaced at the next checkout, and a lost
             # transaction is reported by the next statement on the connection.
             with contextlib.suppress(Exception):
-                conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
+                conn._failed(exc, Op.FETCH, READ_OP, resends=0)
         except BaseException:
-            conn._interrupted(Op.FETCH, StatementKind.READ)
+            conn._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
             conn._leave()

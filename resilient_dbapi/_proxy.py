@@ -38,10 +38,6 @@ from .policies import Policy, default_policies
 __all__: list[str] = []
 
 
-class Recovered(Exception):
-    """Internal: the failed operation lost nothing; report success."""
-
-
 class WrongRole(Exception):
     """Internal: a new connection's server does not have the role the target wants."""
 
@@ -153,11 +149,10 @@ def verdict_error(
     observer: Observer,
     where: str,
 ) -> BaseException | None:
-    """What a failed operation raises, given the engine's verdict (None: send it again)."""
+    """What a failed operation raises, given the engine's verdict (None: send it again;
+    never called for RECOVERED, which raises nothing)."""
     if verdict is Verdict.RESEND:
         return None
-    if verdict is Verdict.RECOVERED:
-        return Recovered()
     if verdict is Verdict.SESSION_LOST:
         lost_list = engine.take_lost_state()
         observer.emit(SessionLost(where, code, tuple(lost_list)))

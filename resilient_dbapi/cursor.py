@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._forwarding import forwarding_class
 from ._proxy import new_error
-from .classify import ErrorKind
 from .engine import Op
-from .statements import KINDS, StatementKind, classify, remember_kind
+from .statements import READ_OP, STATEMENTS, WRITE_OP, remember, statement
 
 if TYPE_CHECKING:
     from .connection import ResilientConnection
@@ -27,6 +26,7 @@ from collections.abc import Iterator
 __all__ = ["ResilientCursor"]
 
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
+_CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
 # Set by a driver cursor only once it has executed something. Tortoise-ORM reads
 # ``_result`` (for the column names) from aiomysql's cursors.
 _LATE_ATTRIBUTES = ("description", "rowcount", "lastrowid", "rownumber", "messages", "_result")
@@ -126,23 +126,21 @@ class ResilientCursor:
         if self._closed:
             self._check_open()
         try:
-            kind = KINDS.get(query)
+            stmt = STATEMENTS.get(query)
         except TypeError:  # not hashable (psycopg's sql.Composed): never cached
-            kind = None
-        if kind is None:
-            kind = remember_kind(query)
-        return self._conn._execute(self, kind, query, args)
+            stmt = None
+        if stmt is None:
+            stmt = remember(query)
+        return self._conn._execute(self, stmt, query, args)
 
     def executemany(self, query: Any, args: Any) -> Any:
         self._check_open()
         conn = self._conn
-        kind = classify(query)
+        stmt = statement(query)
         conn._enter("executemany")
         try:
-            result = conn._run(
-                Op.EXECUTEMANY, kind, _send_executemany, self, query, args, query=query
-            )
-            conn._note(kind, query, args)
+            result = conn._run(Op.EXECUTEMANY, stmt, _send_executemany, self, query, args)
+            conn._note(stmt, query, args)
             return result
         finally:
             conn._leave()
@@ -152,11 +150,9 @@ class ResilientCursor:
         conn = self._conn
         conn._enter("callproc")
         try:
-            result = conn._run(
-                Op.CALLPROC, StatementKind.WRITE, _send_callproc, self, procname, args
-            )
+            result = conn._run(Op.CALLPROC, WRITE_OP, _send_callproc, self, procname, args)
             # The driver passes the arguments through user variables (@_proc_0, ...).
-            conn._engine.unrestorable.add("user variables (callproc arguments)")
+            conn._engine.state_made(_CALLPROC_STATE)
             return result
         finally:
             conn._leave()
@@ -171,11 +167,11 @@ class ResilientCursor:
         except Exception as exc:
             if self._gen != conn._gen:
                 raise  # a result of a connection replaced since: nothing else is affected
-            conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
+            conn._failed(exc, Op.FETCH, READ_OP, resends=0)
             raise  # _failed returns only to resend, which a fetch never is
         except BaseException:
             if self._gen == conn._gen:
-                conn._interrupted(Op.FETCH, StatementKind.READ)
+                conn._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
             conn._leave()
@@ -231,15 +227,15 @@ class ResilientCursor:
             self._raw.close()  # an unbuffered cursor reads its remaining rows here
         except Exception as exc:
             code = conn._adapter.error_code(exc)
-            if code is None or conn._engine.errors.kind(code) is not ErrorKind.DEAD:
+            if code is None or not conn._engine.is_dead(code):
                 raise
             # The connection died while the cursor drained rows nobody wanted. _failed
             # records it: the connection is replaced at the next checkout, and a lost
             # transaction is reported by the next statement on the connection.
             with contextlib.suppress(Exception):
-                conn._failed(exc, Op.FETCH, StatementKind.READ, resends=0)
+                conn._failed(exc, Op.FETCH, READ_OP, resends=0)
         except BaseException:
-            conn._interrupted(Op.FETCH, StatementKind.READ)
+            conn._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
             conn._leave()

@@ -3,8 +3,9 @@
 The engine keeps the state of one logical connection (when the physical connection was
 opened and last used, whether a transaction with writes is open, whether it must be
 replaced) and turns facts into decisions. It never sleeps, reads the clock or touches a
-socket: the proxies (sync today, asyncio tomorrow) pass ``now`` in and carry the decisions
-out, so both run the same rules.
+socket: the proxies (sync and asyncio) report facts through its methods, passing ``now``
+in, and carry the decisions out, so both run the same rules. Its state changes only
+through those methods (a test reads the sources to hold every other module to that).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 from .classify import ErrorKind, ErrorTable
 from .hosts import Failover, Target
 from .policies import MaxAge, PingOnCheckout, Policy, RetryOnError
-from .statements import StatementKind
+from .statements import Statement, StatementKind
 
 __all__ = ["Checkout", "Engine", "Op", "Reason", "Verdict"]
 
 _INF = float("inf")
-_RESENDABLE = frozenset({StatementKind.READ, StatementKind.SESSION, StatementKind.BEGIN})
+_READ = StatementKind.READ
 
 
 class Reason(enum.Enum):
@@ -93,6 +94,7 @@ class Engine:
         "errors",
         "explicit",
         "failover",
+        "idle_setting",
         "journal",
         "last_used",
         "lost",
@@ -171,6 +173,25 @@ class Engine:
         # The session's wait_timeout as last read (None: off or not followed).
         self.wait_timeout: float | None = None
         self.wait_timeout_known = False
+        # The driver's setting after which the server drops an idle session.
+        self.idle_setting = "wait_timeout"
+
+    def driver_known(self, errors: ErrorTable, in_process: bool, idle_setting: str) -> None:
+        """The first connection's driver is known: its error table (unless the policies
+        gave one), whether its database lives in this process (nothing to check or
+        recycle), and its idle-timeout setting."""
+        if not self.errors.codes:
+            self.errors = errors
+        if in_process:
+            self.ping = self.max_age = None
+        self.idle_setting = idle_setting
+
+    def tls_allows(self, used: bool) -> bool:
+        """A new connection used TLS (or not): whether it may be used. The first one sets
+        the bar; once it used TLS, one without is refused."""
+        if self.tls is None:
+            self.tls = used
+        return used or not self.tls
 
     # -- connecting -------------------------------------------------------------
 
@@ -221,6 +242,30 @@ class Engine:
         if key is not None:
             self.journal.pop(key, None)
             self.journal[key] = entry
+
+    def settings_made(
+        self, statement: Statement, query: Any, args: Any, count: int | None = None
+    ) -> bool:
+        """Session settings took effect (the first ``count`` of several, when a later one
+        failed): journal them for replay. True when one of them set the idle timeout the
+        policies follow, so the proxy must read its new value."""
+        if statement.parts and not args:
+            entries = statement.parts if count is None else statement.parts[:count]
+            for key, text in entries:
+                self.record(key, ("execute", (text, args)))
+            keys = [key for key, _ in entries]
+        else:
+            self.record(statement.key, ("execute", (query, args)))
+            keys = [statement.key]
+        return self.wants_wait_timeout and any(
+            key is not None and self.idle_setting in key for key in keys
+        )
+
+    def state_made(self, effects: frozenset[str]) -> None:
+        """A statement created session state no replay rebuilds (a temporary table, a
+        user variable): the connection is never replaced by choice while it holds it."""
+        if effects:
+            self.unrestorable.update(effects)
 
     def take_lost_state(self) -> list[str]:
         """What a dead connection took with it that no replay can rebuild (once)."""
@@ -273,6 +318,10 @@ class Engine:
                 return Checkout(ping_timeout=timeout)
         return _PROCEED
 
+    def pinged(self, now: float) -> None:
+        """A ping succeeded: the connection counts as used now."""
+        self.last_used = now
+
     def must_replace(self, reason: Reason, code: int | None = None) -> None:
         """The physical connection is dead or due: replace it before the next use."""
         self.stale = True
@@ -281,29 +330,22 @@ class Engine:
 
     # -- statements -------------------------------------------------------------
 
-    def done(
-        self,
-        kind: StatementKind,
-        in_trans: bool,
-        autocommit: bool,
-        now: float,
-        commits: bool | None = False,
-    ) -> None:
+    def done(self, statement: Statement, in_trans: bool, autocommit: bool, now: float) -> None:
         """A statement (or commit/rollback) succeeded; the server reported these flags.
-        ``commits`` is True for a statement that commits the open transaction before it
-        runs (DDL, ``LOCK TABLES``, ``SET autocommit = 1``).
 
-        For a plain read outside any transaction only ``last_used`` changes: a proxy may
-        set that alone on its hot path (see :meth:`checkout`)."""
+        The hot path: for a plain read or a setting outside any transaction only the
+        times change."""
         self.last_used = now
         due = now + self._idle_trigger
         self.next_check_at = due if due < self._expires_at else self._expires_at
+        kind = statement.kind
         if (
             not self.txn_writes
             and not in_trans
-            and (kind is StatementKind.READ or kind is StatementKind.SESSION)
+            and (kind is _READ or kind is StatementKind.SESSION)
         ):
             return
+        commits = statement.commits
         if commits is True or kind is StatementKind.BEGIN:
             self.explicit = self.sticky = False  # the server committed what was open
         if kind is StatementKind.BEGIN:
@@ -326,32 +368,63 @@ class Engine:
         if in_trans:
             self.txn_writes = True
 
+    def is_dead(self, code: Any) -> bool:
+        """Whether the driver error ``code`` says the connection is gone."""
+        return self.errors.kind(code) is ErrorKind.DEAD
+
+    def asks_role(self, code: Any) -> bool:
+        """Whether a failure with ``code`` needs the server asked whether it turned
+        read-only (a failover demoted it) before :meth:`failed` can judge it."""
+        return self.follows_read_only and self.errors.kind(code) is ErrorKind.READ_ONLY
+
     def failed(
         self,
         op: Op,
-        kind: StatementKind,
-        error: ErrorKind,
+        statement: Statement,
+        code: Any,
         *,
         sent: bool,
         autocommit: bool,
         resends: int,
-        code: int | None = None,
-        commits: bool | None = False,
-        atomic: bool = True,
+        read_only: bool = False,
+        autocommit_known: bool = True,
     ) -> Verdict:
-        """An operation raised a driver error; decide what the caller sees.
+        """An operation raised the driver error ``code``; decide what the caller sees.
 
         ``sent`` is False only when the driver proves the command never reached the
         server; ``resends`` counts how often this call was already sent again;
-        ``commits`` says whether the statement commits an open transaction before it
-        runs (None: cannot tell); ``atomic`` whether the server applies it whole or not
-        at all (see :func:`~resilient_dbapi.statements.atomic`).
+        ``read_only`` says the server, asked after a refusal (:meth:`asks_role`), is
+        read-only now: otherwise a refusal to write is the caller's own error (their READ
+        ONLY transaction, ``--secure-file-priv``). ``autocommit_known`` is False when the
+        driver's autocommit flag is only a guess: a transaction then never counts as
+        provably rolled back (its writes may have committed one by one).
         """
+        error = self.errors.kind(code)
+        if error is ErrorKind.READ_ONLY and not read_only:
+            error = ErrorKind.OTHER
+        verdict = self._judge(op, statement, error, sent, autocommit, resends, code)
+        if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
+            self.lost_uncertain = True
+            return Verdict.OUTCOME_UNKNOWN
+        return verdict
+
+    def _judge(
+        self,
+        op: Op,
+        statement: Statement,
+        error: ErrorKind,
+        sent: bool,
+        autocommit: bool,
+        resends: int,
+        code: Any,
+    ) -> Verdict:
+        kind = statement.kind
+        commits = statement.commits
         if error is ErrorKind.TRANSACTION_ROLLED_BACK:
             self._transaction_over()
             return Verdict.RAISE
         if error is ErrorKind.READ_ONLY and self.follows_read_only:
-            return self._refused_read_only(op, kind, resends, code, commits, autocommit, atomic)
+            return self._refused_read_only(op, statement, resends, code, autocommit)
         if error is not ErrorKind.DEAD:
             if (op is Op.COMMIT or kind is StatementKind.COMMIT) and self.txn_writes:
                 # A COMMIT the server refused on a live connection (KILL QUERY's 1317,
@@ -392,7 +465,7 @@ class Engine:
             return self._lose(code)
         if op is Op.FETCH:
             return Verdict.RAISE  # rows were handed out already: the read cannot resume
-        safe = not sent or (op is Op.EXECUTE and kind in _RESENDABLE)
+        safe = not sent or (op is Op.EXECUTE and statement.resendable)
         if op is Op.EXECUTEMANY:
             safe = False  # earlier rows may have been applied before the failure
         if safe:
@@ -406,19 +479,13 @@ class Engine:
         return self._lose(code)  # a write inside the implicit transaction: rolled back
 
     def _refused_read_only(
-        self,
-        op: Op,
-        kind: StatementKind,
-        resends: int,
-        code: int | None,
-        commits: bool | None,
-        autocommit: bool,
-        atomic: bool,
+        self, op: Op, statement: Statement, resends: int, code: Any, autocommit: bool
     ) -> Verdict:
         """The server refused the operation because it is read-only now (the proxy asked
         ``@@read_only``). The connection goes, which rolls back what was open on it, and
         the next one is made on another host. Only a refused single atomic statement is
         provably not applied at all, so only that is sent again."""
+        kind = statement.kind
         had_writes = self.txn_writes
         self.must_replace(Reason.READ_ONLY, code)
         self._transaction_over()
@@ -428,14 +495,14 @@ class Engine:
             # A server refuses only a COMMIT with writes to commit: they are rolled back.
             return self._lose(code)
         if had_writes:
-            if commits is not False:
+            if statement.commits is not False:
                 # DDL commits what was open before it runs: whether that happened before
                 # the refusal cannot be told.
                 return Verdict.OUTCOME_UNKNOWN
             return self._lose(code)
         if op is Op.FETCH:
             return Verdict.RAISE  # rows were handed out already
-        if op is not Op.EXECUTE or not atomic:
+        if op is not Op.EXECUTE or not statement.atomic:
             # executemany's earlier rows, a procedure's earlier statements, the first of
             # several statements may have been applied before the refusal.
             return Verdict.OUTCOME_UNKNOWN if autocommit else self._lose(code)
@@ -448,27 +515,21 @@ class Engine:
     def interrupted(
         self,
         op: Op,
-        kind: StatementKind,
+        statement: Statement,
         *,
         autocommit: bool,
-        commits: bool | None,
-        code: int | None = None,
+        autocommit_known: bool = True,
+        code: Any = None,
     ) -> Verdict:
         """A cancellation or ``KeyboardInterrupt`` stopped an operation that may have been
         sent. The proxy abandons the connection, so it counts as dead after sending; the
         verdict says what was lost, and nothing is ever sent again (the interruption
         propagates). ``code`` is the driver's "connection gone" code, which the errors
         raised afterwards carry."""
-        verdict = self.failed(
-            op,
-            kind,
-            ErrorKind.DEAD,
-            sent=True,
-            autocommit=autocommit,
-            resends=0,
-            code=code,
-            commits=commits,
-        )
+        verdict = self._judge(op, statement, ErrorKind.DEAD, True, autocommit, 0, code)
+        if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
+            self.lost_uncertain = True
+            verdict = Verdict.OUTCOME_UNKNOWN
         # Safe to send again, but the caller asked to stop. Session state the connection
         # held is still reported (SessionLostError) when it is replaced.
         return Verdict.RAISE if verdict in (Verdict.RESEND, Verdict.SESSION_LOST) else verdict
@@ -480,6 +541,22 @@ class Engine:
 
     def _transaction_over(self) -> None:
         self.explicit = self.sticky = self.txn_writes = False
+
+    def rollback_needs_sending(self) -> bool:
+        """``rollback()`` was called: whether to send a ROLLBACK. Not when a transaction
+        was lost with its connection (the server rolled it back as the connection went):
+        the loss is acknowledged at once."""
+        if self.lost and self.stale:
+            self.rolled_back()
+            return False
+        return True
+
+    def rollback_failed(self) -> None:
+        """The ROLLBACK failed. If that gave the connection up, the server rolls back as it
+        goes: the loss is acknowledged; otherwise the transaction may still be open, and
+        a lost one stays guarded."""
+        if self.stale:
+            self.rolled_back()
 
     def rolled_back(self) -> None:
         """``rollback()`` was called: a lost transaction is acknowledged."""

@@ -10,11 +10,19 @@ error a user sees; a wrong "read" could apply a write twice.
 from __future__ import annotations
 
 import enum
-import functools
 import re
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["StatementKind", "classify", "commits_implicitly", "session_effects", "session_key"]
+__all__ = [
+    "Statement",
+    "StatementKind",
+    "classify",
+    "commits_implicitly",
+    "session_effects",
+    "session_key",
+    "statement",
+]
 
 
 class StatementKind(enum.Enum):
@@ -307,60 +315,13 @@ def statement_parts(sql: str | bytes) -> list[str]:
     return _parts_text(sql) or [sql]
 
 
-@functools.lru_cache(maxsize=4096)
-def _classify_text(sql: str) -> StatementKind:
-    try:
-        kind = _kind_of(*_scan(sql, backslash_escapes=True))
-        if kind is StatementKind.READ and "\\" in sql:
-            # Under sql_mode NO_BACKSLASH_ESCAPES a backslash ends no literal early:
-            # the text must read the same both ways to count as a plain read.
-            kind = _kind_of(*_scan(sql, backslash_escapes=False))
-    except _Several:
-        # Several session settings in one string (Django sends two at connect) are
-        # settings; any other mix is a write.
-        parts = _parts_text(sql)
-        if parts and all(_classify_text(part) is StatementKind.SESSION for part in parts):
-            return StatementKind.SESSION
-        return StatementKind.WRITE
-    except _Unreadable:
-        return StatementKind.WRITE
-    return kind
-
-
-def classify(sql: str | bytes) -> StatementKind:
-    """Classify one statement template (placeholders such as ``%s`` are fine)."""
-    if isinstance(sql, bytes | bytearray):
-        sql = bytes(sql).decode("utf-8", "replace")
-    elif not isinstance(sql, str):
-        return StatementKind.WRITE  # a composed statement object: its text is not ours to read
-    return _classify_text(sql)
-
-
-# The statements an application sends are few and repeated: the proxies look their kinds
-# up in this plain dict first, cheaper than calling classify() (and its LRU cache).
-KINDS: dict[Any, StatementKind] = {}
-_KINDS_MAX = 4096
-
-
-def remember_kind(query: Any) -> StatementKind:
-    """``classify(query)``, remembered in :data:`KINDS` for the next time."""
-    kind = classify(query)
-    if isinstance(query, str):
-        if len(KINDS) >= _KINDS_MAX:
-            KINDS.clear()
-        KINDS[query] = kind
-    return kind
-
-
 _NOT_REBUILT = "state of a statement resilient_dbapi could not read"
 
 
-@functools.lru_cache(maxsize=1024)
-def _effects_text(sql: str) -> frozenset[str]:
-    try:
-        words, assigns, user_vars, calls = _scan(sql, backslash_escapes=True)
-    except _Unreadable:
-        return frozenset({_NOT_REBUILT})
+def _effects_of(
+    words: list[str], assigns: bool, user_vars: bool, calls: set[str]
+) -> frozenset[str]:
+    """The session state a readable statement creates that no replay rebuilds."""
     effects = set()
     verb = words[0] if words else ""
     if user_vars and (verb in ("set", "call") or assigns or "into" in words):
@@ -393,16 +354,6 @@ def _effects_text(sql: str) -> frozenset[str]:
     ):
         effects.add("session settings resilient_dbapi cannot replay (SET with a query)")
     return frozenset(effects)
-
-
-def session_effects(sql: str | bytes) -> frozenset[str]:
-    """The session state a statement creates that a new connection cannot rebuild
-    (user variables, temporary tables, GET_LOCK locks, LOCK TABLES, PREPARE)."""
-    if isinstance(sql, bytes | bytearray):
-        sql = bytes(sql).decode("utf-8", "replace")
-    elif not isinstance(sql, str):
-        return frozenset({_NOT_REBUILT})
-    return _effects_text(sql)
 
 
 def _top_level_parts(text: str) -> list[str]:
@@ -487,21 +438,8 @@ _COMMITTING_VERBS = frozenset(
 )
 
 
-@functools.lru_cache(maxsize=1024)
-def _commits_text(sql: str) -> bool | None:
-    try:
-        words = _scan(sql, backslash_escapes=True)[0]
-    except _Several:
-        # Several statements commit if any of them does (SET a = 1; SET autocommit = 1).
-        parts = _parts_text(sql)
-        if parts is None:
-            return None
-        verdicts = [_commits_text(part) for part in parts]
-        if True in verdicts:
-            return True
-        return None if None in verdicts else False
-    except _Unreadable:
-        return None
+def _commits_of(words: list[str]) -> bool:
+    """Whether a readable single statement commits an open transaction before it runs."""
     verb = words[0] if words else ""
     if verb in _COMMITTING_VERBS:
         return True
@@ -523,16 +461,8 @@ _INSERT_HEAD = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=1024)
-def _atomic_text(sql: str) -> bool:
-    if _classify_text(sql) is not StatementKind.WRITE:
-        return True  # reads, settings, BEGIN, COMMIT: one command, nothing written part-way
-    try:
-        words, _, _, calls = _scan(sql, backslash_escapes=True)
-        if "\\" in sql and _scan(sql, backslash_escapes=False)[0] != words:
-            return False
-    except _Unreadable:
-        return False  # several statements, or text that cannot be read with certainty
+def _atomic_write(sql: str, words: list[str], calls: set[str]) -> bool:
+    """Whether a readable single write is applied whole or not at all."""
     if not words or words[0] not in _ATOMIC_WRITES:
         return False
     head = _INSERT_HEAD.match(sql)
@@ -542,24 +472,158 @@ def _atomic_text(sql: str) -> bool:
     return not calls - _PURE_CALLS
 
 
+_NO_EFFECTS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Statement:
+    """What one SQL text may do, read once (one scan) and shared by every rule.
+
+    Made by :func:`statement`, cached by the text as the caller wrote it (before the
+    driver interpolates parameters). Conservative: what the scanner cannot prove safe is
+    a write that may commit, applied perhaps in part."""
+
+    kind: StatementKind
+    commits: bool | None = False
+    """Whether the server commits an open transaction before running it (DDL, ``LOCK
+    TABLES``, ``BEGIN``, ``SET autocommit = 1``); None: cannot tell."""
+    atomic: bool = True
+    """Whether the server applies it whole or not at all (a single ``INSERT``, ``UPDATE``,
+    ``DELETE`` or ``REPLACE`` calling no stored function; reads and settings), so that a
+    refusal proves nothing of it was applied."""
+    effects: frozenset[str] = _NO_EFFECTS
+    """Session state it creates that a new connection cannot rebuild (for writes)."""
+    key: str | None = None
+    """For a session setting: what it sets, as one journal entry (see :func:`session_key`)."""
+    parts: tuple[tuple[str | None, str], ...] = ()
+    """For several session settings in one text: each one's key and text, replayed one
+    by one."""
+
+    @property
+    def resendable(self) -> bool:
+        """Whether sending it again after a connection died with it in flight changes
+        nothing the caller could see (a plain read, a setting, ``BEGIN``)."""
+        return self.kind in _RESENDABLE
+
+
+_RESENDABLE = frozenset({StatementKind.READ, StatementKind.SESSION, StatementKind.BEGIN})
+_UNREADABLE = Statement(StatementKind.WRITE, None, False, frozenset({_NOT_REBUILT}))
+
+# The records of operations that have no text (commit(), begin(), a driver method).
+READ_OP = Statement(StatementKind.READ)
+WRITE_OP = Statement(StatementKind.WRITE)
+SESSION_OP = Statement(StatementKind.SESSION)
+BEGIN_OP = Statement(StatementKind.BEGIN)
+COMMIT_OP = Statement(StatementKind.COMMIT)
+ROLLBACK_OP = Statement(StatementKind.ROLLBACK)
+OPAQUE = _UNREADABLE
+"""A composed statement object (psycopg's ``sql.Composed``): its text is not ours to read."""
+
+_Scanned = tuple[list[str], bool, bool, set[str]]
+
+
+def _several(sql: str) -> Statement:
+    """Several statements in one text: settings if every one is (Django sends two at
+    connect); a commit if any one commits."""
+    parts = _parts_text(sql)
+    if parts is None:
+        return _UNREADABLE
+    records = [_record(part) for part in parts]
+    if all(r.kind is StatementKind.SESSION for r in records):
+        kind = StatementKind.SESSION
+    else:
+        kind = StatementKind.WRITE
+    verdicts = [r.commits for r in records]
+    commits = True if True in verdicts else (None if None in verdicts else False)
+    if kind is StatementKind.WRITE:
+        return Statement(kind, commits, False, _UNREADABLE.effects)
+    keyed = tuple((session_key(part), part.strip()) for part in parts)
+    return Statement(kind, commits, True, _UNREADABLE.effects, session_key(sql), keyed)
+
+
+def _record(sql: str) -> Statement:
+    """The one scan of ``sql`` (two when a backslash makes the sql_mode matter)."""
+    try:
+        scanned = _scan(sql, backslash_escapes=True)
+    except _Several:
+        return _several(sql)
+    except _Unreadable:
+        return _UNREADABLE
+    words, calls = scanned[0], scanned[3]
+    kind = _kind_of(*scanned)
+    other: _Scanned | _Unreadable | None = None
+    if "\\" in sql:
+        # Under sql_mode NO_BACKSLASH_ESCAPES a backslash ends no literal early: the text
+        # must read the same both ways to count as a plain read or an atomic write.
+        try:
+            other = _scan(sql, backslash_escapes=False)
+        except _Unreadable as exc:
+            other = exc
+    if kind is StatementKind.READ and other is not None:
+        if isinstance(other, _Several):
+            return _several(sql)
+        kind = StatementKind.WRITE if isinstance(other, _Unreadable) else _kind_of(*other)
+    if kind is StatementKind.WRITE:
+        whole = (other is None or (not isinstance(other, _Unreadable) and other[0] == words)) and (
+            _atomic_write(sql, words, calls)
+        )
+        return Statement(kind, _commits_of(words), whole, _effects_of(*scanned))
+    if kind is StatementKind.SESSION:
+        return Statement(kind, _commits_of(words), True, _effects_of(*scanned), session_key(sql))
+    return Statement(kind, _commits_of(words), True, _effects_of(*scanned))
+
+
+# The statements an application sends are few and repeated: the proxies look their
+# records up in this plain dict first (a miss calls :func:`remember`).
+STATEMENTS: dict[Any, Statement] = {}
+_STATEMENTS_MAX = 4096
+
+
+def remember(query: Any) -> Statement:
+    """The record of ``query`` (a str, bytes, or a composed statement object), made and
+    remembered in :data:`STATEMENTS` for the next time."""
+    if isinstance(query, str):
+        text = query
+    elif isinstance(query, bytes | bytearray):
+        text = bytes(query).decode("utf-8", "replace")
+        query = bytes(query)
+    else:
+        return OPAQUE
+    made = STATEMENTS.get(query)
+    if made is None:
+        made = _record(text)
+        if len(STATEMENTS) >= _STATEMENTS_MAX:
+            STATEMENTS.clear()
+        STATEMENTS[query] = made
+    return made
+
+
+def statement(query: Any) -> Statement:
+    """The :class:`Statement` record of ``query``, from the cache when it was seen."""
+    try:
+        found = STATEMENTS.get(query)
+    except TypeError:  # not hashable (psycopg's sql.Composed): never cached
+        return OPAQUE
+    return remember(query) if found is None else found
+
+
+def classify(sql: Any) -> StatementKind:
+    """Classify one statement template (placeholders such as ``%s`` are fine)."""
+    return statement(sql).kind
+
+
+def session_effects(sql: Any) -> frozenset[str]:
+    """The session state a statement creates that a new connection cannot rebuild
+    (user variables, temporary tables, GET_LOCK locks, LOCK TABLES, PREPARE)."""
+    return statement(sql).effects
+
+
 def atomic(sql: Any) -> bool:
-    """Whether ``sql`` is one statement that the server applies whole or not at all
-    (``INSERT``, ``UPDATE``, ``DELETE``, ``REPLACE`` calling no stored function; reads and
-    settings), so a refusal proves nothing of it was applied. ``CALL``, compound blocks
-    and several statements may be refused after their first parts were applied."""
-    if isinstance(sql, bytes | bytearray):
-        sql = bytes(sql).decode("utf-8", "replace")
-    elif not isinstance(sql, str):
-        return False
-    return _atomic_text(sql)
+    """Whether ``sql`` is one statement that the server applies whole or not at all."""
+    return statement(sql).atomic
 
 
-def commits_implicitly(sql: str | bytes) -> bool | None:
-    """Whether the server commits an open transaction before running ``sql`` (DDL,
-    ``LOCK TABLES``, ``BEGIN``, ``SET autocommit = 1``, ...); None if the text cannot be
-    read with certainty."""
-    if isinstance(sql, bytes | bytearray):
-        sql = bytes(sql).decode("utf-8", "replace")
-    elif not isinstance(sql, str):
-        return None  # a composed statement object: cannot tell
-    return _commits_text(sql)
+def commits_implicitly(sql: Any) -> bool | None:
+    """Whether the server commits an open transaction before running ``sql``; None if
+    the text cannot be read with certainty."""
+    return statement(sql).commits

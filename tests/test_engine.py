@@ -8,6 +8,8 @@ from resilient_dbapi import MYSQL_ERRORS, ErrorKind, MaxAge, PingOnCheckout, Ret
 from resilient_dbapi.engine import Checkout, Engine, Op, Reason, Verdict
 from resilient_dbapi.statements import StatementKind as K
 
+from .engine_calls import S, fail
+
 DEAD = ErrorKind.DEAD
 
 
@@ -30,7 +32,7 @@ def test_ping_after_idle() -> None:
     e = engine(PingOnCheckout(idle=30, timeout=2))
     assert e.next_check_at == 130.0
     assert e.checkout(131.0) == Checkout(ping_timeout=2.0)
-    e.done(K.READ, False, True, 131.0)
+    e.done(S(K.READ), False, True, 131.0)
     assert e.next_check_at == 161.0
 
 
@@ -74,7 +76,7 @@ def test_verdicts_outside_a_transaction(
     op: Op, kind: K, sent: bool, autocommit: bool, expected: Verdict
 ) -> None:
     e = engine()
-    assert e.failed(op, kind, DEAD, sent=sent, autocommit=autocommit, resends=0) is expected
+    assert fail(e, op, kind, DEAD, sent=sent, autocommit=autocommit, resends=0) is expected
     assert e.stale
 
 
@@ -93,17 +95,17 @@ def test_verdicts_inside_a_transaction_with_writes(
     op: Op, kind: K, sent: bool, expected: Verdict
 ) -> None:
     e = engine()
-    e.done(K.WRITE, True, False, 100.1)
+    e.done(S(K.WRITE), True, False, 100.1)
     assert e.txn_writes
-    verdict = e.failed(op, kind, DEAD, sent=sent, autocommit=False, resends=0)
+    verdict = fail(e, op, kind, DEAD, sent=sent, autocommit=False, resends=0)
     assert verdict is expected
     assert e.lost is (expected is Verdict.TRANSACTION_LOST)
 
 
 def test_lost_until_rolled_back() -> None:
     e = engine()
-    e.done(K.BEGIN, True, True, 100.1)
-    e.failed(Op.EXECUTE, K.READ, DEAD, sent=True, autocommit=True, resends=0, code=2013)
+    e.done(S(K.BEGIN), True, True, 100.1)
+    fail(e, Op.EXECUTE, K.READ, DEAD, sent=True, autocommit=True, resends=0, code=2013)
     assert e.lost and e.lost_code == 2013
     e.rolled_back()
     assert not e.lost and not e.txn_writes
@@ -112,14 +114,14 @@ def test_lost_until_rolled_back() -> None:
 def test_resends_are_bounded() -> None:
     e = engine(RetryOnError(resend=2))
     kw = {"sent": True, "autocommit": True}
-    assert e.failed(Op.EXECUTE, K.READ, DEAD, resends=1, **kw) is Verdict.RESEND
-    assert e.failed(Op.EXECUTE, K.READ, DEAD, resends=2, **kw) is Verdict.RAISE
+    assert fail(e, Op.EXECUTE, K.READ, DEAD, resends=1, **kw) is Verdict.RESEND
+    assert fail(e, Op.EXECUTE, K.READ, DEAD, resends=2, **kw) is Verdict.RAISE
 
 
 def test_no_retry_policy_never_resends() -> None:
     e = engine(PingOnCheckout())
     assert (
-        e.failed(Op.EXECUTE, K.READ, DEAD, sent=False, autocommit=True, resends=0) is Verdict.RAISE
+        fail(e, Op.EXECUTE, K.READ, DEAD, sent=False, autocommit=True, resends=0) is Verdict.RAISE
     )
     assert e.connect_failed(ErrorKind.CONNECT_TRANSIENT, 1, 0.0) is None
 
@@ -130,15 +132,16 @@ def test_no_retry_policy_never_resends() -> None:
 def test_other_errors_pass_through_and_keep_the_connection(error: ErrorKind) -> None:
     e = engine()
     assert (
-        e.failed(Op.EXECUTE, K.WRITE, error, sent=True, autocommit=True, resends=0) is Verdict.RAISE
+        fail(e, Op.EXECUTE, K.WRITE, error, sent=True, autocommit=True, resends=0) is Verdict.RAISE
     )
     assert not e.stale
 
 
 def test_deadlock_ends_the_transaction() -> None:
     e = engine()
-    e.done(K.WRITE, True, False, 100.1)
-    verdict = e.failed(
+    e.done(S(K.WRITE), True, False, 100.1)
+    verdict = fail(
+        e,
         Op.EXECUTE,
         K.WRITE,
         ErrorKind.TRANSACTION_ROLLED_BACK,
@@ -152,18 +155,18 @@ def test_deadlock_ends_the_transaction() -> None:
 
 def test_transaction_tracking() -> None:
     e = engine()
-    e.done(K.READ, False, False, 100.1)
+    e.done(S(K.READ), False, False, 100.1)
     assert not e.txn_writes  # reads with autocommit off: still recoverable
-    e.done(K.WRITE, False, False, 100.2)  # a lock or write the server flag may not show
+    e.done(S(K.WRITE), False, False, 100.2)  # a lock or write the server flag may not show
     assert e.txn_writes
-    e.done(K.COMMIT, False, False, 100.3)
+    e.done(S(K.COMMIT), False, False, 100.3)
     assert not e.txn_writes
-    e.done(K.BEGIN, True, True, 100.4)
-    e.done(K.READ, True, True, 100.5)
+    e.done(S(K.BEGIN), True, True, 100.4)
+    e.done(S(K.READ), True, True, 100.5)
     assert e.txn_writes
-    e.done(K.ROLLBACK, False, True, 100.6)
+    e.done(S(K.ROLLBACK), False, True, 100.6)
     assert not e.txn_writes
-    e.done(K.WRITE, False, True, 100.7)  # autocommit: committed by itself
+    e.done(S(K.WRITE), False, True, 100.7)  # autocommit: committed by itself
     assert not e.txn_writes
 
 
@@ -202,20 +205,20 @@ def test_next_check_is_brought_up_to_date_after_fast_reads() -> None:
 
 def _with_writes() -> Engine:
     e = engine()
-    e.done(K.WRITE, True, False, 100.1)
+    e.done(S(K.WRITE), True, False, 100.1)
     return e
 
 
 def test_commit_sent_as_a_statement_is_outcome_unknown() -> None:
     kw = {"autocommit": False, "resends": 0}
-    assert _with_writes().failed(Op.EXECUTE, K.COMMIT, DEAD, sent=True, **kw) is (
+    assert fail(_with_writes(), Op.EXECUTE, K.COMMIT, DEAD, sent=True, **kw) is (
         Verdict.OUTCOME_UNKNOWN
     )
-    assert _with_writes().failed(Op.EXECUTE, K.COMMIT, DEAD, sent=False, **kw) is (
+    assert fail(_with_writes(), Op.EXECUTE, K.COMMIT, DEAD, sent=False, **kw) is (
         Verdict.TRANSACTION_LOST
     )
-    assert engine().failed(Op.EXECUTE, K.COMMIT, DEAD, sent=True, **kw) is Verdict.RECOVERED
-    assert _with_writes().failed(Op.EXECUTE, K.ROLLBACK, DEAD, sent=True, **kw) is (
+    assert fail(engine(), Op.EXECUTE, K.COMMIT, DEAD, sent=True, **kw) is Verdict.RECOVERED
+    assert fail(_with_writes(), Op.EXECUTE, K.ROLLBACK, DEAD, sent=True, **kw) is (
         Verdict.RECOVERED
     )
 
@@ -227,30 +230,141 @@ def test_a_statement_that_commits_implicitly_is_outcome_unknown(
     kind: K, commits: bool | None
 ) -> None:
     """DDL, LOCK TABLES, BEGIN, SET autocommit=1 commit the open transaction first."""
-    verdict = _with_writes().failed(
-        Op.EXECUTE, kind, DEAD, sent=True, autocommit=False, resends=0, commits=commits
+    verdict = fail(
+        _with_writes(),
+        Op.EXECUTE,
+        kind,
+        DEAD,
+        sent=True,
+        autocommit=False,
+        resends=0,
+        commits=commits,
     )
     assert verdict is Verdict.OUTCOME_UNKNOWN
 
 
 def test_an_implicit_commit_ends_the_tracked_transaction() -> None:
     e = engine()
-    e.done(K.BEGIN, True, True, 100.1)
-    e.done(K.WRITE, True, True, 100.2)
-    e.done(K.WRITE, False, True, 100.3, commits=True)  # CREATE TABLE: committed
+    e.done(S(K.BEGIN), True, True, 100.1)
+    e.done(S(K.WRITE), True, True, 100.2)
+    e.done(S(K.WRITE, commits=True), False, True, 100.3)  # CREATE TABLE: committed
     assert not e.txn_writes and not e.explicit
 
 
 def test_a_failed_write_may_have_written_part_way() -> None:
     e = engine()
-    verdict = e.failed(
-        Op.EXECUTEMANY, K.WRITE, ErrorKind.OTHER, sent=True, autocommit=False, resends=0
+    verdict = fail(
+        e, Op.EXECUTEMANY, K.WRITE, ErrorKind.OTHER, sent=True, autocommit=False, resends=0
     )
     assert verdict is Verdict.RAISE and e.txn_writes  # a later loss is not "recovered"
     assert (
-        e.failed(Op.COMMIT, K.COMMIT, DEAD, sent=True, autocommit=False, resends=0)
+        fail(e, Op.COMMIT, K.COMMIT, DEAD, sent=True, autocommit=False, resends=0)
         is Verdict.OUTCOME_UNKNOWN
     )
     e = engine()
-    e.failed(Op.EXECUTE, K.WRITE, ErrorKind.OTHER, sent=True, autocommit=True, resends=0)
+    fail(e, Op.EXECUTE, K.WRITE, ErrorKind.OTHER, sent=True, autocommit=True, resends=0)
     assert not e.txn_writes
+
+
+# -- verdicts the engine alone makes (they were once edited by the proxy) -----------------
+
+
+def test_a_refusal_to_write_from_a_server_still_writable_is_the_callers_error() -> None:
+    from resilient_dbapi.hosts import Failover, Host
+
+    e = Engine([RetryOnError()], MYSQL_ERRORS, failover=Failover((Host("a", 1), Host("b", 2))))
+    e.connected(100.0)
+    assert e.asks_role(1290) and not e.asks_role(2013)
+    stmt = S(K.WRITE)
+    kw = {"sent": True, "autocommit": True, "resends": 0}
+    assert e.failed(Op.EXECUTE, stmt, 1290, read_only=False, **kw) is Verdict.RAISE
+    assert not e.stale  # the connection stays: a READ ONLY transaction of the caller's
+    assert e.failed(Op.EXECUTE, stmt, 1290, read_only=True, **kw) is Verdict.RESEND
+    assert e.stale and e.stale_reason is Reason.READ_ONLY
+
+
+def test_a_transaction_lost_under_a_guessed_autocommit_is_outcome_unknown() -> None:
+    e = engine()
+    e.done(S(K.WRITE), True, False, 100.1)
+    verdict = e.failed(
+        Op.EXECUTE, S(K.WRITE), 2013, sent=True, autocommit=False, resends=0,
+        autocommit_known=False,
+    )  # fmt: skip
+    assert verdict is Verdict.OUTCOME_UNKNOWN
+    assert e.lost and e.lost_uncertain  # every later statement says so until rollback()
+    e.rolled_back()
+    assert not e.lost and not e.lost_uncertain
+
+
+def test_an_interruption_under_a_guessed_autocommit_is_outcome_unknown() -> None:
+    e = engine()
+    e.done(S(K.WRITE), True, False, 100.1)
+    verdict = e.interrupted(Op.EXECUTE, S(K.WRITE), autocommit=False, autocommit_known=False)
+    assert verdict is Verdict.OUTCOME_UNKNOWN and e.lost and e.lost_uncertain
+    e = engine()
+    e.done(S(K.WRITE), True, False, 100.1)
+    assert e.interrupted(Op.EXECUTE, S(K.WRITE), autocommit=False) is Verdict.TRANSACTION_LOST
+    assert not e.lost_uncertain
+
+
+def test_rollback_after_a_loss_with_the_connection_gone_sends_nothing() -> None:
+    e = engine()
+    e.done(S(K.WRITE), True, False, 100.1)
+    fail(e, Op.EXECUTE, K.WRITE, DEAD, sent=True, autocommit=False, resends=0)
+    assert e.lost and e.stale
+    assert not e.rollback_needs_sending()  # the server rolled back as the connection went
+    assert not e.lost
+
+
+def test_a_refused_commit_stays_guarded_until_a_rollback_worked() -> None:
+    e = engine()
+    e.done(S(K.WRITE), True, False, 100.1)
+    fail(
+        e, Op.COMMIT, K.COMMIT, ErrorKind.STATEMENT_ABORTED, sent=True, autocommit=False, resends=0
+    )
+    assert e.lost and not e.stale
+    assert e.rollback_needs_sending()  # the connection lives: roll back for real
+    e.rollback_failed()  # ...which failed on a live connection: still guarded
+    assert e.lost
+    e.must_replace(Reason.ERROR)
+    e.rollback_failed()  # ...which gave the connection up: the server rolls back
+    assert not e.lost
+
+
+def test_the_first_connection_sets_the_tls_bar() -> None:
+    e = engine()
+    assert e.tls_allows(True)
+    assert e.tls_allows(True)
+    assert not e.tls_allows(False)
+    plain = engine()
+    assert plain.tls_allows(False) and plain.tls_allows(True) and plain.tls_allows(False)
+
+
+def test_settings_are_journaled_by_what_they_set() -> None:
+    from resilient_dbapi.statements import statement
+
+    e = engine(MaxAge())
+    several = statement("SET a = 1; SET wait_timeout = 20")
+    assert e.settings_made(several, "ignored", None, count=1) is False  # the first took
+    assert list(e.journal) == ["set a"]
+    assert e.settings_made(several, "ignored", None) is True  # wait_timeout: read it again
+    assert list(e.journal) == ["set a", "set wait_timeout"]
+    assert e.journal["set wait_timeout"] == ("execute", ("SET wait_timeout = 20", None))
+    one = statement("SET a = %s")
+    assert e.settings_made(one, "SET a = %s", (2,)) is False
+    assert list(e.journal) == ["set wait_timeout", "set a"]  # moved to the end, replaced
+    assert engine(PingOnCheckout()).settings_made(several, "", None) is False  # not followed
+
+
+def test_a_driver_in_this_process_is_never_checked_or_recycled() -> None:
+    from resilient_dbapi import ErrorTable
+    from resilient_dbapi.classify import POSTGRES_ERRORS
+
+    e = Engine([PingOnCheckout(), MaxAge()], ErrorTable())
+    e.driver_known(POSTGRES_ERRORS, in_process=True, idle_setting="idle_session_timeout")
+    assert e.errors is POSTGRES_ERRORS and e.ping is None and e.max_age is None
+    assert e.idle_setting == "idle_session_timeout"
+    mine = ErrorTable().adding(ErrorKind.DEAD, 9999)
+    e = Engine([mine], ErrorTable())
+    e.driver_known(MYSQL_ERRORS, in_process=False, idle_setting="wait_timeout")
+    assert e.errors is mine  # the policies' own table wins

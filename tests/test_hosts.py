@@ -9,6 +9,8 @@ from resilient_dbapi.engine import Engine, Op, Reason, Verdict
 from resilient_dbapi.hosts import Failover, Host, HostMemory, Target, parse_hosts
 from resilient_dbapi.statements import StatementKind as K
 
+from .engine_calls import S, fail
+
 READ_ONLY = ErrorKind.READ_ONLY
 A, B, C = Host("a", 1), Host("b", 2), Host("c", 3)
 
@@ -136,8 +138,16 @@ def test_read_only_refusal_outside_a_transaction(
     op: Op, kind: K, autocommit: bool, atomic: bool, expected: Verdict
 ) -> None:
     e = engine()
-    verdict = e.failed(
-        op, kind, READ_ONLY, sent=True, autocommit=autocommit, resends=0, code=1290, atomic=atomic
+    verdict = fail(
+        e,
+        op,
+        kind,
+        READ_ONLY,
+        sent=True,
+        autocommit=autocommit,
+        resends=0,
+        code=1290,
+        atomic=atomic,
     )
     assert verdict is expected
     assert e.stale and e.stale_reason is Reason.READ_ONLY and e.stale_code == 1290
@@ -159,10 +169,10 @@ def test_read_only_refusal_inside_a_transaction_with_writes(
     op: Op, kind: K, commits: bool, expected: Verdict
 ) -> None:
     e = engine()
-    e.done(K.BEGIN, True, True, 100.1)
-    e.done(K.WRITE, True, True, 100.2)
-    verdict = e.failed(
-        op, kind, READ_ONLY, sent=True, autocommit=True, resends=0, code=1290, commits=commits
+    e.done(S(K.BEGIN), True, True, 100.1)
+    e.done(S(K.WRITE), True, True, 100.2)
+    verdict = fail(
+        e, op, kind, READ_ONLY, sent=True, autocommit=True, resends=0, code=1290, commits=commits
     )
     assert verdict is expected
     assert e.stale and not e.txn_writes
@@ -172,11 +182,11 @@ def test_read_only_refusal_inside_a_transaction_with_writes(
 def test_read_only_resends_are_bounded_and_respect_session_state() -> None:
     e = engine(RetryOnError(resend=1))
     kw = {"sent": True, "autocommit": True}
-    assert e.failed(Op.EXECUTE, K.WRITE, READ_ONLY, resends=0, **kw) is Verdict.RESEND
-    assert e.failed(Op.EXECUTE, K.WRITE, READ_ONLY, resends=1, **kw) is Verdict.RAISE
+    assert fail(e, Op.EXECUTE, K.WRITE, READ_ONLY, resends=0, **kw) is Verdict.RESEND
+    assert fail(e, Op.EXECUTE, K.WRITE, READ_ONLY, resends=1, **kw) is Verdict.RAISE
     e = engine()
-    e.unrestorable.add("temporary table t")
-    assert e.failed(Op.EXECUTE, K.WRITE, READ_ONLY, resends=0, **kw) is Verdict.SESSION_LOST
+    e.state_made(frozenset({"temporary table t"}))
+    assert fail(e, Op.EXECUTE, K.WRITE, READ_ONLY, resends=0, **kw) is Verdict.SESSION_LOST
 
 
 @pytest.mark.parametrize("target", [Target.REPLICA, None])
@@ -187,7 +197,7 @@ def test_read_only_is_the_callers_error_without_a_writable_target(target: Target
     else:
         e = engine(target=target)
     assert not e.follows_read_only
-    verdict = e.failed(Op.EXECUTE, K.WRITE, READ_ONLY, sent=True, autocommit=True, resends=0)
+    verdict = fail(e, Op.EXECUTE, K.WRITE, READ_ONLY, sent=True, autocommit=True, resends=0)
     assert verdict is Verdict.RAISE
     assert not e.stale
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import select
-import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -18,10 +17,7 @@ import psycopg
 from psycopg import generators, pq
 from psycopg.rows import tuple_row
 
-from .._proxy import closed_error, lost_again_error
 from ..classify import POSTGRES_ERRORS
-from ..engine import Op
-from ..statements import StatementKind
 from . import Liveness
 from .base import AdapterBase, AutocommitProperty, CommitThenCloseOnExit, DriverSurface
 
@@ -79,22 +75,7 @@ class CursorCopy:
     def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
         self._check_open()  # type: ignore[attr-defined]
         conn = self._conn  # type: ignore[attr-defined]
-        if conn._closed:
-            raise closed_error(conn._adapter)
-        engine = conn._engine
-        if engine.lost:
-            raise lost_again_error(conn._adapter, engine)
-        conn._enter("copy")
-        try:
-            if not engine.stale:
-                engine.driver_transaction(conn._status(conn._raw)[0])
-            if not engine.txn_writes:
-                conn._checkout()
-            in_trans, autocommit = conn._status(conn._raw)
-            engine.done(StatementKind.WRITE, in_trans, autocommit, time.monotonic())
-            raw = self._current()  # type: ignore[attr-defined]
-        finally:
-            conn._leave()
+        raw = conn._start_stream("copy", self)
         return _GuardedCopy(conn, raw.copy(statement, params, **kwargs))
 
 
@@ -132,12 +113,7 @@ class _GuardedCopy:
         conn = self._conn
         if conn._adapter.error_code(exc) is None:
             return
-        conn._enter("copy")
-        try:
-            # EXECUTEMANY: rows may have been applied before the failure; never resent.
-            conn._failed(exc, Op.EXECUTEMANY, StatementKind.WRITE, 0)
-        finally:
-            conn._leave()
+        conn._stream_failed(exc, "copy")
 
 
 class PsycopgAdapter(AdapterBase):
