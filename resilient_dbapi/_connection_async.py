@@ -9,30 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from . import adapters
+from ._connection_base import ConnectionBase, check_tls
 from ._cursor_async import AsyncResilientCursor
 from ._forwarding import forwarding_class
 from ._proxy import (
     ConnectorBase,
     WrongRole,
-    always_alive,
     check_callable,
     check_connection,
     check_failover,
     check_on_connect,
     closed_error,
-    concurrent_use_error,
     connect_name,
     lost_again_error,
-    new_error,
     resolve_policies,
     session_lost_before_send,
-    verdict_error,
     wrong_connect_error,
 )
 from .adapters import AsyncAdapter, Liveness
@@ -42,12 +38,8 @@ from .events import (
     Connected,
     Listener,
     Observer,
-    OutcomeUnknown,
     Pinged,
     Reconnected,
-    Retrying,
-    Stats,
-    TransactionLost,
     check_listeners,
 )
 from .hosts import Host, HostMemory, Target
@@ -134,7 +126,7 @@ class _Connector(ConnectorBase):
                 time.sleep(wait)
 
 
-class AsyncResilientConnection:
+class AsyncResilientConnection(ConnectionBase):
     """A DB-API 2.0 connection that replaces its physical connection when that is safe.
 
     Make one with :func:`connect`. Driver-specific attributes (``select_db``,
@@ -142,71 +134,10 @@ class AsyncResilientConnection:
     connection, which :attr:`raw` returns.
     """
 
-    _raw: Any
-    # Guarded methods of some drivers only: hidden where the driver has no such method.
-    _driver_methods = (
-        "begin",
-        "select_db",
-        "query",
-        "next_result",
-        "show_warnings",
-        "kill",
-        "set_character_set",
-        "set_charset",
-    )
-
-    def __init__(
-        self,
-        raw: Any,
-        adapter: AsyncAdapter,
-        engine: Engine,
-        connector: _Connector,
-        wait_timeout: float | None,
-        on_connect: tuple[str, ...] = (),
-        observer: Observer | None = None,
-    ) -> None:
-        self._raw = raw
-        self._adapter = adapter
-        self._engine = engine
-        self._connector = connector
-        self._on_connect = on_connect
-        self._gen = 0
-        self._closed = False
-        # A lock taken only without blocking: a second thread or task is refused at once.
-        self._guard = threading.Lock()
-        self._claim = self._guard.acquire
-        self._release = self._guard.release
-        self._in_flight = ""
-        self._status = adapter.status
-        # The driver has its own API that opens transactions past the proxy (psycopg's
-        # transaction(), mysql-connector's start_transaction()).
-        self._driver_transactions: bool = getattr(adapter, "opens_transactions", False)
-        self._probe: Callable[[], Liveness] = always_alive
-        # A check that costs no system call (what the event loop already knows), run
-        # before every statement, inside the skip window too; None for drivers without.
-        self._gone: Callable[[], bool] | None = None
-        # Skip the socket check for a connection used this recently (HikariCP's idea).
-        self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
-        self._observer = observer or Observer(())
-        self._install(raw, wait_timeout)
+    _adapter: AsyncAdapter
+    _connector: _Connector
 
     # -- plumbing -----------------------------------------------------------------
-
-    @property
-    def raw(self) -> Any:
-        """The current driver connection (it changes when the connection is replaced)."""
-        return self._raw
-
-    def _install(self, raw: Any, wait_timeout: float | None) -> None:
-        self._raw = raw
-        self._gen += 1
-        # Described once: a driver may not say where a connection led once it is closed.
-        self._described = self._adapter.describe(raw)
-        if self._engine.checks_liveness:
-            self._probe = self._adapter.probe(raw)
-            known_dead = getattr(self._adapter, "known_dead", None)  # optional for adapters
-            self._gone = known_dead(raw) if known_dead is not None else None
-        self._engine.connected(_monotonic(), wait_timeout)
 
     async def _setup(self, raw: Any) -> float | None:
         """Make a new driver connection mean what the old one meant; its wait_timeout."""
@@ -221,16 +152,6 @@ class AsyncResilientConnection:
                 self._adapter, self._engine, self._observer, self._where(), reason, code
             )
         await self._reconnect(reason, code)
-
-    def _enter(self, what: str) -> None:
-        """Claim the connection for one operation, or refuse at once if it is in use."""
-        if not self._guard.acquire(False):
-            self._observer.stats.concurrent_use_refused += 1
-            raise concurrent_use_error(self._adapter, self._in_flight, what)
-        self._in_flight = what
-
-    def _leave(self) -> None:
-        self._guard.release()
 
     async def _note(self, stmt: Statement, query: Any, args: Any, cursor: Any = None) -> None:
         """After a statement other than a plain read: the engine journals session
@@ -274,16 +195,6 @@ class AsyncResilientConnection:
                 return done, judged
         return done, None
 
-    def _attribute_set(self, name: str, value: Any) -> None:
-        """A driver attribute set through the proxy: set on the driver connection (unless
-        it was given up already) and again on every new one."""
-        if not self._engine.stale:
-            setattr(self._raw, name, value)  # the driver checks the value first
-        self._engine.record(f"attribute {name}", ("setattr", (name, value)))
-
-    def _where(self) -> str:
-        return self._described
-
     async def _reconnect(self, reason: Reason, code: int | None = None) -> None:
         self._abandon(reason)
         started = _monotonic()
@@ -297,16 +208,6 @@ class AsyncResilientConnection:
         self._observer.emit(
             Reconnected(where, reason.value, code, attempts, _monotonic() - started)
         )
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the physical connection was replaced."""
-        return self._observer.stats.reconnects
-
-    @property
-    def stats(self) -> Stats:
-        """Counters: connects, reconnects by reason, pings, retries, lost work."""
-        return self._observer.stats
 
     async def _start_stream(self, what: str, cursor: Any) -> Any:
         """Before a driver operation that streams past the proxy (psycopg's COPY): the
@@ -326,15 +227,6 @@ class AsyncResilientConnection:
                 await self._checkout()
             engine.done(WRITE_OP, *self._status(self._raw), _monotonic())
             return await cursor._current()
-        finally:
-            self._leave()
-
-    def _stream_failed(self, exc: Exception, what: str) -> None:
-        """A streamed operation failed: the rules as for ``executemany`` (rows may have
-        been applied before the failure; it is never sent again)."""
-        self._enter(what)
-        try:
-            self._failed(exc, Op.EXECUTEMANY, WRITE_OP, 0)
         finally:
             self._leave()
 
@@ -498,72 +390,6 @@ class AsyncResilientConnection:
             self._interrupted(op, stmt)  # the question may still be on its way
             raise
 
-    def _failed(
-        self, exc: Exception, op: Op, stmt: Statement, resends: int, read_only: bool = False
-    ) -> Verdict:
-        """Apply the safety rules to a failed operation: return the verdict RESEND or
-        RECOVERED, raise anything else. ``read_only``: the server refused it because it
-        turned read-only."""
-        adapter = self._adapter
-        code = adapter.error_code(exc)
-        if code is None:
-            raise exc
-        engine = self._engine
-        raw = self._raw
-        verdict = engine.failed(
-            op,
-            stmt,
-            code,
-            sent=not adapter.never_sent(exc),
-            autocommit=self._status(raw)[1],
-            resends=resends,
-            read_only=read_only,
-            autocommit_known=_knows_autocommit(adapter, raw),
-        )
-        if engine.stale:
-            adapter.discard(raw)
-        if verdict is Verdict.RECOVERED:
-            return verdict
-        where = self._where()
-        error = verdict_error(verdict, exc, op, code, adapter, engine, self._observer, where)
-        if error is None:
-            self._observer.emit(Retrying(where, "statement", resends + 1, 0.0, code))
-            return verdict
-        try:
-            if error is exc:
-                raise exc
-            raise error from exc
-        finally:
-            # The traceback holds this frame: without this, the frame, the errors and the
-            # connection would stay alive in a cycle until the garbage collector ran.
-            del exc, error
-
-    def _abandon(self, reason: Reason) -> None:
-        """Give the physical connection up now; it is replaced before the next statement."""
-        self._adapter.discard(self._raw)
-        self._engine.must_replace(reason)
-
-    def _interrupted(self, op: Op, stmt: Statement) -> None:
-        """A cancellation (or ``KeyboardInterrupt``) stopped an operation that may have
-        been sent: the driver connection is never used again, and the loss is recorded
-        as if it had died (a transaction with writes is lost; a write's outcome is
-        unknown). The interruption itself propagates unchanged."""
-        try:
-            _, autocommit = self._status(self._raw)  # before discard: it may need the socket
-            known = _knows_autocommit(self._adapter, self._raw)
-        except Exception:
-            autocommit = True  # unknown: a write's outcome is then unknown, never "rolled back"
-            known = False
-        self._adapter.discard(self._raw)
-        code = self._adapter.gone_code
-        verdict = self._engine.interrupted(
-            op, stmt, autocommit=autocommit, autocommit_known=known, code=code
-        )
-        if verdict is Verdict.TRANSACTION_LOST:
-            self._observer.emit(TransactionLost(self._where(), code))
-        elif verdict is Verdict.OUTCOME_UNKNOWN:
-            self._observer.emit(OutcomeUnknown(self._where(), code))
-
     # -- PEP 249 ------------------------------------------------------------------
 
     if True:  # ASYNC
@@ -709,11 +535,6 @@ class AsyncResilientConnection:
             engine = self._engine
             return engine.lost or engine.txn_writes or self._status(self._raw)[0]
 
-    @property
-    def open(self) -> bool:
-        """True until :meth:`close`: a dropped physical connection is replaced, not closed."""
-        return not self._closed
-
     async def ping(self, reconnect: object = None) -> None:
         """Check the connection with a round trip, replacing it when that is safe.
 
@@ -819,28 +640,11 @@ class AsyncResilientConnection:
         finally:
             self._leave()
 
-    def connect(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Refused: resilient_dbapi opens and replaces physical connections itself."""
-        raise new_error(
-            self._adapter,
-            self._adapter.programming_error,
-            0,
-            "resilient_dbapi opens and replaces the physical connection itself; connect() "
-            "on a resilient connection is not allowed (use resilient_dbapi.connect())",
-        )
-
     async def __aenter__(self) -> AsyncResilientConnection:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else ("stale" if self._engine.stale else "open")
-        return (
-            f"<resilient_dbapi.{type(self).__name__} {self._described} "
-            f"{state} reconnects={self.reconnects}>"
-        )
 
 
 if True:  # ASYNC
@@ -874,30 +678,6 @@ if True:  # ASYNC
                 await self._cursor.close()
 
 
-def _check_tls(adapter: Any, raw: Any, engine: Engine) -> None:
-    """The first connection sets the bar: once it used TLS, a new connection without it is
-    refused (some drivers fall back to plain text when the server stops offering TLS)."""
-    uses_tls = getattr(adapter, "uses_tls", None)  # optional for adapters
-    if uses_tls is None:
-        return
-    if not engine.tls_allows(bool(uses_tls(raw))):
-        raise new_error(
-            adapter,
-            adapter.operational_error,
-            adapter.gone_code,
-            "the new connection is not encrypted but the first one was: resilient_dbapi "
-            "will not go on in plain text (the server no longer offers TLS, or the driver "
-            "treats it as optional: ask it to require TLS, e.g. ssl_mode='VERIFY_CA')",
-        )
-
-
-def _knows_autocommit(adapter: Any, raw: Any) -> bool:
-    """Whether the adapter's autocommit flag is the driver's, not a guess (the generic
-    fallback guesses PEP 249's default, off, for a driver that does not say)."""
-    knows = getattr(adapter, "knows_autocommit", None)  # optional for adapters
-    return knows is None or bool(knows(raw))
-
-
 async def _prepare(
     adapter: AsyncAdapter, raw: Any, on_connect: tuple[str, ...], engine: Engine
 ) -> float | None:
@@ -906,7 +686,7 @@ async def _prepare(
     adopt = getattr(adapter, "adopt", None)  # optional for adapters; before any statement
     if adopt is not None:
         adopt(raw)
-    _check_tls(adapter, raw, engine)
+    check_tls(adapter, raw, engine)
     failover = engine.failover
     if failover is not None and failover.target is not Target.ANY:
         read_only = await adapter.read_only(raw)  # type: ignore[attr-defined]

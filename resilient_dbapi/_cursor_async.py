@@ -11,8 +11,8 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._cursor_base import CursorBase
 from ._forwarding import forwarding_class
-from ._proxy import new_error
 from .engine import Op
 from .statements import READ_OP, STATEMENTS, WRITE_OP, remember, statement
 
@@ -26,23 +26,20 @@ else:
 
 __all__ = ["AsyncResilientCursor"]
 
-_FETCHES = ("fetchone", "fetchmany", "fetchall")
 _CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
 # Set by a driver cursor only once it has executed something. Tortoise-ORM reads
 # ``_result`` (for the column names) from aiomysql's cursors.
 _LATE_ATTRIBUTES = ("description", "rowcount", "lastrowid", "rownumber", "messages", "_result")
 
 
-class AsyncResilientCursor:
+class AsyncResilientCursor(CursorBase):
     """A DB-API 2.0 cursor on a resilient connection.
 
     A cursor made before the connection was replaced moves to the new connection at its
     next ``execute``. Other attributes of the driver's cursor pass through.
     """
 
-    _raw: Any
-    # PEP 249's optional methods, and PyMySQL's: hidden where the driver has none.
-    _driver_methods = ("callproc", "nextset", "scroll", "fetchall_unbuffered", "read_next")
+    _conn: AsyncResilientConnection
 
     @classmethod
     async def create(
@@ -55,67 +52,11 @@ class AsyncResilientCursor:
         made = forwarding_class(cls, raw, _LATE_ATTRIBUTES, mixins)
         return made(conn, args, kwargs, raw)
 
-    def __init__(
-        self,
-        conn: AsyncResilientConnection,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        raw: Any,
-    ) -> None:
-        self._conn = conn
-        self._cursor_args = args
-        self._cursor_kwargs = kwargs
-        self._arraysize: int | None = None
-        self._attributes: dict[str, Any] | None = None  # driver attributes set through us
-        self._closed = False
-        self._bind(raw)
-
-    def _bind(self, raw: Any) -> Any:
-        conn = self._conn
-        self._raw = raw
-        self._gen = conn._gen
-        if self._arraysize is not None:
-            raw.arraysize = self._arraysize
-        if self._attributes:
-            for name, value in self._attributes.items():
-                setattr(raw, name, value)
-        # Fetching from a buffered cursor reads a buffer, not the network: the driver's own
-        # methods stand in for the class's checked ones (they hold no reference to self,
-        # so an abandoned cursor is still freed at once, as the driver's would be).
-        names = vars(self)
-        if conn._adapter.unbuffered(raw):
-            for name in _FETCHES:
-                names.pop(name, None)
-        else:
-            for name in _FETCHES:
-                names[name] = getattr(raw, name)
-        if getattr(conn._adapter, "in_process", False):
-            # An in-process database is never replaced and loses nothing: its statements
-            # go straight to the driver, at the driver's cost, with the driver's errors.
-            names["execute"] = raw.execute
-        return raw
-
-    def _attribute_set(self, name: str, value: Any) -> None:
-        setattr(self._raw, name, value)
-        if self._attributes is None:
-            self._attributes = {}
-        self._attributes[name] = value
-
     async def _current(self) -> Any:
         """The driver cursor on the connection's current physical connection."""
         if self._gen == self._conn._gen:
             return self._raw
         return self._bind(await self._conn._raw.cursor(*self._cursor_args, **self._cursor_kwargs))
-
-    def _check_open(self) -> None:
-        if self._closed:
-            adapter = self._conn._adapter
-            raise new_error(
-                adapter,
-                adapter.interface_error,
-                0,
-                "resilient_dbapi: this cursor was closed; make a new one with cursor()",
-            )
 
     # -- PEP 249 ------------------------------------------------------------------
 
@@ -194,28 +135,6 @@ class AsyncResilientCursor:
     async def scroll(self, value: int, mode: str = "relative") -> Any:
         return await self._reading(self._raw.scroll, value, mode)
 
-    @property
-    def arraysize(self) -> int:
-        return int(self._raw.arraysize)
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._arraysize = value
-        self._raw.arraysize = value
-
-    def setinputsizes(self, *args: Any) -> None:
-        """PEP 249 lets a driver ignore this; passed on when the driver has it."""
-        method = getattr(self._raw, "setinputsizes", None)
-        if method is not None:
-            method(*args)
-
-    def setoutputsize(self, *args: Any) -> None:
-        """PEP 249 lets a driver ignore this (PyMySQL names it ``setoutputsizes``)."""
-        raw = self._raw
-        method = getattr(raw, "setoutputsize", None) or getattr(raw, "setoutputsizes", None)
-        if method is not None:
-            method(*args)
-
     async def close(self) -> None:
         if self._closed:
             return
@@ -269,10 +188,6 @@ class AsyncResilientCursor:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<resilient_dbapi.{type(self).__name__} {type(self._raw).__name__} {state}>"
 
 
 async def _send_executemany(

@@ -1,0 +1,105 @@
+"""What the two cursor twins share that never waits: their state, binding to the
+current driver cursor, and the PEP 249 members that touch no network.
+``_cursor_async.py`` and its generated sync twin hold only what awaits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._proxy import new_error
+
+__all__ = ["FETCHES", "CursorBase"]
+
+FETCHES = ("fetchone", "fetchmany", "fetchall")
+
+
+class CursorBase:
+    """The state of a resilient cursor and its I/O-free members."""
+
+    _raw: Any
+    _conn: Any
+    # PEP 249's optional methods, and PyMySQL's: hidden where the driver has none.
+    _driver_methods = ("callproc", "nextset", "scroll", "fetchall_unbuffered", "read_next")
+
+    def __init__(
+        self,
+        conn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        raw: Any,
+    ) -> None:
+        self._conn = conn
+        self._cursor_args = args
+        self._cursor_kwargs = kwargs
+        self._arraysize: int | None = None
+        self._attributes: dict[str, Any] | None = None  # driver attributes set through us
+        self._closed = False
+        self._bind(raw)
+
+    def _bind(self, raw: Any) -> Any:
+        conn = self._conn
+        self._raw = raw
+        self._gen = conn._gen
+        if self._arraysize is not None:
+            raw.arraysize = self._arraysize
+        if self._attributes:
+            for name, value in self._attributes.items():
+                setattr(raw, name, value)
+        # Fetching from a buffered cursor reads a buffer, not the network: the driver's own
+        # methods stand in for the class's checked ones (they hold no reference to self,
+        # so an abandoned cursor is still freed at once, as the driver's would be).
+        names = vars(self)
+        if conn._adapter.unbuffered(raw):
+            for name in FETCHES:
+                names.pop(name, None)
+        else:
+            for name in FETCHES:
+                names[name] = getattr(raw, name)
+        if getattr(conn._adapter, "in_process", False):
+            # An in-process database is never replaced and loses nothing: its statements
+            # go straight to the driver, at the driver's cost, with the driver's errors.
+            names["execute"] = raw.execute
+        return raw
+
+    def _attribute_set(self, name: str, value: Any) -> None:
+        setattr(self._raw, name, value)
+        if self._attributes is None:
+            self._attributes = {}
+        self._attributes[name] = value
+
+    def _check_open(self) -> None:
+        if self._closed:
+            adapter = self._conn._adapter
+            raise new_error(
+                adapter,
+                adapter.interface_error,
+                0,
+                "resilient_dbapi: this cursor was closed; make a new one with cursor()",
+            )
+
+    @property
+    def arraysize(self) -> int:
+        return int(self._raw.arraysize)
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+        self._raw.arraysize = value
+
+    def setinputsizes(self, *args: Any) -> None:
+        """PEP 249 lets a driver ignore this; passed on when the driver has it."""
+        method = getattr(self._raw, "setinputsizes", None)
+        if method is not None:
+            method(*args)
+
+    def setoutputsize(self, *args: Any) -> None:
+        """PEP 249 lets a driver ignore this (PyMySQL names it ``setoutputsizes``)."""
+        raw = self._raw
+        method = getattr(raw, "setoutputsize", None) or getattr(raw, "setoutputsizes", None)
+        if method is not None:
+            method(*args)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<resilient_dbapi.{type(self).__name__} {type(self._raw).__name__} {state}>"
