@@ -7,9 +7,9 @@ which is also the driver's own ``OperationalError``, says what happened.
 """
 
 from . import aio, events, policies
-from .classify import MYSQL_ERRORS, ErrorKind, ErrorTable
 from .connection import ResilientConnection, connect, creator
 from .cursor import ResilientCursor
+from .error_kinds import MYSQL_ERRORS, ErrorKind, ErrorTable
 from .errors import (
     ConcurrentUseError,
     NoSuitableHostError,

@@ -10,13 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from ._proxy import (
-    ConnectorBase,
-    always_alive,
-    concurrent_use_error,
-    new_error,
-    verdict_error,
-)
+from ._connector import ConnectorBase
+from ._error_factories import concurrent_use_error, new_error, verdict_error
 from .adapters import Liveness
 from .engine import Engine, Op, Reason, Verdict
 from .events import Observer, OutcomeUnknown, Retrying, Stats, TransactionLost
@@ -25,6 +20,11 @@ from .statements import WRITE_OP, Statement
 __all__ = ["ConnectionBase", "check_tls", "knows_autocommit"]
 
 _monotonic = time.monotonic
+
+
+def always_alive() -> Liveness:
+    """The probe of a connection whose liveness is not checked."""
+    return Liveness.ALIVE
 
 
 class ConnectionBase:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._proxy import new_error
+from ._error_factories import new_error
 
 __all__ = ["FETCHES", "CursorBase"]
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ._retry import Failure, UnitOfWork
+from ._unit_of_work import Failure, UnitOfWork
 from .policies import RetryOnError
 
 __all__ = ["run_transaction"]

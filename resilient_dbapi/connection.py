@@ -16,26 +16,25 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from . import adapters
-from ._connection_base import ConnectionBase, check_tls
-from ._forwarding import forwarding_class
-from ._proxy import (
-    ConnectorBase,
-    WrongRole,
+from ._arguments import (
     check_callable,
     check_connection,
-    check_failover,
     check_on_connect,
-    closed_error,
     connect_name,
-    lost_again_error,
     resolve_policies,
-    session_lost_before_send,
-    wrong_connect_error,
 )
+from ._connection_base import ConnectionBase, check_tls
+from ._connector import ConnectorBase, WrongRole, check_failover, wrong_connect_error
+from ._error_factories import (
+    closed_error,
+    lost_again_error,
+    session_lost_before_send,
+)
+from ._forwarding import forwarding_class
 from .adapters import Adapter, Liveness
-from .classify import ErrorTable
 from .cursor import ResilientCursor
 from .engine import Engine, Op, Reason, Verdict
+from .error_kinds import ErrorTable
 from .events import (
     Connected,
     Listener,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .classify import ErrorKind, ErrorTable
+from .error_kinds import ErrorKind, ErrorTable
 from .hosts import Failover, Target
 from .policies import MaxAge, PingOnCheckout, Policy, RetryOnError
 from .statements import Statement, StatementKind

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._retry import Failure, UnitOfWork
+from ._unit_of_work import Failure, UnitOfWork
 from .policies import RetryOnError
 
 __all__ = ["run_transaction"]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from resilient_dbapi.adapters import Liveness
-from resilient_dbapi.classify import MYSQL_ERRORS
+from resilient_dbapi.error_kinds import MYSQL_ERRORS
 
 
 class FakeError(Exception):

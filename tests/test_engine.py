@@ -358,7 +358,7 @@ def test_settings_are_journaled_by_what_they_set() -> None:
 
 def test_a_driver_in_this_process_is_never_checked_or_recycled() -> None:
     from resilient_dbapi import ErrorTable
-    from resilient_dbapi.classify import POSTGRES_ERRORS
+    from resilient_dbapi.error_kinds import POSTGRES_ERRORS
 
     e = Engine([PingOnCheckout(), MaxAge()], ErrorTable())
     e.driver_known(POSTGRES_ERRORS, in_process=True, idle_setting="idle_session_timeout")

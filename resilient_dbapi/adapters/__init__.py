@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..classify import ErrorTable
+from ..error_kinds import ErrorTable
 
 __all__ = ["Adapter", "AsyncAdapter", "Liveness", "adapter_for", "adapter_for_error", "register"]
 

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ..classify import Code
+from ..error_kinds import Code
 
 __all__ = [
     "AdapterBase",

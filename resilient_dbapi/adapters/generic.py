@@ -18,7 +18,7 @@ import inspect
 import sys
 from typing import Any
 
-from ..classify import GENERIC_ERRORS
+from ..error_kinds import GENERIC_ERRORS
 from . import Liveness
 from .base import AdapterBase
 

@@ -18,7 +18,7 @@ import mysql.connector.errors as cerrors
 from mysql.connector.connection import MySQLConnection
 from mysql.connector.constants import ServerCmd
 
-from ..classify import MYSQL_ERRORS
+from ..error_kinds import MYSQL_ERRORS
 from . import Liveness
 from .base import AdapterBase, AutocommitProperty, MySQLSession
 from .pymysql import socket_probe

@@ -11,7 +11,7 @@ from typing import Any
 import MySQLdb
 import MySQLdb.cursors
 
-from ..classify import MYSQL_ERRORS
+from ..error_kinds import MYSQL_ERRORS
 from . import Liveness
 from .base import AdapterBase, MySQLSession
 from .pymysql import socket_probe

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import generators, pq
 from psycopg.rows import tuple_row
 
-from ..classify import POSTGRES_ERRORS
+from ..error_kinds import POSTGRES_ERRORS
 from . import Liveness
 from .base import AdapterBase, AutocommitProperty, CommitThenCloseOnExit, DriverSurface
 

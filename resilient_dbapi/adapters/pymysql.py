@@ -12,7 +12,7 @@ import pymysql
 import pymysql.cursors
 import pymysql.err
 
-from ..classify import MYSQL_ERRORS
+from ..error_kinds import MYSQL_ERRORS
 from . import Liveness
 from .base import AdapterBase, MySQLSession
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ..classify import ErrorTable
+from ..error_kinds import ErrorTable
 from . import Liveness
 from .base import AdapterBase, CommitOnExit
 

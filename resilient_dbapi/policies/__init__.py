@@ -12,7 +12,7 @@ from typing import Any
 
 import tenacity
 
-from ..classify import ErrorTable
+from ..error_kinds import ErrorTable
 from ._profiles import ProfileError, load, profile_names
 
 __all__ = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from .classify import ErrorKind
+from .error_kinds import ErrorKind
 from .errors import OutcomeUnknownError, TransactionLostError
 from .policies import RetryOnError
 

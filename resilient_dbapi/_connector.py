@@ -1,0 +1,206 @@
+"""How physical connections are opened, without the I/O: the hosts of a round, what a
+failed connect means for the next host and the next round, and the arguments checked for
+them. The twins' ``_Connector.open`` carries this out, awaiting or not."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from . import adapters
+from ._arguments import type_name
+from ._error_factories import new_error
+from .engine import Engine
+from .error_kinds import ErrorKind
+from .errors import NoSuitableHostError
+from .events import GaveUp, HostPassedOver, Observer, Retrying
+from .hosts import Failover, Host, HostMemory, Target
+
+__all__: list[str] = []
+
+
+class WrongRole(Exception):
+    """Internal: a new connection's server does not have the role the target wants."""
+
+    def __init__(self, adapter: Any, read_only: bool) -> None:
+        super().__init__("read-only" if read_only else "writable")
+        self.adapter = adapter
+        self.read_only = read_only
+
+
+class ConnectorBase:
+    """Holds how to open physical connections (secrets included) and never shows it;
+    with several hosts, also which one the connection is on."""
+
+    __slots__ = ("args", "current", "driver_connect", "kwargs", "memory")
+
+    def __init__(
+        self,
+        driver_connect: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        memory: HostMemory | None = None,
+    ) -> None:
+        self.driver_connect = driver_connect
+        self.args = args
+        self.kwargs = kwargs
+        self.memory = memory
+        self.current: Host | None = None
+
+    def __repr__(self) -> str:
+        name = getattr(self.driver_connect, "__qualname__", type(self.driver_connect).__name__)
+        return f"<connector {name} (arguments hidden)>"
+
+    def plan(self, now: float) -> list[Host | None]:
+        """The hosts to try in one round (``[None]``: the connect arguments' own)."""
+        if self.memory is None:
+            return [None]
+        return list(self.memory.order(self.current, now))
+
+    def arguments(self, host: Host | None) -> dict[str, Any]:
+        if host is None:
+            return self.kwargs
+        kwargs = dict(self.kwargs)
+        kwargs["host"] = host.host
+        if host.port is not None:
+            kwargs["port"] = host.port
+        return kwargs
+
+    def passed_over(
+        self,
+        host: Host | None,
+        exc: Exception,
+        engine: Engine,
+        now: float,
+        observer: Observer,
+        outcomes: dict[Host, str],
+    ) -> bool:
+        """A connect to ``host`` failed with ``exc``: remember it, and say whether to go
+        on with the round's next host (False: raise ``exc``, it will not pass)."""
+        if host is None or self.memory is None:
+            return True  # one host: retry_wait decides
+        failure = connect_failure(exc, engine)
+        if failure is None or not engine.connect_may_pass(failure[1]):
+            return False
+        code = failure[0]
+        why = str(exc) if isinstance(exc, WrongRole) else "unreachable"
+        self.memory.failed(host, now)
+        outcomes[host] = why if code is None else f"{why} ({code})"
+        observer.emit(HostPassedOver(str(host), why, code))
+        return True
+
+    def arrived(self, host: Host | None) -> None:
+        if host is not None and self.memory is not None:
+            self.current = host
+            self.memory.succeeded(host)
+
+    def turned_read_only(self, now: float, observer: Observer, code: int | None) -> None:
+        """The current host refused a write because it is read-only now: try it last."""
+        if self.memory is not None and self.current is not None:
+            self.memory.failed(self.current, now)
+            observer.emit(HostPassedOver(str(self.current), "turned read-only", code))
+
+    def gave_up(
+        self, exc: Exception, outcomes: dict[Host, str], rounds: int, elapsed: float
+    ) -> Exception:
+        """The error to raise once connecting is given up: ``exc`` itself with one host;
+        with several, a ``NoSuitableHostError`` saying what each host did."""
+        if self.memory is None or not outcomes:
+            return exc
+        adapter = exc.adapter if isinstance(exc, WrongRole) else adapters.adapter_for_error(exc)
+        if adapter is None:
+            return exc
+        target = self.memory.failover.target
+        code = None if isinstance(exc, WrongRole) else adapter.error_code(exc)
+        if code is None and target is Target.PRIMARY:
+            read_only = [c for c, k in adapter.errors.codes.items() if k is ErrorKind.READ_ONLY]
+            code = read_only[0] if read_only else None
+        detail = ", ".join(f"{host} {why}" for host, why in outcomes.items())
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            adapter.gone_code if code is None else code,
+            f"no host suits target={target.value!r} after {rounds} round(s) in "
+            f"{elapsed:.1f} s: {detail}; nothing was sent",
+            NoSuitableHostError,
+        )
+
+    def retry_wait(
+        self,
+        exc: Exception,
+        engine: Engine,
+        attempt: int,
+        elapsed: float,
+        observer: Observer,
+        where: str,
+        saw_wrong_role: bool = False,
+    ) -> float | None:
+        """Seconds to wait before connecting again after ``exc`` (the last error of a
+        round; ``saw_wrong_role``: a host of the round was up with the wrong role), or
+        None to raise it."""
+        failure = connect_failure(exc, engine)
+        if failure is None:
+            return None
+        code, kind = failure
+        wait = engine.connect_failed(kind, attempt, elapsed)
+        if wait is None:
+            if attempt > 1:
+                observer.emit(GaveUp(where, attempt, code))
+            return None
+        if self.memory is not None:
+            wait = self.memory.failover.between_rounds(wait, saw_wrong_role)
+        observer.emit(Retrying(where, "connect", attempt, wait, code))
+        return wait
+
+
+def connect_failure(exc: Exception, engine: Engine) -> tuple[Any, ErrorKind] | None:
+    """A failed connect's driver error code and kind; None for an error of no driver."""
+    if isinstance(exc, WrongRole):  # the role may change (a promotion): transient
+        return None, ErrorKind.CONNECT_TRANSIENT
+    adapter = adapters.adapter_for_error(exc)
+    if adapter is None:
+        return None
+    code = adapter.error_code(exc)
+    table = engine.errors if engine.errors.codes else adapter.errors
+    return code, table.kind(code)
+
+
+def check_failover(hosts: object, target: object, kwargs: dict[str, Any]) -> HostMemory | None:
+    """``connect()``'s ``hosts=`` and ``target=``, checked; None without them."""
+    if hosts is None:
+        if target is not None:
+            raise ValueError(
+                "target= needs hosts=: give the servers to choose from, e.g. "
+                "hosts=[('db1', 3306), ('db2', 3306)]"
+            )
+        return None
+    clash = sorted({"host", "port", "unix_socket", "hostaddr"} & kwargs.keys())
+    if clash:
+        raise ValueError(
+            f"give hosts= or {'= and '.join(clash)}=, not both: hosts= lists every server "
+            "with its port"
+        )
+    return HostMemory(Failover.of(hosts, target))
+
+
+def wrong_connect_error(made: object, *, want_awaitable: bool) -> TypeError:
+    """A sync connect callable given to the asyncio proxy, or the other way round; what
+    it made is closed (or its coroutine discarded) first."""
+    if want_awaitable:
+        with contextlib.suppress(Exception):
+            made.close()  # type: ignore[attr-defined]
+        return TypeError(
+            f"driver_connect returned {type_name(made)}, not an awaitable: "
+            "resilient_dbapi.aio.connect() needs an asyncio connect callable such as "
+            "aiomysql.connect (use resilient_dbapi.connect() for a sync driver)"
+        )
+    close = getattr(made, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()  # a coroutine never awaited would warn
+    return TypeError(
+        f"driver_connect returned {type_name(made)}, an awaitable: resilient_dbapi.connect() "
+        "needs a sync connect callable such as pymysql.connect (use "
+        "resilient_dbapi.aio.connect() for an asyncio driver)"
+    )

@@ -1,0 +1,173 @@
+"""The errors the safety rules raise, built the way each driver builds its own (so they
+are instances of the driver's classes, with its code in ``args[0]``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .engine import Engine, Op, Reason, Verdict
+from .errors import (
+    ConcurrentUseError,
+    OutcomeUnknownError,
+    SessionLostError,
+    TransactionLostError,
+    bind_error,
+)
+from .events import Observer, OutcomeUnknown, SessionLost, TransactionLost
+
+__all__: list[str] = []
+
+
+def describe_error(exc: BaseException) -> str:
+    args = exc.args
+    if len(args) >= 2:
+        return f"{args[0]}: {args[1]}"
+    return str(exc) or type(exc).__name__
+
+
+def new_error(
+    adapter: Any, cls: type[Exception], code: Any, message: str, ours: type | None = None
+) -> Exception:
+    """An error built the way the adapter's driver builds its own; with ``ours`` (a
+    :class:`ResilientError` subclass), an instance of both ``ours`` and ``cls``."""
+    if ours is not None:
+        cls = bind_error(ours, cls)
+    make = getattr(adapter, "make_error", None)  # optional for registered adapters
+    error: Exception = cls(code, message) if make is None else make(cls, code, message)
+    if ours is not None:
+        error.__dict__["_code"] = code
+    return error
+
+
+def closed_error(adapter: Any) -> Exception:
+    return new_error(
+        adapter,
+        adapter.interface_error,
+        0,
+        "resilient_dbapi: this connection was closed with close(); open a new one",
+    )
+
+
+def lost_again_error(adapter: Any, engine: Engine) -> Exception:
+    if engine.lost_uncertain:
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            engine.lost_code,
+            "the connection was lost earlier with writes whose outcome is unknown; call "
+            "rollback() before using the connection again",
+            OutcomeUnknownError,
+        )
+    return new_error(
+        adapter,
+        adapter.operational_error,
+        engine.lost_code,
+        "the transaction on this connection was lost earlier; call rollback() before "
+        "using the connection again",
+        TransactionLostError,
+    )
+
+
+def concurrent_use_error(adapter: Any, in_flight: str, what: str) -> Exception:
+    return new_error(
+        adapter,
+        adapter.programming_error,
+        0,
+        f"this connection is in use by another thread or task ({in_flight} in flight); "
+        f"{what} was not sent. Give each thread or task its own connection",
+        ConcurrentUseError,
+    )
+
+
+def session_lost_before_send(
+    adapter: Any, engine: Engine, observer: Observer, where: str, reason: Reason, code: int | None
+) -> Exception:
+    """The connection must be replaced (the caller gave it up), but its session held
+    state no replay rebuilds."""
+    lost = engine.take_lost_state()
+    code = adapter.gone_code if code is None else code
+    observer.emit(SessionLost(where, code, tuple(lost)))
+    return new_error(
+        adapter,
+        adapter.operational_error,
+        code,
+        f"connection lost ({reason.value}) with session state that cannot be rebuilt: "
+        f"{', '.join(lost)}; nothing was sent. The next statement gets a new session "
+        "with the replayable settings",
+        SessionLostError,
+    )
+
+
+def verdict_error(
+    verdict: Verdict,
+    exc: Exception,
+    op: Op,
+    code: int,
+    adapter: Any,
+    engine: Engine,
+    observer: Observer,
+    where: str,
+) -> BaseException | None:
+    """What a failed operation raises, given the engine's verdict (None: send it again;
+    never called for RECOVERED, which raises nothing)."""
+    if verdict is Verdict.RESEND:
+        return None
+    if verdict is Verdict.SESSION_LOST:
+        lost_list = engine.take_lost_state()
+        observer.emit(SessionLost(where, code, tuple(lost_list)))
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            code,
+            f"connection lost ({describe_error(exc)}) with session state that cannot be "
+            f"rebuilt: {', '.join(lost_list)}; the statement was not sent again. The next "
+            "statement gets a new session with the replayable settings",
+            SessionLostError,
+        )
+    if verdict is Verdict.TRANSACTION_LOST and engine.stale_reason is Reason.READ_ONLY:
+        observer.emit(TransactionLost(where, code))
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            code,
+            f"the server turned read-only inside a transaction with writes "
+            f"({describe_error(exc)}); resilient_dbapi closed the connection, so the server "
+            "rolled the transaction back: call rollback() and run it again (the next "
+            "connection goes to a writable host)",
+            TransactionLostError,
+        )
+    if verdict is Verdict.TRANSACTION_LOST:
+        observer.emit(TransactionLost(where, code))
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            code,
+            f"connection lost inside a transaction with writes ({describe_error(exc)}); the "
+            "server rolled the transaction back: call rollback() and run it again",
+            TransactionLostError,
+        )
+    if verdict is Verdict.OUTCOME_UNKNOWN and engine.stale_reason is Reason.READ_ONLY:
+        observer.emit(OutcomeUnknown(where, code))
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            code,
+            f"the server turned read-only during a statement it may have applied in part "
+            f"(several statements, a procedure, executemany's rows, or DDL after writes: "
+            f"{describe_error(exc)}); it was not sent again: check what was applied",
+            OutcomeUnknownError,
+        )
+    if verdict is Verdict.OUTCOME_UNKNOWN:
+        what = "COMMIT" if op is Op.COMMIT else "a write"
+        observer.emit(OutcomeUnknown(where, code))
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            code,
+            f"connection lost after {what} was sent ({describe_error(exc)}); it may or may "
+            "not have been applied, and was not sent again",
+            OutcomeUnknownError,
+        )
+    # The driver's own error; state the session lost is reported (SessionLostError)
+    # when the connection is replaced at the next checkout.
+    return exc
