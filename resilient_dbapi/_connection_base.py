@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from ._connector import ConnectorBase
 from ._error_factories import concurrent_use_error, new_error, verdict_error
-from .adapters import Liveness
+from .adapters import Inspector, Liveness
 from .engine import Engine, Op, Reason, Verdict
 from .events import Observer, OutcomeUnknown, Retrying, Stats, TransactionLost
 from .statements import WRITE_OP, Statement
@@ -32,7 +32,7 @@ class ConnectionBase:
     :class:`~resilient_dbapi.connection.ResilientConnection` for the public surface)."""
 
     _raw: Any
-    _adapter: Any
+    _adapter: Inspector
     _status: Callable[[Any], tuple[bool, bool]]
     """The adapter's ``status``: ``(in_transaction, autocommit)`` as last reported."""
     _described: str
@@ -51,7 +51,7 @@ class ConnectionBase:
     def __init__(
         self,
         raw: Any,
-        adapter: Any,
+        adapter: Inspector,
         engine: Engine,
         connector: ConnectorBase,
         wait_timeout: float | None,
@@ -73,7 +73,7 @@ class ConnectionBase:
         self._status = adapter.status
         # The driver has its own API that opens transactions past the proxy (psycopg's
         # transaction(), mysql-connector's start_transaction()).
-        self._driver_transactions: bool = getattr(adapter, "opens_transactions", False)
+        self._driver_transactions: bool = adapter.opens_transactions
         self._probe: Callable[[], Liveness] = always_alive
         # A check that costs no system call (what the event loop already knows), run
         # before every statement, inside the skip window too; None for drivers without.
@@ -95,8 +95,7 @@ class ConnectionBase:
         self._described = self._adapter.describe(raw)
         if self._engine.checks_liveness:
             self._probe = self._adapter.probe(raw)
-            known_dead = getattr(self._adapter, "known_dead", None)  # optional for adapters
-            self._gone = known_dead(raw) if known_dead is not None else None
+            self._gone = self._adapter.known_dead(raw)
         self._engine.connected(_monotonic(), wait_timeout)
 
     def _enter(self, what: str) -> None:
@@ -227,13 +226,11 @@ class ConnectionBase:
         )
 
 
-def check_tls(adapter: Any, raw: Any, engine: Engine) -> None:
+def check_tls(adapter: Inspector, raw: Any, engine: Engine) -> None:
     """The first connection sets the bar: once it used TLS, a new connection without it is
     refused (some drivers fall back to plain text when the server stops offering TLS)."""
-    uses_tls = getattr(adapter, "uses_tls", None)  # optional for adapters
-    if uses_tls is None:
-        return
-    if not engine.tls_allows(bool(uses_tls(raw))):
+    used = adapter.uses_tls(raw)
+    if used is not None and not engine.tls_allows(used):
         raise new_error(
             adapter,
             adapter.operational_error,
@@ -244,8 +241,7 @@ def check_tls(adapter: Any, raw: Any, engine: Engine) -> None:
         )
 
 
-def knows_autocommit(adapter: Any, raw: Any) -> bool:
+def knows_autocommit(adapter: Inspector, raw: Any) -> bool:
     """Whether the adapter's autocommit flag is the driver's, not a guess (the generic
     fallback guesses PEP 249's default, off, for a driver that does not say)."""
-    knows = getattr(adapter, "knows_autocommit", None)  # optional for adapters
-    return knows is None or bool(knows(raw))
+    return adapter.knows_autocommit(raw)

@@ -11,8 +11,9 @@ from typing import Any
 from . import adapters
 from ._arguments import type_name
 from ._error_factories import new_error
+from .adapters import Inspector
 from .engine import Engine
-from .error_kinds import ErrorKind
+from .error_kinds import Code, ErrorKind
 from .errors import NoSuitableHostError
 from .events import GaveUp, HostPassedOver, Observer, Retrying
 from .hosts import Failover, Host, HostMemory, Target
@@ -23,7 +24,7 @@ __all__: list[str] = []
 class WrongRole(Exception):
     """Internal: a new connection's server does not have the role the target wants."""
 
-    def __init__(self, adapter: Any, read_only: bool) -> None:
+    def __init__(self, adapter: Inspector, read_only: bool) -> None:
         super().__init__("read-only" if read_only else "writable")
         self.adapter = adapter
         self.read_only = read_only
@@ -95,7 +96,7 @@ class ConnectorBase:
             self.current = host
             self.memory.succeeded(host)
 
-    def turned_read_only(self, now: float, observer: Observer, code: int | None) -> None:
+    def turned_read_only(self, now: float, observer: Observer, code: Code | None) -> None:
         """The current host refused a write because it is read-only now: try it last."""
         if self.memory is not None and self.current is not None:
             self.memory.failed(self.current, now)

@@ -48,7 +48,7 @@ class AsyncResilientCursor(CursorBase):
         """A cursor made by the driver's ``cursor(*args, **kwargs)``, and made again the
         same way on every new physical connection."""
         raw = await conn._raw.cursor(*args, **kwargs)
-        mixins = getattr(conn._adapter, "cursor_surface", ())
+        mixins = conn._adapter.cursor_surface
         made = forwarding_class(cls, raw, _LATE_ATTRIBUTES, mixins)
         return made(conn, args, kwargs, raw)
 

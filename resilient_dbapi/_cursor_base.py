@@ -56,7 +56,7 @@ class CursorBase:
         else:
             for name in FETCHES:
                 names[name] = getattr(raw, name)
-        if getattr(conn._adapter, "in_process", False):
+        if conn._adapter.in_process:
             # An in-process database is never replaced and loses nothing: its statements
             # go straight to the driver, at the driver's cost, with the driver's errors.
             names["execute"] = raw.execute

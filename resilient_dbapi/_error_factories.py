@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .adapters import Inspector
 from .engine import Engine, Op, Reason, Verdict
+from .error_kinds import Code
 from .errors import (
     ConcurrentUseError,
     OutcomeUnknownError,
@@ -26,20 +28,19 @@ def describe_error(exc: BaseException) -> str:
 
 
 def new_error(
-    adapter: Any, cls: type[Exception], code: Any, message: str, ours: type | None = None
+    adapter: Inspector, cls: type[Exception], code: Any, message: str, ours: type | None = None
 ) -> Exception:
     """An error built the way the adapter's driver builds its own; with ``ours`` (a
     :class:`ResilientError` subclass), an instance of both ``ours`` and ``cls``."""
     if ours is not None:
         cls = bind_error(ours, cls)
-    make = getattr(adapter, "make_error", None)  # optional for registered adapters
-    error: Exception = cls(code, message) if make is None else make(cls, code, message)
+    error = adapter.make_error(cls, code, message)
     if ours is not None:
         error.__dict__["_code"] = code
     return error
 
 
-def closed_error(adapter: Any) -> Exception:
+def closed_error(adapter: Inspector) -> Exception:
     return new_error(
         adapter,
         adapter.interface_error,
@@ -48,7 +49,7 @@ def closed_error(adapter: Any) -> Exception:
     )
 
 
-def lost_again_error(adapter: Any, engine: Engine) -> Exception:
+def lost_again_error(adapter: Inspector, engine: Engine) -> Exception:
     if engine.lost_uncertain:
         return new_error(
             adapter,
@@ -68,7 +69,7 @@ def lost_again_error(adapter: Any, engine: Engine) -> Exception:
     )
 
 
-def concurrent_use_error(adapter: Any, in_flight: str, what: str) -> Exception:
+def concurrent_use_error(adapter: Inspector, in_flight: str, what: str) -> Exception:
     return new_error(
         adapter,
         adapter.programming_error,
@@ -80,7 +81,12 @@ def concurrent_use_error(adapter: Any, in_flight: str, what: str) -> Exception:
 
 
 def session_lost_before_send(
-    adapter: Any, engine: Engine, observer: Observer, where: str, reason: Reason, code: int | None
+    adapter: Inspector,
+    engine: Engine,
+    observer: Observer,
+    where: str,
+    reason: Reason,
+    code: Code | None,
 ) -> Exception:
     """The connection must be replaced (the caller gave it up), but its session held
     state no replay rebuilds."""
@@ -102,8 +108,8 @@ def verdict_error(
     verdict: Verdict,
     exc: Exception,
     op: Op,
-    code: int,
-    adapter: Any,
+    code: Code,
+    adapter: Inspector,
     engine: Engine,
     observer: Observer,
     where: str,

@@ -34,7 +34,7 @@ from ._forwarding import forwarding_class
 from .adapters import Adapter, Liveness
 from .cursor import ResilientCursor
 from .engine import Engine, Op, Reason, Verdict
-from .error_kinds import ErrorTable
+from .error_kinds import Code, ErrorTable
 from .events import (
     Connected,
     Listener,
@@ -132,7 +132,7 @@ class ResilientConnection(ConnectionBase):
         """Make a new driver connection mean what the old one meant; its wait_timeout."""
         return _prepare(self._adapter, raw, self._on_connect, self._engine)
 
-    def _replace(self, reason: Reason, code: int | None = None) -> None:
+    def _replace(self, reason: Reason, code: Code | None = None) -> None:
         """Replace a dead connection, unless its session held state no replay rebuilds:
         then say so once (SessionLostError), and the next statement gets a new session."""
         if self._engine.unrestorable:
@@ -184,7 +184,7 @@ class ResilientConnection(ConnectionBase):
                 return done, judged
         return done, None
 
-    def _reconnect(self, reason: Reason, code: int | None = None) -> None:
+    def _reconnect(self, reason: Reason, code: Code | None = None) -> None:
         self._abandon(reason)
         started = _monotonic()
         if reason is Reason.READ_ONLY:
@@ -371,7 +371,7 @@ class ResilientConnection(ConnectionBase):
         the error to the caller as it is."""
         adapter = self._adapter
         try:
-            return bool(adapter.read_only(self._raw))  # type: ignore[attr-defined]
+            return bool(adapter.read_only(self._raw))
         except Exception as asked:
             # Gone meanwhile: the refusal still stands, and the next host's role is checked.
             return self._engine.is_dead(adapter.error_code(asked))
@@ -580,13 +580,11 @@ def _prepare(
 ) -> float | None:
     """Run ``on_connect`` and replay the journal on a new driver connection; return the
     session's wait_timeout when the policies follow it."""
-    adopt = getattr(adapter, "adopt", None)  # optional for adapters; before any statement
-    if adopt is not None:
-        adopt(raw)
+    adapter.adopt(raw)  # before any statement
     check_tls(adapter, raw, engine)
     failover = engine.failover
     if failover is not None and failover.target is not Target.ANY:
-        read_only = adapter.read_only(raw)  # type: ignore[attr-defined]
+        read_only = adapter.read_only(raw)
         if not failover.target.accepts(read_only):
             raise WrongRole(adapter, read_only)
     for sql in on_connect:
@@ -704,14 +702,10 @@ def _open(
         adapter: Adapter = adapters.adapter_for(raw)
         engine.driver_known(
             adapter.errors,
-            getattr(adapter, "in_process", False),
-            getattr(adapter, "idle_setting", "wait_timeout"),
+            adapter.in_process,
+            adapter.idle_setting,
         )
-        if (
-            failover is not None
-            and failover.target is not Target.ANY
-            and getattr(adapter, "read_only", None) is None
-        ):
+        if failover is not None and failover.target is not Target.ANY and not adapter.reads_role:
             raise TypeError(
                 f"target={failover.target.value!r} needs each server's role, which "
                 f"resilient_dbapi cannot read through {adapter.name}; use target='any'"
@@ -722,7 +716,7 @@ def _open(
     raw, (adapter, wait_timeout), attempts = connector.open(
         engine, first_setup, observer, connect_name(driver_connect)
     )
-    cls = forwarding_class(ResilientConnection, raw, mixins=getattr(adapter, "surface", ()))
+    cls = forwarding_class(ResilientConnection, raw, mixins=adapter.surface)
     conn = cls(raw, adapter, engine, connector, wait_timeout, statements, observer)
     observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
     return conn

@@ -47,7 +47,7 @@ class ResilientCursor(CursorBase):
         """A cursor made by the driver's ``cursor(*args, **kwargs)``, and made again the
         same way on every new physical connection."""
         raw = conn._raw.cursor(*args, **kwargs)
-        mixins = getattr(conn._adapter, "cursor_surface", ())
+        mixins = conn._adapter.cursor_surface
         made = forwarding_class(cls, raw, _LATE_ATTRIBUTES, mixins)
         return made(conn, args, kwargs, raw)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .error_kinds import ErrorKind, ErrorTable
+from .error_kinds import Code, ErrorKind, ErrorTable
 from .hosts import Failover, Target
 from .policies import MaxAge, PingOnCheckout, Policy, RetryOnError
 from .statements import Statement, StatementKind
@@ -159,9 +159,9 @@ class Engine:
         self.sticky = False  # ...because a non-read ran with autocommit off
         self.stale = True  # the physical connection must be replaced before use
         self.stale_reason = Reason.ERROR
-        self.stale_code: int | None = None  # the driver error that made it stale, if any
+        self.stale_code: Code | None = None  # the driver error that made it stale, if any
         self.lost = False  # a transaction was lost and rollback() was not called yet
-        self.lost_code: int | None = None
+        self.lost_code: Code | None = None
         # ...and whether its writes may have committed (autocommit was only guessed).
         self.lost_uncertain = False
         # Whether the first physical connection used TLS: every later one must too.
@@ -322,7 +322,7 @@ class Engine:
         """A ping succeeded: the connection counts as used now."""
         self.last_used = now
 
-    def must_replace(self, reason: Reason, code: int | None = None) -> None:
+    def must_replace(self, reason: Reason, code: Code | None = None) -> None:
         """The physical connection is dead or due: replace it before the next use."""
         self.stale = True
         self.stale_reason = reason
@@ -534,7 +534,7 @@ class Engine:
         # held is still reported (SessionLostError) when it is replaced.
         return Verdict.RAISE if verdict in (Verdict.RESEND, Verdict.SESSION_LOST) else verdict
 
-    def _lose(self, code: int | None) -> Verdict:
+    def _lose(self, code: Code | None) -> Verdict:
         self.lost = True
         self.lost_code = code
         return Verdict.TRANSACTION_LOST

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .error_kinds import Code
+
 __all__ = [
     "Connected",
     "Event",
@@ -54,7 +56,7 @@ class Reconnected(Event):
     error or read_only, and ``code`` the driver error that caused it, if any."""
 
     reason: str
-    code: int | None
+    code: Code | None
     attempts: int
     seconds: float
 
@@ -66,7 +68,7 @@ class HostPassedOver(Event):
     target) or ``"turned read-only"`` (it refused a write under a connection)."""
 
     why: str
-    code: int | str | None
+    code: Code | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,7 @@ class Retrying(Event):
     what: str
     attempt: int
     wait: float
-    code: int | None
+    code: Code | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,22 +93,22 @@ class GaveUp(Event):
     """Connecting failed for good: the retry policy's attempts or deadline ran out."""
 
     attempts: int
-    code: int | None
+    code: Code | None
 
 
 @dataclass(frozen=True, slots=True)
 class TransactionLost(Event):
-    code: int | None
+    code: Code | None
 
 
 @dataclass(frozen=True, slots=True)
 class OutcomeUnknown(Event):
-    code: int | None
+    code: Code | None
 
 
 @dataclass(frozen=True, slots=True)
 class SessionLost(Event):
-    code: int | None
+    code: Code | None
     lost: tuple[str, ...]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from resilient_dbapi.adapters import Liveness
+from resilient_dbapi.adapters import AdapterBase, Liveness
 from resilient_dbapi.error_kinds import MYSQL_ERRORS
 
 
@@ -158,7 +158,7 @@ class FakeCursor:
         pass
 
 
-class FakeAdapter:
+class FakeAdapter(AdapterBase):
     name = "fake"
     errors = MYSQL_ERRORS
     operational_error = FakeOperationalError

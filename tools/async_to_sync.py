@@ -33,6 +33,7 @@ NAMES = {
     "AsyncResilientConnection": "ResilientConnection",
     "AsyncResilientCursor": "ResilientCursor",
     "AsyncAdapter": "Adapter",
+    "async_adapter_for": "adapter_for",
     "AsyncIterator": "Iterator",
     "_connection_async": "connection",
     "_cursor_async": "cursor",

@@ -10,8 +10,8 @@ from typing import Any
 import aiomysql
 import pymysql.err
 
-from . import Liveness
-from .pymysql import MySQLProtocol, socket_probe
+from ._mysql import MySQLProtocol, socket_probe
+from .base import Liveness
 
 __all__ = ["AiomysqlAdapter"]
 

@@ -1,21 +1,144 @@
-"""What most adapters share: defaults for drivers that keep no extra state."""
+"""The adapter contract: :class:`Adapter` (sync) and :class:`AsyncAdapter` name every
+hook a proxy calls, and :class:`AdapterBase` gives each optional one its default. A
+third-party adapter subclasses :class:`AdapterBase` and is registered with
+:func:`resilient_dbapi.adapters.register`."""
 
 from __future__ import annotations
 
 import contextlib
+import enum
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, Protocol
 
-from ..error_kinds import Code
+from ..error_kinds import Code, ErrorTable
 
 __all__ = [
+    "Adapter",
     "AdapterBase",
+    "AsyncAdapter",
     "AutocommitProperty",
     "CommitOnExit",
     "CommitThenCloseOnExit",
     "DriverSurface",
-    "MySQLSession",
+    "Inspector",
+    "Liveness",
 ]
+
+
+class Liveness(enum.Enum):
+    ALIVE = "alive"
+    DEAD = "dead"
+    UNSURE = "unsure"
+    """The cheap check cannot tell: ask the server (a ping)."""
+
+
+class Inspector(Protocol):
+    """What a proxy needs from a driver besides round trips."""
+
+    name: str
+    errors: ErrorTable
+    operational_error: type[Exception]
+    interface_error: type[Exception]
+    programming_error: type[Exception]
+    gone_code: Code
+    """The driver's code for "the connection is gone", for errors found before sending."""
+
+    def owns(self, raw: object) -> bool:
+        """Whether ``raw`` is a connection of this driver."""
+
+    def owns_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is an error of this driver."""
+
+    def probe(self, raw: Any) -> Callable[[], Liveness]:
+        """A zero-argument, zero-round-trip liveness check of ``raw``'s current socket."""
+
+    def known_dead(self, raw: Any) -> Callable[[], bool] | None:
+        """A check of ``raw`` that costs no system call (True: certainly dead), run before
+        every statement; None if the driver keeps no such state."""
+
+    def status(self, raw: Any) -> tuple[bool, bool]:
+        """``(in_transaction, autocommit)`` as the server last reported them."""
+
+    def busy(self, raw: Any) -> bool:
+        """Whether a result is still being read (an unbuffered cursor mid-stream)."""
+
+    def discard(self, raw: Any) -> None:
+        """Close ``raw`` at once, sending nothing, never raising."""
+
+    def error_code(self, exc: BaseException) -> Code | None:
+        """The driver's error code of ``exc``, or None if it is not a driver error."""
+
+    def never_sent(self, exc: BaseException) -> bool:
+        """Whether ``exc`` proves the failed command never reached the server."""
+
+    def unbuffered(self, cursor: Any) -> bool:
+        """Whether fetching from ``cursor`` reads from the network."""
+
+    def describe(self, raw: Any) -> str:
+        """Where ``raw`` is connected, for ``repr()`` and logs: never a secret."""
+
+    # What :class:`AdapterBase` gives a default for: override where the driver differs.
+
+    idle_setting: str
+    in_process: bool
+    opens_transactions: bool
+    reads_role: bool
+    surface: tuple[type, ...]
+    cursor_surface: tuple[type, ...]
+
+    def make_error(self, cls: type[Exception], code: Any, message: str) -> Exception:
+        """An instance of ``cls`` built the way the driver builds its errors."""
+
+    def uses_tls(self, raw: Any) -> bool | None:
+        """Whether ``raw`` is encrypted (None: the adapter cannot tell)."""
+
+    def knows_autocommit(self, raw: Any) -> bool:
+        """Whether :meth:`status`'s autocommit flag is the driver's, not a guess."""
+
+    def adopt(self, raw: Any) -> None:
+        """Prepare a new driver connection before anything is sent on it."""
+
+
+class Adapter(Inspector, Protocol):
+    """What the sync proxy needs from a driver."""
+
+    def ping(self, raw: Any, timeout: float) -> None:
+        """A round trip bounded by ``timeout`` seconds; raises the driver's error if dead."""
+
+    def wait_timeout(self, raw: Any) -> float | None:
+        """The session's ``wait_timeout`` in seconds (one round trip), if the server has one."""
+
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        """Run one statement on ``raw`` and discard its result (setting up a session)."""
+
+    def set_autocommit(self, raw: Any, value: bool) -> None: ...
+
+    def select_db(self, raw: Any, db: str) -> None: ...
+
+    def read_only(self, raw: Any) -> bool:
+        """Whether the server refuses writes (a replica); asked only when
+        :attr:`reads_role` is True."""
+
+
+class AsyncAdapter(Inspector, Protocol):
+    """What the asyncio proxy needs from a driver: the round trips are coroutines."""
+
+    async def ping(self, raw: Any, timeout: float) -> None:
+        """A round trip bounded by ``timeout`` seconds; raises the driver's error if dead."""
+
+    async def wait_timeout(self, raw: Any) -> float | None:
+        """The session's ``wait_timeout`` in seconds (one round trip), if the server has one."""
+
+    async def execute(self, raw: Any, query: str, args: Any) -> None:
+        """Run one statement on ``raw`` and discard its result (setting up a session)."""
+
+    async def set_autocommit(self, raw: Any, value: bool) -> None: ...
+
+    async def select_db(self, raw: Any, db: str) -> None: ...
+
+    async def read_only(self, raw: Any) -> bool:
+        """Whether the server refuses writes (a replica); asked only when
+        :attr:`reads_role` is True."""
 
 
 class DriverSurface:
@@ -92,15 +215,32 @@ class AdapterBase:
     in_process = False
     """True for an in-process database (sqlite3): never replaced by a policy, which
     would swap the database for another one."""
-    surface: ClassVar[tuple[type, ...]] = ()
+    opens_transactions = False
+    """True when the driver has its own API that opens transactions past the proxy
+    (psycopg's ``transaction()``): its transaction flag is then read before sending."""
+    reads_role = False
+    """True when :meth:`read_only` can tell a primary from a replica (``target=``)."""
+    surface: tuple[type, ...] = ()
     """Mixins for the connection class (see :class:`DriverSurface`)."""
-    cursor_surface: ClassVar[tuple[type, ...]] = ()
+    cursor_surface: tuple[type, ...] = ()
     """Mixins for the cursor class."""
 
     def make_error(self, cls: type[Exception], code: Code, message: str) -> Exception:
         """An instance of ``cls`` (a driver error class, or a subclass of one) built the
         way the driver builds its errors, carrying ``code``."""
         return cls(code, message)
+
+    def uses_tls(self, raw: Any) -> bool | None:
+        return None  # cannot tell: the TLS bar is not checked
+
+    def knows_autocommit(self, raw: Any) -> bool:
+        return True
+
+    def adopt(self, raw: Any) -> None:
+        return None
+
+    def read_only(self, raw: Any) -> Any:
+        raise NotImplementedError(f"{self.name}: the server's role cannot be read")
 
     def known_dead(self, raw: Any) -> Callable[[], bool] | None:
         return None  # nothing the driver knows without a system call
@@ -117,34 +257,3 @@ class AdapterBase:
 
     def describe(self, raw: Any) -> str:
         return self.name
-
-
-class MySQLSession:
-    """Session setup on a MySQL-protocol driver, through a buffered cursor of
-    :meth:`_cursor`."""
-
-    def _cursor(self, raw: Any) -> Any:
-        raise NotImplementedError
-
-    def _row(self, raw: Any, query: str) -> Any:
-        cursor = self._cursor(raw)
-        try:
-            cursor.execute(query)
-            return cursor.fetchone()
-        finally:
-            cursor.close()
-
-    def wait_timeout(self, raw: Any) -> float | None:
-        row = self._row(raw, "SELECT @@SESSION.wait_timeout")
-        return float(row[0]) if row and row[0] else None
-
-    def read_only(self, raw: Any) -> bool:
-        """Whether the server refuses writes (``@@read_only``: a replica)."""
-        return bool(int(self._row(raw, "SELECT @@GLOBAL.read_only")[0]))
-
-    def execute(self, raw: Any, query: str, args: Any) -> None:
-        cursor = self._cursor(raw)
-        try:
-            cursor.execute(query, args)
-        finally:
-            cursor.close()

@@ -18,9 +18,8 @@ import inspect
 import sys
 from typing import Any
 
-from ..error_kinds import GENERIC_ERRORS
-from . import Liveness
-from .base import AdapterBase
+from ..error_kinds import GENERIC_ERRORS, Code
+from .base import AdapterBase, Liveness
 
 __all__ = ["GenericAdapter"]
 
@@ -57,7 +56,7 @@ def _exceptions(raw: object) -> dict[str, type[Exception]] | None:
 
 class GenericAdapter(AdapterBase):
     errors = GENERIC_ERRORS
-    gone_code = "InterfaceError"
+    gone_code: Code = "InterfaceError"
 
     def __init__(self, connection_class: type, exceptions: dict[str, type[Exception]]):
         self.connection_class = connection_class

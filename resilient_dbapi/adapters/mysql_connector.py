@@ -19,9 +19,8 @@ from mysql.connector.connection import MySQLConnection
 from mysql.connector.constants import ServerCmd
 
 from ..error_kinds import MYSQL_ERRORS
-from . import Liveness
-from .base import AdapterBase, AutocommitProperty, MySQLSession
-from .pymysql import socket_probe
+from ._mysql import MySQLSession, socket_probe
+from .base import AdapterBase, AutocommitProperty, Liveness
 
 __all__ = ["MySQLConnectorAdapter"]
 

@@ -12,9 +12,8 @@ import MySQLdb
 import MySQLdb.cursors
 
 from ..error_kinds import MYSQL_ERRORS
-from . import Liveness
-from .base import AdapterBase, MySQLSession
-from .pymysql import socket_probe
+from ._mysql import MySQLSession, socket_probe
+from .base import AdapterBase, Liveness
 
 __all__ = ["MySQLdbAdapter"]
 

@@ -18,8 +18,7 @@ from psycopg import generators, pq
 from psycopg.rows import tuple_row
 
 from ..error_kinds import POSTGRES_ERRORS
-from . import Liveness
-from .base import AdapterBase, AutocommitProperty, CommitThenCloseOnExit, DriverSurface
+from .base import AdapterBase, AutocommitProperty, CommitThenCloseOnExit, DriverSurface, Liveness
 
 __all__ = ["PsycopgAdapter"]
 

@@ -10,8 +10,7 @@ import sqlite3
 from typing import Any
 
 from ..error_kinds import ErrorTable
-from . import Liveness
-from .base import AdapterBase, CommitOnExit
+from .base import AdapterBase, CommitOnExit, Liveness
 
 __all__ = ["SQLiteAdapter"]
 

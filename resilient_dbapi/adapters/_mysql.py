@@ -1,0 +1,137 @@
+"""What the MySQL-protocol adapters share: PyMySQL's error classes and the server's
+status flags (PyMySQL, aiomysql), the socket check of an idle connection (all four), and
+session setup through a buffered cursor (the sync ones)."""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Callable
+from typing import Any
+
+import pymysql
+import pymysql.err
+
+from ..error_kinds import MYSQL_ERRORS
+from .base import AdapterBase, Liveness
+
+__all__ = ["CR_SERVER_GONE_ERROR", "MySQLProtocol", "MySQLSession", "dead", "socket_probe"]
+
+_IN_TRANS = 0x0001  # SERVER_STATUS_IN_TRANS
+_AUTOCOMMIT = 0x0002  # SERVER_STATUS_AUTOCOMMIT
+CR_SERVER_GONE_ERROR = 2006  # PyMySQL raises it only when sending failed
+_POLL_ANY = (
+    select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+    if hasattr(select, "poll")
+    else 0
+)
+
+
+def dead() -> Liveness:
+    return Liveness.DEAD
+
+
+def socket_probe(sock: Any, tls: bool, current: Callable[[], bool]) -> Callable[[], Liveness]:
+    """A zero-timeout check of an idle connection's socket (a socket object or a file
+    descriptor), after ``current()`` says the driver still uses it.
+
+    An idle MySQL connection has nothing to read: any event means the server closed it,
+    reset it, or sent a goodbye packet (MySQL 8's error 4031). Under TLS the server may
+    also have sent session tickets nobody read yet, so a readable TLS socket is only a
+    reason to ask the server.
+    """
+    fd = sock if isinstance(sock, int) else sock.fileno()
+    if fd < 0:  # closed before anyone looked
+        return dead
+    if _POLL_ANY:
+        poller = select.poll()
+        poller.register(fd, _POLL_ANY)
+
+        def probe() -> Liveness:
+            if not current():
+                return Liveness.DEAD
+            events = poller.poll(0)
+            if not events:
+                return Liveness.ALIVE
+            if tls and events[0][1] & ~(select.POLLIN | select.POLLPRI) == 0:
+                return Liveness.UNSURE
+            return Liveness.DEAD
+
+        return probe
+
+    def probe_select() -> Liveness:  # platforms without poll()
+        if not current():
+            return Liveness.DEAD
+        readable, _, errored = select.select([fd], [], [fd], 0)
+        if not readable and not errored:
+            return Liveness.ALIVE
+        return Liveness.UNSURE if tls and not errored else Liveness.DEAD
+
+    return probe_select
+
+
+class MySQLProtocol(AdapterBase):
+    """What PyMySQL and aiomysql share: PyMySQL's error classes and the server's
+    status flags."""
+
+    name = "mysql"
+    errors = MYSQL_ERRORS
+    operational_error: type[Exception] = pymysql.err.OperationalError
+    interface_error: type[Exception] = pymysql.err.InterfaceError
+    programming_error: type[Exception] = pymysql.err.ProgrammingError
+    gone_code = CR_SERVER_GONE_ERROR
+
+    def owns_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, pymysql.err.MySQLError)
+
+    def status(self, raw: Any) -> tuple[bool, bool]:
+        flags = raw.server_status
+        return bool(flags & _IN_TRANS), bool(flags & _AUTOCOMMIT)
+
+    def busy(self, raw: Any) -> bool:
+        result = raw._result
+        return result is not None and bool(result.unbuffered_active)
+
+    def error_code(self, exc: BaseException) -> int | None:
+        if not isinstance(exc, pymysql.err.MySQLError):
+            return None
+        code = exc.args[0] if exc.args else None
+        return code if isinstance(code, int) else None
+
+    def describe(self, raw: Any) -> str:
+        host = getattr(raw, "host", "?")
+        port = getattr(raw, "port", "?")
+        unix = getattr(raw, "unix_socket", None)
+        return f"{self.name} {unix}" if unix else f"{self.name} {host}:{port}"
+
+
+class MySQLSession:
+    """Session setup on a MySQL-protocol driver, through a buffered cursor of
+    :meth:`_cursor`."""
+
+    def _cursor(self, raw: Any) -> Any:
+        raise NotImplementedError
+
+    def _row(self, raw: Any, query: str) -> Any:
+        cursor = self._cursor(raw)
+        try:
+            cursor.execute(query)
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def wait_timeout(self, raw: Any) -> float | None:
+        row = self._row(raw, "SELECT @@SESSION.wait_timeout")
+        return float(row[0]) if row and row[0] else None
+
+    reads_role = True
+
+    def read_only(self, raw: Any) -> bool:
+        """Whether the server refuses writes (``@@read_only``: a replica)."""
+        return bool(int(self._row(raw, "SELECT @@GLOBAL.read_only")[0]))
+
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        cursor = self._cursor(raw)
+        try:
+            cursor.execute(query, args)
+        finally:
+            cursor.close()
