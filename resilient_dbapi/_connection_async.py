@@ -271,7 +271,7 @@ class AsyncResilientConnection(ConnectionBase):
                 raise
             else:
                 now = _monotonic()
-                engine.pinged(now)
+                engine.used(now)
                 self._observer.emit(Pinged(self._where(), True, now - started))
 
     async def _execute(self, cursor: Any, stmt: Statement, query: Any, args: Any) -> Any:
@@ -324,7 +324,11 @@ class AsyncResilientConnection(ConnectionBase):
                     self._interrupted(Op.EXECUTE, stmt)
                     raise
                 else:
-                    engine.done(stmt, *self._status(self._raw), now)
+                    in_trans, autocommit = self._status(self._raw)
+                    if stmt.kind is _READ and not in_trans and not engine.txn_writes:
+                        engine.used(now)  # all done() would change for a plain read
+                        return result
+                    engine.done(stmt, in_trans, autocommit, now)
             if stmt.kind is not _READ:
                 await self._note(stmt, query, args, cursor)
             return result

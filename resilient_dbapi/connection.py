@@ -261,7 +261,7 @@ class ResilientConnection(ConnectionBase):
                 raise
             else:
                 now = _monotonic()
-                engine.pinged(now)
+                engine.used(now)
                 self._observer.emit(Pinged(self._where(), True, now - started))
 
     def _execute(self, cursor: Any, stmt: Statement, query: Any, args: Any) -> Any:
@@ -314,7 +314,11 @@ class ResilientConnection(ConnectionBase):
                     self._interrupted(Op.EXECUTE, stmt)
                     raise
                 else:
-                    engine.done(stmt, *self._status(self._raw), now)
+                    in_trans, autocommit = self._status(self._raw)
+                    if stmt.kind is _READ and not in_trans and not engine.txn_writes:
+                        engine.used(now)  # all done() would change for a plain read
+                        return result
+                    engine.done(stmt, in_trans, autocommit, now)
             if stmt.kind is not _READ:
                 self._note(stmt, query, args, cursor)
             return result

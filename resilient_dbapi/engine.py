@@ -318,8 +318,10 @@ class Engine:
                 return Checkout(ping_timeout=timeout)
         return _PROCEED
 
-    def pinged(self, now: float) -> None:
-        """A ping succeeded: the connection counts as used now."""
+    def used(self, now: float) -> None:
+        """A ping or a plain read outside any transaction succeeded: all :meth:`done`
+        would change is when the connection was last used (``next_check_at`` is a lower
+        bound, brought up to date at the next :meth:`checkout`). The hot path."""
         self.last_used = now
 
     def must_replace(self, reason: Reason, code: Code | None = None) -> None:

@@ -208,3 +208,17 @@ def test_an_adapter_missing_hooks_is_refused_with_what_it_lacks() -> None:
 
     with pytest.raises(TypeError, match=r"Half is not an adapter: it lacks .*never_sent.*ping"):
         register(Half())  # type: ignore[arg-type]
+
+
+def test_every_shipped_adapter_that_can_read_a_role_says_so() -> None:
+    # target= refuses an adapter whose reads_role is False: one that has read_only() of
+    # its own but forgot the flag would refuse every failover for nothing.
+    import importlib
+
+    from resilient_dbapi.adapters import _BUILTIN
+
+    for entries in _BUILTIN.values():
+        for module, name in entries:
+            klass = getattr(importlib.import_module(f"resilient_dbapi.adapters.{module}"), name)
+            own = any("read_only" in vars(k) for k in klass.__mro__ if k is not AdapterBase)
+            assert klass.reads_role is own, name

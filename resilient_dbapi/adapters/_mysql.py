@@ -84,8 +84,8 @@ class MySQLProtocol(AdapterBase):
         return isinstance(exc, pymysql.err.MySQLError)
 
     def status(self, raw: Any) -> tuple[bool, bool]:
-        flags = raw.server_status
-        return bool(flags & _IN_TRANS), bool(flags & _AUTOCOMMIT)
+        flags = raw.server_status  # read before every statement: no bool() calls
+        return flags & _IN_TRANS != 0, flags & _AUTOCOMMIT != 0
 
     def busy(self, raw: Any) -> bool:
         result = raw._result

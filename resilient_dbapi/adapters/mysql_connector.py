@@ -120,7 +120,7 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
         # server.
         flags = raw.__dict__.get("_resilient_flags")
         autocommit = raw._autocommit if flags is None else flags & _STATUS_AUTOCOMMIT
-        return bool(raw._in_transaction), bool(autocommit)
+        return raw._in_transaction is True, bool(autocommit)
 
     def busy(self, raw: Any) -> bool:
         return bool(raw.unread_result)
