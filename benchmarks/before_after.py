@@ -214,12 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                     _drop_tables(raw)
                     raw.close()
             memory = sqlite3.connect(":memory:", check_same_thread=False)
-            sections.append(
-                _table(
-                    "sqlite3 (in memory)",
-                    _measure_sync(ctx, before, memory, ["select1", PER_REQUEST]),
-                )  # fmt: skip
-            )
+            measured = _measure_sync(ctx, before, memory, ["select1", PER_REQUEST])
+            sections.append(_table("sqlite3 (in memory)", measured))
             ctx.progress.close()
         finally:
             if postgres is not None:
