@@ -4,10 +4,10 @@ PyMySQL and the asyncio proxy over aiomysql, against real MariaDB servers.
 Each case runs on a database of its own; its outcome is asserted against the README's
 safety rules, and its table is checked afterwards: every acknowledged write present
 once, nothing of a lost or rolled-back transaction, a write of unknown outcome applied at
-most once. The cases live in ``benchmarks/matrix.py`` (the asyncio ones in
-``benchmarks/matrix_async.py``); the cases of one fault, sync and asyncio, run side by
-side (once, at the first of them), the faults that restart, stop or reconfigure the
-server on a server of this module's own.
+most once. The cases live in ``tests/fault_matrix`` (the asyncio ones in
+``tests/fault_matrix/trials_async.py``); the cases of one fault, sync and asyncio, run
+side by side (once, at the first of them), the faults that restart, stop or reconfigure
+the server on a server of this module's own.
 """
 
 from __future__ import annotations
@@ -17,22 +17,24 @@ from typing import Any
 
 import pytest
 
-from benchmarks.matrix import (
+from resilient_dbapi.testing import MariaDBServer
+
+from .fault_matrix import (
     ASYNC,
     DIFFERS,
     FAULTS,
     MODES,
     OPERATIONS,
     SYNC,
+    AsyncTrial,
     Fault,
+    LoopThread,
     Observation,
     Operation,
     Servers,
     Trial,
     run_row,
 )
-from benchmarks.matrix_async import AsyncTrial, LoopThread
-from resilient_dbapi.testing import MariaDBServer
 
 pytestmark = pytest.mark.server
 

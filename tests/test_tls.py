@@ -1,14 +1,23 @@
-"""TLS: a reconnect uses exactly the TLS settings of the first connect (real MariaDB)."""
+"""TLS: a reconnect uses exactly the TLS settings of the first connect (real MariaDB).
+
+TLS is never downgraded on reconnect (issue 7): TLS sessions stay TLS after KILL, idle
+timeout and restart, for PyMySQL, mysqlclient and aiomysql; a connection that requires
+TLS fails rather than reconnect in plain text when the server stops offering it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
+import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import aiomysql
+import MySQLdb
 import pymysql
 import pytest
 from cryptography import x509
@@ -17,11 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import resilient_dbapi
+from resilient_dbapi import PingOnCheckout, RetryOnError, aio
 from resilient_dbapi.testing import MariaDBServer
 
 from .conftest import kill
 
 pytestmark = pytest.mark.server
+T = TypeVar("T")
 
 
 def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
@@ -107,3 +118,176 @@ def test_reconnect_keeps_tls(tls_server: tuple[MariaDBServer, dict[str, Path]]) 
     time.sleep(0.6)  # an idle, healthy TLS connection is not mistaken for a dead one
     assert _cipher(conn)
     assert conn.reconnects == 1
+
+
+# -- every driver, every fault ------------------------------------------------------------
+
+
+def _tls_args(paths: dict[str, Path]) -> tuple[str, ...]:
+    return (f"--ssl-ca={paths['ca']}", f"--ssl-cert={paths['cert']}", f"--ssl-key={paths['key']}")
+
+
+class Client:
+    """One resilient connection of some driver, used the same way whatever the driver."""
+
+    def __init__(self, conn: Any, runner: asyncio.Runner | None = None) -> None:
+        self.conn = conn
+        self.runner = runner
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self.runner is not None
+        return self.runner.run(coro)
+
+    def execute(self, sql: str) -> Any:
+        if self.runner is None:
+            cur = self.conn.cursor()
+            cur.execute(sql)
+            return cur.fetchall()
+
+        async def go() -> Any:
+            cur = await self.conn.cursor()
+            await cur.execute(sql)
+            return await cur.fetchall()
+
+        return self._run(go())
+
+    def cipher(self) -> str:
+        value = self.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")[0][1]
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def thread_id(self) -> int:
+        return int(self.execute("SELECT CONNECTION_ID()")[0][0])
+
+    @property
+    def reconnects(self) -> int:
+        return int(self.conn.reconnects)
+
+    def close(self) -> None:
+        if self.runner is None:
+            self.conn.close()
+            return
+
+        async def go() -> None:
+            self.conn.close()
+            await asyncio.sleep(0.1)  # a TLS transport's shutdown takes a few loop turns
+
+        self._run(go())
+
+
+def _tls_clients(server: MariaDBServer, ca: str, runner: asyncio.Runner) -> dict[str, Client]:
+    """Resilient connections of each driver configured with TLS and verification."""
+    policies = [PingOnCheckout(), RetryOnError(attempts=3, deadline=2.0, backoff=0.01)]
+    mysqlclient_kwargs = {"host": "127.0.0.1", "port": server.port, "user": "root", "password": ""}
+    context = ssl.create_default_context(cafile=ca)  # CERT_REQUIRED, check_hostname
+
+    async def aio_connect() -> Any:
+        return await aio.connect(
+            aiomysql.connect,
+            host="127.0.0.1",
+            port=server.port,
+            user="root",
+            password="",
+            ssl=context,
+            policies=policies,
+        )
+
+    clients = {
+        "pymysql ssl={'ca': ...}": Client(
+            resilient_dbapi.connect(
+                pymysql.connect, **server.connect_kwargs(ssl={"ca": ca}), policies=policies
+            )
+        ),
+        "pymysql ssl_ca=..., ssl_verify_identity=True": Client(
+            resilient_dbapi.connect(
+                pymysql.connect,
+                **server.connect_kwargs(ssl_ca=ca, ssl_verify_identity=True),
+                policies=policies,
+            )
+        ),
+        "mysqlclient ssl_mode='VERIFY_CA', ssl={'ca': ...}": Client(
+            resilient_dbapi.connect(
+                MySQLdb.connect,
+                **mysqlclient_kwargs,
+                ssl_mode="VERIFY_CA",
+                ssl={"ca": ca},
+                policies=policies,
+            )
+        ),
+        "mysqlclient ssl={'ca': ...}": Client(
+            resilient_dbapi.connect(
+                MySQLdb.connect, **mysqlclient_kwargs, ssl={"ca": ca}, policies=policies
+            )
+        ),
+        "aiomysql ssl=<verifying SSLContext>": Client(runner.run(aio_connect()), runner),
+    }
+    return clients
+
+
+def _close_all(clients: dict[str, Client]) -> None:
+    for client in clients.values():
+        client.close()
+
+
+def test_tls_kept_after_kill_idle_timeout_and_restart(tmp_path: Path) -> None:
+    """After each fault, every driver's new session is TLS with the first session's
+    cipher (test_reconnect_keeps_tls covers PyMySQL after KILL)."""
+    paths = _certificates(tmp_path)
+    with MariaDBServer(extra_args=_tls_args(paths)) as server, asyncio.Runner() as runner:
+        clients = _tls_clients(server, str(paths["ca"]), runner)
+        try:
+            first = {name: client.cipher() for name, client in clients.items()}
+            assert all(first.values()), first
+            problems: list[str] = []
+
+            def check(fault: str, reconnects: int) -> None:
+                for name, client in clients.items():
+                    try:
+                        cipher = client.cipher()
+                    except Exception as exc:  # reported, not hidden behind the others
+                        problems.append(f"{name} after {fault}: {exc!r}")
+                        continue
+                    if cipher != first[name]:
+                        problems.append(f"{name} after {fault}: Ssl_cipher {cipher!r}")
+                    if client.reconnects != reconnects:
+                        problems.append(f"{name} after {fault}: {client.reconnects} reconnects")
+
+            for client in clients.values():
+                kill(server, client.thread_id())
+            time.sleep(0.6)  # past the skip window
+            check("KILL", 1)
+            for client in clients.values():
+                client.execute("SET SESSION wait_timeout = 1")
+            time.sleep(1.5)
+            check("idle timeout", 2)
+            server.restart()
+            time.sleep(0.6)
+            check("restart", 3)
+            assert not problems
+        finally:
+            _close_all(clients)
+
+
+def test_tls_required_is_not_given_up_when_the_server_stops_offering_it(
+    tmp_path: Path,
+) -> None:
+    """The server comes back without TLS: a connection configured to verify the server's
+    certificate must fail (2026), not reconnect in plain text."""
+    paths = _certificates(tmp_path)
+    with MariaDBServer(extra_args=_tls_args(paths)) as server, asyncio.Runner() as runner:
+        clients = _tls_clients(server, str(paths["ca"]), runner)
+        try:
+            assert all(client.cipher() for client in clients.values())
+            server.extra_args = ()  # the same data directory, no certificate
+            server.restart()
+            time.sleep(0.6)
+            downgraded = {}
+            for name, client in clients.items():
+                try:
+                    cipher = client.cipher()
+                except (pymysql.MySQLError, MySQLdb.MySQLError):
+                    continue  # refused: what a required TLS connection must do
+                if not cipher:
+                    downgraded[name] = f"plain text after {client.reconnects} reconnect(s)"
+            assert not downgraded, downgraded
+        finally:
+            _close_all(clients)

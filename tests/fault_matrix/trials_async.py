@@ -1,16 +1,14 @@
-"""The asyncio half of the fault matrix (issue 7): the same faults and operations as
-:mod:`benchmarks.matrix`, through ``resilient_dbapi.aio.connect(aiomysql.connect, ...)``.
+"""The asyncio half of the fault matrix: the same faults and operations, through
+``resilient_dbapi.aio.connect(aiomysql.connect, ...)``.
 
-An :class:`AsyncTrial` is a :class:`~benchmarks.matrix.Trial` whose steps run as
-coroutines on the row's event loop (:class:`LoopThread`): every asyncio case of a fault
-shares that loop, side by side with the fault's sync cases. The fault's own hooks are
-synchronous (kills, sleeps, a blackhole, a server restart); they run in worker threads,
-so the loop keeps reading its sockets meanwhile, as it does in a service: what the README
-calls "what the event loop already knows". aiomysql has no read timeout: where the sync
-cases give PyMySQL ``read_timeout``, the asyncio ones put the operation under
-``asyncio.timeout`` (:attr:`~benchmarks.matrix.Fault.async_timeout`).
-
-``python -m benchmarks.matrix`` and ``tests/test_fault_matrix.py`` run both halves.
+An :class:`AsyncTrial` is a :class:`~.trials.Trial` whose steps run as coroutines on the
+row's event loop (:class:`LoopThread`): every asyncio case of a fault shares that loop,
+side by side with the fault's sync cases. The fault's own hooks are synchronous (kills,
+sleeps, a blackhole, a server restart); they run in worker threads, so the loop keeps
+reading its sockets meanwhile, as it does in a service: what the README calls "what the
+event loop already knows". aiomysql has no read timeout: where the sync cases give
+PyMySQL ``read_timeout``, the asyncio ones put the operation under ``asyncio.timeout``
+(:attr:`~.faults.Fault.async_timeout`).
 """
 
 from __future__ import annotations
@@ -26,7 +24,9 @@ from typing import Any
 
 import aiomysql
 
-from benchmarks.matrix import (
+from resilient_dbapi import TransactionLostError, aio, events
+
+from .common import (
     APP_PASSWORD,
     APP_USER,
     ASYNC,
@@ -38,13 +38,10 @@ from benchmarks.matrix import (
     STREAM_ROWS,
     TIMEOUT,
     UNKNOWN,
-    Fault,
-    Operation,
-    Trial,
-    _admin,
+    open_admin,
     timed_out,
 )
-from resilient_dbapi import TransactionLostError, aio, events
+from .trials import Fault, Operation, Trial
 
 __all__ = ["ASYNC_STEPS", "AsyncTrial", "LoopThread"]
 
@@ -92,7 +89,7 @@ class LoopThread:
             self.loop.close()
 
 
-# -- operations (the asyncio twins of benchmarks.matrix's) ----------------------------------
+# -- operations (the asyncio twins of .operations') ------------------------------------------
 
 
 async def _nothing(trial: AsyncTrial, slow: float) -> None:
@@ -193,7 +190,7 @@ ASYNC_STEPS: Mapping[str, tuple[AsyncStep, AsyncStep]] = MappingProxyType(
         "callproc": (_nothing, _callproc),
     }
 )
-"""Each operation's (set-up, run), by :class:`~benchmarks.matrix.Operation` name."""
+"""Each operation's (set-up, run), by :class:`~.operations.Operation` name."""
 
 
 # -- one case -------------------------------------------------------------------------------
@@ -219,7 +216,7 @@ class AsyncTrial(Trial):
         self.step = asyncio.run_coroutine_threadsafe(step, self.loop)
         self.step.result()
 
-    # -- steps, called by benchmarks.matrix._each ----------------------------------------
+    # -- steps, called by .trials.each -----------------------------------------------------
 
     def open(self) -> None:
         self._call(self._open())
@@ -247,7 +244,7 @@ class AsyncTrial(Trial):
     async def _open(self) -> None:
         fault = self.fault
         if fault.needs_admin:
-            self.admin = await asyncio.to_thread(_admin, self.server)
+            self.admin = await asyncio.to_thread(open_admin, self.server)
         client = {k: v for k, v in fault.client_kwargs.items() if k not in _SYNC_ONLY}
         kwargs = self.server.connect_kwargs(db=self.database, **client)
         if fault.app_user:

@@ -1,0 +1,45 @@
+"""Throwaway local database servers and fault injection, for the test suite and the
+benchmarks.
+
+``MariaDBServer()`` initialises a temporary data directory and runs Debian's ``mariadbd``
+on a free loopback port; it starts in about a second and is removed on ``remove()``;
+``ReplicatedPair()`` runs two as a primary and its replica, for failover tests.
+``PostgresServer()`` does the same with Debian's PostgreSQL (``initdb`` and ``postgres``,
+run as the ``postgres`` user when we are root). ``FaultProxy`` relays a loopback TCP
+connection and injects network faults into it. Nothing here is needed to use
+resilient_dbapi itself.
+
+The modules, by concern: ``servers`` (the launchers), ``replication`` (the replicated pair
+and its failover drill), ``faults`` (``FaultProxy``, ``kill_connection``) and ``ledger``
+(``WriteLedger``, ``LedgerCheck``).
+"""
+
+from __future__ import annotations
+
+from .faults import FaultProxy, kill_connection
+from .ledger import LedgerCheck, WriteLedger
+from .replication import FailoverDrill, ReplicatedPair, failover_drill
+from .servers import (
+    MariaDBServer,
+    PostgresServer,
+    ServerUnavailable,
+    find_mariadbd,
+    find_postgres,
+    free_port,
+)
+
+__all__ = [
+    "FailoverDrill",
+    "FaultProxy",
+    "LedgerCheck",
+    "MariaDBServer",
+    "PostgresServer",
+    "ReplicatedPair",
+    "ServerUnavailable",
+    "WriteLedger",
+    "failover_drill",
+    "find_mariadbd",
+    "find_postgres",
+    "free_port",
+    "kill_connection",
+]

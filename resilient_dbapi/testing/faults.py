@@ -1,0 +1,155 @@
+"""Network and server faults: ``FaultProxy`` relays a loopback TCP connection and injects
+network faults into it; ``kill_connection`` kills a MariaDB session and waits until it
+is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from typing import Any
+
+__all__ = ["FaultProxy", "kill_connection"]
+
+
+class _Pair:
+    """One relayed connection: the client's socket and ours to the server."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.drop_replies = False
+        self.blackholed = False
+
+    def close(self) -> None:
+        for sock in (self.client, self.upstream):
+            # shutdown() first: it wakes a relay thread blocked in recv() on this socket.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+class FaultProxy:
+    """A loopback TCP proxy that injects network faults between a client and a server.
+
+    Connect to ``127.0.0.1:<port>`` instead of the server; bytes are relayed both ways by
+    daemon threads. ``cut_after(marker)`` forwards the next client chunk containing
+    ``marker``, drops the server's reply and closes the client's side (the command runs,
+    the client never learns it did); ``blackhole()`` silences the open connections while
+    keeping their sockets open (a half-open connection).
+    """
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._pairs: list[_Pair] = []
+        self._lock = threading.Lock()
+        self._marker: bytes | None = None
+        self.cuts = 0
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut_after(self, marker: bytes) -> None:
+        """Let the next client chunk containing ``marker`` reach the server, then cut."""
+        self._marker = marker
+
+    def blackhole(self) -> None:
+        """Silently drop all traffic of the connections open now, keeping their sockets
+        open: a half-open connection, as after a NAT forgot it. New connections work."""
+        with self._lock:
+            for pair in self._pairs:
+                pair.blackholed = True
+
+    def close_all(self) -> None:
+        """Drop every relayed connection (both sides)."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            pair.close()
+
+    def close(self) -> None:
+        """Stop accepting and drop every relayed connection."""
+        self._closed = True
+        with contextlib.suppress(OSError):
+            # Closing alone would leave the accepting thread blocked (Linux): shut down first.
+            self._listener.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self.close_all()
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            pair = _Pair(client, upstream)
+            with self._lock:
+                self._pairs.append(pair)
+            threading.Thread(target=self._client_to_server, args=(pair,), daemon=True).start()
+            threading.Thread(target=self._server_to_client, args=(pair,), daemon=True).start()
+
+    def _client_to_server(self, pair: _Pair) -> None:
+        try:
+            while data := pair.client.recv(65536):
+                if pair.blackholed:
+                    continue
+                marker = self._marker
+                if marker is not None and marker in data:
+                    self._marker = None
+                    pair.drop_replies = True
+                    pair.upstream.sendall(data)
+                    time.sleep(0.3)  # the server executes the command meanwhile
+                    self.cuts += 1
+                    pair.close()
+                    return
+                pair.upstream.sendall(data)
+        except OSError:
+            pass
+        pair.close()
+
+    def _server_to_client(self, pair: _Pair) -> None:
+        try:
+            while data := pair.upstream.recv(65536):
+                if not pair.drop_replies and not pair.blackholed:
+                    pair.client.sendall(data)
+        except OSError:
+            pass
+        pair.close()
+
+
+def kill_connection(admin: Any, thread_id: int, *, wait: float = 10.0) -> None:
+    """``KILL CONNECTION thread_id`` through ``admin`` (a PyMySQL connection with autocommit
+    on), then wait up to ``wait`` seconds until the server has dropped the session."""
+    import pymysql
+
+    with admin.cursor() as cur:
+        try:
+            cur.execute(f"KILL CONNECTION {int(thread_id)}")
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != 1094:  # unknown thread: gone already
+                raise
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (thread_id,)
+            )
+            if cur.fetchone()[0] == 0:
+                return
+            time.sleep(0.005)
