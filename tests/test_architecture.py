@@ -17,8 +17,12 @@ _MUTATORS = frozenset({"add", "update", "clear", "pop", "discard", "append", "ex
 _MUTATORS |= {"setdefault", "popitem", "insert", "__setitem__", "__delitem__"}
 
 
-def _modules() -> Iterator[tuple[str, ast.Module]]:
-    for path in sorted(PACKAGE.rglob("*.py")):
+ROOT = PACKAGE.parent
+HARNESS = ROOT / "tests" / "fault_matrix"
+
+
+def _modules(package: Path = PACKAGE) -> Iterator[tuple[str, ast.Module]]:
+    for path in sorted(package.rglob("*.py")):
         name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
         yield name.removesuffix(".__init__"), ast.parse(path.read_text(), str(path))
 
@@ -135,7 +139,7 @@ def _imports(name: str, tree: ast.Module) -> Iterator[tuple[str, int]]:
                 module = ".".join([*base, *([stmt.module] if stmt.module else [])])
             else:
                 module = stmt.module or ""
-            if not module.startswith("resilient_dbapi"):
+            if not module.startswith(("resilient_dbapi", "tests")):
                 continue
             yield module, stmt.lineno
             for alias in stmt.names:  # `from . import events` imports a submodule
@@ -144,12 +148,12 @@ def _imports(name: str, tree: ast.Module) -> Iterator[tuple[str, int]]:
                     yield sub, stmt.lineno
         elif isinstance(stmt, ast.Import):
             for alias in stmt.names:
-                if alias.name.startswith("resilient_dbapi"):
+                if alias.name.startswith(("resilient_dbapi", "tests")):
                     yield alias.name, stmt.lineno
 
 
-def _graph() -> dict[str, set[str]]:
-    return {name: {m for m, _ in _imports(name, tree)} - {name} for name, tree in _modules()}
+def _graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    return {name: {m for m, _ in _imports(name, tree)} - {name} for name, tree in _modules(package)}
 
 
 def test_adapters_import_nothing_above_the_error_table_and_the_statement_record() -> None:
@@ -192,10 +196,22 @@ def test_the_loop_finder_finds_a_loop() -> None:
     assert _loops({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
 
 
-def test_no_import_loop_in_the_package() -> None:
-    graph = _graph()
+@pytest.mark.parametrize("package", [PACKAGE, HARNESS], ids=["library", "fault_matrix"])
+def test_no_import_loop(package: Path) -> None:
+    graph = _graph(package)
     # A submodule importing its own package's __init__ is how Python packages work: the
     # package is already being imported, and that edge is no loop.
     for name, targets in graph.items():
         targets.discard(name.rsplit(".", 1)[0])
     assert _loops(graph) == []
+
+
+def test_the_runtime_package_never_imports_the_test_harness() -> None:
+    found = {
+        f"{name} imports {target}"
+        for name, targets in _graph().items()
+        if not name.startswith("resilient_dbapi.testing")
+        for target in targets
+        if target.startswith(("resilient_dbapi.testing", "tests"))
+    }
+    assert found == set()
