@@ -463,8 +463,9 @@ class AsyncResilientConnection(ConnectionBase):
         try:
             await (raw.commit() if op is Op.COMMIT else raw.rollback())
         except Exception as exc:
-            await self._judge(exc, op, stmt, 0)  # RESEND is never the verdict here
-            return  # RECOVERED: nothing was lost
+            if await self._judge(exc, op, stmt, 0) is not Verdict.RECOVERED:
+                raise exc from None  # RESEND: never the engine's verdict for these
+            return  # nothing was lost
         except BaseException:
             self._interrupted(op, stmt)
             raise

@@ -392,18 +392,20 @@ def session_key(sql: str | bytes) -> str | None:
     if not lowered.startswith("set "):
         return lowered
     body = lowered[4:]
-    if body.split()[0] == "transaction":
+    if body.split()[:1] == ["transaction"]:
         return None
     names = []
     for part in _top_level_parts(body):
         part = part.strip()
+        if not part:  # a trailing comma (or one inside a comment): no name to key by
+            return lowered
         for scope in _SCOPES:
             if part.startswith(scope):
                 part = part[len(scope) :].strip()
                 break
         if part.startswith(("names", "character set", "charset")):
             names.append("names")
-        elif part.split()[0] == "transaction":
+        elif part.split()[:1] == ["transaction"]:
             names.append(" ".join(part.split()[:2]))
         elif "=" in part:
             name, value = part.split("=", 1)
@@ -559,10 +561,17 @@ def _record(sql: str) -> Statement:
             other = _scan(sql, backslash_escapes=False)
         except _Unreadable as exc:
             other = exc
-    if kind is StatementKind.READ and other is not None:
+    if kind is not StatementKind.WRITE and other is not None:
+        # A read, a setting, BEGIN ...: it must be the same statement under either mode
+        # (a setting that hides a DELETE in a literal would be replayed on reconnect).
         if isinstance(other, _Several):
             return _several(sql)
-        kind = StatementKind.WRITE if isinstance(other, _Unreadable) else _kind_of(*other)
+        if isinstance(other, _Unreadable):
+            kind = StatementKind.WRITE
+        elif kind is StatementKind.READ:
+            kind = _kind_of(*other)  # a read either way may be sent again
+        elif _kind_of(*other) is not kind or other[0] != words:
+            kind = StatementKind.WRITE
     if kind is StatementKind.WRITE:
         whole = (other is None or (not isinstance(other, _Unreadable) and other[0] == words)) and (
             _atomic_write(sql, words, calls)
@@ -584,9 +593,9 @@ def remember(query: Any) -> Statement:
     remembered in :data:`STATEMENTS` for the next time."""
     if isinstance(query, str):
         text = query
-    elif isinstance(query, bytes | bytearray):
-        text = bytes(query).decode("utf-8", "replace")
-        query = bytes(query)
+    elif isinstance(query, bytes | bytearray | memoryview):
+        query = bytes(query)  # cached by its content, whatever holds it
+        text = query.decode("utf-8", "replace")
     else:
         return OPAQUE
     made = STATEMENTS.get(query)
@@ -602,8 +611,8 @@ def statement(query: Any) -> Statement:
     """The :class:`Statement` record of ``query``, from the cache when it was seen."""
     try:
         found = STATEMENTS.get(query)
-    except TypeError:  # not hashable (psycopg's sql.Composed): never cached
-        return OPAQUE
+    except TypeError:  # not hashable: a bytearray, or psycopg's sql.Composed (opaque)
+        found = None
     return remember(query) if found is None else found
 
 

@@ -12,6 +12,7 @@ from resilient_dbapi.statements import (
     commits_implicitly,
     session_effects,
     session_key,
+    statement,
     statement_parts,
 )
 
@@ -250,3 +251,42 @@ def test_what_postgresql_reads_differently_is_never_a_read(sql: str) -> None:
 )
 def test_postgresql_reads(sql: str) -> None:
     assert classify(sql) is StatementKind.READ
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO t VALUES (1); SET @@session.wait_timeout = 10 -- was 5,\n",
+        "SET a = 1,",
+        "SET wait_timeout = 10 -- was 5,\n",
+    ],
+)
+def test_a_setting_with_an_empty_part_is_classified_without_error(sql: str) -> None:
+    # Such a text is the server's to refuse or run, never a crash before it is sent.
+    assert statement(sql).kind in (SESSION, WRITE)
+    assert statement(sql) is statement(sql)  # made once, then cached
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET a = '\\'; DELETE FROM t; '",  # under NO_BACKSLASH_ESCAPES: a DELETE
+        "SET a = '\\' , b = 2 -- '",  # sets b too under NO_BACKSLASH_ESCAPES
+        "BEGIN -- '\\'\n",
+    ],
+)
+def test_a_setting_that_reads_differently_without_backslash_escapes_is_a_write(sql: str) -> None:
+    record = statement(sql)
+    if "BEGIN" in sql:
+        assert record.kind is StatementKind.BEGIN  # reads the same both ways
+    else:
+        assert record.kind is WRITE and not record.resendable
+
+
+def test_bytes_like_texts_are_classified_by_their_content() -> None:
+    text = b"SELECT 42 FROM dual"
+    assert statement(memoryview(text)).kind is READ  # before the bytes were seen...
+    assert statement(bytearray(text)).kind is READ
+    assert statement(text).kind is READ  # ...and after: the same record either way
+    assert statement(memoryview(b"DELETE FROM t")).kind is WRITE
+    assert statement(object()).kind is WRITE  # an object whose text is not ours to read

@@ -123,8 +123,6 @@ class MySQLSession:
         row = self._row(raw, "SELECT @@SESSION.wait_timeout")
         return float(row[0]) if row and row[0] else None
 
-    reads_role = True
-
     def read_only(self, raw: Any) -> bool:
         """Whether the server refuses writes (``@@read_only``: a replica)."""
         return bool(int(self._row(raw, "SELECT @@GLOBAL.read_only")[0]))

@@ -24,7 +24,6 @@ def _dead() -> Liveness:
 
 class AiomysqlAdapter(MySQLProtocol):
     name = "aiomysql"
-    reads_role = True
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, aiomysql.Connection)

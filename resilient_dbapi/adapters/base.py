@@ -82,7 +82,11 @@ class Inspector(Protocol):
     idle_setting: str
     in_process: bool
     opens_transactions: bool
-    reads_role: bool
+
+    @property
+    def reads_role(self) -> bool:
+        """Whether :meth:`read_only` can tell a primary from a replica."""
+
     surface: tuple[type, ...]
     cursor_surface: tuple[type, ...]
 
@@ -218,8 +222,13 @@ class AdapterBase:
     opens_transactions = False
     """True when the driver has its own API that opens transactions past the proxy
     (psycopg's ``transaction()``): its transaction flag is then read before sending."""
-    reads_role = False
-    """True when :meth:`read_only` can tell a primary from a replica (``target=``)."""
+
+    @property
+    def reads_role(self) -> bool:
+        """Whether :meth:`read_only` can tell a primary from a replica (``target=``
+        needs it): True when a subclass implements it."""
+        return type(self).read_only is not AdapterBase.read_only
+
     surface: tuple[type, ...] = ()
     """Mixins for the connection class (see :class:`DriverSurface`)."""
     cursor_surface: tuple[type, ...] = ()

@@ -123,7 +123,6 @@ class PsycopgAdapter(AdapterBase):
     programming_error: type[Exception] = psycopg.ProgrammingError
     gone_code = _NO_CONNECTION
     idle_setting = "idle_session_timeout"
-    reads_role = True
     surface = (AutocommitProperty, ConnectionExecute, CommitThenCloseOnExit)
     cursor_surface = (CursorCopy,)
     opens_transactions = True  # transaction() sends BEGIN with autocommit on
