@@ -7,41 +7,21 @@ under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the syn
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from . import adapters
-from ._arguments import (
-    check_callable,
-    check_connection,
-    check_on_connect,
-    connect_name,
-    resolve_policies,
-)
-from ._connection_base import ConnectionBase, check_tls
-from ._connector import ConnectorBase, WrongRole, check_failover, wrong_connect_error
+from ._connection_base import AsyncConnectionBase, check_tls, replay_call, role_wanted
+from ._connector import ConnectorBase, Request, WrongRole, first_adapter, wrong_connect_error
 from ._cursor_async import AsyncResilientCursor
-from ._error_factories import (
-    closed_error,
-    lost_again_error,
-    session_lost_before_send,
-)
 from ._forwarding import forwarding_class
-from .adapters import AsyncAdapter, Liveness
+from .adapters import AsyncAdapter
 from .engine import Engine, Op, Reason, Verdict
-from .error_kinds import Code, ErrorTable
-from .events import (
-    Connected,
-    Listener,
-    Observer,
-    Pinged,
-    Reconnected,
-    check_listeners,
-)
-from .hosts import Host, HostMemory, Target
+from .error_kinds import Code
+from .events import Connected, Listener, Observer
+from .hosts import Host
 from .policies import Policy
 from .statements import (
     BEGIN_OP,
@@ -61,7 +41,6 @@ if True:  # ASYNC
 __all__ = ["AsyncResilientConnection", "connect", "creator"]
 
 T = TypeVar("T")
-_ALIVE = Liveness.ALIVE
 _READ = StatementKind.READ
 _monotonic = time.monotonic
 
@@ -103,29 +82,21 @@ class _Connector(ConnectorBase):
                     self.arrived(host)
                     return raw, made, attempt
                 except BaseException as exc:
-                    if raw is not None:  # a half-made connection: let it go
-                        with contextlib.suppress(Exception):
-                            raw.close()
-                    if not isinstance(exc, Exception):
-                        raise  # interrupted: never retried
-                    if not self.passed_over(host, exc, engine, _monotonic(), observer, outcomes):
+                    if not self.attempt_failed(exc, host, raw, engine, observer, outcomes):
                         raise
                     saw_wrong_role = saw_wrong_role or isinstance(exc, WrongRole)
                     last = exc
             elapsed = _monotonic() - started
             wait = self.retry_wait(last, engine, attempt, elapsed, observer, where, saw_wrong_role)
             if wait is None:
-                error = self.gave_up(last, outcomes, attempt, elapsed)
-                if error is last:
-                    raise last
-                raise error from last
+                self.give_up(last, outcomes, attempt, elapsed)
             if True:  # ASYNC
                 await asyncio.sleep(wait)
             else:
                 time.sleep(wait)
 
 
-class AsyncResilientConnection(ConnectionBase):
+class AsyncResilientConnection(AsyncConnectionBase):
     """A DB-API 2.0 connection that replaces its physical connection when that is safe.
 
     Make one with :func:`connect`. Driver-specific attributes (``select_db``,
@@ -143,14 +114,12 @@ class AsyncResilientConnection(ConnectionBase):
         return await _prepare(self._adapter, raw, self._on_connect, self._engine)
 
     async def _replace(self, reason: Reason, code: Code | None = None) -> None:
-        """Replace a dead connection, unless its session held state no replay rebuilds:
-        then say so once (SessionLostError), and the next statement gets a new session."""
-        if self._engine.unrestorable:
-            self._abandon(reason)
-            raise session_lost_before_send(
-                self._adapter, self._engine, self._observer, self._where(), reason, code
-            )
-        await self._reconnect(reason, code)
+        """Replace a dead connection (see :meth:`_replacing`)."""
+        started = self._replacing(reason, code)
+        raw, wait_timeout, attempts = await self._connector.open(
+            self._engine, self._setup, self._observer, self._where()
+        )
+        self._replaced(raw, wait_timeout, reason, code, attempts, started)
 
     async def _note(self, stmt: Statement, query: Any, args: Any, cursor: Any = None) -> None:
         """After a statement other than a plain read: the engine journals session
@@ -194,118 +163,59 @@ class AsyncResilientConnection(ConnectionBase):
                 return done, judged
         return done, None
 
-    async def _reconnect(self, reason: Reason, code: Code | None = None) -> None:
-        self._abandon(reason)
-        started = _monotonic()
-        if reason is Reason.READ_ONLY:
-            self._connector.turned_read_only(started, self._observer, code)
-        where = self._where()
-        raw, wait_timeout, attempts = await self._connector.open(
-            self._engine, self._setup, self._observer, where
-        )
-        self._install(raw, wait_timeout)
-        self._observer.emit(
-            Reconnected(where, reason.value, code, attempts, _monotonic() - started)
-        )
-
     async def _start_stream(self, what: str, cursor: Any) -> Any:
         """Before a driver operation that streams past the proxy (psycopg's COPY): the
         checks a statement gets, and from now on it counts as a write (with autocommit
         off, a connection lost before the COMMIT is then a lost transaction, never a
         commit of nothing). Returns ``cursor``'s driver cursor to stream through."""
-        if self._closed:
-            raise closed_error(self._adapter)
-        engine = self._engine
-        if engine.lost:
-            raise lost_again_error(self._adapter, engine)
+        self._check_usable()
         self._enter(what)
         try:
-            if not engine.stale:
-                engine.driver_transaction(self._status(self._raw)[0])
-            if not engine.txn_writes:
+            if not self._engine.stale:
+                self._engine.driver_transaction(self._status(self._raw)[0])
+            if not self._engine.txn_writes:
                 await self._checkout()
-            engine.done(WRITE_OP, *self._status(self._raw), _monotonic())
+            self._engine.done(WRITE_OP, *self._status(self._raw), _monotonic())
             return await cursor._current()
         finally:
             self._leave()
 
     async def _checkout(self) -> None:
         """Before sending outside a transaction: make sure the connection is usable."""
-        engine = self._engine
-        if not engine.stale and self._status(self._raw)[0]:
-            # A transaction the driver opened without the proxy seeing it (psycopg's
-            # transaction(), mysql-connector's start_transaction()): never replaced
-            # silently; a failure of the statement reports it lost.
-            engine.driver_transaction(True)
-            return
-        now = _monotonic()
-        if engine.stale or now >= engine.next_check_at:
-            plan = engine.checkout(now)
-            if plan.reconnect is not None:
-                await self._replace(plan.reconnect, engine.stale_code if engine.stale else None)
-                return
-            timeout = plan.ping_timeout
-        else:
-            timeout = None
-        liveness = self._probe()
-        if liveness is not _ALIVE and self._adapter.busy(self._raw):
-            return  # an unbuffered result is being read: the bytes are rows, not news
-        if liveness is Liveness.DEAD:
-            await self._replace(Reason.LIVENESS)
-            return
-        if liveness is Liveness.UNSURE and timeout is None:
-            timeout = engine.ping.timeout if engine.ping else 5.0
-        if timeout is not None:
+        reason, code, ping_timeout = self._check_plan()
+        if reason is not None:
+            await self._replace(reason, code)
+        elif ping_timeout is not None:
             started = _monotonic()
             try:
-                await self._adapter.ping(self._raw, timeout)
+                await self._adapter.ping(self._raw, ping_timeout)
             except Exception as exc:
                 code = self._adapter.error_code(exc)
                 if code is None:
                     raise
-                self._observer.emit(Pinged(self._where(), False, _monotonic() - started))
+                self._pinged(False, started)
                 await self._replace(Reason.PING, code)
             except BaseException:
                 # Interrupted mid-ping (cancelled): the reply may still be on its way.
                 self._abandon(Reason.PING)
                 raise
             else:
-                now = _monotonic()
-                engine.used(now)
-                self._observer.emit(Pinged(self._where(), True, now - started))
+                self._pinged(True, started)
 
     async def _execute(self, cursor: Any, stmt: Statement, query: Any, args: Any) -> Any:
         """``cursor.execute``: the hot path. A statement on a connection that needs no
-        check (open, used recently, alive, or inside a transaction with writes) goes
-        straight to the driver; any other goes through :meth:`_run`, as does a resend."""
+        check goes straight to the driver; any other goes through :meth:`_run`, as does
+        a resend."""
         if not self._claim(False):
             self._enter("execute")  # raises ConcurrentUseError
         self._in_flight = "execute"
         try:
-            engine = self._engine
-            if self._driver_transactions and not engine.stale and not self._closed:
-                # Read before any check: a probe may consume the news of the connection's
-                # death, and with it the driver's memory of the transaction.
-                engine.driver_transaction(self._status(self._raw)[0])
+            if self._driver_transactions:
+                self._track_driver_transaction()
             # One clock read per statement: idle time counts from the statement's start,
             # which at worst costs a needless ping after a statement longer than `idle`.
             now = _monotonic()
-            if (
-                self._closed
-                or engine.lost
-                or (
-                    not engine.txn_writes
-                    and (
-                        engine.stale
-                        or now >= engine.next_check_at
-                        or (
-                            now - engine.last_used >= self._skip_recent
-                            and self._probe() is not _ALIVE
-                        )
-                        or (self._gone is not None and self._gone())
-                    )
-                )
-            ):
+            if not self._hot(now):
                 result = await self._run(Op.EXECUTE, stmt, _send_execute, cursor, query, args)
             else:
                 try:
@@ -314,8 +224,7 @@ class AsyncResilientConnection(ConnectionBase):
                     else:
                         result = await (await cursor._current()).execute(query, args)
                 except Exception as exc:
-                    verdict = await self._judge(exc, Op.EXECUTE, stmt, 0)
-                    if verdict is Verdict.RECOVERED:
+                    if await self._judge(exc, Op.EXECUTE, stmt, 0) is Verdict.RECOVERED:
                         return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
                     result = await self._run(
                         Op.EXECUTE, stmt, _send_execute, cursor, query, args, resends=1
@@ -324,11 +233,7 @@ class AsyncResilientConnection(ConnectionBase):
                     self._interrupted(Op.EXECUTE, stmt)
                     raise
                 else:
-                    in_trans, autocommit = self._status(self._raw)
-                    if stmt.kind is _READ and not in_trans and not engine.txn_writes:
-                        engine.used(now)  # all done() would change for a plain read
-                        return result
-                    engine.done(stmt, in_trans, autocommit, now)
+                    self._sent(stmt, now)
             if stmt.kind is not _READ:
                 await self._note(stmt, query, args, cursor)
             return result
@@ -345,15 +250,10 @@ class AsyncResilientConnection(ConnectionBase):
     ) -> T:
         """Send one operation with the checkout before it and the safety rules after (a
         recovered failure returns None: nothing was lost)."""
-        if self._closed:
-            raise closed_error(self._adapter)
-        engine = self._engine
-        if engine.lost:
-            raise lost_again_error(self._adapter, engine)
+        self._check_usable()
         while True:
-            if self._driver_transactions and not engine.stale:
-                engine.driver_transaction(self._status(self._raw)[0])
-            if not engine.txn_writes:
+            self._track_driver_transaction()
+            if not self._engine.txn_writes:
                 await self._checkout()
             try:
                 result = await send(self, *args)
@@ -365,33 +265,47 @@ class AsyncResilientConnection(ConnectionBase):
             except BaseException:
                 self._interrupted(op, stmt)
                 raise
-            engine.done(stmt, *self._status(self._raw), _monotonic())
+            self._engine.done(stmt, *self._status(self._raw), _monotonic())
             return result
+
+    async def _guarded(
+        self,
+        what: str,
+        op: Op,
+        stmt: Statement,
+        send: Callable[..., Awaitable[T]],
+        *args: Any,
+        journal: tuple[str, tuple[str, Any]] | None = None,
+    ) -> T:
+        """A driver method that sends, under the rules of :meth:`_run`; ``journal``: the
+        session setting it made, journaled once it took effect (a refused setting must
+        not poison reconnects)."""
+        self._enter(what)
+        try:
+            result = await self._run(op, stmt, send, *args)
+            if journal is not None:
+                self._engine.record(*journal)
+            return result
+        finally:
+            self._leave()
 
     async def _judge(self, exc: Exception, op: Op, stmt: Statement, resends: int) -> Verdict:
         """The safety rules on a failed operation, asking the server first whether it
         turned read-only when the engine needs to know: returns RESEND or RECOVERED,
-        raises anything else."""
+        raises anything else. Another cause of a read-only refusal (``--secure-file-priv``,
+        a transaction the caller made READ ONLY) leaves the error to the caller."""
         read_only = False
         code = self._adapter.error_code(exc)
         if code is not None and self._engine.asks_role(code):
-            read_only = await self._turned_read_only(op, stmt)
+            try:
+                read_only = bool(await self._adapter.read_only(self._raw))
+            except Exception as asked:
+                # Gone meanwhile: the refusal stands, and the next host's role is checked.
+                read_only = self._engine.is_dead(self._adapter.error_code(asked))
+            except BaseException:
+                self._interrupted(op, stmt)  # the question may still be on its way
+                raise
         return self._failed(exc, op, stmt, resends, read_only)
-
-    async def _turned_read_only(self, op: Op, stmt: Statement) -> bool:
-        """Whether the server that refused a write is read-only now (a failover demoted
-        it), asked on the same connection. Another cause of the same code
-        (``--secure-file-priv``'s 1290, a transaction the caller made READ ONLY) leaves
-        the error to the caller as it is."""
-        adapter = self._adapter
-        try:
-            return bool(await adapter.read_only(self._raw))
-        except Exception as asked:
-            # Gone meanwhile: the refusal still stands, and the next host's role is checked.
-            return self._engine.is_dead(adapter.error_code(asked))
-        except BaseException:
-            self._interrupted(op, stmt)  # the question may still be on its way
-            raise
 
     # -- PEP 249 ------------------------------------------------------------------
 
@@ -400,8 +314,7 @@ class AsyncResilientConnection(ConnectionBase):
         def cursor(self, *cursors: Any) -> _CursorOpener:
             """A cursor: ``await`` it or use ``async with``; ``cursors`` are driver cursor
             classes, as in ``aiomysql``."""
-            if self._closed:
-                raise closed_error(self._adapter)
+            self._check_open()
             return _CursorOpener(self, cursors)
 
     else:
@@ -409,8 +322,7 @@ class AsyncResilientConnection(ConnectionBase):
         def cursor(self, *args: Any, **kwargs: Any) -> AsyncResilientCursor:
             """A :class:`ResilientCursor`; the arguments are the driver's (a cursor class
             for PyMySQL, ``row_factory=`` for psycopg ...)."""
-            if self._closed:
-                raise closed_error(self._adapter)
+            self._check_open()
             try:
                 return AsyncResilientCursor.create(self, args, kwargs)
             except Exception as exc:
@@ -418,11 +330,9 @@ class AsyncResilientConnection(ConnectionBase):
                     raise
             # Some drivers ask the server for a cursor (mysql-connector pings first): a
             # dead connection is replaced as for a read, when that is safe.
-            self._enter("cursor")
-            try:
-                return self._run(Op.EXECUTE, READ_OP, AsyncResilientCursor.create, args, kwargs)
-            finally:
-                self._leave()
+            return self._guarded(
+                "cursor", Op.EXECUTE, READ_OP, AsyncResilientCursor.create, args, kwargs
+            )
 
     async def commit(self) -> None:
         self._enter("commit")
@@ -434,8 +344,7 @@ class AsyncResilientConnection(ConnectionBase):
     async def rollback(self) -> None:
         self._enter("rollback")
         try:
-            if self._closed:
-                raise closed_error(self._adapter)
+            self._check_open()
             engine = self._engine
             if not engine.rollback_needs_sending():
                 return
@@ -451,13 +360,7 @@ class AsyncResilientConnection(ConnectionBase):
             self._leave()
 
     async def _finish(self, op: Op, stmt: Statement) -> None:
-        if self._closed:
-            raise closed_error(self._adapter)
-        engine = self._engine
-        if engine.lost and op is Op.COMMIT:
-            raise lost_again_error(self._adapter, engine)
-        if engine.stale:
-            engine.rolled_back()  # nothing can be open on a connection already given up
+        if not self._must_finish(op):
             return
         raw = self._raw
         try:
@@ -469,32 +372,7 @@ class AsyncResilientConnection(ConnectionBase):
         except BaseException:
             self._interrupted(op, stmt)
             raise
-        engine.done(stmt, *self._status(raw), _monotonic())
-
-    def close(self) -> None:
-        """Close the connection; closing twice is harmless."""
-        if self._closed:
-            return
-        if True:  # ASYNC
-            if self._guard.locked():
-                # In use by another task: abort it, as aiomysql's close() does (its pool's
-                # terminate() relies on it). The operation in flight fails, under the rules.
-                self._closed = True
-                self._abandon(Reason.ERROR)
-                return
-        self._enter("close")
-        try:
-            self._closed = True
-            raw = self._raw
-            if self._engine.stale:
-                self._adapter.discard(raw)
-                return
-            try:
-                raw.close()
-            except Exception:  # the server may have gone first; the socket is closed anyway
-                self._adapter.discard(raw)
-        finally:
-            self._leave()
+        self._engine.done(stmt, *self._status(raw), _monotonic())
 
     if True:  # ASYNC
 
@@ -522,67 +400,30 @@ class AsyncResilientConnection(ConnectionBase):
             finally:
                 self._leave()
 
-        def expire(self) -> None:
-            """Give the physical connection up: the next statement gets a new one (for a
-            pool that expires its free connections)."""
-            if not self._closed and not self._guard.locked():
-                self._abandon(Reason.MAX_AGE)
-
-        @property
-        def closed(self) -> bool:
-            """True once :meth:`close` was called: a dropped physical connection is
-            replaced, not closed (``aiomysql``'s pool reads this)."""
-            return self._closed
-
-        def get_transaction_status(self) -> bool:
-            """Whether a transaction is open, or was lost and not rolled back yet."""
-            engine = self._engine
-            return engine.lost or engine.txn_writes or self._status(self._raw)[0]
-
     async def ping(self, reconnect: object = None) -> None:
         """Check the connection with a round trip, replacing it when that is safe.
 
         ``reconnect`` is accepted for driver compatibility and ignored: the policies
         decide. Raises if the connection is dead inside a transaction with writes.
         """
-        timeout = self._engine.ping.timeout if self._engine.ping else 5.0
-        self._enter("ping")
-        try:
-            await self._run(Op.EXECUTE, READ_OP, _send_ping, timeout)
-        finally:
-            self._leave()
+        await self._guarded("ping", Op.EXECUTE, READ_OP, _send_ping, self._ping_timeout)
 
     async def begin(self) -> None:
-        self._enter("begin")
-        try:
-            await self._run(Op.EXECUTE, BEGIN_OP, _send_begin)
-        finally:
-            self._leave()
+        await self._guarded("begin", Op.EXECUTE, BEGIN_OP, _send_call, "begin", ())
 
     async def autocommit(self, value: bool) -> None:
         """Set autocommit; the setting is re-applied to every new physical connection."""
         value = bool(value)
-        self._enter("autocommit")
-        try:
-            # Turning autocommit on commits an open transaction. Should the connection die
-            # with nothing written, the next connection gets the setting all the same.
-            if value:
-                await self._run(Op.COMMIT, COMMIT_OP, _send_autocommit, value)
-            else:
-                await self._run(Op.EXECUTE, READ_OP, _send_autocommit, value)
-            # Journaled once it took effect: a refused setting must not poison reconnects.
-            self._engine.record("set autocommit", ("autocommit", value))
-        finally:
-            self._leave()
+        # Turning autocommit on commits an open transaction. Should the connection die
+        # with nothing written, the next connection gets the setting all the same.
+        op, stmt = (Op.COMMIT, COMMIT_OP) if value else (Op.EXECUTE, READ_OP)
+        journal = ("set autocommit", ("autocommit", value))
+        await self._guarded("autocommit", op, stmt, _send_autocommit, value, journal=journal)
 
     async def select_db(self, db: str) -> None:
         """Change the default database; re-applied to every new physical connection."""
-        self._enter("select_db")
-        try:
-            await self._run(Op.EXECUTE, READ_OP, _send_select_db, db)
-            self._engine.record("use", ("select_db", db))  # only once it took effect
-        finally:
-            self._leave()
+        journal = ("use", ("select_db", db))
+        await self._guarded("select_db", Op.EXECUTE, READ_OP, _send_select_db, db, journal=journal)
 
     # -- driver methods that send: guarded and tracked like execute() ---------------
 
@@ -614,19 +455,13 @@ class AsyncResilientConnection(ConnectionBase):
             self._leave()
 
     async def show_warnings(self) -> Any:
-        self._enter("show_warnings")
-        try:
-            return await self._run(Op.EXECUTE, READ_OP, _send_call, "show_warnings", ())
-        finally:
-            self._leave()
+        return await self._guarded(
+            "show_warnings", Op.EXECUTE, READ_OP, _send_call, "show_warnings", ()
+        )
 
     async def kill(self, thread_id: int) -> Any:
         """``KILL`` another connection (idempotent: sent again if the connection drops)."""
-        self._enter("kill")
-        try:
-            return await self._run(Op.EXECUTE, SESSION_OP, _send_call, "kill", (thread_id,))
-        finally:
-            self._leave()
+        return await self._guarded("kill", Op.EXECUTE, SESSION_OP, _send_call, "kill", (thread_id,))
 
     async def set_character_set(self, charset: str, collation: str | None = None) -> None:
         """PyMySQL's ``set_character_set()``; re-applied to every new connection."""
@@ -637,12 +472,10 @@ class AsyncResilientConnection(ConnectionBase):
         await self._set_names("set_charset", (charset,))
 
     async def _set_names(self, method: str, args: tuple[Any, ...]) -> None:
-        self._enter(method)
-        try:
-            await self._run(Op.EXECUTE, SESSION_OP, _send_call, method, args)
-            self._engine.record("set names", ("call", (method, args)))  # once it took effect
-        finally:
-            self._leave()
+        journal = ("set names", ("call", (method, args)))
+        await self._guarded(
+            method, Op.EXECUTE, SESSION_OP, _send_call, method, args, journal=journal
+        )
 
     async def __aenter__(self) -> AsyncResilientConnection:
         return self
@@ -685,34 +518,31 @@ if True:  # ASYNC
 async def _prepare(
     adapter: AsyncAdapter, raw: Any, on_connect: tuple[str, ...], engine: Engine
 ) -> float | None:
-    """Run ``on_connect`` and replay the journal on a new driver connection; return the
-    session's wait_timeout when the policies follow it."""
+    """Check a new driver connection (TLS, role), run ``on_connect`` and replay the
+    journal on it; return its wait_timeout when the policies follow it."""
     adapter.adopt(raw)  # before any statement
     check_tls(adapter, raw, engine)
-    failover = engine.failover
-    if failover is not None and failover.target is not Target.ANY:
+    target = role_wanted(engine)
+    if target is not None:
         read_only = await adapter.read_only(raw)
-        if not failover.target.accepts(read_only):
+        if not target.accepts(read_only):
             raise WrongRole(adapter, read_only)
     for sql in on_connect:
         await adapter.execute(raw, sql, None)
     for method, payload in engine.journal.values():
-        if method == "execute":
-            await adapter.execute(raw, *payload)
-        elif method == "autocommit":
-            await adapter.set_autocommit(raw, payload)
-        elif method == "select_db":
-            await adapter.select_db(raw, payload)
-        elif method == "setattr":
+        if method == "setattr":
             setattr(raw, *payload)
-        else:  # a driver method that set session state, called again with its arguments
-            name, args = payload
-            await getattr(raw, name)(*args)
+        else:
+            call, args = replay_call(adapter, raw, method, payload)
+            await call(*args)
     if not engine.wants_wait_timeout:
         return None
     if engine.reuses_wait_timeout:
         return engine.wait_timeout
     return await adapter.wait_timeout(raw)
+
+
+# What the guarded methods send, once the checks before it are done.
 
 
 async def _send_execute(conn: AsyncResilientConnection, cursor: Any, query: Any, args: Any) -> Any:
@@ -734,13 +564,9 @@ async def _send_ping(conn: AsyncResilientConnection, timeout: float) -> None:
     try:
         await conn._adapter.ping(conn._raw, timeout)
     except Exception:
-        conn._observer.emit(Pinged(conn._where(), False, _monotonic() - started))
+        conn._pinged(False, started)
         raise
-    conn._observer.emit(Pinged(conn._where(), True, _monotonic() - started))
-
-
-async def _send_begin(conn: AsyncResilientConnection) -> None:
-    await conn._raw.begin()
+    conn._pinged(True, started)
 
 
 async def _send_autocommit(conn: AsyncResilientConnection, value: bool) -> None:
@@ -778,55 +604,8 @@ async def connect(
     role suits ``target`` (``"primary"``, the default: writable; ``"replica"``: read-only;
     ``"any"``), and moves on when its host is unreachable or turns read-only.
     """
-    check_callable(driver_connect)
-    return await _open(
-        driver_connect,
-        args,
-        kwargs,
-        resolve_policies(policies),
-        check_on_connect(on_connect),
-        check_listeners(listeners),
-        check_failover(hosts, target, kwargs),
-    )
-
-
-async def _open(
-    driver_connect: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    policies: list[Policy],
-    statements: tuple[str, ...],
-    listeners: tuple[Listener, ...],
-    memory: HostMemory | None,
-) -> AsyncResilientConnection:
-    observer = Observer(listeners)
-    failover = memory.failover if memory is not None else None
-    engine = Engine(policies, ErrorTable(), failover=failover)
-    connector = _Connector(driver_connect, args, kwargs, memory)
-
-    async def first_setup(raw: Any) -> tuple[AsyncAdapter, float | None]:
-        check_connection(raw)
-        adapter: AsyncAdapter = adapters.async_adapter_for(raw)
-        engine.driver_known(
-            adapter.errors,
-            adapter.in_process,
-            adapter.idle_setting,
-        )
-        if failover is not None and failover.target is not Target.ANY and not adapter.reads_role:
-            raise TypeError(
-                f"target={failover.target.value!r} needs each server's role, which "
-                f"resilient_dbapi cannot read through {adapter.name}; use target='any'"
-            )
-        return adapter, await _prepare(adapter, raw, statements, engine)
-
-    started = _monotonic()
-    raw, (adapter, wait_timeout), attempts = await connector.open(
-        engine, first_setup, observer, connect_name(driver_connect)
-    )
-    cls = forwarding_class(AsyncResilientConnection, raw, mixins=adapter.surface)
-    conn = cls(raw, adapter, engine, connector, wait_timeout, statements, observer)
-    observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
-    return conn
+    checked = (driver_connect, args, kwargs, policies, on_connect, listeners, hosts, target)
+    return await _open(Request.checked(*checked))
 
 
 def creator(
@@ -847,17 +626,30 @@ def creator(
     the connections it makes share what they learn about the hosts (a dead primary is
     tried last by all of them).
     """
-    check_callable(driver_connect)
-    statements = check_on_connect(on_connect)
-    observers = check_listeners(listeners)
-    resolved = resolve_policies(policies)
-    memory = check_failover(hosts, target, kwargs)
-    Engine(resolved, ErrorTable())  # validates the policies now, not at first use
+    checked = (driver_connect, args, kwargs, policies, on_connect, listeners, hosts, target)
+    request = Request.checked(*checked)
 
     async def make() -> AsyncResilientConnection:
-        return await _open(
-            driver_connect, args, kwargs, list(resolved), statements, observers, memory
-        )
+        return await _open(request)
 
     make.__qualname__ = make.__name__ = "resilient_creator"
     return make
+
+
+async def _open(request: Request) -> AsyncResilientConnection:
+    observer = Observer(request.listeners)
+    engine = request.engine()
+    connector = _Connector(request.driver_connect, request.args, request.kwargs, request.memory)
+
+    async def first_setup(raw: Any) -> tuple[AsyncAdapter, float | None]:
+        adapter = first_adapter(raw, engine, adapters.async_adapter_for)
+        return adapter, await _prepare(adapter, raw, request.on_connect, engine)
+
+    started = _monotonic()
+    raw, (adapter, wait_timeout), attempts = await connector.open(
+        engine, first_setup, observer, request.name
+    )
+    cls = forwarding_class(AsyncResilientConnection, raw, mixins=adapter.surface)
+    conn = cls(raw, adapter, engine, connector, wait_timeout, request.on_connect, observer)
+    observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
+    return conn

@@ -11,15 +11,34 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ._connector import ConnectorBase
-from ._error_factories import concurrent_use_error, new_error, verdict_error
-from .adapters import Inspector, Liveness
+from ._error_factories import (
+    closed_error,
+    concurrent_use_error,
+    lost_again_error,
+    new_error,
+    session_lost_before_send,
+    verdict_error,
+)
+from .adapters import Adapter, AsyncAdapter, Inspector, Liveness
 from .engine import Engine, Op, Reason, Verdict
-from .events import Observer, OutcomeUnknown, Retrying, Stats, TransactionLost
-from .statements import WRITE_OP, Statement
+from .error_kinds import Code
+from .events import (
+    Observer,
+    OutcomeUnknown,
+    Pinged,
+    Reconnected,
+    Retrying,
+    Stats,
+    TransactionLost,
+)
+from .hosts import Target
+from .statements import WRITE_OP, Statement, StatementKind
 
-__all__ = ["ConnectionBase", "check_tls", "knows_autocommit"]
+__all__ = ["AsyncConnectionBase", "ConnectionBase", "check_tls", "knows_autocommit"]
 
 _monotonic = time.monotonic
+_ALIVE = Liveness.ALIVE
+_READ = StatementKind.READ
 
 
 def always_alive() -> Liveness:
@@ -36,6 +55,9 @@ class ConnectionBase:
     _status: Callable[[Any], tuple[bool, bool]]
     """The adapter's ``status``: ``(in_transaction, autocommit)`` as last reported."""
     _described: str
+    # close() from another thread or task while an operation runs: abort it (True), or
+    # refuse as any concurrent use is refused (False).
+    _aborts_when_busy = False
     # Guarded methods of some drivers only: hidden where the driver has no such method.
     _driver_methods = (
         "begin",
@@ -98,6 +120,88 @@ class ConnectionBase:
             self._gone = self._adapter.known_dead(raw)
         self._engine.connected(_monotonic(), wait_timeout)
 
+    # -- decisions before and after a send (the twins carry them out) ---------------
+
+    def _hot(self, now: float) -> bool:
+        """Whether a statement may go straight to the driver: open, nothing lost, and
+        either inside a transaction with writes (never replaced silently) or on a
+        connection no check is due for (used recently, or the socket says alive)."""
+        engine = self._engine
+        if self._closed or engine.lost:
+            return False
+        if engine.txn_writes:
+            return True
+        return not (
+            engine.stale
+            or now >= engine.next_check_at
+            or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
+            or (self._gone is not None and self._gone())
+        )
+
+    def _track_driver_transaction(self) -> None:
+        """Read a transaction the driver opened past the proxy (psycopg's transaction(),
+        mysql-connector's start_transaction()) before any check: a probe may consume the
+        news of the connection's death, and with it the driver's memory of it."""
+        if self._driver_transactions and not self._engine.stale and not self._closed:
+            self._engine.driver_transaction(self._status(self._raw)[0])
+
+    def _sent(self, stmt: Statement, now: float) -> None:
+        """A statement succeeded: tell the engine what the driver says now."""
+        in_trans, autocommit = self._status(self._raw)
+        engine = self._engine
+        if stmt.kind is _READ and not in_trans and not engine.txn_writes:
+            engine.used(now)  # all done() would change for a plain read
+        else:
+            engine.done(stmt, in_trans, autocommit, now)
+
+    def _check_plan(self) -> tuple[Reason | None, Code | None, float | None]:
+        """The checkout before sending outside a transaction, decided without I/O: a
+        reason (and the error code behind it) to replace the connection, or the timeout
+        of a ping to send first, or neither."""
+        engine = self._engine
+        if not engine.stale and self._status(self._raw)[0]:
+            # A transaction the driver opened without the proxy seeing it: never replaced
+            # silently; a failure of the statement reports it lost.
+            engine.driver_transaction(True)
+            return None, None, None
+        now = _monotonic()
+        timeout = None
+        if engine.stale or now >= engine.next_check_at:
+            plan = engine.checkout(now)
+            if plan.reconnect is not None:
+                return plan.reconnect, engine.stale_code if engine.stale else None, None
+            timeout = plan.ping_timeout
+        liveness = self._probe()
+        if liveness is not _ALIVE and self._adapter.busy(self._raw):
+            return None, None, None  # an unbuffered result is being read: rows, not news
+        if liveness is Liveness.DEAD:
+            return Reason.LIVENESS, None, None
+        if liveness is Liveness.UNSURE and timeout is None:
+            timeout = self._ping_timeout
+        return None, None, timeout
+
+    @property
+    def _ping_timeout(self) -> float:
+        ping = self._engine.ping
+        return ping.timeout if ping else 5.0
+
+    def _pinged(self, alive: bool, started: float) -> None:
+        now = _monotonic()
+        if alive:
+            self._engine.used(now)
+        self._observer.emit(Pinged(self._where(), alive, now - started))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed_error(self._adapter)
+
+    def _check_usable(self) -> None:
+        """Refuse an operation on a closed connection, or after a loss not yet
+        acknowledged with rollback()."""
+        self._check_open()
+        if self._engine.lost:
+            raise lost_again_error(self._adapter, self._engine)
+
     def _enter(self, what: str) -> None:
         """Claim the connection for one operation, or refuse at once if it is in use."""
         if not self._guard.acquire(False):
@@ -127,6 +231,46 @@ class ConnectionBase:
     def stats(self) -> Stats:
         """Counters: connects, reconnects by reason, pings, retries, lost work."""
         return self._observer.stats
+
+    def _replacing(self, reason: Reason, code: Code | None) -> float:
+        """Before replacing a dead connection: give it up, and refuse when its session
+        held state no replay rebuilds (SessionLostError, once: the next statement gets a
+        new session). Returns when the replacement started."""
+        engine = self._engine
+        self._abandon(reason)
+        if engine.unrestorable:
+            raise session_lost_before_send(
+                self._adapter, engine, self._observer, self._where(), reason, code
+            )
+        started = _monotonic()
+        if reason is Reason.READ_ONLY:
+            self._connector.turned_read_only(started, self._observer, code)
+        return started
+
+    def _replaced(
+        self,
+        raw: Any,
+        wait_timeout: float | None,
+        reason: Reason,
+        code: Code | None,
+        attempts: int,
+        started: float,
+    ) -> None:
+        where = self._where()
+        self._install(raw, wait_timeout)
+        elapsed = _monotonic() - started
+        self._observer.emit(Reconnected(where, reason.value, code, attempts, elapsed))
+
+    def _must_finish(self, op: Op) -> bool:
+        """Whether commit() or rollback() has anything to send."""
+        self._check_open()
+        engine = self._engine
+        if engine.lost and op is Op.COMMIT:
+            raise lost_again_error(self._adapter, engine)
+        if engine.stale:
+            engine.rolled_back()  # nothing can be open on a connection already given up
+            return False
+        return True
 
     def _stream_failed(self, exc: Exception, what: str) -> None:
         """A streamed operation failed: the rules as for ``executemany`` (rows may have
@@ -203,6 +347,30 @@ class ConnectionBase:
         elif verdict is Verdict.OUTCOME_UNKNOWN:
             self._observer.emit(OutcomeUnknown(self._where(), code))
 
+    def close(self) -> None:
+        """Close the connection; closing twice is harmless."""
+        if self._closed:
+            return
+        if self._aborts_when_busy and self._guard.locked():
+            # In use by another task: abort it, as aiomysql's close() does (its pool's
+            # terminate() relies on it). The operation in flight fails, under the rules.
+            self._closed = True
+            self._abandon(Reason.ERROR)
+            return
+        self._enter("close")
+        try:
+            self._closed = True
+            raw = self._raw
+            if self._engine.stale:
+                self._adapter.discard(raw)
+                return
+            try:
+                raw.close()
+            except Exception:  # the server may have gone first; the socket is closed anyway
+                self._adapter.discard(raw)
+        finally:
+            self._leave()
+
     @property
     def open(self) -> bool:
         """True until :meth:`close`: a dropped physical connection is replaced, not closed."""
@@ -241,7 +409,54 @@ def check_tls(adapter: Inspector, raw: Any, engine: Engine) -> None:
         )
 
 
+class AsyncConnectionBase(ConnectionBase):
+    """What only the asyncio connection has that never waits (aiomysql's API); the
+    generated sync twin derives from :class:`ConnectionBase` instead."""
+
+    _aborts_when_busy = True
+
+    def expire(self) -> None:
+        """Give the physical connection up: the next statement gets a new one (for a
+        pool that expires its free connections)."""
+        if not self._closed and not self._guard.locked():
+            self._abandon(Reason.MAX_AGE)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called: a dropped physical connection is
+        replaced, not closed (``aiomysql``'s pool reads this)."""
+        return self._closed
+
+    def get_transaction_status(self) -> bool:
+        """Whether a transaction is open, or was lost and not rolled back yet."""
+        engine = self._engine
+        return engine.lost or engine.txn_writes or self._status(self._raw)[0]
+
+
+def role_wanted(engine: Engine) -> Target | None:
+    """The role a new connection's server must have, when one is asked for."""
+    failover = engine.failover
+    if failover is None or failover.target is Target.ANY:
+        return None
+    return failover.target
+
+
 def knows_autocommit(adapter: Inspector, raw: Any) -> bool:
     """Whether the adapter's autocommit flag is the driver's, not a guess (the generic
     fallback guesses PEP 249's default, off, for a driver that does not say)."""
     return adapter.knows_autocommit(raw)
+
+
+def replay_call(
+    adapter: Adapter | AsyncAdapter, raw: Any, method: str, payload: Any
+) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """The call that replays one journal entry (other than ``setattr``) on a new driver
+    connection, and its arguments."""
+    if method == "execute":
+        return adapter.execute, (raw, *payload)
+    if method == "autocommit":
+        return adapter.set_autocommit, (raw, payload)
+    if method == "select_db":
+        return adapter.select_db, (raw, payload)
+    name, args = payload  # a driver method that set session state, with its arguments
+    return getattr(raw, name), tuple(args)

@@ -5,20 +5,97 @@ them. The twins' ``_Connector.open`` carries this out, awaiting or not."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeGuard, TypeVar
 
 from . import adapters
-from ._arguments import type_name
+from ._arguments import (
+    check_callable,
+    check_connection,
+    check_on_connect,
+    connect_name,
+    resolve_policies,
+    type_name,
+)
 from ._error_factories import new_error
 from .adapters import Inspector
 from .engine import Engine
-from .error_kinds import Code, ErrorKind
+from .error_kinds import Code, ErrorKind, ErrorTable
 from .errors import NoSuitableHostError
-from .events import GaveUp, HostPassedOver, Observer, Retrying
+from .events import GaveUp, HostPassedOver, Listener, Observer, Retrying, check_listeners
 from .hosts import Failover, Host, HostMemory, Target
+from .policies import Policy
 
 __all__: list[str] = []
+
+A = TypeVar("A", bound=Inspector)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What ``connect()`` or ``creator()`` was asked for, checked once: everything a new
+    logical connection is made from."""
+
+    driver_connect: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    policies: tuple[Policy, ...]
+    on_connect: tuple[str, ...]
+    listeners: tuple[Listener, ...]
+    memory: HostMemory | None
+
+    @classmethod
+    def checked(
+        cls,
+        driver_connect: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        policies: Sequence[Policy] | str | None,
+        on_connect: Sequence[str] | None,
+        listeners: Sequence[Listener] | None,
+        hosts: object,
+        target: str | None,
+    ) -> Request:
+        """The arguments of ``connect()``/``creator()``; a wrong one raises, naming what
+        is allowed. The policies are checked now, not at the first connect."""
+        check_callable(driver_connect)
+        request = cls(
+            driver_connect,
+            args,
+            kwargs,
+            tuple(resolve_policies(policies)),
+            check_on_connect(on_connect),
+            check_listeners(listeners),
+            check_failover(hosts, target, kwargs),
+        )
+        request.engine()
+        return request
+
+    @property
+    def name(self) -> str:
+        return connect_name(self.driver_connect)
+
+    def engine(self) -> Engine:
+        """A new logical connection's engine."""
+        failover = self.memory.failover if self.memory is not None else None
+        return Engine(list(self.policies), ErrorTable(), failover=failover)
+
+
+def first_adapter(raw: object, engine: Engine, adapter_for: Callable[[Any], A]) -> A:
+    """The adapter of a logical connection's first driver connection, which the engine
+    learns the driver's errors and habits from."""
+    check_connection(raw)
+    adapter = adapter_for(raw)
+    engine.driver_known(adapter.errors, adapter.in_process, adapter.idle_setting)
+    failover = engine.failover
+    if failover is not None and failover.target is not Target.ANY and not adapter.reads_role:
+        raise TypeError(
+            f"target={failover.target.value!r} needs each server's role, which "
+            f"resilient_dbapi cannot read through {adapter.name}; use target='any'"
+        )
+    return adapter
 
 
 class WrongRole(Exception):
@@ -68,6 +145,24 @@ class ConnectorBase:
             kwargs["port"] = host.port
         return kwargs
 
+    def attempt_failed(
+        self,
+        exc: BaseException,
+        host: Host | None,
+        raw: Any,
+        engine: Engine,
+        observer: Observer,
+        outcomes: dict[Host, str],
+    ) -> TypeGuard[Exception]:
+        """A connect attempt (or the setup of what it made) raised ``exc``: let a
+        half-made connection go, and say whether the round goes on (False: re-raise)."""
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                raw.close()
+        if not isinstance(exc, Exception):
+            return False  # interrupted: never retried
+        return self.passed_over(host, exc, engine, time.monotonic(), observer, outcomes)
+
     def passed_over(
         self,
         host: Host | None,
@@ -102,11 +197,19 @@ class ConnectorBase:
             self.memory.failed(self.current, now)
             observer.emit(HostPassedOver(str(self.current), "turned read-only", code))
 
-    def gave_up(
+    def give_up(
+        self, exc: Exception, outcomes: dict[Host, str], rounds: int, elapsed: float
+    ) -> NoReturn:
+        """Raise the error of a connect given up: ``exc`` itself with one host; with
+        several, a ``NoSuitableHostError`` saying what each host did."""
+        error = self._gave_up(exc, outcomes, rounds, elapsed)
+        if error is exc:
+            raise exc
+        raise error from exc
+
+    def _gave_up(
         self, exc: Exception, outcomes: dict[Host, str], rounds: int, elapsed: float
     ) -> Exception:
-        """The error to raise once connecting is given up: ``exc`` itself with one host;
-        with several, a ``NoSuitableHostError`` saying what each host did."""
         if self.memory is None or not outcomes:
             return exc
         adapter = exc.adapter if isinstance(exc, WrongRole) else adapters.adapter_for_error(exc)

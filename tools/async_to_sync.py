@@ -31,6 +31,7 @@ PAIRS = {
 
 NAMES = {
     "AsyncResilientConnection": "ResilientConnection",
+    "AsyncConnectionBase": "ConnectionBase",
     "AsyncResilientCursor": "ResilientCursor",
     "AsyncAdapter": "Adapter",
     "async_adapter_for": "adapter_for",
