@@ -17,7 +17,7 @@ from ._connection_base import AsyncConnectionBase, check_tls, replay_call, role_
 from ._connector import ConnectorBase, Request, WrongRole, first_adapter, wrong_connect_error
 from ._cursor_async import AsyncResilientCursor
 from ._forwarding import forwarding_class
-from .adapters import AsyncAdapter
+from .adapters import AsyncAdapter, Liveness
 from .engine import Engine, Op, Reason, Verdict
 from .error_kinds import Code
 from .events import Connected, Listener, Observer
@@ -41,6 +41,7 @@ if True:  # ASYNC
 __all__ = ["AsyncResilientConnection", "connect", "creator"]
 
 T = TypeVar("T")
+_ALIVE = Liveness.ALIVE
 _READ = StatementKind.READ
 _monotonic = time.monotonic
 
@@ -210,12 +211,29 @@ class AsyncResilientConnection(AsyncConnectionBase):
             self._enter("execute")  # raises ConcurrentUseError
         self._in_flight = "execute"
         try:
+            engine = self._engine
             if self._driver_transactions:
                 self._track_driver_transaction()
             # One clock read per statement: idle time counts from the statement's start,
             # which at worst costs a needless ping after a statement longer than `idle`.
             now = _monotonic()
-            if not self._hot(now):
+            # Inline, not a method: it runs before every statement, and a call costs ~0.5 us.
+            if (
+                self._closed
+                or engine.lost
+                or (
+                    not engine.txn_writes
+                    and (
+                        engine.stale
+                        or now >= engine.next_check_at
+                        or (
+                            now - engine.last_used >= self._skip_recent
+                            and self._probe() is not _ALIVE
+                        )
+                        or (self._gone is not None and self._gone())
+                    )
+                )
+            ):
                 result = await self._run(Op.EXECUTE, stmt, _send_execute, cursor, query, args)
             else:
                 try:
@@ -233,7 +251,11 @@ class AsyncResilientConnection(AsyncConnectionBase):
                     self._interrupted(Op.EXECUTE, stmt)
                     raise
                 else:
-                    self._sent(stmt, now)
+                    in_trans, autocommit = self._status(self._raw)
+                    if stmt.kind is _READ and not in_trans and not engine.txn_writes:
+                        engine.used(now)  # all done() would change for a plain read
+                        return result
+                    engine.done(stmt, in_trans, autocommit, now)
             if stmt.kind is not _READ:
                 await self._note(stmt, query, args, cursor)
             return result

@@ -122,37 +122,12 @@ class ConnectionBase:
 
     # -- decisions before and after a send (the twins carry them out) ---------------
 
-    def _hot(self, now: float) -> bool:
-        """Whether a statement may go straight to the driver: open, nothing lost, and
-        either inside a transaction with writes (never replaced silently) or on a
-        connection no check is due for (used recently, or the socket says alive)."""
-        engine = self._engine
-        if self._closed or engine.lost:
-            return False
-        if engine.txn_writes:
-            return True
-        return not (
-            engine.stale
-            or now >= engine.next_check_at
-            or (now - engine.last_used >= self._skip_recent and self._probe() is not _ALIVE)
-            or (self._gone is not None and self._gone())
-        )
-
     def _track_driver_transaction(self) -> None:
         """Read a transaction the driver opened past the proxy (psycopg's transaction(),
         mysql-connector's start_transaction()) before any check: a probe may consume the
         news of the connection's death, and with it the driver's memory of it."""
         if self._driver_transactions and not self._engine.stale and not self._closed:
             self._engine.driver_transaction(self._status(self._raw)[0])
-
-    def _sent(self, stmt: Statement, now: float) -> None:
-        """A statement succeeded: tell the engine what the driver says now."""
-        in_trans, autocommit = self._status(self._raw)
-        engine = self._engine
-        if stmt.kind is _READ and not in_trans and not engine.txn_writes:
-            engine.used(now)  # all done() would change for a plain read
-        else:
-            engine.done(stmt, in_trans, autocommit, now)
 
     def _check_plan(self) -> tuple[Reason | None, Code | None, float | None]:
         """The checkout before sending outside a transaction, decided without I/O: a

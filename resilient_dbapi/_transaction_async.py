@@ -64,6 +64,10 @@ async def run_transaction(
             if failure is Failure.UNKNOWN:
                 if not committing or already_applied is None:
                     raise
+                # The unknown outcome is acknowledged before the question (until then
+                # the connection refuses everything).
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
                 if await _applied(conn, already_applied):
                     return result
             else:

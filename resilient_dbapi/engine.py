@@ -79,6 +79,8 @@ class Checkout:
 
 
 _PROCEED = Checkout()
+_XA_OPENS = frozenset({"start", "begin", "end", "prepare"})
+_XA_ENDS = frozenset({"commit", "rollback"})
 
 
 class Engine:
@@ -113,6 +115,7 @@ class Engine:
         "unrestorable",
         "wait_timeout",
         "wait_timeout_known",
+        "xa_open",
     )
 
     def __init__(
@@ -162,8 +165,11 @@ class Engine:
         self.stale_code: Code | None = None  # the driver error that made it stale, if any
         self.lost = False  # a transaction was lost and rollback() was not called yet
         self.lost_code: Code | None = None
-        # ...and whether its writes may have committed (autocommit was only guessed).
+        # ...and whether its writes may have committed (a COMMIT lost after it was sent,
+        # autocommit only guessed, a prepared XA branch that outlives the session).
         self.lost_uncertain = False
+        # An XA transaction is open on the session (XA START to XA COMMIT/ROLLBACK).
+        self.xa_open = False
         # Whether the first physical connection used TLS: every later one must too.
         self.tls: bool | None = None
         # Session settings to replay on every new physical connection, by what they set.
@@ -203,7 +209,7 @@ class Engine:
         """A new physical connection is open."""
         self.connected_at = now
         self.stale = False
-        self.explicit = self.sticky = self.txn_writes = False
+        self.explicit = self.sticky = self.txn_writes = self.xa_open = False
         self.unrestorable.clear()
         self._lifetime = self.max_age.lifetime(self.draw()) if self.max_age else _INF
         self._expires_at = now + self._lifetime
@@ -359,7 +365,14 @@ class Engine:
         if autocommit and not self.explicit:
             self.sticky = False
         ended = kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK
-        self.txn_writes = self.explicit or self.sticky or (in_trans and not ended)
+        xa = statement.xa
+        if xa in _XA_OPENS:
+            self.xa_open = True
+        elif xa in _XA_ENDS:
+            self.xa_open = False
+        # An XA branch, prepared or not, is never replaced silently: it may outlive the
+        # session (XA PREPARE), and whatever it held is then not provably rolled back.
+        self.txn_writes = self.explicit or self.sticky or (in_trans and not ended) or self.xa_open
 
     def driver_transaction(self, in_trans: bool) -> None:
         """Before sending: the driver reports a transaction open (or not), perhaps opened
@@ -460,7 +473,7 @@ class Engine:
         )
         if ends and had_writes:
             # The open transaction was committed, or not, before the connection died.
-            return Verdict.OUTCOME_UNKNOWN if sent else self._lose(code)
+            return self._uncertain(code) if sent else self._lose(code)
         if op is Op.COMMIT or kind is StatementKind.COMMIT:
             return Verdict.RECOVERED  # nothing was written: nothing to commit
         if had_writes:
@@ -476,7 +489,9 @@ class Engine:
             if self.retry is not None and self.retry.may_resend(resends):
                 return Verdict.RESEND
             return Verdict.RAISE
-        if autocommit:
+        if autocommit or commits is not False:
+            # Autocommit: the server may have committed it. A statement that may commit
+            # (DDL, XA, a procedure): it may have, alone in its transaction.
             return Verdict.OUTCOME_UNKNOWN
         return self._lose(code)  # a write inside the implicit transaction: rolled back
 
@@ -500,7 +515,7 @@ class Engine:
             if statement.commits is not False:
                 # DDL commits what was open before it runs: whether that happened before
                 # the refusal cannot be told.
-                return Verdict.OUTCOME_UNKNOWN
+                return self._uncertain(code)
             return self._lose(code)
         if op is Op.FETCH:
             return Verdict.RAISE  # rows were handed out already
@@ -537,9 +552,23 @@ class Engine:
         return Verdict.RAISE if verdict in (Verdict.RESEND, Verdict.SESSION_LOST) else verdict
 
     def _lose(self, code: Code | None) -> Verdict:
+        """The open transaction died with its connection, rolled back by the server:
+        until rollback(), everything raises TransactionLostError."""
+        if self.xa_open:
+            # A prepared XA branch survives its session: nothing is proven rolled back.
+            return self._uncertain(code)
         self.lost = True
         self.lost_code = code
         return Verdict.TRANSACTION_LOST
+
+    def _uncertain(self, code: Code | None) -> Verdict:
+        """The open transaction's writes may have committed, or not: until rollback(),
+        everything raises OutcomeUnknownError (a commit() tried again must not report
+        success for work whose fate is unknown)."""
+        self.lost = self.lost_uncertain = True
+        self.lost_code = code
+        self.xa_open = False
+        return Verdict.OUTCOME_UNKNOWN
 
     def _transaction_over(self) -> None:
         self.explicit = self.sticky = self.txn_writes = False

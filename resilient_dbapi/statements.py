@@ -266,11 +266,20 @@ def _kind_of(words: list[str], assigns: bool, user_vars: bool, calls: set[str]) 
         return StatementKind.BEGIN
     if verb == "start" and rest[:1] == ["transaction"]:
         return StatementKind.BEGIN
-    if verb == "commit" and rest in ([], ["work"]):
+    if verb == "commit" and _ends_transaction(rest):
         return StatementKind.COMMIT
-    if verb == "rollback" and rest in ([], ["work"]):
+    if verb == "rollback" and _ends_transaction(rest):
         return StatementKind.ROLLBACK
     return StatementKind.WRITE
+
+
+def _ends_transaction(rest: list[str]) -> bool:
+    """The words after COMMIT or ROLLBACK end the transaction (``[WORK] [AND [NO] CHAIN]
+    [[NO] RELEASE]``), unlike ``ROLLBACK TO SAVEPOINT``."""
+    return _TRANSACTION_END.fullmatch("".join(word + " " for word in rest)) is not None
+
+
+_TRANSACTION_END = re.compile(r"(?:work )?(?:and (?:no )?chain )?(?:(?:no )?release )?")
 
 
 def _uses_sequence(words: list[str]) -> bool:
@@ -432,25 +441,79 @@ _COMMITTING_VERBS = frozenset(
         "analyze",
         "optimize",
         "repair",
+        "check",
+        "flush",
+        "reset",
         "install",
         "uninstall",
         "begin",
         "start",
+        "commit",
     }
 )
+# Statements that never commit an open transaction. Any other verb may: what is not known
+# not to commit is "cannot tell" (a procedure's or a prepared statement's body, XA, a
+# verb the list does not know).
+_NEVER_COMMITTING_VERBS = frozenset(
+    {
+        "select",
+        "insert",
+        "update",
+        "delete",
+        "replace",
+        "do",
+        "show",
+        "describe",
+        "desc",
+        "explain",
+        "values",
+        "table",
+        "with",
+        "handler",
+        "savepoint",
+        "release",
+        "rollback",
+        "use",
+        "prepare",
+        "deallocate",
+        "cache",
+        "load",
+        "kill",
+        "help",
+        "signal",
+        "resignal",
+        "get",
+    }
+)
+_ON = (["1"], ["on"], ["true"])
+_OFF = (["0"], ["off"], ["false"])
 
 
-def _commits_of(words: list[str]) -> bool:
-    """Whether a readable single statement commits an open transaction before it runs."""
+def _commits_of(words: list[str]) -> bool | None:
+    """Whether a readable single statement commits an open transaction before it runs;
+    None: cannot tell."""
     verb = words[0] if words else ""
     if verb in _COMMITTING_VERBS:
         return True
     if verb in ("create", "drop"):
         return "temporary" not in words[1:4]
-    if verb == "set" and "autocommit" in words:
-        after = words[words.index("autocommit") + 1 : words.index("autocommit") + 2]
-        return after in (["1"], ["on"], ["true"])
-    return False
+    if verb == "set":
+        if words[1:2] == ["password"]:
+            return True
+        commits: bool | None = False
+        for i, word in enumerate(words):
+            if word == "autocommit":
+                # Turning autocommit on commits what is open. Only a value read as off
+                # for certain is not a commit ('ON' in quotes, DEFAULT, 2-1 ... may be on).
+                value = words[i + 1 : i + 2]
+                if value in _ON:
+                    return True
+                if value not in _OFF:
+                    commits = None
+        return commits
+    if verb in _NEVER_COMMITTING_VERBS:
+        return False
+    return None
 
 
 _ATOMIC_WRITES = frozenset({"insert", "update", "delete", "replace"})
@@ -500,6 +563,8 @@ class Statement:
     parts: tuple[tuple[str | None, str], ...] = ()
     """For several session settings in one text: each one's key and text, replayed one
     by one."""
+    xa: str = ""
+    """For an XA statement, its verb (``start``, ``end``, ``prepare``, ``commit`` ...)."""
 
     @property
     def resendable(self) -> bool:
@@ -576,7 +641,8 @@ def _record(sql: str) -> Statement:
         whole = (other is None or (not isinstance(other, _Unreadable) and other[0] == words)) and (
             _atomic_write(sql, words, calls)
         )
-        return Statement(kind, _commits_of(words), whole, _effects_of(*scanned))
+        xa = words[1] if words[:1] == ["xa"] and len(words) > 1 else ""
+        return Statement(kind, _commits_of(words), whole, _effects_of(*scanned), xa=xa)
     if kind is StatementKind.SESSION:
         return Statement(kind, _commits_of(words), True, _effects_of(*scanned), session_key(sql))
     return Statement(kind, _commits_of(words), True, _effects_of(*scanned))

@@ -66,6 +66,10 @@ def run_transaction(
             if failure is Failure.UNKNOWN:
                 if not committing or already_applied is None:
                     raise
+                # The unknown outcome is acknowledged before the question (until then
+                # the connection refuses everything).
+                with contextlib.suppress(Exception):
+                    conn.rollback()
                 if _applied(conn, already_applied):
                     return result
             else:

@@ -6,6 +6,7 @@ import pytest
 
 from resilient_dbapi import MYSQL_ERRORS, ErrorKind, MaxAge, PingOnCheckout, RetryOnError
 from resilient_dbapi.engine import Checkout, Engine, Op, Reason, Verdict
+from resilient_dbapi.statements import Statement
 from resilient_dbapi.statements import StatementKind as K
 
 from .engine_calls import S, fail
@@ -99,7 +100,10 @@ def test_verdicts_inside_a_transaction_with_writes(
     assert e.txn_writes
     verdict = fail(e, op, kind, DEAD, sent=sent, autocommit=False, resends=0)
     assert verdict is expected
-    assert e.lost is (expected is Verdict.TRANSACTION_LOST)
+    # Lost or uncertain, the transaction must be acknowledged with rollback(); an
+    # uncertain one never reads as rolled back.
+    assert e.lost is (expected is not Verdict.RECOVERED)
+    assert e.lost_uncertain is (expected is Verdict.OUTCOME_UNKNOWN)
 
 
 def test_lost_until_rolled_back() -> None:
@@ -368,3 +372,53 @@ def test_a_driver_in_this_process_is_never_checked_or_recycled() -> None:
     e = Engine([mine], ErrorTable())
     e.driver_known(MYSQL_ERRORS, in_process=False, idle_setting="wait_timeout")
     assert e.errors is mine  # the policies' own table wins
+
+
+@pytest.mark.parametrize("commits", [True, None])
+def test_a_statement_that_may_commit_alone_in_its_transaction_is_outcome_unknown(
+    commits: bool | None,
+) -> None:
+    """DDL (or a verb the classifier cannot vouch for) with autocommit off and nothing
+    written before it: once run it is durable, so it is never "rolled back". Nothing
+    else was open: no acknowledgment is owed."""
+    e = engine()
+    verdict = fail(
+        e, Op.EXECUTE, K.WRITE, DEAD, commits=commits, sent=True, autocommit=False, resends=0
+    )
+    assert verdict is Verdict.OUTCOME_UNKNOWN
+    assert not e.lost
+
+
+def test_an_uncertain_commit_is_acknowledged_before_anything_goes_on() -> None:
+    e = engine()
+    e.done(S(K.WRITE), True, False, 100.1)
+    assert fail(e, Op.COMMIT, K.COMMIT, DEAD, sent=True, autocommit=False, resends=0) is (
+        Verdict.OUTCOME_UNKNOWN
+    )
+    assert e.lost and e.lost_uncertain
+    assert not e.rollback_needs_sending()  # the connection went with it: nothing to send
+    assert not e.lost and not e.lost_uncertain
+
+
+def test_an_open_xa_branch_is_never_reported_rolled_back() -> None:
+    e = engine()
+    xa = Statement(K.WRITE, None, False, xa="start")
+    e.done(xa, True, True, 100.1)
+    assert e.xa_open and e.txn_writes  # never replaced silently
+    e.done(Statement(K.WRITE, None, False, xa="prepare"), False, True, 100.2)
+    assert e.txn_writes
+    # A plain read lost with the prepared branch: TransactionLost would claim a rollback.
+    assert fail(e, Op.EXECUTE, K.READ, DEAD, sent=False, autocommit=True, resends=0) is (
+        Verdict.OUTCOME_UNKNOWN
+    )
+    assert e.lost and e.lost_uncertain
+    e.rolled_back()
+    e.connected(101.0)
+    assert not e.xa_open
+
+
+def test_an_ended_xa_branch_is_forgotten() -> None:
+    e = engine()
+    e.done(Statement(K.WRITE, None, False, xa="start"), True, True, 100.1)
+    e.done(Statement(K.WRITE, None, False, xa="commit"), False, True, 100.2)
+    assert not e.xa_open and not e.txn_writes

@@ -61,6 +61,12 @@ class ProxyMachine(RuleBasedStateMachine):
         self.unknown: set[str] = set()
         self.in_txn: list[str] = []  # written in the open transaction, acknowledged
         self.lost = False
+        self.uncertain = False  # ...with writes whose outcome is unknown
+
+    @property
+    def lost_error(self) -> type[Exception]:
+        """What every operation raises until rollback() acknowledges the loss."""
+        return OutcomeUnknownError if self.uncertain else TransactionLostError
 
     def do(self, method: Callable[..., Any], *args: Any) -> Any:
         """Call a proxy method (the async machine awaits it)."""
@@ -80,6 +86,11 @@ class ProxyMachine(RuleBasedStateMachine):
         self.explicit = False
         self.lost = True
 
+    def _uncertain_transaction(self) -> None:
+        self.unknown.update(self.in_txn)
+        self._lost_transaction()
+        self.uncertain = True
+
     @rule(fault=st.sampled_from(FAULTS))
     def schedule_fault(self, fault: str) -> None:
         self.server.fault = fault
@@ -95,7 +106,7 @@ class ProxyMachine(RuleBasedStateMachine):
     @rule()
     def begin(self) -> None:
         if self.lost:
-            with pytest.raises(TransactionLostError):
+            with pytest.raises(self.lost_error):
                 self.do(self.conn.begin)
             return
         try:
@@ -105,9 +116,7 @@ class ProxyMachine(RuleBasedStateMachine):
         except OutcomeUnknownError:
             # BEGIN commits an open transaction first: it may or may not have happened.
             assert self.in_txn or self.explicit
-            self.unknown.update(self.in_txn)
-            self.in_txn = []
-            self.explicit = False
+            self._uncertain_transaction()
         except FakeOperationalError as exc:
             assert exc.args[0] in (2003, 2006, 2013)
         else:
@@ -119,7 +128,7 @@ class ProxyMachine(RuleBasedStateMachine):
     def insert(self) -> None:
         uid = f"u{next(self.ids)}"
         if self.lost:
-            with pytest.raises(TransactionLostError):
+            with pytest.raises(self.lost_error):
                 self.do(self.cursor.execute, "INSERT INTO t (uid) VALUES (%s)", (uid,))
             return
         transactional = self.explicit or not self.autocommit
@@ -144,7 +153,7 @@ class ProxyMachine(RuleBasedStateMachine):
     @rule()
     def select(self) -> None:
         if self.lost:
-            with pytest.raises(TransactionLostError):
+            with pytest.raises(self.lost_error):
                 self.do(self.cursor.execute, "SELECT COUNT(*) FROM t")
             return
         try:
@@ -163,16 +172,14 @@ class ProxyMachine(RuleBasedStateMachine):
     @rule()
     def commit(self) -> None:
         if self.lost:
-            with pytest.raises(TransactionLostError):
+            with pytest.raises(self.lost_error):
                 self.do(self.conn.commit)
             return
         try:
             self.do(self.conn.commit)
         except OutcomeUnknownError:
             assert self.in_txn or self.explicit
-            self.unknown.update(self.in_txn)
-            self.in_txn = []
-            self.explicit = False
+            self._uncertain_transaction()
         except TransactionLostError:
             self._lost_transaction()
         else:
@@ -185,7 +192,7 @@ class ProxyMachine(RuleBasedStateMachine):
         self.do(self.conn.rollback)  # never fails: a dead connection rolled back already
         self.in_txn = []
         self.explicit = False
-        self.lost = False
+        self.lost = self.uncertain = False
 
     @invariant()
     def nothing_twice(self) -> None:

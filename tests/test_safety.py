@@ -113,6 +113,7 @@ def test_commit_lost_after_send_is_outcome_unknown(
     with pytest.raises(OutcomeUnknownError):
         conn.commit()
     assert _count(server, db, "committed") == 1
+    conn.rollback()  # the unknown outcome acknowledged
     cur.execute("SELECT uid FROM t")
     assert cur.fetchall() == (("committed",),)
 

@@ -197,6 +197,9 @@ def test_driver_methods_that_send_are_tracked_like_execute(server: Any, db: dict
     kill(server, conn.thread_id())
     with pytest.raises(resilient_dbapi.OutcomeUnknownError):  # never a silent empty commit
         conn.commit()
+    with pytest.raises(resilient_dbapi.OutcomeUnknownError):  # until acknowledged
+        conn.query("SELECT COUNT(*) FROM t")
+    conn.rollback()
     assert conn.query("SELECT COUNT(*) FROM t") == 1
     conn.set_character_set("latin1")
     _killed(server, conn)

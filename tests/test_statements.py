@@ -290,3 +290,60 @@ def test_bytes_like_texts_are_classified_by_their_content() -> None:
     assert statement(text).kind is READ  # ...and after: the same record either way
     assert statement(memoryview(b"DELETE FROM t")).kind is WRITE
     assert statement(object()).kind is WRITE  # an object whose text is not ours to read
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "commits"),
+    [
+        ("COMMIT", StatementKind.COMMIT, True),
+        ("commit work and chain", StatementKind.COMMIT, True),
+        ("COMMIT AND NO CHAIN NO RELEASE", StatementKind.COMMIT, True),
+        ("COMMIT RELEASE", StatementKind.COMMIT, True),
+        ("ROLLBACK AND CHAIN", StatementKind.ROLLBACK, False),
+        ("ROLLBACK TO SAVEPOINT a", StatementKind.WRITE, False),
+        ("commit workand chain", StatementKind.WRITE, True),
+        ("SET autocommit = 1", StatementKind.SESSION, True),
+        ("SET autocommit = 0", StatementKind.SESSION, False),
+        ("SET autocommit = 'ON'", StatementKind.SESSION, None),
+        ("SET autocommit = DEFAULT", StatementKind.SESSION, None),
+        ("SET autocommit = 2-1", StatementKind.SESSION, None),
+        ("SET autocommit = 0, autocommit = 1", StatementKind.SESSION, True),
+        (
+            "SET autocommit = 0, sql_mode = 'x', autocommit = @@autocommit",
+            StatementKind.SESSION,
+            None,
+        ),
+        ("SET PASSWORD = PASSWORD('')", StatementKind.WRITE, True),
+        ("FLUSH TABLES", StatementKind.WRITE, True),
+        ("CHECK TABLE t", StatementKind.WRITE, True),
+        ("CALL p()", StatementKind.WRITE, None),
+        ("EXECUTE stmt", StatementKind.WRITE, None),
+        ("XA COMMIT 'x' ONE PHASE", StatementKind.WRITE, None),
+        ("SOME_FUTURE_VERB x", StatementKind.WRITE, None),
+        ("INSERT INTO t VALUES (1)", StatementKind.WRITE, False),
+        ("CACHE INDEX t IN default", StatementKind.WRITE, False),
+    ],
+)
+def test_what_commits_is_known_or_cannot_tell(
+    sql: str, kind: StatementKind, commits: bool | None
+) -> None:
+    """Only a statement known never to commit is "does not commit": any other verb, and a
+    value of autocommit not provably off, may commit what is open."""
+    record = statement(sql)
+    assert record.kind is kind
+    assert record.commits is commits
+
+
+@pytest.mark.parametrize(
+    ("sql", "xa"),
+    [
+        ("XA START 'x'", "start"),
+        ("xa end 'x'", "end"),
+        ("XA PREPARE 'x'", "prepare"),
+        ("XA COMMIT 'x'", "commit"),
+        ("XA RECOVER", "recover"),
+        ("INSERT INTO xa VALUES (1)", ""),
+    ],
+)
+def test_xa_statements_are_marked(sql: str, xa: str) -> None:
+    assert statement(sql).xa == xa

@@ -128,6 +128,10 @@ def test_a_commit_of_unknown_outcome_asks_already_applied(server: Any, db: dict[
 
         with pytest.raises(OutcomeUnknownError):
             resilient_dbapi.run_transaction(conn, unit)  # no check given: never guessed
+        # The caller was told: until it acknowledges with rollback(), nothing goes on.
+        with pytest.raises(OutcomeUnknownError):
+            resilient_dbapi.run_transaction(conn, unit)
+        conn.rollback()
 
         def applied(c: Any) -> bool:
             cur = c.cursor()
