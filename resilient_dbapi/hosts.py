@@ -9,7 +9,6 @@ socket: the connector passes ``now`` in and opens the connections.
 from __future__ import annotations
 
 import enum
-import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -140,13 +139,17 @@ class Failover:
                 ) from None
         if not isinstance(target, Target):
             raise TypeError(f"target must be 'primary', 'replica' or 'any', got {target!r}")
-        if (
-            isinstance(quarantine, bool)
-            or not isinstance(quarantine, int | float)
-            or not math.isfinite(quarantine)
-            or quarantine < 0
-        ):
-            raise ValueError(f"quarantine must be a number of seconds >= 0, got {quarantine!r}")
+        allowed = "a number of seconds >= 0 and <= 86400 (one day)"
+        if isinstance(quarantine, bool) or not isinstance(quarantine, int | float):
+            raise TypeError(f"quarantine must be {allowed}, got {quarantine!r}")
+        # Compared, not math.isfinite(): that overflows on an int too big for a float.
+        if not 0 <= quarantine <= 86400:
+            shown = (  # a huge int by its size: its digits would fill the message
+                f"an int of {quarantine.bit_length()} bits"
+                if isinstance(quarantine, int) and quarantine.bit_length() > 64
+                else repr(quarantine)
+            )
+            raise ValueError(f"quarantine must be {allowed}, got {shown}")
         return cls(parse_hosts(hosts), target, float(quarantine))
 
 

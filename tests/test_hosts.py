@@ -69,6 +69,23 @@ def test_failover_is_checked() -> None:
         Failover.of("a:1", quarantine=float("nan"))
 
 
+@pytest.mark.parametrize(
+    ("quarantine", "error", "shown"),
+    [
+        (86400.5, ValueError, "86400.5"),
+        (float("inf"), ValueError, "inf"),
+        (10**400, ValueError, "an int of 1329 bits"),  # math.isfinite() overflowed on it
+        (True, TypeError, "True"),
+        ("10", TypeError, "'10'"),
+    ],
+)
+def test_quarantine_is_bounded(quarantine: object, error: type[Exception], shown: str) -> None:
+    allowed = r"a number of seconds >= 0 and <= 86400 \(one day\)"
+    with pytest.raises(error, match=rf"^quarantine must be {allowed}, got {shown}$"):
+        Failover.of("a:1", quarantine=quarantine)
+    assert Failover.of("a:1", quarantine=86400).quarantine == 86400.0
+
+
 def test_targets() -> None:
     assert Target.PRIMARY.accepts(False) and not Target.PRIMARY.accepts(True)
     assert Target.REPLICA.accepts(True) and not Target.REPLICA.accepts(False)

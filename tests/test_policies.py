@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+import socket
 from pathlib import Path
+from typing import Any
 
+import pymysql
 import pytest
 import tenacity
 from hypothesis import given
@@ -19,9 +23,12 @@ from resilient_dbapi import (
     PingOnCheckout,
     RetryOnError,
 )
+from resilient_dbapi.adapters.pymysql import PyMySQLAdapter
 from resilient_dbapi.policies import ProfileError, default_policies, load, profile_names
 
 ROOT = Path(__file__).resolve().parent.parent
+DAY = 86400.0
+YEAR = 365 * DAY
 
 
 def test_policies_are_immutable() -> None:
@@ -34,7 +41,7 @@ def test_policies_are_immutable() -> None:
     [
         (lambda: PingOnCheckout(idle=-1), "PingOnCheckout: idle must be >= 0"),
         (lambda: PingOnCheckout(timeout=0), "PingOnCheckout: timeout must be > 0"),
-        (lambda: PingOnCheckout(timeout=math.nan), "timeout must be finite"),
+        (lambda: PingOnCheckout(timeout=math.nan), "timeout must be > 0 and <= 86400"),
         (lambda: PingOnCheckout(idle=1, skip_recent=2), "skip_recent .* must be < idle"),
         (lambda: MaxAge(seconds=0), "MaxAge: seconds must be > 0"),
         (lambda: MaxAge(jitter=0.9), "jitter must be between 0 and 0.5"),
@@ -65,6 +72,126 @@ def test_wrong_types_raise_type_error(make: object) -> None:
         make()  # type: ignore[operator]
 
 
+_HUGE = 10**400  # an int too big for a float: math.isnan() on it overflows
+_TIMES = [  # (policy, field, the largest value allowed, whether 0 is allowed)
+    (PingOnCheckout, "idle", DAY, True),
+    (PingOnCheckout, "timeout", DAY, False),
+    (PingOnCheckout, "skip_recent", DAY, True),
+    (RetryOnError, "deadline", DAY, False),
+    (RetryOnError, "backoff", DAY, True),
+    (RetryOnError, "max_backoff", DAY, True),
+    (MaxAge, "seconds", YEAR, False),
+]
+
+
+def _make(cls: Any, name: str, value: object) -> Any:
+    # The other arguments make room for the value under test (skip_recent < idle,
+    # backoff <= max_backoff).
+    extra: dict[str, object] = {}
+    if cls is PingOnCheckout and name == "skip_recent":
+        extra = {"idle": 0}
+    if cls is RetryOnError and name == "backoff":
+        extra = {"max_backoff": DAY}
+    if cls is RetryOnError and name == "max_backoff":
+        extra = {"backoff": 0}
+    return cls(**{name: value, **extra})
+
+
+@pytest.mark.parametrize(("cls", "name", "high", "zero"), _TIMES)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        *(1e300, math.inf, -math.inf, math.nan, -1, pytest.param(_HUGE, id="10**400")),
+        *("past", "above", "zero"),  # just past the bound, or 0 where it is not allowed
+    ],
+)
+def test_times_are_bounded_at_construction(
+    cls: Any, name: str, high: float, zero: bool, bad: object
+) -> None:
+    if bad == "past":
+        bad = math.nextafter(high, math.inf)
+    elif bad == "above":
+        bad = int(high) + 1
+    elif bad == "zero":
+        if zero:
+            return
+        bad = 0
+    low = ">=" if zero else ">"
+    shown = "an int of 1329 bits" if bad == _HUGE else re.escape(repr(bad))
+    allowed = f"{low} 0 and <= {high:.0f} ({'one year' if high == YEAR else 'one day'})"
+    message = f"^{cls.__name__}: {name} must be {re.escape(allowed)}, got {shown}$"
+    with pytest.raises(ValueError, match=message):
+        _make(cls, name, bad)
+
+
+@pytest.mark.parametrize(("cls", "name", "high", "zero"), _TIMES)
+@pytest.mark.parametrize("bad", [True, False, "30", None, [1]])
+def test_times_of_the_wrong_type_raise_type_error(
+    cls: Any, name: str, high: float, zero: bool, bad: object
+) -> None:
+    if bad is None and name == "deadline":
+        return  # None: no deadline (attempts end the retries)
+    message = rf"^{cls.__name__}: {name} must be a number of seconds .* <= {high:.0f} .*got "
+    with pytest.raises(TypeError, match=message):
+        _make(cls, name, bad)
+
+
+@pytest.mark.parametrize(("cls", "name", "high", "zero"), _TIMES)
+def test_the_largest_time_allowed_is_kept(cls: Any, name: str, high: float, zero: bool) -> None:
+    assert getattr(_make(cls, name, high), name) == high
+    assert getattr(_make(cls, name, int(high)), name) == high  # an int is taken as seconds
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: MaxAge(jitter=math.nan), ValueError, r"jitter must be between 0 and 0.5, got nan"),
+        (lambda: MaxAge(jitter=math.inf), ValueError, r"jitter must be between 0 and 0.5"),
+        (lambda: MaxAge(jitter=_HUGE), ValueError, r"between 0 and 0.5, got an int of 1329 bits"),
+        (lambda: MaxAge(jitter=True), TypeError, r"jitter must be a number between 0 and 0.5"),
+        (lambda: RetryOnError(attempts=True), TypeError, r"attempts must be an int >= 1 or None"),
+        (lambda: RetryOnError(attempts=-_HUGE), ValueError, r"got a negative int of 1329 bits"),
+        (lambda: RetryOnError(resend=True), TypeError, r"resend must be an int >= 0, got True"),
+        (lambda: RetryOnError(resend=1.0), TypeError, r"resend must be an int >= 0, got 1.0"),
+        (lambda: PingOnCheckout(timeout=10**5000), ValueError, r"got an int of 16610 bits"),
+    ],
+)
+def test_other_numbers_are_checked(make: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_the_longest_times_still_work() -> None:
+    ping = PingOnCheckout(idle=DAY, timeout=DAY, skip_recent=DAY - 1)
+    assert ping.ping_timeout(DAY) == DAY and ping.ping_timeout(DAY - 1) is None
+    assert MaxAge(seconds=YEAR, jitter=0.5).lifetime(0.999) > YEAR / 2
+    retry = RetryOnError(attempts=None, deadline=DAY, backoff=DAY, max_backoff=DAY)
+    assert retry.connect_wait(1, 0.0) is None  # the first wait would end past the deadline
+    retry = RetryOnError(attempts=10**6, deadline=None, backoff=DAY, max_backoff=DAY)
+    wait = retry.connect_wait(10**5, 0.0)  # 2 ** 99999 * backoff: tenacity caps it
+    assert wait is not None and DAY <= wait <= 2 * DAY
+
+
+def test_the_longest_ping_timeout_reaches_pymysql_socket() -> None:
+    """The bound is what the driver takes: PyMySQL sets the ping's timeout on its socket,
+    which overflows far past a day (PingOnCheckout(timeout=1e300) used to pass, then
+    failed with OverflowError at the first ping)."""
+    timeout = PingOnCheckout(timeout=DAY).timeout
+    adapter = PyMySQLAdapter()
+    ours, server = socket.socketpair()
+    with ours, server, ours.makefile("rb") as rfile:
+        raw = pymysql.connections.Connection(defer_connect=True)
+        raw._sock, raw._rfile, raw._next_seq_id = ours, rfile, 0
+        raw._current_timeout = None  # what connect() sets (PyMySQL >= 1.2)
+        # The server's OK packet: length 7, sequence 1, header 0, status AUTOCOMMIT.
+        server.sendall(b"\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00")
+        adapter.ping(raw, timeout)
+        assert server.recv(16) == b"\x01\x00\x00\x00\x0e"  # COM_PING was sent
+        assert ours.gettimeout() == DAY
+        with pytest.raises(OverflowError):
+            adapter.ping(raw, 1e300)  # what the bound keeps away from the driver
+
+
 @given(
     idle=st.one_of(st.floats(allow_nan=True), st.integers(), st.none(), st.text()),
     timeout=st.one_of(st.floats(allow_nan=True), st.integers(), st.booleans()),
@@ -75,8 +202,7 @@ def test_random_values_are_accepted_or_refused_clearly(idle: object, timeout: ob
     except (TypeError, ValueError) as exc:
         assert "PingOnCheckout:" in str(exc)
     else:
-        assert policy.idle >= 0 and policy.timeout > 0
-        assert math.isfinite(policy.idle) and math.isfinite(policy.timeout)
+        assert 0 <= policy.idle <= DAY and 0 < policy.timeout <= DAY
 
 
 ANY = st.one_of(
@@ -96,7 +222,7 @@ def test_random_max_age_values(seconds: object, jitter: object, follow: object) 
     except (TypeError, ValueError) as exc:
         assert str(exc).startswith("MaxAge: ")
     else:
-        assert policy.seconds > 0 and 0 <= policy.jitter <= 0.5
+        assert 0 < policy.seconds <= YEAR and 0 <= policy.jitter <= 0.5
         assert 0 < policy.lifetime(0.999) <= policy.seconds
 
 
@@ -172,8 +298,112 @@ def test_malformed_profiles_name_the_file_and_the_key(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match=r"bad.toml.*max_age.second.*allowed: "):
         load(bad_key)
     bad_value = tmp_path / "neg.toml"
-    bad_value.write_text("[ping_on_checkout]\ntimeout = -1\n")
+    bad_value.write_text('extends = "default"\n[ping_on_checkout]\ntimeout = -1\n')
     with pytest.raises(ProfileError, match=r"neg.toml.*\[ping_on_checkout\].*timeout must be > 0"):
         load(bad_value)
     with pytest.raises(ProfileError, match="cannot be read"):
         load(tmp_path / "missing.toml")
+
+
+_SECTION_NAMES = ["ping_on_checkout", "max_age", "retry_on_error"]
+_KEEP_OR_DROP = r'extends = "default".*enabled = false in its section'
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# nothing yet\n"])
+def test_an_empty_profile_is_refused(tmp_path: Path, text: str) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text(text)
+    with pytest.raises(ProfileError, match=rf"empty.toml' is empty: .*no checks.*{_KEEP_OR_DROP}"):
+        load(empty)
+
+
+def test_a_profile_that_leaves_a_policy_out_is_refused(tmp_path: Path) -> None:
+    partial = tmp_path / "partial.toml"
+    partial.write_text("[ping_on_checkout]\nidle = 7.0\n")
+    left_out = r"\[max_age\], \[retry_on_error\] without saying whether to keep or drop them"
+    with pytest.raises(
+        ProfileError, match=rf"partial.toml' leaves out {left_out}.*{_KEEP_OR_DROP}"
+    ):
+        load(partial)
+    partial.write_text("[ping_on_checkout]\n[max_age]\n")
+    with pytest.raises(ProfileError, match=r"leaves out \[retry_on_error\] .* keep or drop it\."):
+        load(partial)
+
+
+def test_a_profile_drops_a_policy_only_when_it_says_so(tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        "[ping_on_checkout]\nidle = 7.0\n[max_age]\nenabled = false\n[retry_on_error]\n"
+    )
+    assert load(profile) == [PingOnCheckout(idle=7.0), RetryOnError()]
+    profile.write_text("[ping_on_checkout]\nenabled = true\n[max_age]\n[retry_on_error]\n")
+    assert load(profile) == default_policies()  # empty sections: each policy's defaults
+    profile.write_text("".join(f"[{s}]\nenabled = false\n" for s in _SECTION_NAMES))
+    assert load(profile) == []  # a bare proxy, as policies=[]: said in so many words
+
+
+def test_extends_keeps_what_is_not_written(tmp_path: Path) -> None:
+    only = tmp_path / "only.toml"
+    only.write_text('extends = "default"\n')
+    assert load(only) == default_policies()
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        'extends = "batch"\n[ping_on_checkout]\nidle = 120.0\n[max_age]\nenabled = false\n'
+    )
+    batch = {type(p): p for p in load("batch")}
+    assert load(profile) == [
+        dataclasses.replace(batch[PingOnCheckout], idle=120.0),  # batch's timeout kept
+        batch[RetryOnError],
+    ]
+    # A chain, by a path relative to the extending file; a dropped policy comes back
+    # only when a section says so.
+    child = tmp_path / "sub" / "child.toml"
+    child.parent.mkdir()
+    child.write_text(
+        'extends = "../p.toml"\n[max_age]\nseconds = 60\n[retry_on_error]\nresend = 0\n'
+    )
+    assert load(child) == [
+        dataclasses.replace(batch[PingOnCheckout], idle=120.0),
+        MaxAge(seconds=60),
+        dataclasses.replace(batch[RetryOnError], resend=0),
+    ]
+
+
+def test_extends_is_checked(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text('extends = "b.toml"\n')
+    b.write_text('extends = "a.toml"\n')
+    with pytest.raises(ProfileError, match=r"a.toml' extends itself: .*a.toml -> .*b.toml -> "):
+        load(a)
+    a.write_text("extends = 3\n")
+    with pytest.raises(ProfileError, match=r"a.toml': extends must be a profile's name .*got 3"):
+        load(a)
+    a.write_text('extends = "fast"\n')
+    with pytest.raises(ProfileError, match=r"a.toml': extends = 'fast': no policy profile named"):
+        load(a)
+    a.write_text('[max_age]\nseconds = 60\nextends = "default"\n')  # TOML: inside [max_age]
+    with pytest.raises(ProfileError, match=r"max_age.extends; .*extends goes before the first"):
+        load(a)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[max_age]\nenabled = 0\n", r"max_age.enabled must be true or false, got 0"),
+        (
+            "[max_age]\nenabled = false\nseconds = 60\n",
+            r"\[max_age\] has enabled = false and also seconds: a dropped policy takes no",
+        ),
+        ("max_age = false\n", r"max_age must be a table: .*enabled = false to drop"),
+        ("[pool]\nsize = 3\n", r"unknown section \[pool\]; allowed: \[ping_on_checkout\]"),
+        (
+            "[ping_on_checkout]\ntimeout = 1e300\n",
+            r"\[ping_on_checkout\]: PingOnCheckout: timeout must be > 0 and <= 86400 \(one day\)",
+        ),
+    ],
+)
+def test_sections_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "default"\n' + text)
+    with pytest.raises(ProfileError, match=message):
+        load(profile)

@@ -275,7 +275,10 @@ def test_drop_in_module(db: dict[str, Any], tmp_path: Path, monkeypatch: Any) ->
     assert isinstance(conn, ResilientConnection)
     assert conn._engine.ping is not None and conn._engine.ping.idle == 30.0
     profile = tmp_path / "p.toml"
-    profile.write_text("[ping_on_checkout]\nidle = 7.0\n")
+    profile.write_text(
+        "[ping_on_checkout]\nidle = 7.0\n[max_age]\nenabled = false\n"
+        "[retry_on_error]\nenabled = false\n"
+    )
     monkeypatch.setenv(drop_in.POLICY_ENV, str(profile))
     conn = drop_in.connect(**db)
     assert conn._engine.ping is not None and conn._engine.ping.idle == 7.0

@@ -6,7 +6,6 @@ facts (ages, idle times, attempt numbers, elapsed seconds) and carries out its a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,20 +26,40 @@ __all__ = [
 ]
 
 
-def _number(owner: str, name: str, value: object) -> float:
+_DAY = 86400.0
+"""The longest timeout, idle time, wait or retry deadline a policy accepts, in seconds:
+far beyond any sensible setting, far inside what the consumers take (a socket timeout
+or ``time.sleep()`` overflows past about 9.2e9 s; asyncio's loop blocks at most a day
+at a time anyway), and a value past it is most likely a unit mistake."""
+
+_YEAR = 365 * _DAY
+"""The longest ``MaxAge``: MySQL's own ceiling for ``wait_timeout``."""
+
+
+def _seconds(owner: str, name: str, value: object, *, strict: bool, high: float = _DAY) -> float:
+    """``value`` as a number of seconds from 0 (excluded if ``strict``) to ``high``."""
+    allowed = f"{'>' if strict else '>='} 0 and <= {high:.0f} ({_spoken(high)})"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{owner}: {name} must be a number of seconds, got {value!r}")
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+        raise TypeError(
+            f"{owner}: {name} must be a number of seconds {allowed}, got {_shown(value)}"
+        )
+    # Compared before any float(): an int too big for a float compares exactly, and NaN
+    # fails every comparison.
+    if not (0 < value <= high if strict else 0 <= value <= high):
+        raise ValueError(f"{owner}: {name} must be {allowed}, got {_shown(value)}")
     return float(value)
 
 
-def _at_least(owner: str, name: str, value: object, low: float, *, strict: bool) -> float:
-    number = _number(owner, name, value)
-    if number < low or (strict and number == low):
-        bound = f"> {low:g}" if strict else f">= {low:g}"
-        raise ValueError(f"{owner}: {name} must be {bound}, got {value!r}")
-    return number
+def _shown(value: object) -> str:
+    """``repr(value)``, but a huge int by its size: its digits would fill the message (and
+    past 4300 of them ``repr()`` itself raises)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"{'a negative' if value < 0 else 'an'} int of {value.bit_length()} bits"
+    return repr(value)
+
+
+def _spoken(seconds: float) -> str:
+    return "one year" if seconds == _YEAR else "one day"
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,8 @@ class PingOnCheckout:
     window is found by ``cursor.execute()`` itself: a read is still sent again, but a
     write then raises ``OutcomeUnknownError`` (or ``TransactionLostError``) instead of
     being sent safely on a new connection. Only ``execute()`` skips the check.
+
+    Each is at most one day (86400 s); ``timeout`` reaches the driver's socket.
     """
 
     idle: float = 30.0
@@ -65,16 +86,11 @@ class PingOnCheckout:
     skip_recent: float = 0.5
 
     def __post_init__(self) -> None:
+        owner = "PingOnCheckout"
+        object.__setattr__(self, "idle", _seconds(owner, "idle", self.idle, strict=False))
+        object.__setattr__(self, "timeout", _seconds(owner, "timeout", self.timeout, strict=True))
         object.__setattr__(
-            self, "idle", _at_least("PingOnCheckout", "idle", self.idle, 0, strict=False)
-        )
-        object.__setattr__(
-            self, "timeout", _at_least("PingOnCheckout", "timeout", self.timeout, 0, strict=True)
-        )
-        object.__setattr__(
-            self,
-            "skip_recent",
-            _at_least("PingOnCheckout", "skip_recent", self.skip_recent, 0, strict=False),
+            self, "skip_recent", _seconds(owner, "skip_recent", self.skip_recent, strict=False)
         )
         if self.skip_recent >= self.idle and self.idle > 0:
             raise ValueError(
@@ -93,7 +109,8 @@ class MaxAge:
     Each connection's lifetime is drawn at connect, shortened by up to ``jitter`` of it, so
     a fleet opened together does not reconnect together. With ``follow_wait_timeout``, a
     connection idle for nearly the server's ``wait_timeout`` is replaced before the server
-    can close it while a statement is on its way.
+    can close it while a statement is on its way. ``seconds`` is at most one year (MySQL's
+    own ceiling for ``wait_timeout``).
     """
 
     seconds: float = 3600.0
@@ -102,12 +119,15 @@ class MaxAge:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "seconds", _at_least("MaxAge", "seconds", self.seconds, 0, strict=True)
+            self, "seconds", _seconds("MaxAge", "seconds", self.seconds, strict=True, high=_YEAR)
         )
-        jitter = _number("MaxAge", "jitter", self.jitter)
-        if not 0 <= jitter <= 0.5:
-            raise ValueError(f"MaxAge: jitter must be between 0 and 0.5, got {self.jitter!r}")
-        object.__setattr__(self, "jitter", jitter)
+        if isinstance(self.jitter, bool) or not isinstance(self.jitter, int | float):
+            raise TypeError(
+                f"MaxAge: jitter must be a number between 0 and 0.5, got {self.jitter!r}"
+            )
+        if not 0 <= self.jitter <= 0.5:  # NaN fails too
+            raise ValueError(f"MaxAge: jitter must be between 0 and 0.5, got {_shown(self.jitter)}")
+        object.__setattr__(self, "jitter", float(self.jitter))
         if not isinstance(self.follow_wait_timeout, bool):
             raise TypeError(
                 "MaxAge: follow_wait_timeout must be True or False, "
@@ -148,7 +168,8 @@ class RetryOnError:
       transaction with writes, is sent again on a new connection up to ``resend`` times.
 
     ``stop`` and ``wait`` take any tenacity stop/wait strategy (composed with ``|``, ``&``
-    and ``+`` as usual) and replace the ones built from the numbers.
+    and ``+`` as usual) and replace the ones built from the numbers. ``deadline``,
+    ``backoff`` and ``max_backoff`` are at most one day (86400 s): a wait is slept.
     """
 
     attempts: int | None = 20
@@ -166,28 +187,28 @@ class RetryOnError:
         ):
             raise TypeError(f"{owner}: attempts must be an int >= 1 or None, got {self.attempts!r}")
         if self.attempts is not None and self.attempts < 1:
-            raise ValueError(f"{owner}: attempts must be >= 1 or None, got {self.attempts!r}")
+            raise ValueError(f"{owner}: attempts must be >= 1 or None, got {_shown(self.attempts)}")
         if self.deadline is not None:
             object.__setattr__(
-                self, "deadline", _at_least(owner, "deadline", self.deadline, 0, strict=True)
+                self, "deadline", _seconds(owner, "deadline", self.deadline, strict=True)
             )
         if self.attempts is None and self.deadline is None and self.stop is None:
             raise ValueError(
                 f"{owner}: attempts and deadline cannot both be None (retries must end); "
                 "give one of them, or a tenacity stop strategy"
             )
+        object.__setattr__(self, "backoff", _seconds(owner, "backoff", self.backoff, strict=False))
         object.__setattr__(
-            self, "backoff", _at_least(owner, "backoff", self.backoff, 0, strict=False)
-        )
-        object.__setattr__(
-            self, "max_backoff", _at_least(owner, "max_backoff", self.max_backoff, 0, strict=False)
+            self, "max_backoff", _seconds(owner, "max_backoff", self.max_backoff, strict=False)
         )
         if self.max_backoff < self.backoff:
             raise ValueError(
                 f"{owner}: max_backoff ({self.max_backoff:g}) must be >= backoff ({self.backoff:g})"
             )
-        if isinstance(self.resend, bool) or not isinstance(self.resend, int) or self.resend < 0:
-            raise ValueError(f"{owner}: resend must be an int >= 0, got {self.resend!r}")
+        if isinstance(self.resend, bool) or not isinstance(self.resend, int):
+            raise TypeError(f"{owner}: resend must be an int >= 0, got {self.resend!r}")
+        if self.resend < 0:
+            raise ValueError(f"{owner}: resend must be an int >= 0, got {_shown(self.resend)}")
         if self.stop is not None and not callable(self.stop):
             raise TypeError(f"{owner}: stop must be a tenacity stop strategy, got {self.stop!r}")
         if self.wait is not None and not callable(self.wait):
