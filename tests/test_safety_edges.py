@@ -193,29 +193,3 @@ def test_a_commit_of_unknown_outcome_is_never_reported_done_when_tried_again_aio
 
     run(main())
 
-
-# -- the socket check before what cannot be taken back
-
-
-def test_a_write_right_after_a_kill_is_sent_once_on_a_new_connection(
-    server: Any, db: dict[str, Any]
-) -> None:
-    """Inside the skip window (default 0.5 s) a read may skip the socket check, since it
-    can be sent again; a write never does: the kill is seen before sending."""
-    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
-    cur = conn.cursor()
-    cur.execute("SELECT 1")
-    kill(server, conn.thread_id())
-    cur.execute("INSERT INTO t (uid) VALUES ('after-kill')")  # well within 0.5 s
-    assert conn.reconnects == 1
-    assert _count(server, db, "after-kill") == 1
-    conn.close()
-
-
-def test_a_write_right_after_a_kill_breaks_plain_pymysql(server: Any, db: dict[str, Any]) -> None:
-    conn = pymysql.connect(**db, autocommit=True)
-    conn.cursor().execute("SELECT 1")
-    kill(server, conn.thread_id())
-    with pytest.raises(pymysql.err.OperationalError):
-        conn.cursor().execute("INSERT INTO t (uid) VALUES ('after-kill')")
-    assert _count(server, db, "after-kill") == 0
