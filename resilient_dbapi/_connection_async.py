@@ -13,8 +13,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from . import adapters
-from ._connection_base import AsyncConnectionBase, check_tls, replay_call, role_wanted
-from ._connector import ConnectorBase, Request, WrongRole, first_adapter, wrong_connect_error
+from ._connection_base import AsyncConnectionBase, check_tls, replay_call
+from ._connector import (
+    ConnectorBase,
+    Request,
+    WrongRole,
+    first_adapter,
+    role_wanted,
+    wrong_connect_error,
+)
 from ._cursor_async import AsyncResilientCursor
 from ._forwarding import forwarding_class
 from .adapters import AsyncAdapter, Liveness
@@ -650,6 +657,7 @@ def creator(
     """
     checked = (driver_connect, args, kwargs, policies, on_connect, listeners, hosts, target)
     request = Request.checked(*checked)
+    request.engine()  # the policies checked now, not at the first connect
 
     async def make() -> AsyncResilientConnection:
         return await _open(request)

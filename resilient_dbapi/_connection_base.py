@@ -31,7 +31,6 @@ from .events import (
     Stats,
     TransactionLost,
 )
-from .hosts import Target
 from .statements import WRITE_OP, Statement, StatementKind
 
 __all__ = ["AsyncConnectionBase", "ConnectionBase", "check_tls", "knows_autocommit"]
@@ -406,14 +405,6 @@ class AsyncConnectionBase(ConnectionBase):
         """Whether a transaction is open, or was lost and not rolled back yet."""
         engine = self._engine
         return engine.lost or engine.txn_writes or self._status(self._raw)[0]
-
-
-def role_wanted(engine: Engine) -> Target | None:
-    """The role a new connection's server must have, when one is asked for."""
-    failover = engine.failover
-    if failover is None or failover.target is Target.ANY:
-        return None
-    return failover.target
 
 
 def knows_autocommit(adapter: Inspector, raw: Any) -> bool:

@@ -59,7 +59,7 @@ class Request:
         target: str | None,
     ) -> Request:
         """The arguments of ``connect()``/``creator()``; a wrong one raises, naming what
-        is allowed. The policies are checked now, not at the first connect."""
+        is allowed (the policies themselves are checked by :meth:`engine`)."""
         check_callable(driver_connect)
         request = cls(
             driver_connect,
@@ -70,7 +70,6 @@ class Request:
             check_listeners(listeners),
             check_failover(hosts, target, kwargs),
         )
-        request.engine()
         return request
 
     @property
@@ -83,16 +82,24 @@ class Request:
         return Engine(list(self.policies), ErrorTable(), failover=failover)
 
 
+def role_wanted(engine: Engine) -> Target | None:
+    """The role a new connection's server must have, when one is asked for."""
+    failover = engine.failover
+    if failover is None or failover.target is Target.ANY:
+        return None
+    return failover.target
+
+
 def first_adapter(raw: object, engine: Engine, adapter_for: Callable[[Any], A]) -> A:
     """The adapter of a logical connection's first driver connection, which the engine
     learns the driver's errors and habits from."""
     check_connection(raw)
     adapter = adapter_for(raw)
     engine.driver_known(adapter.errors, adapter.in_process, adapter.idle_setting)
-    failover = engine.failover
-    if failover is not None and failover.target is not Target.ANY and not adapter.reads_role:
+    target = role_wanted(engine)
+    if target is not None and not adapter.reads_role:
         raise TypeError(
-            f"target={failover.target.value!r} needs each server's role, which "
+            f"target={target.value!r} needs each server's role, which "
             f"resilient_dbapi cannot read through {adapter.name}; use target='any'"
         )
     return adapter

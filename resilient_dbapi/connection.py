@@ -15,8 +15,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from . import adapters
-from ._connection_base import ConnectionBase, check_tls, replay_call, role_wanted
-from ._connector import ConnectorBase, Request, WrongRole, first_adapter, wrong_connect_error
+from ._connection_base import ConnectionBase, check_tls, replay_call
+from ._connector import (
+    ConnectorBase,
+    Request,
+    WrongRole,
+    first_adapter,
+    role_wanted,
+    wrong_connect_error,
+)
 from ._forwarding import forwarding_class
 from .adapters import Adapter, Liveness
 from .cursor import ResilientCursor
@@ -567,6 +574,7 @@ def creator(
     """
     checked = (driver_connect, args, kwargs, policies, on_connect, listeners, hosts, target)
     request = Request.checked(*checked)
+    request.engine()  # the policies checked now, not at the first connect
 
     def make() -> ResilientConnection:
         return _open(request)

@@ -366,10 +366,11 @@ class Engine:
             self.sticky = False
         ended = kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK
         xa = statement.xa
-        if xa in _XA_OPENS:
-            self.xa_open = True
-        elif xa in _XA_ENDS:
-            self.xa_open = False
+        if xa:
+            if xa in _XA_OPENS:
+                self.xa_open = True
+            elif xa in _XA_ENDS:
+                self.xa_open = False
         # An XA branch, prepared or not, is never replaced silently: it may outlive the
         # session (XA PREPARE), and whatever it held is then not provably rolled back.
         self.txn_writes = self.explicit or self.sticky or (in_trans and not ended) or self.xa_open
