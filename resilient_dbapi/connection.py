@@ -224,7 +224,9 @@ class ResilientConnection(ConnectionBase):
                         engine.stale
                         or now >= engine.next_check_at
                         or (
-                            now - engine.last_used >= self._skip_recent
+                            # Only a read, which may be sent again, skips the socket
+                            # check within the window: never what cannot be taken back.
+                            (stmt.kind is not _READ or now - engine.last_used >= self._skip_recent)
                             and self._probe() is not _ALIVE
                         )
                         or (self._gone is not None and self._gone())

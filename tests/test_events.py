@@ -42,9 +42,11 @@ def test_events_and_stats_follow_what_happened(server: Any, db: dict[str, Any]) 
     killer.join()
     assert any(isinstance(e, events.Retrying) and e.what == "statement" for e in seen)
 
-    kill(server, conn.thread_id())
-    with pytest.raises(resilient_dbapi.OutcomeUnknownError):
-        cur.execute("INSERT INTO t (uid) VALUES ('x')")  # inside the skip window
+    killer = threading.Timer(0.3, kill, (server, conn.thread_id()))
+    killer.start()
+    with pytest.raises(resilient_dbapi.OutcomeUnknownError):  # a write killed in flight
+        cur.execute("INSERT INTO t (uid) SELECT IF(SLEEP(1), 'x', 'x')")
+    killer.join()
     assert isinstance(seen[-1], events.OutcomeUnknown)
 
     conn.autocommit(False)
@@ -171,9 +173,11 @@ def test_reconnect_after_an_error_names_the_error_and_pings_count(
 ) -> None:
     seen: list[events.Event] = []
     conn = resilient_dbapi.connect(pymysql.connect, **db, listeners=[seen.append], autocommit=True)
-    kill(server, conn.thread_id())
-    with pytest.raises(resilient_dbapi.OutcomeUnknownError):  # inside the skip window
-        conn.cursor().execute("INSERT INTO t (uid) VALUES ('x')")
+    killer = threading.Timer(0.3, kill, (server, conn.thread_id()))
+    killer.start()
+    with pytest.raises(resilient_dbapi.OutcomeUnknownError):  # a write killed in flight
+        conn.cursor().execute("INSERT INTO t (uid) SELECT IF(SLEEP(1), 'x', 'x')")
+    killer.join()
     conn.cursor().execute("SELECT 1")
     reconnected = [e for e in seen if isinstance(e, events.Reconnected)]
     assert reconnected[-1].reason == "error" and reconnected[-1].code == 2013

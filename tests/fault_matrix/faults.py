@@ -162,23 +162,13 @@ class KillRecent(Fault):
         "before the client receives the FIN)"
     )
     async_until_eof = True
-    # Only cursor.execute() skips the socket check: executemany() and callproc() check
-    # first, find the connection dead and send on a new one.
-    expected = outcomes(LOST_AFTER_SENDING, executemany=RECOVERED, callproc=RECOVERED)
+    # Only a read skips the socket check inside the window (it may be sent again); a
+    # write, executemany() and callproc() check first, find the connection dead and go
+    # out on a new one.
+    expected = FOUND_BEFORE_SENDING
     # The asyncio proxy looks at what the event loop knows (the reader at EOF) before
-    # every statement, inside the skip window too: found before sending.
+    # every statement, inside the skip window too: found before sending, the read too.
     expected_async = FOUND_BEFORE_SENDING
-    notes_async = MappingProxyType(
-        {
-            op: "the asyncio proxy reads what the event loop already knows (the reader at "
-            "EOF) before a statement, inside `skip_recent` too (README, asyncio: Liveness): "
-            f"the {what} goes out on a new connection instead of raising `{was}`"
-            for op, what, was in (
-                ("autocommit_write", "write", UNKNOWN),
-                ("txn_first", "transaction's first write", LOST),
-            )
-        }
-    )
 
     def inject(self, trial: Trial) -> None:
         kill(trial.admin, trial.conn.thread_id())
