@@ -9,8 +9,10 @@ restart or reconfigure the server use ``own_server``: a throwaway server of thei
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -146,6 +148,22 @@ def kill(server: Any, thread_id: int, *, wait: bool = True) -> None:
         kill_connection(admin, thread_id, wait=10.0 if wait else 0.0)
     finally:
         admin.close()
+
+
+@contextlib.contextmanager
+def killed_in_flight(server: Any, thread_id: int, *, after: float = 0.3) -> Iterator[None]:
+    """``KILL CONNECTION`` from another thread ``after`` seconds into the block: a
+    statement that takes longer (``SLEEP_WRITE``) is killed after it reached the server."""
+    timer = threading.Timer(after, kill, (server, thread_id))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+
+
+# A write that is still running on the server when killed_in_flight() kills it.
+SLEEP_WRITE = "INSERT INTO t (uid) SELECT IF(SLEEP(1), %s, %s)"
 
 
 def rows(server: Any, kwargs: dict[str, Any], sql: str, args: Any = None) -> list[tuple[Any, ...]]:

@@ -16,7 +16,7 @@ import sqlalchemy
 import resilient_dbapi
 from resilient_dbapi import ResilientConnection, ResilientCursor
 
-from .conftest import kill, rows
+from .conftest import SLEEP_WRITE, kill, killed_in_flight, rows
 
 pytestmark = pytest.mark.server
 
@@ -196,9 +196,9 @@ def test_secrets_stay_out_of_repr_and_errors(server: Any, db: dict[str, Any]) ->
     texts = [repr(conn), str(conn), repr(cur), repr(maker), repr(conn._connector)]
     errors = []
     for _ in range(2):
-        kill(server, conn.thread_id())
-        try:  # sent into a connection killed inside the skip window: outcome unknown
-            cur.execute("INSERT INTO t (uid) VALUES (%s)", ("param-secret",))
+        try:  # killed in flight: outcome unknown
+            with killed_in_flight(server, conn.thread_id()):
+                cur.execute(SLEEP_WRITE, ("param-secret", "param-secret"))
         except resilient_dbapi.OutcomeUnknownError as exc:
             errors += [str(exc), repr(exc), str(exc.__cause__)]
     assert errors

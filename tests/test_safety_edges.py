@@ -192,4 +192,3 @@ def test_a_commit_of_unknown_outcome_is_never_reported_done_when_tried_again_aio
         conn.close()
 
     run(main())
-

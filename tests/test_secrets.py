@@ -34,7 +34,7 @@ from resilient_dbapi import (
 from resilient_dbapi.events import Event, GaveUp, OutcomeUnknown, Pinged, Reconnected, Retrying
 from resilient_dbapi.testing import FaultProxy, MariaDBServer, free_port
 
-from .conftest import kill
+from .conftest import SLEEP_WRITE, kill, killed_in_flight
 
 
 def _token(prefix: str) -> str:
@@ -166,7 +166,7 @@ COUNT = "SELECT COUNT(*) FROM t WHERE uid = %s"
 
 @pytest.mark.server
 def test_no_secret_after_kill(server: Any, login: Login, caplog: pytest.LogCaptureFixture) -> None:
-    """KILL before a read (sent again), after a write (OutcomeUnknownError), inside a
+    """KILL before a read (sent again), during a write (OutcomeUnknownError), inside a
     transaction (TransactionLostError), with a user variable holding the parameter
     (SessionLostError)."""
     param = _token("param")
@@ -178,8 +178,8 @@ def test_no_secret_after_kill(server: Any, login: Login, caplog: pytest.LogCaptu
     cur.execute(COUNT, (param,))
     kill(server, conn.thread_id())
     cur.execute(COUNT, (param,))  # lost after it was sent: a read, sent again
-    kill(server, conn.thread_id())
-    w.expect(lambda: cur.execute(INSERT, (param,)), OutcomeUnknownError)
+    with killed_in_flight(server, conn.thread_id()):
+        w.expect(lambda: cur.execute(SLEEP_WRITE, (param, param)), OutcomeUnknownError)
     conn.begin()
     cur.execute(INSERT, (param,))
     kill(server, conn.thread_id())
@@ -373,9 +373,8 @@ def test_no_secret_asyncio(server: Any, login: Login, caplog: pytest.LogCaptureF
         await cur.execute(COUNT, (param,))
         kill(server, conn.thread_id())
         await cur.execute(COUNT, (param,))  # a read, sent again
-        kill(server, conn.thread_id())
-        with pytest.raises(OutcomeUnknownError) as info:
-            await cur.execute(INSERT, (param,))
+        with killed_in_flight(server, conn.thread_id()), pytest.raises(OutcomeUnknownError) as info:
+            await cur.execute(SLEEP_WRITE, (param, param))
         w.error(info.value)
         w.look(conn, cur, conn.stats)
         conn.close()

@@ -11,9 +11,15 @@ import pymysql
 import pytest
 
 import resilient_dbapi
-from resilient_dbapi import ConcurrentUseError, MaxAge, RetryOnError, SessionLostError
+from resilient_dbapi import (
+    ConcurrentUseError,
+    MaxAge,
+    OutcomeUnknownError,
+    RetryOnError,
+    SessionLostError,
+)
 
-from .conftest import kill
+from .conftest import SLEEP_WRITE, kill, killed_in_flight
 
 pytestmark = pytest.mark.server
 
@@ -263,9 +269,8 @@ def test_state_lost_with_an_unknown_outcome_is_still_reported(
     conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
     cur = conn.cursor()
     cur.execute("CREATE TEMPORARY TABLE scratch (a INT)")
-    kill(server, conn.thread_id())
-    with pytest.raises(resilient_dbapi.OutcomeUnknownError):  # inside the skip window
-        cur.execute("INSERT INTO t (uid) VALUES ('x')")
+    with killed_in_flight(server, conn.thread_id()), pytest.raises(OutcomeUnknownError):
+        cur.execute(SLEEP_WRITE, ("x", "x"))
     with pytest.raises(SessionLostError, match="temporary tables"):
         cur.execute("SELECT 1")
     cur.execute("SELECT 1")

@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy
 
 import resilient_dbapi
-from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError, TransactionLostError
+from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError
 from resilient_dbapi.testing import MariaDBServer, free_port
 
-from .conftest import kill
+from .conftest import kill, rows
 
 pytestmark = pytest.mark.server
 
@@ -65,21 +65,50 @@ def test_kill_recovers_before_sending(server: Any, db: dict[str, Any], skip_rece
     assert cur.fetchall() == (("after-kill",),)
 
 
-def test_kill_inside_the_skip_window_is_found_by_the_statement(
+def test_kill_right_after_use_breaks_plain_pymysql(server: Any, db: dict[str, Any]) -> None:
+    conn = pymysql.connect(**db, autocommit=True)
+    conn.cursor().execute("SELECT 1")
+    kill(server, conn.thread_id())
+    with pytest.raises(pymysql.err.OperationalError):
+        conn.cursor().execute("INSERT INTO t (uid) VALUES ('after-kill')")
+    assert rows(server, db, "SELECT COUNT(*) FROM t") == [(0,)]
+
+
+@pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "first-of-transaction"])
+def test_a_write_right_after_a_kill_goes_out_once_inside_the_skip_window(
+    server: Any, db: dict[str, Any], autocommit: bool
+) -> None:
+    """skip_recent spares reads the socket check, never a write: a connection killed a
+    moment after its last use is found before the write, which goes out once on a new
+    connection (it used to raise OutcomeUnknownError or TransactionLostError)."""
+    conn = resilient_dbapi.connect(
+        pymysql.connect,
+        **db,
+        autocommit=autocommit,
+        policies=[PingOnCheckout(skip_recent=25.0), MaxAge(), RetryOnError()],
+    )
+    conn.cursor().execute("SELECT 1")
+    kill(server, conn.thread_id())
+    conn.cursor().execute("INSERT INTO t (uid) VALUES ('inside-window')")
+    conn.commit()
+    assert conn.reconnects == 1
+    assert rows(server, db, "SELECT COUNT(*) FROM t WHERE uid = 'inside-window'") == [(1,)]
+
+
+def test_a_read_inside_the_skip_window_is_found_by_the_statement(
     server: Any, db: dict[str, Any]
 ) -> None:
-    """The price of skip_recent: a write sent to a connection killed within the window
-    cannot be sent again safely, so it raises instead of recovering transparently."""
+    """The read skips the socket check within the window: lost after it was sent, it is
+    sent again transparently."""
     conn = resilient_dbapi.connect(
         pymysql.connect, **db, policies=[PingOnCheckout(skip_recent=25.0), MaxAge(), RetryOnError()]
     )
+    conn.cursor().execute("SELECT 1")
     kill(server, conn.thread_id())
-    with pytest.raises(TransactionLostError):  # autocommit off: the server rolled it back
-        conn.cursor().execute("INSERT INTO t (uid) VALUES ('inside-window')")
-    conn.rollback()
     cur = conn.cursor()
-    cur.execute("SELECT COUNT(*) FROM t")  # a read is still sent again transparently
+    cur.execute("SELECT COUNT(*) FROM t")
     assert cur.fetchone() == (0,)
+    assert conn.reconnects == 1
 
 
 def _restart_in_background(server: MariaDBServer, down_for: float) -> threading.Thread:
