@@ -6,9 +6,11 @@ import pymysql
 import pytest
 
 from resilient_dbapi import MYSQL_ERRORS, ErrorKind, MaxAge, PingOnCheckout, RetryOnError, adapters
-from resilient_dbapi._connector import connect_failure
+from resilient_dbapi._connector import ConnectorBase, connect_failure
 from resilient_dbapi._error_factories import tls_downgrade_error
 from resilient_dbapi.engine import Checkout, Engine, Op, Reason, TLSFloor, Verdict
+from resilient_dbapi.events import Observer
+from resilient_dbapi.hosts import Failover, HostMemory
 from resilient_dbapi.statements import Statement
 from resilient_dbapi.statements import StatementKind as K
 
@@ -377,6 +379,13 @@ def test_a_tls_downgrade_is_refused_at_once_not_retried() -> None:
     gone = pymysql.err.OperationalError(2006, "MySQL server has gone away")
     assert connect_failure(gone, e) == (2006, ErrorKind.DEAD)
     assert e.connect_failed(ErrorKind.DEAD, 1, 0.0) is not None
+    # With several hosts the refusal is not passed over to the next one either.
+    memory = HostMemory(Failover.of("db1:3306,db2:3306", "any"))
+    connector = ConnectorBase(pymysql.connect, (), {}, memory)
+    host = memory.failover.hosts[0]
+    observer = Observer(())
+    assert not connector.passed_over(host, refusal, e, 0.0, observer, {})
+    assert connector.passed_over(host, gone, e, 0.0, observer, {})
 
 
 def test_settings_are_journaled_by_what_they_set() -> None:
