@@ -16,6 +16,7 @@ from .errors import (
     OutcomeUnknownError,
     ResilientError,
     SessionLostError,
+    TLSDowngradeError,
     TransactionLostError,
 )
 from .policies import MaxAge, PingOnCheckout, RetryOnError
@@ -37,6 +38,7 @@ __all__ = [
     "ResilientError",
     "RetryOnError",
     "SessionLostError",
+    "TLSDowngradeError",
     "TransactionLostError",
     "__version__",
     "aio",

@@ -17,6 +17,7 @@ from ._error_factories import (
     lost_again_error,
     new_error,
     session_lost_before_send,
+    tls_downgrade_error,
     verdict_error,
 )
 from .adapters import Adapter, AsyncAdapter, Inspector, Liveness
@@ -369,18 +370,12 @@ class ConnectionBase:
 
 
 def check_tls(adapter: Inspector, raw: Any, engine: Engine) -> None:
-    """The first connection sets the bar: once it used TLS, a new connection without it is
-    refused (some drivers fall back to plain text when the server stops offering TLS)."""
+    """Refuse a new connection without TLS once one sharing its engine's TLS floor (the
+    same ``connect()``, ``creator()`` or pool) used it: some drivers fall back to plain
+    text when the server stops offering TLS. The refusal is never retried."""
     used = adapter.uses_tls(raw)
     if used is not None and not engine.tls_allows(used):
-        raise new_error(
-            adapter,
-            adapter.operational_error,
-            adapter.gone_code,
-            "the new connection is not encrypted but the first one was: resilient_dbapi "
-            "will not go on in plain text (the server no longer offers TLS, or the driver "
-            "treats it as optional: ask it to require TLS, e.g. ssl_mode='VERIFY_CA')",
-        )
+        raise tls_downgrade_error(adapter)
 
 
 class AsyncConnectionBase(ConnectionBase):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeGuard, TypeVar
 
 from . import adapters
@@ -21,9 +21,9 @@ from ._arguments import (
 )
 from ._error_factories import new_error
 from .adapters import Inspector
-from .engine import Engine
+from .engine import Engine, TLSFloor
 from .error_kinds import Code, ErrorKind, ErrorTable
-from .errors import NoSuitableHostError
+from .errors import NoSuitableHostError, TLSDowngradeError
 from .events import GaveUp, HostPassedOver, Listener, Observer, Retrying, check_listeners
 from .hosts import Failover, Host, HostMemory, Target
 from .policies import Policy
@@ -36,7 +36,8 @@ A = TypeVar("A", bound=Inspector)
 @dataclass(frozen=True, slots=True)
 class Request:
     """What ``connect()`` or ``creator()`` was asked for, checked once: everything a new
-    logical connection is made from."""
+    logical connection is made from, and what its connections share (which hosts
+    failed lately, whether TLS is required)."""
 
     driver_connect: Callable[..., Any]
     args: tuple[Any, ...]
@@ -45,6 +46,7 @@ class Request:
     on_connect: tuple[str, ...]
     listeners: tuple[Listener, ...]
     memory: HostMemory | None
+    tls_floor: TLSFloor = field(default_factory=TLSFloor, compare=False)
 
     @classmethod
     def checked(
@@ -79,7 +81,9 @@ class Request:
     def engine(self) -> Engine:
         """A new logical connection's engine."""
         failover = self.memory.failover if self.memory is not None else None
-        return Engine(list(self.policies), ErrorTable(), failover=failover)
+        return Engine(
+            list(self.policies), ErrorTable(), failover=failover, tls_floor=self.tls_floor
+        )
 
 
 def role_wanted(engine: Engine) -> Target | None:
@@ -269,6 +273,10 @@ def connect_failure(exc: Exception, engine: Engine) -> tuple[Any, ErrorKind] | N
     """A failed connect's driver error code and kind; None for an error of no driver."""
     if isinstance(exc, WrongRole):  # the role may change (a promotion): transient
         return None, ErrorKind.CONNECT_TRANSIENT
+    if isinstance(exc, TLSDowngradeError):
+        # A refusal by configuration, not an outage that may pass: retrying would only
+        # delay the error by the policy's deadline.
+        return exc.code, ErrorKind.CONNECT_FATAL
     adapter = adapters.adapter_for_error(exc)
     if adapter is None:
         return None

@@ -12,6 +12,7 @@ from .errors import (
     ConcurrentUseError,
     OutcomeUnknownError,
     SessionLostError,
+    TLSDowngradeError,
     TransactionLostError,
     bind_error,
 )
@@ -66,6 +67,20 @@ def lost_again_error(adapter: Inspector, engine: Engine) -> Exception:
         "the transaction on this connection was lost earlier; call rollback() before "
         "using the connection again",
         TransactionLostError,
+    )
+
+
+def tls_downgrade_error(adapter: Inspector) -> Exception:
+    return new_error(
+        adapter,
+        adapter.operational_error,
+        adapter.gone_code,
+        "the new connection is not encrypted but an earlier one of this connect(), "
+        "creator() or pool was: resilient_dbapi refuses it at once rather than go on in "
+        "plain text (the server no longer offers TLS, or the driver treats it as "
+        "optional: restore TLS on the server, or ask the driver to require it, e.g. "
+        "mysqlclient's ssl_mode='VERIFY_CA')",
+        TLSDowngradeError,
     )
 
 

@@ -21,7 +21,7 @@ from .hosts import Failover, Target
 from .policies import MaxAge, PingOnCheckout, Policy, RetryOnError
 from .statements import Statement, StatementKind
 
-__all__ = ["Checkout", "Engine", "Op", "Reason", "Verdict"]
+__all__ = ["Checkout", "Engine", "Op", "Reason", "TLSFloor", "Verdict"]
 
 _INF = float("inf")
 _READ = StatementKind.READ
@@ -83,6 +83,27 @@ _XA_OPENS = frozenset({"start", "begin", "end", "prepare"})
 _XA_ENDS = frozenset({"commit", "rollback"})
 
 
+class TLSFloor:
+    """Whether every new physical connection must use TLS: shared by the logical
+    connections of one ``connect()``, ``creator()`` or drop-in pool, and raised for good
+    once any of them used TLS. Only :meth:`Engine.tls_allows` reads or raises it."""
+
+    __slots__ = ("_required",)
+
+    def __init__(self) -> None:
+        self._required = False
+
+    @property
+    def required(self) -> bool:
+        return self._required
+
+    def met_tls(self) -> None:
+        """A connection used TLS. A store of True that is never undone needs no lock
+        for a pool's threads: a plain connection checked just before it was made before
+        any TLS was seen, which a lock would allow as well."""
+        self._required = True
+
+
 class Engine:
     """Decisions and state for one logical connection."""
 
@@ -110,7 +131,7 @@ class Engine:
         "stale_code",
         "stale_reason",
         "sticky",
-        "tls",
+        "tls_floor",
         "txn_writes",
         "unrestorable",
         "wait_timeout",
@@ -124,6 +145,7 @@ class Engine:
         errors: ErrorTable,
         draw: Callable[[], float] = random.random,
         failover: Failover | None = None,
+        tls_floor: TLSFloor | None = None,
     ) -> None:
         self.failover = failover
         self.ping: PingOnCheckout | None = None
@@ -170,8 +192,8 @@ class Engine:
         self.lost_uncertain = False
         # An XA transaction is open on the session (XA START to XA COMMIT/ROLLBACK).
         self.xa_open = False
-        # Whether the first physical connection used TLS: every later one must too.
-        self.tls: bool | None = None
+        # Raised once a connection sharing it used TLS: every later one must too.
+        self.tls_floor = TLSFloor() if tls_floor is None else tls_floor
         # Session settings to replay on every new physical connection, by what they set.
         self.journal: dict[str, tuple[str, Any]] = {}
         # Session state no replay can rebuild (temporary tables, user variables, ...).
@@ -193,11 +215,13 @@ class Engine:
         self.idle_setting = idle_setting
 
     def tls_allows(self, used: bool) -> bool:
-        """A new connection used TLS (or not): whether it may be used. The first one sets
-        the bar; once it used TLS, one without is refused."""
-        if self.tls is None:
-            self.tls = used
-        return used or not self.tls
+        """A new connection used TLS (or not): whether it may be used. Once any
+        connection sharing this engine's TLS floor (those of one ``connect()``,
+        ``creator()`` or pool) used TLS, one without is refused."""
+        if used:
+            self.tls_floor.met_tls()
+            return True
+        return not self.tls_floor.required
 
     # -- connecting -------------------------------------------------------------
 

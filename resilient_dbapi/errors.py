@@ -16,6 +16,7 @@ __all__ = [
     "OutcomeUnknownError",
     "ResilientError",
     "SessionLostError",
+    "TLSDowngradeError",
     "TransactionLostError",
     "bind_error",
 ]
@@ -75,6 +76,14 @@ class NoSuitableHostError(ResilientError):
     """With several hosts: none could be used before the retry policy gave up. The
     message says what each host did (unreachable, read-only, writable); ``code`` is the
     last driver error's. Raised when connecting, so nothing was sent.
+    """
+
+
+class TLSDowngradeError(ResilientError):
+    """A new connection was not encrypted, but an earlier one of the same ``connect()``,
+    ``creator()`` or drop-in pool used TLS: refused at once and never retried (the
+    server stopped offering TLS, or the driver treats TLS as optional and fell back).
+    Raised when connecting, before any statement of yours was sent on it.
     """
 
 

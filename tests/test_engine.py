@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pymysql
 import pytest
 
-from resilient_dbapi import MYSQL_ERRORS, ErrorKind, MaxAge, PingOnCheckout, RetryOnError
-from resilient_dbapi.engine import Checkout, Engine, Op, Reason, Verdict
+from resilient_dbapi import MYSQL_ERRORS, ErrorKind, MaxAge, PingOnCheckout, RetryOnError, adapters
+from resilient_dbapi._connector import ConnectorBase, connect_failure
+from resilient_dbapi._error_factories import tls_downgrade_error
+from resilient_dbapi.engine import Checkout, Engine, Op, Reason, TLSFloor, Verdict
+from resilient_dbapi.events import Observer
+from resilient_dbapi.hosts import Failover, HostMemory
 from resilient_dbapi.statements import Statement
 from resilient_dbapi.statements import StatementKind as K
 
@@ -335,13 +340,52 @@ def test_a_refused_commit_stays_guarded_until_a_rollback_worked() -> None:
     assert not e.lost
 
 
-def test_the_first_connection_sets_the_tls_bar() -> None:
+def test_once_a_connection_used_tls_plain_text_is_refused() -> None:
     e = engine()
     assert e.tls_allows(True)
     assert e.tls_allows(True)
     assert not e.tls_allows(False)
     plain = engine()
-    assert plain.tls_allows(False) and plain.tls_allows(True) and plain.tls_allows(False)
+    assert plain.tls_allows(False) and plain.tls_allows(False)  # plain text from the start
+    assert plain.tls_allows(True)
+    assert not plain.tls_allows(False)  # TLS seen once: never plain text again
+
+
+def test_the_tls_floor_is_shared_by_the_engines_given_it() -> None:
+    # The logical connections of one creator() or pool share a floor: TLS on one of them
+    # bars plain text on all of them, including one that has not connected yet.
+    floor = TLSFloor()
+    first = Engine([], MYSQL_ERRORS, tls_floor=floor)
+    second = Engine([], MYSQL_ERRORS, tls_floor=floor)
+    assert second.tls_allows(False)  # before any TLS: plain text is what there is
+    assert first.tls_allows(True)
+    assert floor.required
+    assert not second.tls_allows(False)
+    assert second.tls_allows(True)
+    apart = Engine([], MYSQL_ERRORS)  # another connect(): a floor of its own
+    assert apart.tls_allows(False) and not apart.tls_floor.required
+
+
+def test_a_tls_downgrade_is_refused_at_once_not_retried() -> None:
+    # The refusal carries the driver's "gone" code (2006), which alone would be retried
+    # as a dead connection until the deadline; its class says it is no outage.
+    e = engine()
+    adapter = adapters.adapter_for_error(pymysql.err.OperationalError())
+    assert adapter is not None
+    refusal = tls_downgrade_error(adapter)
+    assert isinstance(refusal, pymysql.err.OperationalError)
+    assert connect_failure(refusal, e) == (2006, ErrorKind.CONNECT_FATAL)
+    assert e.connect_failed(ErrorKind.CONNECT_FATAL, 1, 0.0) is None
+    gone = pymysql.err.OperationalError(2006, "MySQL server has gone away")
+    assert connect_failure(gone, e) == (2006, ErrorKind.DEAD)
+    assert e.connect_failed(ErrorKind.DEAD, 1, 0.0) is not None
+    # With several hosts the refusal is not passed over to the next one either.
+    memory = HostMemory(Failover.of("db1:3306,db2:3306", "any"))
+    connector = ConnectorBase(pymysql.connect, (), {}, memory)
+    host = memory.failover.hosts[0]
+    observer = Observer(())
+    assert not connector.passed_over(host, refusal, e, 0.0, observer, {})
+    assert connector.passed_over(host, gone, e, 0.0, observer, {})
 
 
 def test_settings_are_journaled_by_what_they_set() -> None:

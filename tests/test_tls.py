@@ -2,7 +2,9 @@
 
 TLS is never downgraded on reconnect (issue 7): TLS sessions stay TLS after KILL, idle
 timeout and restart, for PyMySQL, mysqlclient and aiomysql; a connection that requires
-TLS fails rather than reconnect in plain text when the server stops offering it.
+TLS fails rather than reconnect in plain text when the server stops offering it. Nor
+is it downgraded across a pool (issue 16): once one connection of a creator() or drop-in
+pool used TLS, a new one in plain text is refused at once, in one connect attempt.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ import aiomysql
 import MySQLdb
 import pymysql
 import pytest
+import sqlalchemy
+import sqlalchemy.exc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import resilient_dbapi
-from resilient_dbapi import PingOnCheckout, RetryOnError, aio
+from resilient_dbapi import PingOnCheckout, RetryOnError, TLSDowngradeError, aio
+from resilient_dbapi import aiomysql as resilient_aiomysql
+from resilient_dbapi.events import Retrying
 from resilient_dbapi.testing import MariaDBServer
 
 from .conftest import kill
@@ -291,3 +297,184 @@ def test_tls_required_is_not_given_up_when_the_server_stops_offering_it(
             assert not downgraded, downgraded
         finally:
             _close_all(clients)
+
+
+# -- one creator(), one pool: one TLS floor -----------------------------------------------
+#
+# mysqlclient with ssl={'ca': ...} and no ssl_mode, and aiomysql with an SSLContext, treat
+# TLS as optional: when the server stops offering it they connect in plain text, saying
+# nothing. Each test shows that with the plain driver's pool, then the same pool over
+# resilient_dbapi, where the second connection is refused at once.
+
+MARKER = "SELECT 'sent in plain text'"
+
+
+def _restart_without_tls(server: MariaDBServer) -> None:
+    """The same data directory without a certificate; the general log records every
+    statement the server receives from now on."""
+    server.extra_args = ("--general-log", "--log-output=TABLE")
+    server.restart()
+
+
+def _logged_statements(server: MariaDBServer) -> list[str]:
+    admin = server.admin()
+    try:
+        cur = admin.cursor()
+        cur.execute("SELECT argument FROM mysql.general_log WHERE command_type = 'Query'")
+        return [v.decode() if isinstance(v, bytes) else str(v) for (v,) in cur.fetchall()]
+    finally:
+        admin.close()
+
+
+def _connections_seen(server: MariaDBServer) -> int:
+    """Connection attempts the server has seen, this question's own included."""
+    admin = server.admin()
+    try:
+        cur = admin.cursor()
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
+        return int(cur.fetchone()[1])
+    finally:
+        admin.close()
+
+
+def _refused_as_a_downgrade(error: BaseException, driver_error: type[BaseException]) -> None:
+    assert isinstance(error, driver_error)  # the driver's own class, and ours
+    assert isinstance(error, TLSDowngradeError)
+    assert "not encrypted" in str(error) and "refuses it at once" in str(error)
+
+
+def test_one_creator_shares_the_tls_floor_across_a_sqlalchemy_pool(tmp_path: Path) -> None:
+    """Two connections of one SQLAlchemy pool over one creator() (mysqlclient, TLS
+    optional): the first used TLS; the server comes back without it; the second is
+    refused at once, in one connect attempt, before any statement of the caller."""
+    paths = _certificates(tmp_path)
+    kwargs = {"host": "127.0.0.1", "user": "root", "password": "", "ssl": {"ca": str(paths["ca"])}}
+    seen: list[object] = []
+    with MariaDBServer(extra_args=_tls_args(paths)) as server:
+        kwargs["port"] = server.port
+        plain = sqlalchemy.create_engine(
+            "mysql+mysqldb://", creator=lambda: MySQLdb.connect(**kwargs)
+        )
+        ours = sqlalchemy.create_engine(
+            "mysql+mysqldb://",
+            creator=resilient_dbapi.creator(MySQLdb.connect, listeners=[seen.append], **kwargs),
+        )
+        cipher = "SHOW SESSION STATUS LIKE 'Ssl_cipher'"
+        # Each pool's first connection stays checked out, so the next is a new one; it is
+        # invalidated at the end (a rollback on it would meet the restart).
+        plain_first, first = plain.connect(), ours.connect()
+        try:
+            assert plain_first.exec_driver_sql(cipher).one()[1]
+            assert first.exec_driver_sql(cipher).one()[1]
+            _restart_without_tls(server)
+
+            with plain.connect() as plain_second:  # the plain driver: silently plain text
+                assert plain_second.exec_driver_sql(cipher).one()[1] == ""
+                plain_second.exec_driver_sql(MARKER)
+            assert _logged_statements(server).count(MARKER) == 1
+
+            before = _connections_seen(server)
+            del seen[:]
+            started = time.monotonic()
+            with pytest.raises(sqlalchemy.exc.OperationalError) as caught, ours.connect() as s:
+                s.exec_driver_sql(MARKER)
+            elapsed = time.monotonic() - started
+            attempts = _connections_seen(server) - before - 1
+            assert _logged_statements(server).count(MARKER) == 1  # the plain driver's only
+        finally:
+            plain_first.invalidate()
+            first.invalidate()
+            plain.dispose()
+            ours.dispose()
+    _refused_as_a_downgrade(caught.value.orig, MySQLdb.OperationalError)  # type: ignore[arg-type]
+    assert attempts == 1
+    assert not [event for event in seen if isinstance(event, Retrying)]
+    assert elapsed < 3.0  # the default retry deadline is 30 s
+
+
+def test_the_aiomysql_drop_in_pool_shares_the_tls_floor(tmp_path: Path) -> None:
+    """The same with the drop-in ``create_pool()`` (aiomysql with an SSLContext: TLS
+    optional), against aiomysql's own pool."""
+    paths = _certificates(tmp_path)
+    context = ssl.create_default_context(cafile=str(paths["ca"]))
+    seen: list[object] = []
+
+    async def cipher(conn: Any) -> str:
+        async with conn.cursor() as cur:
+            await cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            return str((await cur.fetchone())[1])
+
+    async def story(server: MariaDBServer) -> tuple[BaseException, float, int]:
+        kwargs = {**server.connect_kwargs(ssl=context), "minsize": 1, "maxsize": 2}
+        plain = await aiomysql.create_pool(**kwargs)
+        ours = await resilient_aiomysql.create_pool(listeners=[seen.append], **kwargs)
+        try:
+            async with plain.acquire() as plain_first, ours.acquire() as first:
+                assert await cipher(plain_first)
+                assert await cipher(first)
+                _restart_without_tls(server)
+
+                async with plain.acquire() as plain_second:  # silently plain text
+                    assert await cipher(plain_second) == ""
+                    async with plain_second.cursor() as cur:
+                        await cur.execute(MARKER)
+                assert _logged_statements(server).count(MARKER) == 1
+
+                before = _connections_seen(server)
+                del seen[:]
+                started = time.monotonic()
+                with pytest.raises(aiomysql.OperationalError) as caught:
+                    async with ours.acquire() as second, second.cursor() as cur:
+                        await cur.execute(MARKER)
+                elapsed = time.monotonic() - started
+                attempts = _connections_seen(server) - before - 1
+                assert ours.size == 1  # the refused connection is not the pool's
+        finally:
+            for pool in (plain, ours):
+                pool.close()
+                await pool.wait_closed()
+        return caught.value, elapsed, attempts
+
+    with MariaDBServer(extra_args=_tls_args(paths)) as server:
+        error, elapsed, attempts = asyncio.run(story(server))
+        _refused_as_a_downgrade(error, aiomysql.OperationalError)
+        assert attempts == 1
+        assert not [event for event in seen if isinstance(event, Retrying)]
+        assert elapsed < 3.0  # the default retry deadline is 30 s
+        assert _logged_statements(server).count(MARKER) == 1  # the plain pool's only
+
+
+def test_a_reconnect_refused_for_plain_text_is_not_retried(tmp_path: Path) -> None:
+    """One logical connection (mysqlclient, TLS optional) whose server comes back without
+    TLS: the reconnect is refused after one attempt, not retried until the policy's
+    deadline; each later statement tries once more, and is refused the same way."""
+    paths = _certificates(tmp_path)
+    seen: list[object] = []
+    with MariaDBServer(extra_args=_tls_args(paths)) as server:
+        conn = resilient_dbapi.connect(
+            MySQLdb.connect,
+            host="127.0.0.1",
+            port=server.port,
+            user="root",
+            password="",
+            ssl={"ca": str(paths["ca"])},
+            listeners=[seen.append],
+        )
+        try:
+            client = Client(conn)
+            assert client.cipher()
+            _restart_without_tls(server)
+            time.sleep(0.6)  # past the skip window: the socket check finds the restart
+            for _ in range(2):
+                before = _connections_seen(server)
+                started = time.monotonic()
+                with pytest.raises(MySQLdb.OperationalError) as caught:
+                    client.execute(MARKER)
+                elapsed = time.monotonic() - started
+                assert _connections_seen(server) - before - 1 == 1
+                _refused_as_a_downgrade(caught.value, MySQLdb.OperationalError)
+                assert elapsed < 3.0  # the default retry deadline is 30 s
+            assert not [event for event in seen if isinstance(event, Retrying)]
+            assert MARKER not in _logged_statements(server)
+        finally:
+            conn.close()
