@@ -33,6 +33,7 @@ from .policies import Policy
 from .statements import (
     BEGIN_OP,
     COMMIT_OP,
+    HISTORY_OP,
     READ_OP,
     ROLLBACK_OP,
     SESSION_OP,
@@ -286,6 +287,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 await self._checkout()
+            if self._engine.history_lost:
+                self._check_history(stmt)
             try:
                 result = await send(self, *args)
             except Exception as exc:
@@ -460,7 +463,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
 
     async def query(self, sql: Any, unbuffered: bool = False) -> Any:
         """The driver's ``query()``, under the same rules as ``cursor.execute()``."""
-        stmt = statement(sql)
+        stmt = statement(sql, self._postgres)
         self._enter("query")
         try:
             result = await self._run(Op.EXECUTE, stmt, _send_query, sql, unbuffered)
@@ -487,7 +490,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
 
     async def show_warnings(self) -> Any:
         return await self._guarded(
-            "show_warnings", Op.EXECUTE, READ_OP, _send_call, "show_warnings", ()
+            "show_warnings", Op.EXECUTE, HISTORY_OP, _send_call, "show_warnings", ()
         )
 
     async def kill(self, thread_id: int) -> Any:

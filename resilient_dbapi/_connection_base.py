@@ -14,6 +14,7 @@ from ._connector import ConnectorBase
 from ._error_factories import (
     closed_error,
     concurrent_use_error,
+    history_lost_error,
     lost_again_error,
     new_error,
     session_lost_before_send,
@@ -32,7 +33,7 @@ from .events import (
     Stats,
     TransactionLost,
 )
-from .statements import WRITE_OP, Statement, StatementKind
+from .statements import POSTGRES_STATEMENTS, STATEMENTS, WRITE_OP, Statement, StatementKind
 
 __all__ = ["AsyncConnectionBase", "ConnectionBase", "check_tls", "knows_autocommit"]
 
@@ -93,6 +94,9 @@ class ConnectionBase:
         self._release = self._guard.release
         self._in_flight = ""
         self._status = adapter.status
+        # Statement records under the server's dialect (its built-in functions).
+        self._postgres = adapter.postgres
+        self._statements = POSTGRES_STATEMENTS if adapter.postgres else STATEMENTS
         # The driver has its own API that opens transactions past the proxy (psycopg's
         # transaction(), mysql-connector's start_transaction()).
         self._driver_transactions: bool = adapter.opens_transactions
@@ -221,6 +225,12 @@ class ConnectionBase:
         if reason is Reason.READ_ONLY:
             self._connector.turned_read_only(started, self._observer, code)
         return started
+
+    def _check_history(self, stmt: Statement) -> None:
+        """On a session that replaced another: refuse (SessionLostError, once) a statement
+        asking about the history that went with the old one."""
+        if self._engine.asks_lost_history(stmt):
+            raise history_lost_error(self._adapter, self._observer, self._where())
 
     def _replaced(
         self,

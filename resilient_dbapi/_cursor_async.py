@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._cursor_base import CursorBase
 from ._forwarding import forwarding_class
 from .engine import Op
-from .statements import READ_OP, STATEMENTS, WRITE_OP, remember, statement
+from .statements import READ_OP, WRITE_OP, remember, statement
 
 if TYPE_CHECKING:
     from ._connection_async import AsyncResilientConnection
@@ -67,18 +67,19 @@ class AsyncResilientCursor(CursorBase):
     async def execute(self, query: Any, args: Any = None) -> Any:
         if self._closed:
             self._check_open()
+        conn = self._conn
         try:
-            stmt = STATEMENTS.get(query)
+            stmt = conn._statements.get(query)
         except TypeError:  # not hashable (psycopg's sql.Composed): never cached
             stmt = None
         if stmt is None:
-            stmt = remember(query)
-        return await self._conn._execute(self, stmt, query, args)
+            stmt = remember(query, conn._postgres)
+        return await conn._execute(self, stmt, query, args)
 
     async def executemany(self, query: Any, args: Any) -> Any:
         self._check_open()
         conn = self._conn
-        stmt = statement(query)
+        stmt = statement(query, conn._postgres)
         conn._enter("executemany")
         try:
             result = await conn._run(Op.EXECUTEMANY, stmt, _send_executemany, self, query, args)

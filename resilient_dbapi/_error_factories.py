@@ -119,6 +119,25 @@ def session_lost_before_send(
     )
 
 
+def history_lost_error(adapter: Inspector, observer: Observer, where: str) -> Exception:
+    """A statement asked about the session's history after the session was replaced."""
+    code = adapter.gone_code
+    observer.emit(SessionLost(where, code, (_HISTORY,)))
+    return new_error(
+        adapter,
+        adapter.operational_error,
+        code,
+        f"the connection was replaced before this statement, which asks about {_HISTORY} "
+        "(LAST_INSERT_ID(), ROW_COUNT(), FOUND_ROWS(), SHOW WARNINGS, CONNECTION_ID() ...): "
+        "the new session would answer for itself, not for the statements before it. "
+        "Nothing was sent; the next statement runs on the new session",
+        SessionLostError,
+    )
+
+
+_HISTORY = "the history of the session it replaced"
+
+
 def verdict_error(
     verdict: Verdict,
     exc: Exception,

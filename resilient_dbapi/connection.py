@@ -35,6 +35,7 @@ from .policies import Policy
 from .statements import (
     BEGIN_OP,
     COMMIT_OP,
+    HISTORY_OP,
     READ_OP,
     ROLLBACK_OP,
     SESSION_OP,
@@ -276,6 +277,8 @@ class ResilientConnection(ConnectionBase):
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 self._checkout()
+            if self._engine.history_lost:
+                self._check_history(stmt)
             try:
                 result = send(self, *args)
             except Exception as exc:
@@ -412,7 +415,7 @@ class ResilientConnection(ConnectionBase):
 
     def query(self, sql: Any, unbuffered: bool = False) -> Any:
         """The driver's ``query()``, under the same rules as ``cursor.execute()``."""
-        stmt = statement(sql)
+        stmt = statement(sql, self._postgres)
         self._enter("query")
         try:
             result = self._run(Op.EXECUTE, stmt, _send_query, sql, unbuffered)
@@ -438,7 +441,9 @@ class ResilientConnection(ConnectionBase):
             self._leave()
 
     def show_warnings(self) -> Any:
-        return self._guarded("show_warnings", Op.EXECUTE, READ_OP, _send_call, "show_warnings", ())
+        return self._guarded(
+            "show_warnings", Op.EXECUTE, HISTORY_OP, _send_call, "show_warnings", ()
+        )
 
     def kill(self, thread_id: int) -> Any:
         """``KILL`` another connection (idempotent: sent again if the connection drops)."""

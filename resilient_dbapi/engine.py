@@ -117,6 +117,7 @@ class Engine:
         "errors",
         "explicit",
         "failover",
+        "history_lost",
         "idle_setting",
         "journal",
         "last_used",
@@ -172,7 +173,7 @@ class Engine:
             else:
                 self.errors = policy
         self.draw = draw
-        self.connected_at = 0.0
+        self.connected_at = -_INF  # never connected yet
         self.last_used = 0.0
         self.next_check_at = _INF
         self._lifetime = _INF
@@ -192,6 +193,9 @@ class Engine:
         self.lost_uncertain = False
         # An XA transaction is open on the session (XA START to XA COMMIT/ROLLBACK).
         self.xa_open = False
+        # The session was replaced and nothing ran on the new one yet: a statement asking
+        # about the last one's history (LAST_INSERT_ID() ...) would get the new one's.
+        self.history_lost = False
         # Raised once a connection sharing it used TLS: every later one must too.
         self.tls_floor = TLSFloor() if tls_floor is None else tls_floor
         # Session settings to replay on every new physical connection, by what they set.
@@ -231,6 +235,7 @@ class Engine:
 
     def connected(self, now: float, wait_timeout: float | None = None) -> None:
         """A new physical connection is open."""
+        replacing = self.connected_at != -_INF
         self.connected_at = now
         self.stale = False
         self.explicit = self.sticky = self.txn_writes = self.xa_open = False
@@ -238,6 +243,11 @@ class Engine:
         self._lifetime = self.max_age.lifetime(self.draw()) if self.max_age else _INF
         self._expires_at = now + self._lifetime
         self.wait_timeout_changed(wait_timeout, now)
+        if replacing:
+            # Until a statement runs on it, the next one takes the slow path, where
+            # asks_lost_history() is asked.
+            self.history_lost = True
+            self.next_check_at = -_INF
 
     def wait_timeout_changed(self, wait_timeout: float | None, now: float) -> None:
         """The session's ``wait_timeout`` is now ``wait_timeout`` seconds."""
@@ -335,6 +345,8 @@ class Engine:
             return Checkout(reconnect=self.stale_reason)
         due = self.last_used + self._idle_trigger
         self.next_check_at = due if due < self._expires_at else self._expires_at
+        if self.history_lost:
+            self.next_check_at = -_INF
         idle_for = now - self.last_used
         # A session holding state no replay can rebuild is never replaced by choice.
         if not self.unrestorable:
@@ -354,6 +366,16 @@ class Engine:
         bound, brought up to date at the next :meth:`checkout`). The hot path."""
         self.last_used = now
 
+    def asks_lost_history(self, statement: Statement) -> bool:
+        """Before sending on a session that replaced another (``history_lost``): whether
+        ``statement`` asks about the session's history, which went with the old one (the
+        new one would answer ``LAST_INSERT_ID()`` for itself). Refused once; after that,
+        it is the new session's history that is asked about."""
+        if statement.history:
+            self.history_lost = False
+            return True
+        return False
+
     def must_replace(self, reason: Reason, code: Code | None = None) -> None:
         """The physical connection is dead or due: replace it before the next use."""
         self.stale = True
@@ -366,8 +388,9 @@ class Engine:
         """A statement (or commit/rollback) succeeded; the server reported these flags.
 
         The hot path: for a plain read or a setting outside any transaction only the
-        times change."""
+        times change (and a new session now has a history of its own)."""
         self.last_used = now
+        self.history_lost = False
         due = now + self._idle_trigger
         self.next_check_at = due if due < self._expires_at else self._expires_at
         kind = statement.kind

@@ -82,33 +82,42 @@ class _Several(_Unreadable):
         self.at = at
 
 
-def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set[str]]:
+def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set[str], set[str]]:
     """Split ``sql`` into lower-case words outside literals and comments.
 
     Returns the words, whether an assignment ``:=`` was seen, whether a user variable
-    ``@x`` was, and the words followed by ``(`` (function calls, and keywords before a
-    parenthesis).
+    ``@x`` was, the names followed by ``(`` (function calls, and keywords before a
+    parenthesis; see :func:`_call_name` for how a call is written down), and the system
+    variables read (``@@x``, ``@@session.x``).
     Raises ``_Unreadable`` for executable comments, unterminated literals or comments,
     and a second statement after a ``;``.
     """
     words: list[str] = []
     assigns = user_vars = False
     calls: set[str] = set()
+    sysvars: set[str] = set()
     i, n = 0, len(sql)
     ended = False  # a ';' was seen: only whitespace and comments may follow
     ended_at = 0
     # The name a "(" would make a call of: the server reads f/**/(1), f -- c\n(1) and
     # `f`(1) as calls, so whitespace and comments keep it and any other token ends it.
     callee: str | None = None
+    quoted = qualified = spaced = False  # how the callee was written
+    dotted = False  # a '.' follows a name: the next name is qualified (db.f)
+    closed = False  # the last token was ')'
+
+    sysvar = False  # '@@' was read: the next name is a system variable (or its scope)
     while i < n:
         c = sql[i]
         if c in " \t\r\n\f\v":
+            spaced = True
             i += 1
         elif c == "#" or (
             c == "-" and sql.startswith("--", i) and (i + 2 == n or sql[i + 2] <= " ")
         ):
             j = sql.find("\n", i)
             i = n if j < 0 else j + 1
+            spaced = True
         elif c == "-" and sql.startswith("--", i):
             # A comment to PostgreSQL, two minus signs to MySQL: the dialects disagree.
             raise _Unreadable("'--' without a space")
@@ -121,6 +130,7 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
             if "/*" in sql[i + 2 : j]:
                 raise _Unreadable("nested comment")  # PostgreSQL nests them, MySQL does not
             i = j + 2
+            spaced = True
         elif c == "$":
             # PostgreSQL's dollar quoting ($$...$$, $tag$...$tag$) hides anything.
             raise _Unreadable("dollar quoting")
@@ -130,36 +140,76 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
             ended = True
             ended_at = i
             callee = None
+            dotted = sysvar = False
             i += 1
         elif c in "'\"`":
-            i = _skip_quoted(sql, i, c, backslash_escapes and c != "`")
-            # `f`(...) or, under ANSI_QUOTES, "f"(...): never a known pure built-in.
-            callee = None if c == "'" else _QUOTED_CALL
+            j = _skip_quoted(sql, i, c, backslash_escapes and c != "`")
+            if c == "'":
+                callee = None
+            else:  # `f`(...) or, under ANSI_QUOTES, "f"(...)
+                callee = sql[i + 1 : j - 1].replace(c + c, c).lower()
+                quoted, qualified, spaced = True, dotted, False
+            dotted = sysvar = closed = False
+            i = j
         elif c in _WORD_CHARS or c > "\x7f":
             j = i + 1
             while j < n and (sql[j] in _WORD_CHARS or sql[j] > "\x7f"):
                 j += 1
             word = sql[i:j].lower()
             words.append(word)
-            callee = word
+            if sysvar:
+                # @@x, or the scope of @@session.x: the name follows the dot.
+                sysvar = word in _SYSVAR_SCOPES and sql[j:].lstrip().startswith(".")
+                if not sysvar:
+                    sysvars.add(word)
+            # AGAINST right after MATCH (...) is MATCH's syntax; anywhere else, a name.
+            matched = word == "against" and closed and "match" in calls
+            callee = "match against" if matched else word
+            quoted, qualified, spaced = False, dotted, False
+            dotted = closed = False
             i = j
         else:
             if c == "(" and callee is not None:
-                calls.add(callee)
+                calls.add(_call_name(callee, quoted, qualified, spaced))
+            was_name = callee is not None
             callee = None
+            closed = c == ")"
+            dotted = c == "." and was_name
             if c == ":" and sql.startswith(":=", i):
                 assigns = True
             elif c == "@":
                 if sql.startswith("@@", i):
                     i += 1  # a system variable such as @@session.wait_timeout
+                    sysvar = True
                 else:
                     user_vars = True  # session state a new connection lacks
+            elif c == "." and sysvar:
+                dotted, sysvar = False, True
             i += 1
-    return words, assigns, user_vars, calls
+    return words, assigns, user_vars, calls, sysvars
 
 
-# A call to a function named by a quoted identifier: never a known pure built-in.
-_QUOTED_CALL = "`quoted`"
+_SYSVAR_SCOPES = frozenset({"session", "local", "global"})
+
+
+def _call_name(name: str, quoted: bool, qualified: bool, spaced: bool) -> str:
+    """How a call is written down among the calls: the lower-case name, marked when the
+    server may resolve it to a stored function of that name even if it is a built-in's.
+    MariaDB calls a stored function for ``db.f(``, for a quoted name (```f`(`` for some
+    built-ins), and for ``f (`` or ``f/**/(`` unless ``f`` is a reserved word (checked
+    against the server in the tests). A marked name is never a pure built-in."""
+    if qualified:
+        return "." + name
+    if quoted:
+        return "`" + name
+    if spaced and name not in _RESERVED_CALLS:
+        return " " + name
+    return name
+
+
+def _bare(call: str) -> str:
+    """A call's name without its mark."""
+    return call.lstrip(". `")
 
 
 def _skip_quoted(sql: str, start: int, quote: str, backslash_escapes: bool) -> int:
@@ -184,7 +234,7 @@ _PURE_CALLS = frozenset(
     """
     select from where and or not xor in exists on using join as union all distinct by having
     when then else case is like between over partition interval any some values row with
-    into limit offset order group rlike regexp escape div mod if ifnull nullif coalesce
+    into limit offset order group rlike regexp div mod if ifnull nullif coalesce
     isnull greatest least interval cast convert binary collate char nchar varchar decimal
     signed unsigned date time datetime timestamp year month day hour minute second week
     weekday weekofyear dayofweek dayofmonth dayofyear quarter yearweek monthname dayname
@@ -212,13 +262,37 @@ _PURE_CALLS = frozenset(
     json_contains json_contains_path json_keys json_length json_depth json_type
     json_valid json_search json_set json_insert json_replace json_remove
     json_array_append json_array_insert json_merge json_merge_patch json_merge_preserve
-    json_compact json_detailed json_loose json_exists json_table json_overlaps
-    st_astext st_geomfromtext st_distance point index key force ignore match against
-    grouping lateral dual
-    pg_sleep pg_backend_pid current_setting current_database current_schema
-    pg_postmaster_start_time txid_current_if_assigned pg_current_xact_id_if_assigned
+    json_compact json_detailed json_loose json_exists json_overlaps
+    st_astext st_geomfromtext st_distance index key force ignore match dual
     """.split()  # noqa: SIM905  (a word list reads best as words)
 )
+# PostgreSQL's own built-ins: pure there, unknown names to MariaDB (a stored function of
+# that name is called).
+_POSTGRES_CALLS = _PURE_CALLS | frozenset(
+    """
+    pg_sleep pg_backend_pid current_setting current_database current_schema
+    pg_postmaster_start_time txid_current_if_assigned pg_current_xact_id_if_assigned
+    """.split()  # noqa: SIM905
+)
+# Words that stand before "(" with a space or comment between and still mean themselves:
+# reserved words that name no function MariaDB would call instead (a stored function
+# named `count` is called by "count (1)"). Checked against the server in the tests.
+_RESERVED_CALLS = frozenset(
+    """
+    all and as between binary by case char collate convert current_date current_time
+    current_timestamp current_user decimal distinct div dual else exists force from group
+    having if ignore in index insert interval into is join key left like limit localtime
+    localtimestamp match mod not offset on or order over partition regexp repeat replace
+    right rlike row_number select then union unsigned using utc_date utc_time
+    utc_timestamp values varchar when where with xor
+    any datetime get_format nchar row signed some timestampadd timestampdiff truncate user
+    """.split()  # noqa: SIM905
+)
+# AGAINST after MATCH (...), as the scanner writes it down (see _scan).
+_MATCH_AGAINST = frozenset({"match against"})
+_PURE_CALLS |= _MATCH_AGAINST
+_POSTGRES_CALLS |= _MATCH_AGAINST
+_RESERVED_CALLS |= _MATCH_AGAINST
 
 # SET forms that are not a plain session setting: server-wide, per-statement, or a role.
 _NOT_SESSION = frozenset({"global", "persist", "persist_only", "password", "role", "statement"})
@@ -237,7 +311,9 @@ def _plain_setting(rest: list[str]) -> bool:
 _NOT_PLAIN_SET = _NOT_PLAIN - {"set", "replace", "insert"}
 
 
-def _kind_of(words: list[str], assigns: bool, user_vars: bool, calls: set[str]) -> StatementKind:
+def _kind_of(words: list[str], assigns: bool, user_vars: bool, unknown: set[str]) -> StatementKind:
+    """The kind of a readable statement; ``unknown``: the calls of no known pure built-in
+    (see :func:`_unknown_calls`)."""
     # Reading a user variable is a read (the session check guards its value); setting
     # one (SET @x, :=, INTO @x) is not.
     if not words:
@@ -247,7 +323,7 @@ def _kind_of(words: list[str], assigns: bool, user_vars: bool, calls: set[str]) 
     if verb in _READ_VERBS:
         if assigns or _NOT_PLAIN.intersection(rest) or _uses_sequence(rest):
             return StatementKind.WRITE
-        if calls - _PURE_CALLS:
+        if unknown:
             return StatementKind.WRITE  # a stored function may write: never sent twice
         return StatementKind.READ
     if verb == "set" and rest:
@@ -256,7 +332,7 @@ def _kind_of(words: list[str], assigns: bool, user_vars: bool, calls: set[str]) 
             or user_vars
             or not _plain_setting(rest)
             or _NOT_PLAIN_SET.intersection(rest)
-            or calls - _PURE_CALLS
+            or unknown
         ):
             return StatementKind.WRITE
         return StatementKind.SESSION
@@ -327,12 +403,27 @@ def statement_parts(sql: str | bytes) -> list[str]:
 _NOT_REBUILT = "state of a statement resilient_dbapi could not read"
 
 
+# Built-ins that are no plain read but run no stored code: what they leave behind is
+# named by its own rule (GET_LOCK() locks, the session's history).
+_IMPURE_BUILTINS = frozenset(
+    {"last_insert_id", "get_lock", "release_lock", "release_all_locks", "is_used_lock"}
+    | {"is_free_lock", "nextval", "setval", "lastval"}
+)
+# Statements whose calls of unknown functions run them: a stored function may set user
+# variables or take GET_LOCK() locks inside.
+_RUNS_FUNCTIONS = frozenset(
+    {"select", "insert", "update", "delete", "replace", "set", "do", "values", "with"}
+)
+
+
 def _effects_of(
-    words: list[str], assigns: bool, user_vars: bool, calls: set[str]
+    words: list[str], assigns: bool, user_vars: bool, calls: set[str], unknown: set[str]
 ) -> frozenset[str]:
     """The session state a readable statement creates that no replay rebuilds."""
     effects = set()
     verb = words[0] if words else ""
+    if verb in _RUNS_FUNCTIONS and not _IMPURE_BUILTINS.issuperset(unknown):
+        effects.add("state a stored function may have set")
     if user_vars and (verb in ("set", "call") or assigns or "into" in words):
         effects.add("user variables")
     if verb == "create" and "temporary" in words[1:4]:  # CREATE [OR REPLACE] TEMPORARY
@@ -345,7 +436,7 @@ def _effects_of(
         verb == "backup" and words[1:2] == ["stage"]
     ):
         effects.add("backup locks")
-    if "get_lock" in words:
+    if "get_lock" in words or any(_bare(call) == "get_lock" for call in calls):
         effects.add("GET_LOCK() locks")
     if verb == "lock" and words[1:2] in (["tables"], ["table"]):
         effects.add("table locks (LOCK TABLES)")
@@ -359,7 +450,7 @@ def _effects_of(
         and words[1:2]
         and words[1] not in _NOT_SESSION
         and words[1:3] != ["default", "role"]
-        and _kind_of(words, assigns, user_vars, calls) is StatementKind.WRITE
+        and _kind_of(words, assigns, user_vars, unknown) is StatementKind.WRITE
     ):
         effects.add("session settings resilient_dbapi cannot replay (SET with a query)")
     return frozenset(effects)
@@ -526,15 +617,45 @@ _INSERT_HEAD = re.compile(
 )
 
 
-def _atomic_write(sql: str, words: list[str], calls: set[str]) -> bool:
+# Whitespace and plain comments before a statement (an application's /* tag */).
+_LEADING = re.compile(r"(?:\s+|/\*(?![!M]).*?\*/|#[^\n]*\n?|--\s[^\n]*\n?)*", re.DOTALL)
+
+
+def _unknown_calls(sql: str, words: list[str], calls: set[str], pure: frozenset[str]) -> set[str]:
+    """The calls of ``sql`` that are no known pure built-in: a stored function of that
+    name may run (INSERT's table before its column list is no call)."""
+    unknown = calls - pure
+    if unknown and words[:1] in (["insert"], ["replace"]):
+        head = _INSERT_HEAD.match(sql, _LEADING.match(sql).end())  # type: ignore[union-attr]
+        if head is not None:
+            name = head["table"].strip("`").lower()
+            unknown -= {name, " " + name, "`" + name, "." + name, "partition"}
+    return unknown
+
+
+def _atomic_write(words: list[str], unknown: set[str]) -> bool:
     """Whether a readable single write is applied whole or not at all."""
-    if not words or words[0] not in _ATOMIC_WRITES:
-        return False
-    head = _INSERT_HEAD.match(sql)
-    if head is not None:
-        table = head["table"]
-        calls = calls - {_QUOTED_CALL if table.startswith("`") else table.lower(), "partition"}
-    return not calls - _PURE_CALLS
+    return bool(words) and words[0] in _ATOMIC_WRITES and not unknown
+
+
+_HISTORY_CALLS = frozenset({"last_insert_id", "row_count", "found_rows", "connection_id"})
+_HISTORY_VARS = frozenset(
+    {"identity", "last_insert_id", "insert_id", "warning_count", "error_count"}
+)
+
+
+def _reads_history(words: list[str], calls: set[str], sysvars: set[str]) -> bool:
+    """Whether the answer depends on what this session ran before (``LAST_INSERT_ID()``,
+    ``FOUND_ROWS()``, ``SHOW WARNINGS``, ``@@identity`` ...): a new session answers it
+    differently."""
+    verb = words[0] if words else ""
+    if verb == "show" and ("warnings" in words[1:4] or "errors" in words[1:4]):
+        return True
+    if verb == "get" and "diagnostics" in words[1:3]:
+        return True
+    return not _HISTORY_VARS.isdisjoint(sysvars) or any(
+        _bare(call) in _HISTORY_CALLS for call in calls
+    )
 
 
 _NO_EFFECTS: frozenset[str] = frozenset()
@@ -565,6 +686,9 @@ class Statement:
     by one."""
     xa: str = ""
     """For an XA statement, its verb (``start``, ``end``, ``prepare``, ``commit`` ...)."""
+    history: bool = False
+    """Whether its answer depends on the session's history (``LAST_INSERT_ID()``,
+    ``SHOW WARNINGS``): never answered by a session that replaced the one it asks about."""
 
     @property
     def resendable(self) -> bool:
@@ -578,6 +702,7 @@ _UNREADABLE = Statement(StatementKind.WRITE, None, False, frozenset({_NOT_REBUIL
 
 # The records of operations that have no text (commit(), begin(), a driver method).
 READ_OP = Statement(StatementKind.READ)
+HISTORY_OP = Statement(StatementKind.READ, history=True)
 WRITE_OP = Statement(StatementKind.WRITE)
 SESSION_OP = Statement(StatementKind.SESSION)
 BEGIN_OP = Statement(StatementKind.BEGIN)
@@ -586,38 +711,41 @@ ROLLBACK_OP = Statement(StatementKind.ROLLBACK)
 OPAQUE = _UNREADABLE
 """A composed statement object (psycopg's ``sql.Composed``): its text is not ours to read."""
 
-_Scanned = tuple[list[str], bool, bool, set[str]]
+_Scanned = tuple[list[str], bool, bool, set[str], set[str]]
 
 
-def _several(sql: str) -> Statement:
+def _several(sql: str, pure: frozenset[str]) -> Statement:
     """Several statements in one text: settings if every one is (Django sends two at
     connect); a commit if any one commits."""
     parts = _parts_text(sql)
     if parts is None:
         return _UNREADABLE
-    records = [_record(part) for part in parts]
+    records = [_record(part, pure) for part in parts]
     if all(r.kind is StatementKind.SESSION for r in records):
         kind = StatementKind.SESSION
     else:
         kind = StatementKind.WRITE
     verdicts = [r.commits for r in records]
     commits = True if True in verdicts else (None if None in verdicts else False)
+    history = any(r.history for r in records)
     if kind is StatementKind.WRITE:
-        return Statement(kind, commits, False, _UNREADABLE.effects)
+        return Statement(kind, commits, False, _UNREADABLE.effects, history=history)
     keyed = tuple((session_key(part), part.strip()) for part in parts)
     return Statement(kind, commits, True, _UNREADABLE.effects, session_key(sql), keyed)
 
 
-def _record(sql: str) -> Statement:
-    """The one scan of ``sql`` (two when a backslash makes the sql_mode matter)."""
+def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
+    """The one scan of ``sql`` (two when a backslash makes the sql_mode matter);
+    ``pure``: the functions known to neither write nor lock in the server's dialect."""
     try:
         scanned = _scan(sql, backslash_escapes=True)
     except _Several:
-        return _several(sql)
+        return _several(sql, pure)
     except _Unreadable:
         return _UNREADABLE
-    words, calls = scanned[0], scanned[3]
-    kind = _kind_of(*scanned)
+    words, assigns, user_vars, calls, sysvars = scanned
+    unknown = _unknown_calls(sql, words, calls, pure)
+    kind = _kind_of(words, assigns, user_vars, unknown)
     other: _Scanned | _Unreadable | None = None
     if "\\" in sql:
         # Under sql_mode NO_BACKSLASH_ESCAPES a backslash ends no literal early: the text
@@ -630,33 +758,38 @@ def _record(sql: str) -> Statement:
         # A read, a setting, BEGIN ...: it must be the same statement under either mode
         # (a setting that hides a DELETE in a literal would be replayed on reconnect).
         if isinstance(other, _Several):
-            return _several(sql)
+            return _several(sql, pure)
         if isinstance(other, _Unreadable):
             kind = StatementKind.WRITE
-        elif kind is StatementKind.READ:
-            kind = _kind_of(*other)  # a read either way may be sent again
-        elif _kind_of(*other) is not kind or other[0] != words:
-            kind = StatementKind.WRITE
+        else:
+            other_kind = _kind_of(*other[:3], _unknown_calls(sql, other[0], other[3], pure))
+            if kind is StatementKind.READ:
+                kind = other_kind  # a read either way may be sent again
+            elif other_kind is not kind or other[0] != words:
+                kind = StatementKind.WRITE
+    history = _reads_history(words, calls, sysvars)
+    effects = _effects_of(words, assigns, user_vars, calls, unknown)
     if kind is StatementKind.WRITE:
-        whole = (other is None or (not isinstance(other, _Unreadable) and other[0] == words)) and (
-            _atomic_write(sql, words, calls)
-        )
+        same = other is None or (not isinstance(other, _Unreadable) and other[0] == words)
+        whole = same and _atomic_write(words, unknown)
         xa = words[1] if words[:1] == ["xa"] and len(words) > 1 else ""
-        return Statement(kind, _commits_of(words), whole, _effects_of(*scanned), xa=xa)
+        return Statement(kind, _commits_of(words), whole, effects, xa=xa, history=history)
     if kind is StatementKind.SESSION:
-        return Statement(kind, _commits_of(words), True, _effects_of(*scanned), session_key(sql))
-    return Statement(kind, _commits_of(words), True, _effects_of(*scanned))
+        return Statement(kind, _commits_of(words), True, effects, session_key(sql))
+    return Statement(kind, _commits_of(words), True, effects, history=history)
 
 
 # The statements an application sends are few and repeated: the proxies look their
-# records up in this plain dict first (a miss calls :func:`remember`).
+# records up in this plain dict first (a miss calls :func:`remember`); PostgreSQL's
+# records apart, since its built-ins differ.
 STATEMENTS: dict[Any, Statement] = {}
+POSTGRES_STATEMENTS: dict[Any, Statement] = {}
 _STATEMENTS_MAX = 4096
 
 
-def remember(query: Any) -> Statement:
+def remember(query: Any, postgres: bool = False) -> Statement:
     """The record of ``query`` (a str, bytes, or a composed statement object), made and
-    remembered in :data:`STATEMENTS` for the next time."""
+    remembered in :data:`STATEMENTS` (or :data:`POSTGRES_STATEMENTS`) for the next time."""
     if isinstance(query, str):
         text = query
     elif isinstance(query, bytes | bytearray | memoryview):
@@ -664,22 +797,24 @@ def remember(query: Any) -> Statement:
         text = query.decode("utf-8", "replace")
     else:
         return OPAQUE
-    made = STATEMENTS.get(query)
+    cache = POSTGRES_STATEMENTS if postgres else STATEMENTS
+    made = cache.get(query)
     if made is None:
-        made = _record(text)
-        if len(STATEMENTS) >= _STATEMENTS_MAX:
-            STATEMENTS.clear()
-        STATEMENTS[query] = made
+        made = _record(text, _POSTGRES_CALLS if postgres else _PURE_CALLS)
+        if len(cache) >= _STATEMENTS_MAX:
+            cache.clear()
+        cache[query] = made
     return made
 
 
-def statement(query: Any) -> Statement:
-    """The :class:`Statement` record of ``query``, from the cache when it was seen."""
+def statement(query: Any, postgres: bool = False) -> Statement:
+    """The :class:`Statement` record of ``query``, from the cache when it was seen
+    (``postgres``: under PostgreSQL's built-ins)."""
     try:
-        found = STATEMENTS.get(query)
+        found = (POSTGRES_STATEMENTS if postgres else STATEMENTS).get(query)
     except TypeError:  # not hashable: a bytearray, or psycopg's sql.Composed (opaque)
         found = None
-    return remember(query) if found is None else found
+    return remember(query, postgres) if found is None else found
 
 
 def classify(sql: Any) -> StatementKind:

@@ -466,3 +466,23 @@ def test_an_ended_xa_branch_is_forgotten() -> None:
     e.done(Statement(K.WRITE, None, False, xa="start"), True, True, 100.1)
     e.done(Statement(K.WRITE, None, False, xa="commit"), False, True, 100.2)
     assert not e.xa_open and not e.txn_writes
+
+
+def test_a_replaced_session_refuses_once_what_asks_about_the_old_ones_history() -> None:
+    history, plain = Statement(K.READ, history=True), S(K.READ)
+    e = engine()
+    assert not e.history_lost  # the first session has no predecessor
+    e.must_replace(Reason.LIVENESS)
+    e.connected(200.0)
+    assert e.history_lost and e.next_check_at == float("-inf")  # the slow path next
+    assert e.checkout(201.0) == Checkout() and e.next_check_at == float("-inf")
+    assert not e.asks_lost_history(plain)
+    assert e.asks_lost_history(history)  # refused once
+    assert not e.history_lost  # what asks next is the new session's history
+
+
+def test_a_statement_on_the_new_session_makes_its_own_history() -> None:
+    e = engine()
+    e.connected(200.0)
+    e.done(S(K.WRITE), False, True, 201.0)
+    assert not e.history_lost and e.next_check_at > 201.0

@@ -11,7 +11,7 @@ import pymysql
 import pytest
 
 import resilient_dbapi
-from resilient_dbapi import OutcomeUnknownError, TransactionLostError, aio
+from resilient_dbapi import OutcomeUnknownError, SessionLostError, TransactionLostError, aio
 from resilient_dbapi.testing import FaultProxy
 
 from .conftest import kill, rows
@@ -189,6 +189,210 @@ def test_a_commit_of_unknown_outcome_is_never_reported_done_when_tried_again_aio
         await cur.execute("INSERT INTO t (uid) VALUES ('after')")
         await conn.commit()
         assert _count(server, db, "after") == 1
+        conn.close()
+
+    run(main())
+
+
+# -- class 1: a read that is not a read (a stored function behind a built-in's name)
+
+
+def _writing_function(server: Any, db: dict[str, Any], name: str) -> None:
+    """A stored function ``name`` that writes a row each time it runs."""
+    admin = server.admin()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                f"CREATE FUNCTION {db['database']}.`{name}`(x INT) RETURNS INT MODIFIES SQL DATA "
+                "BEGIN INSERT INTO t (uid) VALUES ('by-function'); RETURN x; END"
+            )
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("now", "SELECT {db}.now(1)"),  # qualified
+        ("now", "SELECT now (1)"),  # a space: MariaDB calls the stored function
+        ("now", "SELECT now/**/(1)"),  # a comment, the same
+        ("now", "SELECT `now`(1)"),  # quoted
+        ("point", "SELECT point(1)"),  # no MariaDB built-in of that name is called
+        ("pg_sleep", "SELECT 42 FROM (SELECT pg_sleep(1)) AS s"),  # PostgreSQL's only
+    ],
+)
+def test_a_stored_function_behind_a_builtin_name_is_never_sent_twice(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, name: str, text: str
+) -> None:
+    _writing_function(server, db, name)
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db), autocommit=True)
+    sql = text.format(db=db["database"])
+    proxy.cut_after(sql.encode())
+    with pytest.raises(OutcomeUnknownError):
+        conn.cursor().execute(sql)
+    assert _count(server, db, "by-function") == 1
+    conn.close()
+
+
+def test_a_setting_that_calls_a_stored_function_is_never_replayed(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """It used to be journaled as a plain setting, and run again on every reconnect."""
+    _writing_function(server, db, "f")
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute(f"SET SESSION sql_mode = IF({db['database']}.f(1) > 0, 'ANSI', 'ANSI')")
+    kill(server, conn.thread_id())
+    with pytest.raises(SessionLostError, match="stored function"):
+        cur.execute("SELECT 1")
+    cur.execute("SELECT @@session.sql_mode")
+    assert "ANSI" not in cur.fetchone()[0]  # a new session, told so, without the setting
+    assert _count(server, db, "by-function") == 1
+    conn.close()
+
+
+def _shadow_everything(cur: Any, names: frozenset[str]) -> list[str]:
+    """Create a stored function for each name it may have (quoted, so reserved words
+    too) that answers 424242; the names created."""
+    made = []
+    for name in sorted(names):
+        if not name.isidentifier():
+            continue  # "match against": scanner syntax, no name
+        try:
+            cur.execute(f"CREATE FUNCTION `{name}`(x INT) RETURNS INT RETURN 424242")
+        except pymysql.err.MySQLError:
+            continue
+        made.append(name)
+    return made
+
+
+def _answers(cur: Any, sql: str) -> Any:
+    try:
+        cur.execute(sql)
+    except pymysql.err.MySQLError:
+        return None  # a built-in with other arguments, or syntax: no stored function ran
+    return cur.fetchone()[0]
+
+
+def test_the_pure_builtins_are_builtins_on_the_server(server: Any, db: dict[str, Any]) -> None:
+    """Let the server judge the classifier's lists: with a stored function of the same
+    name in the current database, a call the classifier takes for a pure built-in never
+    runs the stored function (``f(1)`` for every listed name, ``f (1)`` for the words
+    that may stand before a parenthesis with a space)."""
+    from resilient_dbapi import statements
+
+    conn = pymysql.connect(**db, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            made = _shadow_everything(cur, statements._PURE_CALLS | statements._RESERVED_CALLS)
+            assert len(made) > 150  # the check ran
+            stored = [
+                sql
+                for name in made
+                for sql in ([f"SELECT {name}(1)"] if name in statements._PURE_CALLS else [])
+                + ([f"SELECT {name} (1)"] if name in statements._RESERVED_CALLS else [])
+                if _answers(cur, sql) == 424242
+            ]
+            assert stored == []
+            # And the scanner marks the calls that do run a stored function.
+            assert _answers(cur, "SELECT count (1)") == 424242
+            assert statements.classify("SELECT count (1)") is statements.StatementKind.WRITE
+    finally:
+        conn.close()
+
+
+# -- class 4: session state and history answered by a new session
+
+
+def test_last_insert_id_after_a_reconnect_breaks_plain_pymysql(
+    server: Any, db: dict[str, Any]
+) -> None:
+    conn = pymysql.connect(**db, autocommit=True)
+    conn.cursor().execute("INSERT INTO t (uid) VALUES ('x')")
+    kill(server, conn.thread_id())
+    with pytest.raises(pymysql.err.OperationalError):
+        conn.cursor().execute("SELECT LAST_INSERT_ID()")
+
+
+@pytest.mark.parametrize(
+    "history",
+    ["SELECT LAST_INSERT_ID()", "SELECT @@identity", "SELECT ROW_COUNT()", "SHOW WARNINGS"],
+)
+def test_the_session_history_is_not_answered_by_a_new_session(
+    server: Any, db: dict[str, Any], history: str
+) -> None:
+    """It used to answer 0, -1 or nothing, from the new session: wrong values, no error."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('x'), ('y')")
+    cur.execute("SELECT CAST('1x' AS INT)")  # a warning for SHOW WARNINGS
+    cur.execute("INSERT INTO t (uid) VALUES ('z')")
+    kill(server, conn.thread_id())
+    with pytest.raises(SessionLostError, match="history"):
+        cur.execute(history)
+    assert conn.stats.sessions_lost == 1
+    cur.execute("INSERT INTO t (uid) VALUES ('w')")  # the new session's own history
+    cur.execute("SELECT LAST_INSERT_ID()")
+    assert cur.fetchone()[0] == 4
+    conn.close()
+
+
+def test_the_session_history_asked_in_flight_is_not_answered_by_a_new_session(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """A read of the history lost after send is a read, but not one a new session can
+    answer: SessionLostError instead of the resend."""
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db), autocommit=True)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('x')")
+    proxy.cut_after(b"ROW_COUNT")
+    with pytest.raises(SessionLostError, match="history"):
+        cur.execute("SELECT ROW_COUNT()")
+    conn.close()
+
+
+def test_state_set_inside_a_stored_function_is_reported_lost(
+    server: Any, db: dict[str, Any]
+) -> None:
+    admin = server.admin()
+    with admin.cursor() as acur:
+        acur.execute(
+            f"CREATE FUNCTION {db['database']}.remember_me() RETURNS INT "
+            "BEGIN SET @kept = 42; RETURN 1; END"
+        )
+    admin.close()
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SELECT remember_me()")
+    kill(server, conn.thread_id())
+    with pytest.raises(SessionLostError, match="stored function"):
+        cur.execute("SELECT @kept")  # used to answer NULL from a new session
+    conn.close()
+
+
+def test_a_lock_taken_by_a_quoted_get_lock_is_reported_lost(
+    server: Any, db: dict[str, Any]
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SELECT `GET_LOCK`('quoted-lock', 0)")
+    assert rows(server, db, "SELECT IS_USED_LOCK('quoted-lock') IS NOT NULL") == [(1,)]
+    kill(server, conn.thread_id())
+    with pytest.raises(SessionLostError, match="GET_LOCK"):
+        cur.execute("SELECT 1")
+    conn.close()
+
+
+def test_the_session_history_is_not_answered_by_a_new_session_aio(
+    server: Any, db: dict[str, Any]
+) -> None:
+    async def main() -> None:
+        conn = await aio.connect(aiomysql.connect, **aio_kwargs(db), autocommit=True)
+        cur = await conn.cursor()
+        await cur.execute("INSERT INTO t (uid) VALUES ('x')")
+        kill(server, conn.thread_id())
+        with pytest.raises(SessionLostError, match="history"):
+            await cur.execute("SELECT LAST_INSERT_ID()")
         conn.close()
 
     run(main())

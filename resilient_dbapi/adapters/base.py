@@ -42,6 +42,8 @@ class Inspector(Protocol):
     programming_error: type[Exception]
     gone_code: Code
     """The driver's code for "the connection is gone", for errors found before sending."""
+    postgres: bool
+    """Whether the server speaks PostgreSQL's SQL (its built-in functions differ)."""
 
     def owns(self, raw: object) -> bool:
         """Whether ``raw`` is a connection of this driver."""
@@ -213,6 +215,7 @@ class AdapterBase:
     interface_error: type[Exception]
     programming_error: type[Exception]
     gone_code: Code = 0
+    postgres = False
     idle_setting = "wait_timeout"
     """The session setting after which the server closes an idle connection: a ``SET``
     of it makes the proxy read the new value (see :meth:`wait_timeout`)."""

@@ -122,6 +122,7 @@ class PsycopgAdapter(AdapterBase):
     interface_error: type[Exception] = psycopg.InterfaceError
     programming_error: type[Exception] = psycopg.ProgrammingError
     gone_code = _NO_CONNECTION
+    postgres = True
     idle_setting = "idle_session_timeout"
     surface = (AutocommitProperty, ConnectionExecute, CommitThenCloseOnExit)
     cursor_surface = (CursorCopy,)
