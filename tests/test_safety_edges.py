@@ -396,3 +396,55 @@ def test_the_session_history_is_not_answered_by_a_new_session_aio(
         conn.close()
 
     run(main())
+
+
+# -- class 7: a LOAD DATA LOCAL INFILE upload cut mid-file
+
+
+def _upload(tmp_path: Any) -> str:
+    """A file big enough that PyMySQL is still sending it when the cut reaches it."""
+    path = tmp_path / "upload.csv"
+    with path.open("w") as f:
+        f.writelines(f"before-{i}\n" for i in range(1000))
+        f.write("CUT-HERE\n")
+        f.writelines(f"after-{i}\n" for i in range(3_000_000))
+    return str(path)
+
+
+def _load_data(server: Any, db: dict[str, Any], proxy: FaultProxy, conn: Any, path: str) -> None:
+    admin = server.admin()
+    with admin.cursor() as cur:
+        cur.execute("SET GLOBAL local_infile = 1")
+    admin.close()
+    proxy.cut_after(b"CUT-HERE")
+    conn.cursor().execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE t (uid)")
+
+
+def test_a_cut_upload_breaks_plain_pymysql_with_a_bare_attribute_error(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, tmp_path: Any
+) -> None:
+    conn = pymysql.connect(**_via(proxy, db), local_infile=True, autocommit=True)
+    with pytest.raises(AttributeError):
+        _load_data(server, db, proxy, conn, _upload(tmp_path))
+
+
+def test_a_cut_upload_is_the_drivers_error_of_unknown_outcome_never_sent_again(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, tmp_path: Any
+) -> None:
+    seen: list[Any] = []
+    conn = resilient_dbapi.connect(
+        pymysql.connect,
+        **_via(proxy, db),
+        local_infile=True,
+        autocommit=True,
+        listeners=[seen.append],
+    )
+    with pytest.raises(OutcomeUnknownError) as info:
+        _load_data(server, db, proxy, conn, _upload(tmp_path))
+    assert isinstance(info.value, pymysql.err.OperationalError) and info.value.args[0] == 2013
+    assert [
+        type(e).__name__ for e in seen if type(e).__name__ in ("OutcomeUnknown", "Retrying")
+    ] == ["OutcomeUnknown"]
+    assert _count(server, db, "after-2999999") == 0  # the rest of the file never went out
+    conn.cursor().execute("SELECT 1")
+    conn.close()

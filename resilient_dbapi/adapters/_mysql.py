@@ -19,6 +19,7 @@ __all__ = ["CR_SERVER_GONE_ERROR", "MySQLProtocol", "MySQLSession", "dead", "soc
 _IN_TRANS = 0x0001  # SERVER_STATUS_IN_TRANS
 _AUTOCOMMIT = 0x0002  # SERVER_STATUS_AUTOCOMMIT
 CR_SERVER_GONE_ERROR = 2006  # PyMySQL raises it only when sending failed
+_CR_SERVER_LOST = 2013
 _POLL_ANY = (
     select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
     if hasattr(select, "poll")
@@ -93,9 +94,24 @@ class MySQLProtocol(AdapterBase):
 
     def error_code(self, exc: BaseException) -> int | None:
         if not isinstance(exc, pymysql.err.MySQLError):
-            return None
+            return _lost_while_failing(exc)
         code = exc.args[0] if exc.args else None
         return code if isinstance(code, int) else None
+
+
+def _lost_while_failing(exc: BaseException) -> int | None:
+    """PyMySQL's cleanup after a failed send may itself fail on the socket it just closed:
+    a ``LOAD DATA LOCAL INFILE`` upload cut mid-file ends in an AttributeError with the
+    2006 as its context. The statement had reached the server (only its file did not), so
+    it is a connection lost during the query (2013), never "not sent"."""
+    context = exc.__context__
+    if (
+        isinstance(exc, AttributeError)
+        and isinstance(context, pymysql.err.OperationalError)
+        and context.args[:1] in ((CR_SERVER_GONE_ERROR,), (_CR_SERVER_LOST,))
+    ):
+        return _CR_SERVER_LOST
+    return None
 
     def describe(self, raw: Any) -> str:
         host = getattr(raw, "host", "?")
