@@ -98,21 +98,6 @@ class MySQLProtocol(AdapterBase):
         code = exc.args[0] if exc.args else None
         return code if isinstance(code, int) else None
 
-
-def _lost_while_failing(exc: BaseException) -> int | None:
-    """PyMySQL's cleanup after a failed send may itself fail on the socket it just closed:
-    a ``LOAD DATA LOCAL INFILE`` upload cut mid-file ends in an AttributeError with the
-    2006 as its context. The statement had reached the server (only its file did not), so
-    it is a connection lost during the query (2013), never "not sent"."""
-    context = exc.__context__
-    if (
-        isinstance(exc, AttributeError)
-        and isinstance(context, pymysql.err.OperationalError)
-        and context.args[:1] in ((CR_SERVER_GONE_ERROR,), (_CR_SERVER_LOST,))
-    ):
-        return _CR_SERVER_LOST
-    return None
-
     def describe(self, raw: Any) -> str:
         host = getattr(raw, "host", "?")
         port = getattr(raw, "port", "?")
@@ -149,3 +134,18 @@ class MySQLSession:
             cursor.execute(query, args)
         finally:
             cursor.close()
+
+
+def _lost_while_failing(exc: BaseException) -> int | None:
+    """PyMySQL's cleanup after a failed send may itself fail on the socket it just closed:
+    a ``LOAD DATA LOCAL INFILE`` upload cut mid-file ends in an AttributeError with the
+    2006 as its context. The statement had reached the server (only its file did not), so
+    it is a connection lost during the query (2013), never "not sent"."""
+    context = exc.__context__
+    if (
+        isinstance(exc, AttributeError)
+        and isinstance(context, pymysql.err.OperationalError)
+        and context.args[:1] in ((CR_SERVER_GONE_ERROR,), (_CR_SERVER_LOST,))
+    ):
+        return _CR_SERVER_LOST
+    return None
