@@ -18,7 +18,7 @@ from typing import Any
 
 from .error_kinds import Code, ErrorKind, ErrorTable
 from .hosts import Failover, Target
-from .policies import MaxAge, PingOnCheckout, Policy, RetryOnError
+from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, Policy, RetryOnError
 from .statements import Statement, StatementKind
 
 __all__ = ["Checkout", "Engine", "Op", "Reason", "Verdict"]
@@ -92,6 +92,7 @@ class Engine:
         "_idle_trigger",
         "_lifetime",
         "connected_at",
+        "dead_peer",
         "draw",
         "errors",
         "explicit",
@@ -129,14 +130,16 @@ class Engine:
         self.ping: PingOnCheckout | None = None
         self.max_age: MaxAge | None = None
         self.retry: RetryOnError | None = None
+        self.dead_peer: DeadPeerTimeout | None = None
         self.errors = errors
         seen: set[type] = set()
         for policy in policies:
-            if not isinstance(policy, PingOnCheckout | MaxAge | RetryOnError | ErrorTable):
+            if not isinstance(
+                policy, PingOnCheckout | MaxAge | RetryOnError | DeadPeerTimeout | ErrorTable
+            ):
                 raise TypeError(
                     f"policies: a {type(policy).__qualname__} is not a policy; allowed: "
-                    "PingOnCheckout, MaxAge, "
-                    "RetryOnError, ErrorTable"
+                    "PingOnCheckout, MaxAge, RetryOnError, DeadPeerTimeout, ErrorTable"
                 )
             if type(policy) in seen:
                 raise ValueError(f"policies: more than one {type(policy).__name__}")
@@ -147,6 +150,8 @@ class Engine:
                 self.max_age = policy
             elif isinstance(policy, RetryOnError):
                 self.retry = policy
+            elif isinstance(policy, DeadPeerTimeout):
+                self.dead_peer = policy
             else:
                 self.errors = policy
         self.draw = draw
@@ -189,7 +194,7 @@ class Engine:
         if not self.errors.codes:
             self.errors = errors
         if in_process:
-            self.ping = self.max_age = None
+            self.ping = self.max_age = self.dead_peer = None
         self.idle_setting = idle_setting
 
     def tls_allows(self, used: bool) -> bool:
