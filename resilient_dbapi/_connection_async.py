@@ -268,6 +268,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
             return result
         finally:
             self._release()
+            if self._aborting:
+                self._finish_abort()
 
     async def _run(
         self,

@@ -258,6 +258,8 @@ class ResilientConnection(ConnectionBase):
             return result
         finally:
             self._release()
+            if self._aborting:
+                self._finish_abort()
 
     def _run(
         self,

@@ -409,6 +409,7 @@ class Engine:
         resends: int,
         read_only: bool = False,
         autocommit_known: bool = True,
+        closing: bool = False,
     ) -> Verdict:
         """An operation raised the driver error ``code``; decide what the caller sees.
 
@@ -418,7 +419,9 @@ class Engine:
         read-only now: otherwise a refusal to write is the caller's own error (their READ
         ONLY transaction, ``--secure-file-priv``). ``autocommit_known`` is False when the
         driver's autocommit flag is only a guess: a transaction then never counts as
-        provably rolled back (its writes may have committed one by one).
+        provably rolled back (its writes may have committed one by one). ``closing``:
+        ``close()`` was called meanwhile (from another thread, aborting the operation):
+        nothing is sent again, as after an interruption.
         """
         error = self.errors.kind(code)
         if error is ErrorKind.READ_ONLY and not read_only:
@@ -427,6 +430,8 @@ class Engine:
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True
             return Verdict.OUTCOME_UNKNOWN
+        if closing and (verdict is Verdict.RESEND or verdict is Verdict.SESSION_LOST):
+            return Verdict.RAISE
         return verdict
 
     def _judge(
