@@ -19,7 +19,7 @@ from .errors import (
     TLSDowngradeError,
     TransactionLostError,
 )
-from .policies import MaxAge, PingOnCheckout, RetryOnError
+from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, RetryOnError
 from .transaction import run_transaction
 
 __version__ = "0.1.0"
@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MYSQL_ERRORS",
     "ConcurrentUseError",
+    "DeadPeerTimeout",
     "ErrorKind",
     "ErrorTable",
     "MaxAge",

@@ -271,6 +271,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
             return result
         finally:
             self._release()
+            if self._aborting:
+                self._finish_abort()
 
     async def _run(
         self,
@@ -555,6 +557,8 @@ async def _prepare(
     """Check a new driver connection (TLS, role), run ``on_connect`` and replay the
     journal on it; return its wait_timeout when the policies follow it."""
     adapter.adopt(raw)  # before any statement
+    if engine.dead_peer is not None:
+        adapter.set_dead_peer_timeout(raw, engine.dead_peer.seconds)
     check_tls(adapter, raw, engine)
     target = role_wanted(engine)
     if target is not None:

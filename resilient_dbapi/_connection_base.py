@@ -56,9 +56,6 @@ class ConnectionBase:
     _status: Callable[[Any], tuple[bool, bool]]
     """The adapter's ``status``: ``(in_transaction, autocommit)`` as last reported."""
     _described: str
-    # close() from another thread or task while an operation runs: abort it (True), or
-    # refuse as any concurrent use is refused (False).
-    _aborts_when_busy = False
     # Guarded methods of some drivers only: hidden where the driver has no such method.
     _driver_methods = (
         "begin",
@@ -93,6 +90,9 @@ class ConnectionBase:
         self._claim = self._guard.acquire
         self._release = self._guard.release
         self._in_flight = ""
+        # close() found an operation in flight and aborted it: the physical connection is
+        # given up by whichever of the two finishes last (see _finish_abort).
+        self._aborting = False
         self._status = adapter.status
         # Statement records under the server's dialect (its built-in functions).
         self._postgres = adapter.postgres
@@ -190,6 +190,8 @@ class ConnectionBase:
 
     def _leave(self) -> None:
         self._guard.release()
+        if self._aborting:
+            self._finish_abort()
 
     def _attribute_set(self, name: str, value: Any) -> None:
         """A driver attribute set through the proxy: set on the driver connection (unless
@@ -217,6 +219,7 @@ class ConnectionBase:
         new session). Returns when the replacement started."""
         engine = self._engine
         self._abandon(reason)
+        self._check_open()  # close() came meanwhile: no new connection for a closed one
         if engine.unrestorable:
             raise session_lost_before_send(
                 self._adapter, engine, self._observer, self._where(), reason, code
@@ -243,6 +246,11 @@ class ConnectionBase:
     ) -> None:
         where = self._where()
         self._install(raw, wait_timeout)
+        if self._closed:
+            # close() came while connecting; checked after the install, so a close()
+            # after this check finds the new connection to shut down.
+            self._abandon(Reason.ERROR)
+            raise closed_error(self._adapter)
         elapsed = _monotonic() - started
         self._observer.emit(Reconnected(where, reason.value, code, attempts, elapsed))
 
@@ -287,6 +295,7 @@ class ConnectionBase:
             resends=resends,
             read_only=read_only,
             autocommit_known=knows_autocommit(adapter, raw),
+            closing=self._closed,
         )
         if engine.stale:
             adapter.discard(raw)
@@ -333,16 +342,20 @@ class ConnectionBase:
             self._observer.emit(OutcomeUnknown(self._where(), code))
 
     def close(self) -> None:
-        """Close the connection; closing twice is harmless."""
+        """Close the connection; closing twice is harmless.
+
+        Called while another thread (or task) is inside an operation, it aborts that
+        operation instead of waiting for it: the operation fails at once under the
+        safety rules (nothing is sent again; a write's outcome is unknown)."""
         if self._closed:
             return
-        if self._aborts_when_busy and self._guard.locked():
-            # In use by another task: abort it, as aiomysql's close() does (its pool's
-            # terminate() relies on it). The operation in flight fails, under the rules.
+        if not self._claim(False):
             self._closed = True
-            self._abandon(Reason.ERROR)
+            self._aborting = True
+            self._abort_in_flight()
+            self._finish_abort()  # in case the operation ended meanwhile
             return
-        self._enter("close")
+        self._in_flight = "close"
         try:
             self._closed = True
             raw = self._raw
@@ -354,7 +367,28 @@ class ConnectionBase:
             except Exception:  # the server may have gone first; the socket is closed anyway
                 self._adapter.discard(raw)
         finally:
-            self._leave()
+            self._release()
+
+    def _abort_in_flight(self) -> None:
+        """Make the operation another thread is running fail at once: shut the socket
+        down under it (closing it there could hand its descriptor to a new file while
+        the driver still uses the number)."""
+        if not self._engine.stale:
+            self._adapter.shut_down(self._raw)
+
+    def _finish_abort(self) -> None:
+        """After close() aborted an operation, give the physical connection up once
+        nobody uses it. Both close() and the operation, as it leaves, call this: the
+        guard lets whichever comes last do it, once."""
+        if not self._claim(False):
+            return  # still in use: whoever holds it calls this as it leaves
+        try:
+            if self._aborting:
+                self._aborting = False
+                if not self._engine.stale:
+                    self._abandon(Reason.ERROR)
+        finally:
+            self._release()
 
     @property
     def open(self) -> bool:
@@ -392,7 +426,12 @@ class AsyncConnectionBase(ConnectionBase):
     """What only the asyncio connection has that never waits (aiomysql's API); the
     generated sync twin derives from :class:`ConnectionBase` instead."""
 
-    _aborts_when_busy = True
+    def _abort_in_flight(self) -> None:
+        """Close the transport under the task in flight, as aiomysql's close() does (its
+        pool's terminate() relies on it): one thread, so no descriptor can be reused
+        under it."""
+        if not self._engine.stale:
+            self._abandon(Reason.ERROR)
 
     def expire(self) -> None:
         """Give the physical connection up: the next statement gets a new one (for a

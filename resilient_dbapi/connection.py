@@ -261,6 +261,8 @@ class ResilientConnection(ConnectionBase):
             return result
         finally:
             self._release()
+            if self._aborting:
+                self._finish_abort()
 
     def _run(
         self,
@@ -474,6 +476,8 @@ def _prepare(
     """Check a new driver connection (TLS, role), run ``on_connect`` and replay the
     journal on it; return its wait_timeout when the policies follow it."""
     adapter.adopt(raw)  # before any statement
+    if engine.dead_peer is not None:
+        adapter.set_dead_peer_timeout(raw, engine.dead_peer.seconds)
     check_tls(adapter, raw, engine)
     target = role_wanted(engine)
     if target is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .error_kinds import Code, ErrorKind, ErrorTable
 from .hosts import Failover, Target
-from .policies import MaxAge, PingOnCheckout, Policy, RetryOnError
+from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, Policy, RetryOnError
 from .statements import Statement, StatementKind
 
 __all__ = ["Checkout", "Engine", "Op", "Reason", "TLSFloor", "Verdict"]
@@ -113,6 +113,7 @@ class Engine:
         "_idle_trigger",
         "_lifetime",
         "connected_at",
+        "dead_peer",
         "draw",
         "errors",
         "explicit",
@@ -152,14 +153,16 @@ class Engine:
         self.ping: PingOnCheckout | None = None
         self.max_age: MaxAge | None = None
         self.retry: RetryOnError | None = None
+        self.dead_peer: DeadPeerTimeout | None = None
         self.errors = errors
         seen: set[type] = set()
         for policy in policies:
-            if not isinstance(policy, PingOnCheckout | MaxAge | RetryOnError | ErrorTable):
+            if not isinstance(
+                policy, PingOnCheckout | MaxAge | RetryOnError | DeadPeerTimeout | ErrorTable
+            ):
                 raise TypeError(
                     f"policies: a {type(policy).__qualname__} is not a policy; allowed: "
-                    "PingOnCheckout, MaxAge, "
-                    "RetryOnError, ErrorTable"
+                    "PingOnCheckout, MaxAge, RetryOnError, DeadPeerTimeout, ErrorTable"
                 )
             if type(policy) in seen:
                 raise ValueError(f"policies: more than one {type(policy).__name__}")
@@ -170,6 +173,8 @@ class Engine:
                 self.max_age = policy
             elif isinstance(policy, RetryOnError):
                 self.retry = policy
+            elif isinstance(policy, DeadPeerTimeout):
+                self.dead_peer = policy
             else:
                 self.errors = policy
         self.draw = draw
@@ -215,7 +220,7 @@ class Engine:
         if not self.errors.codes:
             self.errors = errors
         if in_process:
-            self.ping = self.max_age = None
+            self.ping = self.max_age = self.dead_peer = None
         self.idle_setting = idle_setting
 
     def tls_allows(self, used: bool) -> bool:
@@ -451,6 +456,7 @@ class Engine:
         resends: int,
         read_only: bool = False,
         autocommit_known: bool = True,
+        closing: bool = False,
     ) -> Verdict:
         """An operation raised the driver error ``code``; decide what the caller sees.
 
@@ -460,7 +466,9 @@ class Engine:
         read-only now: otherwise a refusal to write is the caller's own error (their READ
         ONLY transaction, ``--secure-file-priv``). ``autocommit_known`` is False when the
         driver's autocommit flag is only a guess: a transaction then never counts as
-        provably rolled back (its writes may have committed one by one).
+        provably rolled back (its writes may have committed one by one). ``closing``:
+        ``close()`` was called meanwhile (from another thread, aborting the operation):
+        nothing is sent again, as after an interruption.
         """
         error = self.errors.kind(code)
         if error is ErrorKind.READ_ONLY and not read_only:
@@ -469,6 +477,8 @@ class Engine:
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True
             return Verdict.OUTCOME_UNKNOWN
+        if closing and (verdict is Verdict.RESEND or verdict is Verdict.SESSION_LOST):
+            return Verdict.RAISE
         return verdict
 
     def _judge(

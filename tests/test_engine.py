@@ -316,6 +316,39 @@ def test_an_interruption_under_a_guessed_autocommit_is_outcome_unknown() -> None
     assert not e.lost_uncertain
 
 
+def test_an_operation_aborted_by_close_is_never_sent_again() -> None:
+    """close() from another thread aborted it: what would be sent again is raised as it is
+    (the connection is closed); what was lost is reported as after any loss."""
+    read = engine()
+    assert fail(read, Op.EXECUTE, K.READ, DEAD, sent=True, autocommit=True, resends=0) is (
+        Verdict.RESEND
+    )
+    # A read, and a write the driver proves it never sent: safe to send again, if open.
+    for kind, sent in ((K.READ, True), (K.WRITE, False)):
+        e = engine()
+        verdict = fail(
+            e, Op.EXECUTE, kind, DEAD, sent=sent, autocommit=True, resends=0, closing=True
+        )
+        assert verdict is Verdict.RAISE and e.stale
+    unrestorable = engine()
+    unrestorable.state_made(frozenset({"user variables"}))
+    verdict = fail(
+        unrestorable, Op.EXECUTE, K.READ, DEAD, sent=True, autocommit=True, resends=0, closing=True
+    )
+    assert verdict is Verdict.RAISE  # not SessionLostError: no session comes after it
+    write = engine()
+    verdict = fail(
+        write, Op.EXECUTE, K.WRITE, DEAD, sent=True, autocommit=True, resends=0, closing=True
+    )
+    assert verdict is Verdict.OUTCOME_UNKNOWN
+    txn = engine()
+    txn.done(S(K.WRITE), True, False, 100.1)
+    verdict = fail(
+        txn, Op.EXECUTE, K.READ, DEAD, sent=True, autocommit=False, resends=0, closing=True
+    )
+    assert verdict is Verdict.TRANSACTION_LOST and txn.lost
+
+
 def test_rollback_after_a_loss_with_the_connection_gone_sends_nothing() -> None:
     e = engine()
     e.done(S(K.WRITE), True, False, 100.1)

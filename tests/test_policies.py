@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 
 from resilient_dbapi import (
     MYSQL_ERRORS,
+    DeadPeerTimeout,
     ErrorKind,
     ErrorTable,
     MaxAge,
     PingOnCheckout,
     RetryOnError,
 )
+from resilient_dbapi.adapters._sockets import keepalive_settings
 from resilient_dbapi.adapters.pymysql import PyMySQLAdapter
 from resilient_dbapi.policies import ProfileError, default_policies, load, profile_names
 
@@ -172,6 +174,41 @@ def test_the_longest_times_still_work() -> None:
     assert wait is not None and DAY <= wait <= 2 * DAY
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [0, 0.5, -1, math.nan, math.inf, math.nextafter(DAY, math.inf), int(DAY) + 1, _HUGE],
+)
+def test_the_dead_peer_timeout_is_bounded(bad: object) -> None:
+    shown = "an int of 1329 bits" if bad == _HUGE else re.escape(repr(bad))
+    message = rf"^DeadPeerTimeout: seconds must be >= 1 and <= 86400 \(one day\), got {shown}$"
+    with pytest.raises(ValueError, match=message):
+        DeadPeerTimeout(seconds=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [True, "10", None, [1]])
+def test_the_dead_peer_timeout_takes_a_number(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"^DeadPeerTimeout: seconds must be a number of seconds"):
+        DeadPeerTimeout(seconds=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "settings"),
+    [
+        (10, (5, 1, 5, 10000)),  # the default: what was measured (found in 10.4 s)
+        (1, (1, 1, 5, 1000)),
+        (2.5, (1, 1, 5, 2500)),
+        (30, (15, 3, 5, 30000)),
+        (DAY, (32767, 8640, 5, 86400000)),  # within Linux's ceilings (32767 s)
+    ],
+)
+def test_the_dead_peer_timeout_becomes_socket_settings(
+    seconds: float, settings: tuple[int, int, int, int]
+) -> None:
+    policy = DeadPeerTimeout(seconds=seconds)
+    assert policy.seconds == seconds and isinstance(policy.seconds, float)
+    assert keepalive_settings(policy.seconds) == settings
+
+
 def test_the_longest_ping_timeout_reaches_pymysql_socket() -> None:
     """The bound is what the driver takes: PyMySQL sets the ping's timeout on its socket,
     which overflows far past a day (PingOnCheckout(timeout=1e300) used to pass, then
@@ -281,7 +318,9 @@ def test_every_profile_in_the_policies_folder_loads(path: Path) -> None:
 def test_the_profiles_differ_as_documented() -> None:
     strict = {type(p): p for p in load("strict")}
     assert strict[RetryOnError].resend == 0 and strict[PingOnCheckout].skip_recent == 0
-    assert {type(p): p for p in load("paranoid")}[PingOnCheckout].idle == 0
+    paranoid = {type(p): p for p in load("paranoid")}
+    assert paranoid[PingOnCheckout].idle == 0
+    assert paranoid[DeadPeerTimeout].seconds < DeadPeerTimeout().seconds
     batch = {type(p): p for p in load("batch")}
     assert batch[RetryOnError].deadline is not None and batch[RetryOnError].deadline >= 300
     assert set(profile_names()) >= {"default", "web", "batch", "strict", "paranoid"}
@@ -305,7 +344,7 @@ def test_malformed_profiles_name_the_file_and_the_key(tmp_path: Path) -> None:
         load(tmp_path / "missing.toml")
 
 
-_SECTION_NAMES = ["ping_on_checkout", "max_age", "retry_on_error"]
+_SECTION_NAMES = ["ping_on_checkout", "max_age", "retry_on_error", "dead_peer_timeout"]
 _KEEP_OR_DROP = r'extends = "default".*enabled = false in its section'
 
 
@@ -320,13 +359,18 @@ def test_an_empty_profile_is_refused(tmp_path: Path, text: str) -> None:
 def test_a_profile_that_leaves_a_policy_out_is_refused(tmp_path: Path) -> None:
     partial = tmp_path / "partial.toml"
     partial.write_text("[ping_on_checkout]\nidle = 7.0\n")
-    left_out = r"\[max_age\], \[retry_on_error\] without saying whether to keep or drop them"
+    left_out = (
+        r"\[max_age\], \[retry_on_error\], \[dead_peer_timeout\] without saying whether to "
+        "keep or drop them"
+    )
     with pytest.raises(
         ProfileError, match=rf"partial.toml' leaves out {left_out}.*{_KEEP_OR_DROP}"
     ):
         load(partial)
-    partial.write_text("[ping_on_checkout]\n[max_age]\n")
-    with pytest.raises(ProfileError, match=r"leaves out \[retry_on_error\] .* keep or drop it\."):
+    partial.write_text("[ping_on_checkout]\n[max_age]\n[retry_on_error]\n")
+    with pytest.raises(
+        ProfileError, match=r"leaves out \[dead_peer_timeout\] .* keep or drop it\."
+    ):
         load(partial)
 
 
@@ -334,9 +378,12 @@ def test_a_profile_drops_a_policy_only_when_it_says_so(tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text(
         "[ping_on_checkout]\nidle = 7.0\n[max_age]\nenabled = false\n[retry_on_error]\n"
+        "[dead_peer_timeout]\nseconds = 30\n"
     )
-    assert load(profile) == [PingOnCheckout(idle=7.0), RetryOnError()]
-    profile.write_text("[ping_on_checkout]\nenabled = true\n[max_age]\n[retry_on_error]\n")
+    assert load(profile) == [PingOnCheckout(idle=7.0), RetryOnError(), DeadPeerTimeout(30)]
+    profile.write_text(
+        "[ping_on_checkout]\nenabled = true\n[max_age]\n[retry_on_error]\n[dead_peer_timeout]\n"
+    )
     assert load(profile) == default_policies()  # empty sections: each policy's defaults
     profile.write_text("".join(f"[{s}]\nenabled = false\n" for s in _SECTION_NAMES))
     assert load(profile) == []  # a bare proxy, as policies=[]: said in so many words
@@ -354,6 +401,7 @@ def test_extends_keeps_what_is_not_written(tmp_path: Path) -> None:
     assert load(profile) == [
         dataclasses.replace(batch[PingOnCheckout], idle=120.0),  # batch's timeout kept
         batch[RetryOnError],
+        batch[DeadPeerTimeout],
     ]
     # A chain, by a path relative to the extending file; a dropped policy comes back
     # only when a section says so.
@@ -366,6 +414,7 @@ def test_extends_keeps_what_is_not_written(tmp_path: Path) -> None:
         dataclasses.replace(batch[PingOnCheckout], idle=120.0),
         MaxAge(seconds=60),
         dataclasses.replace(batch[RetryOnError], resend=0),
+        batch[DeadPeerTimeout],
     ]
 
 

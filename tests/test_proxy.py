@@ -277,7 +277,7 @@ def test_drop_in_module(db: dict[str, Any], tmp_path: Path, monkeypatch: Any) ->
     profile = tmp_path / "p.toml"
     profile.write_text(
         "[ping_on_checkout]\nidle = 7.0\n[max_age]\nenabled = false\n"
-        "[retry_on_error]\nenabled = false\n"
+        "[retry_on_error]\nenabled = false\n[dead_peer_timeout]\nenabled = false\n"
     )
     monkeypatch.setenv(drop_in.POLICY_ENV, str(profile))
     conn = drop_in.connect(**db)

@@ -51,6 +51,12 @@ class AiomysqlAdapter(MySQLProtocol):
         # Bytes still in the kernel (what the event loop has not read yet) need a poll.
         return socket_probe(sock, tls, current)
 
+    def socket_fd(self, raw: Any) -> int | None:
+        writer = raw._writer
+        sock = None if writer is None else writer.transport.get_extra_info("socket")
+        fd = -1 if sock is None else sock.fileno()
+        return fd if fd >= 0 else None
+
     def known_dead(self, raw: Any) -> Callable[[], bool]:
         # The event loop reads for the connection all the time: what it has learned (end
         # of stream, a reset, bytes nobody asked for, such as MySQL 8's goodbye packet)

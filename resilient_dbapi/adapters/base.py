@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..error_kinds import Code, ErrorTable
+from . import _sockets
 
 __all__ = [
     "Adapter",
@@ -103,6 +104,20 @@ class Inspector(Protocol):
 
     def adopt(self, raw: Any) -> None:
         """Prepare a new driver connection before anything is sent on it."""
+
+    def socket_fd(self, raw: Any) -> int | None:
+        """The file descriptor of ``raw``'s socket to the server; None if it has none or
+        the driver hides it (then the two hooks below can do nothing)."""
+
+    def set_dead_peer_timeout(self, raw: Any, seconds: float) -> None:
+        """Make ``raw`` fail with the driver's "lost connection" error once the server
+        has been silent for about ``seconds`` (:class:`~resilient_dbapi.DeadPeerTimeout`),
+        without capping a query the server is still running; called on each new
+        connection before anything is sent."""
+
+    def shut_down(self, raw: Any) -> None:
+        """Shut ``raw``'s socket down both ways without closing it, from any thread: an
+        operation blocked on it fails at once with the driver's error. Never raises."""
 
 
 class Adapter(Inspector, Protocol):
@@ -250,6 +265,22 @@ class AdapterBase:
 
     def adopt(self, raw: Any) -> None:
         return None
+
+    def socket_fd(self, raw: Any) -> int | None:
+        return None  # no socket to reach: no dead-peer bound, no abort from another thread
+
+    def set_dead_peer_timeout(self, raw: Any, seconds: float) -> None:
+        fd = self.socket_fd(raw)
+        if fd is not None:
+            _sockets.set_dead_peer_timeout(fd, seconds)
+
+    def shut_down(self, raw: Any) -> None:
+        # The driver may be closing the connection in the blocked thread at this moment:
+        # whatever it left behind, there is nothing more to do.
+        with contextlib.suppress(Exception):
+            fd = self.socket_fd(raw)
+            if fd is not None:
+                _sockets.shut_down(fd)
 
     def read_only(self, raw: Any) -> Any:
         raise NotImplementedError(f"{self.name}: the server's role cannot be read")

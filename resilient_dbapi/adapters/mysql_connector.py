@@ -100,6 +100,12 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
             lambda: raw._socket is holder and holder.sock is sock,
         )
 
+    def socket_fd(self, raw: Any) -> int | None:
+        holder = raw._socket
+        sock = getattr(holder, "sock", None) if holder is not None else None
+        fd = -1 if sock is None else sock.fileno()
+        return fd if fd >= 0 else None
+
     def adopt(self, raw: Any) -> None:
         """Keep the server's status flags as each reply reports them: the driver keeps
         only the transaction flag, and its ``_autocommit`` is what it last set itself

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +10,7 @@ import MySQLdb
 import MySQLdb.cursors
 
 from ..error_kinds import MYSQL_ERRORS
+from . import _sockets
 from ._mysql import MySQLSession, socket_probe
 from .base import AdapterBase, Liveness
 
@@ -71,6 +70,26 @@ class MySQLdbAdapter(MySQLSession, AdapterBase):
         # reason to ask the server (a TLS 1.3 session ticket is no goodbye).
         return socket_probe(fd, True, current)
 
+    def adopt(self, raw: Any) -> None:
+        # mysqlclient refuses every call, fileno() included, while another thread runs
+        # a query on the connection: its socket is remembered now, for close() then.
+        fd = self.socket_fd(raw)
+        raw._resilient_socket = None if fd is None else (fd, _sockets.identity(fd))
+
+    def shut_down(self, raw: Any) -> None:
+        known = raw.__dict__.get("_resilient_socket")
+        if known is None:
+            super().shut_down(raw)  # not adopted: looked up now
+        else:
+            _sockets.shut_down(*known)
+
+    def socket_fd(self, raw: Any) -> int | None:
+        try:
+            fd = raw.fileno()
+        except Exception:  # closed: the C library has no socket any more
+            return None
+        return fd if isinstance(fd, int) and fd >= 0 else None
+
     def status(self, raw: Any) -> tuple[bool, bool]:
         # mysqlclient shows no server status flags beyond autocommit: a transaction is
         # known from the statements sent (BEGIN, writes with autocommit off).
@@ -88,8 +107,7 @@ class MySQLdbAdapter(MySQLSession, AdapterBase):
     def discard(self, raw: Any) -> None:
         # Shut the socket first: the COM_QUIT that close() sends then goes nowhere (the
         # connection may be mid-result or half-open).
-        with contextlib.suppress(Exception), socket.socket(fileno=os.dup(raw.fileno())) as sock:
-            sock.shutdown(socket.SHUT_RDWR)
+        self.shut_down(raw)
         with contextlib.suppress(Exception):
             raw.close()
 

@@ -40,6 +40,10 @@ _CONNECT_MESSAGES = (
     (re.compile(r"too many (clients|connections)"), "53300"),
     (re.compile(r"the database system is (starting up|shutting down|in recovery)"), "57P03"),
 )
+# libpq's own settings for a silent server: given by the caller, they are kept.
+_LIBPQ_SILENCE = frozenset(
+    {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"}
+)
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -192,6 +196,19 @@ class PsycopgAdapter(AdapterBase):
             return Liveness.ALIVE if pgconn.status == pq.ConnStatus.OK else Liveness.DEAD
 
         return probe
+
+    def socket_fd(self, raw: Any) -> int | None:
+        try:
+            fd: int = raw.pgconn.socket
+        except psycopg.OperationalError:  # no connection
+            return None
+        return fd
+
+    def set_dead_peer_timeout(self, raw: Any, seconds: float) -> None:
+        # The connection is the caller's to make: keepalives or tcp_user_timeout given to
+        # libpq there are the caller's choice. Otherwise the same settings, on the socket.
+        if _LIBPQ_SILENCE.isdisjoint(raw.info.get_parameters()):
+            super().set_dead_peer_timeout(raw, seconds)
 
     def status(self, raw: Any) -> tuple[bool, bool]:
         # With autocommit off psycopg opens a transaction before any statement, reads

@@ -32,6 +32,11 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
             return dead
         return socket_probe(sock, isinstance(sock, ssl.SSLSocket), lambda: raw._sock is sock)
 
+    def socket_fd(self, raw: Any) -> int | None:
+        sock = raw._sock
+        fd = -1 if sock is None else sock.fileno()
+        return fd if fd >= 0 else None
+
     def known_dead(self, raw: Any) -> None:
         return None  # PyMySQL learns nothing without a system call
 

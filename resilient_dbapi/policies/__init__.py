@@ -15,6 +15,7 @@ from ..error_kinds import ErrorTable
 from ._profiles import ProfileError, load, profile_names
 
 __all__ = [
+    "DeadPeerTimeout",
     "MaxAge",
     "PingOnCheckout",
     "Policy",
@@ -36,16 +37,18 @@ _YEAR = 365 * _DAY
 """The longest ``MaxAge``: MySQL's own ceiling for ``wait_timeout``."""
 
 
-def _seconds(owner: str, name: str, value: object, *, strict: bool, high: float = _DAY) -> float:
-    """``value`` as a number of seconds from 0 (excluded if ``strict``) to ``high``."""
-    allowed = f"{'>' if strict else '>='} 0 and <= {high:.0f} ({_spoken(high)})"
+def _seconds(
+    owner: str, name: str, value: object, *, strict: bool, high: float = _DAY, low: float = 0.0
+) -> float:
+    """``value`` as a number of seconds from ``low`` (excluded if ``strict``) to ``high``."""
+    allowed = f"{'>' if strict else '>='} {low:g} and <= {high:.0f} ({_spoken(high)})"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(
             f"{owner}: {name} must be a number of seconds {allowed}, got {_shown(value)}"
         )
     # Compared before any float(): an int too big for a float compares exactly, and NaN
     # fails every comparison.
-    if not (0 < value <= high if strict else 0 <= value <= high):
+    if not (low < value <= high if strict else low <= value <= high):
         raise ValueError(f"{owner}: {name} must be {allowed}, got {_shown(value)}")
     return float(value)
 
@@ -143,6 +146,36 @@ class MaxAge:
         if not self.follow_wait_timeout or not wait_timeout or wait_timeout <= 0:
             return None
         return wait_timeout - min(30.0, 0.1 * wait_timeout)
+
+
+@dataclass(frozen=True)
+class DeadPeerTimeout:
+    """Give up on a connection whose server has gone silent for about ``seconds``.
+
+    A server that vanishes without a word (a dead host, a blackholing firewall, a cable
+    pulled) leaves a statement waiting forever: nothing on the socket says it is gone.
+    The kernel is told to give up instead (libpq's ``keepalives_*`` and
+    ``tcp_user_timeout``): sent data unacknowledged for ``seconds``, or keepalive probes
+    unanswered over about the same time, fail the connection with the driver's own
+    "lost connection" error, and the safety rules decide what the caller sees. A live
+    server acknowledges at once even while it runs a long query, so no query length is
+    capped. Set on each new connection's TCP socket where the driver shows it (Linux
+    honours every setting; other systems those they have).
+
+    ``seconds`` is from 1 to one day (86400 s). Leave the policy out to keep the
+    system's defaults: on Linux some 15 minutes of retransmissions for a statement that
+    was never acknowledged, and over two hours (or forever, without keepalives) for a
+    reply that never comes.
+    """
+
+    seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "seconds",
+            _seconds("DeadPeerTimeout", "seconds", self.seconds, strict=False, low=1.0),
+        )
 
 
 @dataclass
@@ -247,10 +280,11 @@ class RetryOnError:
         return resends_done < self.resend
 
 
-Policy = PingOnCheckout | MaxAge | RetryOnError | ErrorTable
+Policy = PingOnCheckout | MaxAge | RetryOnError | DeadPeerTimeout | ErrorTable
 
 
 def default_policies() -> list[Policy]:
     """The default set: liveness check with a ping after 30 s idle, a one-hour max age
-    with 5 % jitter that also follows ``wait_timeout``, and safe retries for 30 s."""
-    return [PingOnCheckout(), MaxAge(), RetryOnError()]
+    with 5 % jitter that also follows ``wait_timeout``, safe retries for 30 s, and a
+    server silent for 10 s given up."""
+    return [PingOnCheckout(), MaxAge(), RetryOnError(), DeadPeerTimeout()]

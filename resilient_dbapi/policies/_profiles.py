@@ -25,6 +25,7 @@ _SECTIONS = {
         "RetryOnError",
         {"attempts", "deadline", "backoff", "max_backoff", "resend"},
     ),
+    "dead_peer_timeout": ("DeadPeerTimeout", {"seconds"}),
 }
 _LISTED = ", ".join(f"[{s}]" for s in _SECTIONS)
 _HOW = (
@@ -68,22 +69,24 @@ def load(name_or_path: str | os.PathLike[str]) -> list[Policy]:
     """The policies of a profile: a shipped profile's name (``"web"``, ``"batch"``,
     ``"strict"``, ``"paranoid"``, ``"default"``) or the path of a ``.toml`` file.
 
-    Each section ``[ping_on_checkout]``, ``[max_age]`` and ``[retry_on_error]`` gives its
-    policy's arguments; ``enabled = false`` in one drops that policy. A top-level
-    ``extends = "<name or path>"`` takes the sections not written (and the keys not
-    written in a section) from that profile; without it every section must be there.
+    Each section ``[ping_on_checkout]``, ``[max_age]``, ``[retry_on_error]`` and
+    ``[dead_peer_timeout]`` gives its policy's arguments; ``enabled = false`` in one
+    drops that policy. A top-level ``extends = "<name or path>"`` takes the sections
+    not written (and the keys not written in a section) from that profile; without it
+    every section must be there.
     """
     spec = _resolve(_path_of(name_or_path), ())
     return [_build(section, values) for section, values in spec.items() if values is not None]
 
 
 def _build(section: str, values: dict[str, Any]) -> Policy:
-    from . import MaxAge, PingOnCheckout, RetryOnError
+    from . import DeadPeerTimeout, MaxAge, PingOnCheckout, RetryOnError
 
     classes: dict[str, Any] = {
         "PingOnCheckout": PingOnCheckout,
         "MaxAge": MaxAge,
         "RetryOnError": RetryOnError,
+        "DeadPeerTimeout": DeadPeerTimeout,
     }
     policy: Policy = classes[_SECTIONS[section][0]](**values)
     return policy
