@@ -219,6 +219,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
             self._enter("execute")  # raises ConcurrentUseError
         self._in_flight = "execute"
         try:
+            if self._streamer is not None:
+                self._stream_check("execute")
             engine = self._engine
             if self._driver_transactions:
                 self._track_driver_transaction()
@@ -270,6 +272,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
                 await self._note(stmt, query, args, cursor)
             return result
         finally:
+            if cursor._unbuffered or self._streamer is not None:
+                self._stream_seen()
             self._release()
             if self._aborting:
                 self._finish_abort()

@@ -5,6 +5,7 @@ operation. ``_connection_async.py`` and its generated sync twin hold only what a
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -90,6 +91,7 @@ class ConnectionBase:
         self._claim = self._guard.acquire
         self._release = self._guard.release
         self._in_flight = ""
+        self._streamer: object = None  # see _stream_seen()
         # close() found an operation in flight and aborted it: the physical connection is
         # given up by whichever of the two finishes last (see _finish_abort).
         self._aborting = False
@@ -187,11 +189,45 @@ class ConnectionBase:
             self._observer.stats.concurrent_use_refused += 1
             raise concurrent_use_error(self._adapter, self._in_flight, what)
         self._in_flight = what
+        if self._streamer is not None:
+            try:
+                self._stream_check(what)
+            except BaseException:
+                self._guard.release()
+                raise
 
     def _leave(self) -> None:
+        if self._streamer is not None:
+            self._stream_seen()
         self._guard.release()
         if self._aborting:
             self._finish_abort()
+
+    # An unbuffered result (PyMySQL's SSCursor) stays open on the connection between
+    # operations, until it is read to the end or its cursor closed: the guard covers it,
+    # or another thread's statement would drain the rows its reader has not read yet.
+    _owner: Callable[[], object] = staticmethod(threading.get_ident)
+
+    def _stream_seen(self) -> None:
+        """After an operation that may have opened or finished an unbuffered result:
+        whose it is now (None: no result is open)."""
+        if self._engine.stale or not self._adapter.busy(self._raw):
+            self._streamer = None
+        elif self._streamer is None:  # opened now; one open before stays its reader's
+            self._streamer = self._owner()
+
+    def _stream_check(self, what: str) -> None:
+        """Before an operation while an unbuffered result is open: only its reader may
+        go on (its own statement drains the rest, as the driver does)."""
+        if self._streamer == self._owner():
+            return
+        if self._engine.stale or not self._adapter.busy(self._raw):
+            self._streamer = None  # read to the end, or freed, since
+        else:
+            self._observer.stats.concurrent_use_refused += 1
+            raise concurrent_use_error(
+                self._adapter, "an unbuffered result not read to the end", what
+            )
 
     def _attribute_set(self, name: str, value: Any) -> None:
         """A driver attribute set through the proxy: set on the driver connection (unless
@@ -432,6 +468,9 @@ class AsyncConnectionBase(ConnectionBase):
         under it."""
         if not self._engine.stale:
             self._abandon(Reason.ERROR)
+
+    # Tasks share a thread: the reader of an unbuffered result is a task.
+    _owner: Callable[[], object] = staticmethod(asyncio.current_task)
 
     def expire(self) -> None:
         """Give the physical connection up: the next statement gets a new one (for a

@@ -50,7 +50,8 @@ class CursorBase:
         # methods stand in for the class's checked ones (they hold no reference to self,
         # so an abandoned cursor is still freed at once, as the driver's would be).
         names = vars(self)
-        if conn._adapter.unbuffered(raw):
+        self._unbuffered = conn._adapter.unbuffered(raw)
+        if self._unbuffered:
             for name in FETCHES:
                 names.pop(name, None)
         else:

@@ -4,10 +4,14 @@ write would not, and outcomes the caller must acknowledge. Each claim the proxy 
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import warnings
 from typing import Any
 
 import aiomysql
 import pymysql
+import pymysql.cursors
 import pytest
 
 import resilient_dbapi
@@ -448,3 +452,86 @@ def test_a_cut_upload_is_the_drivers_error_of_unknown_outcome_never_sent_again(
     assert _count(server, db, "after-2999999") == 0  # the rest of the file never went out
     conn.cursor().execute("SELECT 1")
     conn.close()
+
+
+# -- class 6: the guard covers an unbuffered result until it is read or closed
+
+ROWS = "SELECT seq FROM seq_1_to_20000"
+
+
+def _read_while_another_thread_runs_a_statement(conn: Any, other: Any) -> tuple[int, Any]:
+    """Read ROWS through an unbuffered cursor of ``conn``; between two fetches another
+    thread runs a statement on ``other`` (the same connection, or a cursor of it)."""
+    cur = conn.cursor(pymysql.cursors.SSCursor)
+    cur.execute(ROWS)
+    got = 1 if cur.fetchone() is not None else 0
+    outcome: list[Any] = []
+
+    def intruder() -> None:
+        try:
+            # PyMySQL warns the intruder (not the reader) as it drains the other's rows.
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("always")
+                other.cursor().execute("SELECT 1")
+            outcome.append("sent")
+        except Exception as exc:  # what the intruding thread saw
+            outcome.append(exc)
+
+    thread = threading.Thread(target=intruder)
+    thread.start()
+    thread.join()
+    got += sum(1 for _ in iter(cur.fetchone, None))
+    cur.close()
+    return got, outcome[0]
+
+
+def test_another_thread_drains_an_unbuffered_result_with_plain_pymysql(
+    db: dict[str, Any],
+) -> None:
+    conn = pymysql.connect(**db)
+    got, outcome = _read_while_another_thread_runs_a_statement(conn, conn)
+    assert outcome == "sent" and got < 20000  # the reader silently lost rows
+    conn.close()
+
+
+def test_the_guard_covers_an_unbuffered_result_until_it_is_read(db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    got, outcome = _read_while_another_thread_runs_a_statement(conn, conn)
+    assert got == 20000
+    assert isinstance(outcome, resilient_dbapi.ConcurrentUseError)
+    assert "unbuffered result" in str(outcome)
+    # Read to the end: the connection is anyone's again.
+    thread = threading.Thread(target=lambda: conn.cursor().execute("SELECT 1"))
+    thread.start()
+    thread.join()
+    # The reader's own statement drains its result, as the driver's would.
+    cur = conn.cursor(pymysql.cursors.SSCursor)
+    cur.execute(ROWS)
+    cur.fetchone()
+    other = conn.cursor()
+    with pytest.warns(UserWarning, match="unbuffered result was left incomplete"):
+        other.execute("SELECT 2")
+    assert other.fetchone() == (2,)
+    assert conn._streamer is None
+    conn.close()
+
+
+def test_the_guard_covers_an_unbuffered_result_across_tasks(db: dict[str, Any]) -> None:
+    async def main() -> None:
+        conn = await aio.connect(aiomysql.connect, **aio_kwargs(db))
+        cur = await conn.cursor(aiomysql.SSCursor)
+        await cur.execute(ROWS)
+        got = 1 if await cur.fetchone() is not None else 0
+
+        async def intruder() -> None:
+            await (await conn.cursor()).execute("SELECT 1")
+
+        with pytest.raises(resilient_dbapi.ConcurrentUseError, match="unbuffered result"):
+            await asyncio.create_task(intruder())
+        while await cur.fetchone() is not None:
+            got += 1
+        assert got == 20000
+        await asyncio.create_task(intruder())  # read to the end: free again
+        conn.close()
+
+    run(main())
