@@ -155,6 +155,9 @@ class AsyncResilientConnection(AsyncConnectionBase):
                 engine.wait_timeout_changed(wait_timeout, _monotonic())
         elif stmt.kind is StatementKind.WRITE:
             engine.state_made(stmt.effects)
+            # The server names writes it cannot roll back as they happen.
+            if engine.txn_writes and not engine.kept:
+                engine.wrote_in_transaction(stmt, self._adapter.kept_writes(self._raw))
 
     async def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements
@@ -216,11 +219,11 @@ class AsyncResilientConnection(AsyncConnectionBase):
         check goes straight to the driver; any other goes through :meth:`_run`, as does
         a resend."""
         if not self._claim(False):
-            self._enter("execute")  # raises ConcurrentUseError
+            self._enter("execute", cursor)  # raises ConcurrentUseError
         self._in_flight = "execute"
         try:
             if self._streamer is not None:
-                self._stream_check("execute")
+                self._stream_check("execute", cursor)
             engine = self._engine
             if self._driver_transactions:
                 self._track_driver_transaction()
@@ -231,6 +234,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
             if (
                 self._closed
                 or engine.lost
+                or (engine.txn_writes and self._unproven_write(stmt))
                 or (
                     not engine.txn_writes
                     and (
@@ -273,7 +277,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
             return result
         finally:
             if cursor._unbuffered or self._streamer is not None:
-                self._stream_seen()
+                self._stream_seen(cursor)
             self._release()
             if self._aborting:
                 self._finish_abort()
@@ -293,6 +297,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 await self._checkout()
+            elif self._unproven_write(stmt):
+                self._dead_before_sending(op, stmt)
             if self._engine.history_lost:
                 self._check_history(stmt)
             try:
@@ -435,6 +441,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
             self._enter("cursor")
             try:
                 engine = self._engine
+                if engine.lost and not self._closed:
+                    self._check_usable()  # the loss again, until rollback(): no new session
                 if engine.stale and not self._closed:
                     await self._replace(engine.stale_reason, engine.stale_code)
             finally:
@@ -569,6 +577,16 @@ async def _prepare(
         read_only = await adapter.read_only(raw)
         if not target.accepts(read_only):
             raise WrongRole(adapter, read_only)
+    tracking = adapter.tracking_sql(raw)
+    if tracking is not None:
+        try:
+            await adapter.execute(raw, tracking, None)
+        except Exception as exc:
+            code = adapter.error_code(exc)
+            if code is None or engine.is_dead(code):
+                raise
+            tracking = None  # a server without it (error 1193): no rollback is provable
+    engine.tracking(tracking is not None, adapter.transactional_only, adapter.says_transaction)
     for sql in on_connect:
         await adapter.execute(raw, sql, None)
     for method, payload in engine.journal.values():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -92,6 +93,7 @@ class ConnectionBase:
         self._release = self._guard.release
         self._in_flight = ""
         self._streamer: object = None  # see _stream_seen()
+        self._stream_cursor: weakref.ref[Any] | None = None
         # close() found an operation in flight and aborted it: the physical connection is
         # given up by whichever of the two finishes last (see _finish_abort).
         self._aborting = False
@@ -183,22 +185,23 @@ class ConnectionBase:
         if self._engine.lost:
             raise lost_again_error(self._adapter, self._engine)
 
-    def _enter(self, what: str) -> None:
-        """Claim the connection for one operation, or refuse at once if it is in use."""
+    def _enter(self, what: str, cursor: object = None) -> None:
+        """Claim the connection for one operation (through ``cursor``, if one), or refuse
+        at once if it is in use."""
         if not self._guard.acquire(False):
             self._observer.stats.concurrent_use_refused += 1
             raise concurrent_use_error(self._adapter, self._in_flight, what)
         self._in_flight = what
         if self._streamer is not None:
             try:
-                self._stream_check(what)
+                self._stream_check(what, cursor)
             except BaseException:
                 self._guard.release()
                 raise
 
-    def _leave(self) -> None:
-        if self._streamer is not None:
-            self._stream_seen()
+    def _leave(self, cursor: Any = None) -> None:
+        if self._streamer is not None or (cursor is not None and cursor._unbuffered):
+            self._stream_seen(cursor)
         self._guard.release()
         if self._aborting:
             self._finish_abort()
@@ -206,23 +209,32 @@ class ConnectionBase:
     # An unbuffered result (PyMySQL's SSCursor) stays open on the connection between
     # operations, until it is read to the end or its cursor closed: the guard covers it,
     # or another thread's statement would drain the rows its reader has not read yet.
+    # Its reader is the thread (task) that last used it; its cursor may be handed over.
     _owner: Callable[[], object] = staticmethod(threading.get_ident)
 
-    def _stream_seen(self) -> None:
-        """After an operation that may have opened or finished an unbuffered result:
-        whose it is now (None: no result is open)."""
+    def _stream_seen(self, cursor: object = None) -> None:
+        """After an operation (through ``cursor``, if one) that may have opened or
+        finished an unbuffered result: whose it is now (None: no result is open)."""
         if self._engine.stale or not self._adapter.busy(self._raw):
-            self._streamer = None
+            self._streamer = self._stream_cursor = None
         elif self._streamer is None:  # opened now; one open before stays its reader's
             self._streamer = self._owner()
+            # Weak: a cursor dropped unread is freed at once (the driver ends its stream).
+            self._stream_cursor = None if cursor is None else weakref.ref(cursor)
 
-    def _stream_check(self, what: str) -> None:
+    def _stream_check(self, what: str, cursor: object = None) -> None:
         """Before an operation while an unbuffered result is open: only its reader may
-        go on (its own statement drains the rest, as the driver does)."""
-        if self._streamer == self._owner():
+        go on (its own statement drains the rest, as the driver does). Its cursor,
+        used from another thread or task, makes that one the reader: it was handed over."""
+        owner = self._owner()
+        if self._streamer == owner:
+            return
+        reader = self._stream_cursor
+        if cursor is not None and reader is not None and cursor is reader():
+            self._streamer = owner
             return
         if self._engine.stale or not self._adapter.busy(self._raw):
-            self._streamer = None  # read to the end, or freed, since
+            self._streamer = self._stream_cursor = None  # read to the end, or freed, since
         else:
             self._observer.stats.concurrent_use_refused += 1
             raise concurrent_use_error(
@@ -310,12 +322,44 @@ class ConnectionBase:
         finally:
             self._leave()
 
+    def _unproven_write(self, stmt: Statement) -> bool:
+        """Inside a transaction: whether ``stmt``, lost in flight, would be of unknown
+        outcome (a write the server never showed to write only tables it rolls back)."""
+        engine = self._engine
+        return (
+            stmt.kind is not StatementKind.READ
+            and not engine.all_roll_back
+            and stmt not in engine.rolls_back
+            and not engine.stale
+        )
+
+    def _dead_before_sending(self, op: Op, stmt: Statement) -> None:
+        """Before such a write: the socket check (microseconds). A connection found
+        closed proves the statement was never sent: the transaction is provably lost,
+        not of unknown outcome (raises the verdict's error)."""
+        if self._probe() is not Liveness.DEAD:
+            return
+        adapter = self._adapter
+        exc = new_error(
+            adapter,
+            adapter.operational_error,
+            adapter.gone_code,
+            "the server closed the connection (found before sending)",
+        )
+        self._failed(exc, op, stmt, 0, sent=False)
+
     def _failed(
-        self, exc: Exception, op: Op, stmt: Statement, resends: int, read_only: bool = False
+        self,
+        exc: Exception,
+        op: Op,
+        stmt: Statement,
+        resends: int,
+        read_only: bool = False,
+        sent: bool | None = None,
     ) -> Verdict:
         """Apply the safety rules to a failed operation: return the verdict RESEND or
         RECOVERED, raise anything else. ``read_only``: the server refused it because it
-        turned read-only."""
+        turned read-only; ``sent``: known without asking the driver's error."""
         adapter = self._adapter
         code = adapter.error_code(exc)
         if code is None:
@@ -326,7 +370,7 @@ class ConnectionBase:
             op,
             stmt,
             code,
-            sent=not adapter.never_sent(exc),
+            sent=not adapter.never_sent(exc) if sent is None else sent,
             autocommit=self._status(raw)[1],
             resends=resends,
             read_only=read_only,

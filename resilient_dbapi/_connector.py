@@ -27,6 +27,7 @@ from .errors import NoSuitableHostError, TLSDowngradeError
 from .events import GaveUp, HostPassedOver, Listener, Observer, Retrying, check_listeners
 from .hosts import Failover, Host, HostMemory, Target
 from .policies import Policy
+from .statements import Statement
 
 __all__: list[str] = []
 
@@ -47,6 +48,9 @@ class Request:
     listeners: tuple[Listener, ...]
     memory: HostMemory | None
     tls_floor: TLSFloor = field(default_factory=TLSFloor, compare=False)
+    # The statements a server of this request showed to write only tables that roll
+    # back (see Engine.wrote_in_transaction).
+    rolls_back: set[Statement] = field(default_factory=set, compare=False)
 
     @classmethod
     def checked(
@@ -66,7 +70,7 @@ class Request:
         request = cls(
             driver_connect,
             args,
-            kwargs,
+            adapters.connect_kwargs(driver_connect, kwargs),
             tuple(resolve_policies(policies)),
             check_on_connect(on_connect),
             check_listeners(listeners),
@@ -82,7 +86,11 @@ class Request:
         """A new logical connection's engine."""
         failover = self.memory.failover if self.memory is not None else None
         return Engine(
-            list(self.policies), ErrorTable(), failover=failover, tls_floor=self.tls_floor
+            list(self.policies),
+            ErrorTable(),
+            failover=failover,
+            tls_floor=self.tls_floor,
+            rolls_back=self.rolls_back,
         )
 
 

@@ -80,31 +80,34 @@ class AsyncResilientCursor(CursorBase):
         self._check_open()
         conn = self._conn
         stmt = statement(query, conn._postgres)
-        conn._enter("executemany")
+        conn._enter("executemany", self)
         try:
             result = await conn._run(Op.EXECUTEMANY, stmt, _send_executemany, self, query, args)
             await conn._note(stmt, query, args)
             return result
         finally:
-            conn._leave()
+            conn._leave(self)
 
     async def callproc(self, procname: str, args: Any = ()) -> Any:
         self._check_open()
         conn = self._conn
-        conn._enter("callproc")
+        conn._enter("callproc", self)
         try:
             result = await conn._run(Op.CALLPROC, WRITE_OP, _send_callproc, self, procname, args)
             # The driver passes the arguments through user variables (@_proc_0, ...).
-            conn._engine.state_made(_CALLPROC_STATE)
+            engine = conn._engine
+            engine.state_made(_CALLPROC_STATE)
+            if engine.txn_writes and not engine.kept:
+                engine.wrote_in_transaction(None, conn._adapter.kept_writes(conn._raw))
             return result
         finally:
-            conn._leave()
+            conn._leave(self)
 
     async def _reading(self, read: Callable[..., Any], *args: Any) -> Any:
         """A read of results that may touch the network (unbuffered rows, next result)."""
         self._check_open()
         conn = self._conn
-        conn._enter("fetch")
+        conn._enter("fetch", self)
         try:
             return await read(*args)
         except Exception as exc:
@@ -117,7 +120,7 @@ class AsyncResilientCursor(CursorBase):
                 conn._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
-            conn._leave()
+            conn._leave(self)
 
     async def fetchone(self) -> Any:
         return await self._reading(self._raw.fetchone)
@@ -143,7 +146,7 @@ class AsyncResilientCursor(CursorBase):
         if self._gen != self._conn._gen:
             return  # its physical connection is gone already
         conn = self._conn
-        conn._enter("cursor close")
+        conn._enter("cursor close", self)
         try:
             await self._raw.close()  # an unbuffered cursor reads its remaining rows here
         except Exception as exc:
@@ -159,7 +162,7 @@ class AsyncResilientCursor(CursorBase):
             conn._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
-            conn._leave()
+            conn._leave(self)
 
     if True:  # ASYNC
 

@@ -145,6 +145,9 @@ class ResilientConnection(ConnectionBase):
                 engine.wait_timeout_changed(wait_timeout, _monotonic())
         elif stmt.kind is StatementKind.WRITE:
             engine.state_made(stmt.effects)
+            # The server names writes it cannot roll back as they happen.
+            if engine.txn_writes and not engine.kept:
+                engine.wrote_in_transaction(stmt, self._adapter.kept_writes(self._raw))
 
     def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements
@@ -206,11 +209,11 @@ class ResilientConnection(ConnectionBase):
         check goes straight to the driver; any other goes through :meth:`_run`, as does
         a resend."""
         if not self._claim(False):
-            self._enter("execute")  # raises ConcurrentUseError
+            self._enter("execute", cursor)  # raises ConcurrentUseError
         self._in_flight = "execute"
         try:
             if self._streamer is not None:
-                self._stream_check("execute")
+                self._stream_check("execute", cursor)
             engine = self._engine
             if self._driver_transactions:
                 self._track_driver_transaction()
@@ -221,6 +224,7 @@ class ResilientConnection(ConnectionBase):
             if (
                 self._closed
                 or engine.lost
+                or (engine.txn_writes and self._unproven_write(stmt))
                 or (
                     not engine.txn_writes
                     and (
@@ -263,7 +267,7 @@ class ResilientConnection(ConnectionBase):
             return result
         finally:
             if cursor._unbuffered or self._streamer is not None:
-                self._stream_seen()
+                self._stream_seen(cursor)
             self._release()
             if self._aborting:
                 self._finish_abort()
@@ -283,6 +287,8 @@ class ResilientConnection(ConnectionBase):
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 self._checkout()
+            elif self._unproven_write(stmt):
+                self._dead_before_sending(op, stmt)
             if self._engine.history_lost:
                 self._check_history(stmt)
             try:
@@ -488,6 +494,16 @@ def _prepare(
         read_only = adapter.read_only(raw)
         if not target.accepts(read_only):
             raise WrongRole(adapter, read_only)
+    tracking = adapter.tracking_sql(raw)
+    if tracking is not None:
+        try:
+            adapter.execute(raw, tracking, None)
+        except Exception as exc:
+            code = adapter.error_code(exc)
+            if code is None or engine.is_dead(code):
+                raise
+            tracking = None  # a server without it (error 1193): no rollback is provable
+    engine.tracking(tracking is not None, adapter.transactional_only, adapter.says_transaction)
     for sql in on_connect:
         adapter.execute(raw, sql, None)
     for method, payload in engine.journal.values():

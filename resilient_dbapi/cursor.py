@@ -79,31 +79,34 @@ class ResilientCursor(CursorBase):
         self._check_open()
         conn = self._conn
         stmt = statement(query, conn._postgres)
-        conn._enter("executemany")
+        conn._enter("executemany", self)
         try:
             result = conn._run(Op.EXECUTEMANY, stmt, _send_executemany, self, query, args)
             conn._note(stmt, query, args)
             return result
         finally:
-            conn._leave()
+            conn._leave(self)
 
     def callproc(self, procname: str, args: Any = ()) -> Any:
         self._check_open()
         conn = self._conn
-        conn._enter("callproc")
+        conn._enter("callproc", self)
         try:
             result = conn._run(Op.CALLPROC, WRITE_OP, _send_callproc, self, procname, args)
             # The driver passes the arguments through user variables (@_proc_0, ...).
-            conn._engine.state_made(_CALLPROC_STATE)
+            engine = conn._engine
+            engine.state_made(_CALLPROC_STATE)
+            if engine.txn_writes and not engine.kept:
+                engine.wrote_in_transaction(None, conn._adapter.kept_writes(conn._raw))
             return result
         finally:
-            conn._leave()
+            conn._leave(self)
 
     def _reading(self, read: Callable[..., Any], *args: Any) -> Any:
         """A read of results that may touch the network (unbuffered rows, next result)."""
         self._check_open()
         conn = self._conn
-        conn._enter("fetch")
+        conn._enter("fetch", self)
         try:
             return read(*args)
         except Exception as exc:
@@ -116,7 +119,7 @@ class ResilientCursor(CursorBase):
                 conn._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
-            conn._leave()
+            conn._leave(self)
 
     def fetchone(self) -> Any:
         return self._reading(self._raw.fetchone)
@@ -142,7 +145,7 @@ class ResilientCursor(CursorBase):
         if self._gen != self._conn._gen:
             return  # its physical connection is gone already
         conn = self._conn
-        conn._enter("cursor close")
+        conn._enter("cursor close", self)
         try:
             self._raw.close()  # an unbuffered cursor reads its remaining rows here
         except Exception as exc:
@@ -158,7 +161,7 @@ class ResilientCursor(CursorBase):
             conn._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
-            conn._leave()
+            conn._leave(self)
 
     def fetchall_unbuffered(self) -> Iterator[Any]:
         """PyMySQL's lazy row iterator, each row read under the rules of ``fetchone``."""

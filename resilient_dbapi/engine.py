@@ -25,6 +25,9 @@ __all__ = ["Checkout", "Engine", "Op", "Reason", "TLSFloor", "Verdict"]
 
 _INF = float("inf")
 _READ = StatementKind.READ
+# How many statement texts one connection remembers as seen to write only tables that
+# roll back: enough for an application's statements, bounded for one that makes texts.
+_ROLLS_BACK_MAX = 512
 
 
 class Reason(enum.Enum):
@@ -81,6 +84,10 @@ class Checkout:
 _PROCEED = Checkout()
 _XA_OPENS = frozenset({"start", "begin", "end", "prepare"})
 _XA_ENDS = frozenset({"commit", "rollback"})
+# The statements whose reply is an OK packet, which carries the server's status flags.
+_STATUS_FRESH = frozenset(
+    {StatementKind.SESSION, StatementKind.BEGIN, StatementKind.COMMIT, StatementKind.ROLLBACK}
+)
 
 
 class TLSFloor:
@@ -112,6 +119,7 @@ class Engine:
         "_idle_limit",
         "_idle_trigger",
         "_lifetime",
+        "all_roll_back",
         "connected_at",
         "dead_peer",
         "draw",
@@ -121,6 +129,7 @@ class Engine:
         "history_lost",
         "idle_setting",
         "journal",
+        "kept",
         "last_used",
         "lost",
         "lost_code",
@@ -129,11 +138,14 @@ class Engine:
         "next_check_at",
         "ping",
         "retry",
+        "rolls_back",
+        "says_transaction",
         "stale",
         "stale_code",
         "stale_reason",
         "sticky",
         "tls_floor",
+        "tracks",
         "txn_writes",
         "unrestorable",
         "wait_timeout",
@@ -148,6 +160,7 @@ class Engine:
         draw: Callable[[], float] = random.random,
         failover: Failover | None = None,
         tls_floor: TLSFloor | None = None,
+        rolls_back: set[Statement] | None = None,
     ) -> None:
         self.failover = failover
         self.ping: PingOnCheckout | None = None
@@ -198,6 +211,22 @@ class Engine:
         self.lost_uncertain = False
         # An XA transaction is open on the session (XA START to XA COMMIT/ROLLBACK).
         self.xa_open = False
+        # The open transaction wrote to a table the server cannot roll back (MyISAM,
+        # Aria): lost with its connection, that part stays. Whether the server tells
+        # (session tracking) is ``tracks``; without, no write is provably rolled back.
+        self.kept = False
+        self.tracks = True
+        # The driver shows the server's own "transaction open" flag after each reply
+        # (PyMySQL, aiomysql): it, not the statements' text, says whether one is open.
+        self.says_transaction = False
+        # Every table of the server rolls back (PostgreSQL, SQLite) ...
+        self.all_roll_back = False
+        # ... or the statement texts the server was seen to run inside a transaction
+        # without writing to such a table: only those, lost in flight, are provably
+        # rolled back with their transaction. Shared, like ``tls_floor``, by the
+        # connections of one connect(), creator() or pool; bounded (see
+        # wrote_in_transaction()).
+        self.rolls_back: set[Statement] = set() if rolls_back is None else rolls_back
         # The session was replaced and nothing ran on the new one yet: a statement asking
         # about the last one's history (LAST_INSERT_ID() ...) would get the new one's.
         self.history_lost = False
@@ -243,7 +272,7 @@ class Engine:
         replacing = self.connected_at != -_INF
         self.connected_at = now
         self.stale = False
-        self.explicit = self.sticky = self.txn_writes = self.xa_open = False
+        self.explicit = self.sticky = self.txn_writes = self.xa_open = self.kept = False
         self.unrestorable.clear()
         self._lifetime = self.max_age.lifetime(self.draw()) if self.max_age else _INF
         self._expires_at = now + self._lifetime
@@ -371,6 +400,44 @@ class Engine:
         bound, brought up to date at the next :meth:`checkout`). The hot path."""
         self.last_used = now
 
+    def tracking(
+        self, on: bool, all_roll_back: bool = False, says_transaction: bool = False
+    ) -> None:
+        """What the new connection's server reports: writes it cannot roll back (a MySQL
+        server through session tracking), or it has no such tables (PostgreSQL); and
+        whether its replies say if a transaction is open (``says_transaction``)."""
+        self.tracks = on or all_roll_back
+        self.all_roll_back = all_roll_back
+        self.says_transaction = says_transaction
+
+    def wrote_in_transaction(self, statement: Statement | None, kept: bool) -> None:
+        """After a write inside the open transaction (``statement``; None for a
+        procedure, whose statements are not its text): whether the server said it wrote
+        to a table it cannot roll back. Without its word (no tracking, a text of several
+        statements), it may have: if the transaction is lost, that part stays."""
+        if kept or not self.tracks or (statement is not None and statement.opaque):
+            self.kept = True
+        elif (
+            statement is not None
+            and statement.atomic  # one statement, no routine of its own: it is the same each time
+            and not self.all_roll_back
+            and statement not in self.rolls_back
+        ):
+            if len(self.rolls_back) >= _ROLLS_BACK_MAX:
+                self.rolls_back.clear()  # forgetting only weakens a later claim
+            self.rolls_back.add(statement)
+
+    def _rolled_back_with(self, statement: Statement, sent: bool) -> bool:
+        """Whether ``statement``, lost with the transaction it ran in, provably left
+        nothing behind: not sent, a read, or a text the server was seen to write only
+        tables it rolls back with."""
+        return (
+            not sent
+            or self.all_roll_back
+            or statement.kind is StatementKind.READ
+            or statement in self.rolls_back
+        )
+
     def asks_lost_history(self, statement: Statement) -> bool:
         """Before sending on a session that replaced another (``history_lost``): whether
         ``statement`` asks about the session's history, which went with the old one (the
@@ -423,9 +490,19 @@ class Engine:
                 self.xa_open = True
             elif xa in _XA_ENDS:
                 self.xa_open = False
+        if self.says_transaction and kind in _STATUS_FRESH:
+            # The server's word over the text's: ``SET autocommit = 'ON'`` committed,
+            # ``autocommit(True)`` with autocommit on did not, ``COMMIT AND CHAIN``
+            # opened one. Only after these: PyMySQL keeps the flags of OK packets, not of
+            # a result set's end (an INSERT ... RETURNING leaves the last OK's flags).
+            if not in_trans:
+                self.explicit = self.sticky = False
+            ended = False
         # An XA branch, prepared or not, is never replaced silently: it may outlive the
         # session (XA PREPARE), and whatever it held is then not provably rolled back.
         self.txn_writes = self.explicit or self.sticky or (in_trans and not ended) or self.xa_open
+        if not self.txn_writes:
+            self.kept = False
 
     def driver_transaction(self, in_trans: bool) -> None:
         """Before sending: the driver reports a transaction open (or not), perhaps opened
@@ -522,6 +599,8 @@ class Engine:
         self.must_replace(Reason.ERROR, code)
         self._transaction_over()  # the server rolls back whatever was open
         if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
+            if self._chains(statement):
+                return self._chain_lost(code)
             return Verdict.RECOVERED
         ends = (
             op is Op.COMMIT
@@ -533,8 +612,12 @@ class Engine:
             # The open transaction was committed, or not, before the connection died.
             return self._uncertain(code) if sent else self._lose(code)
         if op is Op.COMMIT or kind is StatementKind.COMMIT:
+            if self._chains(statement):
+                return self._chain_lost(code)
             return Verdict.RECOVERED  # nothing was written: nothing to commit
         if had_writes:
+            if not self._rolled_back_with(statement, sent):
+                return self._uncertain(code)  # it may have written where nothing rolls back
             return self._lose(code)
         if op is Op.FETCH:
             return Verdict.RAISE  # rows were handed out already: the read cannot resume
@@ -547,10 +630,18 @@ class Engine:
             if self.retry is not None and self.retry.may_resend(resends):
                 return Verdict.RESEND
             return Verdict.RAISE
-        if autocommit or commits is not False:
-            # Autocommit: the server may have committed it. A statement that may commit
-            # (DDL, XA, a procedure): it may have, alone in its transaction.
+        if autocommit:
+            return Verdict.OUTCOME_UNKNOWN  # the server may have committed it
+        if commits is True:
+            # DDL commits before and after itself: it was alone in its transaction, and
+            # nothing the caller goes on with was open with it.
             return Verdict.OUTCOME_UNKNOWN
+        if commits is None:
+            # A procedure (or a verb the scanner cannot vouch for) may have committed, or
+            # left its writes in the transaction the caller would go on with.
+            return self._uncertain(code)
+        if not self._rolled_back_with(statement, sent):
+            return self._uncertain(code)  # it may have written where nothing rolls back
         return self._lose(code)  # a write inside the implicit transaction: rolled back
 
     def _refused_read_only(
@@ -609,11 +700,26 @@ class Engine:
         # held is still reported (SessionLostError) when it is replaced.
         return Verdict.RAISE if verdict in (Verdict.RESEND, Verdict.SESSION_LOST) else verdict
 
+    def _chains(self, statement: Statement) -> bool:
+        """Whether the COMMIT or ROLLBACK would have opened a new transaction as it ended
+        the last (``AND CHAIN``, or any after ``SET completion_type``, whatever its
+        value: the weaker claim)."""
+        return statement.chains or "set completion_type" in self.journal
+
+    def _chain_lost(self, code: Code | None) -> Verdict:
+        """A COMMIT or ROLLBACK that chains died with its connection: what it ended is
+        rolled back (nothing was written), but the transaction it opened is not on a new
+        session, where each statement would commit on its own. Lost until rollback()."""
+        self.lost = True
+        self.lost_code = code
+        return Verdict.TRANSACTION_LOST
+
     def _lose(self, code: Code | None) -> Verdict:
         """The open transaction died with its connection, rolled back by the server:
         until rollback(), everything raises TransactionLostError."""
-        if self.xa_open:
-            # A prepared XA branch survives its session: nothing is proven rolled back.
+        if self.xa_open or self.kept:
+            # A prepared XA branch survives its session, a non-transactional table keeps
+            # its rows: nothing is proven rolled back.
             return self._uncertain(code)
         self.lost = True
         self.lost_code = code
@@ -629,6 +735,8 @@ class Engine:
         return Verdict.OUTCOME_UNKNOWN
 
     def _transaction_over(self) -> None:
+        # ``kept`` stays until done() sees no transaction or a new connection: the loss
+        # being judged is of the transaction that kept it.
         self.explicit = self.sticky = self.txn_writes = False
 
     def rollback_needs_sending(self) -> bool:

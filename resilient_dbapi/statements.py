@@ -689,6 +689,15 @@ class Statement:
     history: bool = False
     """Whether its answer depends on the session's history (``LAST_INSERT_ID()``,
     ``SHOW WARNINGS``): never answered by a session that replaced the one it asks about."""
+    chains: bool = False
+    """``COMMIT``/``ROLLBACK ... AND CHAIN``: it opens a new transaction as it ends one,
+    which a new session would not have."""
+
+    @property
+    def opaque(self) -> bool:
+        """Whether the text could not be read as one statement (several, or unreadable):
+        nothing is known of what it did."""
+        return _NOT_REBUILT in self.effects
 
     @property
     def resendable(self) -> bool:
@@ -776,8 +785,11 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
         return Statement(kind, _commits_of(words), whole, effects, xa=xa, history=history)
     if kind is StatementKind.SESSION:
         return Statement(kind, _commits_of(words), True, effects, session_key(sql))
-    return Statement(kind, _commits_of(words), True, effects, history=history)
+    chains = kind in _ENDS and "chain" in words and words[words.index("chain") - 1] == "and"
+    return Statement(kind, _commits_of(words), True, effects, history=history, chains=chains)
 
+
+_ENDS = frozenset({StatementKind.COMMIT, StatementKind.ROLLBACK})
 
 # The statements an application sends are few and repeated: the proxies look their
 # records up in this plain dict first (a miss calls :func:`remember`); PostgreSQL's

@@ -29,6 +29,10 @@ class Driver:
     slow_read_sql: str  # returns one row (42,) after about a second
     session_id_sql: str
     translate: Callable[[dict[str, Any]], dict[str, Any]]
+    # Whether the server's word proves a lost transaction rolled back: PostgreSQL's
+    # tables all roll back; PyMySQL shows MariaDB's session tracking (no MyISAM write);
+    # mysqlclient and mysql-connector show neither, so a lost write is of unknown outcome.
+    proves_rollback: bool = True
 
     @property
     def connect(self) -> Callable[..., Any]:
@@ -94,12 +98,20 @@ _MYSQL_SQL = {
 
 DRIVERS = [
     Driver("pymysql", "pymysql", connect_name="connect", translate=_mysql, **_MYSQL_SQL),
-    Driver("mysqlclient", "MySQLdb", connect_name="connect", translate=_mysql, **_MYSQL_SQL),
+    Driver(
+        "mysqlclient",
+        "MySQLdb",
+        connect_name="connect",
+        translate=_mysql,
+        proves_rollback=False,
+        **_MYSQL_SQL,
+    ),
     Driver(
         "mysql-connector",
         "mysql.connector",
         connect_name="connect",
         translate=_connector,
+        proves_rollback=False,
         **_MYSQL_SQL,
     ),
     Driver(

@@ -165,6 +165,7 @@ class FakeAdapter(AdapterBase):
     interface_error = FakeInterfaceError
     programming_error = FakeError
     gone_code = 2006
+    transactional_only = True  # the fake server has no MyISAM: its rollbacks are whole
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, FakeConnection)

@@ -11,7 +11,7 @@ from resilient_dbapi._error_factories import tls_downgrade_error
 from resilient_dbapi.engine import Checkout, Engine, Op, Reason, TLSFloor, Verdict
 from resilient_dbapi.events import Observer
 from resilient_dbapi.hosts import Failover, HostMemory
-from resilient_dbapi.statements import Statement
+from resilient_dbapi.statements import Statement, statement
 from resilient_dbapi.statements import StatementKind as K
 
 from .engine_calls import S, fail
@@ -19,12 +19,15 @@ from .engine_calls import S, fail
 DEAD = ErrorKind.DEAD
 
 
-def engine(*policies: object, draw: float = 0.0) -> Engine:
+def engine(*policies: object, draw: float = 0.0, all_roll_back: bool = True) -> Engine:
+    """An engine on a connection; ``all_roll_back``: a server whose every table rolls
+    back (the verdict tables below), else one that reports writes it cannot (MariaDB)."""
     e = Engine(
         policies or [PingOnCheckout(), MaxAge(), RetryOnError()],  # type: ignore[arg-type]
         MYSQL_ERRORS,
         draw=lambda: draw,
     )
+    e.tracking(True, all_roll_back)
     e.connected(100.0, wait_timeout=None)
     return e
 
@@ -451,19 +454,27 @@ def test_a_driver_in_this_process_is_never_checked_or_recycled() -> None:
     assert e.errors is mine  # the policies' own table wins
 
 
-@pytest.mark.parametrize("commits", [True, None])
-def test_a_statement_that_may_commit_alone_in_its_transaction_is_outcome_unknown(
-    commits: bool | None,
-) -> None:
-    """DDL (or a verb the classifier cannot vouch for) with autocommit off and nothing
-    written before it: once run it is durable, so it is never "rolled back". Nothing
-    else was open: no acknowledgment is owed."""
+def test_ddl_alone_in_its_transaction_is_outcome_unknown() -> None:
+    """DDL with autocommit off and nothing written before it: once run it is durable,
+    so it is never "rolled back". It commits before and after itself: nothing else was
+    open, no acknowledgment is owed."""
     e = engine()
     verdict = fail(
-        e, Op.EXECUTE, K.WRITE, DEAD, commits=commits, sent=True, autocommit=False, resends=0
+        e, Op.EXECUTE, K.WRITE, DEAD, commits=True, sent=True, autocommit=False, resends=0
     )
     assert verdict is Verdict.OUTCOME_UNKNOWN
     assert not e.lost
+
+
+def test_a_procedure_lost_with_autocommit_off_is_acknowledged_before_anything_goes_on() -> None:
+    """A CALL (commits: cannot tell) may have committed, or left writes in the open
+    transaction the caller would go on with: until rollback(), everything raises."""
+    e = engine()
+    verdict = fail(
+        e, Op.EXECUTE, K.WRITE, DEAD, commits=None, sent=True, autocommit=False, resends=0
+    )
+    assert verdict is Verdict.OUTCOME_UNKNOWN
+    assert e.lost and e.lost_uncertain
 
 
 def test_an_uncertain_commit_is_acknowledged_before_anything_goes_on() -> None:
@@ -519,3 +530,130 @@ def test_a_statement_on_the_new_session_makes_its_own_history() -> None:
     e.connected(200.0)
     e.done(S(K.WRITE), False, True, 201.0)
     assert not e.history_lost and e.next_check_at > 201.0
+
+
+def _in_transaction(e: Engine) -> None:
+    e.done(S(K.WRITE), True, False, 101.0)
+    assert e.txn_writes
+
+
+_INSERT = statement("INSERT INTO t (uid) VALUES (%s)")
+
+
+def _lost_in_flight(e: Engine, stmt: Statement = _INSERT) -> Verdict:
+    return e.failed(Op.EXECUTE, stmt, 2013, sent=True, autocommit=False, resends=0)
+
+
+def test_a_lost_transaction_that_kept_writes_is_of_unknown_outcome() -> None:
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    e.wrote_in_transaction(statement("INSERT INTO m VALUES (1)"), True)  # MyISAM
+    assert _lost_in_flight(e) is Verdict.OUTCOME_UNKNOWN
+    assert e.lost and e.lost_uncertain
+
+
+def test_a_write_lost_in_flight_is_rolled_back_only_once_the_server_showed_its_tables() -> None:
+    """The lost statement itself may have written a MyISAM table: only a text the
+    server ran in a transaction without naming such a write is provably rolled back."""
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    assert _lost_in_flight(e) is Verdict.OUTCOME_UNKNOWN
+    e.rollback_needs_sending()
+    e.rolled_back()
+    e.connected(200.0, wait_timeout=None)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)  # the server named no MyISAM write
+    assert _lost_in_flight(e) is Verdict.TRANSACTION_LOST
+
+
+def test_a_write_the_server_kept_or_could_not_name_is_never_learned() -> None:
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    several = statement("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)")
+    call = statement("CALL p()")
+    e.wrote_in_transaction(several, False)
+    assert e.kept and several not in e.rolls_back  # several statements: not readable
+    e.done(S(K.COMMIT), False, False, 102.0)
+    _in_transaction(e)
+    e.wrote_in_transaction(call, False)
+    assert call not in e.rolls_back  # a procedure may write MyISAM another time
+    assert _lost_in_flight(e, call) is Verdict.OUTCOME_UNKNOWN
+
+
+def test_without_the_servers_word_no_write_is_provably_rolled_back() -> None:
+    e = engine(all_roll_back=False)
+    e.tracking(False)  # a driver that shows no session tracking
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    assert e.kept
+    assert _lost_in_flight(e, statement("SELECT 1")) is Verdict.OUTCOME_UNKNOWN
+
+
+def test_kept_writes_end_with_their_transaction() -> None:
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    e.wrote_in_transaction(statement("INSERT INTO m VALUES (1)"), True)
+    e.done(S(K.COMMIT), False, False, 102.0)
+    assert not e.kept
+    _in_transaction(e)
+    assert _lost_in_flight(e) is Verdict.TRANSACTION_LOST
+
+
+def test_a_transaction_that_only_read_is_rolled_back_without_tracking() -> None:
+    e = engine(all_roll_back=False)
+    e.tracking(False)
+    e.done(statement("BEGIN"), True, True, 101.0)
+    assert _lost_in_flight(e, statement("SELECT 1")) is Verdict.TRANSACTION_LOST
+
+
+@pytest.mark.parametrize("sql", ["COMMIT AND CHAIN", "ROLLBACK WORK AND CHAIN"])
+def test_a_chaining_end_lost_with_nothing_written_loses_the_chained_transaction(sql: str) -> None:
+    """The transaction it would have opened is not on a new session, where each later
+    statement would commit on its own: lost until rollback(), not "nothing was lost"."""
+    e = engine()  # nothing open: the end itself has nothing to commit or roll back
+    verdict = e.failed(Op.EXECUTE, statement(sql), 2013, sent=True, autocommit=True, resends=0)
+    assert verdict is Verdict.TRANSACTION_LOST
+    assert e.lost and not e.lost_uncertain
+
+
+def test_after_set_completion_type_every_end_may_chain() -> None:
+    e = engine()
+    e.record("set completion_type", ("SET completion_type = CHAIN", None))
+    verdict = e.failed(
+        Op.ROLLBACK, statement("ROLLBACK"), 2013, sent=True, autocommit=True, resends=0
+    )
+    assert verdict is Verdict.TRANSACTION_LOST
+
+
+def test_a_plain_end_lost_with_nothing_written_lost_nothing() -> None:
+    e = engine()
+    verdict = e.failed(
+        Op.EXECUTE, statement("ROLLBACK"), 2013, sent=True, autocommit=True, resends=0
+    )
+    assert verdict is Verdict.RECOVERED and not e.lost
+
+
+def test_the_servers_transaction_flag_decides_after_settings_and_ends() -> None:
+    """``SET autocommit = 'ON'`` inside BEGIN with autocommit off committed (the text
+    cannot prove it); ``autocommit(True)`` with autocommit on did not (nothing sent);
+    the flag after a result set is stale in PyMySQL, so it is not read there."""
+    e = engine()
+    e.tracking(True, False, says_transaction=True)
+    e.done(statement("BEGIN"), True, False, 101.0)
+    e.done(statement("SET autocommit = 'ON'"), False, True, 102.0)
+    assert not e.txn_writes and not e.explicit
+    e.done(statement("BEGIN"), True, True, 103.0)
+    e.done(statement("COMMIT"), True, True, 104.0)  # autocommit(True), nothing sent
+    assert e.txn_writes
+    e.done(statement("ROLLBACK"), False, True, 105.0)
+    e.done(S(K.WRITE), False, False, 106.0)  # INSERT ... RETURNING: the last OK's flags
+    assert e.txn_writes and e.sticky
+
+
+def test_without_the_servers_flag_the_text_decides() -> None:
+    e = engine()
+    e.done(statement("BEGIN"), True, False, 101.0)
+    e.done(statement("SET autocommit = 'ON'"), False, True, 102.0)
+    assert e.txn_writes  # the weaker claim: still counted open

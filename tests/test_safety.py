@@ -133,15 +133,42 @@ def test_write_killed_in_flight(server: Any, db: dict[str, Any]) -> None:
     assert _count(server, db, "slow") <= 1  # and it was not sent again meanwhile
 
 
+_SLOW_INSERT = "INSERT INTO t (uid, v) SELECT %s, SLEEP(%s)"
+
+
 def test_write_killed_in_flight_inside_transaction(server: Any, db: dict[str, Any]) -> None:
+    """Once the server showed (session tracking) that the statement writes only tables
+    it rolls back, its loss in flight is the transaction's: rolled back, provably."""
     conn = resilient_dbapi.connect(pymysql.connect, **db)  # autocommit off
+    cur = conn.cursor()
+    cur.execute(_SLOW_INSERT, ("shown", 0))
+    conn.rollback()
     killer = threading.Timer(0.3, kill, (server, conn.thread_id()))
     killer.start()
     try:
         with pytest.raises(TransactionLostError):
-            conn.cursor().execute("INSERT INTO t (uid, v) SELECT 'slow', SLEEP(2)")
+            cur.execute(_SLOW_INSERT, ("slow", 2))
     finally:
         killer.join()
+    conn.rollback()
+    assert _count(server, db, "slow") == 0
+
+
+def test_a_write_never_shown_to_roll_back_killed_in_flight_is_of_unknown_outcome(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """The first run of a statement: it may have written a table that does not roll back
+    (MyISAM), which would keep its rows: not "rolled back, run it again"."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db)  # autocommit off
+    killer = threading.Timer(0.3, kill, (server, conn.thread_id()))
+    killer.start()
+    try:
+        with pytest.raises(OutcomeUnknownError):
+            conn.cursor().execute(_SLOW_INSERT, ("slow", 2))
+    finally:
+        killer.join()
+    with pytest.raises(OutcomeUnknownError):  # until acknowledged
+        conn.cursor().execute("SELECT 1")
     conn.rollback()
     assert _count(server, db, "slow") == 0
 

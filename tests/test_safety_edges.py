@@ -92,13 +92,15 @@ def test_ddl_alone_in_its_transaction_lost_after_send_is_outcome_unknown(
 def test_a_write_lost_inside_a_transaction_is_still_rolled_back(
     server: Any, db: dict[str, Any], proxy: FaultProxy
 ) -> None:
-    """The counterpart: plain DML that cannot commit keeps the stronger, proven claim."""
+    """The counterpart: plain DML that cannot commit keeps the stronger, proven claim,
+    once the server showed the statement writes only tables it rolls back (its first
+    run, 'first', did: session tracking)."""
     conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
     cur = conn.cursor()
-    cur.execute("INSERT INTO t (uid) VALUES ('first')")
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))
     proxy.cut_after(b"second")
     with pytest.raises(TransactionLostError):
-        cur.execute("INSERT INTO t (uid) VALUES ('second')")
+        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("second",))
     assert rows(server, db, "SELECT COUNT(*) FROM t") == [(0,)]
     conn.rollback()
     conn.close()
@@ -535,3 +537,73 @@ def test_the_guard_covers_an_unbuffered_result_across_tasks(db: dict[str, Any]) 
         conn.close()
 
     run(main())
+
+
+# -- class 2: writes the server cannot roll back (MyISAM) inside a lost transaction
+
+
+def _myisam(server: Any, db: dict[str, Any]) -> None:
+    admin = server.admin()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE TABLE {db['database']}.m (uid VARCHAR(64)) ENGINE=MyISAM")
+    admin.close()
+
+
+@pytest.mark.parametrize("innodb_first", [True, False], ids=["with-innodb", "myisam-only"])
+def test_a_lost_transaction_that_wrote_myisam_is_outcome_unknown(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, innodb_first: bool
+) -> None:
+    """The server keeps the MyISAM row when the connection goes: "rolled back, run it
+    again" would write it twice. The server says so itself (session tracking)."""
+    _myisam(server, db)
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    if innodb_first:
+        cur.execute("INSERT INTO t (uid) VALUES ('innodb')")
+    cur.execute("INSERT INTO m (uid) VALUES ('kept')")
+    proxy.cut_after(b"third")
+    with pytest.raises(OutcomeUnknownError):
+        cur.execute("INSERT INTO t (uid) VALUES ('third')")
+    assert rows(server, db, "SELECT COUNT(*) FROM m") == [(1,)]  # kept by the server
+    assert rows(server, db, "SELECT COUNT(*) FROM t") == [(0,)]
+    with pytest.raises(OutcomeUnknownError):  # until acknowledged
+        cur.execute("SELECT 1")
+    conn.rollback()
+    cur.execute("SELECT 1")
+    conn.close()
+
+
+def test_a_transaction_on_innodb_alone_is_still_provably_rolled_back_after_myisam_work(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """The MyISAM write of an earlier, committed transaction does not weaken the claim."""
+    _myisam(server, db)
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    cur.execute("INSERT INTO m (uid) VALUES ('earlier')")
+    conn.commit()
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))
+    proxy.cut_after(b"second")
+    with pytest.raises(TransactionLostError):
+        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("second",))
+    conn.rollback()
+    conn.close()
+
+
+def test_a_lost_transaction_that_wrote_myisam_is_outcome_unknown_aio(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    _myisam(server, db)
+
+    async def main() -> None:
+        conn = await aio.connect(aiomysql.connect, **aio_kwargs(_via(proxy, db)))
+        cur = await conn.cursor()
+        await cur.execute("INSERT INTO m (uid) VALUES ('kept')")
+        proxy.cut_after(b"third")
+        with pytest.raises(OutcomeUnknownError):
+            await cur.execute("INSERT INTO t (uid) VALUES ('third')")
+        await conn.rollback()
+        conn.close()
+
+    run(main())
+    assert rows(server, db, "SELECT COUNT(*) FROM m") == [(1,)]

@@ -409,3 +409,20 @@ def test_builtins_and_keywords_before_a_parenthesis_stay_what_they_are(sql: str)
 )
 def test_what_asks_about_the_session_history(sql: str, history: bool) -> None:
     assert statement(sql).history is history
+
+
+@pytest.mark.parametrize(
+    ("message", "kept"),
+    [
+        (b"\x00\x0b\x05\t\x08I_RwW_S_", True),  # as MariaDB 10.11 sends them
+        (b"\x00\x0b\x05\t\x08I__w____", True),
+        (b"\x00\x0b\x05\t\x08I___W___", False),
+        (b"\x00\x0b\x05\t\x08________", False),
+        (b"\x02ok\x11\x01\x04\x03abc\x05\t\x08T__w____", True),  # info, then a schema change
+        (b"\x00\x05\x00\x03\x02db", False),  # only the schema changed
+    ],
+)
+def test_the_transaction_state_the_server_reports(message: bytes, kept: bool) -> None:
+    from resilient_dbapi.adapters._mysql import _nontransactional_write
+
+    assert _nontransactional_write(message) is kept

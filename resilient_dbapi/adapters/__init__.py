@@ -9,7 +9,7 @@ connect callable returns, so a ``lambda`` or ``functools.partial`` works as well
 from __future__ import annotations
 
 import importlib
-from typing import cast
+from typing import Any, cast
 
 from .base import Adapter, AdapterBase, AsyncAdapter, Inspector, Liveness
 
@@ -22,6 +22,7 @@ __all__ = [
     "adapter_for",
     "adapter_for_error",
     "async_adapter_for",
+    "connect_kwargs",
     "register",
 ]
 
@@ -117,6 +118,18 @@ def adapter_for(raw: object) -> Adapter:
 def async_adapter_for(raw: object) -> AsyncAdapter:
     """:func:`adapter_for` for an asyncio driver connection object."""
     return cast(AsyncAdapter, _find(raw))
+
+
+def connect_kwargs(driver_connect: object, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments for ``driver_connect``, with what its shipped adapter asks
+    the server for at the handshake (PyMySQL and aiomysql: session tracking, which tells
+    which lost transactions are provably rolled back)."""
+    package = (getattr(driver_connect, "__module__", None) or "").split(".")[0]
+    if package in ("pymysql", "aiomysql"):
+        from ._mysql import connect_kwargs as mysql_kwargs
+
+        return mysql_kwargs(kwargs)
+    return kwargs
 
 
 def adapter_for_error(exc: BaseException) -> Inspector | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pymysql
 import pymysql.err
+from pymysql.constants import CLIENT
 
 from ..error_kinds import MYSQL_ERRORS
 from .base import AdapterBase, Liveness
@@ -20,6 +21,8 @@ _IN_TRANS = 0x0001  # SERVER_STATUS_IN_TRANS
 _AUTOCOMMIT = 0x0002  # SERVER_STATUS_AUTOCOMMIT
 CR_SERVER_GONE_ERROR = 2006  # PyMySQL raises it only when sending failed
 _CR_SERVER_LOST = 2013
+_STATE_CHANGED = 0x4000  # SERVER_SESSION_STATE_CHANGED
+_TRANSACTION_STATE = 5  # SESSION_TRACK_TRANSACTION_STATE
 _POLL_ANY = (
     select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
     if hasattr(select, "poll")
@@ -80,6 +83,7 @@ class MySQLProtocol(AdapterBase):
     interface_error: type[Exception] = pymysql.err.InterfaceError
     programming_error: type[Exception] = pymysql.err.ProgrammingError
     gone_code = CR_SERVER_GONE_ERROR
+    says_transaction = True  # server_status: SERVER_STATUS_IN_TRANS from every reply
 
     def owns_error(self, exc: BaseException) -> bool:
         return isinstance(exc, pymysql.err.MySQLError)
@@ -97,6 +101,19 @@ class MySQLProtocol(AdapterBase):
             return _lost_while_failing(exc)
         code = exc.args[0] if exc.args else None
         return code if isinstance(code, int) else None
+
+    def tracking_sql(self, raw: Any) -> str | None:
+        # The capability is agreed at the handshake: connect_kwargs() asks for it.
+        if raw.client_flag & raw.server_capabilities & CLIENT.SESSION_TRACK:
+            return "SET SESSION session_track_transaction_info = STATE"
+        return None
+
+    def kept_writes(self, raw: Any) -> bool:
+        if not raw.server_status & _STATE_CHANGED:
+            return False  # the server reports a transaction's state only as it changes
+        result = raw._result
+        message = result.message if result is not None else None
+        return isinstance(message, bytes) and _nontransactional_write(message)
 
     def describe(self, raw: Any) -> str:
         host = getattr(raw, "host", "?")
@@ -149,3 +166,39 @@ def _lost_while_failing(exc: BaseException) -> int | None:
     ):
         return _CR_SERVER_LOST
     return None
+
+
+def connect_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """PyMySQL's and aiomysql's connect arguments, asking the server for session
+    tracking (the capability is agreed at the handshake, or never)."""
+    return {**kwargs, "client_flag": kwargs.get("client_flag", 0) | CLIENT.SESSION_TRACK}
+
+
+def _lenenc(data: bytes, pos: int) -> tuple[int, int]:
+    """A length-encoded integer at ``pos``: its value and the position after it."""
+    first = data[pos]
+    if first < 0xFB:
+        return first, pos + 1
+    size = {0xFC: 2, 0xFD: 3, 0xFE: 8}.get(first, 0)
+    return int.from_bytes(data[pos + 1 : pos + 1 + size], "little"), pos + 1 + size
+
+
+def _nontransactional_write(message: bytes) -> bool:
+    """Whether an OK packet's tail (PyMySQL's ``message``: the info string, then the
+    session state changes) reports a transaction state (``session_track_transaction_info
+    = STATE``) with a write to a non-transactional table: ``w``, its fourth letter."""
+    try:
+        size, pos = _lenenc(message, 0)
+        pos += size  # the info string
+        total, pos = _lenenc(message, pos)
+        end = min(pos + total, len(message))
+        while pos < end:
+            kind = message[pos]
+            size, pos = _lenenc(message, pos + 1)
+            if kind == _TRANSACTION_STATE:
+                _, start = _lenenc(message, pos)
+                return message[start + 3 : start + 4] == b"w"
+            pos += size
+    except IndexError:
+        return True  # a reply it cannot read: the weaker claim
+    return False

@@ -45,6 +45,14 @@ class Inspector(Protocol):
     """The driver's code for "the connection is gone", for errors found before sending."""
     postgres: bool
     """Whether the server speaks PostgreSQL's SQL (its built-in functions differ)."""
+    transactional_only: bool
+    """Whether every table of the server rolls back (PostgreSQL, SQLite): a transaction
+    lost with its connection is then provably rolled back without the server's word."""
+    says_transaction: bool
+    """Whether :meth:`status` reports the server's own "transaction open" flag from its
+    last OK reply (a MySQL server's status flags, as PyMySQL keeps them): then, after a
+    setting, BEGIN, COMMIT or ROLLBACK, it rather than their text says whether a
+    transaction is open."""
 
     def owns(self, raw: object) -> bool:
         """Whether ``raw`` is a connection of this driver."""
@@ -104,6 +112,14 @@ class Inspector(Protocol):
 
     def adopt(self, raw: Any) -> None:
         """Prepare a new driver connection before anything is sent on it."""
+
+    def tracking_sql(self, raw: Any) -> str | None:
+        """The statement that makes the server report, in its replies on ``raw``, writes
+        to tables it cannot roll back (run once per connection); None if it cannot."""
+
+    def kept_writes(self, raw: Any) -> bool:
+        """Whether the last reply on ``raw`` reported a write, in the open transaction,
+        to a table the server cannot roll back (MyISAM, Aria); after ``tracking_sql``."""
 
     def socket_fd(self, raw: Any) -> int | None:
         """The file descriptor of ``raw``'s socket to the server; None if it has none or
@@ -231,6 +247,8 @@ class AdapterBase:
     programming_error: type[Exception]
     gone_code: Code = 0
     postgres = False
+    transactional_only = False
+    says_transaction = False
     idle_setting = "wait_timeout"
     """The session setting after which the server closes an idle connection: a ``SET``
     of it makes the proxy read the new value (see :meth:`wait_timeout`)."""
@@ -265,6 +283,12 @@ class AdapterBase:
 
     def adopt(self, raw: Any) -> None:
         return None
+
+    def tracking_sql(self, raw: Any) -> str | None:
+        return None  # the driver shows no session tracking: no rollback is provable
+
+    def kept_writes(self, raw: Any) -> bool:
+        return False
 
     def socket_fd(self, raw: Any) -> int | None:
         return None  # no socket to reach: no dead-peer bound, no abort from another thread

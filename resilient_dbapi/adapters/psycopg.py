@@ -127,6 +127,7 @@ class PsycopgAdapter(AdapterBase):
     programming_error: type[Exception] = psycopg.ProgrammingError
     gone_code = _NO_CONNECTION
     postgres = True
+    transactional_only = True  # every PostgreSQL table rolls back
     idle_setting = "idle_session_timeout"
     surface = (AutocommitProperty, ConnectionExecute, CommitThenCloseOnExit)
     cursor_surface = (CursorCopy,)

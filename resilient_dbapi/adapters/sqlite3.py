@@ -30,6 +30,7 @@ class CursorDefaults:
 
 class SQLiteAdapter(AdapterBase):
     name = "sqlite3"
+    transactional_only = True
     in_process = True  # never replaced: a new connection would be another database
     errors = ErrorTable()
     operational_error: type[Exception] = sqlite3.OperationalError
