@@ -22,6 +22,8 @@ class _Pair:
         self.upstream = upstream
         self.drop_replies = False
         self.blackholed = False
+        # Set by cut_reply(): how many bytes of the reply to pass on before cutting.
+        self.reply_budget: int | None = None
 
     def close(self) -> None:
         for sock in (self.client, self.upstream):
@@ -39,7 +41,8 @@ class FaultProxy:
     daemon threads. ``cut_after(marker)`` forwards the next client chunk containing
     ``marker``, drops the server's reply and closes the client's side (the command runs,
     the client never learns it did); ``blackhole()`` silences the open connections while
-    keeping their sockets open (a half-open connection).
+    keeping their sockets open (a half-open connection); ``cut_reply(marker, keep)`` cuts
+    once the server's reply has begun, after passing ``keep`` bytes of it on.
     """
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
@@ -49,6 +52,7 @@ class FaultProxy:
         self._pairs: list[_Pair] = []
         self._lock = threading.Lock()
         self._marker: bytes | None = None
+        self._reply_cut: tuple[bytes, int] | None = None
         self.cuts = 0
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -56,6 +60,21 @@ class FaultProxy:
     def cut_after(self, marker: bytes) -> None:
         """Let the next client chunk containing ``marker`` reach the server, then cut."""
         self._marker = marker
+
+    def cut_reply(self, marker: bytes, keep: int = 0) -> None:
+        """Let the next client chunk containing ``marker`` reach the server; when the
+        server's reply to it begins (so the command has run), pass its first ``keep``
+        bytes on and cut both sides: ``keep=0`` loses the whole reply, a few bytes tear
+        it. No waiting: the reply itself says when the command ran. ``keep`` must be
+        smaller than the reply (an OK packet is 11 bytes), or the cut falls later."""
+        if keep < 0:
+            raise ValueError(f"keep must be at least 0, not {keep}")
+        self._reply_cut = (marker, keep)
+
+    def disarm(self) -> None:
+        """Forget a ``cut_after()`` or ``cut_reply()`` whose marker was not sent."""
+        self._marker = None
+        self._reply_cut = None
 
     def blackhole(self) -> None:
         """Silently drop all traffic of the connections open now, keeping their sockets
@@ -110,6 +129,12 @@ class FaultProxy:
             while data := pair.client.recv(65536):
                 if pair.blackholed:
                     continue
+                reply_cut = self._reply_cut
+                if reply_cut is not None and reply_cut[0] in data:
+                    self._reply_cut = None
+                    pair.reply_budget = reply_cut[1]  # before the reply can come
+                    pair.upstream.sendall(data)
+                    continue
                 marker = self._marker
                 if marker is not None and marker in data:
                     self._marker = None
@@ -127,6 +152,14 @@ class FaultProxy:
     def _server_to_client(self, pair: _Pair) -> None:
         try:
             while data := pair.upstream.recv(65536):
+                budget = pair.reply_budget
+                if budget is not None:
+                    if len(data) > budget:
+                        if budget:
+                            pair.client.sendall(data[:budget])
+                        self.cuts += 1
+                        break
+                    pair.reply_budget = budget - len(data)
                 if not pair.drop_replies and not pair.blackholed:
                     pair.client.sendall(data)
         except OSError:
