@@ -212,12 +212,13 @@ class ConnectionBase:
     # Its reader is the thread (task) that last used it; its cursor may be handed over.
     _owner: Callable[[], object] = staticmethod(threading.get_ident)
 
-    def _stream_seen(self, cursor: object = None) -> None:
+    def _stream_seen(self, cursor: object = None, opened: bool = False) -> None:
         """After an operation (through ``cursor``, if one) that may have opened or
-        finished an unbuffered result: whose it is now (None: no result is open)."""
+        finished an unbuffered result (``opened``: a statement ran on that cursor,
+        draining any result open before): whose it is now (None: no result is open)."""
         if self._engine.stale or not self._adapter.busy(self._raw):
             self._streamer = self._stream_cursor = None
-        elif self._streamer is None:  # opened now; one open before stays its reader's
+        elif self._streamer is None or opened:  # opened now; an older one is its reader's
             self._streamer = self._owner()
             # Weak: a cursor dropped unread is freed at once (the driver ends its stream).
             self._stream_cursor = None if cursor is None else weakref.ref(cursor)
@@ -326,8 +327,11 @@ class ConnectionBase:
         """Inside a transaction: whether ``stmt``, lost in flight, would be of unknown
         outcome (a write the server never showed to write only tables it rolls back)."""
         engine = self._engine
+        kind = stmt.kind
         return (
-            stmt.kind is not StatementKind.READ
+            kind is not StatementKind.READ
+            and kind is not StatementKind.SESSION
+            and not engine.kept  # any loss is of unknown outcome already
             and not engine.all_roll_back
             and stmt not in engine.rolls_back
             and not engine.stale
@@ -337,8 +341,8 @@ class ConnectionBase:
         """Before such a write: the socket check (microseconds). A connection found
         closed proves the statement was never sent: the transaction is provably lost,
         not of unknown outcome (raises the verdict's error)."""
-        if self._probe() is not Liveness.DEAD:
-            return
+        if self._probe() is not Liveness.DEAD or self._adapter.busy(self._raw):
+            return  # alive, or an unbuffered result is being read: rows, not news
         adapter = self._adapter
         exc = new_error(
             adapter,

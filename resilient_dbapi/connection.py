@@ -267,7 +267,7 @@ class ResilientConnection(ConnectionBase):
             return result
         finally:
             if cursor._unbuffered or self._streamer is not None:
-                self._stream_seen(cursor)
+                self._stream_seen(cursor, cursor._unbuffered)
             self._release()
             if self._aborting:
                 self._finish_abort()

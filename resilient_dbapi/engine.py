@@ -431,10 +431,12 @@ class Engine:
         """Whether ``statement``, lost with the transaction it ran in, provably left
         nothing behind: not sent, a read, or a text the server was seen to write only
         tables it rolls back with."""
+        kind = statement.kind
         return (
             not sent
             or self.all_roll_back
-            or statement.kind is StatementKind.READ
+            or kind is StatementKind.READ
+            or kind is StatementKind.SESSION  # a setting writes no table
             or statement in self.rolls_back
         )
 
@@ -478,7 +480,10 @@ class Engine:
         if kind is StatementKind.BEGIN:
             self.explicit = True
         elif kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK:
-            self.explicit = self.sticky = False
+            # AND CHAIN (or completion_type) opened the next one at once: it is open
+            # whatever a driver without the server's flag reports.
+            self.explicit = self._chains(statement)
+            self.sticky = False
         elif kind is StatementKind.WRITE and not autocommit:
             self.sticky = True
         if autocommit and not self.explicit:
@@ -704,7 +709,7 @@ class Engine:
         """Whether the COMMIT or ROLLBACK would have opened a new transaction as it ended
         the last (``AND CHAIN``, or any after ``SET completion_type``, whatever its
         value: the weaker claim)."""
-        return statement.chains or "set completion_type" in self.journal
+        return statement.chains or any("completion_type" in key for key in self.journal)
 
     def _chain_lost(self, code: Code | None) -> Verdict:
         """A COMMIT or ROLLBACK that chains died with its connection: what it ended is

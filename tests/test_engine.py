@@ -657,3 +657,20 @@ def test_without_the_servers_flag_the_text_decides() -> None:
     e.done(statement("BEGIN"), True, False, 101.0)
     e.done(statement("SET autocommit = 'ON'"), False, True, 102.0)
     assert e.txn_writes  # the weaker claim: still counted open
+
+
+def test_a_chaining_end_leaves_a_transaction_open_without_the_servers_flag() -> None:
+    """mysqlclient shows no IN_TRANS flag: the chained transaction is known from the
+    text, or a read lost after it would be sent again on a new session."""
+    e = engine()
+    e.done(statement("COMMIT AND CHAIN"), False, True, 101.0)
+    assert e.txn_writes
+    e.done(statement("COMMIT"), False, True, 102.0)
+    assert not e.txn_writes
+
+
+def test_a_setting_lost_in_flight_inside_a_transaction_loses_only_the_transaction() -> None:
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    assert _lost_in_flight(e, statement("SET NAMES utf8mb4")) is Verdict.TRANSACTION_LOST

@@ -426,3 +426,11 @@ def test_the_transaction_state_the_server_reports(message: bytes, kept: bool) ->
     from resilient_dbapi.adapters._mysql import _nontransactional_write
 
     assert _nontransactional_write(message) is kept
+
+
+def test_a_transaction_state_cut_short_is_read_as_a_kept_write() -> None:
+    """An OK packet's tail whose transaction state is shorter than it says: the weaker
+    claim (a write the server may not roll back)."""
+    from resilient_dbapi.adapters._mysql import _nontransactional_write
+
+    assert _nontransactional_write(b"\0\x0b\x05\x09\x08") is True

@@ -196,7 +196,9 @@ def _nontransactional_write(message: bytes) -> bool:
             kind = message[pos]
             size, pos = _lenenc(message, pos + 1)
             if kind == _TRANSACTION_STATE:
-                _, start = _lenenc(message, pos)
+                length, start = _lenenc(message, pos)
+                if length < 4 or start + 4 > len(message):
+                    return True  # a state cut short: the weaker claim
                 return message[start + 3 : start + 4] == b"w"
             pos += size
     except IndexError:
