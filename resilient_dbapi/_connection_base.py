@@ -370,6 +370,8 @@ class ConnectionBase:
             raise exc
         engine = self._engine
         raw = self._raw
+        if adapter.kept_writes(raw):
+            engine.server_kept()  # named in a reply the driver read before this failure
         verdict = engine.failed(
             op,
             stmt,

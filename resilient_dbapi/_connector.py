@@ -21,13 +21,12 @@ from ._arguments import (
 )
 from ._error_factories import new_error
 from .adapters import Inspector
-from .engine import Engine, TLSFloor
+from .engine import Engine, ServerFacts, TLSFloor
 from .error_kinds import Code, ErrorKind, ErrorTable
 from .errors import NoSuitableHostError, TLSDowngradeError
 from .events import GaveUp, HostPassedOver, Listener, Observer, Retrying, check_listeners
 from .hosts import Failover, Host, HostMemory, Target
 from .policies import Policy
-from .statements import Statement
 
 __all__: list[str] = []
 
@@ -48,9 +47,8 @@ class Request:
     listeners: tuple[Listener, ...]
     memory: HostMemory | None
     tls_floor: TLSFloor = field(default_factory=TLSFloor, compare=False)
-    # The statements a server of this request showed to write only tables that roll
-    # back (see Engine.wrote_in_transaction).
-    rolls_back: set[Statement] = field(default_factory=set, compare=False)
+    # What its connections learned of the server (see ServerFacts).
+    facts: ServerFacts = field(default_factory=ServerFacts, compare=False)
 
     @classmethod
     def checked(
@@ -90,7 +88,7 @@ class Request:
             ErrorTable(),
             failover=failover,
             tls_floor=self.tls_floor,
-            rolls_back=self.rolls_back,
+            facts=self.facts,
         )
 
 

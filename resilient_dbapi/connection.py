@@ -145,9 +145,11 @@ class ResilientConnection(ConnectionBase):
                 engine.wait_timeout_changed(wait_timeout, _monotonic())
         elif stmt.kind is StatementKind.WRITE:
             engine.state_made(stmt.effects)
-            # The server names writes it cannot roll back as they happen.
+            # The server names writes it cannot roll back as they happen; taken after
+            # every write, so that nothing said outside a transaction is counted in one.
+            kept = self._adapter.kept_writes(self._raw)
             if engine.txn_writes and not engine.kept:
-                engine.wrote_in_transaction(stmt, self._adapter.kept_writes(self._raw))
+                engine.wrote_in_transaction(stmt, kept)
 
     def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements
@@ -503,9 +505,15 @@ def _prepare(
             if code is None or engine.is_dead(code):
                 raise
             tracking = None  # a server without it (error 1193): no rollback is provable
-    engine.tracking(tracking is not None, adapter.transactional_only, adapter.says_transaction)
+    engine.tracking(
+        tracking is not None, adapter.transactional_only, adapter.says_transaction, on_connect
+    )
+    if engine.tracks:
+        adapter.watch_writes(raw)
     for sql in on_connect:
         adapter.execute(raw, sql, None)
+    if engine.asks_completion():
+        engine.completion_known(adapter.completion_chains(raw))
     for method, payload in engine.journal.values():
         if method == "setattr":
             setattr(raw, *payload)

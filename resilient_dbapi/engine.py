@@ -20,6 +20,7 @@ from .error_kinds import Code, ErrorKind, ErrorTable
 from .hosts import Failover, Target
 from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, Policy, RetryOnError
 from .statements import Statement, StatementKind
+from .statements import statement as record_of
 
 __all__ = ["Checkout", "Engine", "Op", "Reason", "TLSFloor", "Verdict"]
 
@@ -28,6 +29,9 @@ _READ = StatementKind.READ
 # How many statement texts one connection remembers as seen to write only tables that
 # roll back: enough for an application's statements, bounded for one that makes texts.
 _ROLLS_BACK_MAX = 512
+# The setting that makes a MySQL server name writes it cannot roll back (see tracking()).
+_TRACKING = "session_track_transaction_info"
+_USE = "use"  # the journal's key for the current database (USE, select_db())
 
 
 class Reason(enum.Enum):
@@ -71,6 +75,20 @@ class Verdict(enum.Enum):
     cannot rebuild: raise ``SessionLostError`` once instead."""
     RAISE = "raise"
     """Raise the driver's own error unchanged."""
+
+
+class ServerFacts:
+    """What the connections of one ``connect()``, ``creator()`` or pool learned of their
+    server, shared like the TLS floor: the statement texts it was seen to run inside a
+    transaction writing only tables it rolls back (bounded, see
+    :meth:`Engine.wrote_in_transaction`), and whether its COMMIT chains by default
+    (``completion_type``, asked once; None until then)."""
+
+    __slots__ = ("chains", "rolls_back")
+
+    def __init__(self) -> None:
+        self.rolls_back: set[Statement] = set()
+        self.chains: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +143,7 @@ class Engine:
         "draw",
         "errors",
         "explicit",
+        "facts",
         "failover",
         "history_lost",
         "idle_setting",
@@ -160,7 +179,7 @@ class Engine:
         draw: Callable[[], float] = random.random,
         failover: Failover | None = None,
         tls_floor: TLSFloor | None = None,
-        rolls_back: set[Statement] | None = None,
+        facts: ServerFacts | None = None,
     ) -> None:
         self.failover = failover
         self.ping: PingOnCheckout | None = None
@@ -226,7 +245,8 @@ class Engine:
         # rolled back with their transaction. Shared, like ``tls_floor``, by the
         # connections of one connect(), creator() or pool; bounded (see
         # wrote_in_transaction()).
-        self.rolls_back: set[Statement] = set() if rolls_back is None else rolls_back
+        self.facts = ServerFacts() if facts is None else facts
+        self.rolls_back = self.facts.rolls_back
         # The session was replaced and nothing ran on the new one yet: a statement asking
         # about the last one's history (LAST_INSERT_ID() ...) would get the new one's.
         self.history_lost = False
@@ -331,6 +351,8 @@ class Engine:
         else:
             self.record(statement.key, ("execute", (query, args)))
             keys = [statement.key]
+        if any(key is not None and _TRACKING in key for key in keys):
+            self.tracks = self.all_roll_back  # the caller set what the server reports
         return self.wants_wait_timeout and any(
             key is not None and self.idle_setting in key for key in keys
         )
@@ -401,31 +423,56 @@ class Engine:
         self.last_used = now
 
     def tracking(
-        self, on: bool, all_roll_back: bool = False, says_transaction: bool = False
+        self,
+        on: bool,
+        all_roll_back: bool = False,
+        says_transaction: bool = False,
+        on_connect: Iterable[str] = (),
     ) -> None:
         """What the new connection's server reports: writes it cannot roll back (a MySQL
         server through session tracking), or it has no such tables (PostgreSQL); and
-        whether its replies say if a transaction is open (``says_transaction``)."""
+        whether its replies say if a transaction is open (``says_transaction``). A
+        setting of the caller's own (``on_connect``, the journal) may turn the server's
+        report off: it is then not relied on."""
+        if on:
+            keys = [record_of(sql).key for sql in on_connect] + list(self.journal)
+            on = not any(key is not None and _TRACKING in key for key in keys)
         self.tracks = on or all_roll_back
         self.all_roll_back = all_roll_back
         self.says_transaction = says_transaction
 
-    def wrote_in_transaction(self, statement: Statement | None, kept: bool) -> None:
+    def wrote_in_transaction(self, statement: Statement | None, kept: bool | None) -> None:
         """After a write inside the open transaction (``statement``; None for a
         procedure, whose statements are not its text): whether the server said it wrote
-        to a table it cannot roll back. Without its word (no tracking, a text of several
-        statements), it may have: if the transaction is lost, that part stays."""
-        if kept or not self.tracks or (statement is not None and statement.opaque):
+        to a table it cannot roll back (None: its reply could not say, a result set).
+        Without its word (no tracking, a text of several statements), it may have: if the
+        transaction is lost, that part stays."""
+        if self.all_roll_back or (statement is not None and statement.locks):
+            return  # every table rolls back; row locks go with the session
+        if kept is not False or not self.tracks or (statement is not None and statement.opaque):
             self.kept = True
         elif (
             statement is not None
             and statement.atomic  # one statement, no routine of its own: it is the same each time
-            and not self.all_roll_back
             and statement not in self.rolls_back
+            and _USE not in self.journal  # learned texts name the tables of the first database
         ):
             if len(self.rolls_back) >= _ROLLS_BACK_MAX:
                 self.rolls_back.clear()  # forgetting only weakens a later claim
             self.rolls_back.add(statement)
+
+    def _tables_changed(self) -> None:
+        """DDL (or a procedure, which may run some) may have changed what a text writes
+        (``ALTER TABLE ... ENGINE=MyISAM``): the texts learned to write only tables that
+        roll back are forgotten, for every connection that shares them."""
+        self.rolls_back.clear()
+
+    def server_kept(self) -> None:
+        """The server reported, in a reply not judged yet (a procedure's last result,
+        drained by the driver before the next statement), a write to a table it cannot
+        roll back in the open transaction."""
+        if self.txn_writes:
+            self.kept = True
 
     def _rolled_back_with(self, statement: Statement, sent: bool) -> bool:
         """Whether ``statement``, lost with the transaction it ran in, provably left
@@ -437,7 +484,8 @@ class Engine:
             or self.all_roll_back
             or kind is StatementKind.READ
             or kind is StatementKind.SESSION  # a setting writes no table
-            or statement in self.rolls_back
+            or statement.locks
+            or (statement in self.rolls_back and _USE not in self.journal)
         )
 
     def asks_lost_history(self, statement: Statement) -> bool:
@@ -475,6 +523,8 @@ class Engine:
         ):
             return
         commits = statement.commits
+        if commits is not False and kind is StatementKind.WRITE:
+            self._tables_changed()
         if commits is True or kind is StatementKind.BEGIN:
             self.explicit = self.sticky = False  # the server committed what was open
         if kind is StatementKind.BEGIN:
@@ -597,10 +647,17 @@ class Engine:
                 and (kind is not StatementKind.SESSION)
             ):
                 # It may have written part-way (executemany's earlier rows, a procedure's
-                # first statements) inside the open transaction.
+                # first statements) inside the open transaction; to a table that keeps
+                # them (a multi-row INSERT into MyISAM keeps the rows before the failing
+                # one), unless the text was seen to write only tables that roll back:
+                # the server reports no transaction state with an error.
                 self.sticky = self.txn_writes = True
+                if not self._rolled_back_with(statement, True):
+                    self.kept = True
             return Verdict.RAISE
         had_writes = self.txn_writes
+        if commits is not False and kind is StatementKind.WRITE:
+            self._tables_changed()  # it may have run before the connection died
         self.must_replace(Reason.ERROR, code)
         self._transaction_over()  # the server rolls back whatever was open
         if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
@@ -707,9 +764,23 @@ class Engine:
 
     def _chains(self, statement: Statement) -> bool:
         """Whether the COMMIT or ROLLBACK would have opened a new transaction as it ended
-        the last (``AND CHAIN``, or any after ``SET completion_type``, whatever its
-        value: the weaker claim)."""
-        return statement.chains or any("completion_type" in key for key in self.journal)
+        the last (``AND CHAIN``; the server's own ``completion_type`` when not ``NO_CHAIN``;
+        any after ``SET completion_type``, whatever its value: the weaker
+        claim)."""
+        return (
+            statement.chains
+            or self.facts.chains is True
+            or any("completion_type" in key for key in self.journal)
+        )
+
+    def asks_completion(self) -> bool:
+        """Whether a new connection must ask its server's ``completion_type`` (once for
+        every connection sharing these facts; after ``on_connect``, before the journal)."""
+        return self.facts.chains is None
+
+    def completion_known(self, chains: bool) -> None:
+        """The server's answer: whether COMMIT and ROLLBACK chain (or release) by default."""
+        self.facts.chains = chains
 
     def _chain_lost(self, code: Code | None) -> Verdict:
         """A COMMIT or ROLLBACK that chains died with its connection: what it ended is

@@ -633,6 +633,21 @@ def _unknown_calls(sql: str, words: list[str], calls: set[str], pure: frozenset[
     return unknown
 
 
+_LOCKING = frozenset({"update", "share", "lock"})
+
+
+def _locks_only(words: list[str], assigns: bool, unknown: set[str]) -> bool:
+    """Whether a SELECT would be a plain read but for its row-locking clause."""
+    rest = words[1:]
+    return (
+        words[:1] == ["select"]
+        and not assigns
+        and not unknown
+        and not _uses_sequence(rest)
+        and _NOT_PLAIN.intersection(rest) <= _LOCKING
+    )
+
+
 def _atomic_write(words: list[str], unknown: set[str]) -> bool:
     """Whether a readable single write is applied whole or not at all."""
     return bool(words) and words[0] in _ATOMIC_WRITES and not unknown
@@ -692,6 +707,9 @@ class Statement:
     chains: bool = False
     """``COMMIT``/``ROLLBACK ... AND CHAIN``: it opens a new transaction as it ends one,
     which a new session would not have."""
+    locks: bool = False
+    """A ``SELECT`` whose only effect is row locks (``FOR UPDATE``, ``LOCK IN SHARE
+    MODE``): a write by kind (never sent twice), but it writes no table."""
 
     @property
     def opaque(self) -> bool:
@@ -782,7 +800,10 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
         same = other is None or (not isinstance(other, _Unreadable) and other[0] == words)
         whole = same and _atomic_write(words, unknown)
         xa = words[1] if words[:1] == ["xa"] and len(words) > 1 else ""
-        return Statement(kind, _commits_of(words), whole, effects, xa=xa, history=history)
+        locks = same and _locks_only(words, assigns, unknown)
+        return Statement(
+            kind, _commits_of(words), whole, effects, xa=xa, history=history, locks=locks
+        )
     if kind is StatementKind.SESSION:
         return Statement(kind, _commits_of(words), True, effects, session_key(sql))
     chains = kind in _ENDS and "chain" in words and words[words.index("chain") - 1] == "and"

@@ -203,6 +203,9 @@ class FakeAdapter(AdapterBase):
     def wait_timeout(self, raw: FakeConnection) -> float | None:
         return None
 
+    def completion_chains(self, raw: FakeConnection) -> bool:
+        return False
+
     def execute(self, raw: FakeConnection, query: str, args: Any) -> None:
         FakeCursor(raw).execute(query, args)
 
@@ -268,6 +271,9 @@ class AsyncFakeAdapter(FakeAdapter):
 
     async def wait_timeout(self, raw: FakeConnection) -> float | None:  # type: ignore[override]
         return None
+
+    async def completion_chains(self, raw: FakeConnection) -> bool:  # type: ignore[override]
+        return False
 
     async def execute(self, raw: FakeConnection, query: str, args: Any) -> None:  # type: ignore[override]
         FakeAdapter.execute(self, raw, query, args)

@@ -607,3 +607,189 @@ def test_a_lost_transaction_that_wrote_myisam_is_outcome_unknown_aio(
 
     run(main())
     assert rows(server, db, "SELECT COUNT(*) FROM m") == [(1,)]
+
+
+# -- class 2, every reply counted: a write the server kept is named wherever it is
+
+
+def _admin_run(server: Any, *statements: str) -> None:
+    admin = server.admin()
+    with admin.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+    admin.close()
+
+
+def _lose_learned_insert(cur: Any, proxy: FaultProxy) -> type[BaseException]:
+    """Send the text learned as rolling back (it ran before in this transaction) and
+    lose its reply: which claim the caller gets."""
+    proxy.cut_after(b"'lost'")
+    with pytest.raises((TransactionLostError, OutcomeUnknownError)) as info:
+        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("lost",))
+    # The raised class also derives from the driver's own (OperationalError).
+    return TransactionLostError if info.errisinstance(TransactionLostError) else OutcomeUnknownError
+
+
+@pytest.mark.parametrize(
+    "kept_write",
+    ["executemany", "returning", "failed-multirow", "procedure-with-results"],
+)
+def test_a_kept_write_named_in_any_reply_makes_the_loss_of_unknown_outcome(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, kept_write: str
+) -> None:
+    """The server names a MyISAM write only in the reply of the statement that made it
+    (an executemany's first query, a procedure's last result), never after a result set
+    (INSERT ... RETURNING) or an error (a multi-row INSERT that failed half-way): the
+    rows it kept make "rolled back, run it again" a lie."""
+    name = db["database"]
+    _admin_run(
+        server,
+        f"CREATE TABLE {name}.m (uid VARCHAR(64) PRIMARY KEY) ENGINE=MyISAM",
+        f"INSERT INTO {name}.m VALUES ('a'), ('b'), ('dup')",
+        f"CREATE PROCEDURE {name}.p() BEGIN SELECT 1; INSERT INTO m VALUES ('p'); SELECT 2; END",
+    )
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))  # learned: InnoDB only
+    if kept_write == "executemany":  # one query per row: only the first names the write
+        cur.executemany("UPDATE m SET uid = %s WHERE uid = %s", [("a2", "a"), ("b2", "b")])
+    elif kept_write == "returning":
+        cur.execute("INSERT INTO m (uid) VALUES ('r') RETURNING uid")
+        assert cur.fetchall() == (("r",),)
+    elif kept_write == "failed-multirow":
+        with pytest.raises(pymysql.err.IntegrityError):
+            cur.execute("INSERT INTO m VALUES ('new'), ('dup')")
+    else:
+        cur.execute("CALL p()")
+        while cur.nextset():
+            pass
+    before = rows(server, db, "SELECT uid FROM m ORDER BY uid")
+    assert _lose_learned_insert(cur, proxy) is OutcomeUnknownError
+    # The server kept the MyISAM change; of t, nothing (the claim is the weaker one).
+    assert rows(server, db, "SELECT uid FROM m ORDER BY uid") == before
+    assert before != [("a",), ("b",), ("dup",)]
+    assert _count(server, db, "first") == 0
+    conn.rollback()
+    conn.close()
+
+
+def test_a_kept_write_in_an_executemany_is_named_aio(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    name = db["database"]
+    _admin_run(
+        server,
+        f"CREATE TABLE {name}.m (uid VARCHAR(64) PRIMARY KEY) ENGINE=MyISAM",
+        f"INSERT INTO {name}.m VALUES ('a'), ('b')",
+    )
+
+    async def main() -> None:
+        conn = await aio.connect(aiomysql.connect, **aio_kwargs(_via(proxy, db)))
+        cur = await conn.cursor()
+        await cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))
+        await cur.executemany("UPDATE m SET uid = %s WHERE uid = %s", [("a2", "a"), ("b2", "b")])
+        proxy.cut_after(b"'lost'")
+        with pytest.raises(OutcomeUnknownError):
+            await cur.execute("INSERT INTO t (uid) VALUES (%s)", ("lost",))
+        await conn.rollback()
+        conn.close()
+
+    run(main())
+    assert rows(server, db, "SELECT uid FROM m ORDER BY uid") == [("a2",), ("b2",)]
+
+
+def test_row_locks_keep_a_lost_transaction_provably_rolled_back(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """SELECT ... FOR UPDATE answers with a result set (no word from the server) but
+    writes no table: the claim stays "rolled back"."""
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))
+    cur.execute("SELECT uid FROM t WHERE uid = %s FOR UPDATE", ("first",))
+    assert _lose_learned_insert(cur, proxy) is TransactionLostError
+    assert rows(server, db, "SELECT COUNT(*) FROM t") == [(0,)]
+    conn.rollback()
+    conn.close()
+
+
+@pytest.mark.parametrize("where", ["on_connect", "statement"])
+def test_the_callers_own_tracking_setting_is_not_relied_on(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, where: str
+) -> None:
+    """Turned off by the caller, the server names no kept write: silence proves nothing."""
+    _myisam(server, db)
+    off = "SET SESSION session_track_transaction_info = OFF"
+    on_connect = [off] if where == "on_connect" else None
+    conn = resilient_dbapi.connect(pymysql.connect, on_connect=on_connect, **_via(proxy, db))
+    cur = conn.cursor()
+    if where == "statement":
+        cur.execute(off)
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))
+    cur.execute("INSERT INTO m (uid) VALUES ('kept')")
+    assert _lose_learned_insert(cur, proxy) is OutcomeUnknownError
+    assert rows(server, db, "SELECT COUNT(*) FROM m") == [(1,)]
+    conn.rollback()
+    conn.close()
+
+
+@pytest.mark.parametrize("change", ["alter-engine", "use-another-database"])
+def test_a_learned_text_is_not_trusted_after_its_tables_may_have_changed(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, change: str
+) -> None:
+    """A text seen to write InnoDB writes MyISAM after ALTER TABLE ... ENGINE=MyISAM, or
+    after USE of a database where ``t`` is MyISAM: lost there, its row stays."""
+    other = db["database"] + "_other"
+    _admin_run(
+        server,
+        f"CREATE DATABASE {other}",
+        f"CREATE TABLE {other}.t (uid VARCHAR(64)) ENGINE=MyISAM",
+    )
+    try:
+        conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+        cur = conn.cursor()
+        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))  # learned: InnoDB
+        conn.commit()
+        if change == "alter-engine":
+            cur.execute("ALTER TABLE t ENGINE=MyISAM")
+            where = db
+        else:
+            cur.execute(f"USE {other}")
+            where = {**db, "database": other}
+        proxy.cut_after(b"'lost'")
+        with pytest.raises(OutcomeUnknownError):  # the first write of a new transaction
+            cur.execute("INSERT INTO t (uid) VALUES (%s)", ("lost",))
+        assert rows(server, where, "SELECT COUNT(*) FROM t WHERE uid = 'lost'") == [(1,)]
+        conn.rollback()
+        conn.close()
+    finally:
+        _admin_run(server, f"DROP DATABASE {other}")
+
+
+@pytest.mark.parametrize("how", ["init_command", "on_connect"])
+def test_a_lost_commit_that_would_have_chained_by_the_servers_default_needs_rollback(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, how: str
+) -> None:
+    """``completion_type = CHAIN`` set where the proxy sees no statement of the caller's
+    (the driver's ``init_command``, ``on_connect``, the server's configuration): COMMIT
+    opens the next transaction, which a new session would not have; the writes after it
+    would each commit alone. Asked once, it makes a lost COMMIT TransactionLostError."""
+    chain = "SET SESSION completion_type = 'CHAIN'"
+    kwargs: dict[str, Any] = {**_via(proxy, db), "autocommit": True}
+    on_connect = None
+    if how == "init_command":
+        kwargs["init_command"] = chain
+    else:
+        on_connect = [chain]
+    conn = resilient_dbapi.connect(pymysql.connect, on_connect=on_connect, **kwargs)
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    proxy.cut_after(b"COMMIT")
+    with pytest.raises(TransactionLostError):
+        conn.commit()
+    with pytest.raises(TransactionLostError):  # until acknowledged
+        cur.execute("INSERT INTO t (uid) VALUES ('after')")
+    conn.rollback()
+    cur.execute("SELECT 1")
+    conn.close()
+    assert _count(server, db, "after") == 0

@@ -15,7 +15,16 @@ from pymysql.constants import CLIENT
 from ..error_kinds import MYSQL_ERRORS
 from .base import AdapterBase, Liveness
 
-__all__ = ["CR_SERVER_GONE_ERROR", "MySQLProtocol", "MySQLSession", "dead", "socket_probe"]
+__all__ = [
+    "COMPLETION_TYPE",
+    "CR_SERVER_GONE_ERROR",
+    "MySQLProtocol",
+    "MySQLSession",
+    "chains",
+    "dead",
+    "record_kept",
+    "socket_probe",
+]
 
 _IN_TRANS = 0x0001  # SERVER_STATUS_IN_TRANS
 _AUTOCOMMIT = 0x0002  # SERVER_STATUS_AUTOCOMMIT
@@ -23,6 +32,7 @@ CR_SERVER_GONE_ERROR = 2006  # PyMySQL raises it only when sending failed
 _CR_SERVER_LOST = 2013
 _STATE_CHANGED = 0x4000  # SERVER_SESSION_STATE_CHANGED
 _TRANSACTION_STATE = 5  # SESSION_TRACK_TRANSACTION_STATE
+_KEPT = "_resilient_dbapi_kept"  # set on the driver's connection by record_kept()
 _POLL_ANY = (
     select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
     if hasattr(select, "poll")
@@ -108,18 +118,44 @@ class MySQLProtocol(AdapterBase):
             return "SET SESSION session_track_transaction_info = STATE"
         return None
 
-    def kept_writes(self, raw: Any) -> bool:
-        if not raw.server_status & _STATE_CHANGED:
-            return False  # the server reports a transaction's state only as it changes
+    def kept_writes(self, raw: Any) -> bool | None:
+        if raw.__dict__.pop(_KEPT, False):
+            return True
         result = raw._result
-        message = result.message if result is not None else None
-        return isinstance(message, bytes) and _nontransactional_write(message)
+        if result is None or result.message is None:
+            # A result set's end carries no session state, and the server does not
+            # report it later: an INSERT ... RETURNING into MyISAM is never named.
+            return None
+        return False
 
     def describe(self, raw: Any) -> str:
         host = getattr(raw, "host", "?")
         port = getattr(raw, "port", "?")
         unix = getattr(raw, "unix_socket", None)
         return f"{self.name} {unix}" if unix else f"{self.name} {host}:{port}"
+
+
+COMPLETION_TYPE = "SELECT @@SESSION.completion_type"
+
+
+def chains(completion_type: Any) -> bool:
+    """Whether a ``completion_type`` (a name, or its number on some servers) chains or
+    releases: anything but ``NO_CHAIN`` (0)."""
+    if isinstance(completion_type, bytes):
+        completion_type = completion_type.decode("ascii", "replace")
+    return str(completion_type).upper() not in ("NO_CHAIN", "0")
+
+
+def record_kept(raw: Any) -> None:
+    """After the driver read one reply (each of a procedure's, each query of an
+    ``executemany``): note on ``raw`` whether the server named a write to a table it
+    cannot roll back, for :meth:`MySQLProtocol.kept_writes` to take. The server reports a
+    transaction's state only in the reply of the statement that changed it."""
+    if raw.server_status & _STATE_CHANGED:
+        result = raw._result
+        message = result.message if result is not None else None
+        if isinstance(message, bytes) and _nontransactional_write(message):
+            raw.__dict__[_KEPT] = True
 
 
 class MySQLSession:
@@ -140,6 +176,9 @@ class MySQLSession:
     def wait_timeout(self, raw: Any) -> float | None:
         row = self._row(raw, "SELECT @@SESSION.wait_timeout")
         return float(row[0]) if row and row[0] else None
+
+    def completion_chains(self, raw: Any) -> bool:
+        return chains(self._row(raw, COMPLETION_TYPE)[0])
 
     def read_only(self, raw: Any) -> bool:
         """Whether the server refuses writes (``@@read_only``: a replica)."""

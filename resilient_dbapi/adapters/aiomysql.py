@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import aiomysql
 import pymysql.err
 
-from ._mysql import MySQLProtocol, socket_probe
+from ._mysql import COMPLETION_TYPE, MySQLProtocol, chains, record_kept, socket_probe
 from .base import Liveness
 
 __all__ = ["AiomysqlAdapter"]
@@ -116,6 +117,17 @@ class AiomysqlAdapter(MySQLProtocol):
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, aiomysql.SSCursor)
 
+    def watch_writes(self, raw: Any) -> None:
+        read = type(raw)._read_query_result
+        ref = weakref.ref(raw)  # no cycle: a dropped connection is freed at once
+
+        async def read_query_result(unbuffered: bool = False) -> None:
+            conn = ref()
+            await read(conn, unbuffered)
+            record_kept(conn)
+
+        raw._read_query_result = read_query_result
+
     async def _row(self, raw: Any, query: str) -> Any:
         cursor = await raw.cursor(aiomysql.Cursor)
         try:
@@ -127,6 +139,9 @@ class AiomysqlAdapter(MySQLProtocol):
     async def wait_timeout(self, raw: Any) -> float | None:
         row = await self._row(raw, "SELECT @@SESSION.wait_timeout")
         return float(row[0]) if row and row[0] else None
+
+    async def completion_chains(self, raw: Any) -> bool:
+        return chains((await self._row(raw, COMPLETION_TYPE))[0])
 
     async def read_only(self, raw: Any) -> bool:
         return bool(int((await self._row(raw, "SELECT @@GLOBAL.read_only"))[0]))

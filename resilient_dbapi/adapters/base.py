@@ -117,9 +117,14 @@ class Inspector(Protocol):
         """The statement that makes the server report, in its replies on ``raw``, writes
         to tables it cannot roll back (run once per connection); None if it cannot."""
 
-    def kept_writes(self, raw: Any) -> bool:
-        """Whether the last reply on ``raw`` reported a write, in the open transaction,
-        to a table the server cannot roll back (MyISAM, Aria); after ``tracking_sql``."""
+    def watch_writes(self, raw: Any) -> None:
+        """After ``tracking_sql`` ran: watch every reply on ``raw`` (not only the last of
+        a statement) for writes the server names as kept, for ``kept_writes``."""
+
+    def kept_writes(self, raw: Any) -> bool | None:
+        """Whether the replies on ``raw`` since the last call reported a write, in the
+        open transaction, to a table the server cannot roll back (MyISAM, Aria); None:
+        the last reply could not say (a result set). After ``watch_writes``."""
 
     def socket_fd(self, raw: Any) -> int | None:
         """The file descriptor of ``raw``'s socket to the server; None if it has none or
@@ -145,6 +150,10 @@ class Adapter(Inspector, Protocol):
     def wait_timeout(self, raw: Any) -> float | None:
         """The session's ``wait_timeout`` in seconds (one round trip), if the server has one."""
 
+    def completion_chains(self, raw: Any) -> bool:
+        """Whether COMMIT and ROLLBACK chain or release by default on ``raw``'s server
+        (MySQL's ``completion_type`` not ``NO_CHAIN``; one round trip)."""
+
     def execute(self, raw: Any, query: str, args: Any) -> None:
         """Run one statement on ``raw`` and discard its result (setting up a session)."""
 
@@ -165,6 +174,10 @@ class AsyncAdapter(Inspector, Protocol):
 
     async def wait_timeout(self, raw: Any) -> float | None:
         """The session's ``wait_timeout`` in seconds (one round trip), if the server has one."""
+
+    async def completion_chains(self, raw: Any) -> bool:
+        """Whether COMMIT and ROLLBACK chain or release by default on ``raw``'s server
+        (MySQL's ``completion_type`` not ``NO_CHAIN``; one round trip)."""
 
     async def execute(self, raw: Any, query: str, args: Any) -> None:
         """Run one statement on ``raw`` and discard its result (setting up a session)."""
@@ -287,8 +300,11 @@ class AdapterBase:
     def tracking_sql(self, raw: Any) -> str | None:
         return None  # the driver shows no session tracking: no rollback is provable
 
-    def kept_writes(self, raw: Any) -> bool:
-        return False
+    def watch_writes(self, raw: Any) -> None:
+        return None  # nothing to watch without tracking_sql
+
+    def kept_writes(self, raw: Any) -> bool | None:
+        return None  # no tracking: the engine counts every write as perhaps kept
 
     def socket_fd(self, raw: Any) -> int | None:
         return None  # no socket to reach: no dead-peer bound, no abort from another thread

@@ -112,6 +112,9 @@ class GenericAdapter(AdapterBase):
     def ping(self, raw: Any, timeout: float) -> None:
         self.execute(raw, "SELECT 1", None)
 
+    def completion_chains(self, raw: Any) -> bool:
+        return False  # an unknown server's dialect: MySQL's completion_type is not assumed
+
     def wait_timeout(self, raw: Any) -> None:
         return None
 

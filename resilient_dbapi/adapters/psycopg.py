@@ -251,6 +251,9 @@ class PsycopgAdapter(AdapterBase):
     def _fresh_transaction(self, raw: Any) -> bool:
         return not raw.autocommit and raw.info.transaction_status == pq.TransactionStatus.IDLE
 
+    def completion_chains(self, raw: Any) -> bool:
+        return False  # PostgreSQL chains only on COMMIT AND CHAIN, which the text shows
+
     def wait_timeout(self, raw: Any) -> float | None:
         """``idle_session_timeout`` in seconds; None inside a transaction (psycopg would
         need a statement of its own there) or when it is off."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,14 @@ import pymysql
 import pymysql.cursors
 import pymysql.err
 
-from ._mysql import CR_SERVER_GONE_ERROR, MySQLProtocol, MySQLSession, dead, socket_probe
+from ._mysql import (
+    CR_SERVER_GONE_ERROR,
+    MySQLProtocol,
+    MySQLSession,
+    dead,
+    record_kept,
+    socket_probe,
+)
 from .base import Liveness
 
 __all__ = ["PyMySQLAdapter"]
@@ -71,6 +79,18 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
 
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, pymysql.cursors.SSCursor)
+
+    def watch_writes(self, raw: Any) -> None:
+        read = type(raw)._read_query_result
+        ref = weakref.ref(raw)  # no cycle: a dropped connection is freed at once
+
+        def read_query_result(unbuffered: bool = False) -> Any:
+            conn = ref()
+            rows = read(conn, unbuffered)
+            record_kept(conn)
+            return rows
+
+        raw._read_query_result = read_query_result
 
     def _cursor(self, raw: Any) -> Any:
         return raw.cursor(pymysql.cursors.Cursor)

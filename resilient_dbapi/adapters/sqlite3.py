@@ -66,6 +66,9 @@ class SQLiteAdapter(AdapterBase):
     def ping(self, raw: Any, timeout: float) -> None:
         return None  # an in-process database: there is no one to ask
 
+    def completion_chains(self, raw: Any) -> bool:
+        return False  # SQLite has no chaining COMMIT
+
     def wait_timeout(self, raw: Any) -> None:
         return None
 
