@@ -236,7 +236,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
             if (
                 self._closed
                 or engine.lost
-                or (engine.txn_writes and self._unproven_write(stmt))
+                or (engine.txn_writes and stmt.kind is not _READ and engine.unproven(stmt))
+                or (stmt.table is not None and self._asks_table(stmt))
                 or (
                     not engine.txn_writes
                     and (
@@ -299,10 +300,12 @@ class AsyncResilientConnection(AsyncConnectionBase):
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 await self._checkout()
-            elif self._unproven_write(stmt):
+            elif self._engine.unproven(stmt):
                 self._dead_before_sending(op, stmt)
             if self._engine.history_lost:
                 self._check_history(stmt)
+            if stmt.table is not None and self._asks_table(stmt):
+                await self._ask_table(stmt.table)
             try:
                 result = await send(self, *args)
             except Exception as exc:
@@ -315,6 +318,21 @@ class AsyncResilientConnection(AsyncConnectionBase):
                 raise
             self._engine.done(stmt, *self._status(self._raw), _monotonic())
             return result
+
+    async def _ask_table(self, table: tuple[str, str]) -> None:
+        """Ask the server whether everything a write to ``table`` does rolls back, before
+        a write whose reply cannot say (see :meth:`Engine.asks_table`). A driver error
+        leaves the question open (the statement meets the same connection next)."""
+        try:
+            rolls_back = await self._adapter.table_rolls_back(self._raw, *table)
+        except Exception as exc:
+            if self._adapter.error_code(exc) is None:
+                raise
+            return
+        except BaseException:
+            self._interrupted(Op.EXECUTE, READ_OP)  # only the question was in flight
+            raise
+        self._engine.table_known(table, rolls_back)
 
     async def _guarded(
         self,

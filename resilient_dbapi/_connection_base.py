@@ -323,19 +323,9 @@ class ConnectionBase:
         finally:
             self._leave()
 
-    def _unproven_write(self, stmt: Statement) -> bool:
-        """Inside a transaction: whether ``stmt``, lost in flight, would be of unknown
-        outcome (a write the server never showed to write only tables it rolls back)."""
-        engine = self._engine
-        kind = stmt.kind
-        return (
-            kind is not StatementKind.READ
-            and kind is not StatementKind.SESSION
-            and not engine.kept  # any loss is of unknown outcome already
-            and not engine.all_roll_back
-            and stmt not in engine.rolls_back
-            and not engine.stale
-        )
+    def _asks_table(self, stmt: Statement) -> bool:
+        """Whether the server must be asked about the table ``stmt`` writes first."""
+        return self._engine.asks_table(stmt, self._status(self._raw)[1]) is not None
 
     def _dead_before_sending(self, op: Op, stmt: Statement) -> None:
         """Before such a write: the socket check (microseconds). A connection found

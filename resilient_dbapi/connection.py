@@ -226,7 +226,8 @@ class ResilientConnection(ConnectionBase):
             if (
                 self._closed
                 or engine.lost
-                or (engine.txn_writes and self._unproven_write(stmt))
+                or (engine.txn_writes and stmt.kind is not _READ and engine.unproven(stmt))
+                or (stmt.table is not None and self._asks_table(stmt))
                 or (
                     not engine.txn_writes
                     and (
@@ -289,10 +290,12 @@ class ResilientConnection(ConnectionBase):
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 self._checkout()
-            elif self._unproven_write(stmt):
+            elif self._engine.unproven(stmt):
                 self._dead_before_sending(op, stmt)
             if self._engine.history_lost:
                 self._check_history(stmt)
+            if stmt.table is not None and self._asks_table(stmt):
+                self._ask_table(stmt.table)
             try:
                 result = send(self, *args)
             except Exception as exc:
@@ -305,6 +308,21 @@ class ResilientConnection(ConnectionBase):
                 raise
             self._engine.done(stmt, *self._status(self._raw), _monotonic())
             return result
+
+    def _ask_table(self, table: tuple[str, str]) -> None:
+        """Ask the server whether everything a write to ``table`` does rolls back, before
+        a write whose reply cannot say (see :meth:`Engine.asks_table`). A driver error
+        leaves the question open (the statement meets the same connection next)."""
+        try:
+            rolls_back = self._adapter.table_rolls_back(self._raw, *table)
+        except Exception as exc:
+            if self._adapter.error_code(exc) is None:
+                raise
+            return
+        except BaseException:
+            self._interrupted(Op.EXECUTE, READ_OP)  # only the question was in flight
+            raise
+        self._engine.table_known(table, rolls_back)
 
     def _guarded(
         self,

@@ -32,6 +32,7 @@ _ROLLS_BACK_MAX = 512
 # The setting that makes a MySQL server name writes it cannot roll back (see tracking()).
 _TRACKING = "session_track_transaction_info"
 _USE = "use"  # the journal's key for the current database (USE, select_db())
+_TEMPORARY = "temporary tables"  # the session state a CREATE TEMPORARY TABLE makes
 
 
 class Reason(enum.Enum):
@@ -81,14 +82,18 @@ class ServerFacts:
     """What the connections of one ``connect()``, ``creator()`` or pool learned of their
     server, shared like the TLS floor: the statement texts it was seen to run inside a
     transaction writing only tables it rolls back (bounded, see
-    :meth:`Engine.wrote_in_transaction`), and whether its COMMIT chains by default
-    (``completion_type``, asked once; None until then)."""
+    :meth:`Engine.wrote_in_transaction`), the tables it said roll back whole, and
+    whether its COMMIT chains by default (``completion_type``, asked once; None until
+    then)."""
 
-    __slots__ = ("chains", "rolls_back")
+    __slots__ = ("chains", "rolls_back", "tables")
 
     def __init__(self) -> None:
         self.rolls_back: set[Statement] = set()
         self.chains: bool | None = None
+        # Tables asked about (see Engine.asks_table): whether all a write to one does
+        # rolls back (InnoDB, no trigger, not a view). Bounded like rolls_back.
+        self.tables: dict[tuple[str, str], bool] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,6 +454,8 @@ class Engine:
         transaction is lost, that part stays."""
         if self.all_roll_back or (statement is not None and statement.locks):
             return  # every table rolls back; row locks go with the session
+        if kept is None and statement is not None and self._table_rolls_back(statement):
+            kept = False  # rows answered for a table the server said rolls back whole
         if kept is not False or not self.tracks or (statement is not None and statement.opaque):
             self.kept = True
         elif (
@@ -464,8 +471,52 @@ class Engine:
     def _tables_changed(self) -> None:
         """DDL (or a procedure, which may run some) may have changed what a text writes
         (``ALTER TABLE ... ENGINE=MyISAM``): the texts learned to write only tables that
-        roll back are forgotten, for every connection that shares them."""
+        roll back, and what the server said of tables, are forgotten, for every
+        connection that shares them."""
         self.rolls_back.clear()
+        self.facts.tables.clear()
+
+    def _table_rolls_back(self, statement: Statement) -> bool:
+        """Whether the server said the one table ``statement`` writes rolls back whole,
+        and the name still means that table on this session (no USE, no temporary table
+        that could shadow it)."""
+        table = statement.table
+        return (
+            table is not None
+            and self.facts.tables.get(table) is True
+            and (table[0] != "" or _USE not in self.journal)
+            and _TEMPORARY not in self.unrestorable
+        )
+
+    def unproven(self, statement: Statement) -> bool:
+        """Inside a transaction, before sending: whether ``statement``, lost in flight,
+        would be of unknown outcome (a write not shown to write only tables that roll
+        back), so that a socket check first is worth its microseconds."""
+        return not self.kept and not self.stale and not self._rolled_back_with(statement, True)
+
+    def asks_table(self, statement: Statement, autocommit: bool) -> tuple[str, str] | None:
+        """Before sending a write answered with rows (``INSERT ... RETURNING``, whose reply
+        cannot name a table the server keeps) inside a transaction: the table to ask the
+        server about first, once per table for every connection sharing these facts.
+        Asking before the write changes nothing the caller could see (the write resets
+        what a statement leaves behind)."""
+        table = statement.table
+        if (
+            table is None
+            or table in self.facts.tables
+            or self.all_roll_back
+            or (autocommit and not self.txn_writes)  # no transaction to prove anything of
+            or (table[0] == "" and _USE in self.journal)
+        ):
+            return None
+        return table
+
+    def table_known(self, table: tuple[str, str], rolls_back: bool) -> None:
+        """The server's answer to :meth:`asks_table`."""
+        tables = self.facts.tables
+        if len(tables) >= _ROLLS_BACK_MAX:
+            tables.clear()  # forgetting only costs a question
+        tables[table] = rolls_back
 
     def server_kept(self) -> None:
         """The server reported, in a reply not judged yet (a procedure's last result,
@@ -486,6 +537,7 @@ class Engine:
             or kind is StatementKind.SESSION  # a setting writes no table
             or statement.locks
             or (statement in self.rolls_back and _USE not in self.journal)
+            or self._table_rolls_back(statement)
         )
 
     def asks_lost_history(self, statement: Statement) -> bool:
@@ -570,7 +622,8 @@ class Engine:
 
     def is_dead(self, code: Any) -> bool:
         """Whether the driver error ``code`` says the connection is gone."""
-        return self.errors.kind(code) is ErrorKind.DEAD
+        kind = self.errors.kind(code)
+        return kind is ErrorKind.DEAD or kind is ErrorKind.TLS_BROKEN
 
     def asks_role(self, code: Any) -> bool:
         """Whether a failure with ``code`` needs the server asked whether it turned
@@ -605,6 +658,8 @@ class Engine:
         error = self.errors.kind(code)
         if error is ErrorKind.READ_ONLY and not read_only:
             error = ErrorKind.OTHER
+        elif error is ErrorKind.TLS_BROKEN:
+            error = ErrorKind.DEAD  # on a connection that was open: its stream broke
         verdict = self._judge(op, statement, error, sent, autocommit, resends, code)
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True

@@ -30,6 +30,9 @@ class ErrorKind(enum.Enum):
     """The statement was stopped (timeout, KILL QUERY); the connection is fine."""
     READ_ONLY = "read_only"
     """The server refuses writes (a replica, or a primary during failover)."""
+    TLS_BROKEN = "tls_broken"
+    """A TLS failure: connecting, a refusal by configuration (never retried); on an open
+    connection, its encrypted stream broke (the connection is gone, as with DEAD)."""
     OTHER = "other"
     """Anything else: passed to the caller unchanged."""
 
@@ -90,6 +93,8 @@ MYSQL_ERRORS = ErrorTable.of(
         ErrorKind.TRANSACTION_ROLLED_BACK: [1213],
         ErrorKind.STATEMENT_ABORTED: [3024, 1969, 1317, 1205],
         ErrorKind.READ_ONLY: [1290, 1836, 1792],
+        # CR_SSL_CONNECTION_ERROR: mysqlclient reports a dead TLS connection with it.
+        ErrorKind.TLS_BROKEN: [2026],
     }
 )
 

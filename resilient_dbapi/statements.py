@@ -633,6 +633,32 @@ def _unknown_calls(sql: str, words: list[str], calls: set[str], pure: frozenset[
     return unknown
 
 
+_IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
+_RETURNING_WRITE = re.compile(
+    r"\s*(?:(?:insert|replace)(?:\s+(?:low_priority|delayed|high_priority|ignore))*"
+    r"(?:\s+into)?|delete(?:\s+(?:low_priority|quick|ignore))*\s+from)"
+    rf"\s+({_IDENT})(?:\s*\.\s*({_IDENT}))?"
+    r"(?=\s*\(|\s+(?:values?|set|select|partition|where|order|limit|returning)\b)",
+    re.IGNORECASE,
+)
+
+
+def _unquoted(ident: str) -> str:
+    return ident[1:-1].replace("``", "`") if ident.startswith("`") else ident
+
+
+def _returning_table(sql: str) -> tuple[str, str] | None:
+    """The one table a ``INSERT``/``REPLACE``/``DELETE ... RETURNING`` writes, as
+    (database or "", name); None for any other form (several tables, a leading comment)."""
+    found = _RETURNING_WRITE.match(sql)
+    if found is None:
+        return None
+    first, second = found.group(1), found.group(2)
+    if second is None:
+        return "", _unquoted(first)
+    return _unquoted(first), _unquoted(second)
+
+
 _LOCKING = frozenset({"update", "share", "lock"})
 
 
@@ -710,6 +736,10 @@ class Statement:
     locks: bool = False
     """A ``SELECT`` whose only effect is row locks (``FOR UPDATE``, ``LOCK IN SHARE
     MODE``): a write by kind (never sent twice), but it writes no table."""
+    table: tuple[str, str] | None = None
+    """For a single-table write answered with rows (``INSERT ... RETURNING``), whose
+    reply names no table it cannot roll back: the table it writes, as (database, name);
+    the database is "" for the current one."""
 
     @property
     def opaque(self) -> bool:
@@ -801,8 +831,16 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
         whole = same and _atomic_write(words, unknown)
         xa = words[1] if words[:1] == ["xa"] and len(words) > 1 else ""
         locks = same and _locks_only(words, assigns, unknown)
+        table = _returning_table(sql) if whole and not history and "returning" in words else None
         return Statement(
-            kind, _commits_of(words), whole, effects, xa=xa, history=history, locks=locks
+            kind,
+            _commits_of(words),
+            whole,
+            effects,
+            xa=xa,
+            history=history,
+            locks=locks,
+            table=table,
         )
     if kind is StatementKind.SESSION:
         return Statement(kind, _commits_of(words), True, effects, session_key(sql))

@@ -28,6 +28,8 @@ from resilient_dbapi.testing import (
     kill_connection,
 )
 
+from .drivers import DRIVERS, Driver, postgres_database
+
 
 class ExistingServer:
     """A server someone else runs: connect to it, never restart it."""
@@ -175,3 +177,26 @@ def rows(server: Any, kwargs: dict[str, Any], sql: str, args: Any = None) -> lis
             return list(cur.fetchall())
     finally:
         conn.close()
+
+
+# -- every driver against its own server (tests/drivers.py) ---------------------------
+
+
+@pytest.fixture(params=DRIVERS, ids=[d.name for d in DRIVERS])
+def driver(request: pytest.FixtureRequest) -> Driver:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def srv(driver: Driver, request: pytest.FixtureRequest) -> Any:
+    """The driver's shared server."""
+    return request.getfixturevalue(driver.server)
+
+
+@pytest.fixture
+def dbkw(driver: Driver, srv: Any, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The driver's connect keyword arguments for a fresh database with a table ``t``."""
+    if driver.server == "server":
+        yield driver.translate(request.getfixturevalue("db"))
+    else:
+        yield from postgres_database(srv)

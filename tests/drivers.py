@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .conftest import kill as kill_mariadb
+from resilient_dbapi.testing import kill_connection
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,11 @@ class Driver:
     def kill(self, server: Any, session: int) -> None:
         """End ``session`` from another connection; wait until the server dropped it."""
         if self.server == "server":
-            kill_mariadb(server, session)
+            admin = server.admin()
+            try:
+                kill_connection(admin, session, wait=10.0)
+            finally:
+                admin.close()
             return
         admin = server.admin()
         try:

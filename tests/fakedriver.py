@@ -206,6 +206,9 @@ class FakeAdapter(AdapterBase):
     def completion_chains(self, raw: FakeConnection) -> bool:
         return False
 
+    def table_rolls_back(self, raw: FakeConnection, database: str, name: str) -> bool:
+        return False
+
     def execute(self, raw: FakeConnection, query: str, args: Any) -> None:
         FakeCursor(raw).execute(query, args)
 
@@ -273,6 +276,11 @@ class AsyncFakeAdapter(FakeAdapter):
         return None
 
     async def completion_chains(self, raw: FakeConnection) -> bool:  # type: ignore[override]
+        return False
+
+    async def table_rolls_back(  # type: ignore[override]
+        self, raw: FakeConnection, database: str, name: str
+    ) -> bool:
         return False
 
     async def execute(self, raw: FakeConnection, query: str, args: Any) -> None:  # type: ignore[override]

@@ -140,6 +140,12 @@ class ToyAdapter(AdapterBase):
     def wait_timeout(self, raw: Any) -> float | None:
         return None
 
+    def completion_chains(self, raw: Any) -> bool:
+        return False  # sqlite3 has no completion_type
+
+    def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
+        return False  # not asked: every sqlite3 table rolls back
+
     def execute(self, raw: Any, query: str, args: Any) -> None:
         raw.run(query, args)
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from resilient_dbapi import (
 )
 
 from .blackhole_child import tool_path
-from .drivers import DRIVERS, Driver, postgres_database
+from .drivers import DRIVERS, Driver
 
 pytestmark = pytest.mark.server
 
@@ -46,24 +46,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # DeadPeerTimeout's default, in seconds. The policy is named only where a test needs it,
 # so that the other tests also run (and fail) on code without it.
 BOUND = 10.0
-
-
-@pytest.fixture(params=DRIVERS, ids=[d.name for d in DRIVERS])
-def driver(request: pytest.FixtureRequest) -> Driver:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def srv(driver: Driver, request: pytest.FixtureRequest) -> Any:
-    return request.getfixturevalue(driver.server)
-
-
-@pytest.fixture
-def dbkw(driver: Driver, srv: Any, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    if driver.server == "server":
-        yield driver.translate(request.getfixturevalue("db"))
-    else:
-        yield from postgres_database(srv)
 
 
 # Each driver's own socket, found the way that driver keeps it (not through the adapter

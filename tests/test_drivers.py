@@ -18,29 +18,9 @@ import pytest
 import resilient_dbapi
 from resilient_dbapi import OutcomeUnknownError, PingOnCheckout, TransactionLostError
 
-from .drivers import DRIVERS, Driver, count_rows, postgres_database
+from .drivers import Driver, count_rows
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture(params=DRIVERS, ids=[d.name for d in DRIVERS])
-def driver(request: pytest.FixtureRequest) -> Driver:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def srv(driver: Driver, request: pytest.FixtureRequest) -> Any:
-    """The driver's shared server."""
-    return request.getfixturevalue(driver.server)
-
-
-@pytest.fixture
-def dbkw(driver: Driver, srv: Any, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """The driver's connect keyword arguments for a fresh database with a table ``t``."""
-    if driver.server == "server":
-        yield driver.translate(request.getfixturevalue("db"))
-    else:
-        yield from postgres_database(srv)
 
 
 @pytest.fixture

@@ -674,3 +674,100 @@ def test_a_setting_lost_in_flight_inside_a_transaction_loses_only_the_transactio
     _in_transaction(e)
     e.wrote_in_transaction(_INSERT, False)
     assert _lost_in_flight(e, statement("SET NAMES utf8mb4")) is Verdict.TRANSACTION_LOST
+
+
+def test_a_write_refused_half_way_inside_a_transaction_may_have_kept_rows() -> None:
+    """A multi-row INSERT into MyISAM keeps the rows before the failing one, and the
+    server names no transaction state with an error: unless the text was seen to write
+    only tables that roll back, the transaction is no longer provably rolled back."""
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    e.failed(Op.EXECUTE, _INSERT, 1062, sent=True, autocommit=False, resends=0)
+    assert not e.kept  # a learned text refused: it writes only tables that roll back
+    multirow = statement("INSERT INTO m VALUES (1), (2)")
+    e.failed(Op.EXECUTE, multirow, 1062, sent=True, autocommit=False, resends=0)
+    assert e.kept
+    assert _lost_in_flight(e) is Verdict.OUTCOME_UNKNOWN
+
+
+def test_a_result_set_reply_says_nothing_but_row_locks_write_nothing() -> None:
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    e.wrote_in_transaction(statement("SELECT * FROM t WHERE id = 1 FOR UPDATE"), None)
+    assert not e.kept
+    assert _lost_in_flight(e, statement("SELECT * FROM t FOR UPDATE")) is Verdict.TRANSACTION_LOST
+    e.rollback_needs_sending()
+    e.rolled_back()
+    e.connected(200.0, wait_timeout=None)
+    _in_transaction(e)
+    e.wrote_in_transaction(statement("INSERT INTO t (uid) VALUES (1) RETURNING id"), None)
+    assert e.kept
+
+
+def test_a_kept_write_named_in_a_reply_read_before_a_failure_counts() -> None:
+    e = engine(all_roll_back=False)
+    e.server_kept()  # outside a transaction: nothing to keep
+    assert not e.kept
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    e.server_kept()  # a procedure's last result, drained by the driver
+    assert _lost_in_flight(e) is Verdict.OUTCOME_UNKNOWN
+
+
+@pytest.mark.parametrize("where", ["journal", "on_connect"])
+def test_the_callers_own_tracking_setting_turns_the_servers_word_off(where: str) -> None:
+    e = engine(all_roll_back=False)
+    off = statement("SET SESSION session_track_transaction_info = OFF")
+    if where == "journal":
+        e.settings_made(off, off_text := "SET SESSION session_track_transaction_info = OFF", None)
+        assert not e.tracks
+        e.tracking(True)  # a new connection replays the journal: still off
+    else:
+        off_text = "SET session_track_transaction_info = 'OFF'"
+        e.tracking(True, on_connect=(off_text,))
+    assert not e.tracks
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    assert e.kept and _INSERT not in e.rolls_back
+
+
+def test_learned_texts_are_forgotten_after_ddl_and_unused_after_use() -> None:
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    assert _INSERT in e.rolls_back
+    e.done(statement("ALTER TABLE t ENGINE=MyISAM"), False, False, 102.0)
+    assert not e.rolls_back
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    use = statement("USE other")
+    e.settings_made(use, "USE other", None)
+    assert _INSERT in e.rolls_back  # kept for the other connections of the pool ...
+    assert _lost_in_flight(e) is Verdict.OUTCOME_UNKNOWN  # ... not for this one
+
+
+def test_the_servers_default_completion_type_makes_a_lost_end_chain() -> None:
+    e = engine()
+    assert e.asks_completion()
+    e.completion_known(True)
+    assert not e.asks_completion()
+    verdict = e.failed(Op.COMMIT, statement("COMMIT"), 2013, sent=True, autocommit=True, resends=0)
+    assert verdict is Verdict.TRANSACTION_LOST
+    other = engine()
+    other.completion_known(False)
+    verdict = other.failed(
+        Op.COMMIT, statement("COMMIT"), 2013, sent=True, autocommit=True, resends=0
+    )
+    assert verdict is Verdict.RECOVERED
+
+
+def test_a_broken_tls_stream_is_a_dead_connection_but_never_retried_at_connect() -> None:
+    e = engine()
+    assert e.is_dead(2026)
+    verdict = e.failed(
+        Op.ROLLBACK, statement("ROLLBACK"), 2026, sent=True, autocommit=False, resends=0
+    )
+    assert verdict is Verdict.RECOVERED and e.stale
+    assert not Engine.connect_may_pass(ErrorKind.TLS_BROKEN)

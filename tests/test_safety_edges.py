@@ -793,3 +793,39 @@ def test_a_lost_commit_that_would_have_chained_by_the_servers_default_needs_roll
     cur.execute("SELECT 1")
     conn.close()
     assert _count(server, db, "after") == 0
+
+
+@pytest.mark.parametrize(
+    ("table", "claim"),
+    [("t", TransactionLostError), ("tr", OutcomeUnknownError), ("v", OutcomeUnknownError)],
+    ids=["innodb", "innodb-with-a-trigger-writing-myisam", "a-view"],
+)
+def test_a_write_answered_with_rows_is_judged_by_what_the_server_says_of_its_table(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, table: str, claim: type[Exception]
+) -> None:
+    """INSERT ... RETURNING (Django's every insert on MariaDB) gets no word on the tables
+    it wrote: the server is asked once, before it, whether its table rolls back whole
+    (InnoDB, no trigger, not a view); lost in flight, the claim follows the answer."""
+    name = db["database"]
+    _admin_run(
+        server,
+        f"CREATE TABLE {name}.m (uid VARCHAR(64)) ENGINE=MyISAM",
+        f"CREATE TABLE {name}.tr (uid VARCHAR(64)) ENGINE=InnoDB",
+        f"CREATE TRIGGER {name}.tr_audit AFTER INSERT ON {name}.tr FOR EACH ROW "
+        "INSERT INTO m VALUES (NEW.uid)",
+        f"CREATE VIEW {name}.v AS SELECT uid FROM {name}.t",
+    )
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    returning = f"INSERT INTO `{table}` (uid) VALUES (%s) RETURNING uid"
+    cur.execute(returning, ("first",))
+    assert cur.fetchall() == (("first",),)
+    proxy.cut_after(b"'lost'")
+    with pytest.raises((TransactionLostError, OutcomeUnknownError)) as info:
+        cur.execute(returning, ("lost",))  # its first run was answered with rows too
+    assert info.errisinstance(claim)
+    kept = rows(server, db, "SELECT uid FROM m ORDER BY uid")
+    assert kept == ([("first",), ("lost",)] if table == "tr" else [])
+    assert rows(server, db, "SELECT COUNT(*) FROM t") == [(0,)]
+    conn.rollback()
+    conn.close()

@@ -126,6 +126,35 @@ def test_reconnect_keeps_tls(tls_server: tuple[MariaDBServer, dict[str, Path]]) 
     assert conn.reconnects == 1
 
 
+def test_mysqlclient_rollback_on_a_dead_tls_connection_is_acknowledged(
+    tls_server: tuple[MariaDBServer, dict[str, Path]],
+) -> None:
+    """mysqlclient reports a TLS connection the server dropped as 2026 (an SSL error, the
+    code of a refused handshake): the transaction went with it, which rollback() says
+    by succeeding; the next statement runs on a new TLS connection."""
+    server, paths = tls_server
+    kwargs = server.connect_kwargs(ssl={"ca": str(paths["ca"])})
+    plain = MySQLdb.connect(**kwargs)
+    cur = plain.cursor()
+    cur.execute("SELECT CONNECTION_ID()")
+    kill(server, cur.fetchone()[0])
+    with pytest.raises(MySQLdb.OperationalError) as raw_error:
+        plain.rollback()  # without resilient_dbapi
+    assert raw_error.value.args[0] == 2026
+    conn = resilient_dbapi.connect(MySQLdb.connect, **kwargs)
+    cur = conn.cursor()
+    cur.execute("SELECT CONNECTION_ID()")
+    first = cur.fetchone()[0]
+    cur.execute("SELECT 1 FROM DUAL FOR UPDATE")  # a transaction with locks is open
+    kill(server, first)
+    conn.rollback()
+    assert _cipher(conn)
+    cur = conn.cursor()
+    cur.execute("SELECT CONNECTION_ID()")
+    assert cur.fetchone()[0] != first
+    conn.close()
+
+
 # -- every driver, every fault ------------------------------------------------------------
 
 

@@ -18,11 +18,13 @@ from .base import AdapterBase, Liveness
 __all__ = [
     "COMPLETION_TYPE",
     "CR_SERVER_GONE_ERROR",
+    "TABLE_QUESTION",
     "MySQLProtocol",
     "MySQLSession",
     "chains",
     "dead",
     "record_kept",
+    "rolls_back_whole",
     "socket_probe",
 ]
 
@@ -146,6 +148,24 @@ def chains(completion_type: Any) -> bool:
     return str(completion_type).upper() not in ("NO_CHAIN", "0")
 
 
+# One row for a table of that name: its engine, its type, and how many triggers it has.
+TABLE_QUESTION = (
+    "SELECT t.ENGINE, t.TABLE_TYPE, (SELECT COUNT(*) FROM information_schema.TRIGGERS g"
+    " WHERE g.EVENT_OBJECT_SCHEMA = t.TABLE_SCHEMA AND g.EVENT_OBJECT_TABLE = t.TABLE_NAME)"
+    " FROM information_schema.TABLES t"
+    " WHERE t.TABLE_SCHEMA = IF(%s = '', DATABASE(), %s) AND t.TABLE_NAME = %s"
+)
+
+
+def rolls_back_whole(row: Any) -> bool:
+    """The answer to :data:`TABLE_QUESTION`: an InnoDB base table without triggers (a
+    trigger may write a table that keeps its rows)."""
+    if not row:
+        return False
+    engine, kind, triggers = row
+    return str(engine).lower() == "innodb" and kind == "BASE TABLE" and int(triggers) == 0
+
+
 def record_kept(raw: Any) -> None:
     """After the driver read one reply (each of a procedure's, each query of an
     ``executemany``): note on ``raw`` whether the server named a write to a table it
@@ -165,13 +185,16 @@ class MySQLSession:
     def _cursor(self, raw: Any) -> Any:
         raise NotImplementedError
 
-    def _row(self, raw: Any, query: str) -> Any:
+    def _row(self, raw: Any, query: str, args: Any = None) -> Any:
         cursor = self._cursor(raw)
         try:
-            cursor.execute(query)
+            cursor.execute(query, args)
             return cursor.fetchone()
         finally:
             cursor.close()
+
+    def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
+        return rolls_back_whole(self._row(raw, TABLE_QUESTION, (database, database, name)))
 
     def wait_timeout(self, raw: Any) -> float | None:
         row = self._row(raw, "SELECT @@SESSION.wait_timeout")

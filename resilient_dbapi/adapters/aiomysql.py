@@ -11,7 +11,15 @@ from typing import Any
 import aiomysql
 import pymysql.err
 
-from ._mysql import COMPLETION_TYPE, MySQLProtocol, chains, record_kept, socket_probe
+from ._mysql import (
+    COMPLETION_TYPE,
+    TABLE_QUESTION,
+    MySQLProtocol,
+    chains,
+    record_kept,
+    rolls_back_whole,
+    socket_probe,
+)
 from .base import Liveness
 
 __all__ = ["AiomysqlAdapter"]
@@ -128,13 +136,17 @@ class AiomysqlAdapter(MySQLProtocol):
 
         raw._read_query_result = read_query_result
 
-    async def _row(self, raw: Any, query: str) -> Any:
+    async def _row(self, raw: Any, query: str, args: Any = None) -> Any:
         cursor = await raw.cursor(aiomysql.Cursor)
         try:
-            await cursor.execute(query)
+            await cursor.execute(query, args)
             return await cursor.fetchone()
         finally:
             await cursor.close()
+
+    async def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
+        row = await self._row(raw, TABLE_QUESTION, (database, database, name))
+        return rolls_back_whole(row)
 
     async def wait_timeout(self, raw: Any) -> float | None:
         row = await self._row(raw, "SELECT @@SESSION.wait_timeout")

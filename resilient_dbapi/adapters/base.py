@@ -154,6 +154,11 @@ class Adapter(Inspector, Protocol):
         """Whether COMMIT and ROLLBACK chain or release by default on ``raw``'s server
         (MySQL's ``completion_type`` not ``NO_CHAIN``; one round trip)."""
 
+    def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
+        """Whether everything a write to the table ``database``.``name`` ("": the current
+        database) does is rolled back with its transaction (InnoDB, no trigger, not a
+        view); False when the server cannot say. One round trip."""
+
     def execute(self, raw: Any, query: str, args: Any) -> None:
         """Run one statement on ``raw`` and discard its result (setting up a session)."""
 
@@ -178,6 +183,11 @@ class AsyncAdapter(Inspector, Protocol):
     async def completion_chains(self, raw: Any) -> bool:
         """Whether COMMIT and ROLLBACK chain or release by default on ``raw``'s server
         (MySQL's ``completion_type`` not ``NO_CHAIN``; one round trip)."""
+
+    async def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
+        """Whether everything a write to the table ``database``.``name`` ("": the current
+        database) does is rolled back with its transaction (InnoDB, no trigger, not a
+        view); False when the server cannot say. One round trip."""
 
     async def execute(self, raw: Any, query: str, args: Any) -> None:
         """Run one statement on ``raw`` and discard its result (setting up a session)."""

@@ -115,6 +115,9 @@ class GenericAdapter(AdapterBase):
     def completion_chains(self, raw: Any) -> bool:
         return False  # an unknown server's dialect: MySQL's completion_type is not assumed
 
+    def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
+        return False  # an unknown server's catalogue is not read: not provable
+
     def wait_timeout(self, raw: Any) -> None:
         return None
 

@@ -254,6 +254,9 @@ class PsycopgAdapter(AdapterBase):
     def completion_chains(self, raw: Any) -> bool:
         return False  # PostgreSQL chains only on COMMIT AND CHAIN, which the text shows
 
+    def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
+        return False  # every PostgreSQL table rolls back (never asked)
+
     def wait_timeout(self, raw: Any) -> float | None:
         """``idle_session_timeout`` in seconds; None inside a transaction (psycopg would
         need a statement of its own there) or when it is off."""

@@ -69,6 +69,9 @@ class SQLiteAdapter(AdapterBase):
     def completion_chains(self, raw: Any) -> bool:
         return False  # SQLite has no chaining COMMIT
 
+    def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
+        return False  # every SQLite table rolls back (never asked)
+
     def wait_timeout(self, raw: Any) -> None:
         return None
 
