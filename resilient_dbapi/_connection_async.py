@@ -305,7 +305,13 @@ class AsyncResilientConnection(AsyncConnectionBase):
             if self._engine.history_lost:
                 self._check_history(stmt)
             if stmt.table is not None and self._asks_table(stmt):
-                await self._ask_table(stmt.table)
+                gone = await self._ask_table(stmt.table)
+                if gone is not None:
+                    # The connection died with the question: the statement was never sent.
+                    if self._failed(gone, op, stmt, resends, sent=False) is Verdict.RECOVERED:
+                        return None  # type: ignore[return-value]
+                    resends += 1
+                    continue
             try:
                 result = await send(self, *args)
             except Exception as exc:
@@ -319,20 +325,25 @@ class AsyncResilientConnection(AsyncConnectionBase):
             self._engine.done(stmt, *self._status(self._raw), _monotonic())
             return result
 
-    async def _ask_table(self, table: tuple[str, str]) -> None:
+    async def _ask_table(self, table: tuple[str, str]) -> Exception | None:
         """Ask the server whether everything a write to ``table`` does rolls back, before
-        a write whose reply cannot say (see :meth:`Engine.asks_table`). A driver error
-        leaves the question open (the statement meets the same connection next)."""
+        a write whose reply cannot say (see :meth:`Engine.asks_table`). Returns the
+        driver's error when the connection died with the question; any other error
+        answers "perhaps not" (the weaker claim), once."""
         try:
             rolls_back = await self._adapter.table_rolls_back(self._raw, *table)
         except Exception as exc:
-            if self._adapter.error_code(exc) is None:
+            code = self._adapter.error_code(exc)
+            if code is None:
                 raise
-            return
+            if self._engine.is_dead(code):
+                return exc
+            rolls_back = False
         except BaseException:
             self._interrupted(Op.EXECUTE, READ_OP)  # only the question was in flight
             raise
         self._engine.table_known(table, rolls_back)
+        return None
 
     async def _guarded(
         self,
@@ -614,7 +625,14 @@ async def _prepare(
     for sql in on_connect:
         await adapter.execute(raw, sql, None)
     if engine.asks_completion():
-        engine.completion_known(await adapter.completion_chains(raw))
+        try:
+            chains = await adapter.completion_chains(raw)
+        except Exception as exc:
+            code = adapter.error_code(exc)
+            if code is None or engine.is_dead(code):
+                raise
+            chains = True  # not told: an end may chain (the weaker claim)
+        engine.completion_known(chains)
     for method, payload in engine.journal.values():
         if method == "setattr":
             setattr(raw, *payload)

@@ -325,7 +325,10 @@ class ConnectionBase:
 
     def _asks_table(self, stmt: Statement) -> bool:
         """Whether the server must be asked about the table ``stmt`` writes first."""
-        return self._engine.asks_table(stmt, self._status(self._raw)[1]) is not None
+        engine = self._engine
+        if stmt.table in engine.facts.tables:
+            return False  # asked already: no need for the driver's status
+        return engine.asks_table(stmt, self._status(self._raw)[1]) is not None
 
     def _dead_before_sending(self, op: Op, stmt: Statement) -> None:
         """Before such a write: the socket check (microseconds). A connection found

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._cursor_base import CursorBase
 from ._forwarding import forwarding_class
 from .engine import Op
-from .statements import READ_OP, WRITE_OP, remember, statement
+from .statements import CALL_OP, READ_OP, remember, statement
 
 if TYPE_CHECKING:
     from .connection import ResilientConnection
@@ -92,7 +92,7 @@ class ResilientCursor(CursorBase):
         conn = self._conn
         conn._enter("callproc", self)
         try:
-            result = conn._run(Op.CALLPROC, WRITE_OP, _send_callproc, self, procname, args)
+            result = conn._run(Op.CALLPROC, CALL_OP, _send_callproc, self, procname, args)
             # The driver passes the arguments through user variables (@_proc_0, ...).
             engine = conn._engine
             engine.state_made(_CALLPROC_STATE)

@@ -159,6 +159,7 @@ class Engine:
         "lost_code",
         "lost_uncertain",
         "max_age",
+        "moved",
         "next_check_at",
         "ping",
         "retry",
@@ -240,6 +241,10 @@ class Engine:
         # (session tracking) is ``tracks``; without, no write is provably rolled back.
         self.kept = False
         self.tracks = True
+        # A text ran that may have changed the current database unseen (a USE among
+        # several statements): until the next connection, names are not trusted to
+        # mean the tables the server was asked about or seen to write.
+        self.moved = False
         # The driver shows the server's own "transaction open" flag after each reply
         # (PyMySQL, aiomysql): it, not the statements' text, says whether one is open.
         self.says_transaction = False
@@ -298,6 +303,7 @@ class Engine:
         self.connected_at = now
         self.stale = False
         self.explicit = self.sticky = self.txn_writes = self.xa_open = self.kept = False
+        self.moved = False
         self.unrestorable.clear()
         self._lifetime = self.max_age.lifetime(self.draw()) if self.max_age else _INF
         self._expires_at = now + self._lifetime
@@ -462,11 +468,22 @@ class Engine:
             statement is not None
             and statement.atomic  # one statement, no routine of its own: it is the same each time
             and statement not in self.rolls_back
-            and _USE not in self.journal  # learned texts name the tables of the first database
+            and not self._moved()  # learned texts name the tables of the first database
         ):
             if len(self.rolls_back) >= _ROLLS_BACK_MAX:
                 self.rolls_back.clear()  # forgetting only weakens a later claim
             self.rolls_back.add(statement)
+
+    def _moved(self) -> bool:
+        """Whether the current database may differ from the session's first."""
+        return self.moved or _USE in self.journal
+
+    def _unsettled(self) -> None:
+        """A text ran that may have turned the server's reports off or changed the
+        current database without the scanner seeing it (:attr:`Statement.unsettles`):
+        neither is relied on until the next connection."""
+        self.tracks = self.all_roll_back
+        self.moved = True
 
     def _tables_changed(self) -> None:
         """DDL (or a procedure, which may run some) may have changed what a text writes
@@ -484,7 +501,7 @@ class Engine:
         return (
             table is not None
             and self.facts.tables.get(table) is True
-            and (table[0] != "" or _USE not in self.journal)
+            and (table[0] != "" or not self._moved())
             and _TEMPORARY not in self.unrestorable
         )
 
@@ -506,7 +523,7 @@ class Engine:
             or table in self.facts.tables
             or self.all_roll_back
             or (autocommit and not self.txn_writes)  # no transaction to prove anything of
-            or (table[0] == "" and _USE in self.journal)
+            or (table[0] == "" and self._moved())
         ):
             return None
         return table
@@ -536,7 +553,7 @@ class Engine:
             or kind is StatementKind.READ
             or kind is StatementKind.SESSION  # a setting writes no table
             or statement.locks
-            or (statement in self.rolls_back and _USE not in self.journal)
+            or (statement in self.rolls_back and not self._moved())
             or self._table_rolls_back(statement)
         )
 
@@ -575,8 +592,10 @@ class Engine:
         ):
             return
         commits = statement.commits
-        if commits is not False and kind is StatementKind.WRITE:
+        if statement.reshapes:
             self._tables_changed()
+        if statement.unsettles:
+            self._unsettled()
         if commits is True or kind is StatementKind.BEGIN:
             self.explicit = self.sticky = False  # the server committed what was open
         if kind is StatementKind.BEGIN:
@@ -660,6 +679,8 @@ class Engine:
             error = ErrorKind.OTHER
         elif error is ErrorKind.TLS_BROKEN:
             error = ErrorKind.DEAD  # on a connection that was open: its stream broke
+        if statement.unsettles and sent:
+            self._unsettled()  # part of it may have run (a USE before a failing INSERT)
         verdict = self._judge(op, statement, error, sent, autocommit, resends, code)
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True
@@ -697,7 +718,7 @@ class Engine:
                 self.lost_code = code
                 return Verdict.RAISE
             if (
-                not autocommit
+                (self.txn_writes or not autocommit)
                 and kind is not StatementKind.READ
                 and (kind is not StatementKind.SESSION)
             ):
@@ -711,7 +732,7 @@ class Engine:
                     self.kept = True
             return Verdict.RAISE
         had_writes = self.txn_writes
-        if commits is not False and kind is StatementKind.WRITE:
+        if statement.reshapes:
             self._tables_changed()  # it may have run before the connection died
         self.must_replace(Reason.ERROR, code)
         self._transaction_over()  # the server rolls back whatever was open

@@ -659,6 +659,9 @@ def _returning_table(sql: str) -> tuple[str, str] | None:
     return _unquoted(first), _unquoted(second)
 
 
+_TRACKING_NAME = "session_track_transaction_info"
+_RESHAPING_VERBS = frozenset({"create", "alter", "drop", "rename"})
+
 _LOCKING = frozenset({"update", "share", "lock"})
 
 
@@ -740,6 +743,15 @@ class Statement:
     """For a single-table write answered with rows (``INSERT ... RETURNING``), whose
     reply names no table it cannot roll back: the table it writes, as (database, name);
     the database is "" for the current one."""
+    reshapes: bool = False
+    """Whether it may change what a table is (DDL: ``ALTER TABLE ... ENGINE=MyISAM``, a
+    trigger, a view), or may run some (a procedure, several statements, a verb the
+    scanner does not know): what was learned of tables is then forgotten."""
+    unsettles: bool = False
+    """Whether it may change, unseen, what the engine relies on in the session: the
+    current database (a ``USE`` among several statements) or the server's reports
+    (``session_track_transaction_info`` set in a form not read as a setting, or by a
+    procedure or a verb the scanner does not know)."""
 
     @property
     def opaque(self) -> bool:
@@ -755,13 +767,18 @@ class Statement:
 
 
 _RESENDABLE = frozenset({StatementKind.READ, StatementKind.SESSION, StatementKind.BEGIN})
-_UNREADABLE = Statement(StatementKind.WRITE, None, False, frozenset({_NOT_REBUILT}))
+_UNREADABLE = Statement(
+    StatementKind.WRITE, None, False, frozenset({_NOT_REBUILT}), reshapes=True, unsettles=True
+)
 
 # The records of operations that have no text (commit(), begin(), a driver method).
 READ_OP = Statement(StatementKind.READ)
 HISTORY_OP = Statement(StatementKind.READ, history=True)
 WRITE_OP = Statement(StatementKind.WRITE)
 SESSION_OP = Statement(StatementKind.SESSION)
+CALL_OP = Statement(StatementKind.WRITE, None, False, reshapes=True, unsettles=True)
+"""A procedure called through the driver (``callproc``): it may commit, run DDL, write
+anywhere, or set what the server reports."""
 BEGIN_OP = Statement(StatementKind.BEGIN)
 COMMIT_OP = Statement(StatementKind.COMMIT)
 ROLLBACK_OP = Statement(StatementKind.ROLLBACK)
@@ -786,7 +803,15 @@ def _several(sql: str, pure: frozenset[str]) -> Statement:
     commits = True if True in verdicts else (None if None in verdicts else False)
     history = any(r.history for r in records)
     if kind is StatementKind.WRITE:
-        return Statement(kind, commits, False, _UNREADABLE.effects, history=history)
+        return Statement(
+            kind,
+            commits,
+            False,
+            _UNREADABLE.effects,
+            history=history,
+            reshapes=True,
+            unsettles=True,
+        )
     keyed = tuple((session_key(part), part.strip()) for part in parts)
     return Statement(kind, commits, True, _UNREADABLE.effects, session_key(sql), keyed)
 
@@ -832,15 +857,18 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
         xa = words[1] if words[:1] == ["xa"] and len(words) > 1 else ""
         locks = same and _locks_only(words, assigns, unknown)
         table = _returning_table(sql) if whole and not history and "returning" in words else None
+        commits = _commits_of(words)
         return Statement(
             kind,
-            _commits_of(words),
+            commits,
             whole,
             effects,
             xa=xa,
             history=history,
             locks=locks,
             table=table,
+            reshapes=commits is None or not _RESHAPING_VERBS.isdisjoint(words[:1]),
+            unsettles=commits is None or _TRACKING_NAME in sql.lower(),
         )
     if kind is StatementKind.SESSION:
         return Statement(kind, _commits_of(words), True, effects, session_key(sql))

@@ -771,3 +771,75 @@ def test_a_broken_tls_stream_is_a_dead_connection_but_never_retried_at_connect()
     )
     assert verdict is Verdict.RECOVERED and e.stale
     assert not Engine.connect_may_pass(ErrorKind.TLS_BROKEN)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "USE other; INSERT INTO t VALUES (1)",
+        "SET @@session.session_track_transaction_info := 'OFF'",
+        "SET `session_track_transaction_info` = 0, @x = 1",
+        "CALL p()",
+    ],
+)
+def test_a_text_that_may_change_the_session_unseen_unsettles_it(text: str) -> None:
+    """What the scanner cannot read as a setting may still set the current database or
+    turn the server's reports off: neither is relied on until the next connection."""
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    assert _INSERT in e.rolls_back
+    stmt = statement(text)
+    assert stmt.unsettles
+    e.done(stmt, True, False, 102.0)
+    assert not e.tracks
+    assert _lost_in_flight(e) is Verdict.OUTCOME_UNKNOWN
+    e.rollback_needs_sending()
+    e.rolled_back()
+    e.connected(200.0, wait_timeout=None)
+    e.tracking(True)
+    assert e.tracks and not e.moved  # a new session is as the caller set it up
+
+
+def test_a_failed_text_that_may_change_the_session_unsettles_it_too() -> None:
+    e = engine(all_roll_back=False)
+    e.failed(
+        Op.EXECUTE,
+        statement("USE other; INSERT INTO t VALUES (1)"),
+        1062,
+        sent=True,
+        autocommit=True,
+        resends=0,
+    )
+    assert e.moved and not e.tracks
+
+
+def test_only_what_may_change_a_table_forgets_what_was_learned_of_tables() -> None:
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    e.table_known(("", "t"), True)
+    for text in ("LOCK TABLES t WRITE", "ANALYZE TABLE t", "TRUNCATE TABLE u"):
+        e.done(statement(text), False, False, 102.0)
+    assert _INSERT in e.rolls_back and e.facts.tables == {("", "t"): True}
+    e.done(
+        statement("CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW SET @x = 1"),
+        False,
+        False,
+        103.0,
+    )
+    assert not e.rolls_back and not e.facts.tables
+
+
+def test_a_write_refused_half_way_counts_in_a_transaction_begun_with_autocommit_on() -> None:
+    e = engine(all_roll_back=False)
+    e.done(statement("BEGIN"), True, True, 101.0)
+    e.done(_INSERT, True, True, 101.0)
+    e.wrote_in_transaction(_INSERT, False)
+    multirow = statement("INSERT INTO m VALUES (1), (2)")
+    verdict = e.failed(Op.EXECUTE, multirow, 1062, sent=True, autocommit=True, resends=0)
+    assert verdict is Verdict.RAISE and e.kept
+    assert (
+        e.failed(Op.EXECUTE, _INSERT, 2013, sent=True, autocommit=True, resends=0)
+        is Verdict.OUTCOME_UNKNOWN
+    )

@@ -829,3 +829,155 @@ def test_a_write_answered_with_rows_is_judged_by_what_the_server_says_of_its_tab
     assert rows(server, db, "SELECT COUNT(*) FROM t") == [(0,)]
     conn.rollback()
     conn.close()
+
+
+def test_a_write_refused_half_way_in_a_transaction_begun_with_autocommit_on_is_counted(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """``begin()`` on an autocommit connection opens the transaction as surely as
+    autocommit off: the MyISAM rows a refused multi-row INSERT kept stay when it is lost."""
+    name = db["database"]
+    _admin_run(
+        server,
+        f"CREATE TABLE {name}.m (uid VARCHAR(64) PRIMARY KEY) ENGINE=MyISAM",
+        f"INSERT INTO {name}.m VALUES ('dup')",
+    )
+    conn = resilient_dbapi.connect(pymysql.connect, autocommit=True, **_via(proxy, db))
+    cur = conn.cursor()
+    conn.begin()
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))  # learned: InnoDB only
+    with pytest.raises(pymysql.err.IntegrityError):
+        cur.execute("INSERT INTO m VALUES ('new'), ('dup')")
+    assert _lose_learned_insert(cur, proxy) is OutcomeUnknownError
+    assert rows(server, db, "SELECT uid FROM m ORDER BY uid") == [("dup",), ("new",)]
+    assert _count(server, db, "first") == 0
+    conn.rollback()
+    conn.close()
+
+
+def test_a_tracking_change_in_a_form_not_read_as_a_setting_is_not_relied_on(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """``SET @@session.… := 'OFF'`` reads as a write to the scanner, yet the server stops
+    naming kept writes: its silence then proves nothing."""
+    _myisam(server, db)
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    cur.execute("SET @@session.session_track_transaction_info := 'OFF', @mark := 1")
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))
+    cur.execute("INSERT INTO m (uid) VALUES ('kept')")
+    assert _lose_learned_insert(cur, proxy) is OutcomeUnknownError
+    assert rows(server, db, "SELECT COUNT(*) FROM m") == [(1,)]
+    conn.rollback()
+    conn.close()
+
+
+@pytest.mark.parametrize("change", ["use-among-several-statements", "callproc-alters-the-table"])
+def test_a_learned_text_is_not_trusted_after_a_hidden_change(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, change: str
+) -> None:
+    """A ``USE`` the scanner cannot see (one of several statements in one text), or DDL
+    run by a procedure called through ``callproc``: the text seen to write InnoDB now
+    writes MyISAM, and its row stays when it is lost."""
+    name = db["database"]
+    other = name + "_hidden"
+    _admin_run(
+        server,
+        f"CREATE DATABASE {other}",
+        f"CREATE TABLE {other}.t (uid VARCHAR(64)) ENGINE=MyISAM",
+        f"CREATE PROCEDURE {name}.to_myisam() ALTER TABLE t ENGINE=MyISAM",
+    )
+    try:
+        conn = resilient_dbapi.connect(
+            pymysql.connect,
+            client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+            **_via(proxy, db),
+        )
+        cur = conn.cursor()
+        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))  # learned: InnoDB
+        conn.commit()
+        if change == "callproc-alters-the-table":
+            cur.callproc("to_myisam")
+            where = db
+        else:
+            cur.execute(f"USE {other}; SELECT 1")
+            while cur.nextset():
+                pass
+            conn.commit()  # nothing of it is open: only the USE lasts
+            where = {**db, "database": other}
+        proxy.cut_after(b"'lost'")
+        with pytest.raises(OutcomeUnknownError):  # the first write of a new transaction
+            cur.execute("INSERT INTO t (uid) VALUES (%s)", ("lost",))
+        assert rows(server, where, "SELECT COUNT(*) FROM t WHERE uid = 'lost'") == [(1,)]
+        conn.rollback()
+        conn.close()
+    finally:
+        _admin_run(server, f"DROP DATABASE {other}")
+
+
+def test_a_completion_type_the_server_will_not_tell_makes_every_end_chain(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The question is a courtesy of the server: refused, the connection still opens,
+    and an end lost in flight is judged as one that may have chained (the weaker claim)."""
+    from resilient_dbapi.adapters.pymysql import PyMySQLAdapter
+
+    def refuse(self: Any, raw: Any) -> bool:
+        raise pymysql.err.OperationalError(1227, "Access denied")
+
+    monkeypatch.setattr(PyMySQLAdapter, "completion_chains", refuse)
+    conn = resilient_dbapi.connect(pymysql.connect, autocommit=True, **_via(proxy, db))
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    proxy.cut_after(b"COMMIT")
+    with pytest.raises(TransactionLostError):  # it may have opened the next one
+        conn.commit()
+    conn.rollback()
+    cur.execute("SELECT 1")
+    conn.close()
+
+
+def test_a_table_question_refused_is_asked_once_and_answers_perhaps(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question the server refuses is not asked before every write: the answer is
+    "perhaps kept", and a lost write of that table is of unknown outcome."""
+    from resilient_dbapi.adapters.pymysql import PyMySQLAdapter
+
+    asked: list[tuple[str, str]] = []
+
+    def refuse(self: Any, raw: Any, database: str, name: str) -> bool:
+        asked.append((database, name))
+        raise pymysql.err.OperationalError(1142, "SELECT command denied")
+
+    monkeypatch.setattr(PyMySQLAdapter, "table_rolls_back", refuse)
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    returning = "INSERT INTO t (uid) VALUES (%s) RETURNING uid"
+    cur.execute(returning, ("first",))
+    cur.execute(returning, ("second",))
+    proxy.cut_after(b"'lost'")
+    with pytest.raises(OutcomeUnknownError):
+        cur.execute(returning, ("lost",))
+    assert asked == [("", "t")]
+    conn.rollback()
+    conn.close()
+
+
+def test_a_connection_lost_with_the_table_question_never_sent_the_write(
+    server: Any, db: dict[str, Any], proxy: FaultProxy
+) -> None:
+    """The question goes first; the connection dies with it: the write was never sent,
+    so the transaction it would have joined is provably rolled back."""
+    conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))
+    proxy.cut_after(b"information_schema")
+    with pytest.raises(TransactionLostError):
+        cur.execute("INSERT INTO t (uid) VALUES (%s) RETURNING uid", ("never",))
+    conn.rollback()
+    assert rows(server, db, "SELECT COUNT(*) FROM t") == [(0,)]
+    cur.execute("INSERT INTO t (uid) VALUES (%s) RETURNING uid", ("again",))
+    conn.commit()
+    assert _count(server, db, "again") == 1
+    conn.close()

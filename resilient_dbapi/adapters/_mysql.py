@@ -26,6 +26,7 @@ __all__ = [
     "record_kept",
     "rolls_back_whole",
     "socket_probe",
+    "table_args",
 ]
 
 _IN_TRANS = 0x0001  # SERVER_STATUS_IN_TRANS
@@ -143,18 +144,30 @@ COMPLETION_TYPE = "SELECT @@SESSION.completion_type"
 def chains(completion_type: Any) -> bool:
     """Whether a ``completion_type`` (a name, or its number on some servers) chains or
     releases: anything but ``NO_CHAIN`` (0)."""
-    if isinstance(completion_type, bytes):
-        completion_type = completion_type.decode("ascii", "replace")
-    return str(completion_type).upper() not in ("NO_CHAIN", "0")
+    return _text(completion_type).upper() not in ("NO_CHAIN", "0")
 
 
 # One row for a table of that name: its engine, its type, and how many triggers it has.
+# Every predicate is a constant, so the server opens only that table's entries (a
+# correlated subquery scans every trigger of the schema: 3-7 ms instead of 0.5 ms).
 TABLE_QUESTION = (
     "SELECT t.ENGINE, t.TABLE_TYPE, (SELECT COUNT(*) FROM information_schema.TRIGGERS g"
-    " WHERE g.EVENT_OBJECT_SCHEMA = t.TABLE_SCHEMA AND g.EVENT_OBJECT_TABLE = t.TABLE_NAME)"
+    " WHERE g.EVENT_OBJECT_SCHEMA = IF(%s = '', DATABASE(), %s) AND g.EVENT_OBJECT_TABLE = %s)"
     " FROM information_schema.TABLES t"
     " WHERE t.TABLE_SCHEMA = IF(%s = '', DATABASE(), %s) AND t.TABLE_NAME = %s"
 )
+
+
+def table_args(database: str, name: str) -> tuple[str, ...]:
+    """The parameters of :data:`TABLE_QUESTION` for ``database`` ("" for the current
+    one) and ``name``."""
+    return (database, database, name) * 2
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
 
 
 def rolls_back_whole(row: Any) -> bool:
@@ -163,7 +176,11 @@ def rolls_back_whole(row: Any) -> bool:
     if not row:
         return False
     engine, kind, triggers = row
-    return str(engine).lower() == "innodb" and kind == "BASE TABLE" and int(triggers) == 0
+    return (
+        _text(engine).lower() == "innodb"
+        and _text(kind).upper() == "BASE TABLE"
+        and int(triggers) == 0
+    )
 
 
 def record_kept(raw: Any) -> None:
@@ -194,7 +211,7 @@ class MySQLSession:
             cursor.close()
 
     def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
-        return rolls_back_whole(self._row(raw, TABLE_QUESTION, (database, database, name)))
+        return rolls_back_whole(self._row(raw, TABLE_QUESTION, table_args(database, name)))
 
     def wait_timeout(self, raw: Any) -> float | None:
         row = self._row(raw, "SELECT @@SESSION.wait_timeout")

@@ -19,6 +19,7 @@ from ._mysql import (
     record_kept,
     rolls_back_whole,
     socket_probe,
+    table_args,
 )
 from .base import Liveness
 
@@ -145,7 +146,7 @@ class AiomysqlAdapter(MySQLProtocol):
             await cursor.close()
 
     async def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
-        row = await self._row(raw, TABLE_QUESTION, (database, database, name))
+        row = await self._row(raw, TABLE_QUESTION, table_args(database, name))
         return rolls_back_whole(row)
 
     async def wait_timeout(self, raw: Any) -> float | None:
