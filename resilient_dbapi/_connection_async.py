@@ -329,7 +329,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
         """Ask the server whether everything a write to ``table`` does rolls back, before
         a write whose reply cannot say (see :meth:`Engine.asks_table`). Returns the
         driver's error when the connection died with the question; any other error
-        answers "perhaps not" (the weaker claim), once."""
+        answers "perhaps not" (the weaker claim; see :meth:`Engine.table_unanswered`)."""
         try:
             rolls_back = await self._adapter.table_rolls_back(self._raw, *table)
         except Exception as exc:
@@ -338,7 +338,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
                 raise
             if self._engine.is_dead(code):
                 return exc
-            rolls_back = False
+            self._engine.table_unanswered(table, code)
+            return None
         except BaseException:
             self._interrupted(Op.EXECUTE, READ_OP)  # only the question was in flight
             raise
@@ -625,13 +626,14 @@ async def _prepare(
     for sql in on_connect:
         await adapter.execute(raw, sql, None)
     if engine.asks_completion():
+        chains: bool | None
         try:
             chains = await adapter.completion_chains(raw)
         except Exception as exc:
             code = adapter.error_code(exc)
             if code is None or engine.is_dead(code):
                 raise
-            chains = True  # not told: an end may chain (the weaker claim)
+            chains = None  # not told: an end may chain (the weaker claim)
         engine.completion_known(chains)
     for method, payload in engine.journal.values():
         if method == "setattr":

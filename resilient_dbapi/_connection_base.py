@@ -326,8 +326,8 @@ class ConnectionBase:
     def _asks_table(self, stmt: Statement) -> bool:
         """Whether the server must be asked about the table ``stmt`` writes first."""
         engine = self._engine
-        if stmt.table in engine.facts.tables:
-            return False  # asked already: no need for the driver's status
+        if engine.all_roll_back or stmt.table in engine.facts.tables:
+            return False  # nothing to ask, or asked already: no need for the driver's status
         return engine.asks_table(stmt, self._status(self._raw)[1]) is not None
 
     def _dead_before_sending(self, op: Op, stmt: Statement) -> None:

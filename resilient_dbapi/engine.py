@@ -35,6 +35,10 @@ _USE = "use"  # the journal's key for the current database (USE, select_db())
 _TEMPORARY = "temporary tables"  # the session state a CREATE TEMPORARY TABLE makes
 
 
+def _tracking_key(key: str | None) -> bool:
+    return key is not None and _TRACKING in key
+
+
 class Reason(enum.Enum):
     """Why a connection was replaced."""
 
@@ -143,6 +147,7 @@ class Engine:
         "_idle_trigger",
         "_lifetime",
         "all_roll_back",
+        "chains_untold",
         "connected_at",
         "dead_peer",
         "draw",
@@ -150,6 +155,7 @@ class Engine:
         "explicit",
         "facts",
         "failover",
+        "hidden_use",
         "history_lost",
         "idle_setting",
         "journal",
@@ -245,6 +251,12 @@ class Engine:
         # several statements): until the next connection, names are not trusted to
         # mean the tables the server was asked about or seen to write.
         self.moved = False
+        # A journaled text holds a USE behind another key (several settings sent with
+        # parameters): replayed on every connection, so for good.
+        self.hidden_use = False
+        # The server would not tell its completion_type: every end may chain, on this
+        # logical connection (a later connection may be told).
+        self.chains_untold = False
         # The driver shows the server's own "transaction open" flag after each reply
         # (PyMySQL, aiomysql): it, not the statements' text, says whether one is open.
         self.says_transaction = False
@@ -362,7 +374,13 @@ class Engine:
         else:
             self.record(statement.key, ("execute", (query, args)))
             keys = [statement.key]
-        if any(key is not None and _TRACKING in key for key in keys):
+            if statement.parts:
+                # One entry for several settings: a USE or tracking among them is not
+                # under a key of its own.
+                keys = [key for key, _ in statement.parts]
+                if _USE in keys:
+                    self.hidden_use = True
+        if any(_tracking_key(key) for key in keys):
             self.tracks = self.all_roll_back  # the caller set what the server reports
         return self.wants_wait_timeout and any(
             key is not None and self.idle_setting in key for key in keys
@@ -446,8 +464,18 @@ class Engine:
         setting of the caller's own (``on_connect``, the journal) may turn the server's
         report off: it is then not relied on."""
         if on:
-            keys = [record_of(sql).key for sql in on_connect] + list(self.journal)
-            on = not any(key is not None and _TRACKING in key for key in keys)
+            made = [record_of(sql) for sql in on_connect]
+            # Several settings journaled as one entry hold their keys in their parts.
+            replayed = [
+                record_of(payload[0])
+                for method, payload in self.journal.values()
+                if method == "execute" and payload[0] is not None
+            ]
+            keys = [key for r in (*made, *replayed) for key in (r.key, *(k for k, _ in r.parts))]
+            on = not (
+                any(_tracking_key(key) for key in [*keys, *self.journal])
+                or any(r.unsettles for r in made)
+            )
         self.tracks = on or all_roll_back
         self.all_roll_back = all_roll_back
         self.says_transaction = says_transaction
@@ -475,8 +503,11 @@ class Engine:
             self.rolls_back.add(statement)
 
     def _moved(self) -> bool:
-        """Whether the current database may differ from the session's first."""
-        return self.moved or _USE in self.journal
+        """Whether a name may mean another table than for the pool's other sessions: the
+        current database may differ from the first, or a temporary table may shadow one."""
+        return (
+            self.moved or self.hidden_use or _USE in self.journal or _TEMPORARY in self.unrestorable
+        )
 
     def _unsettled(self) -> None:
         """A text ran that may have turned the server's reports off or changed the
@@ -498,12 +529,7 @@ class Engine:
         and the name still means that table on this session (no USE, no temporary table
         that could shadow it)."""
         table = statement.table
-        return (
-            table is not None
-            and self.facts.tables.get(table) is True
-            and (table[0] != "" or not self._moved())
-            and _TEMPORARY not in self.unrestorable
-        )
+        return table is not None and self.facts.tables.get(table) is True and not self._moved()
 
     def unproven(self, statement: Statement) -> bool:
         """Inside a transaction, before sending: whether ``statement``, lost in flight,
@@ -523,7 +549,7 @@ class Engine:
             or table in self.facts.tables
             or self.all_roll_back
             or (autocommit and not self.txn_writes)  # no transaction to prove anything of
-            or (table[0] == "" and self._moved())
+            or self._moved()
         ):
             return None
         return table
@@ -534,6 +560,14 @@ class Engine:
         if len(tables) >= _ROLLS_BACK_MAX:
             tables.clear()  # forgetting only costs a question
         tables[table] = rolls_back
+
+    def table_unanswered(self, table: tuple[str, str], code: Code) -> None:
+        """The question about ``table`` failed on a live connection with ``code``: a
+        refusal (privileges) is remembered as "perhaps kept", asked no more; a passing
+        failure (KILL QUERY, a statement timeout) is not remembered. Either way the write
+        goes on as perhaps kept."""
+        if self.errors.kind(code) is ErrorKind.OTHER:
+            self.table_known(table, False)
 
     def server_kept(self) -> None:
         """The server reported, in a reply not judged yet (a procedure's last result,
@@ -679,8 +713,6 @@ class Engine:
             error = ErrorKind.OTHER
         elif error is ErrorKind.TLS_BROKEN:
             error = ErrorKind.DEAD  # on a connection that was open: its stream broke
-        if statement.unsettles and sent:
-            self._unsettled()  # part of it may have run (a USE before a failing INSERT)
         verdict = self._judge(op, statement, error, sent, autocommit, resends, code)
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True
@@ -701,6 +733,12 @@ class Engine:
     ) -> Verdict:
         kind = statement.kind
         commits = statement.commits
+        if sent:
+            # Part of it may have run: a USE before a failing INSERT, a procedure's DDL.
+            if statement.unsettles:
+                self._unsettled()
+            if statement.reshapes:
+                self._tables_changed()
         if error is ErrorKind.TRANSACTION_ROLLED_BACK:
             self._transaction_over()
             return Verdict.RAISE
@@ -732,8 +770,6 @@ class Engine:
                     self.kept = True
             return Verdict.RAISE
         had_writes = self.txn_writes
-        if statement.reshapes:
-            self._tables_changed()  # it may have run before the connection died
         self.must_replace(Reason.ERROR, code)
         self._transaction_over()  # the server rolls back whatever was open
         if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
@@ -846,6 +882,7 @@ class Engine:
         return (
             statement.chains
             or self.facts.chains is True
+            or self.chains_untold
             or any("completion_type" in key for key in self.journal)
         )
 
@@ -854,9 +891,13 @@ class Engine:
         every connection sharing these facts; after ``on_connect``, before the journal)."""
         return self.facts.chains is None
 
-    def completion_known(self, chains: bool) -> None:
-        """The server's answer: whether COMMIT and ROLLBACK chain (or release) by default."""
-        self.facts.chains = chains
+    def completion_known(self, chains: bool | None) -> None:
+        """The server's answer: whether COMMIT and ROLLBACK chain (or release) by default;
+        None: it would not say (every end of this connection may chain; asked again on
+        the next)."""
+        self.chains_untold = chains is None
+        if chains is not None:
+            self.facts.chains = chains
 
     def _chain_lost(self, code: Code | None) -> Verdict:
         """A COMMIT or ROLLBACK that chains died with its connection: what it ended is

@@ -809,8 +809,11 @@ def _several(sql: str, pure: frozenset[str]) -> Statement:
             False,
             _UNREADABLE.effects,
             history=history,
-            reshapes=True,
-            unsettles=True,
+            reshapes=any(r.reshapes for r in records),
+            unsettles=any(
+                r.unsettles or r.key == "use" or (r.key is not None and _TRACKING_NAME in r.key)
+                for r in records
+            ),
         )
     keyed = tuple((session_key(part), part.strip()) for part in parts)
     return Statement(kind, commits, True, _UNREADABLE.effects, session_key(sql), keyed)
@@ -857,7 +860,14 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
         xa = words[1] if words[:1] == ["xa"] and len(words) > 1 else ""
         locks = same and _locks_only(words, assigns, unknown)
         table = _returning_table(sql) if whole and not history and "returning" in words else None
+        if not same:
+            # Several statements, or another one, under the other sql_mode: nothing of it
+            # is known.
+            return Statement(
+                kind, None, False, effects, history=history, reshapes=True, unsettles=True
+            )
         commits = _commits_of(words)
+        unknown_verb = commits is None and not xa  # XA touches neither tables nor settings
         return Statement(
             kind,
             commits,
@@ -867,8 +877,9 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
             history=history,
             locks=locks,
             table=table,
-            reshapes=commits is None or not _RESHAPING_VERBS.isdisjoint(words[:1]),
-            unsettles=commits is None or _TRACKING_NAME in sql.lower(),
+            reshapes=unknown_verb
+            or (words[0] in _RESHAPING_VERBS and "temporary" not in words[1:4]),
+            unsettles=unknown_verb or _TRACKING_NAME in sql.lower(),
         )
     if kind is StatementKind.SESSION:
         return Statement(kind, _commits_of(words), True, effects, session_key(sql))

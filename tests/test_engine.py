@@ -843,3 +843,77 @@ def test_a_write_refused_half_way_counts_in_a_transaction_begun_with_autocommit_
         e.failed(Op.EXECUTE, _INSERT, 2013, sent=True, autocommit=True, resends=0)
         is Verdict.OUTCOME_UNKNOWN
     )
+
+
+def test_a_procedure_that_failed_after_some_ddl_forgets_what_was_learned_of_tables() -> None:
+    from resilient_dbapi.statements import CALL_OP
+
+    e = engine(all_roll_back=False)
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    e.table_known(("", "t"), True)
+    verdict = e.failed(Op.CALLPROC, CALL_OP, 1644, sent=True, autocommit=False, resends=0)
+    assert verdict is Verdict.RAISE
+    assert not e.rolls_back and not e.facts.tables
+
+
+@pytest.mark.parametrize(
+    ("text", "moves", "silences"),
+    [
+        ("SET sql_mode = %s; USE other", True, False),
+        ("SET sql_mode = %s; SET session_track_transaction_info = 'OFF'", True, True),
+    ],
+)
+def test_settings_sent_together_with_parameters_hide_nothing(
+    text: str, moves: bool, silences: bool
+) -> None:
+    """Journaled as one entry under the first one's key, a USE or tracking setting among
+    them still counts, on this connection and on every one that replays them."""
+    e = engine(all_roll_back=False)
+    e.settings_made(statement(text), text, ("",))
+    assert e.tracks is not silences
+    e.connected(200.0, wait_timeout=None)
+    e.tracking(True)
+    assert e.tracks is not silences
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    assert (_INSERT not in e.rolls_back) is moves
+
+
+@pytest.mark.parametrize(
+    "sql", ["SET @@session.session_track_transaction_info := 'OFF'", "CALL init()"]
+)
+def test_an_on_connect_text_that_may_silence_the_server_turns_tracking_off(sql: str) -> None:
+    e = engine(all_roll_back=False)
+    e.tracking(True, on_connect=(sql,))
+    assert not e.tracks
+
+
+def test_a_session_with_a_temporary_table_learns_nothing_for_the_pool() -> None:
+    """``CREATE TEMPORARY TABLE t ENGINE=InnoDB`` may shadow a MyISAM ``t``: what this
+    session sees of ``t`` is not what the pool's other sessions would."""
+    e = engine(all_roll_back=False)
+    e.state_made(frozenset({"temporary tables"}))
+    _in_transaction(e)
+    e.wrote_in_transaction(_INSERT, False)
+    assert not e.rolls_back
+    returning = statement("INSERT INTO app.t (uid) VALUES (1) RETURNING uid")
+    assert e.asks_table(returning, autocommit=False) is None
+
+
+def test_only_a_refused_table_question_is_remembered() -> None:
+    e = engine(all_roll_back=False)
+    e.table_unanswered(("", "t"), 1317)  # KILL QUERY: passing
+    assert e.facts.tables == {}
+    e.table_unanswered(("", "t"), 1142)  # no privilege: asked no more
+    assert e.facts.tables == {("", "t"): False}
+
+
+def test_a_completion_type_the_server_would_not_tell_is_guessed_for_this_connection_only() -> None:
+    e = engine()
+    e.completion_known(None)
+    verdict = e.failed(Op.COMMIT, statement("COMMIT"), 2013, sent=True, autocommit=True, resends=0)
+    assert verdict is Verdict.TRANSACTION_LOST
+    assert e.facts.chains is None and e.asks_completion()  # the next connection asks
+    e.completion_known(False)
+    assert not e.chains_untold

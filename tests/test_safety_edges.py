@@ -981,3 +981,37 @@ def test_a_connection_lost_with_the_table_question_never_sent_the_write(
     conn.commit()
     assert _count(server, db, "again") == 1
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("grant", "claim"),
+    [("SELECT, INSERT", OutcomeUnknownError), ("SELECT, INSERT, TRIGGER", TransactionLostError)],
+    ids=["without-trigger-privilege", "with-trigger-privilege"],
+)
+def test_no_trigger_is_proof_only_to_a_user_shown_every_trigger(
+    server: Any, db: dict[str, Any], proxy: FaultProxy, grant: str, claim: type[Exception]
+) -> None:
+    """MySQL hides a table's triggers from a user without the TRIGGER privilege on it:
+    "no trigger" is then no proof that nothing writes a table that keeps its rows."""
+    name = db["database"]
+    user = f"u_{name}"[:32]
+    _admin_run(
+        server,
+        f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'",
+        f"GRANT {grant} ON {name}.* TO '{user}'@'%'",
+    )
+    try:
+        kwargs = {**_via(proxy, db), "user": user, "password": "pw"}
+        conn = resilient_dbapi.connect(pymysql.connect, **kwargs)
+        cur = conn.cursor()
+        returning = "INSERT INTO t (uid) VALUES (%s) RETURNING uid"
+        cur.execute(returning, ("first",))
+        proxy.cut_after(b"'lost'")
+        with pytest.raises((TransactionLostError, OutcomeUnknownError)) as info:
+            cur.execute(returning, ("lost",))
+        assert info.errisinstance(claim)
+        assert rows(server, db, "SELECT COUNT(*) FROM t") == [(0,)]
+        conn.rollback()
+        conn.close()
+    finally:
+        _admin_run(server, f"DROP USER '{user}'@'%'")

@@ -147,21 +147,39 @@ def chains(completion_type: Any) -> bool:
     return _text(completion_type).upper() not in ("NO_CHAIN", "0")
 
 
-# One row for a table of that name: its engine, its type, and how many triggers it has.
+# The current user as information_schema's GRANTEE names it: 'name'@'host'.
+_GRANTEE = (
+    "CONCAT('''', LEFT(CURRENT_USER(), CHAR_LENGTH(CURRENT_USER())"
+    " - CHAR_LENGTH(SUBSTRING_INDEX(CURRENT_USER(), '@', -1)) - 1), '''@''',"
+    " SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')"
+)
+_SCHEMA = "IF(%s = '', DATABASE(), %s)"
+_HOLDS_TRIGGER = f"p.GRANTEE = {_GRANTEE} AND p.PRIVILEGE_TYPE = 'TRIGGER'"
+# One row for a table of that name: its engine, its type, how many triggers it has, and
+# whether the user holds the TRIGGER privilege on it (globally, on its database or on
+# the table: without it, MySQL shows none of its triggers, so none is no proof).
 # Every predicate is a constant, so the server opens only that table's entries (a
-# correlated subquery scans every trigger of the schema: 3-7 ms instead of 0.5 ms).
+# correlated subquery scans every trigger of the schema: 1.3 ms instead of 0.5 ms on a
+# schema of 40 tables with triggers).
 TABLE_QUESTION = (
     "SELECT t.ENGINE, t.TABLE_TYPE, (SELECT COUNT(*) FROM information_schema.TRIGGERS g"
-    " WHERE g.EVENT_OBJECT_SCHEMA = IF(%s = '', DATABASE(), %s) AND g.EVENT_OBJECT_TABLE = %s)"
+    f" WHERE g.EVENT_OBJECT_SCHEMA = {_SCHEMA} AND g.EVENT_OBJECT_TABLE = %s),"
+    " (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES p"
+    f" WHERE {_HOLDS_TRIGGER})"
+    " + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES p"
+    f" WHERE {_HOLDS_TRIGGER} AND p.TABLE_SCHEMA = {_SCHEMA})"
+    " + (SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES p"
+    f" WHERE {_HOLDS_TRIGGER} AND p.TABLE_SCHEMA = {_SCHEMA} AND p.TABLE_NAME = %s)"
     " FROM information_schema.TABLES t"
-    " WHERE t.TABLE_SCHEMA = IF(%s = '', DATABASE(), %s) AND t.TABLE_NAME = %s"
+    f" WHERE t.TABLE_SCHEMA = {_SCHEMA} AND t.TABLE_NAME = %s"
 )
 
 
 def table_args(database: str, name: str) -> tuple[str, ...]:
     """The parameters of :data:`TABLE_QUESTION` for ``database`` ("" for the current
-    one) and ``name``."""
-    return (database, database, name) * 2
+    one) and ``name``, in the order of its placeholders."""
+    schema = (database, database)
+    return (*schema, name, *schema, *schema, name, *schema, name)
 
 
 def _text(value: Any) -> str:
@@ -172,14 +190,15 @@ def _text(value: Any) -> str:
 
 def rolls_back_whole(row: Any) -> bool:
     """The answer to :data:`TABLE_QUESTION`: an InnoDB base table without triggers (a
-    trigger may write a table that keeps its rows)."""
+    trigger may write a table that keeps its rows), as seen by a user shown them all."""
     if not row:
         return False
-    engine, kind, triggers = row
+    engine, kind, triggers, sees_triggers = row
     return (
         _text(engine).lower() == "innodb"
         and _text(kind).upper() == "BASE TABLE"
         and int(triggers) == 0
+        and int(sees_triggers) > 0
     )
 
 
