@@ -641,11 +641,14 @@ async def _prepare(
         else:
             call, args = replay_call(adapter, raw, method, payload)
             await call(*args)
-    if not engine.wants_wait_timeout:
-        return None
-    if engine.reuses_wait_timeout:
-        return engine.wait_timeout
-    return await adapter.wait_timeout(raw)
+    wait_timeout = None
+    if engine.wants_wait_timeout:
+        if engine.reuses_wait_timeout:
+            wait_timeout = engine.wait_timeout
+        else:
+            wait_timeout = await adapter.wait_timeout(raw)
+    adapter.forget_setup(raw)  # insert_id() and the like: as after connect
+    return wait_timeout
 
 
 # What the guarded methods send, once the checks before it are done.

@@ -5,6 +5,7 @@ them. The twins' ``_Connector.open`` carries this out, awaiting or not."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -264,6 +265,8 @@ class ConnectorBase:
         if failure is None:
             return None
         code, kind = failure
+        if self.memory is None and unknown_name(exc):
+            return None  # no waiting makes the name known; with hosts=, the next is tried
         wait = engine.connect_failed(kind, attempt, elapsed)
         if wait is None:
             if attempt > 1:
@@ -273,6 +276,30 @@ class ConnectorBase:
             wait = self.memory.failover.between_rounds(wait, saw_wrong_role)
         observer.emit(Retrying(where, "connect", attempt, wait, code))
         return wait
+
+
+# The resolver's "no such name" answers (EAI_NODATA where the system has it), as
+# opposed to EAI_AGAIN, "try again", which waiting may heal.
+_NO_SUCH_NAME = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
+
+def unknown_name(exc: BaseException) -> bool:
+    """Whether a failed connect's cause is a host name the resolver says does not exist
+    (PyMySQL and aiomysql report it as 2003, "can't connect", keeping the resolver's
+    error as ``original_exception`` or the cause)."""
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(seen) < 8 and cause not in seen:
+        if isinstance(cause, socket.gaierror):
+            return cause.errno in _NO_SUCH_NAME
+        seen.append(cause)
+        original = getattr(cause, "original_exception", None)
+        cause = original if isinstance(original, BaseException) else cause.__cause__
+        if cause is None:
+            cause = seen[-1].__context__
+    return False
 
 
 def connect_failure(exc: Exception, engine: Engine) -> tuple[Any, ErrorKind] | None:

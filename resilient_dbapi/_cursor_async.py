@@ -29,7 +29,18 @@ __all__ = ["AsyncResilientCursor"]
 _CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
 # Set by a driver cursor only once it has executed something. Tortoise-ORM reads
 # ``_result`` (for the column names) from aiomysql's cursors.
-_LATE_ATTRIBUTES = ("description", "rowcount", "lastrowid", "rownumber", "messages", "_result")
+# Set by the driver's cursor at its first execute; ``_last_executed``: the SQL sent, which
+# logging and debug tools of the MySQLdb era read.
+_LATE_ATTRIBUTES = (
+    "description",
+    "rowcount",
+    "lastrowid",
+    "rownumber",
+    "messages",
+    "_result",
+    "_executed",
+    "_last_executed",
+)
 
 
 class AsyncResilientCursor(CursorBase):
@@ -185,8 +196,14 @@ class AsyncResilientCursor(CursorBase):
         def read_next(self) -> Any:
             return self._reading(self._raw.read_next)
 
-        def __iter__(self) -> Iterator[Any]:
-            return iter(self.fetchone, None)
+        def __iter__(self) -> AsyncResilientCursor:
+            return self  # PEP 249: the cursor is its own iterator
+
+        def __next__(self) -> Any:
+            row = self.fetchone()
+            if row is None:
+                raise StopIteration
+            return row
 
     async def __aenter__(self) -> AsyncResilientCursor:
         return self

@@ -74,9 +74,9 @@ class CursorBase:
             adapter = self._conn._adapter
             raise new_error(
                 adapter,
-                adapter.interface_error,
+                adapter.closed_cursor_error or adapter.programming_error,
                 0,
-                "resilient_dbapi: this cursor was closed; make a new one with cursor()",
+                "Cursor closed (resilient_dbapi: make a new one with cursor())",
             )
 
     @property

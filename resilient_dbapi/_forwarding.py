@@ -8,6 +8,8 @@ name of the driver object that the proxy does not define itself.
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -30,6 +32,42 @@ class _Forward:
         # Set on the driver object and kept for the next one (psycopg's ``row_factory``,
         # ``read_only``): otherwise a reconnect would silently undo it.
         obj._attribute_set(self.name, value)
+
+
+class _Peek:
+    """A private attribute of the driver object (``cursor._executed``, which Django's
+    debug log reads; ``conn._sock``), read through: a non-data descriptor, so any
+    attribute of the proxy's own by that name wins."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj._raw, self.name)
+
+
+_ATTRIBUTE = re.compile(r"\.(_[A-Za-z]\w*)")
+_used: dict[type, frozenset[str]] = {}
+
+
+def _private_names_used(base: type) -> frozenset[str]:
+    """Every private name the proxy's own code reads or sets on anything (``self._raw``,
+    ``conn._gen``): never read through, whatever the driver calls its attributes."""
+    found = _used.get(base)
+    if found is None:
+        names: set[str] = set()
+        for klass in base.__mro__:
+            module = sys.modules.get(klass.__module__)
+            path = getattr(module, "__file__", None)
+            if path and klass.__module__.startswith("resilient_dbapi"):
+                with open(path, encoding="utf-8") as source:
+                    names.update(_ATTRIBUTE.findall(source.read()))
+        found = _used[base] = frozenset(names)
+    return found
 
 
 def _own_names(base: type) -> set[str]:
@@ -67,7 +105,9 @@ def forwarding_class(
     ``extra`` names attributes a driver object may only set later (a cursor's
     ``lastrowid`` appears at its first ``execute``). ``mixins`` come before ``base`` in
     the MRO: what a driver spells differently (an adapter's ``surface``). Methods ``base``
-    lists in ``_driver_methods`` are hidden when ``raw``'s class has no such method."""
+    lists in ``_driver_methods`` are hidden when ``raw``'s class has no such method.
+    Private names of ``raw`` that the proxy's code never uses are read through (extra
+    private names too), for the tools that read them."""
     key = (base, type(raw), mixins)
     cls = _cache.get(key)
     if cls is None:
@@ -76,8 +116,17 @@ def forwarding_class(
             own |= _own_names(mixin)
         names = {n for n in dir(type(raw)) if not n.startswith("_")}
         names.update(n for n in getattr(raw, "__dict__", {}) if not n.startswith("_"))
-        names.update(extra)
+        names.update(n for n in extra if not n.startswith("_"))
         namespace: dict[str, Any] = {n: _Forward(n) for n in sorted(names - own)}
+        private = {n for n in dir(type(raw)) if n.startswith("_") and not n.startswith("__")}
+        private.update(
+            n for n in getattr(raw, "__dict__", {}) if n.startswith("_") and n[1:2] != "_"
+        )
+        private.update(n for n in extra if n.startswith("_"))
+        private -= own | _private_names_used(base)
+        for mixin in mixins:
+            private -= _private_names_used(mixin)
+        namespace.update((n, _Peek(n)) for n in sorted(private))
         for name in getattr(base, "_driver_methods", ()):
             if not hasattr(type(raw), name) and not any(hasattr(m, name) for m in mixins):
                 namespace[name] = _Absent(name)

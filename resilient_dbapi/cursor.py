@@ -28,7 +28,18 @@ __all__ = ["ResilientCursor"]
 _CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
 # Set by a driver cursor only once it has executed something. Tortoise-ORM reads
 # ``_result`` (for the column names) from aiomysql's cursors.
-_LATE_ATTRIBUTES = ("description", "rowcount", "lastrowid", "rownumber", "messages", "_result")
+# Set by the driver's cursor at its first execute; ``_last_executed``: the SQL sent, which
+# logging and debug tools of the MySQLdb era read.
+_LATE_ATTRIBUTES = (
+    "description",
+    "rowcount",
+    "lastrowid",
+    "rownumber",
+    "messages",
+    "_result",
+    "_executed",
+    "_last_executed",
+)
 
 
 class ResilientCursor(CursorBase):
@@ -171,8 +182,14 @@ class ResilientCursor(CursorBase):
     def read_next(self) -> Any:
         return self._reading(self._raw.read_next)
 
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.fetchone, None)
+    def __iter__(self) -> ResilientCursor:
+        return self  # PEP 249: the cursor is its own iterator
+
+    def __next__(self) -> Any:
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
 
     def __enter__(self) -> ResilientCursor:
         return self

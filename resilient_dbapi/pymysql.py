@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import pymysql as _pymysql
@@ -34,6 +35,8 @@ from pymysql import (
 
 from .connection import ResilientConnection
 from .connection import connect as _resilient_connect
+from .events import Listener
+from .policies import Policy
 
 # PyMySQL's public names, plus the submodules and constants its __all__ leaves out.
 __all__ = [
@@ -88,10 +91,26 @@ __all__ = [
 POLICY_ENV = "RESILIENT_DBAPI_POLICY"
 
 
-def connect(*args: Any, **kwargs: Any) -> ResilientConnection:
-    """``pymysql.connect`` with the default policies, or the profile in $RESILIENT_DBAPI_POLICY."""
+def connect(
+    *args: Any,
+    policies: Sequence[Policy] | str | None = None,
+    on_connect: Sequence[str] | None = None,
+    listeners: Sequence[Listener] | None = None,
+    **kwargs: Any,
+) -> ResilientConnection:
+    """``pymysql.connect`` with the default policies, or the profile in
+    $RESILIENT_DBAPI_POLICY; ``policies=`` (objects, or a profile's name or path),
+    ``on_connect=`` and ``listeners=`` as for :func:`resilient_dbapi.connect` (Django's
+    ``OPTIONS`` reach them)."""
+    if policies is None:
+        policies = os.environ.get(POLICY_ENV) or None
     return _resilient_connect(
-        _pymysql.connect, *args, policies=os.environ.get(POLICY_ENV) or None, **kwargs
+        _pymysql.connect,
+        *args,
+        policies=policies,
+        on_connect=on_connect,
+        listeners=listeners,
+        **kwargs,
     )
 
 

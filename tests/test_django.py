@@ -157,3 +157,16 @@ def test_connection_lost_inside_atomic(server: Any, db: dict[str, Any], mode: st
         assert steps["next_read"]["body"]["connection"]["transactions_lost"] == 1
     assert steps["next_write"]["status"] == 201
     assert items(server, db) == ["after"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_debug_tools_see_the_sql_sent_and_a_closed_cursor_is_djangos_error(
+    db: dict[str, Any], mode: str
+) -> None:
+    """Django's MySQL backend reads the SQL it logs from ``cursor._executed`` (it was
+    the string 'None' through the drop-in), and maps PyMySQL's ProgrammingError for a
+    closed cursor to its own."""
+    steps = run_scenario(db, "debug_queries", mode)
+    [sql] = steps["captured"]["sql"]
+    assert sql.startswith("SELECT COUNT(*)") and "'apple'" in sql
+    assert error_class(steps["closed_cursor"]) == "django.db.utils.ProgrammingError"

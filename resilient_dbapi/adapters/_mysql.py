@@ -105,6 +105,11 @@ class MySQLProtocol(AdapterBase):
         flags = raw.server_status  # read before every statement: no bool() calls
         return flags & _IN_TRANS != 0, flags & _AUTOCOMMIT != 0
 
+    def forget_setup(self, raw: Any) -> None:
+        # insert_id() reads the last result, affected_rows() a field of its own.
+        raw._result = None
+        raw._affected_rows = 0
+
     def busy(self, raw: Any) -> bool:
         result = raw._result
         return result is not None and bool(result.unbuffered_active)

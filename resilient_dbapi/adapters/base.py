@@ -41,6 +41,9 @@ class Inspector(Protocol):
     operational_error: type[Exception]
     interface_error: type[Exception]
     programming_error: type[Exception]
+    closed_cursor_error: type[Exception] | None
+    """What the driver raises when a closed cursor is used (None: its
+    ``ProgrammingError``, as PyMySQL, aiomysql, mysqlclient and sqlite3 do)."""
     gone_code: Code
     """The driver's code for "the connection is gone", for errors found before sending."""
     postgres: bool
@@ -112,6 +115,11 @@ class Inspector(Protocol):
 
     def adopt(self, raw: Any) -> None:
         """Prepare a new driver connection before anything is sent on it."""
+
+    def forget_setup(self, raw: Any) -> None:
+        """After the proxy's own statements on a new connection (session tracking, the
+        questions it asks, the journal): what the caller reads of the last statement
+        (``insert_id()``, ``affected_rows()``) is made as it is after connect."""
 
     def tracking_sql(self, raw: Any) -> str | None:
         """The statement that makes the server report, in its replies on ``raw``, writes
@@ -268,6 +276,7 @@ class AdapterBase:
     operational_error: type[Exception]
     interface_error: type[Exception]
     programming_error: type[Exception]
+    closed_cursor_error: type[Exception] | None = None
     gone_code: Code = 0
     postgres = False
     transactional_only = False
@@ -306,6 +315,9 @@ class AdapterBase:
 
     def adopt(self, raw: Any) -> None:
         return None
+
+    def forget_setup(self, raw: Any) -> None:
+        return None  # what the driver shows of the last statement cannot be reset
 
     def tracking_sql(self, raw: Any) -> str | None:
         return None  # the driver shows no session tracking: no rollback is provable

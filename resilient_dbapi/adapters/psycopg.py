@@ -124,6 +124,7 @@ class PsycopgAdapter(AdapterBase):
     errors = POSTGRES_ERRORS
     operational_error: type[Exception] = psycopg.OperationalError
     interface_error: type[Exception] = psycopg.InterfaceError
+    closed_cursor_error: type[Exception] | None = psycopg.InterfaceError  # "the cursor is closed"
     programming_error: type[Exception] = psycopg.ProgrammingError
     gone_code = _NO_CONNECTION
     postgres = True

@@ -24,7 +24,7 @@ from typing import Any
 
 import pymysql  # PyMySQL's own, for the admin connection that kills from outside
 
-SCENARIOS = ("crud", "idle", "kill", "atomic_lost")
+SCENARIOS = ("crud", "idle", "kill", "atomic_lost", "debug_queries")
 # Django's request handler turns an exception into a 500; got_request_exception shows it.
 _exceptions: list[BaseException] = []
 
@@ -199,6 +199,30 @@ def atomic_lost(app: Any) -> dict[str, Any]:
         "lost": lost,
         "next_read": request(app, "GET", "/items/"),
         "next_write": request(app, "POST", "/items/", name="after"),
+    }
+
+
+def debug_queries(app: Any) -> dict[str, Any]:
+    """What Django's debug tools record of the SQL sent (``connection.queries``, the
+    ``django.db.backends`` log, ``assertNumQueries``), and what a closed cursor raises."""
+    migrate()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from .items.models import Item
+
+    with CaptureQueriesContext(connection) as captured:
+        Item.objects.filter(name="apple").count()
+    cursor = connection.cursor()
+    cursor.close()
+    closed: BaseException | None = None
+    try:
+        cursor.execute("SELECT 1")
+    except Exception as exc:
+        closed = exc
+    return {
+        "captured": {"sql": [query["sql"] for query in captured.captured_queries]},
+        "closed_cursor": {"error": _describe(closed)},
     }
 
 

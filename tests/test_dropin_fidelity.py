@@ -1,0 +1,148 @@
+"""Drop-in fidelity: what a caller of ``pymysql``/``aiomysql`` reads through the drop-ins
+is what the driver itself would show, everywhere but resilience. Each test runs the
+same steps on the plain driver first, so the expectation is the driver's own."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import aiomysql
+import pymysql
+import pytest
+
+import resilient_dbapi
+from resilient_dbapi import RetryOnError, aio
+from resilient_dbapi import aiomysql as resilient_aiomysql
+from resilient_dbapi import pymysql as resilient_pymysql
+
+from .drivers import Driver
+from .test_aio import aio_kwargs, run
+
+pytestmark = pytest.mark.server
+
+_DRIVERS = [pytest.param(pymysql, id="pymysql"), pytest.param(resilient_pymysql, id="drop-in")]
+
+
+def _what_a_caller_reads(module: Any, db: dict[str, Any]) -> dict[str, Any]:
+    conn = module.connect(**db)
+    seen: dict[str, Any] = {
+        "insert_id after connect": conn.insert_id(),
+        "affected_rows after connect": conn.affected_rows(),
+        "auth plugin": conn._auth_plugin_name,
+        "has a socket": conn._sock is not None,
+    }
+    cur = conn.cursor()
+    cur.execute("SELECT %s", ("x",))
+    seen["executed"] = cur._executed  # Django's last_executed_query(), DEBUG's queries
+    seen["iter is the cursor"] = iter(cur) is cur
+    seen["rows by iteration"] = list(cur)
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("fidelity",))
+    seen["insert_id"] = conn.insert_id() > 0
+    cur.close()
+    with pytest.raises(pymysql.err.ProgrammingError) as closed:
+        cur.execute("SELECT 1")
+    seen["closed cursor"] = type(closed.value)
+    conn.rollback()
+    conn.close()
+    return seen
+
+
+def test_a_caller_reads_through_the_drop_in_what_pymysql_shows(db: dict[str, Any]) -> None:
+    assert _what_a_caller_reads(resilient_pymysql, db) == _what_a_caller_reads(pymysql, db)
+
+
+def test_a_caller_reads_through_the_drop_in_what_aiomysql_shows(db: dict[str, Any]) -> None:
+    async def reads(connect: Any) -> dict[str, Any]:
+        conn = await connect(**aio_kwargs(db))
+        seen: dict[str, Any] = {"insert_id after connect": conn.insert_id()}
+        cur = await conn.cursor()
+        await cur.execute("SELECT %s", ("x",))
+        seen["last executed"] = cur._last_executed
+        seen["rows"] = await cur.fetchall()
+        await cur.close()
+        with pytest.raises(pymysql.err.ProgrammingError):
+            await cur.execute("SELECT 1")
+        conn.close()
+        return seen
+
+    async def main() -> None:
+        assert await reads(resilient_aiomysql.connect) == await reads(aiomysql.connect)
+
+    run(main())
+
+
+def test_the_drop_in_takes_policies_by_name_as_djangos_options_pass_them(
+    db: dict[str, Any],
+) -> None:
+    seen: list[object] = []
+    conn = resilient_pymysql.connect(policies="web", listeners=[seen.append], **db)
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    assert cur.fetchall() == ((1,),)
+    assert seen  # the listener was given to the connection (its Connected event)
+    conn.close()
+
+
+def _resolver_says(code: int, calls: list[str]) -> Any:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "db.example.invalid":
+            calls.append(host)
+            raise socket.gaierror(code, "resolver")
+        return real(host, *args, **kwargs)
+
+    return getaddrinfo
+
+
+def test_a_host_name_that_does_not_exist_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No waiting makes an unknown name known: plain PyMySQL fails at once, and so does
+    the proxy, with PyMySQL's own error (the documented connect retry is for servers
+    that are down, not for a misspelt host)."""
+    calls: list[str] = []
+    monkeypatch.setattr(socket, "getaddrinfo", _resolver_says(socket.EAI_NONAME, calls))
+    started = time.monotonic()
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        resilient_dbapi.connect(pymysql.connect, host="db.example.invalid", user="app")
+    assert info.value.args[0] == 2003
+    assert calls == ["db.example.invalid"]
+    assert time.monotonic() - started < 5  # not the 30 s connect deadline
+
+    async def main() -> None:
+        with pytest.raises(pymysql.err.OperationalError):
+            await aio.connect(aiomysql.connect, host="db.example.invalid", user="app")
+
+    run(main())
+    assert calls == ["db.example.invalid"] * 2
+
+
+def test_a_resolver_that_says_try_again_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(socket, "getaddrinfo", _resolver_says(socket.EAI_AGAIN, calls))
+    policies = [RetryOnError(attempts=3, backoff=0.01, max_backoff=0.01)]
+    with pytest.raises(pymysql.err.OperationalError):
+        resilient_dbapi.connect(
+            pymysql.connect, host="db.example.invalid", user="app", policies=policies
+        )
+    assert calls == ["db.example.invalid"] * 3
+
+
+def test_a_closed_cursor_raises_what_each_driver_raises(
+    driver: Driver, dbkw: dict[str, Any]
+) -> None:
+    """PyMySQL, mysqlclient, mysql-connector: ProgrammingError; psycopg: InterfaceError."""
+
+    def raised(conn: Any) -> type[BaseException]:
+        cur = conn.cursor()
+        cur.close()
+        with pytest.raises(Exception) as info:
+            cur.execute("SELECT 1")
+        conn.close()
+        return type(info.value)
+
+    plain = raised(driver.connect(**dbkw))
+    resilient = raised(resilient_dbapi.connect(driver.connect, **dbkw))
+    assert plain.__module__ != "builtins"  # the driver's own error class
+    assert issubclass(resilient, plain)
