@@ -53,6 +53,8 @@ class ConnectionBase:
     """The state of a resilient connection and its I/O-free operations (see
     :class:`~resilient_dbapi.connection.ResilientConnection` for the public surface)."""
 
+    _resilient_dbapi_proxy = True  # never wrapped by another (see adapters._find)
+
     _raw: Any
     _adapter: Inspector
     _status: Callable[[Any], tuple[bool, bool]]

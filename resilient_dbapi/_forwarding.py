@@ -12,6 +12,8 @@ import re
 import sys
 from typing import Any, TypeVar
 
+from .adapters._see_through import innermost
+
 T = TypeVar("T")
 
 _cache: dict[tuple[type, type, tuple[type, ...]], type] = {}
@@ -70,6 +72,16 @@ def _private_names_used(base: type) -> frozenset[str]:
     return found
 
 
+def _driver_class(self: Any) -> type:
+    """What ``isinstance`` sees besides the proxy's own class: the driver object's
+    (``isinstance(conn, pymysql.connections.Connection)``, a caller's cursor class), as
+    through a ``wrapt`` proxy. ``type()`` still says what the object is."""
+    try:
+        return self._raw.__class__  # type: ignore[no-any-return]
+    except AttributeError:  # not bound to a driver object yet
+        return type(self)
+
+
 def _own_names(base: type) -> set[str]:
     names = set(dir(base))
     for klass in base.__mro__:
@@ -114,11 +126,14 @@ def forwarding_class(
         own = _own_names(base)
         for mixin in mixins:
             own |= _own_names(mixin)
-        names = {n for n in dir(type(raw)) if not n.startswith("_")}
+        # Under a wrapping proxy (OpenTelemetry's), the driver's names are its object's.
+        inner = innermost(raw)
+        seen = set(dir(type(raw))) | set(dir(type(inner)))
+        names = {n for n in seen if not n.startswith("_")}
         names.update(n for n in getattr(raw, "__dict__", {}) if not n.startswith("_"))
         names.update(n for n in extra if not n.startswith("_"))
         namespace: dict[str, Any] = {n: _Forward(n) for n in sorted(names - own)}
-        private = {n for n in dir(type(raw)) if n.startswith("_") and not n.startswith("__")}
+        private = {n for n in seen if n.startswith("_") and not n.startswith("__")}
         private.update(
             n for n in getattr(raw, "__dict__", {}) if n.startswith("_") and n[1:2] != "_"
         )
@@ -130,6 +145,7 @@ def forwarding_class(
         for name in getattr(base, "_driver_methods", ()):
             if not hasattr(type(raw), name) and not any(hasattr(m, name) for m in mixins):
                 namespace[name] = _Absent(name)
+        namespace["__class__"] = property(_driver_class)
         namespace["__module__"] = base.__module__
         namespace["__qualname__"] = base.__qualname__
         namespace["__slots__"] = ()

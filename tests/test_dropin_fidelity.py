@@ -17,6 +17,7 @@ from resilient_dbapi import RetryOnError, aio
 from resilient_dbapi import aiomysql as resilient_aiomysql
 from resilient_dbapi import pymysql as resilient_pymysql
 
+from .conftest import rows
 from .drivers import Driver
 from .test_aio import aio_kwargs, run
 
@@ -146,3 +147,109 @@ def test_a_closed_cursor_raises_what_each_driver_raises(
     resilient = raised(resilient_dbapi.connect(driver.connect, **dbkw))
     assert plain.__module__ != "builtins"  # the driver's own error class
     assert issubclass(resilient, plain)
+
+
+def test_connections_and_cursors_are_instances_of_the_drivers_classes(
+    db: dict[str, Any],
+) -> None:
+    """As through a ``wrapt`` proxy: ``isinstance`` sees the driver's classes (and the
+    caller's cursor class); ``type()`` still says what the object is."""
+    conn = resilient_pymysql.connect(**db)
+    cur = conn.cursor(pymysql.cursors.DictCursor)
+    assert isinstance(conn, pymysql.connections.Connection)
+    assert isinstance(conn, resilient_dbapi.ResilientConnection)
+    assert isinstance(cur, pymysql.cursors.DictCursor)
+    assert type(conn).__name__ == "ResilientConnection"
+    with pytest.raises(TypeError, match="does not wrap another"):
+        resilient_dbapi.connect(lambda: conn)
+    conn.close()
+
+    async def main() -> None:
+        aconn = await resilient_aiomysql.connect(**aio_kwargs(db))
+        assert isinstance(aconn, aiomysql.Connection)
+        acur = await aconn.cursor(aiomysql.DictCursor)
+        assert isinstance(acur, aiomysql.DictCursor)
+        aconn.close()
+
+    run(main())
+
+
+def _kill(server: Any, thread_id: int) -> None:
+    admin = server.admin()
+    with admin.cursor() as cur:
+        cur.execute("KILL %s", (thread_id,))
+    admin.close()
+    time.sleep(0.2)
+
+
+def test_protection_and_tracing_both_hold_under_opentelemetry(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """With OpenTelemetry's PyMySQL instrumentation, ``pymysql.connect`` returns its
+    tracing proxy. The proxy sees the driver under it: a write after the server killed
+    the idle connection is sent once on a new one (plain PyMySQL raises), every
+    statement of the caller's is traced, and none of the proxy's own questions is."""
+    from opentelemetry.instrumentation.pymysql import PyMySQLInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = PyMySQLInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        plain = pymysql.connect(autocommit=True, **db)
+        assert hasattr(plain, "__wrapped__")  # the tracing proxy
+        _kill(server, plain.thread_id())
+        with pytest.raises(pymysql.err.OperationalError):
+            plain.cursor().execute("INSERT INTO t (uid) VALUES ('plain')")
+        plain.close()
+        spans.clear()
+
+        conn = resilient_dbapi.connect(pymysql.connect, autocommit=True, **db)
+        assert "PyMySQLAdapter" in repr(conn._adapter)  # not the generic fallback
+        cur = conn.cursor()
+        cur.execute("SELECT uid FROM t")
+        _kill(server, conn.thread_id())
+        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("traced",))
+        assert conn.reconnects == 1
+        conn.close()
+    finally:
+        instrumentor.uninstrument()
+    assert rows(server, db, "SELECT uid FROM t") == [("traced",)]
+    traced = [span.attributes["db.statement"] for span in spans.get_finished_spans()]
+    traced.remove("KILL %s")  # the test's own admin connection, traced too
+    assert traced == ["SELECT uid FROM t", "INSERT INTO t (uid) VALUES (%s)"]
+
+
+def test_a_proxy_that_hides_what_it_wraps_gets_the_generic_adapter_with_a_warning(
+    db: dict[str, Any],
+) -> None:
+    class Disguised:
+        """Claims PyMySQL's class, as a wrapping proxy does, but hides the object."""
+
+        def __init__(self, raw: Any) -> None:
+            self._hidden = raw
+
+        @property
+        def __class__(self) -> type:  # type: ignore[override]
+            return pymysql.connections.Connection
+
+        def cursor(self) -> Any:
+            return self._hidden.cursor()
+
+        def commit(self) -> None:
+            self._hidden.commit()
+
+        def rollback(self) -> None:
+            self._hidden.rollback()
+
+        def close(self) -> None:
+            self._hidden.close()
+
+    with pytest.warns(RuntimeWarning, match="does not say what it wraps"):
+        conn = resilient_dbapi.connect(lambda: Disguised(pymysql.connect(**db)))
+    assert "GenericAdapter" in repr(conn._adapter)
+    conn.close()

@@ -9,6 +9,7 @@ connect callable returns, so a ``lambda`` or ``functools.partial`` works as well
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any, cast
 
 from .base import Adapter, AdapterBase, AsyncAdapter, Inspector, Liveness
@@ -87,10 +88,61 @@ def _shipped(klass: type) -> list[Inspector]:
     return found
 
 
-def _find(raw: object) -> Inspector:
+_announced: set[type] = set()
+
+
+def _announce_fallback(raw: object) -> None:
+    """A connection that claims a driver's class it is not (a proxy without
+    ``__wrapped__``) gets the generic adapter: say so once per class, and why."""
+    claimed = raw.__class__
+    if claimed is type(raw) or type(raw) in _announced:
+        return
+    if not any(adapter.owns(raw) for adapter in _shipped(claimed)):
+        return
+    _announced.add(type(raw))
+    warnings.warn(
+        f"resilient_dbapi: {type(raw).__module__}.{type(raw).__qualname__} poses as "
+        f"{claimed.__module__}.{claimed.__qualname__} but does not say what it wraps "
+        "(no __wrapped__): the generic adapter is used, which cannot see the driver's "
+        "socket or transaction flags (no liveness check before sending, every lost write "
+        "of unknown outcome)",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def _owner(raw: object) -> Inspector | None:
     for adapter in (*_registry, *_shipped(type(raw))):
         if adapter.owns(raw):
             return adapter
+    return None
+
+
+_seen_through: dict[int, Inspector] = {}
+
+
+def _find(raw: object) -> Inspector:
+    found = _owner(raw)
+    if found is not None:
+        return found
+    if getattr(type(raw), "_resilient_dbapi_proxy", False):
+        raise TypeError(
+            "driver_connect returned a resilient connection: give connect() the driver's "
+            "own connect callable (a resilient connection does not wrap another)"
+        )
+    from ._see_through import SeeThrough, innermost
+
+    inner = innermost(raw)
+    if inner is not raw:
+        # A wrapping proxy (OpenTelemetry's instrumentation, wrapt): the driver's
+        # adapter, looking under it.
+        owner = _owner(inner)
+        if owner is not None:
+            see = _seen_through.get(id(owner))
+            if see is None:
+                see = _seen_through[id(owner)] = cast(Inspector, SeeThrough(owner))
+            return see
+    _announce_fallback(raw)
     from .generic import GenericAdapter
 
     generic = GenericAdapter.for_connection(raw)

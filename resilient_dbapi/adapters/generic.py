@@ -44,14 +44,18 @@ def _alive() -> Liveness:
 def _exceptions(raw: object) -> dict[str, type[Exception]] | None:
     """The PEP 249 exception classes of ``raw``'s driver: from the connection (PEP 249's
     optional extension) or from the driver's top-level module."""
-    module = sys.modules.get(type(raw).__module__.split(".")[0])
-    found = {}
-    for name in _PEP249:
-        cls = getattr(raw, name, None) or getattr(module, name, None)
-        if not (isinstance(cls, type) and issubclass(cls, Exception)):
-            return None
-        found[name] = cls
-    return found
+    # A proxy posing as the driver's class (``raw.__class__``) lives in another module.
+    for klass in dict.fromkeys((type(raw), raw.__class__)):
+        module = sys.modules.get(klass.__module__.split(".")[0])
+        found = {}
+        for name in _PEP249:
+            cls = getattr(raw, name, None) or getattr(module, name, None)
+            if not (isinstance(cls, type) and issubclass(cls, Exception)):
+                break
+            found[name] = cls
+        else:
+            return found
+    return None
 
 
 class GenericAdapter(AdapterBase):
