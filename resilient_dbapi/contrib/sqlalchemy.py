@@ -1,0 +1,94 @@
+"""SQLAlchemy dialects whose connections are resilient, chosen by the URL alone.
+
+Registered as entry points, so no import is needed::
+
+    create_engine("mysql+resilient_pymysql://app:secret@db/shop?policies=web")
+    create_engine("mysql+resilient_mysqldb://app:secret@db/shop")
+    create_async_engine("mysql+resilient_aiomysql://app:secret@db/shop?policies=web")
+
+Each is SQLAlchemy's own dialect for that driver (its SQL, its disconnect handling, its
+``pool_pre_ping``), with the driver's ``connect`` replaced by a resilient one. The URL's
+``policies`` names a profile (or a profile file's path); without it, the profile named
+by ``RESILIENT_DBAPI_POLICY``, else the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.dialects.mysql.aiomysql import AsyncAdapt_aiomysql_dbapi, MySQLDialect_aiomysql
+from sqlalchemy.dialects.mysql.mysqldb import MySQLDialect_mysqldb
+from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+
+from ..connection import connect as _connect
+
+__all__ = ["ResilientAiomysqlDialect", "ResilientMySQLdbDialect", "ResilientPyMySQLDialect"]
+
+POLICY_ENV = "RESILIENT_DBAPI_POLICY"
+
+
+class _DriverModule(types.ModuleType):
+    """A driver's module whose ``connect`` is resilient; every other name is the
+    driver's own (its errors, constants, cursor classes)."""
+
+    def __init__(self, driver: types.ModuleType, connect: Callable[..., Any]) -> None:
+        super().__init__(driver.__name__, driver.__doc__)
+        self._driver = driver
+        self.connect = connect
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._driver, name)
+
+
+def _resilient(driver_connect: Callable[..., Any]) -> Callable[..., Any]:
+    def connect(*args: Any, policies: str | None = None, **kwargs: Any) -> Any:
+        return _connect(
+            driver_connect,
+            *args,
+            policies=policies or os.environ.get(POLICY_ENV) or None,
+            **kwargs,
+        )
+
+    return connect
+
+
+class ResilientPyMySQLDialect(MySQLDialect_pymysql):
+    """``mysql+resilient_pymysql://``: SQLAlchemy's PyMySQL dialect on the drop-in."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        from .. import pymysql
+
+        return pymysql
+
+
+class ResilientMySQLdbDialect(MySQLDialect_mysqldb):
+    """``mysql+resilient_mysqldb://``: SQLAlchemy's mysqlclient dialect, resilient."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        import MySQLdb
+
+        return _DriverModule(MySQLdb, _resilient(MySQLdb.connect))
+
+
+class ResilientAiomysqlDialect(MySQLDialect_aiomysql):
+    """``mysql+resilient_aiomysql://``: SQLAlchemy's asyncio aiomysql dialect on the
+    drop-in."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        import pymysql
+
+        from .. import aiomysql
+
+        return AsyncAdapt_aiomysql_dbapi(aiomysql, pymysql)
