@@ -265,9 +265,13 @@ class ConnectorBase:
         if failure is None:
             return None
         code, kind = failure
-        if self.memory is None and unknown_name(exc):
-            return None  # no waiting makes the name known; with hosts=, the next is tried
-        wait = engine.connect_failed(kind, attempt, elapsed)
+        if self.memory is None and not engine.facts.reached and unknown_name(exc):
+            # Never reached: a name the resolver does not know is a setting to fix, and
+            # waiting does not fix it. Once reached, it may be a server restarting
+            # (Docker's and Kubernetes' DNS drop its name meanwhile): waited for.
+            wait = None
+        else:
+            wait = engine.connect_failed(kind, attempt, elapsed)
         if wait is None:
             if attempt > 1:
                 observer.emit(GaveUp(where, attempt, code))

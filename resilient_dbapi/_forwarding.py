@@ -8,8 +8,9 @@ name of the driver object that the proxy does not define itself.
 
 from __future__ import annotations
 
-import re
+import inspect
 import sys
+from types import CodeType, FunctionType
 from typing import Any, TypeVar
 
 from .adapters._see_through import innermost
@@ -36,40 +37,75 @@ class _Forward:
         obj._attribute_set(self.name, value)
 
 
-class _Peek:
-    """A private attribute of the driver object (``cursor._executed``, which Django's
-    debug log reads; ``conn._sock``), read through: a non-data descriptor, so any
-    attribute of the proxy's own by that name wins."""
+class _Peek(_Forward):
+    """A private data attribute of the driver object (``cursor._executed``, which
+    Django's debug log reads; ``conn._sock``), read through; never set through (it
+    would hide the driver's value): that is done on ``.raw``. Never a private method,
+    which would send past the safety rules."""
 
-    __slots__ = ("name",)
+    __slots__ = ()
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise AttributeError(
+            f"{self.name} is the driver's, read through the proxy: set it on .raw",
+            name=self.name,
+            obj=obj,
+        )
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        return getattr(obj._raw, self.name)
 
-
-_ATTRIBUTE = re.compile(r"\.(_[A-Za-z]\w*)")
 _used: dict[type, frozenset[str]] = {}
 
 
+def _code_names(code: CodeType, into: set[str]) -> None:
+    into.update(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            _code_names(const, into)
+
+
+def _functions_of(namespace: dict[str, Any], seen: set[int]) -> list[CodeType]:
+    """The code of every function, method and property in ``namespace``, and in the
+    classes it holds (defined in the package)."""
+    codes: list[CodeType] = []
+    for value in namespace.values():
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, staticmethod | classmethod):
+            value = value.__func__
+        if isinstance(value, property):
+            codes.extend(f.__code__ for f in (value.fget, value.fset) if f is not None)
+        elif isinstance(value, FunctionType):
+            codes.append(value.__code__)
+        elif isinstance(value, type) and value.__module__.startswith("resilient_dbapi"):
+            codes.extend(_functions_of(dict(vars(value)), seen))
+    return codes
+
+
 def _private_names_used(base: type) -> frozenset[str]:
-    """Every private name the proxy's own code reads or sets on anything (``self._raw``,
-    ``conn._gen``): never read through, whatever the driver calls its attributes."""
+    """Every name the code of the proxy's modules uses (``self._raw``, ``conn._gen``),
+    read from the compiled code: never read through, whatever the driver calls its
+    attributes."""
     found = _used.get(base)
     if found is None:
         names: set[str] = set()
+        seen: set[int] = set()
         for klass in base.__mro__:
             module = sys.modules.get(klass.__module__)
-            path = getattr(module, "__file__", None)
-            if path and klass.__module__.startswith("resilient_dbapi"):
-                with open(path, encoding="utf-8") as source:
-                    names.update(_ATTRIBUTE.findall(source.read()))
+            if module is not None and klass.__module__.startswith("resilient_dbapi"):
+                for code in _functions_of(dict(vars(module)), seen):
+                    _code_names(code, names)
         found = _used[base] = frozenset(names)
     return found
+
+
+def _data(holder: Any, name: str) -> bool:
+    """Whether ``name`` of a driver class or object is data, not a method."""
+    if isinstance(holder, dict):
+        value = holder.get(name)
+    else:
+        value = inspect.getattr_static(holder, name, None)
+    return isinstance(value, property) or not callable(value)
 
 
 def _driver_class(self: Any) -> type:
@@ -133,9 +169,14 @@ def forwarding_class(
         names.update(n for n in getattr(raw, "__dict__", {}) if not n.startswith("_"))
         names.update(n for n in extra if not n.startswith("_"))
         namespace: dict[str, Any] = {n: _Forward(n) for n in sorted(names - own)}
-        private = {n for n in seen if n.startswith("_") and not n.startswith("__")}
+        private = {
+            n
+            for n in seen
+            if n.startswith("_") and not n.startswith("__") and _data(type(inner), n)
+        }
+        attributes = getattr(inner, "__dict__", {})
         private.update(
-            n for n in getattr(raw, "__dict__", {}) if n.startswith("_") and n[1:2] != "_"
+            n for n in attributes if n.startswith("_") and n[1:2] != "_" and _data(attributes, n)
         )
         private.update(n for n in extra if n.startswith("_"))
         private -= own | _private_names_used(base)

@@ -90,10 +90,13 @@ class ServerFacts:
     whether its COMMIT chains by default (``completion_type``, asked once; None until
     then)."""
 
-    __slots__ = ("chains", "rolls_back", "tables")
+    __slots__ = ("chains", "reached", "rolls_back", "tables")
 
     def __init__(self) -> None:
         self.rolls_back: set[Statement] = set()
+        # A connection was made once: the server's name was known then, so a resolver
+        # that does not know it now is passing (a container restarting), not a typo.
+        self.reached = False
         self.chains: bool | None = None
         # Tables asked about (see Engine.asks_table): whether all a write to one does
         # rolls back (InnoDB, no trigger, not a view). Bounded like rolls_back.
@@ -313,6 +316,7 @@ class Engine:
         """A new physical connection is open."""
         replacing = self.connected_at != -_INF
         self.connected_at = now
+        self.facts.reached = True
         self.stale = False
         self.explicit = self.sticky = self.txn_writes = self.xa_open = self.kept = False
         self.moved = False

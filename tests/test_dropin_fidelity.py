@@ -253,3 +253,42 @@ def test_a_proxy_that_hides_what_it_wraps_gets_the_generic_adapter_with_a_warnin
         conn = resilient_dbapi.connect(lambda: Disguised(pymysql.connect(**db)))
     assert "GenericAdapter" in repr(conn._adapter)
     conn.close()
+
+
+def test_a_name_the_resolver_forgets_for_a_moment_after_a_connection_is_waited_for(
+    server: Any, db: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker's and Kubernetes' DNS drop a restarting server's name: once the name was
+    reached, "no such name" is a passing state, retried like a refused port."""
+    conn = resilient_dbapi.connect(pymysql.connect, **{**db, "host": "localhost"})
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    real = socket.getaddrinfo
+    refused: list[str] = []
+
+    def forgetful(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "localhost" and len(refused) < 2:
+            refused.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", forgetful)
+    _kill(server, conn.thread_id())
+    cur.execute("SELECT 2")
+    assert cur.fetchall() == ((2,),)
+    assert refused == ["localhost", "localhost"] and conn.reconnects == 1
+    conn.close()
+
+
+def test_driver_private_methods_are_not_passed_through_nor_private_data_set(
+    db: dict[str, Any],
+) -> None:
+    """``conn._execute_command(...)`` would send past every safety rule (a write the
+    proxy never saw, lost silently with its connection): only data passes through, and
+    it is set on ``.raw``, where it cannot hide the driver's later values."""
+    conn = resilient_pymysql.connect(**db)
+    assert not hasattr(conn, "_execute_command") and not hasattr(conn, "_read_query_result")
+    assert conn._sock is conn.raw._sock
+    with pytest.raises(AttributeError, match="set it on .raw"):
+        conn._sock = None
+    conn.close()
