@@ -17,7 +17,7 @@ from .adapters._see_through import innermost
 
 T = TypeVar("T")
 
-_cache: dict[tuple[type, type, tuple[type, ...]], type] = {}
+_cache: dict[tuple[type, type, type, tuple[type, ...]], type] = {}
 
 
 class _Forward:
@@ -156,14 +156,15 @@ def forwarding_class(
     lists in ``_driver_methods`` are hidden when ``raw``'s class has no such method.
     Private names of ``raw`` that the proxy's code never uses are read through (extra
     private names too), for the tools that read them."""
-    key = (base, type(raw), mixins)
+    # Under a wrapping proxy (OpenTelemetry's), the driver's names are its object's; one
+    # wrapper class serves every driver class (DictCursor, SSCursor ...).
+    inner = innermost(raw)
+    key = (base, type(raw), type(inner), mixins)
     cls = _cache.get(key)
     if cls is None:
         own = _own_names(base)
         for mixin in mixins:
             own |= _own_names(mixin)
-        # Under a wrapping proxy (OpenTelemetry's), the driver's names are its object's.
-        inner = innermost(raw)
         seen = set(dir(type(raw))) | set(dir(type(inner)))
         names = {n for n in seen if not n.startswith("_")}
         names.update(n for n in getattr(raw, "__dict__", {}) if not n.startswith("_"))
@@ -184,7 +185,7 @@ def forwarding_class(
             private -= _private_names_used(mixin)
         namespace.update((n, _Peek(n)) for n in sorted(private))
         for name in getattr(base, "_driver_methods", ()):
-            if not hasattr(type(raw), name) and not any(hasattr(m, name) for m in mixins):
+            if not hasattr(type(inner), name) and not any(hasattr(m, name) for m in mixins):
                 namespace[name] = _Absent(name)
         namespace["__class__"] = property(_driver_class)
         namespace["__module__"] = base.__module__

@@ -211,6 +211,10 @@ def test_protection_and_tracing_both_hold_under_opentelemetry(
         conn = resilient_dbapi.connect(pymysql.connect, autocommit=True, **db)
         assert "PyMySQLAdapter" in repr(conn._adapter)  # not the generic fallback
         cur = conn.cursor()
+        conn.begin()  # the driver's methods are seen under the wrapper too
+        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("rolled back",))
+        conn.rollback()
+        spans.clear()
         cur.execute("SELECT uid FROM t")
         _kill(server, conn.thread_id())
         cur.execute("INSERT INTO t (uid) VALUES (%s)", ("traced",))
@@ -289,6 +293,6 @@ def test_driver_private_methods_are_not_passed_through_nor_private_data_set(
     conn = resilient_pymysql.connect(**db)
     assert not hasattr(conn, "_execute_command") and not hasattr(conn, "_read_query_result")
     assert conn._sock is conn.raw._sock
-    with pytest.raises(AttributeError, match="set it on .raw"):
+    with pytest.raises(AttributeError, match=r"set it on \.raw"):
         conn._sock = None
     conn.close()

@@ -107,3 +107,67 @@ def test_an_asyncio_url_alone_makes_the_pool_survive_a_kill(
     raw, count = run(story())
     assert isinstance(raw._connection, aio.AsyncResilientConnection)
     assert count == 1
+
+
+def _noop_update_rowcount(url: str) -> int:
+    """An UPDATE that matches a row and changes nothing: SQLAlchemy's ORM expects the
+    rows matched (CLIENT.FOUND_ROWS), or it raises StaleDataError."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t (uid, v) VALUES ('same', 1)")
+            result = conn.exec_driver_sql("UPDATE t SET v = 1 WHERE uid = 'same'")
+            count = result.rowcount
+            conn.exec_driver_sql("DELETE FROM t")
+            return int(count)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_rows_matched_count_as_with_sqlalchemys_own_dialect(
+    db: dict[str, Any], driver: str
+) -> None:
+    ours = _noop_update_rowcount(_url(f"mysql+resilient_{driver}", db))
+    assert ours == _noop_update_rowcount(_url(f"mysql+{driver}", db)) == 1
+
+
+def test_a_lost_transaction_does_not_recycle_the_rest_of_the_pool(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """SQLAlchemy takes a disconnect error as the end of every pooled connection; the
+    loss of one transaction on one connection, which the proxy replaced already, is
+    not that: the other pooled connection is kept."""
+    engine = sqlalchemy.create_engine(_url("mysql+resilient_pymysql", db), pool_size=2)
+    try:
+        with engine.connect() as first, engine.connect() as second:
+            kept = second.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+            lost = first.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+            first.exec_driver_sql("INSERT INTO t (uid) VALUES ('lost')")
+            kill(server, int(lost))
+            with pytest.raises(sqlalchemy.exc.OperationalError) as info:
+                first.exec_driver_sql("INSERT INTO t (uid) VALUES ('second')")
+            assert isinstance(info.value.orig, resilient_dbapi.TransactionLostError)
+            first.rollback()
+        with engine.connect() as again, engine.connect() as other:
+            # The driver's own thread ids (a session that replaced another refuses a
+            # first CONNECTION_ID(): it would answer for itself).
+            ids = {c.connection.dbapi_connection.thread_id() for c in (again, other)}
+        assert kept in ids  # the healthy connection was not recycled
+    finally:
+        engine.dispose()
+
+
+def test_results_stream_through_the_asyncio_url(db: dict[str, Any]) -> None:
+    async def story() -> list[Any]:
+        engine = create_async_engine(_url("mysql+resilient_aiomysql", db))
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t (uid) VALUES ('a'), ('b')"))
+            async with engine.connect() as conn:
+                result = await conn.stream(text("SELECT uid FROM t ORDER BY id"))
+                return [row[0] async for row in result]
+        finally:
+            await engine.dispose()
+
+    assert run(story()) == ["a", "b"]

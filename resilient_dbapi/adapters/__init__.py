@@ -122,17 +122,19 @@ _seen_through: dict[int, Inspector] = {}
 
 
 def _find(raw: object) -> Inspector:
-    found = _owner(raw)
-    if found is not None:
-        return found
-    if getattr(type(raw), "_resilient_dbapi_proxy", False):
+    from ._see_through import SeeThrough, innermost
+
+    inner = innermost(raw)
+    if getattr(type(raw), "_resilient_dbapi_proxy", False) or getattr(
+        type(inner), "_resilient_dbapi_proxy", False
+    ):
         raise TypeError(
             "driver_connect returned a resilient connection: give connect() the driver's "
             "own connect callable (a resilient connection does not wrap another)"
         )
-    from ._see_through import SeeThrough, innermost
-
-    inner = innermost(raw)
+    found = _owner(raw)
+    if found is not None:
+        return found
     if inner is not raw:
         # A wrapping proxy (OpenTelemetry's instrumentation, wrapt): the driver's
         # adapter, looking under it.

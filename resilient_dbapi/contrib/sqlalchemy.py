@@ -19,11 +19,14 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+import pymysql as _pymysql
 from sqlalchemy.dialects.mysql.aiomysql import AsyncAdapt_aiomysql_dbapi, MySQLDialect_aiomysql
 from sqlalchemy.dialects.mysql.mysqldb import MySQLDialect_mysqldb
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
 from ..connection import connect as _connect
+from ..connection import creator as _creator
+from ..errors import ResilientError
 
 __all__ = ["ResilientAiomysqlDialect", "ResilientMySQLdbDialect", "ResilientPyMySQLDialect"]
 
@@ -55,10 +58,38 @@ def _resilient(driver_connect: Callable[..., Any]) -> Callable[..., Any]:
     return connect
 
 
-class ResilientPyMySQLDialect(MySQLDialect_pymysql):
+class _Resilient:
+    """What the resilient dialects do alike: the connections of one engine come from one
+    ``creator()``, so they share what they learn of the server (its tables, its TLS,
+    that its name was reached); and an error of resilient_dbapi's own (the loss of a
+    transaction, an unknown outcome) is not a disconnect to SQLAlchemy: the connection
+    was replaced already, and only it needs the caller's ``rollback()``, which the pool
+    gives it on return. Invalidating would recycle the whole pool."""
+
+    _driver_connect: Callable[..., Any]
+
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        creators: dict[str, Callable[[], Any]] = self.__dict__.setdefault("_creators", {})
+        policies = cparams.pop("policies", None) or os.environ.get(POLICY_ENV) or None
+        key = repr((cargs, sorted(cparams.items()), policies))
+        make = creators.get(key)
+        if make is None:
+            make = creators[key] = _creator(
+                type(self)._driver_connect, *cargs, policies=policies, **cparams
+            )
+        return make()
+
+    def is_disconnect(self, e: Any, connection: Any, cursor: Any) -> bool:
+        if isinstance(e, ResilientError):
+            return False
+        return super().is_disconnect(e, connection, cursor)  # type: ignore[misc,no-any-return]
+
+
+class ResilientPyMySQLDialect(_Resilient, MySQLDialect_pymysql):
     """``mysql+resilient_pymysql://``: SQLAlchemy's PyMySQL dialect on the drop-in."""
 
     supports_statement_cache = True
+    _driver_connect = staticmethod(_pymysql.connect)
 
     @classmethod
     def import_dbapi(cls) -> Any:
@@ -66,8 +97,13 @@ class ResilientPyMySQLDialect(MySQLDialect_pymysql):
 
         return pymysql
 
+    def _found_rows_client_flag(self) -> int:
+        # SQLAlchemy looks for it under the module's name, which is not a package here:
+        # without it, an UPDATE that changes nothing counts 0 rows (StaleDataError).
+        return int(_pymysql.constants.CLIENT.FOUND_ROWS)
 
-class ResilientMySQLdbDialect(MySQLDialect_mysqldb):
+
+class ResilientMySQLdbDialect(_Resilient, MySQLDialect_mysqldb):
     """``mysql+resilient_mysqldb://``: SQLAlchemy's mysqlclient dialect, resilient."""
 
     supports_statement_cache = True
@@ -76,6 +112,7 @@ class ResilientMySQLdbDialect(MySQLDialect_mysqldb):
     def import_dbapi(cls) -> Any:
         import MySQLdb
 
+        cls._driver_connect = staticmethod(MySQLdb.connect)
         return _DriverModule(MySQLdb, _resilient(MySQLdb.connect))
 
 
@@ -87,8 +124,11 @@ class ResilientAiomysqlDialect(MySQLDialect_aiomysql):
 
     @classmethod
     def import_dbapi(cls) -> Any:
-        import pymysql
-
         from .. import aiomysql
 
-        return AsyncAdapt_aiomysql_dbapi(aiomysql, pymysql)
+        return AsyncAdapt_aiomysql_dbapi(aiomysql, _pymysql)
+
+    def is_disconnect(self, e: Any, connection: Any, cursor: Any) -> bool:
+        if isinstance(e, ResilientError):
+            return False  # see _Resilient
+        return bool(super().is_disconnect(e, connection, cursor))
