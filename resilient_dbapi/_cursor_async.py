@@ -108,9 +108,7 @@ class AsyncResilientCursor(CursorBase):
             # The driver passes the arguments through user variables (@_proc_0, ...).
             engine = conn._engine
             engine.state_made(_CALLPROC_STATE)
-            kept = conn._adapter.kept_writes(conn._raw)
-            if engine.txn_writes and not engine.kept:
-                engine.wrote_in_transaction(None, kept)
+            engine.wrote_in_transaction(None, conn._adapter.kept_writes(conn._raw))
             return result
         finally:
             conn._leave(self)

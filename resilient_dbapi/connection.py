@@ -143,13 +143,13 @@ class ResilientConnection(ConnectionBase):
                     self._interrupted(Op.FETCH, READ_OP)
                     raise
                 engine.wait_timeout_changed(wait_timeout, _monotonic())
+                # The caller's SET left no rows, no insert id: the question showed none.
+                self._adapter.forget_setup(self._raw)
         elif stmt.kind is StatementKind.WRITE:
             engine.state_made(stmt.effects)
             # The server names writes it cannot roll back as they happen; taken after
             # every write, so that nothing said outside a transaction is counted in one.
-            kept = self._adapter.kept_writes(self._raw)
-            if engine.txn_writes and not engine.kept:
-                engine.wrote_in_transaction(stmt, kept)
+            engine.wrote_in_transaction(stmt, self._adapter.kept_writes(self._raw))
 
     def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements

@@ -485,11 +485,14 @@ class Engine:
         self.says_transaction = says_transaction
 
     def wrote_in_transaction(self, statement: Statement | None, kept: bool | None) -> None:
-        """After a write inside the open transaction (``statement``; None for a
-        procedure, whose statements are not its text): whether the server said it wrote
-        to a table it cannot roll back (None: its reply could not say, a result set).
-        Without its word (no tracking, a text of several statements), it may have: if the
-        transaction is lost, that part stays."""
+        """After a write (``statement``; None for a procedure, whose statements are not
+        its text): whether the server said it wrote to a table it cannot roll back
+        (None: its reply could not say, a result set). Inside an open transaction,
+        without its word (no tracking, a text of several statements), it may have: if the
+        transaction is lost, that part stays. Outside one, or once a kept write is
+        counted, there is nothing to learn."""
+        if not self.txn_writes or self.kept:
+            return
         if self.all_roll_back or (statement is not None and statement.locks):
             return  # every table rolls back; row locks go with the session
         if kept is None and statement is not None and self._table_rolls_back(statement):

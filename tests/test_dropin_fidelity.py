@@ -41,6 +41,8 @@ def _what_a_caller_reads(module: Any, db: dict[str, Any]) -> dict[str, Any]:
     seen["rows by iteration"] = list(cur)
     cur.execute("INSERT INTO t (uid) VALUES (%s)", ("fidelity",))
     seen["insert_id"] = conn.insert_id() > 0
+    cur.execute("SET SESSION wait_timeout = 600")  # the proxy reads the new value
+    seen["affected_rows after a SET"] = conn.affected_rows()
     cur.close()
     with pytest.raises(pymysql.err.ProgrammingError) as closed:
         cur.execute("SELECT 1")

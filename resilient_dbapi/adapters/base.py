@@ -216,6 +216,10 @@ class DriverSurface:
     Adapters name theirs in :attr:`AdapterBase.surface`; it comes before the proxy class
     in the MRO, so its members replace the proxy's."""
 
+    # What the proxy class it is mixed into holds.
+    _adapter: Inspector
+    _raw: Any
+
 
 class AutocommitProperty(DriverSurface):
     """For drivers whose ``conn.autocommit`` is a property (mysql-connector, psycopg):
@@ -226,7 +230,7 @@ class AutocommitProperty(DriverSurface):
 
     @property
     def autocommit(self) -> bool:
-        return bool(self._adapter.status(self._raw)[1])  # type: ignore[attr-defined]
+        return bool(self._adapter.status(self._raw)[1])
 
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
