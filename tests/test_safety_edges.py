@@ -736,29 +736,43 @@ def test_the_callers_own_tracking_setting_is_not_relied_on(
     conn.close()
 
 
-@pytest.mark.parametrize("change", ["alter-engine", "use-another-database"])
+@pytest.mark.parametrize(
+    "change",
+    ["alter-engine", "use-another-database", "use-among-several-statements", "callproc-alters"],
+)
 def test_a_learned_text_is_not_trusted_after_its_tables_may_have_changed(
     server: Any, db: dict[str, Any], proxy: FaultProxy, change: str
 ) -> None:
     """A text seen to write InnoDB writes MyISAM after ALTER TABLE ... ENGINE=MyISAM, or
-    after USE of a database where ``t`` is MyISAM: lost there, its row stays."""
-    other = db["database"] + "_other"
+    after USE of a database where ``t`` is MyISAM: lost there, its row stays. So too
+    when the scanner cannot see the change: a ``USE`` among several statements in one
+    text, DDL run by a procedure called through ``callproc``."""
+    name = db["database"]
+    other = name + "_other"
     _admin_run(
         server,
         f"CREATE DATABASE {other}",
         f"CREATE TABLE {other}.t (uid VARCHAR(64)) ENGINE=MyISAM",
+        f"CREATE PROCEDURE {name}.to_myisam() ALTER TABLE t ENGINE=MyISAM",
     )
+    several = pymysql.constants.CLIENT.MULTI_STATEMENTS
     try:
-        conn = resilient_dbapi.connect(pymysql.connect, **_via(proxy, db))
+        conn = resilient_dbapi.connect(pymysql.connect, client_flag=several, **_via(proxy, db))
         cur = conn.cursor()
         cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))  # learned: InnoDB
         conn.commit()
+        where = {**db, "database": other} if change.startswith("use") else db
         if change == "alter-engine":
             cur.execute("ALTER TABLE t ENGINE=MyISAM")
-            where = db
-        else:
+        elif change == "callproc-alters":
+            cur.callproc("to_myisam")
+        elif change == "use-another-database":
             cur.execute(f"USE {other}")
-            where = {**db, "database": other}
+        else:
+            cur.execute(f"USE {other}; SELECT 1")
+            while cur.nextset():
+                pass
+            conn.commit()  # nothing of it is open: only the USE lasts
         proxy.cut_after(b"'lost'")
         with pytest.raises(OutcomeUnknownError):  # the first write of a new transaction
             cur.execute("INSERT INTO t (uid) VALUES (%s)", ("lost",))
@@ -856,49 +870,6 @@ def test_a_write_refused_half_way_in_a_transaction_begun_with_autocommit_on_is_c
     assert _count(server, db, "first") == 0
     conn.rollback()
     conn.close()
-
-
-@pytest.mark.parametrize("change", ["use-among-several-statements", "callproc-alters-the-table"])
-def test_a_learned_text_is_not_trusted_after_a_hidden_change(
-    server: Any, db: dict[str, Any], proxy: FaultProxy, change: str
-) -> None:
-    """A ``USE`` the scanner cannot see (one of several statements in one text), or DDL
-    run by a procedure called through ``callproc``: the text seen to write InnoDB now
-    writes MyISAM, and its row stays when it is lost."""
-    name = db["database"]
-    other = name + "_hidden"
-    _admin_run(
-        server,
-        f"CREATE DATABASE {other}",
-        f"CREATE TABLE {other}.t (uid VARCHAR(64)) ENGINE=MyISAM",
-        f"CREATE PROCEDURE {name}.to_myisam() ALTER TABLE t ENGINE=MyISAM",
-    )
-    try:
-        conn = resilient_dbapi.connect(
-            pymysql.connect,
-            client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
-            **_via(proxy, db),
-        )
-        cur = conn.cursor()
-        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("first",))  # learned: InnoDB
-        conn.commit()
-        if change == "callproc-alters-the-table":
-            cur.callproc("to_myisam")
-            where = db
-        else:
-            cur.execute(f"USE {other}; SELECT 1")
-            while cur.nextset():
-                pass
-            conn.commit()  # nothing of it is open: only the USE lasts
-            where = {**db, "database": other}
-        proxy.cut_after(b"'lost'")
-        with pytest.raises(OutcomeUnknownError):  # the first write of a new transaction
-            cur.execute("INSERT INTO t (uid) VALUES (%s)", ("lost",))
-        assert rows(server, where, "SELECT COUNT(*) FROM t WHERE uid = 'lost'") == [(1,)]
-        conn.rollback()
-        conn.close()
-    finally:
-        _admin_run(server, f"DROP DATABASE {other}")
 
 
 def test_a_completion_type_the_server_will_not_tell_makes_every_end_chain(
