@@ -170,3 +170,27 @@ def test_debug_tools_see_the_sql_sent_and_a_closed_cursor_is_djangos_error(
     [sql] = steps["captured"]["sql"]
     assert sql.startswith("SELECT COUNT(*)") and "'apple'" in sql
     assert error_class(steps["closed_cursor"]) == "django.db.utils.ProgrammingError"
+
+
+@pytest.mark.parametrize("mode", ["engine", "mysqlclient"])
+def test_the_engine_keeps_a_killed_persistent_connection_working(
+    server: Any, db: dict[str, Any], mode: str
+) -> None:
+    """``ENGINE = "resilient_dbapi.contrib.django.mysql"`` (with ``OPTIONS["policies"]``)
+    on Django's default driver, mysqlclient: the request after a ``KILL`` succeeds on a
+    new connection set up as Django sets one up. Django's own backend fails it."""
+    steps = run_scenario(db, "kill", mode)
+    first, second, third = steps["first"], steps["second"], steps["third"]
+    assert first["status"] == 201
+    assert steps["server_closed_it"]
+    if mode == "engine":
+        assert second["status"] == 201, second["error"]
+        state = third["body"]["connection"]
+        assert state["driver"] == DRIVERS["resilient"]
+        assert state["reconnects"] == 1  # found by a ping: mysqlclient shows no socket
+        assert state["isolation"] == "READ-COMMITTED"
+        assert items(server, db) == ["a", "b"]
+    else:
+        assert second["status"] == 500
+        assert error_class(second, cause=True) == "MySQLdb.OperationalError"
+        assert items(server, db) == ["a"]

@@ -1,6 +1,6 @@
 """Run one scenario of the test project in this process; print its result as one JSON line.
 
-    python -m tests.django_project.run SCENARIO --mode resilient|plain
+    python -m tests.django_project.run SCENARIO --mode resilient|plain|engine|mysqlclient
 
 The database comes from ``DJANGO_DB_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD`` and
 ``_NAME``. Django is configured once per process and ``MySQLdb`` can be only one module, so
@@ -229,7 +229,9 @@ def debug_queries(app: Any) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", choices=SCENARIOS)
-    parser.add_argument("--mode", choices=("resilient", "plain"), required=True)
+    parser.add_argument(
+        "--mode", choices=("resilient", "plain", "engine", "mysqlclient"), required=True
+    )
     args = parser.parse_args(argv)
     os.environ["DJANGO_MYSQLDB"] = args.mode
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.django_project.settings"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 MYSQLDB = os.environ.get("DJANGO_MYSQLDB", "resilient")
+ENGINE = "django.db.backends.mysql"
 if MYSQLDB == "resilient":
     import resilient_dbapi.pymysql
 
@@ -18,8 +19,12 @@ elif MYSQLDB == "plain":
     import pymysql
 
     pymysql.install_as_MySQLdb()
-else:
-    raise ValueError(f"DJANGO_MYSQLDB must be 'resilient' or 'plain', not {MYSQLDB!r}")
+elif MYSQLDB == "engine":  # resilient_dbapi's ENGINE, on mysqlclient (Django's default)
+    ENGINE = "resilient_dbapi.contrib.django.mysql"
+elif MYSQLDB != "mysqlclient":  # Django's own backend on mysqlclient
+    raise ValueError(
+        f"DJANGO_MYSQLDB must be 'resilient', 'plain', 'engine' or 'mysqlclient', not {MYSQLDB!r}"
+    )
 
 SECRET_KEY = "not-a-secret: a throwaway test project"
 DEBUG = False
@@ -31,14 +36,14 @@ INSTALLED_APPS = ["tests.django_project.items"]
 MIDDLEWARE: list[str] = []
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-_options: dict[str, str] = {}
+_options: dict[str, str] = {"policies": "default"} if MYSQLDB == "engine" else {}
 if os.environ.get("DJANGO_DB_INIT_COMMAND"):
     # Run by the driver on every physical connection, replacements included.
     _options["init_command"] = os.environ["DJANGO_DB_INIT_COMMAND"]
 
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.mysql",
+        "ENGINE": ENGINE,
         "HOST": os.environ.get("DJANGO_DB_HOST", "127.0.0.1"),
         "PORT": os.environ.get("DJANGO_DB_PORT", "3306"),
         "USER": os.environ.get("DJANGO_DB_USER", "root"),

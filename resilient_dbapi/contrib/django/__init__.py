@@ -1,0 +1,1 @@
+"""Django database backends (``ENGINE``) whose connections are resilient."""
