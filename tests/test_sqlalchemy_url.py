@@ -55,7 +55,7 @@ def _killed_while_pooled(server: Any, url: str, pre_ping: bool = False) -> Any:
 
 
 @pytest.mark.parametrize("pre_ping", [False, True], ids=["", "pool_pre_ping"])
-@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb", "mysqlconnector"])
 def test_a_url_alone_makes_the_pool_survive_a_kill(
     server: Any, db: dict[str, Any], driver: str, pre_ping: bool
 ) -> None:
@@ -68,7 +68,7 @@ def test_a_url_alone_makes_the_pool_survive_a_kill(
     assert count == 1
 
 
-@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb", "mysqlconnector"])
 def test_the_same_kill_breaks_sqlalchemys_own_dialect(
     server: Any, db: dict[str, Any], driver: str
 ) -> None:
@@ -124,7 +124,7 @@ def _noop_update_rowcount(url: str) -> int:
         engine.dispose()
 
 
-@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb", "mysqlconnector"])
 def test_rows_matched_count_as_with_sqlalchemys_own_dialect(
     db: dict[str, Any], driver: str
 ) -> None:

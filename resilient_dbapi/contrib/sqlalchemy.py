@@ -4,6 +4,7 @@ Registered as entry points, so no import is needed::
 
     create_engine("mysql+resilient_pymysql://app:secret@db/shop?policies=web")
     create_engine("mysql+resilient_mysqldb://app:secret@db/shop")
+    create_engine("mysql+resilient_mysqlconnector://app:secret@db/shop")
     create_async_engine("mysql+resilient_aiomysql://app:secret@db/shop?policies=web")
 
 Each is SQLAlchemy's own dialect for that driver (its SQL, its disconnect handling, its
@@ -21,6 +22,7 @@ from typing import Any
 
 import pymysql as _pymysql
 from sqlalchemy.dialects.mysql.aiomysql import AsyncAdapt_aiomysql_dbapi, MySQLDialect_aiomysql
+from sqlalchemy.dialects.mysql.mysqlconnector import MySQLDialect_mysqlconnector
 from sqlalchemy.dialects.mysql.mysqldb import MySQLDialect_mysqldb
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
@@ -28,7 +30,12 @@ from ..connection import connect as _connect
 from ..connection import creator as _creator
 from ..errors import ResilientError
 
-__all__ = ["ResilientAiomysqlDialect", "ResilientMySQLdbDialect", "ResilientPyMySQLDialect"]
+__all__ = [
+    "ResilientAiomysqlDialect",
+    "ResilientMySQLConnectorDialect",
+    "ResilientMySQLdbDialect",
+    "ResilientPyMySQLDialect",
+]
 
 POLICY_ENV = "RESILIENT_DBAPI_POLICY"
 
@@ -114,6 +121,20 @@ class ResilientMySQLdbDialect(_Resilient, MySQLDialect_mysqldb):
 
         cls._driver_connect = staticmethod(MySQLdb.connect)
         return _DriverModule(MySQLdb, _resilient(MySQLdb.connect))
+
+
+class ResilientMySQLConnectorDialect(_Resilient, MySQLDialect_mysqlconnector):
+    """``mysql+resilient_mysqlconnector://``: SQLAlchemy's mysql-connector-python
+    dialect, resilient."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        import mysql.connector
+
+        cls._driver_connect = staticmethod(mysql.connector.connect)
+        return _DriverModule(mysql.connector, _resilient(mysql.connector.connect))
 
 
 class ResilientAiomysqlDialect(MySQLDialect_aiomysql):
