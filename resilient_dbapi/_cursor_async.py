@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._cursor_base import CursorBase
+from ._cursor_base import LATE_ATTRIBUTES, CursorBase
 from ._forwarding import forwarding_class
 from .engine import Op
 from .statements import CALL_OP, READ_OP, remember, statement
@@ -27,20 +27,6 @@ else:
 __all__ = ["AsyncResilientCursor"]
 
 _CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
-# Set by a driver cursor only once it has executed something. Tortoise-ORM reads
-# ``_result`` (for the column names) from aiomysql's cursors.
-# Set by the driver's cursor at its first execute; ``_last_executed``: the SQL sent, which
-# logging and debug tools of the MySQLdb era read.
-_LATE_ATTRIBUTES = (
-    "description",
-    "rowcount",
-    "lastrowid",
-    "rownumber",
-    "messages",
-    "_result",
-    "_executed",
-    "_last_executed",
-)
 
 
 class AsyncResilientCursor(CursorBase):
@@ -60,7 +46,7 @@ class AsyncResilientCursor(CursorBase):
         same way on every new physical connection."""
         raw = await conn._raw.cursor(*args, **kwargs)
         mixins = conn._adapter.cursor_surface
-        made = forwarding_class(cls, raw, _LATE_ATTRIBUTES, mixins)
+        made = forwarding_class(cls, raw, LATE_ATTRIBUTES, mixins)
         return made(conn, args, kwargs, raw)
 
     async def _current(self) -> Any:

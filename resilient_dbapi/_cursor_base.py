@@ -9,9 +9,23 @@ from typing import Any
 
 from ._error_factories import new_error
 
-__all__ = ["FETCHES", "CursorBase"]
+__all__ = ["FETCHES", "LATE_ATTRIBUTES", "CursorBase"]
 
 FETCHES = ("fetchone", "fetchmany", "fetchall")
+# Set by a driver cursor only once it has executed something. Tortoise-ORM reads
+# ``_result`` (for the column names) from aiomysql's cursors; ``_executed`` and
+# ``_last_executed`` hold the SQL sent, which Django's debug log and the logging tools
+# of the MySQLdb era read.
+LATE_ATTRIBUTES = (
+    "description",
+    "rowcount",
+    "lastrowid",
+    "rownumber",
+    "messages",
+    "_result",
+    "_executed",
+    "_last_executed",
+)
 
 
 class CursorBase:

@@ -18,6 +18,7 @@ from .adapters._see_through import innermost
 T = TypeVar("T")
 
 _cache: dict[tuple[type, type, type, tuple[type, ...]], type] = {}
+_wrapping: dict[type, bool] = {}  # whether a driver class's objects wrap another (wrapt)
 
 
 class _Forward:
@@ -158,8 +159,12 @@ def forwarding_class(
     private names too), for the tools that read them."""
     # Under a wrapping proxy (OpenTelemetry's), the driver's names are its object's; one
     # wrapper class serves every driver class (DictCursor, SSCursor ...).
-    inner = innermost(raw)
-    key = (base, type(raw), type(inner), mixins)
+    kind = type(raw)
+    wraps = _wrapping.get(kind)
+    if wraps is None:  # asked once per class: a missing attribute can cost microseconds
+        wraps = _wrapping[kind] = getattr(raw, "__wrapped__", None) is not None
+    inner = innermost(raw) if wraps else raw
+    key = (base, kind, type(inner), mixins)
     cls = _cache.get(key)
     if cls is None:
         own = _own_names(base)

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._cursor_base import CursorBase
+from ._cursor_base import LATE_ATTRIBUTES, CursorBase
 from ._forwarding import forwarding_class
 from .engine import Op
 from .statements import CALL_OP, READ_OP, remember, statement
@@ -26,20 +26,6 @@ from collections.abc import Iterator
 __all__ = ["ResilientCursor"]
 
 _CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
-# Set by a driver cursor only once it has executed something. Tortoise-ORM reads
-# ``_result`` (for the column names) from aiomysql's cursors.
-# Set by the driver's cursor at its first execute; ``_last_executed``: the SQL sent, which
-# logging and debug tools of the MySQLdb era read.
-_LATE_ATTRIBUTES = (
-    "description",
-    "rowcount",
-    "lastrowid",
-    "rownumber",
-    "messages",
-    "_result",
-    "_executed",
-    "_last_executed",
-)
 
 
 class ResilientCursor(CursorBase):
@@ -59,7 +45,7 @@ class ResilientCursor(CursorBase):
         same way on every new physical connection."""
         raw = conn._raw.cursor(*args, **kwargs)
         mixins = conn._adapter.cursor_surface
-        made = forwarding_class(cls, raw, _LATE_ATTRIBUTES, mixins)
+        made = forwarding_class(cls, raw, LATE_ATTRIBUTES, mixins)
         return made(conn, args, kwargs, raw)
 
     def _current(self) -> Any:

@@ -16,7 +16,6 @@ by ``RESILIENT_DBAPI_POLICY``, else the defaults.
 from __future__ import annotations
 
 import os
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,6 @@ from sqlalchemy.dialects.mysql.mysqlconnector import MySQLDialect_mysqlconnector
 from sqlalchemy.dialects.mysql.mysqldb import MySQLDialect_mysqldb
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
-from ..connection import connect as _connect
 from ..connection import creator as _creator
 from ..errors import ResilientError
 
@@ -40,38 +38,22 @@ __all__ = [
 POLICY_ENV = "RESILIENT_DBAPI_POLICY"
 
 
-class _DriverModule(types.ModuleType):
-    """A driver's module whose ``connect`` is resilient; every other name is the
-    driver's own (its errors, constants, cursor classes)."""
+class _NotDisconnects:
+    """An error of resilient_dbapi's own (the loss of a transaction, an unknown outcome)
+    is not a disconnect to SQLAlchemy: the connection was replaced already, and only it
+    needs the caller's ``rollback()``, which the pool gives it on return. Invalidating
+    would recycle the whole pool."""
 
-    def __init__(self, driver: types.ModuleType, connect: Callable[..., Any]) -> None:
-        super().__init__(driver.__name__, driver.__doc__)
-        self._driver = driver
-        self.connect = connect
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._driver, name)
-
-
-def _resilient(driver_connect: Callable[..., Any]) -> Callable[..., Any]:
-    def connect(*args: Any, policies: str | None = None, **kwargs: Any) -> Any:
-        return _connect(
-            driver_connect,
-            *args,
-            policies=policies or os.environ.get(POLICY_ENV) or None,
-            **kwargs,
-        )
-
-    return connect
+    def is_disconnect(self, e: Any, connection: Any, cursor: Any) -> bool:
+        if isinstance(e, ResilientError):
+            return False
+        return bool(super().is_disconnect(e, connection, cursor))  # type: ignore[misc]
 
 
-class _Resilient:
-    """What the resilient dialects do alike: the connections of one engine come from one
-    ``creator()``, so they share what they learn of the server (its tables, its TLS,
-    that its name was reached); and an error of resilient_dbapi's own (the loss of a
-    transaction, an unknown outcome) is not a disconnect to SQLAlchemy: the connection
-    was replaced already, and only it needs the caller's ``rollback()``, which the pool
-    gives it on return. Invalidating would recycle the whole pool."""
+class _Resilient(_NotDisconnects):
+    """The sync dialects: the connections of one engine come from one ``creator()``, so
+    they share what they learn of the server (its tables, its TLS, that its name was
+    reached)."""
 
     _driver_connect: Callable[..., Any]
 
@@ -85,11 +67,6 @@ class _Resilient:
                 type(self)._driver_connect, *cargs, policies=policies, **cparams
             )
         return make()
-
-    def is_disconnect(self, e: Any, connection: Any, cursor: Any) -> bool:
-        if isinstance(e, ResilientError):
-            return False
-        return super().is_disconnect(e, connection, cursor)  # type: ignore[misc,no-any-return]
 
 
 class ResilientPyMySQLDialect(_Resilient, MySQLDialect_pymysql):
@@ -120,7 +97,7 @@ class ResilientMySQLdbDialect(_Resilient, MySQLDialect_mysqldb):
         import MySQLdb
 
         cls._driver_connect = staticmethod(MySQLdb.connect)
-        return _DriverModule(MySQLdb, _resilient(MySQLdb.connect))
+        return MySQLdb  # its connect is never called: see _Resilient.connect
 
 
 class ResilientMySQLConnectorDialect(_Resilient, MySQLDialect_mysqlconnector):
@@ -134,10 +111,10 @@ class ResilientMySQLConnectorDialect(_Resilient, MySQLDialect_mysqlconnector):
         import mysql.connector
 
         cls._driver_connect = staticmethod(mysql.connector.connect)
-        return _DriverModule(mysql.connector, _resilient(mysql.connector.connect))
+        return mysql.connector  # its connect is never called: see _Resilient.connect
 
 
-class ResilientAiomysqlDialect(MySQLDialect_aiomysql):
+class ResilientAiomysqlDialect(_NotDisconnects, MySQLDialect_aiomysql):
     """``mysql+resilient_aiomysql://``: SQLAlchemy's asyncio aiomysql dialect on the
     drop-in."""
 
@@ -148,8 +125,3 @@ class ResilientAiomysqlDialect(MySQLDialect_aiomysql):
         from .. import aiomysql
 
         return AsyncAdapt_aiomysql_dbapi(aiomysql, _pymysql)
-
-    def is_disconnect(self, e: Any, connection: Any, cursor: Any) -> bool:
-        if isinstance(e, ResilientError):
-            return False  # see _Resilient
-        return bool(super().is_disconnect(e, connection, cursor))
