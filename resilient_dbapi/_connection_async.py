@@ -458,14 +458,17 @@ class AsyncResilientConnection(AsyncConnectionBase):
             """Say goodbye to the server (COM_QUIT), then close, as ``aiomysql`` does."""
             if self._closed:
                 return
-            if not self._engine.stale:
-                self._enter("close")
+            # Never refused: another task inside an operation is aborted by close()
+            # below, and a result another task left unread is no reason to keep the
+            # session (and its locks) open; aiomysql says goodbye over it too.
+            if not self._engine.stale and self._claim(False):
+                self._in_flight = "close"
                 try:
                     await self._raw.ensure_closed()
                 except Exception:  # closed below all the same
                     self._adapter.discard(self._raw)
                 finally:
-                    self._leave()
+                    self._release()
             self.close()
 
         async def _revive(self) -> None:
@@ -483,9 +486,13 @@ class AsyncResilientConnection(AsyncConnectionBase):
     async def ping(self, reconnect: object = None) -> None:
         """Check the connection with a round trip, replacing it when that is safe.
 
-        ``reconnect`` is accepted for driver compatibility and ignored: the policies
-        decide. Raises if the connection is dead inside a transaction with writes.
+        On an open connection the policies decide, whatever ``reconnect`` says. Raises
+        if the connection is dead inside a transaction with writes. After ``close()``,
+        it opens a new session with the connection's settings where the driver's would
+        reconnect: ``reconnect=True`` (aiomysql's default).
         """
+        if self._closed and self._reopens(reconnect):
+            self._reopen()
         await self._guarded("ping", Op.EXECUTE, READ_OP, _send_ping, self._ping_timeout)
 
     async def begin(self) -> None:

@@ -422,6 +422,16 @@ class ConnectionBase:
         elif verdict is Verdict.OUTCOME_UNKNOWN:
             self._observer.emit(OutcomeUnknown(self._where(), code))
 
+    def _reopens(self, reconnect: object) -> bool:
+        """Whether ``ping(reconnect)`` reopens this closed connection, as the driver's would;
+        never while close() is still aborting another thread's operation."""
+        wanted = self._adapter.ping_reopens if reconnect is None else bool(reconnect)
+        return wanted and not self._aborting
+
+    def _reopen(self) -> None:
+        self._engine.reopened()
+        self._closed = False
+
     def close(self) -> None:
         """Close the connection; closing twice is harmless.
 

@@ -40,6 +40,7 @@ from aiomysql import (
 
 from ._connection_async import AsyncResilientConnection
 from ._connection_async import creator as _creator
+from ._dropin import driver_connect
 from .events import Listener
 from .policies import Policy
 
@@ -72,6 +73,7 @@ __all__ = [
 __version__ = _aiomysql.__version__
 POLICY_ENV = "RESILIENT_DBAPI_POLICY"
 T = TypeVar("T")
+_driver_connect = _aiomysql.connect
 
 
 class _Opening(Generic[T]):
@@ -105,7 +107,7 @@ def _factory(
     kwargs: dict[str, Any],
 ) -> Callable[[], Awaitable[AsyncResilientConnection]]:
     return _creator(
-        _aiomysql.connect,
+        driver_connect(_aiomysql.connect, connect, _driver_connect),
         policies=policies if policies is not None else (os.environ.get(POLICY_ENV) or None),
         on_connect=on_connect,
         listeners=listeners,

@@ -433,9 +433,13 @@ class ResilientConnection(ConnectionBase):
     def ping(self, reconnect: object = None) -> None:
         """Check the connection with a round trip, replacing it when that is safe.
 
-        ``reconnect`` is accepted for driver compatibility and ignored: the policies
-        decide. Raises if the connection is dead inside a transaction with writes.
+        On an open connection the policies decide, whatever ``reconnect`` says. Raises
+        if the connection is dead inside a transaction with writes. After ``close()``,
+        it opens a new session with the connection's settings where the driver's would
+        reconnect: ``reconnect=True`` (aiomysql's default).
         """
+        if self._closed and self._reopens(reconnect):
+            self._reopen()
         self._guarded("ping", Op.EXECUTE, READ_OP, _send_ping, self._ping_timeout)
 
     def begin(self) -> None:

@@ -53,6 +53,8 @@ class Reason(enum.Enum):
     """A statement failed with a dead-connection error."""
     READ_ONLY = "read_only"
     """The server turned read-only (a failover demoted it): another host is wanted."""
+    REOPENED = "reopened"
+    """The caller reopened a closed connection (the driver's ``ping(reconnect=True)``)."""
 
 
 class Op(enum.Enum):
@@ -647,7 +649,9 @@ class Engine:
             self.explicit = self._chains(statement)
             self.sticky = False
         elif kind is StatementKind.WRITE and not autocommit:
-            self.sticky = True
+            # DDL commits as it ends: nothing is open after it if the server says so
+            # (PostgreSQL's DDL is transactional, and its driver reports the block open).
+            self.sticky = not (statement.self_commits and self.says_transaction and not in_trans)
         if autocommit and not self.explicit:
             self.sticky = False
         ended = kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK
@@ -954,6 +958,14 @@ class Engine:
         a lost one stays guarded."""
         if self.stale:
             self.rolled_back()
+
+    def reopened(self) -> None:
+        """The caller asked for a closed connection again (the driver's
+        ``ping(reconnect=True)``): a new session, built from the journal. What the closed
+        one held, and a loss not acknowledged yet, went with the caller's own close()."""
+        self.rolled_back()
+        self.xa_open = False
+        self.must_replace(Reason.REOPENED)
 
     def rolled_back(self) -> None:
         """``rollback()`` was called: a lost transaction is acknowledged."""

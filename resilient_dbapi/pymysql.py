@@ -33,6 +33,7 @@ from pymysql import (
     version_info,
 )
 
+from ._dropin import driver_connect
 from .connection import ResilientConnection
 from .connection import connect as _resilient_connect
 from .events import Listener
@@ -89,6 +90,7 @@ __all__ = [
 ]
 
 POLICY_ENV = "RESILIENT_DBAPI_POLICY"
+_driver_connect = _pymysql.connect
 
 
 def connect(
@@ -105,7 +107,7 @@ def connect(
     if policies is None:
         policies = os.environ.get(POLICY_ENV) or None
     return _resilient_connect(
-        _pymysql.connect,
+        driver_connect(_pymysql.connect, connect, _driver_connect),
         *args,
         policies=policies,
         on_connect=on_connect,

@@ -661,6 +661,9 @@ def _returning_table(sql: str) -> tuple[str, str] | None:
 
 _TRACKING_NAME = "session_track_transaction_info"
 _RESHAPING_VERBS = frozenset({"create", "alter", "drop", "rename"})
+# Not LOCK (its locks stay), FLUSH (... WITH READ LOCK), nor the table maintenance verbs
+# (they answer with rows, whose end PyMySQL does not take the server's flags from).
+_SELF_COMMITTING_VERBS = frozenset({*_RESHAPING_VERBS, "truncate", "grant", "revoke"})
 
 _LOCKING = frozenset({"update", "share", "lock"})
 
@@ -747,6 +750,10 @@ class Statement:
     """Whether it may change what a table is (DDL: ``ALTER TABLE ... ENGINE=MyISAM``, a
     trigger, a view), or may run some (a procedure, several statements, a verb the
     scanner does not know): what was learned of tables is then forgotten."""
+    self_commits: bool = False
+    """DDL the server commits as it ends (``CREATE``, ``ALTER``, ``DROP``, ``RENAME``,
+    ``TRUNCATE``, ``GRANT``, ``REVOKE``, not ``TEMPORARY``; MySQL and MariaDB): it leaves
+    no transaction open, and its reply (never rows) carries the server's fresh flags."""
     unsettles: bool = False
     """Whether it may change, unseen, what the engine relies on in the session: the
     current database (a ``USE`` among several statements) or the server's reports
@@ -868,6 +875,8 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
             )
         commits = _commits_of(words)
         unknown_verb = commits is None and not xa  # XA touches neither tables nor settings
+        verb = words[0] if words else ""
+        durable = "temporary" not in words[1:4]
         return Statement(
             kind,
             commits,
@@ -877,8 +886,8 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
             history=history,
             locks=locks,
             table=table,
-            reshapes=unknown_verb
-            or (words[0] in _RESHAPING_VERBS and "temporary" not in words[1:4]),
+            reshapes=unknown_verb or (verb in _RESHAPING_VERBS and durable),
+            self_commits=verb in _SELF_COMMITTING_VERBS and durable,
             unsettles=unknown_verb or _TRACKING_NAME in sql.lower(),
         )
     if kind is StatementKind.SESSION:

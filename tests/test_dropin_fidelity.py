@@ -4,8 +4,10 @@ same steps on the plain driver first, so the expectation is the driver's own."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
+import warnings
 from typing import Any
 
 import aiomysql
@@ -298,3 +300,144 @@ def test_driver_private_methods_are_not_passed_through_nor_private_data_set(
     with pytest.raises(AttributeError, match=r"set it on \.raw"):
         conn._sock = None
     conn.close()
+
+
+def test_patching_the_drivers_module_with_the_drop_in_connects(
+    db: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pymysql.connect = resilient_dbapi.pymysql.connect`` (and aiomysql's), a common way
+    to make code that imports the driver resilient: the drop-in then calls the driver's
+    own connect, not itself without end."""
+    monkeypatch.setattr(pymysql, "connect", resilient_pymysql.connect)
+    monkeypatch.setattr(aiomysql, "connect", resilient_aiomysql.connect)
+    conn = pymysql.connect(**db)
+    assert isinstance(conn, resilient_dbapi.ResilientConnection)
+    conn.close()
+
+    async def main() -> None:
+        aconn = await aiomysql.connect(**aio_kwargs(db))
+        assert isinstance(aconn, aio.AsyncResilientConnection)
+        aconn.close()
+
+    run(main())
+
+
+def _sessions(server: Any) -> set[int]:
+    admin = server.admin()
+    with admin.cursor() as cur:
+        cur.execute("SELECT id FROM information_schema.processlist")
+        found = {row[0] for row in cur.fetchall()}
+    admin.close()
+    return found
+
+
+def test_ensure_closed_from_another_task_ends_a_session_left_mid_stream(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """A task reads part of an unbuffered result in a transaction and stops; another task
+    (a test fixture's teardown, a shutdown handler) calls ``ensure_closed()``. As with
+    aiomysql, the session ends: its locks go with it, and DDL on the table proceeds."""
+    rows(server, db, "INSERT INTO t (uid) VALUES ('a'), ('b'), ('c')")
+
+    ended: list[int] = []
+
+    async def main(connect: Any) -> None:
+        conn = await connect(**aio_kwargs(db))
+        thread_id = conn.thread_id()
+        ended.append(thread_id)
+
+        async def read_part() -> None:
+            cur = await conn.cursor(aiomysql.SSCursor)
+            await cur.execute("SELECT uid FROM t")
+            await cur.fetchone()
+
+        await asyncio.create_task(read_part())
+        await asyncio.create_task(conn.ensure_closed())
+        assert conn.closed
+        await asyncio.sleep(0.2)
+        assert thread_id not in _sessions(server)
+
+    try:
+        run(main(aiomysql.connect))
+        run(main(resilient_aiomysql.connect))
+    finally:
+        for thread_id in set(ended) & _sessions(server):
+            _kill(server, thread_id)  # or the database's teardown would wait for its lock
+    admin = server.admin(database=db["database"])
+    with admin.cursor() as cur:
+        cur.execute("SET SESSION lock_wait_timeout = 5")
+        cur.execute("ALTER TABLE t ADD COLUMN w INT")  # no metadata lock held
+    admin.close()
+
+
+def test_ddl_with_autocommit_off_leaves_no_transaction_open(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """DDL commits as it ends. With autocommit off (aiomysql's default) the connection
+    reports no transaction after it, as the driver does: aiomysql's pool keeps it (a
+    pool made the tables and shrank by one), and a read after the connection was killed
+    is answered on a new one instead of raising a lost transaction."""
+
+    async def after_ddl(module: Any) -> tuple[bool, int]:
+        conn = await module.connect(**aio_kwargs(db))
+        cur = await conn.cursor()
+        await cur.execute("CREATE TABLE ddl_t (id INT)")
+        await cur.execute("DROP TABLE ddl_t")
+        open_after = conn.get_transaction_status()
+        conn.close()
+        pool = await module.create_pool(minsize=3, **aio_kwargs(db))
+        async with pool.acquire() as pooled, pooled.cursor() as pcur:
+            await pcur.execute("CREATE TABLE ddl_p (id INT)")
+            await pcur.execute("DROP TABLE ddl_p")
+        size = pool.freesize
+        pool.close()
+        await pool.wait_closed()
+        return open_after, size
+
+    assert run(after_ddl(resilient_aiomysql)) == run(after_ddl(aiomysql)) == (False, 3)
+
+    conn = resilient_pymysql.connect(**db)  # autocommit off
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE ddl_k (id INT)")
+    _kill(server, conn.thread_id())
+    cur.execute("SELECT COUNT(*) FROM t")  # nothing was open: sent on a new connection
+    assert cur.fetchone() == (0,)
+    assert conn.reconnects == 1
+    conn.close()
+
+
+def test_ping_after_close_reopens_where_the_driver_would(db: dict[str, Any]) -> None:
+    """aiomysql's ``ping()`` reopens a closed connection (its default ``reconnect=True``);
+    PyMySQL's does with ``reconnect=True`` only. Through the drop-ins too, with the
+    connection's settings (autocommit off) on the new session and its cursors usable."""
+
+    async def reopened(connect: Any) -> tuple[Any, ...]:
+        conn = await connect(**aio_kwargs(db))
+        await conn.autocommit(False)
+        cur = await conn.cursor()
+        await conn.ensure_closed()
+        await conn.ping()
+        await cur.execute("SELECT @@autocommit")
+        seen = (conn.closed, await cur.fetchone())
+        conn.close()
+        await conn.ping()
+        seen += (conn.closed,)
+        conn.close()
+        return seen
+
+    assert run(reopened(resilient_aiomysql.connect)) == run(reopened(aiomysql.connect))
+    assert run(reopened(resilient_aiomysql.connect)) == (False, (0,), False)
+
+    for module in (pymysql, resilient_pymysql):
+        conn = module.connect(**db)
+        conn.autocommit(False)
+        conn.close()
+        with pytest.raises(pymysql.err.Error):
+            conn.ping()  # PyMySQL >= 1.2: no reconnect unless asked
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # PyMySQL's, on reconnect=
+            conn.ping(reconnect=True)
+        cur = conn.cursor()
+        cur.execute("SELECT @@autocommit")
+        assert cur.fetchone() == (0,), module
+        conn.close()

@@ -34,6 +34,7 @@ def _dead() -> Liveness:
 
 class AiomysqlAdapter(MySQLProtocol):
     name = "aiomysql"
+    ping_reopens = True
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, aiomysql.Connection)

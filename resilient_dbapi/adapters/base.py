@@ -44,6 +44,9 @@ class Inspector(Protocol):
     closed_cursor_error: type[Exception] | None
     """What the driver raises when a closed cursor is used (None: its
     ``ProgrammingError``, as PyMySQL, aiomysql, mysqlclient and sqlite3 do)."""
+    ping_reopens: bool
+    """Whether the driver's ``ping()`` without ``reconnect=`` reopens a closed connection
+    (aiomysql's does; PyMySQL's reconnects only when asked)."""
     gone_code: Code
     """The driver's code for "the connection is gone", for errors found before sending."""
     postgres: bool
@@ -281,6 +284,7 @@ class AdapterBase:
     interface_error: type[Exception]
     programming_error: type[Exception]
     closed_cursor_error: type[Exception] | None = None
+    ping_reopens: bool = False
     gone_code: Code = 0
     postgres = False
     transactional_only = False

@@ -1,0 +1,25 @@
+"""What the drop-in modules share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Deep enough for a tracing wrapper around a patched function; bounded so a cycle of
+# __wrapped__ attributes cannot hang a connect.
+_MAX_WRAPPERS = 8
+
+
+def driver_connect(found: Any, ours: Any, original: Any) -> Any:
+    """The driver's connect to call: ``found`` (the module's attribute, read at call
+    time so a tracing wrapper installed later, such as OpenTelemetry's, is kept), unless
+    the caller patched the driver's module with the drop-in's own ``ours`` (directly or
+    under a wrapper): then ``original``, the driver's connect as it was at import, since
+    calling ``found`` would call ``ours`` again without end."""
+    probe = found
+    for _ in range(_MAX_WRAPPERS):
+        if probe is ours:
+            return original
+        probe = getattr(probe, "__wrapped__", None)
+        if probe is None:
+            break
+    return found
