@@ -468,7 +468,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
                 except Exception:  # closed below all the same
                     self._adapter.discard(self._raw)
                 finally:
-                    self._release()
+                    self._leave()  # ends an abort a close() meanwhile began
             self.close()
 
         async def _revive(self) -> None:

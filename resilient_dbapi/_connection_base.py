@@ -423,14 +423,22 @@ class ConnectionBase:
             self._observer.emit(OutcomeUnknown(self._where(), code))
 
     def _reopens(self, reconnect: object) -> bool:
-        """Whether ``ping(reconnect)`` reopens this closed connection, as the driver's would;
+        """Whether ``ping(reconnect)`` reopens this closed connection, as the driver's would
+        (``ping_reopens``: None, never; else the driver's default for ``reconnect``);
         never while close() is still aborting another thread's operation."""
-        wanted = self._adapter.ping_reopens if reconnect is None else bool(reconnect)
-        return wanted and not self._aborting
+        default = self._adapter.ping_reopens
+        if default is None or self._aborting:
+            return False
+        return default if reconnect is None else bool(reconnect)
 
     def _reopen(self) -> None:
-        self._engine.reopened()
-        self._closed = False
+        self._enter("ping")
+        try:
+            if self._closed:
+                self._engine.reopened(self._adapter.gone_code)
+                self._closed = False
+        finally:
+            self._leave()
 
     def close(self) -> None:
         """Close the connection; closing twice is harmless.

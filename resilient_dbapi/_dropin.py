@@ -12,14 +12,20 @@ _MAX_WRAPPERS = 8
 def driver_connect(found: Any, ours: Any, original: Any) -> Any:
     """The driver's connect to call: ``found`` (the module's attribute, read at call
     time so a tracing wrapper installed later, such as OpenTelemetry's, is kept), unless
-    the caller patched the driver's module with the drop-in's own ``ours`` (directly or
-    under a wrapper): then ``original``, the driver's connect as it was at import, since
-    calling ``found`` would call ``ours`` again without end."""
+    the caller patched the driver's module with the drop-in's own ``ours`` (directly,
+    under a wrapper, or in a ``functools.partial``): then ``original``, the driver's
+    connect as it was at import, since calling ``found`` would call ``ours`` again
+    without end."""
     probe = found
     for _ in range(_MAX_WRAPPERS):
         if probe is ours:
             return original
-        probe = getattr(probe, "__wrapped__", None)
-        if probe is None:
+        # A decorator's __wrapped__, functools.partial's func, a bound method's __func__.
+        for name in ("__wrapped__", "func", "__func__"):
+            inner = getattr(probe, name, None)
+            if inner is not None:
+                probe = inner
+                break
+        else:
             break
     return found

@@ -611,7 +611,7 @@ _ATOMIC_WRITES = frozenset({"insert", "update", "delete", "replace"})
 # INSERT/REPLACE's table followed by its column list reads as a call to the scanner.
 _INSERT_HEAD = re.compile(
     r"\s*(?:insert|replace)\s+(?:(?:low_priority|delayed|high_priority|ignore)\s+)*"
-    r"(?:into\s+)?(?:(?:`[^`]*`|\w+)\s*\.\s*)?(?P<table>`[^`]*`|\w+)\s*"
+    r"(?:into\s+)?(?:(?:`[^`]*`|\"[^\"]*\"|\w+)\s*\.\s*)?(?P<table>`[^`]*`|\"[^\"]*\"|\w+)\s*"
     r"(?P<partition>partition\s*\([^)]*\)\s*)?\(",
     re.IGNORECASE,
 )
@@ -628,7 +628,7 @@ def _unknown_calls(sql: str, words: list[str], calls: set[str], pure: frozenset[
     if unknown and words[:1] in (["insert"], ["replace"]):
         head = _INSERT_HEAD.match(sql, _LEADING.match(sql).end())  # type: ignore[union-attr]
         if head is not None:
-            name = head["table"].strip("`").lower()
+            name = head["table"].strip('`"').lower()
             unknown -= {name, " " + name, "`" + name, "." + name, "partition"}
     return unknown
 
@@ -661,9 +661,10 @@ def _returning_table(sql: str) -> tuple[str, str] | None:
 
 _TRACKING_NAME = "session_track_transaction_info"
 _RESHAPING_VERBS = frozenset({"create", "alter", "drop", "rename"})
-# Not LOCK (its locks stay), FLUSH (... WITH READ LOCK), nor the table maintenance verbs
-# (they answer with rows, whose end PyMySQL does not take the server's flags from).
-_SELF_COMMITTING_VERBS = frozenset({*_RESHAPING_VERBS, "truncate", "grant", "revoke"})
+# Not LOCK (its locks stay), FLUSH (... WITH READ LOCK), the table maintenance verbs
+# (they answer with rows, whose end PyMySQL does not take the server's flags from), nor
+# TRUNCATE (of a temporary table, named as any other, it may not commit).
+_SELF_COMMITTING_VERBS = frozenset({*_RESHAPING_VERBS, "grant", "revoke"})
 
 _LOCKING = frozenset({"update", "share", "lock"})
 
@@ -752,7 +753,7 @@ class Statement:
     scanner does not know): what was learned of tables is then forgotten."""
     self_commits: bool = False
     """DDL the server commits as it ends (``CREATE``, ``ALTER``, ``DROP``, ``RENAME``,
-    ``TRUNCATE``, ``GRANT``, ``REVOKE``, not ``TEMPORARY``; MySQL and MariaDB): it leaves
+    ``GRANT``, ``REVOKE``, not ``TEMPORARY``; MySQL and MariaDB): it leaves
     no transaction open, and its reply (never rows) carries the server's fresh flags."""
     unsettles: bool = False
     """Whether it may change, unseen, what the engine relies on in the session: the
@@ -906,6 +907,24 @@ POSTGRES_STATEMENTS: dict[Any, Statement] = {}
 _STATEMENTS_MAX = 4096
 
 
+# PostgreSQL's session setting by function (Django sets its time zone so): the name a
+# literal, the value one parameter or literal, is_local false (true lasts one transaction).
+_SET_CONFIG = re.compile(
+    r"\s*select\s+(?:pg_catalog\s*\.\s*)?set_config\s*\(\s*'([a-z_][a-z0-9_.]*)'\s*,"
+    r"\s*(?:%s|'(?:[^'\\]|'')*')\s*,\s*false\s*\)\s*;?\s*",
+    re.IGNORECASE,
+)
+
+
+def _postgres_setting(sql: str) -> Statement | None:
+    """``SELECT set_config('name', value, false)`` as the session setting it is (journaled,
+    replayed on a new connection), or None."""
+    match = _SET_CONFIG.fullmatch(sql)
+    if match is None:
+        return None
+    return Statement(StatementKind.SESSION, False, True, _NO_EFFECTS, f"set {match[1].lower()}")
+
+
 def remember(query: Any, postgres: bool = False) -> Statement:
     """The record of ``query`` (a str, bytes, or a composed statement object), made and
     remembered in :data:`STATEMENTS` (or :data:`POSTGRES_STATEMENTS`) for the next time."""
@@ -919,7 +938,9 @@ def remember(query: Any, postgres: bool = False) -> Statement:
     cache = POSTGRES_STATEMENTS if postgres else STATEMENTS
     made = cache.get(query)
     if made is None:
-        made = _record(text, _POSTGRES_CALLS if postgres else _PURE_CALLS)
+        made = (_postgres_setting(text) if postgres else None) or _record(
+            text, _POSTGRES_CALLS if postgres else _PURE_CALLS
+        )
         if len(cache) >= _STATEMENTS_MAX:
             cache.clear()
         cache[query] = made

@@ -16,8 +16,17 @@ def test_aiomysql_suite_fails_through_the_drop_in_only_where_listed() -> None:
     listed = harness.expected()
     plain, ours = harness.run_both()
     assert plain.passed > 900, plain.tail  # the suite ran, on both targets and both loops
-    assert plain.failed == set(listed.plain), plain.tail
+    assert ours.passed > 900, ours.tail
+    want_plain = set(listed.plain)
+    want_ours = set(listed.differs) | want_plain
+    odd = (plain.failed ^ want_plain) | (ours.failed ^ want_ours)
+    if odd:
+        # Two suites on two servers share two cores: a timing flake passes the second
+        # time, a real difference fails again.
+        plain_again, ours_again = harness.run_both(sorted(odd))
+        plain = harness.again(plain, plain_again, odd)
+        ours = harness.again(ours, ours_again, odd)
+    assert plain.failed == want_plain, plain.tail
     # Each difference listed is one: plain aiomysql passes it.
     assert not set(listed.differs) & plain.failed
-    assert ours.failed == set(listed.differs) | set(listed.plain), ours.tail
-    assert ours.passed == plain.passed - 4 * len(listed.differs), ours.tail
+    assert ours.failed == want_ours, ours.tail

@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from .conftest import rows
+from .drivers import postgres_database
 
 pytestmark = pytest.mark.server
 
@@ -194,3 +196,72 @@ def test_the_engine_keeps_a_killed_persistent_connection_working(
         assert second["status"] == 500
         assert error_class(second, cause=True) == "MySQLdb.OperationalError"
         assert items(server, db) == ["a"]
+
+
+@pytest.fixture
+def pg_db(pg_server: Any) -> Any:
+    """A fresh PostgreSQL database, as the scenarios' settings name one."""
+    yield from postgres_database(pg_server)
+
+
+def _pg_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "host": kwargs["host"],
+        "port": kwargs["port"],
+        "user": kwargs["user"],
+        "password": "",
+        "database": kwargs["dbname"],
+    }
+
+
+def pg_items(kwargs: dict[str, Any]) -> list[str]:
+    """The item names committed, read on a separate plain psycopg connection."""
+    with psycopg.connect(**kwargs, autocommit=True) as conn:
+        return [name for (name,) in conn.execute("SELECT name FROM items_item ORDER BY id")]
+
+
+@pytest.mark.parametrize("mode", ["pg-engine", "pg"])
+def test_the_postgresql_engine_keeps_a_killed_persistent_connection_working(
+    pg_db: dict[str, Any], mode: str
+) -> None:
+    """``ENGINE = "resilient_dbapi.contrib.django.postgresql"`` (psycopg 3, with
+    ``OPTIONS["policies"]``): the request after ``pg_terminate_backend`` succeeds on a new
+    connection with Django's isolation level. Django's own backend fails it."""
+    steps = run_scenario(_pg_settings(pg_db), "kill", mode)
+    first, second, third = steps["first"], steps["second"], steps["third"]
+    assert first["status"] == 201
+    assert steps["server_closed_it"]
+    if mode == "pg-engine":
+        assert second["status"] == 201, second["error"]
+        assert second["body"]["thread_id"] != first["body"]["thread_id"]
+        state = third["body"]["connection"]
+        assert state["driver"] == DRIVERS["resilient"]
+        assert state["reconnects"] == 1
+        assert state["isolation"] == "read committed"
+        assert pg_items(pg_db) == ["a", "b"]
+    else:
+        assert second["status"] == 500
+        assert error_class(second, cause=True).startswith("psycopg.")
+        assert pg_items(pg_db) == ["a"]
+
+
+def test_the_postgresql_engine_runs_djangos_migrations_and_views(pg_db: dict[str, Any]) -> None:
+    """Migrations, CRUD, a duplicate rolling back an atomic batch (PostgreSQL's 23505)."""
+    steps = run_scenario(_pg_settings(pg_db), "crud", "pg-engine")
+    assert steps["create"]["status"] == 201
+    assert steps["update"]["body"]["item"]["qty"] == 5
+    assert steps["bulk_duplicate"]["status"] == 409
+    assert steps["bulk_duplicate"]["body"]["code"] == "23505"
+    assert steps["delete"]["body"]["deleted"] == 1
+    assert pg_items(pg_db) == ["pear"]
+
+
+def test_the_postgresql_engine_refuses_psycopg_pool_by_name() -> None:
+    """``OPTIONS["pool"]`` would make psycopg_pool's plain connections: refused at once,
+    naming the option and what to do instead."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from resilient_dbapi.contrib.django.postgresql.base import DatabaseWrapper
+
+    with pytest.raises(ImproperlyConfigured, match=r"OPTIONS\['pool'\].*CONN_MAX_AGE"):
+        DatabaseWrapper({"NAME": "shop", "OPTIONS": {"pool": True}})

@@ -5,6 +5,7 @@ same steps on the plain driver first, so the expectation is the driver's own."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 import warnings
@@ -313,6 +314,10 @@ def test_patching_the_drivers_module_with_the_drop_in_connects(
     conn = pymysql.connect(**db)
     assert isinstance(conn, resilient_dbapi.ResilientConnection)
     conn.close()
+    monkeypatch.setattr(pymysql, "connect", functools.partial(resilient_pymysql.connect))
+    conn = pymysql.connect(**db)
+    assert isinstance(conn, resilient_dbapi.ResilientConnection)
+    conn.close()
 
     async def main() -> None:
         aconn = await aiomysql.connect(**aio_kwargs(db))
@@ -354,7 +359,9 @@ def test_ensure_closed_from_another_task_ends_a_session_left_mid_stream(
         await asyncio.create_task(read_part())
         await asyncio.create_task(conn.ensure_closed())
         assert conn.closed
-        await asyncio.sleep(0.2)
+        deadline = time.monotonic() + 5
+        while thread_id in _sessions(server) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         assert thread_id not in _sessions(server)
 
     try:
@@ -441,3 +448,35 @@ def test_ping_after_close_reopens_where_the_driver_would(db: dict[str, Any]) -> 
         cur.execute("SELECT @@autocommit")
         assert cur.fetchone() == (0,), module
         conn.close()
+
+
+def test_reopening_after_close_names_a_transaction_that_held_writes(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """A task wrote in a transaction; another closed the connection (a pool's terminate,
+    a shutdown); the first then pings it open again, as aiomysql code does before a
+    statement. The write went with the closed session: the reopened connection says so
+    until rollback(), instead of letting the task commit the rest as if it were there.
+    Session state it held (a user variable) is not reported lost: it was closed on
+    purpose."""
+
+    async def main() -> None:
+        conn = await resilient_aiomysql.connect(**aio_kwargs(db))  # autocommit off
+        cur = await conn.cursor()
+        await cur.execute("INSERT INTO t (uid) VALUES ('first')")
+        conn.close()
+        with pytest.raises(resilient_dbapi.TransactionLostError):
+            await conn.ping()
+        await conn.rollback()
+        await cur.execute("INSERT INTO t (uid) VALUES ('second')")
+        await conn.commit()
+        await cur.execute("SET @mark = 1")
+        await conn.commit()
+        await conn.ensure_closed()
+        await conn.ping()  # no SessionLostError: the caller closed that session
+        await cur.execute("SELECT @mark")
+        assert await cur.fetchone() == (None,)
+        conn.close()
+
+    run(main())
+    assert rows(server, db, "SELECT uid FROM t") == [("second",)]

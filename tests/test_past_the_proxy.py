@@ -116,6 +116,32 @@ def test_psycopg_copy_counts_as_a_write(pg_server: Any, pgkw: dict[str, Any]) ->
     conn.close()
 
 
+def test_psycopg_set_config_is_a_setting_kept_across_a_reconnect(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    """``SELECT set_config('name', value, false)`` (how Django sets the time zone, how
+    row-level security is fed a tenant) is a session setting: replayed on the new
+    connection after the old one was terminated. Before, it was an unknown function's
+    state, and the next statement raised SessionLostError."""
+    driver = _BY_NAME["psycopg"]
+    conn = resilient_dbapi.connect(psycopg.connect, autocommit=True, **pgkw)
+    cur = conn.cursor()
+    cur.execute("SELECT set_config('app.tenant', %s, false)", ("t42",))
+    cur.execute("SELECT set_config('TimeZone', 'Asia/Tokyo', false)")
+    pid = driver.session_id(conn)
+    driver.kill(pg_server, pid)
+    time.sleep(0.6)  # past skip_recent: the socket check finds it gone
+    cur.execute("SELECT current_setting('app.tenant'), current_setting('TimeZone')")
+    assert cur.fetchone() == ("t42", "Asia/Tokyo")
+    assert conn.reconnects == 1
+    cur.execute("SELECT set_config('app.tenant', 'one', true)")  # one transaction's only
+    driver.kill(pg_server, driver.session_id(conn))
+    time.sleep(0.6)
+    with pytest.raises(resilient_dbapi.SessionLostError):
+        cur.execute("SELECT 1")
+    conn.close()
+
+
 def test_psycopg_plain_driver_loses_a_copy_with_the_connection(
     pg_server: Any, pgkw: dict[str, Any]
 ) -> None:

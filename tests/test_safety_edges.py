@@ -972,3 +972,43 @@ def test_no_trigger_is_proof_only_to_a_user_shown_every_trigger(
         conn.close()
     finally:
         _admin_run(server, f"DROP USER '{user}'@'%'")
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "ALTER TABLE tmp ADD c INT",  # a temporary table, named as any other
+        "CREATE INDEX i ON tmp (x)",
+        "DROP TABLE tmp",
+        "RENAME TABLE tmp TO tmp2",
+        "CREATE TABLE tmp_new (x INT)",
+    ],
+)
+def test_ddl_counted_as_committing_ends_even_a_transaction_of_locks_only(
+    server: Any, db: dict[str, Any], ddl: str
+) -> None:
+    """The engine takes DDL with the server's "no transaction" after it as the end of
+    the transaction: the server must agree even where it reports nothing, a transaction
+    holding only row locks (MariaDB's flag stays clear). Another session can then take
+    the row lock at once, and the proxy treats the connection as free to replace."""
+    rows(server, db, "INSERT INTO t (id, uid) VALUES (1, 'locked')")
+
+    async def main() -> None:
+        conn = await aio.connect(aiomysql.connect, **aio_kwargs(db))  # autocommit off
+        try:
+            cur = await conn.cursor()
+            await cur.execute("CREATE TEMPORARY TABLE tmp (x INT)")
+            await cur.execute("SELECT * FROM t WHERE id = 1 FOR UPDATE")
+            assert conn.get_transaction_status()  # a lock is held: never replaced silently
+            await cur.execute(ddl)
+            assert not conn.get_transaction_status()
+            other = pymysql.connect(**db)
+            try:
+                with other.cursor() as ocur:
+                    ocur.execute("SELECT id FROM t WHERE id = 1 FOR UPDATE NOWAIT")  # free
+            finally:
+                other.close()
+        finally:
+            conn.close()  # or the database's teardown would wait for the lock
+
+    run(main())

@@ -246,6 +246,33 @@ def test_what_postgresql_reads_differently_is_never_a_read(sql: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("sql", "key"),
+    [
+        ("SELECT set_config('TimeZone', %s, false)", "set timezone"),  # Django's
+        ("select pg_catalog.set_config('app.tenant', 'a''b', FALSE);", "set app.tenant"),
+        ("SELECT set_config('app.tenant', %s, true)", None),  # one transaction's only
+        ("SELECT set_config(%s, %s, false)", None),  # which setting: unknown
+        ("SELECT set_config('a', 'x', false), nextval('s')", None),
+    ],
+)
+def test_postgresql_set_config_is_a_setting_only_for_the_session(sql: str, key: str | None) -> None:
+    record = statement(sql, postgres=True)
+    if key is None:
+        assert record.kind is StatementKind.WRITE and record.effects
+    else:
+        assert (record.kind, record.key, record.effects) == (StatementKind.SESSION, key, set())
+    assert statement(sql).kind is StatementKind.WRITE  # MariaDB has no such built-in
+
+
+def test_a_quoted_table_before_its_columns_is_no_function_call() -> None:
+    """PostgreSQL's quoted names, as Django writes them: ``INSERT INTO "t" ("a") ...``
+    calls no stored function, so it leaves no session state behind."""
+    sql = 'INSERT INTO "items_item" ("name", "qty") VALUES (%s, %s) RETURNING "items_item"."id"'
+    assert statement(sql, postgres=True).effects == set()
+    assert statement('INSERT INTO "t" (a) VALUES (f(1))', postgres=True).effects
+
+
+@pytest.mark.parametrize(
     "sql",
     ["SELECT pg_backend_pid()", "SELECT 42 FROM pg_sleep(1)", "SELECT current_setting('x')"],
 )

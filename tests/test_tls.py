@@ -10,8 +10,6 @@ pool used TLS, a new one in plain text is refused at once, in one connect attemp
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import ssl
 import time
 from collections.abc import Coroutine, Iterator
@@ -24,10 +22,6 @@ import pymysql
 import pytest
 import sqlalchemy
 import sqlalchemy.exc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 import resilient_dbapi
 from resilient_dbapi import PingOnCheckout, RetryOnError, TLSDowngradeError, aio
@@ -35,63 +29,16 @@ from resilient_dbapi import aiomysql as resilient_aiomysql
 from resilient_dbapi.events import Retrying
 from resilient_dbapi.testing import MariaDBServer
 
+from .certificates import certificates
 from .conftest import kill
 
 pytestmark = pytest.mark.server
 T = TypeVar("T")
 
 
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-def _certificates(directory: Path) -> dict[str, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "resilient_dbapi test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = {name: directory / f"{name}.pem" for name in ("ca", "cert", "key")}
-    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(key, paths["key"])
-    return paths
-
-
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[MariaDBServer, dict[str, Path]]]:
-    paths = _certificates(tmp_path)
+    paths = certificates(tmp_path)
     server = MariaDBServer(
         extra_args=(
             f"--ssl-ca={paths['ca']}",
@@ -266,7 +213,7 @@ def _close_all(clients: dict[str, Client]) -> None:
 def test_tls_kept_after_kill_idle_timeout_and_restart(tmp_path: Path) -> None:
     """After each fault, every driver's new session is TLS with the first session's
     cipher (test_reconnect_keeps_tls covers PyMySQL after KILL)."""
-    paths = _certificates(tmp_path)
+    paths = certificates(tmp_path)
     with MariaDBServer(extra_args=_tls_args(paths)) as server, asyncio.Runner() as runner:
         clients = _tls_clients(server, str(paths["ca"]), runner)
         try:
@@ -307,7 +254,7 @@ def test_tls_required_is_not_given_up_when_the_server_stops_offering_it(
 ) -> None:
     """The server comes back without TLS: a connection configured to verify the server's
     certificate must fail (2026), not reconnect in plain text."""
-    paths = _certificates(tmp_path)
+    paths = certificates(tmp_path)
     with MariaDBServer(extra_args=_tls_args(paths)) as server, asyncio.Runner() as runner:
         clients = _tls_clients(server, str(paths["ca"]), runner)
         try:
@@ -376,7 +323,7 @@ def test_one_creator_shares_the_tls_floor_across_a_sqlalchemy_pool(tmp_path: Pat
     """Two connections of one SQLAlchemy pool over one creator() (mysqlclient, TLS
     optional): the first used TLS; the server comes back without it; the second is
     refused at once, in one connect attempt, before any statement of the caller."""
-    paths = _certificates(tmp_path)
+    paths = certificates(tmp_path)
     kwargs = {"host": "127.0.0.1", "user": "root", "password": "", "ssl": {"ca": str(paths["ca"])}}
     seen: list[object] = []
     with MariaDBServer(extra_args=_tls_args(paths)) as server:
@@ -424,7 +371,7 @@ def test_one_creator_shares_the_tls_floor_across_a_sqlalchemy_pool(tmp_path: Pat
 def test_the_aiomysql_drop_in_pool_shares_the_tls_floor(tmp_path: Path) -> None:
     """The same with the drop-in ``create_pool()`` (aiomysql with an SSLContext: TLS
     optional), against aiomysql's own pool."""
-    paths = _certificates(tmp_path)
+    paths = certificates(tmp_path)
     context = ssl.create_default_context(cafile=str(paths["ca"]))
     seen: list[object] = []
 
@@ -477,7 +424,7 @@ def test_a_reconnect_refused_for_plain_text_is_not_retried(tmp_path: Path) -> No
     """One logical connection (mysqlclient, TLS optional) whose server comes back without
     TLS: the reconnect is refused after one attempt, not retried until the policy's
     deadline; each later statement tries once more, and is refused the same way."""
-    paths = _certificates(tmp_path)
+    paths = certificates(tmp_path)
     seen: list[object] = []
     with MariaDBServer(extra_args=_tls_args(paths)) as server:
         conn = resilient_dbapi.connect(

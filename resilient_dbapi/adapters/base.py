@@ -44,9 +44,10 @@ class Inspector(Protocol):
     closed_cursor_error: type[Exception] | None
     """What the driver raises when a closed cursor is used (None: its
     ``ProgrammingError``, as PyMySQL, aiomysql, mysqlclient and sqlite3 do)."""
-    ping_reopens: bool
+    ping_reopens: bool | None
     """Whether the driver's ``ping()`` without ``reconnect=`` reopens a closed connection
-    (aiomysql's does; PyMySQL's reconnects only when asked)."""
+    (aiomysql's and PyMySQL 1.1's do; PyMySQL 1.2's only with ``reconnect=True``); None:
+    its ``ping()`` never reopens one (mysqlclient, and drivers without a ``ping``)."""
     gone_code: Code
     """The driver's code for "the connection is gone", for errors found before sending."""
     postgres: bool
@@ -284,7 +285,7 @@ class AdapterBase:
     interface_error: type[Exception]
     programming_error: type[Exception]
     closed_cursor_error: type[Exception] | None = None
-    ping_reopens: bool = False
+    ping_reopens: bool | None = None
     gone_code: Code = 0
     postgres = False
     transactional_only = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import ssl
 import weakref
 from collections.abc import Callable
@@ -27,6 +28,10 @@ __all__ = ["PyMySQLAdapter"]
 
 class PyMySQLAdapter(MySQLSession, MySQLProtocol):
     name = "pymysql"
+    # PyMySQL 1.1's ping() reconnects by default, 1.2's only when asked.
+    ping_reopens = bool(
+        inspect.signature(pymysql.connections.Connection.ping).parameters["reconnect"].default
+    )
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, pymysql.connections.Connection)

@@ -4,24 +4,30 @@ plain aiomysql and through ``resilient_dbapi.aiomysql``, side by side.
 The sdist is fetched once (its digest checked) into ``.venv/aiomysql-suite``, beside a
 virtual environment with the suite's own pins (its ``requirements-dev.txt``: pytest,
 PyMySQL, SQLAlchemy 1.3 for ``aiomysql.sa``, uvloop). Each run gets a server of its own
-with TLS from the suite's certificates, and the suite's two targets: TCP (with TLS) and
-the unix socket, each under asyncio and uvloop.
+with TLS (certificates made for the run: the sdist's expire in 2028), and the suite's two
+targets: TCP (with TLS) and the unix socket, each under asyncio and uvloop.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
+import time
 import tomllib
 import urllib.request
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from resilient_dbapi.testing import MariaDBServer
+
+from ..certificates import certificates
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -74,8 +80,14 @@ def _sdist() -> Path:
     if digest != SHA256:
         raise RuntimeError(f"{SDIST}: sha256 {digest}, expected {SHA256}")
     archive.write_bytes(data)
-    with tarfile.open(archive) as tar:
-        tar.extractall(CACHE, filter="data")
+    # Unpacked beside, then moved in place: an unpacking cut short is never taken whole.
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp, tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4
+            tar.extractall(tmp, filter="data")
+        else:
+            tar.extractall(tmp)  # our own pinned, digest-checked archive
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(Path(tmp) / root.name, root)
     return root
 
 
@@ -113,17 +125,21 @@ def _import_path() -> Path:
     return path
 
 
-def _tls_args(root: Path) -> tuple[str, ...]:
-    ssl = root / "tests" / "ssl_resources" / "ssl"
-    return (
-        f"--ssl-ca={ssl / 'ca.pem'}",
-        f"--ssl-cert={ssl / 'server-cert.pem'}",
-        f"--ssl-key={ssl / 'server-key.pem'}",
-    )
+def _tls_args(root: Path, directory: Path) -> tuple[str, ...]:
+    """A CA and server certificate made now, the CA put where the suite's conftest reads
+    it (it verifies the server with it)."""
+    paths = certificates(directory)
+    shutil.copyfile(paths["ca"], root / "tests" / "ssl_resources" / "ssl" / "ca.pem")
+    return (f"--ssl-ca={paths['ca']}", f"--ssl-cert={paths['cert']}", f"--ssl-key={paths['key']}")
 
 
 def _start(
-    mode: str, root: Path, python: Path, server: MariaDBServer, report: Path
+    mode: str,
+    root: Path,
+    python: Path,
+    server: MariaDBServer,
+    report: Path,
+    tests: Iterable[str],
 ) -> subprocess.Popen[bytes]:
     kw = server.connect_kwargs()
     env = {
@@ -151,7 +167,7 @@ def _start(
             f"--junitxml={report}",
             f"--mysql-address={kw['host']}:{kw['port']}",
             f"--mysql-unix-socket={server.basedir / 'sock'}",
-            "tests",
+            *tests,
         ],
         cwd=root,
         env=env,
@@ -177,33 +193,41 @@ def _outcome(report: Path, output: bytes) -> Outcome:
     return Outcome(frozenset(failed), passed, tail)
 
 
-def run_both() -> tuple[Outcome, Outcome]:
-    """The suite with plain aiomysql and through the drop-in, at the same time (each
-    with its own server): ``(plain, resilient)``."""
+def run_both(tests: Iterable[str] = ("tests",)) -> tuple[Outcome, Outcome]:
+    """The suite (or the ``tests`` named) with plain aiomysql and through the drop-in,
+    at the same time, each with its own server: ``(plain, resilient)``."""
     root = _sdist()
     python = _python()
+    tests = tuple(tests)
     reports = {mode: CACHE / f"report-{mode}.xml" for mode in ("plain", "resilient")}
     for report in reports.values():
         report.unlink(missing_ok=True)
-    with (
-        MariaDBServer(extra_args=_tls_args(root)) as a,
-        MariaDBServer(extra_args=_tls_args(root)) as b,
-    ):
-        runs = {
-            mode: _start(mode, root, python, server, reports[mode])
-            for mode, server in (("plain", a), ("resilient", b))
-        }
-        outputs = {}
-        try:
-            for mode, proc in runs.items():
-                outputs[mode], _ = proc.communicate(timeout=RUN_TIMEOUT)
-        finally:
-            for proc in runs.values():
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+    with tempfile.TemporaryDirectory() as tmp:
+        tls = _tls_args(root, Path(tmp))
+        with MariaDBServer(extra_args=tls) as a, MariaDBServer(extra_args=tls) as b:
+            runs = {
+                mode: _start(mode, root, python, server, reports[mode], tests)
+                for mode, server in (("plain", a), ("resilient", b))
+            }
+            outputs: dict[str, bytes] = {}
+            deadline = time.monotonic() + RUN_TIMEOUT
+            try:
+                for mode, proc in runs.items():
+                    left = max(1.0, deadline - time.monotonic())
+                    outputs[mode], _ = proc.communicate(timeout=left)
+            finally:
+                for proc in runs.values():
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.communicate()  # reaps it and closes its pipe
     plain, ours = (_outcome(reports[mode], outputs[mode]) for mode in ("plain", "resilient"))
     return plain, ours
+
+
+def again(first: Outcome, second: Outcome, tests: Iterable[str]) -> Outcome:
+    """``first`` with the results of ``tests`` taken from ``second``, a run of those only."""
+    names = frozenset(tests)
+    return Outcome((first.failed - names) | second.failed, first.passed, second.tail)
 
 
 def main() -> None:

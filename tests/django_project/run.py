@@ -1,6 +1,8 @@
 """Run one scenario of the test project in this process; print its result as one JSON line.
 
-    python -m tests.django_project.run SCENARIO --mode resilient|plain|engine|mysqlclient
+    python -m tests.django_project.run SCENARIO --mode MODE
+
+MODE: resilient, plain, engine or mysqlclient (MySQL); pg-engine or pg (PostgreSQL).
 
 The database comes from ``DJANGO_DB_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD`` and
 ``_NAME``. Django is configured once per process and ``MySQLdb`` can be only one module, so
@@ -89,7 +91,21 @@ def request(app: Callable[..., Iterable[bytes]], method: str, path: str, **form:
     }
 
 
+def _postgres() -> bool:
+    return os.environ.get("DJANGO_MYSQLDB", "").startswith("pg")
+
+
 def _admin() -> Any:
+    if _postgres():
+        import psycopg
+
+        return psycopg.connect(
+            host=os.environ.get("DJANGO_DB_HOST", "127.0.0.1"),
+            port=int(os.environ.get("DJANGO_DB_PORT", "5432")),
+            user=os.environ.get("DJANGO_DB_USER", "postgres"),
+            dbname="postgres",
+            autocommit=True,
+        )
     return pymysql.connect(
         host=os.environ.get("DJANGO_DB_HOST", "127.0.0.1"),
         port=int(os.environ.get("DJANGO_DB_PORT", "3306")),
@@ -104,9 +120,13 @@ def alive(thread_id: int) -> bool:
     admin = _admin()
     try:
         with admin.cursor() as cur:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (thread_id,)
-            )
+            if _postgres():
+                cur.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = %s", (thread_id,))
+            else:
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
+                    (thread_id,),
+                )
             return bool(cur.fetchone()[0])
     finally:
         admin.close()
@@ -117,7 +137,10 @@ def kill_thread(thread_id: int) -> None:
     admin = _admin()
     try:
         with admin.cursor() as cur:
-            cur.execute(f"KILL CONNECTION {int(thread_id)}")
+            if _postgres():
+                cur.execute("SELECT pg_terminate_backend(%s)", (thread_id,))
+            else:
+                cur.execute(f"KILL CONNECTION {int(thread_id)}")
     finally:
         admin.close()
     deadline = time.monotonic() + 10
@@ -179,15 +202,13 @@ def kill(app: Any) -> dict[str, Any]:
 
 def atomic_lost(app: Any) -> dict[str, Any]:
     """The connection is killed inside ``transaction.atomic()``, between two writes."""
-    from django.db import connection
-
     from .items import views
 
     migrate()
     warm = request(app, "GET", "/items/")
 
     def kill_own_connection() -> None:
-        kill_thread(connection.connection.thread_id())
+        kill_thread(views._session_id())
 
     views.between_writes = kill_own_connection
     try:
@@ -230,7 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", choices=SCENARIOS)
     parser.add_argument(
-        "--mode", choices=("resilient", "plain", "engine", "mysqlclient"), required=True
+        "--mode",
+        choices=("resilient", "plain", "engine", "mysqlclient", "pg-engine", "pg"),
+        required=True,
     )
     args = parser.parse_args(argv)
     os.environ["DJANGO_MYSQLDB"] = args.mode

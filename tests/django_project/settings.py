@@ -1,7 +1,9 @@
 """Settings for the test project; every database setting comes from the environment.
 
 ``DJANGO_MYSQLDB`` picks what ``import MySQLdb`` gives Django's MySQL backend:
-``resilient`` (resilient_dbapi's drop-in) or ``plain`` (PyMySQL's own). It must be decided
+``resilient`` (resilient_dbapi's drop-in) or ``plain`` (PyMySQL's own); or the ENGINE:
+``engine``/``mysqlclient`` (resilient_dbapi's or Django's, on mysqlclient), ``pg-engine``/``pg``
+(resilient_dbapi's or Django's PostgreSQL backend). It must be decided
 here, before Django imports its backend, so one process can only ever run one of them.
 """
 
@@ -21,10 +23,16 @@ elif MYSQLDB == "plain":
     pymysql.install_as_MySQLdb()
 elif MYSQLDB == "engine":  # resilient_dbapi's ENGINE, on mysqlclient (Django's default)
     ENGINE = "resilient_dbapi.contrib.django.mysql"
+elif MYSQLDB == "pg-engine":  # resilient_dbapi's ENGINE for PostgreSQL, on psycopg 3
+    ENGINE = "resilient_dbapi.contrib.django.postgresql"
+elif MYSQLDB == "pg":  # Django's own PostgreSQL backend
+    ENGINE = "django.db.backends.postgresql"
 elif MYSQLDB != "mysqlclient":  # Django's own backend on mysqlclient
     raise ValueError(
-        f"DJANGO_MYSQLDB must be 'resilient', 'plain', 'engine' or 'mysqlclient', not {MYSQLDB!r}"
+        "DJANGO_MYSQLDB must be 'resilient', 'plain', 'engine', 'mysqlclient', 'pg-engine' "
+        f"or 'pg', not {MYSQLDB!r}"
     )
+POSTGRES = MYSQLDB.startswith("pg")
 
 SECRET_KEY = "not-a-secret: a throwaway test project"
 DEBUG = False
@@ -36,7 +44,7 @@ INSTALLED_APPS = ["tests.django_project.items"]
 MIDDLEWARE: list[str] = []
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-_options: dict[str, str] = {"policies": "default"} if MYSQLDB == "engine" else {}
+_options: dict[str, str] = {"policies": "default"} if MYSQLDB.endswith("engine") else {}
 if os.environ.get("DJANGO_DB_INIT_COMMAND"):
     # Run by the driver on every physical connection, replacements included.
     _options["init_command"] = os.environ["DJANGO_DB_INIT_COMMAND"]

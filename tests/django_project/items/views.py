@@ -22,11 +22,22 @@ def _nothing() -> None:
 between_writes: Callable[[], None] = _nothing
 
 
+def _session_id() -> int:
+    """The server's id of the current physical connection, read without a query."""
+    raw = connection.connection
+    if connection.vendor == "postgresql":
+        return int(raw.info.backend_pid)
+    return int(raw.thread_id())
+
+
 def _connection_state() -> dict[str, Any]:
     """What the current physical connection is: its server thread id, the session settings
     Django and the init_command made, and resilient_dbapi's counters (when in use)."""
     with connection.cursor() as cur:
-        cur.execute("SELECT CONNECTION_ID(), @@session.tx_isolation, @@session.wait_timeout")
+        if connection.vendor == "postgresql":
+            cur.execute("SELECT pg_backend_pid(), current_setting('transaction_isolation'), 0")
+        else:
+            cur.execute("SELECT CONNECTION_ID(), @@session.tx_isolation, @@session.wait_timeout")
         thread_id, isolation, wait_timeout = cur.fetchone()
     raw = connection.connection
     state: dict[str, Any] = {
@@ -52,8 +63,7 @@ def item_list(request: HttpRequest) -> JsonResponse:
                 name=request.POST["name"], qty=int(request.POST.get("qty", 0))
             )
         # Read without a query: which physical connection served the write.
-        thread_id = connection.connection.thread_id()
-        return JsonResponse({"item": item.as_dict(), "thread_id": thread_id}, status=201)
+        return JsonResponse({"item": item.as_dict(), "thread_id": _session_id()}, status=201)
     items = [item.as_dict() for item in Item.objects.order_by("id")]
     return JsonResponse({"items": items, "connection": _connection_state()})
 
@@ -83,7 +93,9 @@ def item_bulk(request: HttpRequest) -> JsonResponse:
             for name in names:
                 Item.objects.create(name=name)
     except IntegrityError as exc:
-        return JsonResponse({"error": "duplicate", "code": exc.args[0]}, status=409)
+        cause = exc.__cause__
+        code = getattr(cause, "sqlstate", None) if connection.vendor == "postgresql" else None
+        return JsonResponse({"error": "duplicate", "code": code or exc.args[0]}, status=409)
     return JsonResponse({"created": len(names)}, status=201)
 
 
