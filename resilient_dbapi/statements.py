@@ -9,6 +9,7 @@ error a user sees; a wrong "read" could apply a write twice.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from dataclasses import dataclass
@@ -302,9 +303,15 @@ _SERVER_SCOPES = frozenset({"global", "persist", "persist_only"})
 def _plain_setting(rest: list[str]) -> bool:
     """``SET <rest>`` sets session variables (not GLOBAL, ROLE, a query's result...):
     every assignment's scope counts (``SET a = 1, GLOBAL b = 2`` changes the server)."""
-    if not rest or rest[0] in _NOT_SESSION or rest[:2] == ["default", "role"]:
+    if not rest or rest[0] in _NOT_SESSION or rest[:2] == ["default", "role"] or _sets_role(rest):
         return False
     return "select" not in rest and not _SERVER_SCOPES.intersection(rest)
+
+
+def _sets_role(rest: list[str]) -> bool:
+    """``SET [SESSION | LOCAL] ROLE`` or ``SET [SESSION | LOCAL] SESSION AUTHORIZATION``
+    (PostgreSQL): who the session acts as, which is never replayed."""
+    return "role" in rest[:2] or "authorization" in rest[:3]
 
 
 # SET NAMES / CHARACTER SET are plain settings; REPLACE() and INSERT() string functions too.
@@ -442,7 +449,7 @@ def _effects_of(
         effects.add("table locks (LOCK TABLES)")
     if verb == "prepare":
         effects.add("prepared statements")
-    if verb == "set" and "role" in words[1:2]:
+    if verb == "set" and _sets_role(words[1:]) and words[1:3] != ["default", "role"]:
         effects.add("the session's role (SET ROLE)")
     elif (
         verb == "set"
@@ -922,7 +929,25 @@ def _postgres_setting(sql: str) -> Statement | None:
     match = _SET_CONFIG.fullmatch(sql)
     if match is None:
         return None
-    return Statement(StatementKind.SESSION, False, True, _NO_EFFECTS, f"set {match[1].lower()}")
+    name = match[1].lower()
+    if name in _NOT_REPLAYED_CONFIG or name.startswith("transaction_"):
+        return None  # who the session acts as; what lasts one transaction
+    return Statement(StatementKind.SESSION, False, True, _NO_EFFECTS, f"set {name}")
+
+
+_NOT_REPLAYED_CONFIG = frozenset({"role", "session_authorization"})
+
+
+def _postgres_record(sql: str) -> Statement:
+    """The record of ``sql`` under PostgreSQL: where its SQL means other than MySQL's."""
+    made = _postgres_setting(sql) or _record(sql, _POSTGRES_CALLS)
+    if made.kind is StatementKind.SESSION and made.key is not None:
+        words = sql.lower().split(None, 2)
+        if words[1:2] == ["local"]:
+            # SET LOCAL lasts one transaction (MySQL's LOCAL is the session): nothing to
+            # replay, nor may it replace the session's own value in the journal.
+            return dataclasses.replace(made, key=None)
+    return made
 
 
 def remember(query: Any, postgres: bool = False) -> Statement:
@@ -938,9 +963,7 @@ def remember(query: Any, postgres: bool = False) -> Statement:
     cache = POSTGRES_STATEMENTS if postgres else STATEMENTS
     made = cache.get(query)
     if made is None:
-        made = (_postgres_setting(text) if postgres else None) or _record(
-            text, _POSTGRES_CALLS if postgres else _PURE_CALLS
-        )
+        made = _postgres_record(text) if postgres else _record(text)
         if len(cache) >= _STATEMENTS_MAX:
             cache.clear()
         cache[query] = made

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +266,43 @@ def test_the_postgresql_engine_refuses_psycopg_pool_by_name() -> None:
 
     with pytest.raises(ImproperlyConfigured, match=r"OPTIONS\['pool'\].*CONN_MAX_AGE"):
         DatabaseWrapper({"NAME": "shop", "OPTIONS": {"pool": True}})
+
+
+def test_the_postgresql_engine_refuses_assume_role_by_name() -> None:
+    """``OPTIONS["assume_role"]`` is a ``SET ROLE`` no new connection would be given."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from resilient_dbapi.contrib.django.postgresql.base import DatabaseWrapper
+
+    with pytest.raises(ImproperlyConfigured, match=r"OPTIONS\['assume_role'\]"):
+        DatabaseWrapper({"NAME": "shop", "OPTIONS": {"assume_role": "reader"}})
+
+
+def test_the_postgresql_engine_keeps_registered_types_across_a_reconnect(
+    pg_server: Any, pg_db: dict[str, Any]
+) -> None:
+    """What is registered on a connection's adapters (as django.contrib.postgres does
+    for hstore) holds on the connection that replaces it after ``pg_terminate_backend``;
+    on a plain new psycopg connection it is gone."""
+    from psycopg.types.string import TextLoader
+
+    from resilient_dbapi.contrib.django.postgresql.base import _Driver
+
+    class Shouting(TextLoader):
+        def load(self, data: Any) -> str:
+            return str(super().load(data)).upper()
+
+    conn = _Driver(None).connect(autocommit=True, **pg_db)
+    conn.raw.adapters.register_loader("text", Shouting)
+    cur = conn.cursor()
+    cur.execute("SELECT 'quiet'::text")
+    assert cur.fetchone() == ("QUIET",)
+    with psycopg.connect(**pg_db, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.raw.info.backend_pid,))
+    time.sleep(0.6)  # past skip_recent: the socket check finds it gone
+    cur.execute("SELECT 'quiet'::text")
+    assert cur.fetchone() == ("QUIET",)
+    assert conn.reconnects == 1
+    conn.close()
+    with psycopg.connect(**pg_db) as plain:
+        assert plain.execute("SELECT 'quiet'::text").fetchone() == ("quiet",)

@@ -253,6 +253,11 @@ def test_what_postgresql_reads_differently_is_never_a_read(sql: str) -> None:
         ("SELECT set_config('app.tenant', %s, true)", None),  # one transaction's only
         ("SELECT set_config(%s, %s, false)", None),  # which setting: unknown
         ("SELECT set_config('a', 'x', false), nextval('s')", None),
+        ("SELECT set_config('role', 'admin', false)", None),  # who the session acts as
+        ("SELECT set_config('session_authorization', %s, false)", None),
+        ("SELECT set_config('transaction_isolation', 'serializable', false)", None),
+        ("SELECT set_config(E'a\\'', 'x', false)", None),  # not the simple literal form
+        ("SELECT set_config('a', 'x', false); DELETE FROM t", None),
     ],
 )
 def test_postgresql_set_config_is_a_setting_only_for_the_session(sql: str, key: str | None) -> None:
@@ -262,6 +267,23 @@ def test_postgresql_set_config_is_a_setting_only_for_the_session(sql: str, key: 
     else:
         assert (record.kind, record.key, record.effects) == (StatementKind.SESSION, key, set())
     assert statement(sql).kind is StatementKind.WRITE  # MariaDB has no such built-in
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SET SESSION ROLE admin", "SET LOCAL ROLE admin", "SET SESSION AUTHORIZATION admin"],
+)
+def test_who_the_session_acts_as_is_never_a_replayed_setting(sql: str) -> None:
+    for record in (statement(sql, postgres=True), statement(sql)):
+        assert record.kind is StatementKind.WRITE
+        assert record.effects == {"the session's role (SET ROLE)"}
+
+
+def test_postgresql_set_local_is_not_journaled_nor_replaces_the_sessions_value() -> None:
+    """PostgreSQL's SET LOCAL lasts one transaction; MySQL's LOCAL is the session."""
+    assert statement("SET LOCAL search_path = x", postgres=True).key is None
+    assert statement("SET search_path = x", postgres=True).key == "set search_path"
+    assert statement("SET LOCAL time_zone = '+01:00'").key == "set time_zone"
 
 
 def test_a_quoted_table_before_its_columns_is_no_function_call() -> None:

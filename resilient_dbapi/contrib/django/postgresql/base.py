@@ -11,7 +11,8 @@
 Everything else is Django's own backend: its SQL, its isolation level and time zone
 (kept on each new physical connection), its errors. ``CONN_HEALTH_CHECKS`` costs nothing
 here: the proxy checks the connection before each statement itself. ``OPTIONS["pool"]``
-(psycopg_pool) is refused: a pool would hand out its own connections, not resilient ones.
+(psycopg_pool) is refused: a pool would hand out its own connections, not resilient ones;
+so is ``OPTIONS["assume_role"]`` (a role is not set again on a new connection).
 """
 
 from __future__ import annotations
@@ -38,13 +39,32 @@ class _Driver:
         return getattr(_pg.Database, name)
 
     def connect(self, *args: Any, **kwargs: Any) -> Any:
-        return _connect(_pg.Database.connect, *args, policies=self._policies, **kwargs)
+        made: list[Any] = []
+
+        def physical(*args: Any, **kwargs: Any) -> Any:
+            if made:
+                # A replacement starts from the adapters of the connection it replaces:
+                # what was registered on it (django.contrib.postgres' hstore, citext
+                # arrays) would otherwise load as plain strings, without a word.
+                kwargs = {**kwargs, "context": made[0].raw}
+            return _pg.Database.connect(*args, **kwargs)
+
+        physical.__module__ = _pg.Database.connect.__module__
+        connection = _connect(physical, *args, policies=self._policies, **kwargs)
+        made.append(connection)
+        return connection
 
 
 class DatabaseWrapper(_pg.DatabaseWrapper):  # type: ignore[misc]  # Django is untyped
     def __init__(self, settings_dict: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         if not _pg.is_psycopg3:
             raise ImproperlyConfigured(f"{__package__} needs psycopg 3 (pip install psycopg)")
+        if settings_dict.get("OPTIONS", {}).get("assume_role"):
+            raise ImproperlyConfigured(
+                f"{__package__}: OPTIONS['assume_role'] is sent as SET ROLE, which a new "
+                "physical connection cannot be given back safely; grant the login role "
+                "what it needs, or use django.db.backends.postgresql"
+            )
         if settings_dict.get("OPTIONS", {}).get("pool"):
             raise ImproperlyConfigured(
                 f"{__package__}: OPTIONS['pool'] would make psycopg_pool's connections, "
