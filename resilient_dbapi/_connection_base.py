@@ -432,11 +432,17 @@ class ConnectionBase:
         return default if reconnect is None else bool(reconnect)
 
     def _reopen(self) -> None:
+        self._streamer = self._stream_cursor = None  # a result left unread went with it
         self._enter("ping")
         try:
             if self._closed:
-                self._engine.reopened(self._adapter.gone_code)
+                code = self._adapter.gone_code
+                verdict = self._engine.reopened(code)
                 self._closed = False
+                if verdict is Verdict.TRANSACTION_LOST:
+                    self._observer.emit(TransactionLost(self._where(), code))
+                elif verdict is Verdict.OUTCOME_UNKNOWN:
+                    self._observer.emit(OutcomeUnknown(self._where(), code))
         finally:
             self._leave()
 

@@ -959,19 +959,21 @@ class Engine:
         if self.stale:
             self.rolled_back()
 
-    def reopened(self, code: Code | None) -> None:
+    def reopened(self, code: Code | None) -> Verdict | None:
         """The caller asked for a closed connection again (the driver's
         ``ping(reconnect=True)``): a new session, built from the journal. Session state
         no replay rebuilds went with the caller's own close(); a transaction with writes
         did too, but it is named (``code``, the driver's "gone"): until rollback(), as
         after any loss, so that a task that did not close it cannot go on as if its
         writes were there."""
+        verdict = None
         if self.txn_writes and not self.lost:
-            self._lose(code)  # or outcome unknown: a kept write, an XA branch
+            verdict = self._lose(code)  # or outcome unknown: a kept write, an XA branch
         self._transaction_over()
         self.xa_open = False
         self.unrestorable.clear()
         self.must_replace(Reason.REOPENED)
+        return verdict
 
     def rolled_back(self) -> None:
         """``rollback()`` was called: a lost transaction is acknowledged."""

@@ -467,6 +467,7 @@ def test_reopening_after_close_names_a_transaction_that_held_writes(
         conn.close()
         with pytest.raises(resilient_dbapi.TransactionLostError):
             await conn.ping()
+        assert conn.stats.transactions_lost == 1  # the event, logged and counted
         await conn.rollback()
         await cur.execute("INSERT INTO t (uid) VALUES ('second')")
         await conn.commit()

@@ -10,6 +10,7 @@ targets: TCP (with TLS) and the unix socket, each under asyncio and uvloop.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -219,7 +220,8 @@ def run_both(tests: Iterable[str] = ("tests",)) -> tuple[Outcome, Outcome]:
                 for proc in runs.values():
                     if proc.poll() is None:
                         proc.kill()
-                        proc.communicate()  # reaps it and closes its pipe
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            proc.communicate(timeout=30)  # reaps it, closes its pipe
     plain, ours = (_outcome(reports[mode], outputs[mode]) for mode in ("plain", "resilient"))
     return plain, ours
 
