@@ -129,7 +129,7 @@ class ConnectorBase:
     """Holds how to open physical connections (secrets included) and never shows it;
     with several hosts, also which one the connection is on."""
 
-    __slots__ = ("args", "current", "driver_connect", "kwargs", "memory")
+    __slots__ = ("args", "carried", "current", "driver_connect", "kwargs", "memory")
 
     def __init__(
         self,
@@ -143,6 +143,8 @@ class ConnectorBase:
         self.kwargs = kwargs
         self.memory = memory
         self.current: Host | None = None
+        # For the next connection only: what the one it replaces hands over (carry_over).
+        self.carried: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         name = getattr(self.driver_connect, "__qualname__", type(self.driver_connect).__name__)
@@ -155,9 +157,11 @@ class ConnectorBase:
         return list(self.memory.order(self.current, now))
 
     def arguments(self, host: Host | None) -> dict[str, Any]:
-        if host is None:
+        if host is None and not self.carried:
             return self.kwargs
-        kwargs = dict(self.kwargs)
+        kwargs = {**self.kwargs, **self.carried}
+        if host is None:
+            return kwargs
         kwargs["host"] = host.host
         if host.port is not None:
             kwargs["port"] = host.port

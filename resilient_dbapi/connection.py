@@ -115,9 +115,14 @@ class ResilientConnection(ConnectionBase):
     def _replace(self, reason: Reason, code: Code | None = None) -> None:
         """Replace a dead connection (see :meth:`_replacing`)."""
         started = self._replacing(reason, code)
-        raw, wait_timeout, attempts = self._connector.open(
-            self._engine, self._setup, self._observer, self._where()
-        )
+        connector = self._connector
+        connector.carried = self._adapter.carry_over(self._raw)
+        try:
+            raw, wait_timeout, attempts = connector.open(
+                self._engine, self._setup, self._observer, self._where()
+            )
+        finally:
+            connector.carried = {}  # nor keep the old connection alive
         self._replaced(raw, wait_timeout, reason, code, attempts, started)
 
     def _note(self, stmt: Statement, query: Any, args: Any, cursor: Any = None) -> None:

@@ -142,6 +142,32 @@ def test_psycopg_set_config_is_a_setting_kept_across_a_reconnect(
     conn.close()
 
 
+def test_psycopg_types_registered_on_the_connection_survive_a_reconnect(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    """A loader registered on the connection (as ``register_hstore`` or a composite
+    type does) loads the same on the connection that replaces it: the new one starts
+    from the old one's adapters. Before, it silently loaded plain strings."""
+    from psycopg.types.string import TextLoader
+
+    class Shouting(TextLoader):
+        def load(self, data: Any) -> str:
+            return str(super().load(data)).upper()
+
+    driver = _BY_NAME["psycopg"]
+    conn = resilient_dbapi.connect(psycopg.connect, autocommit=True, **pgkw)
+    conn.adapters.register_loader("text", Shouting)
+    cur = conn.cursor()
+    cur.execute("SELECT 'quiet'::text")
+    assert cur.fetchone() == ("QUIET",)
+    driver.kill(pg_server, driver.session_id(conn))
+    time.sleep(0.6)  # past skip_recent: the socket check finds it gone
+    cur.execute("SELECT 'quiet'::text")
+    assert cur.fetchone() == ("QUIET",)
+    assert conn.reconnects == 1
+    conn.close()
+
+
 def test_psycopg_plain_driver_loses_a_copy_with_the_connection(
     pg_server: Any, pgkw: dict[str, Any]
 ) -> None:

@@ -120,6 +120,10 @@ class Inspector(Protocol):
     def adopt(self, raw: Any) -> None:
         """Prepare a new driver connection before anything is sent on it."""
 
+    def carry_over(self, raw: Any) -> dict[str, Any]:
+        """Connect arguments that give the connection replacing ``raw`` what ``raw`` held
+        on the client side (psycopg's registered types: ``context=raw``)."""
+
     def forget_setup(self, raw: Any) -> None:
         """After the proxy's own statements on a new connection (session tracking, the
         questions it asks, the journal): what the caller reads of the last statement
@@ -327,6 +331,9 @@ class AdapterBase:
 
     def forget_setup(self, raw: Any) -> None:
         return None  # what the driver shows of the last statement cannot be reset
+
+    def carry_over(self, raw: Any) -> dict[str, Any]:
+        return {}  # the driver keeps nothing on its connection object worth carrying
 
     def tracking_sql(self, raw: Any) -> str | None:
         return None  # the driver shows no session tracking: no rollback is provable

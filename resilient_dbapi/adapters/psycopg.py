@@ -125,6 +125,12 @@ class PsycopgAdapter(AdapterBase):
     operational_error: type[Exception] = psycopg.OperationalError
     interface_error: type[Exception] = psycopg.InterfaceError
     closed_cursor_error: type[Exception] | None = psycopg.InterfaceError  # "the cursor is closed"
+
+    def carry_over(self, raw: Any) -> dict[str, Any]:
+        # Types registered on the connection (hstore, composite types, a custom loader)
+        # live in its adapters map: the new one starts from a copy of it.
+        return {"context": raw}
+
     programming_error: type[Exception] = psycopg.ProgrammingError
     gone_code = _NO_CONNECTION
     postgres = True

@@ -39,20 +39,10 @@ class _Driver:
         return getattr(_pg.Database, name)
 
     def connect(self, *args: Any, **kwargs: Any) -> Any:
-        made: list[Any] = []
-
-        def physical(*args: Any, **kwargs: Any) -> Any:
-            if made:
-                # A replacement starts from the adapters of the connection it replaces:
-                # what was registered on it (django.contrib.postgres' hstore, citext
-                # arrays) would otherwise load as plain strings, without a word.
-                kwargs = {**kwargs, "context": made[0].raw}
-            return _pg.Database.connect(*args, **kwargs)
-
-        physical.__module__ = _pg.Database.connect.__module__
-        connection = _connect(physical, *args, policies=self._policies, **kwargs)
-        made.append(connection)
-        return connection
+        # A replacement starts from the adapters of the connection it replaces (the
+        # psycopg adapter's carry_over): what django.contrib.postgres registered on it
+        # (hstore, citext arrays) still loads as it did.
+        return _connect(_pg.Database.connect, *args, policies=self._policies, **kwargs)
 
 
 class DatabaseWrapper(_pg.DatabaseWrapper):  # type: ignore[misc]  # Django is untyped
