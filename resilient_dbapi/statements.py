@@ -837,6 +837,8 @@ def _several(sql: str, pure: frozenset[str]) -> Statement:
 def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
     """The one scan of ``sql`` (two when a backslash makes the sql_mode matter);
     ``pure``: the functions known to neither write nor lock in the server's dialect."""
+    if not sql.strip(_NOTHING):
+        return _EMPTY
     try:
         scanned = _scan(sql, backslash_escapes=True)
     except _Several:
@@ -905,6 +907,10 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
 
 
 _ENDS = frozenset({StatementKind.COMMIT, StatementKind.ROLLBACK})
+# An empty statement (SQLAlchemy's psycopg pool_pre_ping sends ";"): PostgreSQL answers it
+# with nothing, MySQL refuses it; either way nothing ran, and sending it again is harmless.
+_NOTHING = " \t\r\n;"
+_EMPTY = Statement(StatementKind.READ, False, True, _NO_EFFECTS)
 
 # The statements an application sends are few and repeated: the proxies look their
 # records up in this plain dict first (a miss calls :func:`remember`); PostgreSQL's
@@ -938,9 +944,15 @@ def _postgres_setting(sql: str) -> Statement | None:
 _NOT_REPLAYED_CONFIG = frozenset({"role", "session_authorization"})
 
 
+# A call in PostgreSQL's system schema is the built-in of that name (SQLAlchemy asks
+# ``select pg_catalog.version()``): read as the unqualified call, which the list of
+# built-ins judges (pg_catalog is searched first for it too, unless put later).
+_PG_CATALOG = re.compile(r"\bpg_catalog\s*\.\s*(?=[a-z_]\w*\s*\()", re.IGNORECASE)
+
+
 def _postgres_record(sql: str) -> Statement:
     """The record of ``sql`` under PostgreSQL: where its SQL means other than MySQL's."""
-    made = _postgres_setting(sql) or _record(sql, _POSTGRES_CALLS)
+    made = _postgres_setting(sql) or _record(_PG_CATALOG.sub("", sql), _POSTGRES_CALLS)
     if made.kind is StatementKind.SESSION and made.key is not None:
         words = sql.lower().split(None, 2)
         if words[1:2] == ["local"]:

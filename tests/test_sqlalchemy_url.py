@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ import resilient_dbapi
 from resilient_dbapi import aio
 
 from .conftest import kill
+from .drivers import postgres_database
 from .test_aio import run
 
 pytestmark = pytest.mark.server
@@ -34,6 +37,7 @@ def test_the_dialects_are_registered_as_entry_points() -> None:
         "mysql.resilient_pymysql",
         "mysql.resilient_mysqldb",
         "mysql.resilient_aiomysql",
+        "postgresql.resilient_psycopg",
     } <= names
 
 
@@ -171,3 +175,57 @@ def test_results_stream_through_the_asyncio_url(db: dict[str, Any]) -> None:
             await engine.dispose()
 
     assert run(story()) == ["a", "b"]
+
+
+@pytest.fixture
+def pgkw(pg_server: Any) -> Iterator[dict[str, Any]]:
+    yield from postgres_database(pg_server)
+
+
+def _pg_url(scheme: str, kwargs: dict[str, Any], query: str = "") -> str:
+    url = f"{scheme}://{kwargs['user']}@{kwargs['host']}:{kwargs['port']}/{kwargs['dbname']}"
+    return f"{url}?{query}" if query else url
+
+
+def _terminated_while_pooled(pg_server: Any, url: str, pre_ping: bool) -> Any:
+    """As :func:`_killed_while_pooled`, with ``pg_terminate_backend``."""
+    engine = sqlalchemy.create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=pre_ping)
+    try:
+        with engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            driver_connection = conn.connection.dbapi_connection
+        admin = pg_server.admin()
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.close()
+        time.sleep(0.6)  # past skip_recent: the socket check finds it gone
+        with engine.connect() as conn:
+            conn.exec_driver_sql("INSERT INTO t (uid) VALUES ('after the kill')")
+            conn.commit()
+            return driver_connection, conn.exec_driver_sql("SELECT COUNT(*) FROM t").scalar()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("pre_ping", [False, True], ids=["", "pool_pre_ping"])
+def test_a_postgresql_url_alone_makes_the_pool_survive_a_terminated_backend(
+    pg_server: Any, pgkw: dict[str, Any], pre_ping: bool
+) -> None:
+    """``postgresql+resilient_psycopg://...?policies=web``; SQLAlchemy's own
+    ``pool_pre_ping`` (an empty statement, ``;``) on top too."""
+    raw, count = _terminated_while_pooled(
+        pg_server, _pg_url("postgresql+resilient_psycopg", pgkw, "policies=web"), pre_ping
+    )
+    assert isinstance(raw, resilient_dbapi.ResilientConnection)
+    assert count == 1
+
+
+def test_the_same_termination_breaks_sqlalchemys_own_psycopg_dialect(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        _terminated_while_pooled(pg_server, _pg_url("postgresql+psycopg", pgkw), False)
+
+
+def test_the_postgresql_dialect_has_no_asyncio_form_and_says_so(pgkw: dict[str, Any]) -> None:
+    with pytest.raises(sqlalchemy.exc.ArgumentError, match="no asyncio form"):
+        create_async_engine(_pg_url("postgresql+resilient_psycopg", pgkw))

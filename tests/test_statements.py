@@ -53,7 +53,9 @@ READ, WRITE, SESSION = StatementKind.READ, StatementKind.WRITE, StatementKind.SE
         ("INSERT INTO t VALUES (1)", WRITE),
         ("UPDATE t SET v = 1", WRITE),
         ("CALL p()", WRITE),
-        ("", WRITE),
+        ("", READ),  # an empty statement: nothing runs (SQLAlchemy's psycopg pre-ping)
+        (" ; ", READ),
+        (";;", READ),
         ("SET SESSION wait_timeout = 10", SESSION),
         ("SET NAMES utf8mb4", SESSION),
         ("SET @@session.sql_mode = ''", SESSION),
@@ -284,6 +286,14 @@ def test_postgresql_set_local_is_not_journaled_nor_replaces_the_sessions_value()
     assert statement("SET LOCAL search_path = x", postgres=True).key is None
     assert statement("SET search_path = x", postgres=True).key == "set search_path"
     assert statement("SET LOCAL time_zone = '+01:00'").key == "set time_zone"
+
+
+def test_a_call_in_postgresqls_system_schema_is_its_built_in() -> None:
+    """SQLAlchemy's psycopg dialect asks ``select pg_catalog.version()`` on every new
+    connection: a read, leaving no state that would make a reconnect a SessionLostError."""
+    assert statement("select pg_catalog.version()", postgres=True).kind is StatementKind.READ
+    assert statement("select myschema.version()", postgres=True).kind is StatementKind.WRITE
+    assert statement("select pg_catalog.nextval('s')", postgres=True).kind is StatementKind.WRITE
 
 
 def test_a_quoted_table_before_its_columns_is_no_function_call() -> None:

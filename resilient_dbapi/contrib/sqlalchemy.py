@@ -6,6 +6,7 @@ Registered as entry points, so no import is needed::
     create_engine("mysql+resilient_mysqldb://app:secret@db/shop")
     create_engine("mysql+resilient_mysqlconnector://app:secret@db/shop")
     create_async_engine("mysql+resilient_aiomysql://app:secret@db/shop?policies=web")
+    create_engine("postgresql+resilient_psycopg://app:secret@db/shop?policies=web")
 
 Each is SQLAlchemy's own dialect for that driver (its SQL, its disconnect handling, its
 ``pool_pre_ping``), with the driver's ``connect`` replaced by a resilient one. The URL's
@@ -24,6 +25,8 @@ from sqlalchemy.dialects.mysql.aiomysql import AsyncAdapt_aiomysql_dbapi, MySQLD
 from sqlalchemy.dialects.mysql.mysqlconnector import MySQLDialect_mysqlconnector
 from sqlalchemy.dialects.mysql.mysqldb import MySQLDialect_mysqldb
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.exc import ArgumentError
 
 from ..connection import creator as _creator
 from ..errors import ResilientError
@@ -32,6 +35,7 @@ __all__ = [
     "ResilientAiomysqlDialect",
     "ResilientMySQLConnectorDialect",
     "ResilientMySQLdbDialect",
+    "ResilientPsycopgDialect",
     "ResilientPyMySQLDialect",
 ]
 
@@ -125,3 +129,33 @@ class ResilientAiomysqlDialect(_NotDisconnects, MySQLDialect_aiomysql):
         from .. import aiomysql
 
         return AsyncAdapt_aiomysql_dbapi(aiomysql, _pymysql)
+
+
+class ResilientPsycopgDialect(_Resilient, PGDialect_psycopg):
+    """``postgresql+resilient_psycopg://``: SQLAlchemy's psycopg (3) dialect, resilient.
+    Types it registers on a connection (hstore) are carried to the connection that
+    replaces it; its ``pool_pre_ping`` (an empty statement) goes through the proxy."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        import psycopg
+
+        cls._driver_connect = staticmethod(psycopg.connect)
+        return psycopg  # its connect is never called: see _Resilient.connect
+
+    def _type_info_fetch(self, connection: Any, name: str) -> Any:
+        # psycopg's TypeInfo.fetch builds its own cursor on the connection's internals:
+        # it asks the current driver connection (a read of the catalog, in a
+        # transaction of its own that it ends).
+        from psycopg.types import TypeInfo
+
+        return TypeInfo.fetch(connection.connection.driver_connection.raw, name)
+
+    @classmethod
+    def get_async_dialect_cls(cls, url: Any) -> Any:
+        raise ArgumentError(
+            "postgresql+resilient_psycopg has no asyncio form: resilient_dbapi's asyncio "
+            "proxy drives aiomysql (mysql+resilient_aiomysql); use create_engine()"
+        )
