@@ -126,7 +126,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
         """Replace a dead connection (see :meth:`_replacing`)."""
         started = self._replacing(reason, code)
         connector = self._connector
-        connector.carried = self._adapter.carry_over(self._raw)
+        connector.carry(self._adapter.carry_over(self._raw))
         try:
             raw, wait_timeout, attempts = await connector.open(
                 self._engine, self._setup, self._observer, self._where()

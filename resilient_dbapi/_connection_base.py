@@ -432,10 +432,13 @@ class ConnectionBase:
         return default if reconnect is None else bool(reconnect)
 
     def _reopen(self) -> None:
-        self._streamer = self._stream_cursor = None  # a result left unread went with it
-        self._enter("ping")
+        if not self._claim(False):
+            self._observer.stats.concurrent_use_refused += 1
+            raise concurrent_use_error(self._adapter, self._in_flight, "ping")
+        self._in_flight = "ping"
         try:
             if self._closed:
+                self._streamer = self._stream_cursor = None  # unread: gone with the session
                 code = self._adapter.gone_code
                 verdict = self._engine.reopened(code)
                 self._closed = False

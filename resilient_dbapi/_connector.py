@@ -5,6 +5,7 @@ them. The twins' ``_Connector.open`` carries this out, awaiting or not."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -156,10 +157,29 @@ class ConnectorBase:
             return [None]
         return list(self.memory.order(self.current, now))
 
+    def carry(self, carried: dict[str, Any]) -> None:
+        """For the next connection only: what the one it replaces hands over, if the
+        caller's connect takes it (``lambda: psycopg.connect(dsn)`` takes nothing)."""
+        self.carried = {name: value for name, value in carried.items() if self._takes(name)}
+
+    def _takes(self, name: str) -> bool:
+        try:
+            parameters = inspect.signature(self.driver_connect).parameters.values()
+        except (TypeError, ValueError):
+            return False
+        return any(
+            p.kind is p.VAR_KEYWORD
+            or (p.name == name and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+            for p in parameters
+        )
+
     def arguments(self, host: Host | None) -> dict[str, Any]:
-        if host is None and not self.carried:
+        # Carried only to the host the old connection was on: another cluster's types
+        # (hstore, enums) have other ids.
+        carried = self.carried if host is None or host == self.current else None
+        if host is None and not carried:
             return self.kwargs
-        kwargs = {**self.kwargs, **self.carried}
+        kwargs = {**self.kwargs, **carried} if carried else dict(self.kwargs)
         if host is None:
             return kwargs
         kwargs["host"] = host.host

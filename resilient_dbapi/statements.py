@@ -310,8 +310,13 @@ def _plain_setting(rest: list[str]) -> bool:
 
 def _sets_role(rest: list[str]) -> bool:
     """``SET [SESSION | LOCAL] ROLE`` or ``SET [SESSION | LOCAL] SESSION AUTHORIZATION``
-    (PostgreSQL): who the session acts as, which is never replayed."""
-    return "role" in rest[:2] or "authorization" in rest[:3]
+    (PostgreSQL): who the session acts as, which is never replayed (``SET app.role`` is
+    a setting named role, not this)."""
+    if rest[:2] == ["session", "authorization"]:
+        return True
+    if rest[:1] in (["session"], ["local"]):
+        rest = rest[1:]
+    return rest[:1] == ["role"] or rest[:2] == ["session", "authorization"]
 
 
 # SET NAMES / CHARACTER SET are plain settings; REPLACE() and INSERT() string functions too.
@@ -952,14 +957,27 @@ _PG_CATALOG = re.compile(r"\bpg_catalog\s*\.\s*(?=[a-z_]\w*\s*\()", re.IGNORECAS
 
 def _postgres_record(sql: str) -> Statement:
     """The record of ``sql`` under PostgreSQL: where its SQL means other than MySQL's."""
-    made = _postgres_setting(sql) or _record(_PG_CATALOG.sub("", sql), _POSTGRES_CALLS)
-    if made.kind is StatementKind.SESSION and made.key is not None:
-        words = sql.lower().split(None, 2)
-        if words[1:2] == ["local"]:
-            # SET LOCAL lasts one transaction (MySQL's LOCAL is the session): nothing to
-            # replay, nor may it replace the session's own value in the journal.
-            return dataclasses.replace(made, key=None)
+    made = _postgres_setting(sql)
+    if made is not None:
+        return made
+    stripped = _PG_CATALOG.sub("", sql)
+    made = _record(stripped, _POSTGRES_CALLS)
+    if made.parts and stripped != sql:
+        made = _record(sql, _POSTGRES_CALLS)  # its parts are replayed as written
+    if made.kind is not StatementKind.SESSION:
+        return made
+    # SET LOCAL lasts one transaction (MySQL's LOCAL is the session): nothing to replay,
+    # nor may it replace the session's own value in the journal.
+    if made.parts:
+        parts = tuple((None if _is_local(text) else key, text) for key, text in made.parts)
+        return dataclasses.replace(made, parts=parts)
+    if made.key is not None and _is_local(sql):
+        return dataclasses.replace(made, key=None)
     return made
+
+
+def _is_local(text: str) -> bool:
+    return text.lower().split(None, 2)[1:2] == ["local"]
 
 
 def remember(query: Any, postgres: bool = False) -> Statement:

@@ -156,16 +156,36 @@ def test_psycopg_types_registered_on_the_connection_survive_a_reconnect(
 
     driver = _BY_NAME["psycopg"]
     conn = resilient_dbapi.connect(psycopg.connect, autocommit=True, **pgkw)
-    conn.adapters.register_loader("text", Shouting)
-    cur = conn.cursor()
-    cur.execute("SELECT 'quiet'::text")
-    assert cur.fetchone() == ("QUIET",)
-    driver.kill(pg_server, driver.session_id(conn))
-    time.sleep(0.6)  # past skip_recent: the socket check finds it gone
-    cur.execute("SELECT 'quiet'::text")
-    assert cur.fetchone() == ("QUIET",)
-    assert conn.reconnects == 1
-    conn.close()
+    try:
+        conn.adapters.register_loader("text", Shouting)
+        cur = conn.cursor()
+        cur.execute("SELECT 'quiet'::text")
+        assert cur.fetchone() == ("QUIET",)
+        driver.kill(pg_server, driver.session_id(conn))
+        time.sleep(0.6)  # past skip_recent: the socket check finds it gone
+        cur.execute("SELECT 'quiet'::text")
+        assert cur.fetchone() == ("QUIET",)
+        assert conn.reconnects == 1
+    finally:
+        conn.close()
+
+
+def test_a_connect_callable_that_takes_no_arguments_still_reconnects(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    """``connect(lambda: psycopg.connect(...))``: what a replacement would carry over
+    (``context=``) is not forced on a callable that takes no such argument."""
+    driver = _BY_NAME["psycopg"]
+    conn = resilient_dbapi.connect(lambda: psycopg.connect(autocommit=True, **pgkw))
+    try:
+        driver.kill(pg_server, driver.session_id(conn))
+        time.sleep(0.6)
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+        assert conn.reconnects == 1
+    finally:
+        conn.close()
 
 
 def test_psycopg_plain_driver_loses_a_copy_with_the_connection(

@@ -201,6 +201,9 @@ def _terminated_while_pooled(pg_server: Any, url: str, pre_ping: bool) -> Any:
         with engine.connect() as conn:
             conn.exec_driver_sql("INSERT INTO t (uid) VALUES ('after the kill')")
             conn.commit()
+            # The pool kept its connection: the proxy replaced what was under it.
+            assert conn.connection.dbapi_connection is driver_connection
+            assert driver_connection.reconnects == 1
             return driver_connection, conn.exec_driver_sql("SELECT COUNT(*) FROM t").scalar()
     finally:
         engine.dispose()

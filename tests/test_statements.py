@@ -286,6 +286,23 @@ def test_postgresql_set_local_is_not_journaled_nor_replaces_the_sessions_value()
     assert statement("SET LOCAL search_path = x", postgres=True).key is None
     assert statement("SET search_path = x", postgres=True).key == "set search_path"
     assert statement("SET LOCAL time_zone = '+01:00'").key == "set time_zone"
+    several = statement("SET search_path = a; SET LOCAL search_path = b", postgres=True)
+    assert [key for key, _ in several.parts] == ["set search_path", None]
+
+
+def test_a_setting_named_role_is_a_setting() -> None:
+    for sql in ("SET app.role = 'x'", "SET SESSION app.role = 'x'"):
+        record = statement(sql, postgres=True)
+        assert (record.kind, record.effects) == (StatementKind.SESSION, set()), sql
+
+
+def test_parts_of_several_settings_are_replayed_as_written() -> None:
+    sql = "SET application_name = 'pg_catalog.version()'; SET search_path = b"
+    parts = statement(sql, postgres=True).parts
+    assert [text.strip() for _, text in parts] == [
+        "SET application_name = 'pg_catalog.version()'",
+        "SET search_path = b",
+    ]
 
 
 def test_a_call_in_postgresqls_system_schema_is_its_built_in() -> None:
