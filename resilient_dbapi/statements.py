@@ -438,7 +438,13 @@ def _effects_of(
         effects.add("state a stored function may have set")
     if user_vars and (verb in ("set", "call") or assigns or "into" in words):
         effects.add("user variables")
-    if verb == "create" and "temporary" in words[1:4]:  # CREATE [OR REPLACE] TEMPORARY
+    # CREATE [OR REPLACE | GLOBAL | LOCAL] TEMPORARY (PostgreSQL also spells it TEMP),
+    # PostgreSQL's SELECT ... INTO TEMP.
+    if (verb == "create" and _temporary(words)) or (
+        verb == "select"
+        and "into" in words
+        and words[words.index("into") + 1 : words.index("into") + 2] in (["temp"], ["temporary"])
+    ):
         effects.add("temporary tables")
     if verb == "call":
         effects.add("state a stored procedure may have set (CALL)")
@@ -599,7 +605,7 @@ def _commits_of(words: list[str]) -> bool | None:
     if verb in _COMMITTING_VERBS:
         return True
     if verb in ("create", "drop"):
-        return "temporary" not in words[1:4]
+        return not _temporary(words)
     if verb == "set":
         if words[1:2] == ["password"]:
             return True
@@ -677,6 +683,16 @@ _RESHAPING_VERBS = frozenset({"create", "alter", "drop", "rename"})
 # (they answer with rows, whose end PyMySQL does not take the server's flags from), nor
 # TRUNCATE (of a temporary table, named as any other, it may not commit).
 _SELF_COMMITTING_VERBS = frozenset({*_RESHAPING_VERBS, "grant", "revoke"})
+
+
+def _temporary(words: list[str]) -> bool:
+    """``CREATE [OR REPLACE | GLOBAL | LOCAL] TEMPORARY``, or PostgreSQL's ``TEMP`` in
+    the same place (not a table or column named temp)."""
+    if "temporary" in words[1:4]:
+        return True
+    at = 3 if words[1:3] == ["or", "replace"] else 2 if words[1:2] in (["global"], ["local"]) else 1
+    return words[at : at + 1] == ["temp"]
+
 
 _LOCKING = frozenset({"update", "share", "lock"})
 
@@ -891,7 +907,7 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
         commits = _commits_of(words)
         unknown_verb = commits is None and not xa  # XA touches neither tables nor settings
         verb = words[0] if words else ""
-        durable = "temporary" not in words[1:4]
+        durable = not _temporary(words)
         return Statement(
             kind,
             commits,

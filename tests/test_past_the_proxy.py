@@ -188,6 +188,26 @@ def test_a_connect_callable_that_takes_no_arguments_still_reconnects(
         conn.close()
 
 
+def test_a_postgresql_temp_table_is_never_silently_replaced_by_the_permanent_one(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    """``CREATE TEMP TABLE t`` shadows the permanent ``t`` for the session. Had the
+    session been replaced silently, the next INSERT would write the permanent table;
+    it raises SessionLostError instead, and the permanent table stays empty."""
+    driver = _BY_NAME["psycopg"]
+    conn = resilient_dbapi.connect(psycopg.connect, autocommit=True, **pgkw)
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TEMP TABLE t (id SERIAL, uid VARCHAR(64), v INT)")
+        driver.kill(pg_server, driver.session_id(conn))
+        time.sleep(0.6)  # past skip_recent: the socket check finds it gone
+        with pytest.raises(resilient_dbapi.SessionLostError, match="temporary tables"):
+            cur.execute("INSERT INTO t (uid) VALUES ('meant for the temp table')")
+    finally:
+        conn.close()
+    assert count_rows(driver, pgkw) == 0
+
+
 def test_psycopg_plain_driver_loses_a_copy_with_the_connection(
     pg_server: Any, pgkw: dict[str, Any]
 ) -> None:

@@ -313,6 +313,20 @@ def test_a_call_in_postgresqls_system_schema_is_its_built_in() -> None:
     assert statement("select pg_catalog.nextval('s')", postgres=True).kind is StatementKind.WRITE
 
 
+@pytest.mark.parametrize(
+    ("sql", "temporary"),
+    [
+        ("CREATE TEMP TABLE t (a int)", True),  # PostgreSQL's spelling
+        ("CREATE LOCAL TEMP TABLE t (a int)", True),
+        ("SELECT 1 INTO TEMP t2", True),
+        ("CREATE TABLE temp (a int)", False),  # a table named temp
+        ("CREATE TABLE t (temp int)", False),  # a column named temp
+    ],
+)
+def test_postgresql_temp_tables_are_session_state(sql: str, temporary: bool) -> None:
+    assert ("temporary tables" in statement(sql, postgres=True).effects) is temporary
+
+
 def test_a_quoted_table_before_its_columns_is_no_function_call() -> None:
     """PostgreSQL's quoted names, as Django writes them: ``INSERT INTO "t" ("a") ...``
     calls no stored function, so it leaves no session state behind."""
