@@ -417,6 +417,10 @@ class ConnectionBase:
         verdict = self._engine.interrupted(
             op, stmt, autocommit=autocommit, autocommit_known=known, code=code
         )
+        self._emit_loss(verdict, code)
+
+    def _emit_loss(self, verdict: Verdict | None, code: Code | None) -> None:
+        """Announce a loss the engine judged (a transaction, or a write's outcome)."""
         if verdict is Verdict.TRANSACTION_LOST:
             self._observer.emit(TransactionLost(self._where(), code))
         elif verdict is Verdict.OUTCOME_UNKNOWN:
@@ -442,10 +446,7 @@ class ConnectionBase:
                 code = self._adapter.gone_code
                 verdict = self._engine.reopened(code)
                 self._closed = False
-                if verdict is Verdict.TRANSACTION_LOST:
-                    self._observer.emit(TransactionLost(self._where(), code))
-                elif verdict is Verdict.OUTCOME_UNKNOWN:
-                    self._observer.emit(OutcomeUnknown(self._where(), code))
+                self._emit_loss(verdict, code)
         finally:
             self._leave()
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+POLICY_ENV = "RESILIENT_DBAPI_POLICY"
+"""The environment variable that names the drop-ins' (and dialects') profile."""
 
 # Deep enough for a tracing wrapper around a patched function; bounded so a cycle of
 # __wrapped__ attributes cannot hang a connect.
@@ -29,3 +33,11 @@ def driver_connect(found: Any, ours: Any, original: Any) -> Any:
         else:
             break
     return found
+
+
+def chosen_policies(policies: Any) -> Any:
+    """``policies`` as given, else the profile named by $RESILIENT_DBAPI_POLICY, else
+    None (the defaults)."""
+    if policies is not None:
+        return policies
+    return os.environ.get(POLICY_ENV) or None

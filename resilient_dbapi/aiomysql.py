@@ -10,7 +10,6 @@ Every other name is aiomysql's own. :class:`Pool` is a subclass of ``aiomysql.Po
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -40,7 +39,8 @@ from aiomysql import (
 
 from ._connection_async import AsyncResilientConnection
 from ._connection_async import creator as _creator
-from ._dropin import driver_connect
+from ._dropin import POLICY_ENV as POLICY_ENV  # the name callers set
+from ._dropin import chosen_policies, driver_connect
 from .events import Listener
 from .policies import Policy
 
@@ -71,7 +71,6 @@ __all__ = [
 ]
 
 __version__ = _aiomysql.__version__
-POLICY_ENV = "RESILIENT_DBAPI_POLICY"
 T = TypeVar("T")
 _driver_connect = _aiomysql.connect
 
@@ -108,7 +107,7 @@ def _factory(
 ) -> Callable[[], Awaitable[AsyncResilientConnection]]:
     return _creator(
         driver_connect(_aiomysql.connect, connect, _driver_connect),
-        policies=policies if policies is not None else (os.environ.get(POLICY_ENV) or None),
+        policies=chosen_policies(policies),
         on_connect=on_connect,
         listeners=listeners,
         **kwargs,

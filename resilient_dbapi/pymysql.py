@@ -9,7 +9,6 @@ variable); every other name is PyMySQL's own. ``Connection`` stays PyMySQL's cla
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +32,8 @@ from pymysql import (
     version_info,
 )
 
-from ._dropin import driver_connect
+from ._dropin import POLICY_ENV as POLICY_ENV  # the name callers set
+from ._dropin import chosen_policies, driver_connect
 from .connection import ResilientConnection
 from .connection import connect as _resilient_connect
 from .events import Listener
@@ -89,7 +89,6 @@ __all__ = [
     "version_info",
 ]
 
-POLICY_ENV = "RESILIENT_DBAPI_POLICY"
 _driver_connect = _pymysql.connect
 
 
@@ -104,12 +103,10 @@ def connect(
     $RESILIENT_DBAPI_POLICY; ``policies=`` (objects, or a profile's name or path),
     ``on_connect=`` and ``listeners=`` as for :func:`resilient_dbapi.connect` (Django's
     ``OPTIONS`` reach them)."""
-    if policies is None:
-        policies = os.environ.get(POLICY_ENV) or None
     return _resilient_connect(
         driver_connect(_pymysql.connect, connect, _driver_connect),
         *args,
-        policies=policies,
+        policies=chosen_policies(policies),
         on_connect=on_connect,
         listeners=listeners,
         **kwargs,

@@ -16,7 +16,6 @@ by ``RESILIENT_DBAPI_POLICY``, else the defaults.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +27,7 @@ from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import ArgumentError
 
+from .._dropin import chosen_policies
 from ..connection import creator as _creator
 from ..errors import ResilientError
 
@@ -38,8 +38,6 @@ __all__ = [
     "ResilientPsycopgDialect",
     "ResilientPyMySQLDialect",
 ]
-
-POLICY_ENV = "RESILIENT_DBAPI_POLICY"
 
 
 class _NotDisconnects:
@@ -63,7 +61,7 @@ class _Resilient(_NotDisconnects):
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         creators: dict[str, Callable[[], Any]] = self.__dict__.setdefault("_creators", {})
-        policies = cparams.pop("policies", None) or os.environ.get(POLICY_ENV) or None
+        policies = chosen_policies(cparams.pop("policies", None) or None)
         key = repr((cargs, sorted(cparams.items()), policies))
         make = creators.get(key)
         if make is None:
