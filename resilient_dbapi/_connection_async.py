@@ -488,6 +488,54 @@ class AsyncResilientConnection(AsyncConnectionBase):
             finally:
                 self._leave()
 
+    if True:  # ASYNC
+
+        def connect(self, *args: Any, **kwargs: Any) -> None:
+            """Refused: resilient_dbapi opens and replaces physical connections itself."""
+            self._check_connect()
+
+    else:
+
+        def connect(self, sock: Any = None) -> None:
+            """Open the connection (PyMySQL's ``connect()``): the first physical connection
+            of one made with ``defer_connect=True``, or a new session for a closed one,
+            which gets the connection's settings as any replacement does.
+
+            ``sock``: a socket connected to the server, for the session to run on. Such a
+            connection is never replaced, as resilient_dbapi knows no other way to that
+            server: once it is lost, statements raise the driver's "gone away" error
+            until ``connect()`` is called again. Refused on an open connection."""
+            self._check_connect()
+            if self._closed:
+                self._reopen()
+            self._enter("connect")
+            try:
+                self._check_usable()  # a transaction lost with close(): rollback() first
+                engine = self._engine
+                if sock is None:
+                    engine.on_callers_socket(False)
+                    self._replace(engine.stale_reason, engine.stale_code)
+                else:
+                    self._replace_on(sock, engine.stale_reason, engine.stale_code)
+            finally:
+                self._leave()
+
+        def _replace_on(self, sock: Any, reason: Reason, code: Code | None) -> None:
+            """Replace the physical connection by one opened on the caller's socket."""
+            engine = self._engine
+            engine.on_callers_socket(False)
+            started = self._replacing(reason, code)
+            engine.on_callers_socket(True)  # a failure below leaves nothing to replace
+            # The deferred driver connection is the caller's, set up before connect().
+            raw = self._raw if self._deferred else self._connector.deferred()
+            try:
+                raw.connect(sock)
+                wait_timeout = self._setup(raw)
+            except BaseException:
+                self._adapter.discard(raw)
+                raise
+            self._replaced(raw, wait_timeout, reason, code, 1, started)
+
     async def ping(self, reconnect: object = None) -> None:
         """Check the connection with a round trip, replacing it when that is safe.
 
@@ -767,6 +815,16 @@ async def _open(request: Request) -> AsyncResilientConnection:
         adapter = first_adapter(raw, engine, adapters.async_adapter_for)
         return adapter, await _prepare(adapter, raw, request.on_connect, engine)
 
+    if request.deferred:
+        if True:  # ASYNC
+            raise TypeError("defer_connect=True is PyMySQL's: no asyncio driver takes it")
+        else:
+            raw = connector.deferred()
+            adapter = first_adapter(raw, engine, adapters.async_adapter_for)
+            cls = forwarding_class(AsyncResilientConnection, raw, mixins=adapter.surface)
+            deferred = cls(raw, adapter, engine, connector, None, request.on_connect, observer)
+            deferred._defer()
+            return deferred
     started = _monotonic()
     raw, (adapter, wait_timeout), attempts = await connector.open(
         engine, first_setup, observer, request.name

@@ -10,7 +10,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 from ._connector import ConnectorBase
 from ._error_factories import (
@@ -20,6 +20,7 @@ from ._error_factories import (
     lost_again_error,
     new_error,
     session_lost_before_send,
+    socket_gone_error,
     tls_downgrade_error,
     verdict_error,
 )
@@ -27,6 +28,7 @@ from .adapters import Adapter, AsyncAdapter, Inspector, Liveness
 from .engine import Engine, Op, Reason, Verdict
 from .error_kinds import Code
 from .events import (
+    Connected,
     Observer,
     OutcomeUnknown,
     Pinged,
@@ -99,6 +101,8 @@ class ConnectionBase:
         # close() found an operation in flight and aborted it: the physical connection is
         # given up by whichever of the two finishes last (see _finish_abort).
         self._aborting = False
+        # Made with defer_connect=True and not opened yet: the first connect() opens it.
+        self._deferred = False
         self._status = adapter.status
         # Statement records under the server's dialect (its built-in functions).
         self._postgres = adapter.postgres
@@ -271,6 +275,8 @@ class ConnectionBase:
         engine = self._engine
         self._abandon(reason)
         self._check_open()  # close() came meanwhile: no new connection for a closed one
+        if engine.pinned:
+            raise socket_gone_error(self._adapter)
         if engine.unrestorable:
             raise session_lost_before_send(
                 self._adapter, engine, self._observer, self._where(), reason, code
@@ -303,7 +309,11 @@ class ConnectionBase:
             self._abandon(Reason.ERROR)
             raise closed_error(self._adapter)
         elapsed = _monotonic() - started
-        self._observer.emit(Reconnected(where, reason.value, code, attempts, elapsed))
+        if self._deferred:  # the first physical connection, as connect() would have made
+            self._deferred = False
+            self._observer.emit(Connected(self._described, attempts, elapsed))
+        else:
+            self._observer.emit(Reconnected(where, reason.value, code, attempts, elapsed))
 
     def _must_finish(self, op: Op) -> bool:
         """Whether commit() or rollback() has anything to send."""
@@ -504,15 +514,31 @@ class ConnectionBase:
         """True until :meth:`close`: a dropped physical connection is replaced, not closed."""
         return not self._closed
 
-    def connect(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Refused: resilient_dbapi opens and replaces physical connections itself."""
-        raise new_error(
-            self._adapter,
-            self._adapter.programming_error,
-            0,
-            "resilient_dbapi opens and replaces the physical connection itself; connect() "
-            "on a resilient connection is not allowed (use resilient_dbapi.connect())",
-        )
+    def _defer(self) -> None:
+        """Made with ``defer_connect=True``: closed until the caller's ``connect()``."""
+        self._closed = self._deferred = True
+
+    def _check_connect(self) -> None:
+        """Refuse ``connect()`` but where the driver's reopens its own connection
+        (PyMySQL's), and there on a connection that is open: it would drop a live
+        session (PyMySQL's leaves the old socket open); a lost one is replaced anyway."""
+        if not self._adapter.reconnects_itself:
+            raise new_error(
+                self._adapter,
+                self._adapter.programming_error,
+                0,
+                "resilient_dbapi opens and replaces the physical connection itself; "
+                "connect() on a resilient connection is not allowed (use "
+                "resilient_dbapi.connect())",
+            )
+        if not self._closed and not self._engine.stale:
+            raise new_error(
+                self._adapter,
+                self._adapter.programming_error,
+                0,
+                "connect(): the connection is open already; resilient_dbapi replaces a "
+                "lost physical connection itself (close() first to start a new session)",
+            )
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("stale" if self._engine.stale else "open")

@@ -48,6 +48,9 @@ class Request:
     on_connect: tuple[str, ...]
     listeners: tuple[Listener, ...]
     memory: HostMemory | None
+    # ``defer_connect=True`` (PyMySQL's): the first physical connection waits for the
+    # caller's ``connect()``; never passed on, or every replacement would wait too.
+    deferred: bool = False
     tls_floor: TLSFloor = field(default_factory=TLSFloor, compare=False)
     # What its connections learned of the server (see ServerFacts).
     facts: ServerFacts = field(default_factory=ServerFacts, compare=False)
@@ -67,6 +70,8 @@ class Request:
         """The arguments of ``connect()``/``creator()``; a wrong one raises, naming what
         is allowed (the policies themselves are checked by :meth:`engine`)."""
         check_callable(driver_connect)
+        kwargs = dict(kwargs)
+        deferred = bool(kwargs.pop("defer_connect", False))
         request = cls(
             driver_connect,
             args,
@@ -75,6 +80,7 @@ class Request:
             check_on_connect(on_connect),
             check_listeners(listeners),
             check_failover(hosts, target, kwargs),
+            deferred,
         )
         return request
 
@@ -156,6 +162,12 @@ class ConnectorBase:
         if self.memory is None:
             return [None]
         return list(self.memory.order(self.current, now))
+
+    def deferred(self) -> Any:
+        """A driver connection made but not opened (PyMySQL's ``defer_connect=True``), for
+        the caller's ``connect(sock)`` to open."""
+        host = self.plan(time.monotonic())[0]
+        return self.driver_connect(*self.args, **self.arguments(host), defer_connect=True)
 
     def carry(self, carried: dict[str, Any]) -> None:
         """For the next connection only: what the one it replaces hands over, if the

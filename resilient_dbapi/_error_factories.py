@@ -50,6 +50,17 @@ def closed_error(adapter: Inspector) -> Exception:
     )
 
 
+def socket_gone_error(adapter: Inspector) -> Exception:
+    return new_error(
+        adapter,
+        adapter.operational_error,
+        adapter.gone_code,
+        "the connection was opened on a socket given to connect(sock) and is lost; "
+        "resilient_dbapi knows no other way to that server and does not replace it: "
+        "call connect() again (with a new socket, or none for the connect arguments)",
+    )
+
+
 def lost_again_error(adapter: Inspector, engine: Engine) -> Exception:
     if engine.lost_uncertain:
         return new_error(

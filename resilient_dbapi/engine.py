@@ -173,6 +173,7 @@ class Engine:
         "moved",
         "next_check_at",
         "ping",
+        "pinned",
         "retry",
         "rolls_back",
         "says_transaction",
@@ -238,6 +239,9 @@ class Engine:
         self.explicit = False  # ...opened by BEGIN / START TRANSACTION
         self.sticky = False  # ...because a non-read ran with autocommit off
         self.stale = True  # the physical connection must be replaced before use
+        # The session runs on a socket the caller gave (PyMySQL's connect(sock)): no other
+        # way to that server is known, so it is never replaced nor anything sent again.
+        self.pinned = False
         self.stale_reason = Reason.ERROR
         self.stale_code: Code | None = None  # the driver error that made it stale, if any
         self.lost = False  # a transaction was lost and rollback() was not called yet
@@ -610,6 +614,12 @@ class Engine:
             return True
         return False
 
+    def on_callers_socket(self, pinned: bool) -> None:
+        """The next session runs on a socket the caller gave (True), or is opened by the
+        connect arguments (False). A pinned one is never replaced: its failures are the
+        driver's errors, and a statement after its loss is refused (see ``pinned``)."""
+        self.pinned = pinned
+
     def must_replace(self, reason: Reason, code: Code | None = None) -> None:
         """The physical connection is dead or due: replace it before the next use."""
         self.stale = True
@@ -728,7 +738,9 @@ class Engine:
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True
             return Verdict.OUTCOME_UNKNOWN
-        if closing and (verdict is Verdict.RESEND or verdict is Verdict.SESSION_LOST):
+        if (closing or self.pinned) and (
+            verdict is Verdict.RESEND or verdict is Verdict.SESSION_LOST
+        ):
             return Verdict.RAISE
         return verdict
 

@@ -20,7 +20,7 @@ from resilient_dbapi import RetryOnError, aio
 from resilient_dbapi import aiomysql as resilient_aiomysql
 from resilient_dbapi import pymysql as resilient_pymysql
 
-from .conftest import rows
+from .conftest import kill, rows
 from .drivers import Driver
 from .test_aio import aio_kwargs, run
 
@@ -481,3 +481,98 @@ def test_reopening_after_close_names_a_transaction_that_held_writes(
 
     run(main())
     assert rows(server, db, "SELECT uid FROM t") == [("second",)]
+
+
+def _server_socket(db: dict[str, Any]) -> socket.socket:
+    return socket.create_connection((db["host"], db["port"]), timeout=10)
+
+
+@pytest.mark.parametrize("module", _DRIVERS)
+def test_defer_connect_waits_for_connect_as_pymysql_does(module: Any, db: dict[str, Any]) -> None:
+    """``defer_connect=True`` makes a connection that ``connect()`` opens, on a socket
+    of the caller's or by the connect arguments; ``connect()`` after ``close()`` opens a
+    new session with the settings made before ``close()`` (autocommit off). The drop-in
+    does each as PyMySQL does."""
+    events: list[Any] = []
+    extra = {"listeners": [events.append]} if module is resilient_pymysql else {}
+    conn = module.connect(defer_connect=True, **db, **extra)
+    assert not conn.open
+    sock = _server_socket(db)
+    conn.connect(sock)
+    assert conn.open
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    assert cur.fetchone() == (1,)
+    conn.close()
+    sock.close()
+
+    conn = module.connect(defer_connect=True, **db, **extra)
+    conn.connect()
+    conn.autocommit(False)
+    conn.close()
+    conn.connect()
+    cur = conn.cursor()
+    cur.execute("SELECT @@autocommit")
+    assert cur.fetchone() == (0,)
+    conn.close()
+    if module is resilient_pymysql:
+        # A write left uncommitted went with close(): as after ping(reconnect=True), the
+        # new session names it until rollback() (PyMySQL's starts afresh, silently).
+        conn = module.connect(**db, **extra)
+        conn.cursor().execute("INSERT INTO t (uid) VALUES ('uncommitted')")
+        conn.close()
+        with pytest.raises(resilient_dbapi.TransactionLostError):
+            conn.connect()
+        conn.rollback()
+        conn.connect()
+        assert conn.open
+        conn.close()
+        kinds = [type(e).__name__ for e in events if type(e).__name__.endswith("onnected")]
+        assert kinds == ["Connected", "Connected", "Reconnected", "Connected", "Reconnected"]
+
+
+def test_connect_refuses_an_open_connection(db: dict[str, Any]) -> None:
+    conn = resilient_pymysql.connect(**db)
+    thread_id = conn.thread_id()
+    with pytest.raises(pymysql.err.ProgrammingError, match="open already"):
+        conn.connect()  # PyMySQL's would open another and leave this one's socket open
+    assert conn.thread_id() == thread_id
+    conn.close()
+
+
+def test_a_connection_on_the_callers_socket_is_never_replaced_elsewhere(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """A session opened with ``connect(sock)`` ran on a way to the server that only the
+    caller knows (a tunnel, a proxy). When it is lost, the connect arguments may lead
+    to another server, or none: nothing is opened with them, nothing sent again. The
+    loss raises the driver's error, later statements its "gone away" (2006) at once,
+    without a connect retry, until the caller connects again."""
+    events: list[Any] = []
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there: a reconnect by the arguments would be refused
+    elsewhere = {**db, "port": port}
+    conn = resilient_pymysql.connect(defer_connect=True, listeners=[events.append], **elsewhere)
+    sock = _server_socket(db)
+    conn.connect(sock)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('on the socket')")
+    conn.commit()
+    kill(server, conn.thread_id())
+    with pytest.raises(pymysql.err.OperationalError) as lost:
+        cur.execute("SELECT COUNT(*) FROM t")  # a read: any other connection resends it
+    assert lost.value.args[0] in (2006, 2013)  # the driver's own error, as without a proxy
+    for _ in range(2):
+        with pytest.raises(pymysql.err.OperationalError) as gone:
+            cur.execute("SELECT COUNT(*) FROM t")
+        assert gone.value.args[0] == 2006 and "connect(sock)" in gone.value.args[1]
+    assert not [e for e in events if type(e).__name__ in ("Retrying", "Reconnected")]
+    assert conn.reconnects == 0
+    sock.close()
+    conn.connect(_server_socket(db))  # the caller's way again
+    cur = conn.cursor()
+    cur.execute("SELECT uid FROM t")
+    assert cur.fetchall() == (("on the socket",),)
+    conn.close()

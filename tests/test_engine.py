@@ -352,6 +352,31 @@ def test_an_operation_aborted_by_close_is_never_sent_again() -> None:
     assert verdict is Verdict.TRANSACTION_LOST and txn.lost
 
 
+def test_a_session_on_the_callers_socket_is_never_sent_again() -> None:
+    """PyMySQL's connect(sock): no other way to the server is known. What would be sent
+    again on a new connection is raised as the driver's error; losses are judged as
+    ever; once opened by the connect arguments again, reads are resent again."""
+    for kind, sent in ((K.READ, True), (K.WRITE, False)):
+        e = engine()
+        e.on_callers_socket(True)
+        verdict = fail(e, Op.EXECUTE, kind, DEAD, sent=sent, autocommit=True, resends=0)
+        assert verdict is Verdict.RAISE and e.stale
+    unrestorable = engine()
+    unrestorable.on_callers_socket(True)
+    unrestorable.state_made(frozenset({"user variables"}))
+    verdict = fail(unrestorable, Op.EXECUTE, K.READ, DEAD, sent=True, autocommit=True, resends=0)
+    assert verdict is Verdict.RAISE
+    write = engine()
+    write.on_callers_socket(True)
+    verdict = fail(write, Op.EXECUTE, K.WRITE, DEAD, sent=True, autocommit=True, resends=0)
+    assert verdict is Verdict.OUTCOME_UNKNOWN
+    again = engine()
+    again.on_callers_socket(True)
+    again.on_callers_socket(False)
+    verdict = fail(again, Op.EXECUTE, K.READ, DEAD, sent=True, autocommit=True, resends=0)
+    assert verdict is Verdict.RESEND
+
+
 def test_rollback_after_a_loss_with_the_connection_gone_sends_nothing() -> None:
     e = engine()
     e.done(S(K.WRITE), True, False, 100.1)

@@ -2,7 +2,10 @@
 with every ``pymysql.connect`` of the tests going through resilient_dbapi. Prints the
 tests that fail only through resilient_dbapi (see README, "Drop-in fidelity").
 
-    python tools/pymysql_suite.py /path/to/PyMySQL-checkout
+    python tools/pymysql_suite.py /path/to/PyMySQL-checkout [TEST ...]
+
+With TEST ids (as printed, e.g. pymysql/tests/test_connection.py::TestConnection::
+test_defer_connect), runs only those through resilient_dbapi and shows pytest's report.
 
 The PyPI sdist has no tests: clone https://github.com/PyMySQL/PyMySQL (a tag near the
 installed version). Needs the network for the clone only; run it before each release.
@@ -39,10 +42,10 @@ if os.environ.get("MODE") == "resilient":
 """
 
 
-def _failed(root: Path, mode: str) -> tuple[set[str], str]:
+def _failed(root: Path, mode: str, only: list[str]) -> tuple[set[str], str]:
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
     done = subprocess.run(
-        [*pytest, "-o", "addopts=", "-W", "default", "pymysql/tests"],
+        [*pytest, "-o", "addopts=", "-W", "default", *(only or ["pymysql/tests"])],
         cwd=root,
         env={**os.environ, "MODE": mode, "PYTHONPATH": str(root)},
         capture_output=True,
@@ -50,13 +53,16 @@ def _failed(root: Path, mode: str) -> tuple[set[str], str]:
         timeout=1200,
         check=False,
     )
+    if only:
+        print(done.stdout, done.stderr)
     failed = set(re.findall(r"^FAILED (\S+)", done.stdout, re.MULTILINE))
     return failed, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         sys.exit(__doc__)
+    only = sys.argv[2:]
     tests = Path(sys.argv[1]) / "pymysql" / "tests"
     if not tests.is_dir():
         sys.exit(f"{tests} is not a directory: give the root of a PyMySQL checkout")
@@ -80,8 +86,11 @@ def main() -> None:
             {**base, "database": "test2"},
         ]
         (root / "pymysql" / "tests" / "databases.json").write_text(json.dumps(databases))
-        plain, plain_summary = _failed(root, "plain")
-        ours, our_summary = _failed(root, "resilient")
+        if only:
+            _failed(root, "resilient", only)
+            return
+        plain, plain_summary = _failed(root, "plain", [])
+        ours, our_summary = _failed(root, "resilient", [])
     print(f"plain PyMySQL:   {plain_summary}")
     print(f"resilient_dbapi: {our_summary}")
     for name in sorted(ours - plain):

@@ -50,6 +50,9 @@ class Inspector(Protocol):
     its ``ping()`` never reopens one (mysqlclient, and drivers without a ``ping``)."""
     gone_code: Code
     """The driver's code for "the connection is gone", for errors found before sending."""
+    reconnects_itself: bool
+    """Whether the driver's connection has ``connect(sock=None)`` that opens it again
+    (PyMySQL's, with ``defer_connect=True`` or after ``close()``)."""
     postgres: bool
     """Whether the server speaks PostgreSQL's SQL (its built-in functions differ)."""
     transactional_only: bool
@@ -291,6 +294,7 @@ class AdapterBase:
     closed_cursor_error: type[Exception] | None = None
     ping_reopens: bool | None = None
     gone_code: Code = 0
+    reconnects_itself = False
     postgres = False
     transactional_only = False
     says_transaction = False

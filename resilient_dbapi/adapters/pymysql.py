@@ -33,6 +33,8 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
         inspect.signature(pymysql.connections.Connection.ping).parameters["reconnect"].default
     )
 
+    reconnects_itself = True
+
     def owns(self, raw: object) -> bool:
         return isinstance(raw, pymysql.connections.Connection)
 
