@@ -420,6 +420,52 @@ def test_the_aiomysql_drop_in_pool_shares_the_tls_floor(tmp_path: Path) -> None:
         assert _logged_statements(server).count(MARKER) == 1  # the plain pool's only
 
 
+def test_the_asyncio_url_shares_the_tls_floor_across_its_pool(tmp_path: Path) -> None:
+    """The same through ``create_async_engine("mysql+resilient_aiomysql://")``: the
+    connections of one engine come from one creator, as the drop-in pool's do; against
+    SQLAlchemy's own ``mysql+aiomysql``, which goes on in plain text."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    paths = certificates(tmp_path)
+    context = ssl.create_default_context(cafile=str(paths["ca"]))
+    cipher = "SHOW SESSION STATUS LIKE 'Ssl_cipher'"
+
+    async def story(server: MariaDBServer) -> tuple[BaseException, int]:
+        where = f"root@127.0.0.1:{server.port}/"
+        plain = create_async_engine(f"mysql+aiomysql://{where}", connect_args={"ssl": context})
+        ours = create_async_engine(
+            f"mysql+resilient_aiomysql://{where}", connect_args={"ssl": context}
+        )
+        plain_first, first = await plain.connect(), await ours.connect()
+        try:
+            assert (await plain_first.exec_driver_sql(cipher)).one()[1]
+            assert (await first.exec_driver_sql(cipher)).one()[1]
+            _restart_without_tls(server)
+
+            async with plain.connect() as plain_second:  # silently plain text
+                assert (await plain_second.exec_driver_sql(cipher)).one()[1] == ""
+                await plain_second.exec_driver_sql(MARKER)
+            assert _logged_statements(server).count(MARKER) == 1
+
+            before = _connections_seen(server)
+            with pytest.raises(sqlalchemy.exc.OperationalError) as caught:
+                async with ours.connect() as second:
+                    await second.exec_driver_sql(MARKER)
+            attempts = _connections_seen(server) - before - 1
+        finally:
+            await plain_first.invalidate()
+            await first.invalidate()
+            await plain.dispose()
+            await ours.dispose()
+        return caught.value.orig, attempts  # type: ignore[return-value]
+
+    with MariaDBServer(extra_args=_tls_args(paths)) as server:
+        error, attempts = asyncio.run(story(server))
+        _refused_as_a_downgrade(error, aiomysql.OperationalError)
+        assert attempts == 1
+        assert _logged_statements(server).count(MARKER) == 1  # the plain engine's only
+
+
 def test_a_reconnect_refused_for_plain_text_is_not_retried(tmp_path: Path) -> None:
     """One logical connection (mysqlclient, TLS optional) whose server comes back without
     TLS: the reconnect is refused after one attempt, not retried until the policy's

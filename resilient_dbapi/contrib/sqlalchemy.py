@@ -16,6 +16,7 @@ by ``RESILIENT_DBAPI_POLICY``, else the defaults.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -52,23 +53,29 @@ class _NotDisconnects:
         return bool(super().is_disconnect(e, connection, cursor))  # type: ignore[misc]
 
 
+def _shared(
+    dialect: object, make: Callable[..., Any], cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Callable[[], Any]:
+    """The one creator of an engine (a dialect instance) for these connect arguments:
+    its connections share what they learn of the server (its tables, its TLS, that its
+    name was reached), as those of one ``creator()`` do."""
+    creators: dict[str, Callable[[], Any]] = dialect.__dict__.setdefault("_creators", {})
+    policies = chosen_policies(cparams.pop("policies", None) or None)
+    key = repr((cargs, sorted(cparams.items()), policies))
+    made = creators.get(key)
+    if made is None:
+        made = creators[key] = make(*cargs, policies=policies, **cparams)
+    return made
+
+
 class _Resilient(_NotDisconnects):
-    """The sync dialects: the connections of one engine come from one ``creator()``, so
-    they share what they learn of the server (its tables, its TLS, that its name was
-    reached)."""
+    """The sync dialects: the connections of one engine come from one ``creator()``."""
 
     _driver_connect: Callable[..., Any]
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
-        creators: dict[str, Callable[[], Any]] = self.__dict__.setdefault("_creators", {})
-        policies = chosen_policies(cparams.pop("policies", None) or None)
-        key = repr((cargs, sorted(cparams.items()), policies))
-        make = creators.get(key)
-        if make is None:
-            make = creators[key] = _creator(
-                type(self)._driver_connect, *cargs, policies=policies, **cparams
-            )
-        return make()
+        make = functools.partial(_creator, type(self)._driver_connect)
+        return _shared(self, make, cargs, cparams)()
 
 
 class ResilientPyMySQLDialect(_Resilient, MySQLDialect_pymysql):
@@ -127,6 +134,18 @@ class ResilientAiomysqlDialect(_NotDisconnects, MySQLDialect_aiomysql):
         from .. import aiomysql
 
         return AsyncAdapt_aiomysql_dbapi(aiomysql, _pymysql)
+
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        # Each connection from the engine's one creator, as with the sync dialects.
+        if "async_creator_fn" in cparams:  # the caller's own
+            return super().connect(*cargs, **cparams)
+        from ..aiomysql import _factory
+
+        def aiomysql_creator(*args: Any, policies: Any, **kwargs: Any) -> Callable[[], Any]:
+            return _factory(policies, None, None, kwargs)  # aiomysql's connect: keywords only
+
+        make = _shared(self, aiomysql_creator, cargs, cparams)
+        return self.loaded_dbapi.connect(async_creator_fn=lambda: make())
 
 
 class ResilientPsycopgDialect(_Resilient, PGDialect_psycopg):
