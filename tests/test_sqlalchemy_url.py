@@ -87,6 +87,48 @@ def test_the_url_names_the_policies(db: dict[str, Any]) -> None:
     engine.dispose()
 
 
+_ON_CONNECT = "on_connect=SET time_zone = '%2B03:00'&on_connect=SET @origin = 'url'"
+_SESSION = "SELECT @@time_zone, @origin"
+_ID = "SELECT CONNECTION_ID()"
+
+
+def test_the_url_names_statements_for_every_new_connection(server: Any, db: dict[str, Any]) -> None:
+    """``?on_connect=`` (repeated for several) runs on the first connection and on the
+    one that replaces it after a kill, sync and asyncio alike."""
+    engine = sqlalchemy.create_engine(
+        _url("mysql+resilient_pymysql", db, _ON_CONNECT), pool_size=1, max_overflow=0
+    )
+    try:
+        with engine.connect() as conn:
+            first = (*conn.exec_driver_sql(_SESSION).one(), conn.exec_driver_sql(_ID).scalar())
+        kill(server, int(first[2]))
+        with engine.connect() as conn:  # read on a new connection, after the kill
+            second = (*conn.exec_driver_sql(_SESSION).one(), conn.exec_driver_sql(_ID).scalar())
+    finally:
+        engine.dispose()
+    assert first[:2] == second[:2] == ("+03:00", "url") and first[2] != second[2]
+
+    async def story() -> tuple[Any, Any]:
+        engine = create_async_engine(
+            _url("mysql+resilient_aiomysql", db, _ON_CONNECT), pool_size=1, max_overflow=0
+        )
+        try:
+            async with engine.connect() as conn:
+                first = (*(await conn.exec_driver_sql(_SESSION)).one(), await _id(conn))
+            kill(server, int(first[2]))
+            async with engine.connect() as conn:
+                second = (*(await conn.exec_driver_sql(_SESSION)).one(), await _id(conn))
+        finally:
+            await engine.dispose()
+        return first, second
+
+    async def _id(conn: Any) -> Any:
+        return (await conn.exec_driver_sql(_ID)).scalar()
+
+    first, second = run(story())
+    assert first[:2] == second[:2] == ("+03:00", "url") and first[2] != second[2]
+
+
 def test_an_asyncio_url_alone_makes_the_pool_survive_a_kill(
     server: Any, db: dict[str, Any]
 ) -> None:

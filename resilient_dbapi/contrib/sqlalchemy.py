@@ -11,7 +11,9 @@ Registered as entry points, so no import is needed::
 Each is SQLAlchemy's own dialect for that driver (its SQL, its disconnect handling, its
 ``pool_pre_ping``), with the driver's ``connect`` replaced by a resilient one. The URL's
 ``policies`` names a profile (or a profile file's path); without it, the profile named
-by ``RESILIENT_DBAPI_POLICY``, else the defaults.
+by ``RESILIENT_DBAPI_POLICY``, else the defaults. ``on_connect`` (repeat it for several)
+is a statement run on every new physical connection, before the session is replayed:
+``?on_connect=SET time_zone = '%2B00:00'``.
 """
 
 from __future__ import annotations
@@ -61,10 +63,13 @@ def _shared(
     name was reached), as those of one ``creator()`` do."""
     creators: dict[str, Callable[[], Any]] = dialect.__dict__.setdefault("_creators", {})
     policies = chosen_policies(cparams.pop("policies", None) or None)
-    key = repr((cargs, sorted(cparams.items()), policies))
+    on_connect = cparams.pop("on_connect", None)
+    if isinstance(on_connect, str):  # ?on_connect=... once; repeated, a tuple
+        on_connect = (on_connect,)
+    key = repr((cargs, sorted(cparams.items()), policies, on_connect))
     made = creators.get(key)
     if made is None:
-        made = creators[key] = make(*cargs, policies=policies, **cparams)
+        made = creators[key] = make(*cargs, policies=policies, on_connect=on_connect, **cparams)
     return made
 
 
@@ -141,8 +146,10 @@ class ResilientAiomysqlDialect(_NotDisconnects, MySQLDialect_aiomysql):
             return super().connect(*cargs, **cparams)
         from ..aiomysql import _factory
 
-        def aiomysql_creator(*args: Any, policies: Any, **kwargs: Any) -> Callable[[], Any]:
-            return _factory(policies, None, None, kwargs)  # aiomysql's connect: keywords only
+        def aiomysql_creator(
+            *args: Any, policies: Any, on_connect: Any, **kwargs: Any
+        ) -> Callable[[], Any]:
+            return _factory(policies, on_connect, None, kwargs)  # aiomysql's: keywords only
 
         make = _shared(self, aiomysql_creator, cargs, cparams)
         return self.loaded_dbapi.connect(async_creator_fn=lambda: make())
