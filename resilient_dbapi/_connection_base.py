@@ -104,6 +104,9 @@ class ConnectionBase:
         # Made with defer_connect=True and not opened yet: the first connect() opens it.
         self._deferred = False
         self._status = adapter.status
+        self._in_process = adapter.in_process
+        # The proxy class and bufferedness of each driver cursor class (see cursor_kind).
+        self._cursor_kinds: dict[type, tuple[type, bool]] = {}
         # Statement records under the server's dialect (its built-in functions).
         self._postgres = adapter.postgres
         self._statements = POSTGRES_STATEMENTS if adapter.postgres else STATEMENTS

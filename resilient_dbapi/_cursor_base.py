@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from ._error_factories import new_error
+from ._forwarding import forwarding_class, wraps
 
-__all__ = ["FETCHES", "LATE_ATTRIBUTES", "CursorBase"]
+__all__ = ["FETCHES", "LATE_ATTRIBUTES", "CursorBase", "cursor_kind"]
 
 FETCHES = ("fetchone", "fetchmany", "fetchall")
 # Set by a driver cursor only once it has executed something. Tortoise-ORM reads
@@ -28,6 +29,20 @@ LATE_ATTRIBUTES = (
 )
 
 
+def cursor_kind(cls: type, conn: Any, raw: Any) -> tuple[type, bool]:
+    """The proxy class for the driver cursor ``raw`` and whether it is unbuffered, both
+    decided by its class: kept by ``conn`` for its next cursors, unless ``raw`` wraps
+    another (one wrapper class serves every driver cursor class)."""
+    adapter = conn._adapter
+    kind: tuple[type, bool] = (
+        forwarding_class(cls, raw, LATE_ATTRIBUTES, adapter.cursor_surface),
+        adapter.unbuffered(raw),
+    )
+    if not wraps(raw):
+        conn._cursor_kinds[type(raw)] = kind
+    return kind
+
+
 class CursorBase:
     """The state of a resilient cursor and its I/O-free members."""
 
@@ -42,6 +57,7 @@ class CursorBase:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         raw: Any,
+        unbuffered: bool,
     ) -> None:
         self._conn = conn
         self._cursor_args = args
@@ -49,9 +65,10 @@ class CursorBase:
         self._arraysize: int | None = None
         self._attributes: dict[str, Any] | None = None  # driver attributes set through us
         self._closed = False
-        self._bind(raw)
+        self._bind(raw, unbuffered)
 
-    def _bind(self, raw: Any) -> Any:
+    def _bind(self, raw: Any, unbuffered: bool) -> Any:
+        """Use the driver cursor ``raw`` (``unbuffered``: fetching reads the network)."""
         conn = self._conn
         self._raw = raw
         self._gen = conn._gen
@@ -63,15 +80,16 @@ class CursorBase:
         # Fetching from a buffered cursor reads a buffer, not the network: the driver's own
         # methods stand in for the class's checked ones (they hold no reference to self,
         # so an abandoned cursor is still freed at once, as the driver's would be).
-        names = vars(self)
-        self._unbuffered = conn._adapter.unbuffered(raw)
-        if self._unbuffered:
+        names = self.__dict__
+        self._unbuffered = unbuffered
+        if unbuffered:
             for name in FETCHES:
                 names.pop(name, None)
         else:
-            for name in FETCHES:
-                names[name] = getattr(raw, name)
-        if conn._adapter.in_process:
+            names["fetchone"] = raw.fetchone
+            names["fetchmany"] = raw.fetchmany
+            names["fetchall"] = raw.fetchall
+        if conn._in_process:
             # An in-process database is never replaced and loses nothing: its statements
             # go straight to the driver, at the driver's cost, with the driver's errors.
             names["execute"] = raw.execute

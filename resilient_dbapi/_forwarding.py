@@ -146,6 +146,16 @@ class _Absent:
         )
 
 
+def wraps(raw: object) -> bool:
+    """Whether ``raw`` is a wrapping proxy (``wrapt``'s, OpenTelemetry's) of a driver
+    object; asked once per class: a missing attribute can cost microseconds."""
+    kind = type(raw)
+    found = _wrapping.get(kind)
+    if found is None:
+        found = _wrapping[kind] = getattr(raw, "__wrapped__", None) is not None
+    return found
+
+
 def forwarding_class(
     base: type[T], raw: object, extra: tuple[str, ...] = (), mixins: tuple[type, ...] = ()
 ) -> type[T]:
@@ -160,10 +170,7 @@ def forwarding_class(
     # Under a wrapping proxy (OpenTelemetry's), the driver's names are its object's; one
     # wrapper class serves every driver class (DictCursor, SSCursor ...).
     kind = type(raw)
-    wraps = _wrapping.get(kind)
-    if wraps is None:  # asked once per class: a missing attribute can cost microseconds
-        wraps = _wrapping[kind] = getattr(raw, "__wrapped__", None) is not None
-    inner = innermost(raw) if wraps else raw
+    inner = innermost(raw) if wraps(raw) else raw
     key = (base, kind, type(inner), mixins)
     cls = _cache.get(key)
     if cls is None:

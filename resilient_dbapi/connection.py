@@ -151,7 +151,8 @@ class ResilientConnection(ConnectionBase):
                 # The caller's SET left no rows, no insert id: the question showed none.
                 self._adapter.forget_setup(self._raw)
         elif stmt.kind is StatementKind.WRITE:
-            engine.state_made(stmt.effects)
+            if stmt.effects:
+                engine.state_made(stmt.effects)
             # The server names writes it cannot roll back as they happen; taken after
             # every write, so that nothing said outside a transaction is counted in one.
             engine.wrote_in_transaction(stmt, self._adapter.kept_writes(self._raw))
@@ -239,9 +240,10 @@ class ResilientConnection(ConnectionBase):
                         engine.stale
                         or now >= engine.next_check_at
                         or (
-                            # Only a read, which may be sent again, skips the socket
-                            # check within the window: never what cannot be taken back.
-                            (stmt.kind is not _READ or now - engine.last_used >= self._skip_recent)
+                            # Only what may be sent again (a read, a setting, BEGIN)
+                            # skips the socket check within the window: never what
+                            # cannot be taken back.
+                            (not stmt.resendable or now - engine.last_used >= self._skip_recent)
                             and self._probe() is not _ALIVE
                         )
                         or (self._gone is not None and self._gone())

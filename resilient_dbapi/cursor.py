@@ -13,8 +13,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._cursor_base import LATE_ATTRIBUTES, CursorBase
-from ._forwarding import forwarding_class
+from ._cursor_base import CursorBase, cursor_kind
 from .engine import Op
 from .statements import CALL_OP, READ_OP, remember, statement
 
@@ -44,15 +43,19 @@ class ResilientCursor(CursorBase):
         """A cursor made by the driver's ``cursor(*args, **kwargs)``, and made again the
         same way on every new physical connection."""
         raw = conn._raw.cursor(*args, **kwargs)
-        mixins = conn._adapter.cursor_surface
-        made = forwarding_class(cls, raw, LATE_ATTRIBUTES, mixins)
-        return made(conn, args, kwargs, raw)
+        known = conn._cursor_kinds.get(type(raw))
+        if known is None:
+            known = cursor_kind(cls, conn, raw)
+        made: ResilientCursor = known[0](conn, args, kwargs, raw, known[1])
+        return made
 
     def _current(self) -> Any:
         """The driver cursor on the connection's current physical connection."""
         if self._gen == self._conn._gen:
             return self._raw
-        return self._bind(self._conn._raw.cursor(*self._cursor_args, **self._cursor_kwargs))
+        conn = self._conn
+        raw = conn._raw.cursor(*self._cursor_args, **self._cursor_kwargs)
+        return self._bind(raw, conn._adapter.unbuffered(raw))
 
     # -- PEP 249 ------------------------------------------------------------------
 

@@ -499,6 +499,8 @@ class Engine:
         counted, there is nothing to learn."""
         if not self.txn_writes or self.kept:
             return
+        if kept is False and self.tracks and statement in self.rolls_back:
+            return  # learned already (the hot path of a transaction's writes)
         if self.all_roll_back or (statement is not None and statement.locks):
             return  # every table rolls back; row locks go with the session
         if kept is None and statement is not None and self._table_rolls_back(statement):
@@ -548,7 +550,11 @@ class Engine:
         """Inside a transaction, before sending: whether ``statement``, lost in flight,
         would be of unknown outcome (a write not shown to write only tables that roll
         back), so that a socket check first is worth its microseconds."""
-        return not self.kept and not self.stale and not self._rolled_back_with(statement, True)
+        if self.kept or self.stale:
+            return False
+        if statement in self.rolls_back and not self._moved():
+            return False  # the common case, without the calls below
+        return not self._rolled_back_with(statement, True)
 
     def asks_table(self, statement: Statement, autocommit: bool) -> tuple[str, str] | None:
         """Before sending a write answered with rows (``INSERT ... RETURNING``, whose reply
@@ -638,12 +644,20 @@ class Engine:
         due = now + self._idle_trigger
         self.next_check_at = due if due < self._expires_at else self._expires_at
         kind = statement.kind
-        if (
-            not self.txn_writes
-            and not in_trans
-            and (kind is _READ or kind is StatementKind.SESSION)
-        ):
-            return
+        if self.txn_writes:
+            if in_trans and statement.steady:
+                # The transaction goes on (what the general rules below come to).
+                if kind is not _READ and not autocommit:
+                    self.sticky = True
+                elif autocommit and not self.explicit:
+                    self.sticky = False
+                return
+        elif not in_trans:
+            if kind is _READ or kind is StatementKind.SESSION:
+                return
+            if autocommit and statement.steady:
+                self.kept = False  # a write committed as it ran: nothing is open
+                return
         commits = statement.commits
         if statement.reshapes:
             self._tables_changed()

@@ -737,6 +737,10 @@ def _reads_history(words: list[str], calls: set[str], sysvars: set[str]) -> bool
 _NO_EFFECTS: frozenset[str] = frozenset()
 
 
+_RESENDABLE = frozenset({StatementKind.READ, StatementKind.SESSION, StatementKind.BEGIN})
+_STEADY = frozenset({StatementKind.READ, StatementKind.WRITE})
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Statement:
     """What one SQL text may do, read once (one scan) and shared by every rule.
@@ -788,6 +792,26 @@ class Statement:
     current database (a ``USE`` among several statements) or the server's reports
     (``session_track_transaction_info`` set in a form not read as a setting, or by a
     procedure or a verb the scanner does not know)."""
+    # Derived once, for the hot path (an enum's hash is a Python call).
+    resendable: bool = dataclasses.field(init=False)
+    """Whether sending it again after a connection died with it in flight changes
+    nothing the caller could see (a plain read, a setting, ``BEGIN``)."""
+    steady: bool = dataclasses.field(init=False)
+    """A read or a write that neither begins nor ends a transaction, nor changes what
+    the engine relies on: inside an open transaction it leaves the transaction open."""
+
+    def __post_init__(self) -> None:
+        kind = self.kind
+        object.__setattr__(self, "resendable", kind in _RESENDABLE)
+        object.__setattr__(
+            self,
+            "steady",
+            kind in _STEADY
+            and self.commits is False
+            and not self.reshapes
+            and not self.unsettles
+            and not self.xa,
+        )
 
     @property
     def opaque(self) -> bool:
@@ -795,14 +819,7 @@ class Statement:
         nothing is known of what it did."""
         return _NOT_REBUILT in self.effects
 
-    @property
-    def resendable(self) -> bool:
-        """Whether sending it again after a connection died with it in flight changes
-        nothing the caller could see (a plain read, a setting, ``BEGIN``)."""
-        return self.kind in _RESENDABLE
 
-
-_RESENDABLE = frozenset({StatementKind.READ, StatementKind.SESSION, StatementKind.BEGIN})
 _UNREADABLE = Statement(
     StatementKind.WRITE, None, False, frozenset({_NOT_REBUILT}), reshapes=True, unsettles=True
 )
