@@ -44,7 +44,9 @@ def test_the_suite_writes_its_report_json_and_charts(
     assert failover and all(variant["safe"] for variant in failover.values())
     assert "server restart" in results["sections"]["recovery"]["scenarios"]
     targets = {t["what"] for t in results["targets"]}
-    assert any("raw PyMySQL on `SELECT 1`" in t for t in targets)
+    for unit in ("SELECT 1", "cursor per request", "INSERT", "transaction"):
+        assert f"Default policies vs raw PyMySQL, {unit}" in targets, unit
+    assert "Default policies vs raw aiomysql, cursor per request" in targets
     assert any("Recovery" in t for t in targets) and any("RSS" in t for t in targets)
     assert "| target | measured |" in report and "## The peers" in report
     charts = results["charts"]
