@@ -8,12 +8,14 @@ under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the syn
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._cursor_base import CursorBase, cursor_kind
-from .engine import Op
-from .statements import CALL_OP, READ_OP, remember, statement
+from .adapters import Liveness
+from .engine import Op, Verdict
+from .statements import CALL_OP, READ_OP, StatementKind, remember, statement
 
 if TYPE_CHECKING:
     from ._connection_async import AsyncResilientConnection
@@ -26,6 +28,9 @@ else:
 __all__ = ["AsyncResilientCursor"]
 
 _CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
+_ALIVE = Liveness.ALIVE
+_READ = StatementKind.READ
+_monotonic = time.monotonic
 
 
 class AsyncResilientCursor(CursorBase):
@@ -65,6 +70,9 @@ class AsyncResilientCursor(CursorBase):
         return self._conn
 
     async def execute(self, query: Any, args: Any = None) -> Any:
+        """The hot path. A statement on a connection that needs no check goes straight
+        to the driver; any other goes through the connection's ``_run``, as does a
+        resend. One frame: a call costs what the whole check does."""
         if self._closed:
             self._check_open()
         conn = self._conn
@@ -74,7 +82,72 @@ class AsyncResilientCursor(CursorBase):
             stmt = None
         if stmt is None:
             stmt = remember(query, conn._postgres)
-        return await conn._execute(self, stmt, query, args)
+        if not conn._claim(False):
+            conn._enter("execute", self)  # raises ConcurrentUseError
+        conn._in_flight = "execute"
+        try:
+            if conn._streamer is not None:
+                conn._stream_check("execute", self)
+            engine = conn._engine
+            if conn._driver_transactions:
+                conn._track_driver_transaction()
+            # One clock read per statement: idle time counts from the statement's start,
+            # which at worst costs a needless ping after a statement longer than `idle`.
+            now = _monotonic()
+            kind = stmt.kind
+            txn_writes = engine.txn_writes
+            if (
+                conn._closed
+                or engine.lost
+                or (txn_writes and kind is not _READ and engine.unproven(stmt))
+                or (stmt.table is not None and conn._asks_table(stmt))
+                or (
+                    not txn_writes
+                    and (
+                        engine.stale
+                        or now >= engine.next_check_at
+                        or (
+                            # Only what may be sent again (a read, a setting, BEGIN)
+                            # skips the socket check within the window: never what
+                            # cannot be taken back.
+                            (not stmt.resendable or now - engine.last_used >= conn._skip_recent)
+                            and conn._probe() is not _ALIVE
+                        )
+                        or (conn._gone is not None and conn._gone())
+                    )
+                )
+            ):
+                result = await conn._run(Op.EXECUTE, stmt, _send_execute, self, query, args)
+            else:
+                try:
+                    if self._gen == conn._gen:
+                        result = await self._raw.execute(query, args)
+                    else:
+                        result = await (await self._current()).execute(query, args)
+                except Exception as exc:
+                    if await conn._judge(exc, Op.EXECUTE, stmt, 0) is Verdict.RECOVERED:
+                        return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
+                    result = await conn._run(
+                        Op.EXECUTE, stmt, _send_execute, self, query, args, resends=1
+                    )
+                except BaseException:
+                    conn._interrupted(Op.EXECUTE, stmt)
+                    raise
+                else:
+                    in_trans, autocommit = conn._status(conn._raw)
+                    if kind is _READ and not in_trans and not txn_writes:
+                        engine.used(now)  # all done() would change for a plain read
+                        return result
+                    engine.done(stmt, in_trans, autocommit, now)
+            if kind is not _READ:
+                await conn._note(stmt, query, args, self)
+            return result
+        finally:
+            if self._unbuffered or conn._streamer is not None:
+                conn._stream_seen(self, self._unbuffered)
+            conn._release()
+            if conn._aborting:
+                conn._finish_abort()
 
     async def executemany(self, query: Any, args: Any) -> Any:
         self._check_open()
@@ -209,3 +282,7 @@ async def _send_callproc(
     conn: AsyncResilientConnection, cursor: AsyncResilientCursor, name: str, args: Any
 ) -> Any:
     return await (await cursor._current()).callproc(name, args)
+
+
+async def _send_execute(conn: Any, cursor: AsyncResilientCursor, query: Any, args: Any) -> Any:
+    return await (await cursor._current()).execute(query, args)

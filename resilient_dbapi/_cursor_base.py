@@ -50,6 +50,10 @@ class CursorBase:
     _conn: Any
     # PEP 249's optional methods, and PyMySQL's: hidden where the driver has none.
     _driver_methods = ("callproc", "nextset", "scroll", "fetchall_unbuffered", "read_next")
+    # Until set (a cursor per request pays for no more than it uses).
+    _arraysize: int | None = None
+    _attributes: dict[str, Any] | None = None  # driver attributes set through us
+    _closed = False
 
     def __init__(
         self,
@@ -62,10 +66,17 @@ class CursorBase:
         self._conn = conn
         self._cursor_args = args
         self._cursor_kwargs = kwargs
-        self._arraysize: int | None = None
-        self._attributes: dict[str, Any] | None = None  # driver attributes set through us
-        self._closed = False
-        self._bind(raw, unbuffered)
+        # _bind(), less what a new cursor has not set yet.
+        self._raw = raw
+        self._gen = conn._gen
+        self._unbuffered = unbuffered
+        if not unbuffered:
+            names = self.__dict__
+            names["fetchone"] = raw.fetchone
+            names["fetchmany"] = raw.fetchmany
+            names["fetchall"] = raw.fetchall
+        if conn._in_process:
+            self.__dict__["execute"] = raw.execute
 
     def _bind(self, raw: Any, unbuffered: bool) -> Any:
         """Use the driver cursor ``raw`` (``unbuffered``: fetching reads the network)."""

@@ -212,76 +212,6 @@ class ResilientConnection(ConnectionBase):
             else:
                 self._pinged(True, started)
 
-    def _execute(self, cursor: Any, stmt: Statement, query: Any, args: Any) -> Any:
-        """``cursor.execute``: the hot path. A statement on a connection that needs no
-        check goes straight to the driver; any other goes through :meth:`_run`, as does
-        a resend."""
-        if not self._claim(False):
-            self._enter("execute", cursor)  # raises ConcurrentUseError
-        self._in_flight = "execute"
-        try:
-            if self._streamer is not None:
-                self._stream_check("execute", cursor)
-            engine = self._engine
-            if self._driver_transactions:
-                self._track_driver_transaction()
-            # One clock read per statement: idle time counts from the statement's start,
-            # which at worst costs a needless ping after a statement longer than `idle`.
-            now = _monotonic()
-            # Inline, not a method: it runs before every statement, and a call costs ~0.5 us.
-            if (
-                self._closed
-                or engine.lost
-                or (engine.txn_writes and stmt.kind is not _READ and engine.unproven(stmt))
-                or (stmt.table is not None and self._asks_table(stmt))
-                or (
-                    not engine.txn_writes
-                    and (
-                        engine.stale
-                        or now >= engine.next_check_at
-                        or (
-                            # Only what may be sent again (a read, a setting, BEGIN)
-                            # skips the socket check within the window: never what
-                            # cannot be taken back.
-                            (not stmt.resendable or now - engine.last_used >= self._skip_recent)
-                            and self._probe() is not _ALIVE
-                        )
-                        or (self._gone is not None and self._gone())
-                    )
-                )
-            ):
-                result = self._run(Op.EXECUTE, stmt, _send_execute, cursor, query, args)
-            else:
-                try:
-                    if cursor._gen == self._gen:
-                        result = cursor._raw.execute(query, args)
-                    else:
-                        result = (cursor._current()).execute(query, args)
-                except Exception as exc:
-                    if self._judge(exc, Op.EXECUTE, stmt, 0) is Verdict.RECOVERED:
-                        return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
-                    result = self._run(
-                        Op.EXECUTE, stmt, _send_execute, cursor, query, args, resends=1
-                    )
-                except BaseException:
-                    self._interrupted(Op.EXECUTE, stmt)
-                    raise
-                else:
-                    in_trans, autocommit = self._status(self._raw)
-                    if stmt.kind is _READ and not in_trans and not engine.txn_writes:
-                        engine.used(now)  # all done() would change for a plain read
-                        return result
-                    engine.done(stmt, in_trans, autocommit, now)
-            if stmt.kind is not _READ:
-                self._note(stmt, query, args, cursor)
-            return result
-        finally:
-            if cursor._unbuffered or self._streamer is not None:
-                self._stream_seen(cursor, cursor._unbuffered)
-            self._release()
-            if self._aborting:
-                self._finish_abort()
-
     def _run(
         self,
         op: Op,
@@ -387,7 +317,8 @@ class ResilientConnection(ConnectionBase):
     def cursor(self, *args: Any, **kwargs: Any) -> ResilientCursor:
         """A :class:`ResilientCursor`; the arguments are the driver's (a cursor class
         for PyMySQL, ``row_factory=`` for psycopg ...)."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         try:
             return ResilientCursor.create(self, args, kwargs)
         except Exception as exc:
@@ -620,10 +551,6 @@ def _prepare(
 
 
 # What the guarded methods send, once the checks before it are done.
-
-
-def _send_execute(conn: ResilientConnection, cursor: Any, query: Any, args: Any) -> Any:
-    return (cursor._current()).execute(query, args)
 
 
 def _send_query(conn: ResilientConnection, sql: Any, unbuffered: bool) -> Any:

@@ -78,12 +78,14 @@ class AiomysqlAdapter(MySQLProtocol):
             return lambda: True
         transport = writer.transport
 
+        # Run before every statement: the reader's fields, not its methods (its
+        # exception(), at_eof() and aiomysql's eof_received read the same fields).
         def gone() -> bool:
-            if raw._reader is not reader or reader.exception() is not None:
+            if raw._reader is not reader or reader._exception is not None:
                 return True
             if transport.is_closing():
                 return True
-            if reader._buffer or reader.at_eof() or getattr(reader, "eof_received", False):
+            if reader._buffer or reader._eof:
                 return not self.busy(raw)
             return False
 
