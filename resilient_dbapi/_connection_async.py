@@ -440,16 +440,20 @@ class AsyncResilientConnection(AsyncConnectionBase):
             until ``connect()`` is called again. Refused on an open connection."""
             self._check_connect()
             if self._closed:
-                self._reopen()
+                self._reopen("connect")
             self._enter("connect")
             try:
                 self._check_usable()  # a transaction lost with close(): rollback() first
                 engine = self._engine
-                if sock is None:
-                    engine.on_callers_socket(False)
-                    self._replace(engine.stale_reason, engine.stale_code)
-                else:
-                    self._replace_on(sock, engine.stale_reason, engine.stale_code)
+                try:
+                    if sock is None:
+                        engine.on_callers_socket(False)
+                        self._replace(engine.stale_reason, engine.stale_code)
+                    else:
+                        self._replace_on(sock, engine.stale_reason, engine.stale_code)
+                except BaseException:
+                    self._closed = True  # not open, as the driver's after a failed connect
+                    raise
             finally:
                 self._leave()
 
@@ -464,6 +468,9 @@ class AsyncResilientConnection(AsyncConnectionBase):
             try:
                 raw.connect(sock)
                 wait_timeout = self._setup(raw)
+            except WrongRole as wrong:
+                self._adapter.discard(raw)
+                raise self._connector.role_refused(wrong, "the socket given to connect()") from None
             except BaseException:
                 self._adapter.discard(raw)
                 raise
@@ -751,9 +758,7 @@ async def _open(request: Request) -> AsyncResilientConnection:
             raw = connector.deferred()
             adapter = first_adapter(raw, engine, adapters.async_adapter_for)
             cls = forwarding_class(AsyncResilientConnection, raw, mixins=adapter.surface)
-            deferred = cls(raw, adapter, engine, connector, None, request.on_connect, observer)
-            deferred._defer()
-            return deferred
+            return cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)
     started = _monotonic()
     raw, (adapter, wait_timeout), attempts = await connector.open(
         engine, first_setup, observer, request.name

@@ -83,6 +83,7 @@ class ConnectionBase:
         wait_timeout: float | None,
         on_connect: tuple[str, ...] = (),
         observer: Observer | None = None,
+        deferred: bool = False,
     ) -> None:
         self._raw = raw
         self._adapter = adapter
@@ -102,7 +103,7 @@ class ConnectionBase:
         # given up by whichever of the two finishes last (see _finish_abort).
         self._aborting = False
         # Made with defer_connect=True and not opened yet: the first connect() opens it.
-        self._deferred = False
+        self._deferred = deferred
         self._status = adapter.status
         self._in_process = adapter.in_process
         # The proxy class and bufferedness of each driver cursor class (see cursor_kind).
@@ -120,7 +121,14 @@ class ConnectionBase:
         # Skip the socket check for a connection used this recently (HikariCP's idea).
         self._skip_recent = engine.ping.skip_recent if engine.ping else float("inf")
         self._observer = observer or Observer(())
-        self._install(raw, wait_timeout)
+        if deferred:
+            # Not a session yet: the engine has never been connected (its first
+            # connection then replaces nothing, and no name was reached).
+            self._raw = raw
+            self._described = adapter.describe(raw)
+            self._closed = True
+        else:
+            self._install(raw, wait_timeout)
 
     @property
     def raw(self) -> Any:
@@ -185,7 +193,7 @@ class ConnectionBase:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise closed_error(self._adapter)
+            raise closed_error(self._adapter, self._deferred)
 
     def _check_usable(self) -> None:
         """Refuse an operation on a closed connection, or after a loss not yet
@@ -254,7 +262,7 @@ class ConnectionBase:
     def _attribute_set(self, name: str, value: Any) -> None:
         """A driver attribute set through the proxy: set on the driver connection (unless
         it was given up already) and again on every new one."""
-        if not self._engine.stale:
+        if not self._engine.stale or self._deferred:
             setattr(self._raw, name, value)  # the driver checks the value first
         self._engine.record(f"attribute {name}", ("setattr", (name, value)))
 
@@ -310,7 +318,7 @@ class ConnectionBase:
             # close() came while connecting; checked after the install, so a close()
             # after this check finds the new connection to shut down.
             self._abandon(Reason.ERROR)
-            raise closed_error(self._adapter)
+            raise closed_error(self._adapter, self._deferred)
         elapsed = _monotonic() - started
         if self._deferred:  # the first physical connection, as connect() would have made
             self._deferred = False
@@ -448,11 +456,11 @@ class ConnectionBase:
             return False
         return default if reconnect is None else bool(reconnect)
 
-    def _reopen(self) -> None:
+    def _reopen(self, what: str = "ping") -> None:
         if not self._claim(False):
             self._observer.stats.concurrent_use_refused += 1
-            raise concurrent_use_error(self._adapter, self._in_flight, "ping")
-        self._in_flight = "ping"
+            raise concurrent_use_error(self._adapter, self._in_flight, what)
+        self._in_flight = what
         try:
             if self._closed:
                 self._streamer = self._stream_cursor = None  # unread: gone with the session
@@ -516,10 +524,6 @@ class ConnectionBase:
     def open(self) -> bool:
         """True until :meth:`close`: a dropped physical connection is replaced, not closed."""
         return not self._closed
-
-    def _defer(self) -> None:
-        """Made with ``defer_connect=True``: closed until the caller's ``connect()``."""
-        self._closed = self._deferred = True
 
     def _check_connect(self) -> None:
         """Refuse ``connect()`` but where the driver's reopens its own connection

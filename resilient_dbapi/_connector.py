@@ -70,8 +70,10 @@ class Request:
         """The arguments of ``connect()``/``creator()``; a wrong one raises, naming what
         is allowed (the policies themselves are checked by :meth:`engine`)."""
         check_callable(driver_connect)
-        kwargs = dict(kwargs)
-        deferred = bool(kwargs.pop("defer_connect", False))
+        # Taken only when asked for: defer_connect=False is the driver's (or its error).
+        deferred = kwargs.get("defer_connect") is True
+        if deferred:
+            kwargs = {k: v for k, v in kwargs.items() if k != "defer_connect"}
         request = cls(
             driver_connect,
             args,
@@ -260,6 +262,11 @@ class ConnectorBase:
         if error is exc:
             raise exc
         raise error from exc
+
+    def role_refused(self, exc: WrongRole, where: str) -> Exception:
+        """The error for a server reached at ``where`` whose role does not suit the
+        target, when nothing else was tried."""
+        return self._gave_up(exc, {Host(where): str(exc)}, 1, 0.0)
 
     def _gave_up(
         self, exc: Exception, outcomes: dict[Host, str], rounds: int, elapsed: float

@@ -41,13 +41,12 @@ def new_error(
     return error
 
 
-def closed_error(adapter: Inspector) -> Exception:
-    return new_error(
-        adapter,
-        adapter.interface_error,
-        0,
-        "resilient_dbapi: this connection was closed with close(); open a new one",
-    )
+def closed_error(adapter: Inspector, deferred: bool = False) -> Exception:
+    if deferred:
+        why = "this connection was made with defer_connect=True: call connect() first"
+    else:
+        why = "this connection was closed with close(); open a new one"
+    return new_error(adapter, adapter.interface_error, 0, f"resilient_dbapi: {why}")
 
 
 def socket_gone_error(adapter: Inspector) -> Exception:

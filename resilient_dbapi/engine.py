@@ -443,8 +443,9 @@ class Engine:
         if self.history_lost:
             self.next_check_at = -_INF
         idle_for = now - self.last_used
-        # A session holding state no replay can rebuild is never replaced by choice.
-        if not self.unrestorable:
+        # A session holding state no replay can rebuild, or on the caller's socket (no
+        # other way to its server is known), is never replaced by choice.
+        if not self.unrestorable and not self.pinned:
             if now - self.connected_at >= self._lifetime:
                 return Checkout(reconnect=Reason.MAX_AGE)
             if idle_for >= self._idle_limit:
@@ -744,8 +745,8 @@ class Engine:
         nothing is sent again, as after an interruption.
         """
         error = self.errors.kind(code)
-        if error is ErrorKind.READ_ONLY and not read_only:
-            error = ErrorKind.OTHER
+        if error is ErrorKind.READ_ONLY and (not read_only or self.pinned):
+            error = ErrorKind.OTHER  # the caller's own error; a pinned session stays
         elif error is ErrorKind.TLS_BROKEN:
             error = ErrorKind.DEAD  # on a connection that was open: its stream broke
         verdict = self._judge(op, statement, error, sent, autocommit, resends, code)

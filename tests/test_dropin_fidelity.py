@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import sqlite3
 import time
 import warnings
 from typing import Any
@@ -16,7 +17,7 @@ import pymysql
 import pytest
 
 import resilient_dbapi
-from resilient_dbapi import RetryOnError, aio
+from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError, aio
 from resilient_dbapi import aiomysql as resilient_aiomysql
 from resilient_dbapi import pymysql as resilient_pymysql
 
@@ -114,6 +115,15 @@ def test_a_host_name_that_does_not_exist_fails_at_once(monkeypatch: pytest.Monke
         resilient_dbapi.connect(pymysql.connect, host="db.example.invalid", user="app")
     assert info.value.args[0] == 2003
     assert calls == ["db.example.invalid"]
+    deferred = resilient_dbapi.connect(
+        pymysql.connect, host="db.example.invalid", user="app", defer_connect=True
+    )
+    with pytest.raises(pymysql.err.OperationalError):
+        deferred.connect()  # no name was ever reached through it: not waited for either
+    assert calls == ["db.example.invalid"] * 2
+    assert not deferred.open  # as PyMySQL's after a failed connect()
+    with pytest.raises(pymysql.err.InterfaceError, match="defer_connect"):
+        deferred.cursor()
     assert time.monotonic() - started < 5  # not the 30 s connect deadline
 
     async def main() -> None:
@@ -121,7 +131,7 @@ def test_a_host_name_that_does_not_exist_fails_at_once(monkeypatch: pytest.Monke
             await aio.connect(aiomysql.connect, host="db.example.invalid", user="app")
 
     run(main())
-    assert calls == ["db.example.invalid"] * 2
+    assert calls == ["db.example.invalid"] * 3
 
 
 def test_a_resolver_that_says_try_again_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -531,6 +541,47 @@ def test_defer_connect_waits_for_connect_as_pymysql_does(module: Any, db: dict[s
         assert kinds == ["Connected", "Connected", "Reconnected", "Connected", "Reconnected"]
 
 
+def test_the_first_session_of_a_deferred_connection_has_its_own_history(
+    db: dict[str, Any],
+) -> None:
+    """The session connect() opens is the first, not a replacement: a question about
+    its history (LAST_INSERT_ID(), SHOW WARNINGS) is answered, as PyMySQL answers it."""
+    for opens in (lambda conn: conn.connect(), lambda conn: conn.connect(_server_socket(db))):
+        conn = resilient_pymysql.connect(defer_connect=True, **db)
+        opens(conn)
+        cur = conn.cursor()
+        cur.execute("SELECT LAST_INSERT_ID()")
+        assert cur.fetchone() == (0,)
+        conn.close()
+    assert resilient_dbapi.connect(sqlite3.connect, ":memory:").cursor()  # no defer_connect
+    with pytest.raises(TypeError):  # defer_connect=False is the driver's, as without a proxy
+        resilient_dbapi.connect(sqlite3.connect, ":memory:", defer_connect=False)
+
+
+def test_a_failed_connect_leaves_the_connection_closed(db: dict[str, Any]) -> None:
+    """A handshake that fails on the caller's socket (a server that hangs up at once)
+    leaves the connection not open, as PyMySQL's: nothing connects behind the caller's
+    back by the connect arguments; connect() again opens it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    conn = resilient_pymysql.connect(defer_connect=True, **db)
+    hang_up = socket.create_connection(listener.getsockname(), timeout=10)
+    listener.accept()[0].close()
+    listener.close()
+    with pytest.raises(pymysql.err.OperationalError):
+        conn.connect(hang_up)
+    assert not conn.open
+    with pytest.raises(pymysql.err.InterfaceError):
+        conn.cursor()
+    assert conn.reconnects == 0 and conn.stats.connects == 0
+    conn.connect(_server_socket(db))
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    assert cur.fetchone() == (1,) and conn.stats.connects == 1
+    conn.close()
+
+
 def test_connect_refuses_an_open_connection(db: dict[str, Any]) -> None:
     conn = resilient_pymysql.connect(**db)
     thread_id = conn.thread_id()
@@ -554,10 +605,17 @@ def test_a_connection_on_the_callers_socket_is_never_replaced_elsewhere(
     port = free.getsockname()[1]
     free.close()  # nothing listens there: a reconnect by the arguments would be refused
     elsewhere = {**db, "port": port}
-    conn = resilient_pymysql.connect(defer_connect=True, listeners=[events.append], **elsewhere)
+    policies = [PingOnCheckout(), MaxAge(seconds=0.5, jitter=0), RetryOnError()]
+    conn = resilient_pymysql.connect(
+        defer_connect=True, listeners=[events.append], policies=policies, **elsewhere
+    )
     sock = _server_socket(db)
     conn.connect(sock)
     cur = conn.cursor()
+    thread_id = conn.thread_id()
+    time.sleep(0.6)  # past its max age: a session on the caller's socket is kept
+    cur.execute("SELECT CONNECTION_ID()")
+    assert cur.fetchone() == (thread_id,)
     cur.execute("INSERT INTO t (uid) VALUES ('on the socket')")
     conn.commit()
     kill(server, conn.thread_id())

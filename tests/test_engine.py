@@ -370,6 +370,17 @@ def test_a_session_on_the_callers_socket_is_never_sent_again() -> None:
     write.on_callers_socket(True)
     verdict = fail(write, Op.EXECUTE, K.WRITE, DEAD, sent=True, autocommit=True, resends=0)
     assert verdict is Verdict.OUTCOME_UNKNOWN
+    # Nor replaced by choice: not when old (max age), idle, nor refused as read-only.
+    old = engine(PingOnCheckout(), MaxAge(seconds=10, jitter=0), RetryOnError())
+    old.connected(100.0)
+    old.on_callers_socket(True)
+    assert old.checkout(200.0).reconnect is None
+    refused = engine()
+    refused.on_callers_socket(True)
+    verdict = fail(
+        refused, Op.EXECUTE, K.WRITE, ErrorKind.READ_ONLY, sent=True, autocommit=True, resends=0
+    )
+    assert verdict is Verdict.RAISE and not refused.stale
     again = engine()
     again.on_callers_socket(True)
     again.on_callers_socket(False)
