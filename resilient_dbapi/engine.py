@@ -653,7 +653,7 @@ class Engine:
                 elif autocommit and not self.explicit:
                     self.sticky = False
                 return
-        elif not in_trans:
+        elif not in_trans and not self.xa_open:  # an XA branch left open: the general rules
             if kind is _READ or kind is StatementKind.SESSION:
                 return
             if autocommit and statement.steady:
