@@ -981,6 +981,35 @@ def _postgres_setting(sql: str) -> Statement | None:
 
 _NOT_REPLAYED_CONFIG = frozenset({"role", "session_authorization"})
 
+# PostgreSQL's own session statements, one per text (no comment before it, nothing
+# after it). RESET and DISCARD undo settings: journaled in their turn, so that a replay
+# ends where the session did (RESET ALL after the SETs it undid, a SET after it again).
+# LISTEN registrations and cursors WITH HOLD outlive their transaction and no replay
+# makes them again (notifications in between are lost): state a new session lacks.
+_PG_SESSION = re.compile(
+    r"\s*(reset|discard|listen|declare)\b([^;]*?)\s*;?\s*", re.IGNORECASE | re.DOTALL
+)
+_LISTENING = frozenset({"LISTEN registrations (notifications would be missed)"})
+_HELD = frozenset({"cursors WITH HOLD"})
+
+
+def _postgres_session(sql: str) -> Statement | None:
+    match = _PG_SESSION.fullmatch(sql)
+    if match is None or "--" in sql or "/*" in sql:
+        return None  # one statement (no ";" but the last), no comment: else the general scan
+    verb = match[1].lower()
+    rest = " ".join(match[2].lower().split())
+    if verb in ("reset", "discard"):
+        if not rest or (verb == "reset" and rest.split()[0] in ("role", "session")):
+            return None  # who the session acts as: as SET ROLE, never replayed
+        text = f"{verb} {rest}"
+        return Statement(StatementKind.SESSION, False, True, _NO_EFFECTS, text)
+    if verb == "listen":
+        return Statement(StatementKind.WRITE, False, True, _LISTENING)
+    if " with hold " in f" {rest} ":
+        return Statement(StatementKind.WRITE, False, True, _HELD)
+    return None
+
 
 # A call in PostgreSQL's system schema is the built-in of that name (SQLAlchemy asks
 # ``select pg_catalog.version()``): read as the unqualified call, which the list of
@@ -990,7 +1019,7 @@ _PG_CATALOG = re.compile(r"\bpg_catalog\s*\.\s*(?=[a-z_]\w*\s*\()", re.IGNORECAS
 
 def _postgres_record(sql: str) -> Statement:
     """The record of ``sql`` under PostgreSQL: where its SQL means other than MySQL's."""
-    made = _postgres_setting(sql)
+    made = _postgres_setting(sql) or _postgres_session(sql)
     if made is not None:
         return made
     stripped = _PG_CATALOG.sub("", sql)

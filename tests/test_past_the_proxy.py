@@ -116,6 +116,41 @@ def test_psycopg_copy_counts_as_a_write(pg_server: Any, pgkw: dict[str, Any]) ->
     conn.close()
 
 
+def test_psycopg_reset_and_listen_are_kept_as_the_session_had_them(
+    pg_server: Any, pgkw: dict[str, Any]
+) -> None:
+    """A setting the session RESET stays reset on the connection that replaces it (the
+    replay used to set it again); a LISTEN registration, which no replay makes again,
+    is reported lost (SessionLostError, once) rather than notifications silently
+    missed. Plain psycopg: the next statement fails."""
+    driver = _BY_NAME["psycopg"]
+    conn = resilient_dbapi.connect(psycopg.connect, autocommit=True, **pgkw)
+    cur = conn.cursor()
+    cur.execute("SHOW search_path")
+    (default,) = cur.fetchone()
+    cur.execute("SET search_path TO pg_catalog")
+    cur.execute("SET application_name = 'kept'")
+    cur.execute("RESET search_path")
+    driver.kill(pg_server, driver.session_id(conn))
+    time.sleep(0.6)  # past skip_recent: the socket check finds it gone
+    cur.execute("SELECT current_setting('search_path'), current_setting('application_name')")
+    assert cur.fetchone() == (default, "kept")
+    assert conn.reconnects == 1
+    cur.execute("LISTEN jobs")
+    driver.kill(pg_server, driver.session_id(conn))
+    time.sleep(0.6)
+    with pytest.raises(resilient_dbapi.SessionLostError, match="LISTEN"):
+        cur.execute("SELECT 1")
+    cur.execute("SELECT 1")  # the next statement runs on the new session
+    conn.close()
+
+    plain = psycopg.connect(autocommit=True, **pgkw)
+    driver.kill(pg_server, driver.session_id(plain))
+    with pytest.raises(psycopg.OperationalError):
+        plain.execute("SELECT 1")
+    plain.close()
+
+
 def test_psycopg_set_config_is_a_setting_kept_across_a_reconnect(
     pg_server: Any, pgkw: dict[str, Any]
 ) -> None:

@@ -290,6 +290,53 @@ def test_postgresql_set_local_is_not_journaled_nor_replaces_the_sessions_value()
     assert [key for key, _ in several.parts] == ["set search_path", None]
 
 
+@pytest.mark.parametrize(
+    ("sql", "key"),
+    [
+        ("RESET search_path", "reset search_path"),
+        ("reset  TIME ZONE;", "reset time zone"),
+        ("RESET ALL", "reset all"),
+        ("DISCARD ALL", "discard all"),
+        ("DISCARD TEMP", "discard temp"),
+    ],
+)
+def test_postgresql_reset_and_discard_are_journaled_in_their_turn(sql: str, key: str) -> None:
+    """A setting undone by RESET or DISCARD must not come back with a replay: they are
+    settings too, replayed after the SETs they undid."""
+    record = statement(sql, postgres=True)
+    assert (record.kind, record.key, record.effects) == (StatementKind.SESSION, key, set())
+    assert statement(sql).kind is StatementKind.WRITE  # MariaDB's RESET is another thing
+
+
+@pytest.mark.parametrize(
+    ("sql", "effect"),
+    [
+        ("LISTEN jobs", "LISTEN registrations (notifications would be missed)"),
+        ('listen "Jobs";', "LISTEN registrations (notifications would be missed)"),
+        ("DECLARE c CURSOR WITH HOLD FOR SELECT 1", "cursors WITH HOLD"),
+        ("declare c no scroll cursor with hold for select * from t", "cursors WITH HOLD"),
+    ],
+)
+def test_postgresql_state_no_replay_makes_again(sql: str, effect: str) -> None:
+    record = statement(sql, postgres=True)
+    assert record.kind is StatementKind.WRITE and record.effects == {effect}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "RESET ROLE",  # who the session acts as: never a replayed setting
+        "RESET SESSION AUTHORIZATION",
+        "RESET search_path; DELETE FROM t",  # several statements: the general scan
+        "RESET /* c */ search_path",
+        "RESET",
+    ],
+)
+def test_what_is_not_read_as_a_postgresql_session_statement(sql: str) -> None:
+    record = statement(sql, postgres=True)
+    assert record.kind is StatementKind.WRITE and record.key is None
+
+
 def test_a_setting_named_role_is_a_setting() -> None:
     for sql in ("SET app.role = 'x'", "SET SESSION app.role = 'x'"):
         record = statement(sql, postgres=True)
