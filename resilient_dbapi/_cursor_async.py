@@ -215,9 +215,12 @@ class AsyncResilientCursor(CursorBase):
         if self._closed:
             return
         self._closed = True
-        if self._gen != self._conn._gen:
-            return  # its physical connection is gone already
         conn = self._conn
+        if self._gen != conn._gen:
+            return  # its physical connection is gone already
+        if not self._unbuffered and conn._adapter.closes_quietly(self._raw):
+            await self._raw.close()  # the end of a buffer: nothing to read, nor to guard
+            return
         conn._enter("cursor close", self)
         try:
             await self._raw.close()  # an unbuffered cursor reads its remaining rows here
