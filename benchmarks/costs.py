@@ -1,5 +1,6 @@
 """Where the proxy's time goes: the concurrent-use guard, the session journal paid at each
-reconnect, and a cProfile of the hot path (``SELECT 1`` through the default policies)."""
+reconnect, a cProfile of the hot path (``SELECT 1`` through the default policies), and
+each unit's cost without the network (:mod:`benchmarks.in_process`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pymysql
 
 import resilient_dbapi
 
+from . import in_process
 from .common import Context, Section
 
 __all__ = ["run", "steps"]
@@ -30,7 +32,7 @@ _TOP = 12
 
 
 def steps(ctx: Context) -> int:
-    return 3
+    return 5
 
 
 def guard_us(repeat: int = 200_000) -> float:
@@ -97,6 +99,27 @@ def profile(kwargs: dict[str, Any], count: int = _PROFILED) -> list[dict[str, An
     return rows
 
 
+def _unit_table(units: list[dict[str, Any]], async_units: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "**Each unit without the network** (a PyMySQL or aiomysql connection whose queries "
+        "are answered in process after a real set-up: the driver's Python and the proxy's, "
+        "no round trip; best of 9 timings; the functions are resilient_dbapi's by own time "
+        "under cProfile, which slows every call alike, per unit). Against a real server the "
+        "same code costs two to four times as much (cold caches after each round trip).",
+        "",
+        "| driver | unit | raw us | proxied us | the proxy's us | where (calls, profiled us) |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for driver, rows in (("PyMySQL", units), ("aiomysql", async_units)):
+        for r in rows:
+            where = "; ".join(f"`{t}`" for t in r["top"][:4])
+            lines.append(
+                f"| {driver} | {r['unit']} | {r['raw_us']:.2f} | {r['proxy_us']:.2f} | "
+                f"+{r['overhead_us']:.2f} | {where} |"
+            )
+    return lines
+
+
 def _short(path: str) -> str:
     for marker in ("resilient_dbapi/", "pymysql/", "lib/python3"):
         if marker in path:
@@ -113,6 +136,13 @@ def run(ctx: Context) -> list[Section]:
     ctx.progress.step()
     ctx.progress.note("costs: cProfile of the hot path")
     rows = profile(ctx.mysql, 5_000 if ctx.quick else _PROFILED)
+    ctx.progress.step()
+    per_unit = 2_000 if ctx.quick else 20_000
+    ctx.progress.note("costs: each unit without the network, PyMySQL")
+    units = in_process.measure(ctx.mysql, per_unit)
+    ctx.progress.step()
+    ctx.progress.note("costs: each unit without the network, aiomysql")
+    async_units = in_process.measure_async(ctx.mysql, per_unit)
     ctx.progress.step()
     ours = sum(r["share"] for r in rows if r["ours"])
     ours_us = sum(r["us_per_statement"] for r in rows if r["ours"])
@@ -132,11 +162,17 @@ def run(ctx: Context) -> list[Section]:
             f"| `{r['function']}` | {r['calls_per_statement']:g} | "
             f"{r['us_per_statement']:.2f} | {r['share']:.1%} |"
         )
+    lines += ["", *_unit_table(units, async_units)]
     return [
         Section(
             key="costs",
             title="Where the time goes: guard, journal, and the hot path's profile",
             markdown="\n".join(lines),
-            data={"guard_us": guard, "journal": journal, "profile": rows[:40]},
+            data={
+                "guard_us": guard,
+                "journal": journal,
+                "profile": rows[:40],
+                "in_process": {"pymysql": units, "aiomysql": async_units},
+            },
         )
     ]

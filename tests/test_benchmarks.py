@@ -39,6 +39,18 @@ def test_the_suite_writes_its_report_json_and_charts(
         "failover",
     ):
         assert wanted in keys, wanted
+    in_process = results["sections"]["costs"]["in_process"]
+    for driver in ("pymysql", "aiomysql"):
+        units = {row["unit"]: row for row in in_process[driver]}
+        assert list(units) == [
+            "SELECT 1",
+            "cursor per request",
+            "point select",
+            "INSERT",
+            "transaction",
+        ]
+        for row in units.values():
+            assert row["raw_us"] > 0 and row["proxy_us"] > 0 and row["top"], row
     failover = results["sections"]["failover"]
     assert "skipped" not in failover, failover
     assert failover and all(variant["safe"] for variant in failover.values())
