@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -219,8 +221,9 @@ def test_driver_methods_that_send_are_tracked_like_execute(server: Any, db: dict
         conn.connect()  # it would drop a live session
 
 
-def test_driver_methods_are_guarded(db: dict[str, Any]) -> None:
-    conn = resilient_dbapi.connect(pymysql.connect, **db)
+@contextlib.contextmanager
+def _query_in_flight(conn: Any) -> Iterator[None]:
+    """Another thread's ``SELECT SLEEP(0.5)`` on ``conn`` for the block's duration."""
     started = threading.Event()
 
     def slow() -> None:
@@ -232,10 +235,15 @@ def test_driver_methods_are_guarded(db: dict[str, Any]) -> None:
     started.wait()
     time.sleep(0.1)
     try:
-        with pytest.raises(ConcurrentUseError, match="query in flight"):
-            conn.show_warnings()
+        yield
     finally:
         thread.join()
+
+
+def test_driver_methods_are_guarded(db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    with _query_in_flight(conn), pytest.raises(ConcurrentUseError, match="query in flight"):
+        conn.show_warnings()
 
 
 def test_closing_a_cursor_is_guarded_only_when_it_reads_the_network(db: dict[str, Any]) -> None:
@@ -250,22 +258,10 @@ def test_closing_a_cursor_is_guarded_only_when_it_reads_the_network(db: dict[str
     done.execute("SELECT 1")
     pending.callproc("two_sets")
     assert pending.fetchall() == ((1,),)  # the second set still waits on the socket
-    started = threading.Event()
-
-    def slow() -> None:
-        started.set()
-        conn.query("SELECT SLEEP(0.5)")
-
-    thread = threading.Thread(target=slow)
-    thread.start()
-    started.wait()
-    time.sleep(0.1)
-    try:
+    with _query_in_flight(conn):
         done.close()
         with pytest.raises(ConcurrentUseError, match="query in flight"):
             pending.close()
-    finally:
-        thread.join()
     pending = conn.cursor()
     pending.callproc("two_sets")
     pending.close()  # reads the rest: the connection serves the next statement
