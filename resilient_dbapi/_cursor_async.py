@@ -218,9 +218,6 @@ class AsyncResilientCursor(CursorBase):
         conn = self._conn
         if self._gen != conn._gen:
             return  # its physical connection is gone already
-        if not self._unbuffered and conn._adapter.closes_quietly(self._raw):
-            await self._raw.close()  # the end of a buffer: nothing to read, nor to guard
-            return
         conn._enter("cursor close", self)
         try:
             await self._raw.close()  # an unbuffered cursor reads its remaining rows here

@@ -217,9 +217,6 @@ class ResilientCursor(CursorBase):
         conn = self._conn
         if self._gen != conn._gen:
             return  # its physical connection is gone already
-        if not self._unbuffered and conn._adapter.closes_quietly(self._raw):
-            self._raw.close()  # the end of a buffer: nothing to read, nor to guard
-            return
         conn._enter("cursor close", self)
         try:
             self._raw.close()  # an unbuffered cursor reads its remaining rows here

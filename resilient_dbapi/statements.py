@@ -982,8 +982,8 @@ def _postgres_setting(sql: str) -> Statement | None:
 _NOT_REPLAYED_CONFIG = frozenset({"role", "session_authorization"})
 
 # PostgreSQL's own session statements, one per text (no comment before it, nothing
-# after it). RESET and DISCARD undo settings: journaled in their turn, so that a replay
-# ends where the session did (RESET ALL after the SETs it undid, a SET after it again).
+# after it). RESET undoes settings: journaled in its turn, so that a replay ends where
+# the session did (RESET ALL after the SETs it undid, a SET after it again).
 # LISTEN registrations and cursors WITH HOLD outlive their transaction and no replay
 # makes them again (notifications in between are lost): state a new session lacks.
 _PG_SESSION = re.compile(
@@ -999,8 +999,10 @@ def _postgres_session(sql: str) -> Statement | None:
         return None  # one statement (no ";" but the last), no comment: else the general scan
     verb = match[1].lower()
     rest = " ".join(match[2].lower().split())
-    if verb in ("reset", "discard"):
-        if not rest or (verb == "reset" and rest.split()[0] in ("role", "session")):
+    if verb == "discard":
+        return None  # DISCARD ALL runs in no transaction: a replay with autocommit off fails
+    if verb == "reset":
+        if not rest or rest.split()[0] in ("role", "session"):
             return None  # who the session acts as: as SET ROLE, never replayed
         text = f"{verb} {rest}"
         return Statement(StatementKind.SESSION, False, True, _NO_EFFECTS, text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import threading
@@ -21,10 +20,8 @@ from resilient_dbapi import (
     RetryOnError,
     SessionLostError,
 )
-from resilient_dbapi import aiomysql as resilient_aiomysql
 
 from .conftest import SLEEP_WRITE, kill, killed_in_flight
-from .test_aio import aio_kwargs, run
 
 pytestmark = pytest.mark.server
 
@@ -244,64 +241,6 @@ def test_driver_methods_are_guarded(db: dict[str, Any]) -> None:
     conn = resilient_dbapi.connect(pymysql.connect, **db)
     with _query_in_flight(conn), pytest.raises(ConcurrentUseError, match="query in flight"):
         conn.show_warnings()
-
-
-def test_closing_a_cursor_is_guarded_only_when_it_reads_the_network(db: dict[str, Any]) -> None:
-    """A buffered cursor whose results were all read closes at once, even while another
-    thread's statement is in flight on the connection: its close() reads nothing. One
-    with a result set still to come (a procedure's) reads on as it closes: refused then,
-    as any operation is, and closed through the guard afterwards."""
-    conn = resilient_dbapi.connect(pymysql.connect, **{**db, "autocommit": True})
-    setup = conn.cursor()
-    setup.execute("CREATE PROCEDURE two_sets() BEGIN SELECT 1; SELECT 2; END")
-    done, pending = conn.cursor(), conn.cursor()
-    done.execute("SELECT 1")
-    pending.callproc("two_sets")
-    assert pending.fetchall() == ((1,),)  # the second set still waits on the socket
-    with _query_in_flight(conn):
-        done.close()
-        with pytest.raises(ConcurrentUseError, match="query in flight"):
-            pending.close()
-    pending = conn.cursor()
-    pending.callproc("two_sets")
-    pending.close()  # reads the rest: the connection serves the next statement
-    setup.execute("SELECT 3")
-    assert setup.fetchone() == (3,)
-    conn.close()
-
-
-def test_a_result_set_still_to_come_is_not_taken_for_a_dead_connection(
-    db: dict[str, Any],
-) -> None:
-    """A procedure's second result set waits on the socket, unread; past the skip
-    window, the socket check sees bytes there. They are results, not the server's
-    goodbye: the next statement runs on the same session (the driver drains them first),
-    where it used to be taken for dead and, the session holding callproc's variables,
-    refused with SessionLostError."""
-    conn = resilient_dbapi.connect(pymysql.connect, **{**db, "autocommit": True})
-    cur = conn.cursor()
-    cur.execute("CREATE PROCEDURE two_sets() BEGIN SELECT 1; SELECT 2; END")
-    cur.callproc("two_sets")
-    assert cur.fetchall() == ((1,),)
-    time.sleep(SKIP_WINDOW)
-    other = conn.cursor()
-    other.execute("SELECT 3")
-    assert other.fetchone() == (3,) and conn.reconnects == 0
-    conn.close()
-
-    async def main() -> int:
-        aconn = await resilient_aiomysql.connect(**aio_kwargs(db), autocommit=True)
-        acur = await aconn.cursor()
-        await acur.callproc("two_sets")
-        assert await acur.fetchall() == ((1,),)
-        await asyncio.sleep(SKIP_WINDOW)
-        await acur.execute("SELECT 3")
-        assert await acur.fetchone() == (3,)
-        reconnects = aconn.reconnects
-        await aconn.ensure_closed()
-        return reconnects
-
-    assert run(main()) == 0
 
 
 def test_a_refused_setting_does_not_poison_later_reconnects(

@@ -111,15 +111,8 @@ class MySQLProtocol(AdapterBase):
         raw._affected_rows = 0
 
     def busy(self, raw: Any) -> bool:
-        # Mid-stream, or a result set still to come (a procedure's, several statements'):
-        # bytes on the socket are then results, not news of its end.
         result = raw._result
-        return result is not None and bool(result.unbuffered_active or result.has_next)
-
-    def closes_quietly(self, cursor: Any) -> bool:
-        # PyMySQL's and aiomysql's close() reads on only while a next result set waits.
-        result = cursor._result
-        return result is None or not result.has_next
+        return result is not None and bool(result.unbuffered_active)
 
     def error_code(self, exc: BaseException) -> int | None:
         if not isinstance(exc, pymysql.err.MySQLError):

@@ -81,8 +81,7 @@ class Inspector(Protocol):
         """``(in_transaction, autocommit)`` as the server last reported them."""
 
     def busy(self, raw: Any) -> bool:
-        """Whether a result is still being read (an unbuffered cursor mid-stream, or a
-        result set still to come): what the socket holds is then not news of its end."""
+        """Whether a result is still being read (an unbuffered cursor mid-stream)."""
 
     def discard(self, raw: Any) -> None:
         """Close ``raw`` at once, sending nothing, never raising."""
@@ -117,10 +116,6 @@ class Inspector(Protocol):
 
     def uses_tls(self, raw: Any) -> bool | None:
         """Whether ``raw`` is encrypted (None: the adapter cannot tell)."""
-
-    def closes_quietly(self, cursor: Any) -> bool:
-        """Whether closing the buffered driver ``cursor`` reads nothing from the network
-        (no further result set waits): it then needs no guard."""
 
     def knows_autocommit(self, raw: Any) -> bool:
         """Whether :meth:`status`'s autocommit flag is the driver's, not a guess."""
@@ -379,9 +374,6 @@ class AdapterBase:
         return False
 
     def unbuffered(self, cursor: Any) -> bool:
-        return False
-
-    def closes_quietly(self, cursor: Any) -> bool:
         return False
 
     def discard(self, raw: Any) -> None:
