@@ -116,6 +116,9 @@ class AsyncResilientCursor(CursorBase):
                         or (conn._gone is not None and conn._gone())
                     )
                 )
+                # Result sets the last statement left: read first (see _read_left_sets), so
+                # that a failure reading them is never taken for this statement's.
+                or conn._adapter.pending(conn._raw)
             ):
                 result = await conn._run(Op.EXECUTE, stmt, _send_execute, self, query, args)
             else:

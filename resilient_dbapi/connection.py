@@ -224,6 +224,8 @@ class ResilientConnection(ConnectionBase):
         recovered failure returns None: nothing was lost)."""
         self._check_usable()
         while True:
+            if self._adapter.pending(self._raw):
+                self._read_left_sets()
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 self._checkout()
@@ -251,6 +253,20 @@ class ResilientConnection(ConnectionBase):
                 raise
             self._engine.done(stmt, *self._status(self._raw), _monotonic())
             return result
+
+    def _read_left_sets(self) -> None:
+        """Read the result sets the last statement left, before any check: the driver
+        would read them before its next command anyway, but their bytes on the socket
+        are rows, not news of the connection's end, and a failure reading them belongs
+        to the last statement (raised as a failed fetch), never to the next one."""
+        try:
+            self._adapter.drain(self._raw)
+        except Exception as exc:
+            self._failed(exc, Op.FETCH, READ_OP, 0)
+            raise  # a fetch is never sent again
+        except BaseException:
+            self._interrupted(Op.FETCH, READ_OP)
+            raise
 
     def _ask_table(self, table: tuple[str, str]) -> Exception | None:
         """Ask the server whether everything a write to ``table`` does rolls back, before

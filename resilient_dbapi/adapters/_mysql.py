@@ -114,6 +114,10 @@ class MySQLProtocol(AdapterBase):
         result = raw._result
         return result is not None and bool(result.unbuffered_active)
 
+    def pending(self, raw: Any) -> bool:
+        result = raw._result
+        return result is not None and bool(result.has_next)
+
     def error_code(self, exc: BaseException) -> int | None:
         if not isinstance(exc, pymysql.err.MySQLError):
             return _lost_while_failing(exc)

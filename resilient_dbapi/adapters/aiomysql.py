@@ -106,6 +106,10 @@ class AiomysqlAdapter(MySQLProtocol):
                 f"Lost connection to MySQL server: no reply to a ping in {timeout} s",
             ) from None
 
+    async def drain(self, raw: Any) -> None:
+        while self.pending(raw):
+            await raw.next_result()
+
     def discard(self, raw: Any) -> None:
         result = raw._result
         if result is not None:

@@ -83,6 +83,11 @@ class Inspector(Protocol):
     def busy(self, raw: Any) -> bool:
         """Whether a result is still being read (an unbuffered cursor mid-stream)."""
 
+    def pending(self, raw: Any) -> bool:
+        """Whether the last statement left result sets unread (a CALL's, several
+        statements in one text): the driver reads them before its next command, and
+        until then their bytes wait on the socket (see ``drain``)."""
+
     def discard(self, raw: Any) -> None:
         """Close ``raw`` at once, sending nothing, never raising."""
 
@@ -163,6 +168,10 @@ class Inspector(Protocol):
 class Adapter(Inspector, Protocol):
     """What the sync proxy needs from a driver."""
 
+    def drain(self, raw: Any) -> None:
+        """Read and discard the result sets :meth:`pending` reports, as the driver does
+        before its next command; raises the driver's error."""
+
     def ping(self, raw: Any, timeout: float) -> None:
         """A round trip bounded by ``timeout`` seconds; raises the driver's error if dead."""
 
@@ -192,6 +201,10 @@ class Adapter(Inspector, Protocol):
 
 class AsyncAdapter(Inspector, Protocol):
     """What the asyncio proxy needs from a driver: the round trips are coroutines."""
+
+    async def drain(self, raw: Any) -> None:
+        """Read and discard the result sets :meth:`pending` reports, as the driver does
+        before its next command; raises the driver's error."""
 
     async def ping(self, raw: Any, timeout: float) -> None:
         """A round trip bounded by ``timeout`` seconds; raises the driver's error if dead."""
@@ -372,6 +385,13 @@ class AdapterBase:
 
     def busy(self, raw: Any) -> bool:
         return False
+
+    def pending(self, raw: Any) -> bool:
+        return False
+
+    def drain(self, raw: Any) -> Any:
+        """Nothing to read where :meth:`pending` is never True (``Any``: an asyncio
+        adapter's override is a coroutine)."""
 
     def unbuffered(self, cursor: Any) -> bool:
         return False

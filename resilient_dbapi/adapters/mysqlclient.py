@@ -98,6 +98,18 @@ class MySQLdbAdapter(MySQLSession, AdapterBase):
         except MySQLdb.Error:  # closed: unknown, so a write's outcome counts as unknown
             return False, True
 
+    def pending(self, raw: Any) -> bool:
+        try:
+            return bool(raw.more_results())
+        except MySQLdb.Error:  # closed: nothing to read
+            return False
+
+    def drain(self, raw: Any) -> None:
+        while self.pending(raw):
+            if raw.next_result() != 0:
+                return
+            raw.discard_result()
+
     def ping(self, raw: Any, timeout: float) -> None:
         # The C library waits for the reply as long as its own read_timeout, which can be
         # set only when connecting (none by default): pass read_timeout= and

@@ -66,6 +66,10 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
             # PyMySQL re-applies its own timeouts at the next read or write.
             raw._read_timeout, raw._write_timeout = saved
 
+    def drain(self, raw: Any) -> None:
+        while self.pending(raw):
+            raw.next_result()
+
     def discard(self, raw: Any) -> None:
         result = raw._result
         if result is not None:

@@ -1,0 +1,234 @@
+"""Result sets a statement left unread (a CALL's, several statements in one text),
+against a real MariaDB: their bytes on the socket are rows, not news of the
+connection's end, and a failure reading them belongs to the statement that left them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiomysql
+import pymysql
+import pytest
+
+import resilient_dbapi
+from resilient_dbapi import SessionLostError, aio
+
+from .conftest import kill, rows
+from .drivers import DRIVERS, Driver
+from .test_aio import aio_kwargs
+
+pytestmark = pytest.mark.server
+MYSQL_DRIVERS = [d for d in DRIVERS if d.server == "server"]
+
+# The second result set is larger than PyMySQL's read buffer: part of it waits in the
+# kernel, so a zero-timeout poll of the socket finds it readable.
+TWO_SETS = "CREATE PROCEDURE two() BEGIN SELECT 1; SELECT REPEAT('x', 200000); END"
+# The CALL is still running when its first result set comes back; the INSERT after the
+# pause is its last statement.
+SLOW_TAIL = (
+    "CREATE PROCEDURE slow_tail() BEGIN SELECT 1; DO SLEEP(3); "
+    "INSERT INTO t (uid) VALUES ('tail'); END"
+)
+
+
+def _setup(cur: Any) -> None:
+    cur.execute(TWO_SETS)
+    cur.execute(SLOW_TAIL)
+    cur.execute("CREATE TEMPORARY TABLE tt (a INT)")
+
+
+@pytest.mark.parametrize("autocommit", [False, True])
+@pytest.mark.parametrize("then", ["SELECT 3", "INSERT INTO tt VALUES (3)"])
+@pytest.mark.parametrize("pause", [0.0, 1.2], ids=["at-once", "past-skip-window"])
+def test_unread_sets_of_a_call_are_not_a_closed_connection(
+    db: dict[str, Any], autocommit: bool, then: str, pause: float
+) -> None:
+    """Before, the socket check took the unread second set for the server's goodbye and
+    replaced a healthy session (SessionLostError: the temporary table)."""
+    conn = resilient_dbapi.connect(pymysql.connect, autocommit=autocommit, **db)
+    cur = conn.cursor()
+    _setup(cur)
+    thread = conn.thread_id()
+    cur.callproc("two")
+    assert cur.fetchall() == ((1,),)
+    time.sleep(pause)
+    cur.execute(then)
+    conn.commit()
+    cur.execute("SELECT COUNT(*) FROM tt")
+    assert cur.fetchall()[0][0] == (1 if "INSERT" in then else 0)
+    assert conn.thread_id() == thread
+    conn.close()
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "resilient"])
+@pytest.mark.parametrize("driver", MYSQL_DRIVERS, ids=[d.name for d in MYSQL_DRIVERS])
+def test_every_mysql_driver_reads_unread_sets_first(
+    driver: Driver, dbkw: dict[str, Any], wrapped: bool
+) -> None:
+    """The same cursor runs the next statement after a CALL left a set unread: every
+    driver reads the rest first, and so must the proxy (mysqlclient's ping answered
+    "commands out of sync", which ended the session)."""
+    kwargs = {**dbkw, "autocommit": True}
+    conn = (
+        resilient_dbapi.connect(driver.connect, **kwargs) if wrapped else driver.connect(**kwargs)
+    )
+    cur = conn.cursor()
+    cur.execute(TWO_SETS)
+    cur.execute("CREATE TEMPORARY TABLE tt (a INT)")
+    session = driver.session_id(conn)
+    cur.callproc("two")
+    time.sleep(1.2)  # past the window in which a recent read skips the socket check
+    cur.execute("INSERT INTO tt VALUES (3)")
+    cur.execute("SELECT COUNT(*) FROM tt")
+    assert cur.fetchone()[0] == 1
+    assert driver.session_id(conn) == session
+    conn.close()
+
+
+def test_several_statements_in_one_text_leave_no_false_alarm(db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(
+        pymysql.connect,
+        autocommit=True,
+        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+        **db,
+    )
+    cur = conn.cursor()
+    cur.execute("CREATE TEMPORARY TABLE tt (a INT)")
+    cur.execute("SELECT 1; SELECT REPEAT('x', 200000)")
+    thread = conn.thread_id()
+    cur.execute("INSERT INTO tt VALUES (1)")
+    assert conn.thread_id() == thread
+    conn.close()
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["pymysql", "resilient"])
+def test_a_call_cut_short_is_reported_not_hidden(
+    server: Any, db: dict[str, Any], wrapped: bool
+) -> None:
+    """The connection is killed while the CALL's last statement has yet to run: the
+    next statement must not succeed as if the CALL had finished. Plain PyMySQL raises
+    there too; before, the proxy took the news for an idle connection's end and sent
+    the SELECT on a new connection without a word."""
+    connect = pymysql.connect
+    conn = (
+        resilient_dbapi.connect(connect, autocommit=True, **db)
+        if wrapped
+        else connect(autocommit=True, **db)
+    )
+    cur = conn.cursor()
+    cur.execute(SLOW_TAIL)
+    cur.callproc("slow_tail")
+    assert cur.fetchall() == ((1,),)
+    kill(server, conn.thread_id())
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        cur.execute("SELECT 2")
+    assert type(info.value) is pymysql.err.OperationalError  # the driver's own error
+    assert rows(server, db, "SELECT COUNT(*) FROM t")[0][0] == 0
+    if wrapped:
+        # A CALL may leave session state nobody can read back: its loss is named once,
+        # then the next statement gets a new connection.
+        with pytest.raises(SessionLostError):
+            cur.execute("SELECT 2")
+        cur.execute("SELECT 2")
+        assert cur.fetchall() == ((2,),)
+    conn.close()
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["pymysql", "resilient"])
+def test_unread_sets_then_the_server_closes(server: Any, db: dict[str, Any], wrapped: bool) -> None:
+    """Everything was sent, then the connection was killed while idle: the proxy reads
+    the sets and finds the end behind them. Several statements in one text may leave
+    state nobody can read back: the loss is named, nothing is sent, and the next
+    statement gets a new connection. Plain PyMySQL fails and stays failed."""
+    connect = pymysql.connect
+    several = {"autocommit": True, "client_flag": pymysql.constants.CLIENT.MULTI_STATEMENTS}
+    conn = (
+        resilient_dbapi.connect(connect, **several, **db) if wrapped else connect(**several, **db)
+    )
+    cur = conn.cursor()
+    cur.execute("SELECT 1; SELECT REPEAT('x', 200000)")
+    kill(server, conn.thread_id())
+    if not wrapped:
+        for _ in range(2):
+            with pytest.raises(pymysql.err.MySQLError):  # 2013, then InterfaceError
+                cur.execute("SELECT 2")
+        return
+    with pytest.raises(SessionLostError) as info:
+        cur.execute("SELECT 2")
+    assert "nothing was sent" in str(info.value)
+    cur.execute("SELECT 2")
+    assert cur.fetchall() == ((2,),)
+    conn.close()
+
+
+def test_a_call_in_a_transaction_then_a_write(db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    cur = conn.cursor()
+    _setup(cur)
+    cur.execute("INSERT INTO t (uid) VALUES ('a')")
+    cur.callproc("two")
+    cur.execute("INSERT INTO t (uid) VALUES ('b')")
+    conn.commit()
+    cur.execute("SELECT uid FROM t ORDER BY id")
+    assert cur.fetchall() == (("a",), ("b",))
+    conn.close()
+
+
+# -- asyncio (aiomysql's reader holds the unread sets: news to a naive check) ---------
+
+
+@pytest.mark.parametrize("then", ["SELECT 3", "INSERT INTO tt VALUES (3)"])
+def test_aiomysql_unread_sets_are_not_a_closed_connection(db: dict[str, Any], then: str) -> None:
+    async def story() -> None:
+        conn = await aio.connect(aiomysql.connect, **aio_kwargs(db, autocommit=True))
+        cur = await conn.cursor()
+        await cur.execute(TWO_SETS)
+        await cur.execute("CREATE TEMPORARY TABLE tt (a INT)")
+        thread = conn.thread_id()
+        await cur.callproc("two")
+        assert await cur.fetchall() == ((1,),)
+        await asyncio.sleep(0.1)  # the event loop reads the rest into the reader
+        await cur.execute(then)
+        await cur.execute("SELECT COUNT(*) FROM tt")
+        assert (await cur.fetchall())[0][0] == (1 if "INSERT" in then else 0)
+        assert conn.thread_id() == thread
+        conn.close()
+
+    asyncio.run(story())
+
+
+def test_aiomysql_a_call_cut_short_is_reported(server: Any, db: dict[str, Any]) -> None:
+    async def story() -> None:
+        conn = await aio.connect(aiomysql.connect, **aio_kwargs(db, autocommit=True))
+        cur = await conn.cursor()
+        await cur.execute(SLOW_TAIL)
+        await cur.callproc("slow_tail")
+        assert await cur.fetchall() == ((1,),)
+        kill(server, conn.thread_id())
+        await asyncio.sleep(0.1)
+        with pytest.raises(pymysql.err.OperationalError) as info:
+            await cur.execute("SELECT 2")
+        assert type(info.value) is pymysql.err.OperationalError
+        with pytest.raises(SessionLostError):
+            await cur.execute("SELECT 2")
+        await cur.execute("SELECT 2")
+        assert await cur.fetchall() == ((2,),)
+        conn.close()
+
+    asyncio.run(story())
+    assert rows(server, db, "SELECT COUNT(*) FROM t")[0][0] == 0
+
+
+def test_session_lost_is_still_reported_behind_unread_sets(server: Any, db: dict[str, Any]) -> None:
+    """Reading the sets first does not hide a real end: a killed session with a
+    temporary table is still SessionLostError."""
+    conn = resilient_dbapi.connect(pymysql.connect, autocommit=True, **db)
+    cur = conn.cursor()
+    _setup(cur)
+    cur.callproc("two")
+    kill(server, conn.thread_id())
+    with pytest.raises(SessionLostError):
+        cur.execute("INSERT INTO tt VALUES (1)")
+    conn.close()
