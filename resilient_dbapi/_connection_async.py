@@ -167,6 +167,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
             # The server names writes it cannot roll back as they happen; taken after
             # every write, so that nothing said outside a transaction is counted in one.
             engine.wrote_in_transaction(stmt, self._adapter.kept_writes(self._raw))
+            self._sets_left = self._adapter.pending(self._raw)  # a CALL's, perhaps
 
     async def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements
@@ -237,6 +238,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
         while True:
             if self._adapter.pending(self._raw):
                 await self._read_left_sets()
+            self._sets_left = False
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 await self._checkout()

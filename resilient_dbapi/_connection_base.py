@@ -98,6 +98,9 @@ class ConnectionBase:
         self._release = self._guard.release
         self._in_flight = ""
         self._streamer: object = None  # see _stream_seen()
+        # Whether the last statement may have left result sets unread (a CALL's, several
+        # statements'): then the next one takes the slow path, which reads them first.
+        self._sets_left = False
         self._stream_cursor: weakref.ref[Any] | None = None
         # close() found an operation in flight and aborted it: the physical connection is
         # given up by whichever of the two finishes last (see _finish_abort).

@@ -118,7 +118,7 @@ class AsyncResilientCursor(CursorBase):
                 )
                 # Result sets the last statement left: read first (see _read_left_sets), so
                 # that a failure reading them is never taken for this statement's.
-                or conn._adapter.pending(conn._raw)
+                or conn._sets_left
             ):
                 result = await conn._run(Op.EXECUTE, stmt, _send_execute, self, query, args)
             else:
@@ -174,6 +174,7 @@ class AsyncResilientCursor(CursorBase):
             engine = conn._engine
             engine.state_made(_CALLPROC_STATE)
             engine.wrote_in_transaction(None, conn._adapter.kept_writes(conn._raw))
+            conn._sets_left = conn._adapter.pending(conn._raw)
             return result
         finally:
             conn._leave(self)

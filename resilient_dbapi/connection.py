@@ -156,6 +156,7 @@ class ResilientConnection(ConnectionBase):
             # The server names writes it cannot roll back as they happen; taken after
             # every write, so that nothing said outside a transaction is counted in one.
             engine.wrote_in_transaction(stmt, self._adapter.kept_writes(self._raw))
+            self._sets_left = self._adapter.pending(self._raw)  # a CALL's, perhaps
 
     def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements
@@ -226,6 +227,7 @@ class ResilientConnection(ConnectionBase):
         while True:
             if self._adapter.pending(self._raw):
                 self._read_left_sets()
+            self._sets_left = False
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 self._checkout()

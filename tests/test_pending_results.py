@@ -15,7 +15,7 @@ import pytest
 import resilient_dbapi
 from resilient_dbapi import SessionLostError, aio
 
-from .conftest import kill, rows
+from .conftest import kill, killed_in_flight, rows
 from .drivers import DRIVERS, Driver
 from .test_aio import aio_kwargs
 
@@ -133,6 +133,30 @@ def test_a_call_cut_short_is_reported_not_hidden(
             cur.execute("SELECT 2")
         cur.execute("SELECT 2")
         assert cur.fetchall() == ((2,),)
+    conn.close()
+
+
+def test_a_call_cut_short_while_its_sets_are_read(server: Any, db: dict[str, Any]) -> None:
+    """Nothing has come back yet when the next statement starts (the socket check finds
+    the connection quiet); the connection dies while the driver waits for the CALL's
+    last sets. That failure is the CALL's: the INSERT was never sent, so it must not be
+    reported as a write of unknown outcome, nor be written."""
+    conn = resilient_dbapi.connect(pymysql.connect, autocommit=True, **db)
+    cur = conn.cursor()
+    cur.execute(SLOW_TAIL)
+    cur.callproc("slow_tail")
+    with (
+        killed_in_flight(server, conn.thread_id(), after=0.5),
+        pytest.raises(pymysql.err.OperationalError) as info,
+    ):
+        cur.execute("INSERT INTO t (uid) VALUES ('next')")
+    assert type(info.value) is pymysql.err.OperationalError
+    with pytest.raises(SessionLostError) as lost:
+        cur.execute("INSERT INTO t (uid) VALUES ('next')")
+    assert "nothing was sent" in str(lost.value)
+    assert rows(server, db, "SELECT uid FROM t") == []
+    cur.execute("INSERT INTO t (uid) VALUES ('next')")
+    assert rows(server, db, "SELECT uid FROM t") == [("next",)]
     conn.close()
 
 
