@@ -272,8 +272,13 @@ class AsyncResilientConnection(AsyncConnectionBase):
         would read them before its next command anyway, but their bytes on the socket
         are rows, not news of the connection's end, and a failure reading them belongs
         to the last statement (raised as a failed fetch), never to the next one."""
+        await self._fetch(self._adapter.drain, self._raw)
+
+    async def _fetch(self, read: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """A read of results already asked for, under the rules of a failed fetch (never
+        sent again; a lost connection is recorded)."""
         try:
-            await self._adapter.drain(self._raw)
+            return await read(*args)
         except Exception as exc:
             self._failed(exc, Op.FETCH, READ_OP, 0)
             raise  # a fetch is never sent again
@@ -541,15 +546,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
     async def next_result(self, unbuffered: bool = False) -> Any:
         """The driver's ``next_result()``: reads the next result of a multi-result query."""
         self._enter("next_result")
-        raw = self._raw
         try:
-            return await (raw.next_result(unbuffered) if unbuffered else raw.next_result())
-        except Exception as exc:
-            self._failed(exc, Op.FETCH, READ_OP, 0)
-            raise  # a fetch is never sent again
-        except BaseException:
-            self._interrupted(Op.FETCH, READ_OP)
-            raise
+            return await self._fetch(self._raw.next_result, *((unbuffered,) if unbuffered else ()))
         finally:
             self._leave()
 

@@ -261,8 +261,13 @@ class ResilientConnection(ConnectionBase):
         would read them before its next command anyway, but their bytes on the socket
         are rows, not news of the connection's end, and a failure reading them belongs
         to the last statement (raised as a failed fetch), never to the next one."""
+        self._fetch(self._adapter.drain, self._raw)
+
+    def _fetch(self, read: Callable[..., T], *args: Any) -> T:
+        """A read of results already asked for, under the rules of a failed fetch (never
+        sent again; a lost connection is recorded)."""
         try:
-            self._adapter.drain(self._raw)
+            return read(*args)
         except Exception as exc:
             self._failed(exc, Op.FETCH, READ_OP, 0)
             raise  # a fetch is never sent again
@@ -479,15 +484,8 @@ class ResilientConnection(ConnectionBase):
     def next_result(self, unbuffered: bool = False) -> Any:
         """The driver's ``next_result()``: reads the next result of a multi-result query."""
         self._enter("next_result")
-        raw = self._raw
         try:
-            return raw.next_result(unbuffered) if unbuffered else raw.next_result()
-        except Exception as exc:
-            self._failed(exc, Op.FETCH, READ_OP, 0)
-            raise  # a fetch is never sent again
-        except BaseException:
-            self._interrupted(Op.FETCH, READ_OP)
-            raise
+            return self._fetch(self._raw.next_result, *((unbuffered,) if unbuffered else ()))
         finally:
             self._leave()
 
