@@ -51,6 +51,7 @@ T = TypeVar("T")
 _ALIVE = Liveness.ALIVE
 _READ = StatementKind.READ
 _monotonic = time.monotonic
+_UNREAD_SETTINGS = frozenset({"settings after the first of a query() (not read back)"})
 
 
 class _Connector(ConnectorBase):
@@ -130,6 +131,7 @@ class ResilientConnection(ConnectionBase):
         settings and remembers session state no replay can rebuild."""
         engine = self._engine
         if stmt.kind is StatementKind.SESSION:
+            taken = None
             if stmt.parts and not args and cursor is not None:
                 # The driver read the first result only: a later setting's error would
                 # surface at the next command, after a bad setting was journaled for
@@ -138,7 +140,14 @@ class ResilientConnection(ConnectionBase):
                 if error is not None:
                     engine.settings_made(stmt, query, args, done)
                     raise error
-            if engine.settings_made(stmt, query, args):
+            elif stmt.parts and self._adapter.pending(self._raw):
+                # query() returned after the first; the rest are the caller's to read, so
+                # whether the server took them is not known here: journal the first, and
+                # name the rest as state no replay can vouch for.
+                taken = 1
+                engine.state_made(_UNREAD_SETTINGS)
+                self._sets_left = True
+            if engine.settings_made(stmt, query, args, taken) and taken is None:
                 try:
                     wait_timeout = self._adapter.wait_timeout(self._raw)
                 except Exception as exc:
@@ -380,6 +389,12 @@ class ResilientConnection(ConnectionBase):
         if not self._must_finish(op):
             return
         raw = self._raw
+        if self._adapter.pending(raw):
+            # As the driver would before its next command: else mysqlclient answers
+            # "commands out of sync" (2014) to a COMMIT never sent, and a CALL's later
+            # error is taken for the server's answer to it.
+            self._read_left_sets()
+        self._sets_left = False
         try:
             (raw.commit() if op is Op.COMMIT else raw.rollback())
         except Exception as exc:

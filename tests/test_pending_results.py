@@ -200,6 +200,64 @@ def test_a_call_in_a_transaction_then_a_write(db: dict[str, Any]) -> None:
     conn.close()
 
 
+@pytest.mark.parametrize("op", ["commit", "rollback"])
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "resilient"])
+@pytest.mark.parametrize("driver", MYSQL_DRIVERS, ids=[d.name for d in MYSQL_DRIVERS])
+def test_commit_or_rollback_right_after_a_call(
+    driver: Driver, dbkw: dict[str, Any], wrapped: bool, op: str
+) -> None:
+    """The CALL's last reply is still unread when the transaction ends. Plain mysqlclient
+    refuses with "commands out of sync" (2014); before, the proxy took that for a lost
+    connection: a COMMIT never sent became a write of unknown outcome, a ROLLBACK ended
+    the session. Every driver's COMMIT or ROLLBACK must do what it says."""
+    kwargs = {**dbkw, "autocommit": False}
+    conn = (
+        resilient_dbapi.connect(driver.connect, **kwargs) if wrapped else driver.connect(**kwargs)
+    )
+    try:
+        cur = conn.cursor()
+        cur.execute(TWO_SETS)
+        cur.execute("CREATE TEMPORARY TABLE tt (a INT)")
+        session = driver.session_id(conn)
+        cur.execute("INSERT INTO tt VALUES (1)")
+        cur.callproc("two")
+        if driver.name == "mysqlclient" and not wrapped:
+            with pytest.raises(driver.error) as info:
+                getattr(conn, op)()
+            assert info.value.args[0] == 2014
+            return
+        getattr(conn, op)()
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM tt")
+        assert cur.fetchone()[0] == (1 if op == "commit" else 0)
+        assert driver.session_id(conn) == session
+    finally:
+        conn.close()
+
+
+def test_a_failed_setting_of_several_is_not_made_again(server: Any, db: dict[str, Any]) -> None:
+    """``query()`` of several settings returns after the first; a later one fails on
+    the server. Before, all were journaled and every new session failed on the bad one
+    (1193 for ever). Whether the others took is the caller's to read, so their loss is
+    named once, and the next session has the first."""
+    several = {"autocommit": True, "client_flag": pymysql.constants.CLIENT.MULTI_STATEMENTS}
+    conn = resilient_dbapi.connect(pymysql.connect, **several, **db)
+    try:
+        conn.query("SET @@session.sql_mode = 'ANSI_QUOTES'; SET @@nonexistent_var = 1")
+        cur = conn.cursor()
+        with pytest.raises(pymysql.err.OperationalError) as info:
+            cur.execute("SELECT 1")
+        assert info.value.args[0] == 1193  # the driver's own error, as plain PyMySQL's
+        kill(server, conn.thread_id())
+        with pytest.raises(SessionLostError) as lost:
+            cur.execute("SELECT 1")
+        assert "not read back" in str(lost.value)
+        cur.execute("SELECT @@session.sql_mode")
+        assert cur.fetchall() == (("ANSI_QUOTES",),)
+    finally:
+        conn.close()
+
+
 # -- asyncio (aiomysql's reader holds the unread sets: news to a naive check) ---------
 
 
