@@ -122,7 +122,9 @@ class AsyncResilientConnection(AsyncConnectionBase):
 
     async def _setup(self, raw: Any) -> float | None:
         """Make a new driver connection mean what the old one meant; its wait_timeout."""
-        return await _prepare(self._adapter, raw, self._on_connect, self._engine)
+        return await _prepare(
+            self._adapter, raw, self._on_connect, self._engine, self._connector.autocommit
+        )
 
     async def _replace(self, reason: Reason, code: Code | None = None) -> None:
         """Replace a dead connection (see :meth:`_replacing`)."""
@@ -635,10 +637,15 @@ if True:  # ASYNC
 
 
 async def _prepare(
-    adapter: AsyncAdapter, raw: Any, on_connect: tuple[str, ...], engine: Engine
+    adapter: AsyncAdapter,
+    raw: Any,
+    on_connect: tuple[str, ...],
+    engine: Engine,
+    autocommit: bool | None = None,
 ) -> float | None:
-    """Check a new driver connection (TLS, role), run ``on_connect`` and replay the
-    journal on it; return its wait_timeout when the policies follow it."""
+    """Check a new driver connection (TLS, role), set its autocommit mode when it was
+    taken out of the driver's arguments (see Request.autocommit), run ``on_connect``
+    and replay the journal on it; return its wait_timeout when the policies follow it."""
     adapter.adopt(raw)  # before any statement
     if engine.dead_peer is not None:
         adapter.set_dead_peer_timeout(raw, engine.dead_peer.seconds)
@@ -649,14 +656,20 @@ async def _prepare(
         if not target.accepts(read_only):
             raise WrongRole(adapter, read_only)
     tracking = adapter.tracking_sql(raw)
-    if tracking is not None:
+    mode = None if autocommit is None else f"autocommit = {int(autocommit)}"
+    setup = tracking if mode is None else f"{tracking}, {mode}" if tracking else f"SET {mode}"
+    if setup is not None:
         try:
-            await adapter.execute(raw, tracking, None)
+            await adapter.execute(raw, setup, None)
         except Exception as exc:
             code = adapter.error_code(exc)
-            if code is None or engine.is_dead(code):
+            if code is None or engine.is_dead(code) or tracking is None:
                 raise
             tracking = None  # a server without it (error 1193): no rollback is provable
+            if mode is not None:
+                await adapter.execute(raw, f"SET {mode}", None)
+    if autocommit is not None:
+        raw.autocommit_mode = autocommit  # the driver's own record (PyMySQL's, aiomysql's)
     engine.tracking(
         tracking is not None, adapter.transactional_only, adapter.says_transaction, on_connect
     )
@@ -784,11 +797,13 @@ def creator(
 async def _open(request: Request) -> AsyncResilientConnection:
     observer = Observer(request.listeners)
     engine = request.engine()
-    connector = _Connector(request.driver_connect, request.args, request.kwargs, request.memory)
+    connector = _Connector(
+        request.driver_connect, request.args, request.kwargs, request.memory, request.autocommit
+    )
 
     async def first_setup(raw: Any) -> tuple[AsyncAdapter, float | None]:
         adapter = first_adapter(raw, engine, adapters.async_adapter_for)
-        return adapter, await _prepare(adapter, raw, request.on_connect, engine)
+        return adapter, await _prepare(adapter, raw, request.on_connect, engine, request.autocommit)
 
     if request.deferred:
         if True:  # ASYNC

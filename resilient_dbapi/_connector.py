@@ -51,6 +51,9 @@ class Request:
     # ``defer_connect=True`` (PyMySQL's): the first physical connection waits for the
     # caller's ``connect()``; never passed on, or every replacement would wait too.
     deferred: bool = False
+    # The autocommit mode each new connection's set-up sets in its first statement,
+    # taken out of the driver's arguments (None: left to the driver).
+    autocommit: bool | None = None
     tls_floor: TLSFloor = field(default_factory=TLSFloor, compare=False)
     # What its connections learned of the server (see ServerFacts).
     facts: ServerFacts = field(default_factory=ServerFacts, compare=False)
@@ -74,15 +77,19 @@ class Request:
         deferred = kwargs.get("defer_connect") is True
         if deferred:
             kwargs = {k: v for k, v in kwargs.items() if k != "defer_connect"}
+        driver_kwargs, autocommit = adapters.take_autocommit(
+            driver_connect, args, adapters.connect_kwargs(driver_connect, kwargs)
+        )
         request = cls(
             driver_connect,
             args,
-            adapters.connect_kwargs(driver_connect, kwargs),
+            driver_kwargs,
             tuple(resolve_policies(policies)),
             check_on_connect(on_connect),
             check_listeners(listeners),
             check_failover(hosts, target, kwargs),
             deferred,
+            autocommit,
         )
         return request
 
@@ -138,7 +145,7 @@ class ConnectorBase:
     """Holds how to open physical connections (secrets included) and never shows it;
     with several hosts, also which one the connection is on."""
 
-    __slots__ = ("args", "carried", "current", "driver_connect", "kwargs", "memory")
+    __slots__ = ("args", "autocommit", "carried", "current", "driver_connect", "kwargs", "memory")
 
     def __init__(
         self,
@@ -146,11 +153,13 @@ class ConnectorBase:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         memory: HostMemory | None = None,
+        autocommit: bool | None = None,
     ) -> None:
         self.driver_connect = driver_connect
         self.args = args
         self.kwargs = kwargs
         self.memory = memory
+        self.autocommit = autocommit  # see Request.autocommit
         self.current: Host | None = None
         # For the next connection only: what the one it replaces hands over (carry_over).
         self.carried: dict[str, Any] = {}

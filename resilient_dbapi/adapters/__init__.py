@@ -174,16 +174,32 @@ def async_adapter_for(raw: object) -> AsyncAdapter:
     return cast(AsyncAdapter, _find(raw))
 
 
+def _package(driver_connect: object) -> str:
+    return (getattr(driver_connect, "__module__", None) or "").split(".")[0]
+
+
 def connect_kwargs(driver_connect: object, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments for ``driver_connect``, with what its shipped adapter asks
     the server for at the handshake (PyMySQL and aiomysql: session tracking, which tells
     which lost transactions are provably rolled back)."""
-    package = (getattr(driver_connect, "__module__", None) or "").split(".")[0]
-    if package in ("pymysql", "aiomysql"):
+    if _package(driver_connect) in ("pymysql", "aiomysql"):
         from ._mysql import connect_kwargs as mysql_kwargs
 
         return mysql_kwargs(kwargs)
     return kwargs
+
+
+def take_autocommit(
+    driver_connect: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], bool | None]:
+    """``kwargs`` without the autocommit mode when each new connection's set-up sets it
+    in its first statement (PyMySQL and aiomysql), and that mode; else ``kwargs`` as
+    given and None (the driver sets it)."""
+    if _package(driver_connect) in ("pymysql", "aiomysql"):
+        from ._mysql import take_autocommit as mysql_take
+
+        return mysql_take(args, kwargs)
+    return kwargs, None
 
 
 def adapter_for_error(exc: BaseException) -> Inspector | None:

@@ -281,6 +281,18 @@ def connect_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**kwargs, "client_flag": kwargs.get("client_flag", 0) | CLIENT.SESSION_TRACK}
 
 
+def take_autocommit(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], bool | None]:
+    """PyMySQL's and aiomysql's connect arguments without the autocommit mode, and the
+    mode (None: left to the driver). The driver would set it with a round trip of its
+    own; the set-up statement that turns session tracking on sets it in the same one."""
+    mode = kwargs.get("autocommit", False)  # both drivers' default: off
+    if args or mode is None:  # None: the server's default, which the driver keeps
+        return kwargs, None
+    return {**kwargs, "autocommit": None}, bool(mode)
+
+
 def _lenenc(data: bytes, pos: int) -> tuple[int, int]:
     """A length-encoded integer at ``pos``: its value and the position after it."""
     first = data[pos]

@@ -167,6 +167,10 @@ class AiomysqlAdapter(MySQLProtocol):
         return bool(int((await self._row(raw, "SELECT @@GLOBAL.read_only"))[0]))
 
     async def execute(self, raw: Any, query: str, args: Any) -> None:
+        if args is None:  # the proxy's set-up and replay: no cursor to make and read
+            await raw.query(query)
+            await self.drain(raw)  # several statements in one text, as a cursor's close()
+            return
         cursor = await raw.cursor(aiomysql.Cursor)
         try:
             await cursor.execute(query, args)

@@ -103,6 +103,13 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
 
         raw._read_query_result = read_query_result
 
+    def execute(self, raw: Any, query: str, args: Any) -> None:
+        if args is None:  # the proxy's set-up and replay: no cursor to make and read
+            raw.query(query)
+            self.drain(raw)  # several statements in one text, as a cursor's close() reads
+        else:
+            super().execute(raw, query, args)
+
     def _cursor(self, raw: Any) -> Any:
         return raw.cursor(pymysql.cursors.Cursor)
 
