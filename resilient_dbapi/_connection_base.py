@@ -6,6 +6,7 @@ operation. ``_connection_async.py`` and its generated sync twin hold only what a
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 import weakref
@@ -37,9 +38,16 @@ from .events import (
     Stats,
     TransactionLost,
 )
-from .statements import POSTGRES_STATEMENTS, STATEMENTS, WRITE_OP, Statement, StatementKind
+from .statements import (
+    POSTGRES_STATEMENTS,
+    STATEMENTS,
+    WRITE_OP,
+    Statement,
+    StatementKind,
+    assignments,
+)
 
-__all__ = ["AsyncConnectionBase", "ConnectionBase", "check_tls", "knows_autocommit"]
+__all__ = ["AsyncConnectionBase", "ConnectionBase", "check_tls", "foldable", "knows_autocommit"]
 
 _monotonic = time.monotonic
 _ALIVE = Liveness.ALIVE
@@ -603,6 +611,27 @@ def knows_autocommit(adapter: Inspector, raw: Any) -> bool:
     """Whether the adapter's autocommit flag is the driver's, not a guess (the generic
     fallback guesses PEP 249's default, off, for a driver that does not say)."""
     return adapter.knows_autocommit(raw)
+
+
+# Settings that change how the server reads the text of later statements.
+_PARSING = re.compile(r"\b(?:sql_mode|character_set_\w+|collation_\w+)\s*=", re.IGNORECASE)
+
+
+def foldable(journal: list[tuple[str, Any]]) -> list[str]:
+    """The assignment lists of the journal's first entries that may be sent within one
+    ``SET`` (see :func:`~resilient_dbapi.statements.assignments`): in order, up to the
+    first that may not, which runs on its own with all after it."""
+    folded = []
+    for method, payload in journal:
+        body = assignments(payload[0]) if method == "execute" and not payload[1] else None
+        if body is None:
+            break
+        folded.append(body)
+        if _PARSING.search(body):
+            # The server parses a statement whole before running it: what follows was
+            # written for the parsing this one sets (ANSI_QUOTES, a character set).
+            break
+    return folded
 
 
 def replay_call(

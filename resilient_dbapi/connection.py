@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from . import adapters
-from ._connection_base import ConnectionBase, check_tls, replay_call
+from ._connection_base import ConnectionBase, check_tls, foldable, replay_call
 from ._connector import (
     ConnectorBase,
     Request,
@@ -556,16 +556,30 @@ def _prepare(
     tracking = adapter.tracking_sql(raw)
     mode = None if autocommit is None else f"autocommit = {int(autocommit)}"
     setup = tracking if mode is None else f"{tracking}, {mode}" if tracking else f"SET {mode}"
+    journal = list(engine.journal.values())
+    # The journal's first settings ride in the same statement (a round trip each, else),
+    # never before on_connect nor before the completion question: they must come after.
+    fold = setup is not None and not on_connect and not engine.asks_completion()
+    folded = foldable(journal) if fold else []
     if setup is not None:
-        try:
-            adapter.execute(raw, setup, None)
-        except Exception as exc:
-            code = adapter.error_code(exc)
-            if code is None or engine.is_dead(code) or tracking is None:
-                raise
-            tracking = None  # a server without it (error 1193): no rollback is provable
-            if mode is not None:
-                adapter.execute(raw, f"SET {mode}", None)
+        if folded:
+            try:
+                adapter.execute(raw, ", ".join((setup, *folded)), None)
+            except Exception as exc:
+                code = adapter.error_code(exc)
+                if code is None or engine.is_dead(code):
+                    raise
+                folded = []  # one of them refused: each on its own, as unfolded
+        if not folded:
+            try:
+                adapter.execute(raw, setup, None)
+            except Exception as exc:
+                code = adapter.error_code(exc)
+                if code is None or engine.is_dead(code) or tracking is None:
+                    raise
+                tracking = None  # a server without it (error 1193): no rollback is provable
+                if mode is not None:
+                    adapter.execute(raw, f"SET {mode}", None)
     if autocommit is not None:
         raw.autocommit_mode = autocommit  # the driver's own record (PyMySQL's, aiomysql's)
     engine.tracking(
@@ -585,7 +599,7 @@ def _prepare(
                 raise
             chains = None  # not told: an end may chain (the weaker claim)
         engine.completion_known(chains)
-    for method, payload in engine.journal.values():
+    for method, payload in journal[len(folded) :]:
         if method == "setattr":
             setattr(raw, *payload)
         else:

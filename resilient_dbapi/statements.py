@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "Statement",
     "StatementKind",
+    "assignments",
     "classify",
     "commits_implicitly",
     "session_effects",
@@ -495,6 +496,33 @@ def _top_level_parts(text: str) -> list[str]:
 
 
 _SCOPES = ("@@session.", "@@local.", "@@", "session ", "local ")
+# One assignment to a session system variable: an optional session scope, a plain name,
+# "=". Names such as NAMES, CHARACTER SET or TRANSACTION never take this form.
+_PLAIN_ASSIGNMENT = re.compile(
+    r"\s*(?:@@session\.|@@local\.|@@|session\s+|local\s+)?[a-z_][a-z0-9_]*\s*=", re.IGNORECASE
+)
+# What could end the statement or hide what follows it, once appended to another.
+_UNFOLDABLE = re.compile(r"--|#|/\*|;|\\|\n|\r|\bglobal\b|\bselect\b", re.IGNORECASE)
+
+
+def assignments(sql: Any) -> str | None:
+    """The assignment list of a MySQL ``SET`` of session system variables to values
+    that read no other setting (``SET time_zone = '+00:00', sql_mode = ''``), to be
+    sent within another ``SET``; None for anything else (names, character sets, a
+    transaction's characteristics, user variables, ``@@`` in a value, comments,
+    several statements): those run on their own."""
+    if not isinstance(sql, str) or _UNFOLDABLE.search(sql):
+        return None
+    text = sql.strip()
+    if text[:4].lower() != "set ":
+        return None
+    body = text[4:].strip()
+    parts = _top_level_parts(body)
+    for part in parts:
+        match = _PLAIN_ASSIGNMENT.match(part)
+        if match is None or "@" in part[match.end() :] or not part[match.end() :].strip():
+            return None
+    return body
 
 
 def session_key(sql: str | bytes) -> str | None:

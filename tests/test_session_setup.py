@@ -131,3 +131,47 @@ def test_a_server_without_tracking_still_gets_the_mode(
         assert cur.fetchone()[0] == 0  # autocommit really off: the INSERT rolled back
     finally:
         conn.close()
+
+
+def test_settings_replayed_in_the_set_up_statement(server: Any, db: dict[str, Any]) -> None:
+    """Session settings the caller made are made again on a new session: plain ones in
+    the statement that sets it up (before, a round trip each), with the values asked."""
+    plain = pymysql.connect(**db)
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    try:
+        cur = conn.cursor()
+        cur.execute("SET time_zone = '+01:00'")
+        cur.execute("SET SESSION lock_wait_timeout = 7, @@session.max_sort_length = 2048")
+        cur.execute("SET NAMES utf8mb4 COLLATE utf8mb4_bin")  # on its own: names
+        cur.execute("SET SESSION innodb_lock_wait_timeout = 9")  # after it: on its own too
+        _replaced(server, conn)
+        # SET NAMES and the set-up with the first two settings, then the other two.
+        assert _questions(conn) - 1 == _questions(plain) + 2
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT @@time_zone, @@lock_wait_timeout, @@max_sort_length, "
+            "@@collation_connection, @@innodb_lock_wait_timeout"
+        )
+        assert cur.fetchone() == ("+01:00", 7, 2048, "utf8mb4_bin", 9)
+    finally:
+        plain.close()
+        conn.close()
+
+
+def test_a_setting_that_changes_parsing_ends_the_fold(server: Any, db: dict[str, Any]) -> None:
+    """The server parses a statement whole: a setting written for PIPES_AS_CONCAT must
+    not be sent in one statement with the sql_mode that turns it on (``1 || 0`` is
+    10 there, 1 without)."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    try:
+        cur = conn.cursor()
+        cur.execute("SET SESSION sql_mode = 'PIPES_AS_CONCAT'")
+        cur.execute("SET SESSION lock_wait_timeout = CAST(1 || 0 AS UNSIGNED)")
+        cur.execute("SELECT @@lock_wait_timeout")
+        assert cur.fetchone() == (10,)
+        _replaced(server, conn)
+        cur = conn.cursor()
+        cur.execute("SELECT @@sql_mode, @@lock_wait_timeout")
+        assert cur.fetchone() == ("PIPES_AS_CONCAT", 10)
+    finally:
+        conn.close()

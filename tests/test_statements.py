@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from resilient_dbapi.statements import (
     StatementKind,
+    assignments,
     classify,
     commits_implicitly,
     session_effects,
@@ -570,3 +571,33 @@ def test_a_transaction_state_cut_short_is_read_as_a_kept_write() -> None:
     from resilient_dbapi.adapters._mysql import _nontransactional_write
 
     assert _nontransactional_write(b"\0\x0b\x05\x09\x08") is True
+
+
+@pytest.mark.parametrize(
+    ("sql", "body"),
+    [
+        ("SET time_zone = '+00:00'", "time_zone = '+00:00'"),
+        ("set lock_wait_timeout=5", "lock_wait_timeout=5"),
+        ("SET SESSION a = 1, @@session.b = 'x,y'", "SESSION a = 1, @@session.b = 'x,y'"),
+        ("SET NAMES utf8mb4", None),
+        ("SET CHARACTER SET utf8", None),
+        ("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", None),
+        ("SET @a = 1", None),
+        ("SET x = @y", None),
+        ("SET sql_mode = CONCAT(@@sql_mode, ',X')", None),
+        ("SET x = (SELECT 1)", None),
+        ("SET x = 1 -- a comment would hide what follows", None),
+        ("SET x = 1 /* c */", None),
+        ("SET x = 1; SET y = 2", None),
+        ("SET GLOBAL x = 1", None),
+        ("SET @@global.x = 1", None),
+        ("SET x = 'a\\'b'", None),
+        ("SET x =", None),
+        ("SET STATEMENT max_statement_time = 1 FOR SELECT 1", None),
+        (b"SET x = 1", None),
+    ],
+)
+def test_assignments_sent_within_another_set(sql: str | bytes, body: str | None) -> None:
+    """Only a plain list of session assignments may ride in another SET: anything that
+    could end the statement, hide what follows, or read other settings runs alone."""
+    assert assignments(sql) == body
