@@ -614,7 +614,7 @@ def knows_autocommit(adapter: Inspector, raw: Any) -> bool:
 
 
 # Settings that change how the server reads the text of later statements.
-_PARSING = re.compile(r"\b(?:sql_mode|character_set_\w+|collation_\w+)\s*=", re.IGNORECASE)
+_PARSING = re.compile(r"(?:sql_mode|character_set_\w+|collation\w*)\s*=", re.IGNORECASE)
 
 
 def foldable(journal: list[tuple[str, Any]]) -> list[str]:
@@ -623,7 +623,8 @@ def foldable(journal: list[tuple[str, Any]]) -> list[str]:
     first that may not, which runs on its own with all after it."""
     folded = []
     for method, payload in journal:
-        body = assignments(payload[0]) if method == "execute" and not payload[1] else None
+        # Only without arguments: with some (even empty), the driver formats the text.
+        body = assignments(payload[0]) if method == "execute" and payload[1] is None else None
         if body is None:
             break
         folded.append(body)

@@ -395,8 +395,30 @@ class ResilientConnection(ConnectionBase):
             # As the driver would before its next command: else mysqlclient answers
             # "commands out of sync" (2014) to a COMMIT never sent, and a CALL's later
             # error is taken for the server's answer to it.
-            self._read_left_sets()
+            try:
+                self._adapter.drain(raw)
+            except Exception as exc:
+                code = self._adapter.error_code(exc)
+                if code is None:
+                    raise
+                if self._engine.is_dead(code):
+                    # Judged as the end never sent: a ROLLBACK has nothing left to do.
+                    if self._failed(exc, op, stmt, 0, sent=False) is not Verdict.RECOVERED:
+                        raise exc from None
+                    return
+                if op is Op.COMMIT:
+                    raise  # the CALL failed part way: nothing is committed
+                # A ROLLBACK still rolls back; then the CALL's failure is told.
+                self._finish_now(op, stmt)
+                raise
+            except BaseException:
+                self._interrupted(Op.FETCH, READ_OP)  # the end was never sent
+                raise
         self._sets_left = False
+        self._finish_now(op, stmt)
+
+    def _finish_now(self, op: Op, stmt: Statement) -> None:
+        raw = self._raw
         try:
             (raw.commit() if op is Op.COMMIT else raw.rollback())
         except Exception as exc:

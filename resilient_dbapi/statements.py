@@ -501,26 +501,28 @@ _SCOPES = ("@@session.", "@@local.", "@@", "session ", "local ")
 _PLAIN_ASSIGNMENT = re.compile(
     r"\s*(?:@@session\.|@@local\.|@@|session\s+|local\s+)?[a-z_][a-z0-9_]*\s*=", re.IGNORECASE
 )
+# A value that reads nothing: the server evaluates every value of one SET before it
+# assigns any, so a function or an expression could read a setting folded before it.
+_LITERAL = re.compile(r"-?\d+(?:\.\d+)?|'[^'\\]*'|[a-z_][a-z0-9_]*", re.IGNORECASE)
 # What could end the statement or hide what follows it, once appended to another.
 _UNFOLDABLE = re.compile(r"--|#|/\*|;|\\|\n|\r|\bglobal\b|\bselect\b", re.IGNORECASE)
 
 
 def assignments(sql: Any) -> str | None:
-    """The assignment list of a MySQL ``SET`` of session system variables to values
-    that read no other setting (``SET time_zone = '+00:00', sql_mode = ''``), to be
-    sent within another ``SET``; None for anything else (names, character sets, a
-    transaction's characteristics, user variables, ``@@`` in a value, comments,
-    several statements): those run on their own."""
+    """The assignment list of a MySQL ``SET`` of session system variables to literal
+    values (``SET time_zone = '+00:00', sql_mode = ''``), to be sent within another
+    ``SET``; None for anything else (names, character sets, a transaction's
+    characteristics, user variables, functions and expressions, comments, several
+    statements): those run on their own."""
     if not isinstance(sql, str) or _UNFOLDABLE.search(sql):
         return None
     text = sql.strip()
     if text[:4].lower() != "set ":
         return None
     body = text[4:].strip()
-    parts = _top_level_parts(body)
-    for part in parts:
+    for part in _top_level_parts(body):
         match = _PLAIN_ASSIGNMENT.match(part)
-        if match is None or "@" in part[match.end() :] or not part[match.end() :].strip():
+        if match is None or not _LITERAL.fullmatch(part[match.end() :].strip()):
             return None
     return body
 

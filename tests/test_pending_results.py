@@ -258,6 +258,23 @@ def test_a_failed_setting_of_several_is_not_made_again(server: Any, db: dict[str
         conn.close()
 
 
+def test_rollback_after_a_call_cut_short(server: Any, db: dict[str, Any]) -> None:
+    """The connection dies while ROLLBACK waits for the CALL's last replies: nothing is
+    left to roll back, so rollback() succeeds, as it does when it dies under the
+    ROLLBACK itself (before, the failed read was judged a lost transaction)."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    try:
+        cur = conn.cursor()
+        cur.execute(SLOW_TAIL)
+        cur.execute("INSERT INTO t (uid) VALUES ('first')")
+        cur.callproc("slow_tail")
+        with killed_in_flight(server, conn.thread_id(), after=0.5):
+            conn.rollback()
+        assert rows(server, db, "SELECT uid FROM t") == []
+    finally:
+        conn.close()
+
+
 # -- asyncio (aiomysql's reader holds the unread sets: news to a naive check) ---------
 
 

@@ -175,3 +175,26 @@ def test_a_setting_that_changes_parsing_ends_the_fold(server: Any, db: dict[str,
         assert cur.fetchone() == ("PIPES_AS_CONCAT", 10)
     finally:
         conn.close()
+
+
+def test_a_refused_set_up_still_replays_every_setting(
+    server: Any, db: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The set-up statement carrying the replayed settings is refused (a server without
+    the tracking variable): the set-up, the mode and each setting then run on their own,
+    and nothing asked for is lost."""
+    monkeypatch.setattr(
+        PyMySQLAdapter, "tracking_sql", lambda self, raw: "SET SESSION no_such_variable = 1"
+    )
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    try:
+        cur = conn.cursor()
+        cur.execute("SET time_zone = '+01:00'")
+        cur.execute("SET SESSION lock_wait_timeout = 7")
+        _replaced(server, conn)
+        cur = conn.cursor()
+        cur.execute("SELECT @@time_zone, @@lock_wait_timeout, @@autocommit")
+        assert cur.fetchone() == ("+01:00", 7, 0)
+        assert not conn._engine.tracks
+    finally:
+        conn.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from resilient_dbapi._connection_base import foldable
 from resilient_dbapi.statements import (
     StatementKind,
     assignments,
@@ -592,6 +595,10 @@ def test_a_transaction_state_cut_short_is_read_as_a_kept_write() -> None:
         ("SET GLOBAL x = 1", None),
         ("SET @@global.x = 1", None),
         ("SET x = 'a\\'b'", None),
+        ("SET x = DEFAULT, y = ON, z = -1.5", "x = DEFAULT, y = ON, z = -1.5"),
+        ("SET timestamp = UNIX_TIMESTAMP('2024-01-01')", None),
+        ("SET x = 1 + 1", None),
+        ('SET x = "a"', None),
         ("SET x =", None),
         ("SET STATEMENT max_statement_time = 1 FOR SELECT 1", None),
         (b"SET x = 1", None),
@@ -601,3 +608,35 @@ def test_assignments_sent_within_another_set(sql: str | bytes, body: str | None)
     """Only a plain list of session assignments may ride in another SET: anything that
     could end the statement, hide what follows, or read other settings runs alone."""
     assert assignments(sql) == body
+
+
+def _s(text: str, args: Any = None) -> tuple[str, Any]:
+    """A journal entry for a statement the caller ran (with its arguments)."""
+    return ("execute", (text, args))
+
+
+@pytest.mark.parametrize(
+    ("journal", "folded"),
+    [
+        ([_s("SET a = 1"), _s("SET b = 'x'")], ["a = 1", "b = 'x'"]),
+        # Order kept: the first that may not ride stops the fold, all after it run alone.
+        ([_s("SET a = 1"), ("autocommit", True), _s("SET b = 2")], ["a = 1"]),
+        ([("select_db", "x"), _s("SET a = 1")], []),
+        ([("setattr", ("encoding", "utf8")), _s("SET a = 1")], []),
+        ([_s("SET NAMES utf8mb4"), _s("SET a = 1")], []),
+        # With arguments, even none, the driver formats the text ('50%%' is 50%).
+        ([_s("SET a = %s", (1,))], []),
+        ([_s("SET a = '50%%'", {})], []),
+        # The server parses a statement whole: nothing after what changes the parsing.
+        ([_s("SET sql_mode = 'ANSI_QUOTES'"), _s("SET a = 1")], ["sql_mode = 'ANSI_QUOTES'"]),
+        ([_s("SET collation_connection = x"), _s("SET a = 1")], ["collation_connection = x"]),
+        (
+            [_s("SET default_collation_for_utf8mb4 = x"), _s("SET a = 1")],
+            ["default_collation_for_utf8mb4 = x"],
+        ),
+    ],
+)
+def test_foldable_takes_the_journals_first_plain_settings(
+    journal: list[tuple[str, Any]], folded: list[str]
+) -> None:
+    assert foldable(journal) == folded
