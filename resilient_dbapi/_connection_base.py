@@ -109,6 +109,9 @@ class ConnectionBase:
         # Whether the last statement may have left result sets unread (a CALL's, several
         # statements'): then the next one takes the slow path, which reads them first.
         self._sets_left = False
+        # ...and, when what left them may write, that operation: a failure reading them
+        # leaves its outcome unknown (None: reads, or settings).
+        self._sets_left_by: tuple[Op, Statement] | None = None
         self._stream_cursor: weakref.ref[Any] | None = None
         # close() found an operation in flight and aborted it: the physical connection is
         # given up by whichever of the two finishes last (see _finish_abort).

@@ -167,7 +167,9 @@ class ResilientConnection(ConnectionBase):
             # The server names writes it cannot roll back as they happen; taken after
             # every write, so that nothing said outside a transaction is counted in one.
             engine.wrote_in_transaction(stmt, self._adapter.kept_writes(self._raw))
-            self._sets_left = self._adapter.pending(self._raw)  # a CALL's, perhaps
+            if self._adapter.pending(self._raw):  # a CALL's, perhaps
+                self._sets_left = True
+                self._sets_left_by = (Op.EXECUTE, stmt)
 
     def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements
@@ -239,6 +241,7 @@ class ResilientConnection(ConnectionBase):
             if self._adapter.pending(self._raw):
                 self._read_left_sets()
             self._sets_left = False
+            self._sets_left_by = None
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 self._checkout()
@@ -271,8 +274,20 @@ class ResilientConnection(ConnectionBase):
         """Read the result sets the last statement left, before any check: the driver
         would read them before its next command anyway, but their bytes on the socket
         are rows, not news of the connection's end, and a failure reading them belongs
-        to the last statement (raised as a failed fetch), never to the next one."""
-        self._fetch(self._adapter.drain, self._raw)
+        to the last statement (a write whose outcome is then unknown, or a failed
+        fetch), never to the next one."""
+        left_by = self._sets_left_by
+        if left_by is None:
+            self._fetch(self._adapter.drain, self._raw)
+            return
+        try:
+            self._adapter.drain(self._raw)
+        except Exception as exc:
+            self._failed(exc, *left_by, 0, sent=True)  # raises the verdict's error
+            raise
+        except BaseException:
+            self._interrupted(*left_by)
+            raise
 
     def _fetch(self, read: Callable[..., T], *args: Any) -> T:
         """A read of results already asked for, under the rules of a failed fetch (never
@@ -402,6 +417,12 @@ class ResilientConnection(ConnectionBase):
                 if code is None:
                     raise
                 if self._engine.is_dead(code):
+                    left_by = self._sets_left_by
+                    if left_by is not None and (op is Op.COMMIT or self._status(raw)[1]):
+                        # What left them wrote: lost with its transaction, or of unknown
+                        # outcome with autocommit on (a ROLLBACK cannot undo it).
+                        self._failed(exc, *left_by, 0, sent=True)
+                        raise
                     # Judged as the end never sent: a ROLLBACK has nothing left to do.
                     if self._failed(exc, op, stmt, 0, sent=False) is not Verdict.RECOVERED:
                         raise exc from None
@@ -415,6 +436,7 @@ class ResilientConnection(ConnectionBase):
                 self._interrupted(Op.FETCH, READ_OP)  # the end was never sent
                 raise
         self._sets_left = False
+        self._sets_left_by = None
         self._finish_now(op, stmt)
 
     def _finish_now(self, op: Op, stmt: Statement) -> None:

@@ -173,7 +173,9 @@ class ResilientCursor(CursorBase):
             engine = conn._engine
             engine.state_made(_CALLPROC_STATE)
             engine.wrote_in_transaction(None, conn._adapter.kept_writes(conn._raw))
-            conn._sets_left = conn._adapter.pending(conn._raw)
+            if conn._adapter.pending(conn._raw):
+                conn._sets_left = True
+                conn._sets_left_by = (Op.CALLPROC, CALL_OP)
             return result
         finally:
             conn._leave(self)

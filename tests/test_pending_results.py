@@ -13,7 +13,7 @@ import pymysql
 import pytest
 
 import resilient_dbapi
-from resilient_dbapi import SessionLostError, aio
+from resilient_dbapi import OutcomeUnknownError, SessionLostError, aio
 
 from .conftest import kill, killed_in_flight, rows
 from .drivers import DRIVERS, Driver
@@ -110,7 +110,8 @@ def test_a_call_cut_short_is_reported_not_hidden(
     """The connection is killed while the CALL's last statement has yet to run: the
     next statement must not succeed as if the CALL had finished. Plain PyMySQL raises
     there too; before, the proxy took the news for an idle connection's end and sent
-    the SELECT on a new connection without a word."""
+    the SELECT on a new connection without a word. Whether the CALL's last statements
+    ran is unknown (autocommit on): OutcomeUnknownError, the driver's error class."""
     connect = pymysql.connect
     conn = (
         resilient_dbapi.connect(connect, autocommit=True, **db)
@@ -124,7 +125,8 @@ def test_a_call_cut_short_is_reported_not_hidden(
     kill(server, conn.thread_id())
     with pytest.raises(pymysql.err.OperationalError) as info:
         cur.execute("SELECT 2")
-    assert type(info.value) is pymysql.err.OperationalError  # the driver's own error
+    assert isinstance(info.value, OutcomeUnknownError) is wrapped  # the driver's class too
+    assert info.value.args[0] == 2013
     assert rows(server, db, "SELECT COUNT(*) FROM t")[0][0] == 0
     if wrapped:
         # A CALL may leave session state nobody can read back: its loss is named once,
@@ -140,7 +142,7 @@ def test_a_call_cut_short_while_its_sets_are_read(server: Any, db: dict[str, Any
     """Nothing has come back yet when the next statement starts (the socket check finds
     the connection quiet); the connection dies while the driver waits for the CALL's
     last sets. That failure is the CALL's: the INSERT was never sent, so it must not be
-    reported as a write of unknown outcome, nor be written."""
+    written; the CALL's own last statements may or may not have run (autocommit on)."""
     conn = resilient_dbapi.connect(pymysql.connect, autocommit=True, **db)
     cur = conn.cursor()
     cur.execute(SLOW_TAIL)
@@ -150,7 +152,7 @@ def test_a_call_cut_short_while_its_sets_are_read(server: Any, db: dict[str, Any
         pytest.raises(pymysql.err.OperationalError) as info,
     ):
         cur.execute("INSERT INTO t (uid) VALUES ('next')")
-    assert type(info.value) is pymysql.err.OperationalError
+    assert isinstance(info.value, OutcomeUnknownError)
     with pytest.raises(SessionLostError) as lost:
         cur.execute("INSERT INTO t (uid) VALUES ('next')")
     assert "nothing was sent" in str(lost.value)
@@ -275,6 +277,32 @@ def test_rollback_after_a_call_cut_short(server: Any, db: dict[str, Any]) -> Non
         conn.close()
 
 
+@pytest.mark.parametrize(
+    ("autocommit", "op"), [(False, "commit"), (True, "commit"), (True, "rollback")]
+)
+def test_the_end_of_a_call_cut_short_is_the_calls(
+    server: Any, db: dict[str, Any], autocommit: bool, op: str
+) -> None:
+    """The connection dies while COMMIT or ROLLBACK waits for the CALL's last replies:
+    the CALL's last statements may or may not have run, and a procedure may commit
+    inside (or autocommit is on, where a ROLLBACK undoes nothing): their outcome is
+    unknown, the weaker claim (before: the driver's 2013, or a silent success)."""
+    conn = resilient_dbapi.connect(pymysql.connect, autocommit=autocommit, **db)
+    try:
+        cur = conn.cursor()
+        cur.execute(SLOW_TAIL)
+        cur.callproc("slow_tail")
+        with (
+            killed_in_flight(server, conn.thread_id(), after=0.5),
+            pytest.raises(OutcomeUnknownError) as info,
+        ):
+            getattr(conn, op)()
+        assert isinstance(info.value, pymysql.err.OperationalError)
+        assert rows(server, db, "SELECT uid FROM t") == []  # killed before its INSERT
+    finally:
+        conn.close()
+
+
 # -- asyncio (aiomysql's reader holds the unread sets: news to a naive check) ---------
 
 
@@ -309,7 +337,7 @@ def test_aiomysql_a_call_cut_short_is_reported(server: Any, db: dict[str, Any]) 
         await asyncio.sleep(0.1)
         with pytest.raises(pymysql.err.OperationalError) as info:
             await cur.execute("SELECT 2")
-        assert type(info.value) is pymysql.err.OperationalError
+        assert isinstance(info.value, OutcomeUnknownError)
         with pytest.raises(SessionLostError):
             await cur.execute("SELECT 2")
         await cur.execute("SELECT 2")
