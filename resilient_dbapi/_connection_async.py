@@ -249,7 +249,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
         recovered failure returns None: nothing was lost)."""
         self._check_usable()
         while True:
-            if self._adapter.pending(self._raw):
+            if not self._engine.stale and self._adapter.pending(self._raw):
                 await self._read_left_sets()
             self._sets_left = False
             self._sets_left_by = None
@@ -294,7 +294,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
         try:
             await self._adapter.drain(self._raw)
         except Exception as exc:
-            self._failed(exc, *left_by, 0, sent=True)  # raises the verdict's error
+            self._left_failed(exc, left_by)
             raise
         except BaseException:
             self._interrupted(*left_by)
@@ -433,30 +433,32 @@ class AsyncResilientConnection(AsyncConnectionBase):
             # As the driver would before its next command: else mysqlclient answers
             # "commands out of sync" (2014) to a COMMIT never sent, and a CALL's later
             # error is taken for the server's answer to it.
+            left_by = self._sets_left_by
+            # What left them wrote, and the end cannot settle it: a COMMIT, or either
+            # with autocommit on (a ROLLBACK then undoes nothing).
+            theirs = left_by is not None and (op is Op.COMMIT or self._status(raw)[1])
             try:
                 await self._adapter.drain(raw)
             except Exception as exc:
                 code = self._adapter.error_code(exc)
                 if code is None:
                     raise
+                if op is Op.COMMIT or theirs:
+                    self._left_failed(exc, left_by)  # nothing is committed after it
+                    raise
                 if self._engine.is_dead(code):
-                    left_by = self._sets_left_by
-                    if left_by is not None and (op is Op.COMMIT or self._status(raw)[1]):
-                        # What left them wrote: lost with its transaction, or of unknown
-                        # outcome with autocommit on (a ROLLBACK cannot undo it).
-                        self._failed(exc, *left_by, 0, sent=True)
-                        raise
-                    # Judged as the end never sent: a ROLLBACK has nothing left to do.
+                    # Judged as the ROLLBACK never sent: it has nothing left to do.
                     if self._failed(exc, op, stmt, 0, sent=False) is not Verdict.RECOVERED:
                         raise exc from None
                     return
-                if op is Op.COMMIT:
-                    raise  # the CALL failed part way: nothing is committed
-                # A ROLLBACK still rolls back; then the CALL's failure is told.
+                # A ROLLBACK still rolls back, and so undoes what failed part way.
                 await self._finish_now(op, stmt)
-                raise
+                return
             except BaseException:
-                self._interrupted(Op.FETCH, READ_OP)  # the end was never sent
+                if theirs and left_by is not None:
+                    self._interrupted(*left_by)
+                else:
+                    self._interrupted(Op.FETCH, READ_OP)  # the end was never sent
                 raise
         self._sets_left = False
         self._sets_left_by = None

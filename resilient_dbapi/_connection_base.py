@@ -40,6 +40,7 @@ from .events import (
 )
 from .statements import (
     POSTGRES_STATEMENTS,
+    READ_OP,
     STATEMENTS,
     WRITE_OP,
     Statement,
@@ -152,6 +153,8 @@ class ConnectionBase:
     def _install(self, raw: Any, wait_timeout: float | None) -> None:
         self._raw = raw
         self._gen += 1
+        self._sets_left = False  # the old connection's, gone with it
+        self._sets_left_by = None
         # Described once: a driver may not say where a connection led once it is closed.
         self._described = self._adapter.describe(raw)
         if self._engine.checks_liveness:
@@ -431,6 +434,16 @@ class ConnectionBase:
             # connection would stay alive in a cycle until the garbage collector ran.
             del exc, error
 
+    def _left_failed(self, exc: Exception, left_by: tuple[Op, Statement] | None) -> None:
+        """Reading the result sets ``left_by`` left failed: judged as that write, sent
+        (None: as a failed fetch). Raises the verdict's error when it has one."""
+        try:
+            self._failed(exc, *(left_by or (Op.FETCH, READ_OP)), 0, sent=True)
+        except Exception as judged:
+            if left_by is not None:
+                judged.add_note(_EARLIER)
+            raise
+
     def _abandon(self, reason: Reason) -> None:
         """Give the physical connection up now; it is replaced before the next statement."""
         self._adapter.discard(self._raw)
@@ -616,6 +629,10 @@ def knows_autocommit(adapter: Inspector, raw: Any) -> bool:
     return adapter.knows_autocommit(raw)
 
 
+_EARLIER = (
+    "The outcome is that of the CALL (or several statements in one text) before: the "
+    "connection died while their last replies were read; this operation was not sent."
+)
 # Settings that change how the server reads the text of later statements.
 _PARSING = re.compile(r"(?:sql_mode|character_set_\w+|collation\w*)\s*=", re.IGNORECASE)
 

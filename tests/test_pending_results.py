@@ -153,6 +153,7 @@ def test_a_call_cut_short_while_its_sets_are_read(server: Any, db: dict[str, Any
     ):
         cur.execute("INSERT INTO t (uid) VALUES ('next')")
     assert isinstance(info.value, OutcomeUnknownError)
+    assert "this operation was not sent" in " ".join(info.value.__notes__)  # the CALL's
     with pytest.raises(SessionLostError) as lost:
         cur.execute("INSERT INTO t (uid) VALUES ('next')")
     assert "nothing was sent" in str(lost.value)
@@ -299,6 +300,54 @@ def test_the_end_of_a_call_cut_short_is_the_calls(
             getattr(conn, op)()
         assert isinstance(info.value, pymysql.err.OperationalError)
         assert rows(server, db, "SELECT uid FROM t") == []  # killed before its INSERT
+    finally:
+        conn.close()
+
+
+FAILING_TAIL = (
+    "CREATE PROCEDURE failing_tail() BEGIN SELECT 1; INSERT INTO t (uid) VALUES ('p'); "
+    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'tail failed'; END"
+)
+
+
+@pytest.mark.parametrize(
+    ("autocommit", "op", "raises", "left"),
+    [
+        (False, "rollback", False, []),
+        (False, "commit", True, []),
+        (True, "rollback", True, [("p",)]),
+        (True, "commit", True, [("p",)]),
+    ],
+)
+def test_the_end_after_a_call_that_failed_part_way(
+    server: Any,
+    db: dict[str, Any],
+    autocommit: bool,
+    op: str,
+    raises: bool,
+    left: list[tuple[str]],
+) -> None:
+    """The CALL's last statement fails (SIGNAL) after it wrote. COMMIT never commits
+    it and tells the failure; ROLLBACK in a transaction undoes it all and succeeds;
+    with autocommit on its write stays, so both tell the failure, as the driver does."""
+    conn = resilient_dbapi.connect(pymysql.connect, autocommit=autocommit, **db)
+    try:
+        cur = conn.cursor()
+        cur.execute(FAILING_TAIL)
+        if not autocommit:
+            cur.execute("INSERT INTO t (uid) VALUES ('a')")
+        cur.callproc("failing_tail")
+        if raises:
+            with pytest.raises(pymysql.err.MySQLError) as info:
+                getattr(conn, op)()
+            assert info.value.args[0] == 1644  # the SIGNAL, the driver's own error
+            conn.rollback()
+        else:
+            getattr(conn, op)()
+        assert rows(server, db, "SELECT uid FROM t") == left
+        cur = conn.cursor()
+        cur.execute("SELECT 2")  # the connection goes on
+        assert cur.fetchall() == ((2,),)
     finally:
         conn.close()
 
