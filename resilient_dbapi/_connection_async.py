@@ -875,7 +875,7 @@ async def _open(request: Request) -> AsyncResilientConnection:
             return cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)
     started = _monotonic()
     raw, (adapter, wait_timeout), attempts = await connector.open(
-        engine, first_setup, observer, request.name
+        engine, first_setup, observer, request.where
     )
     cls = forwarding_class(AsyncResilientConnection, raw, mixins=adapter.surface)
     conn = cls(raw, adapter, engine, connector, wait_timeout, request.on_connect, observer)

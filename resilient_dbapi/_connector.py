@@ -97,6 +97,17 @@ class Request:
     def name(self) -> str:
         return connect_name(self.driver_connect)
 
+    @property
+    def where(self) -> str:
+        """Where the first connection goes, for events and logs: the driver's package and
+        the host (never another argument: they may hold secrets)."""
+        driver = self.name.split(".")[0]
+        host = self.kwargs.get("host") or self.kwargs.get("unix_socket")
+        if not isinstance(host, str) or not host:
+            return driver
+        port = self.kwargs.get("port")
+        return f"{driver} {host}:{port}" if isinstance(port, int) else f"{driver} {host}"
+
     def engine(self) -> Engine:
         """A new logical connection's engine."""
         failover = self.memory.failover if self.memory is not None else None

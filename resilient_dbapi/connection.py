@@ -770,7 +770,7 @@ def _open(request: Request) -> ResilientConnection:
         return cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)
     started = _monotonic()
     raw, (adapter, wait_timeout), attempts = connector.open(
-        engine, first_setup, observer, request.name
+        engine, first_setup, observer, request.where
     )
     cls = forwarding_class(ResilientConnection, raw, mixins=adapter.surface)
     conn = cls(raw, adapter, engine, connector, wait_timeout, request.on_connect, observer)

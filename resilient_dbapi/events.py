@@ -3,8 +3,10 @@
 Pass ``listeners=[callable, ...]`` to :func:`resilient_dbapi.connect` (or register one
 for every connection with :func:`add_listener`); each is called with one event object.
 Counters are on ``conn.stats``. The ``resilient_dbapi`` logger gets reconnects at INFO
-and retries and lost work at WARNING. No event, counter or log line carries a password,
-another connect argument, a statement or its parameters.
+and retries and lost work at WARNING (a connect retried: its first failed attempt and the
+giving up; the attempts between at INFO). It names the driver and the host; no event,
+counter or log line carries a password, another connect argument, a statement or its
+parameters.
 """
 
 from __future__ import annotations
@@ -204,7 +206,10 @@ class Observer:
         elif isinstance(event, Retrying):
             if event.what == "connect":
                 stats.connect_retries += 1
-                log.warning(
+                # Once at WARNING: an outage retried for 30 s is one line, then the
+                # outcome (reconnected, or gave up); each later attempt at INFO.
+                log.log(
+                    logging.WARNING if event.attempt == 1 else logging.INFO,
                     "connect attempt %d to %s failed (error %s); retrying in %.3f s",
                     event.attempt,
                     event.where,

@@ -13,7 +13,7 @@ import pymysql
 import pytest
 
 import resilient_dbapi
-from resilient_dbapi import events
+from resilient_dbapi import RetryOnError, events
 from resilient_dbapi.testing import free_port
 
 from .conftest import kill
@@ -196,3 +196,28 @@ def test_error_messages_never_show_the_arguments() -> None:
         with pytest.raises(TypeError) as info:
             call()
         assert "s3cret" not in str(info.value)
+
+
+def test_a_failed_connect_names_the_host_and_warns_twice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before, a connect retried through an outage logged a WARNING per attempt (19 for
+    the default policies) naming ``pymysql.connections.Connection``, not the server."""
+    port = free_port()  # nothing listens there
+    caplog.set_level(logging.INFO, logger="resilient_dbapi")
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        resilient_dbapi.connect(
+            pymysql.connect,
+            host="127.0.0.1",
+            port=port,
+            user="root",
+            password="",
+            policies=[RetryOnError(attempts=5, backoff=0.01, max_backoff=0.02)],
+        )
+    assert info.value.args[0] == 2003
+    ours = [r for r in caplog.records if r.name == "resilient_dbapi"]
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, warnings  # the first failed attempt, and the giving up
+    assert "attempt 1" in warnings[0] and "gave up" in warnings[1]
+    assert sum(r.levelno == logging.INFO for r in ours) == 3  # attempts 2 to 4
+    assert all(f"pymysql 127.0.0.1:{port}" in r.getMessage() for r in ours)
