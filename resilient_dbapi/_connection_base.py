@@ -113,6 +113,8 @@ class ConnectionBase:
         # ...and, when what left them may write, that operation: a failure reading them
         # leaves its outcome unknown (None: reads, or settings).
         self._sets_left_by: tuple[Op, Statement] | None = None
+        # ...and the unbuffered cursor whose current result is one of them, if any.
+        self._sets_left_cursor: weakref.ref[Any] | None = None
         self._stream_cursor: weakref.ref[Any] | None = None
         # close() found an operation in flight and aborted it: the physical connection is
         # given up by whichever of the two finishes last (see _finish_abort).
@@ -154,7 +156,7 @@ class ConnectionBase:
         self._raw = raw
         self._gen += 1
         self._sets_left = False  # the old connection's, gone with it
-        self._sets_left_by = None
+        self._sets_left_by = self._sets_left_cursor = None
         # Described once: a driver may not say where a connection led once it is closed.
         self._described = self._adapter.describe(raw)
         if self._engine.checks_liveness:

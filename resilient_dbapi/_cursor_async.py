@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +178,8 @@ class AsyncResilientCursor(CursorBase):
             if conn._adapter.pending(conn._raw):
                 conn._sets_left = True
                 conn._sets_left_by = (Op.CALLPROC, CALL_OP)
+                if self._unbuffered:
+                    conn._sets_left_cursor = weakref.ref(self)
             return result
         finally:
             conn._leave(self)

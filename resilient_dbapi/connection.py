@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -170,6 +171,8 @@ class ResilientConnection(ConnectionBase):
             if self._adapter.pending(self._raw):  # a CALL's, perhaps
                 self._sets_left = True
                 self._sets_left_by = (Op.EXECUTE, stmt)
+                if cursor is not None and cursor._unbuffered:
+                    self._sets_left_cursor = weakref.ref(cursor)
 
     def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements
@@ -241,7 +244,7 @@ class ResilientConnection(ConnectionBase):
             if not self._engine.stale and self._adapter.pending(self._raw):
                 self._read_left_sets()
             self._sets_left = False
-            self._sets_left_by = None
+            self._sets_left_by = self._sets_left_cursor = None
             self._track_driver_transaction()
             if not self._engine.txn_writes:
                 self._checkout()
@@ -278,16 +281,28 @@ class ResilientConnection(ConnectionBase):
         fetch), never to the next one."""
         left_by = self._sets_left_by
         if left_by is None:
-            self._fetch(self._adapter.drain, self._raw)
+            self._fetch(self._drain_left)
             return
         try:
-            self._adapter.drain(self._raw)
+            self._drain_left()
         except Exception as exc:
             self._left_failed(exc, left_by)
             raise
         except BaseException:
             self._interrupted(*left_by)
             raise
+
+    def _drain_left(self) -> None:
+        """Read every result set left unread: first through the unbuffered cursor whose
+        current result is one of them (its rows come first: mysqlclient refuses the next
+        set with "commands out of sync" otherwise), then through the connection."""
+        ref = self._sets_left_cursor
+        holder = None if ref is None else ref()
+        if holder is not None and holder._gen == self._gen and not holder._closed:
+            raw_cursor = holder._raw
+            while raw_cursor.nextset():
+                pass
+        self._adapter.drain(self._raw)
 
     def _fetch(self, read: Callable[..., T], *args: Any) -> T:
         """A read of results already asked for, under the rules of a failed fetch (never
@@ -415,7 +430,7 @@ class ResilientConnection(ConnectionBase):
             # with autocommit on (a ROLLBACK then undoes nothing).
             theirs = left_by is not None and (op is Op.COMMIT or self._status(raw)[1])
             try:
-                self._adapter.drain(raw)
+                self._drain_left()
             except Exception as exc:
                 code = self._adapter.error_code(exc)
                 if code is None:
@@ -438,7 +453,7 @@ class ResilientConnection(ConnectionBase):
                     self._interrupted(Op.FETCH, READ_OP)  # the end was never sent
                 raise
         self._sets_left = False
-        self._sets_left_by = None
+        self._sets_left_by = self._sets_left_cursor = None
         self._finish_now(op, stmt)
 
     def _finish_now(self, op: Op, stmt: Statement) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +177,8 @@ class ResilientCursor(CursorBase):
             if conn._adapter.pending(conn._raw):
                 conn._sets_left = True
                 conn._sets_left_by = (Op.CALLPROC, CALL_OP)
+                if self._unbuffered:
+                    conn._sets_left_cursor = weakref.ref(self)
             return result
         finally:
             conn._leave(self)

@@ -352,6 +352,45 @@ def test_the_end_after_a_call_that_failed_part_way(
         conn.close()
 
 
+@pytest.mark.parametrize("on", ["same cursor", "another cursor"])
+@pytest.mark.parametrize("wrapped", [False, True], ids=["mysqlclient", "resilient"])
+def test_an_unbuffered_cursors_call_then_a_statement(
+    db: dict[str, Any], wrapped: bool, on: str
+) -> None:
+    """mysqlclient's unbuffered cursor after a CALL, its first set unread: the sets are
+    read through that cursor (its rows first). Before, the proxy asked the connection
+    for the next set, mysqlclient answered "commands out of sync" (2014), and a healthy
+    session ended as a write of unknown outcome. Plain mysqlclient reads through on the
+    same cursor and refuses on another one."""
+    import MySQLdb
+    import MySQLdb.cursors
+
+    (mysqlclient,) = [d for d in MYSQL_DRIVERS if d.name == "mysqlclient"]
+    kwargs = {**mysqlclient.translate(db), "autocommit": True}
+    conn = (
+        resilient_dbapi.connect(MySQLdb.connect, **kwargs) if wrapped else MySQLdb.connect(**kwargs)
+    )
+    try:
+        cur = conn.cursor()
+        cur.execute(TWO_SETS)
+        cur.execute("SELECT CONNECTION_ID()")
+        session = cur.fetchone()[0]
+        unbuffered = conn.cursor(MySQLdb.cursors.SSCursor)
+        unbuffered.callproc("two")
+        then = unbuffered if on == "same cursor" else conn.cursor()
+        if not wrapped and on == "another cursor":
+            with pytest.raises(MySQLdb.ProgrammingError) as info:
+                then.execute("SELECT 3")
+            assert info.value.args[0] == 2014
+            return
+        then.execute("SELECT 3")
+        assert list(then.fetchall()) == [(3,)]
+        then.execute("SELECT CONNECTION_ID()")
+        assert then.fetchone()[0] == session
+    finally:
+        conn.close()
+
+
 # -- asyncio (aiomysql's reader holds the unread sets: news to a naive check) ---------
 
 
