@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -183,7 +182,7 @@ class AsyncResilientConnection(AsyncConnectionBase):
                 self._sets_left = True
                 self._sets_left_by = (Op.EXECUTE, stmt)
                 if cursor is not None and cursor._unbuffered:
-                    self._sets_left_cursor = weakref.ref(cursor)
+                    self._hold_sets(cursor)
 
     async def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
         """Read the remaining results of a several-statement string: how many statements

@@ -436,6 +436,12 @@ class ConnectionBase:
             # connection would stay alive in a cycle until the garbage collector ran.
             del exc, error
 
+    def _hold_sets(self, cursor: Any) -> None:
+        """Result sets left unread came from unbuffered ``cursor``: where the driver can
+        read them only through it, remember it (see ``_drain_left``)."""
+        if self._adapter.sets_through_cursor:
+            self._sets_left_cursor = weakref.ref(cursor)
+
     def _left_failed(self, exc: Exception, left_by: tuple[Op, Statement] | None) -> None:
         """Reading the result sets ``left_by`` left failed: judged as that write, sent
         (None: as a failed fetch). Raises the verdict's error when it has one."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +159,7 @@ class AsyncResilientCursor(CursorBase):
         conn._enter("executemany", self)
         try:
             result = await conn._run(Op.EXECUTEMANY, stmt, _send_executemany, self, query, args)
-            await conn._note(stmt, query, args)
+            await conn._note(stmt, query, args, self)
             return result
         finally:
             conn._leave(self)
@@ -179,7 +178,7 @@ class AsyncResilientCursor(CursorBase):
                 conn._sets_left = True
                 conn._sets_left_by = (Op.CALLPROC, CALL_OP)
                 if self._unbuffered:
-                    conn._sets_left_cursor = weakref.ref(self)
+                    conn._hold_sets(self)
             return result
         finally:
             conn._leave(self)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -159,7 +158,7 @@ class ResilientCursor(CursorBase):
         conn._enter("executemany", self)
         try:
             result = conn._run(Op.EXECUTEMANY, stmt, _send_executemany, self, query, args)
-            conn._note(stmt, query, args)
+            conn._note(stmt, query, args, self)
             return result
         finally:
             conn._leave(self)
@@ -178,7 +177,7 @@ class ResilientCursor(CursorBase):
                 conn._sets_left = True
                 conn._sets_left_by = (Op.CALLPROC, CALL_OP)
                 if self._unbuffered:
-                    conn._sets_left_cursor = weakref.ref(self)
+                    conn._hold_sets(self)
             return result
         finally:
             conn._leave(self)

@@ -352,10 +352,11 @@ def test_the_end_after_a_call_that_failed_part_way(
         conn.close()
 
 
+@pytest.mark.parametrize("call", ["callproc", "executemany"])
 @pytest.mark.parametrize("on", ["same cursor", "another cursor"])
 @pytest.mark.parametrize("wrapped", [False, True], ids=["mysqlclient", "resilient"])
 def test_an_unbuffered_cursors_call_then_a_statement(
-    db: dict[str, Any], wrapped: bool, on: str
+    db: dict[str, Any], wrapped: bool, on: str, call: str
 ) -> None:
     """mysqlclient's unbuffered cursor after a CALL, its first set unread: the sets are
     read through that cursor (its rows first). Before, the proxy asked the connection
@@ -376,7 +377,10 @@ def test_an_unbuffered_cursors_call_then_a_statement(
         cur.execute("SELECT CONNECTION_ID()")
         session = cur.fetchone()[0]
         unbuffered = conn.cursor(MySQLdb.cursors.SSCursor)
-        unbuffered.callproc("two")
+        if call == "callproc":
+            unbuffered.callproc("two")
+        else:
+            unbuffered.executemany("CALL two()", [(), ()])
         then = unbuffered if on == "same cursor" else conn.cursor()
         if not wrapped and on == "another cursor":
             with pytest.raises(MySQLdb.ProgrammingError) as info:

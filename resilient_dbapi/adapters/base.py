@@ -108,6 +108,7 @@ class Inspector(Protocol):
     idle_setting: str
     in_process: bool
     opens_transactions: bool
+    sets_through_cursor: bool
 
     @property
     def reads_role(self) -> bool:
@@ -317,6 +318,10 @@ class AdapterBase:
     in_process = False
     """True for an in-process database (sqlite3): never replaced by a policy, which
     would swap the database for another one."""
+    sets_through_cursor = False
+    """True when result sets a statement on an unbuffered cursor left unread can only be
+    read through that cursor (mysqlclient: the connection cannot tell its rows are
+    unread, and answers "commands out of sync" for the next set)."""
     opens_transactions = False
     """True when the driver has its own API that opens transactions past the proxy
     (psycopg's ``transaction()``): its transaction flag is then read before sending."""

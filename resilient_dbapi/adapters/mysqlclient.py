@@ -30,6 +30,7 @@ class MySQLdbAdapter(MySQLSession, AdapterBase):
     interface_error: type[Exception] = MySQLdb.InterfaceError
     programming_error: type[Exception] = MySQLdb.ProgrammingError
     gone_code = _CR_SERVER_GONE_ERROR
+    sets_through_cursor = True
 
     def owns(self, raw: object) -> bool:
         return isinstance(raw, MySQLdb.connections.Connection)
