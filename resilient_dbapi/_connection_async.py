@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from . import adapters
-from ._connection_base import AsyncConnectionBase, check_tls, foldable, replay_call
+from ._connection_base import AsyncConnectionBase, check_tls, replay_call
 from ._connector import (
     ConnectorBase,
     Request,
@@ -41,6 +41,7 @@ from .statements import (
     WRITE_OP,
     Statement,
     StatementKind,
+    foldable,
     statement,
 )
 
@@ -290,16 +291,13 @@ class AsyncResilientConnection(AsyncConnectionBase):
         to the last statement (a write whose outcome is then unknown, or a failed
         fetch), never to the next one."""
         left_by = self._sets_left_by
-        if left_by is None:
-            await self._fetch(self._drain_left)
-            return
         try:
             await self._drain_left()
         except Exception as exc:
             self._left_failed(exc, left_by)
             raise
         except BaseException:
-            self._interrupted(*left_by)
+            self._interrupted(*(left_by or (Op.FETCH, READ_OP)))
             raise
 
     async def _drain_left(self) -> None:
@@ -469,10 +467,8 @@ class AsyncResilientConnection(AsyncConnectionBase):
                 await self._finish_now(op, stmt)
                 return
             except BaseException:
-                if theirs and left_by is not None:
-                    self._interrupted(*left_by)
-                else:
-                    self._interrupted(Op.FETCH, READ_OP)  # the end was never sent
+                # The end was never sent: it is the left write's, or a failed fetch.
+                self._interrupted(*(left_by if theirs and left_by else (Op.FETCH, READ_OP)))
                 raise
         self._sets_left = False
         self._sets_left_by = self._sets_left_cursor = None

@@ -6,7 +6,6 @@ operation. ``_connection_async.py`` and its generated sync twin hold only what a
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 import weakref
@@ -45,10 +44,9 @@ from .statements import (
     WRITE_OP,
     Statement,
     StatementKind,
-    assignments,
 )
 
-__all__ = ["AsyncConnectionBase", "ConnectionBase", "check_tls", "foldable", "knows_autocommit"]
+__all__ = ["AsyncConnectionBase", "ConnectionBase", "check_tls", "knows_autocommit"]
 
 _monotonic = time.monotonic
 _ALIVE = Liveness.ALIVE
@@ -445,11 +443,13 @@ class ConnectionBase:
     def _left_failed(self, exc: Exception, left_by: tuple[Op, Statement] | None) -> None:
         """Reading the result sets ``left_by`` left failed: judged as that write, sent
         (None: as a failed fetch). Raises the verdict's error when it has one."""
+        if left_by is None:
+            self._failed(exc, Op.FETCH, READ_OP, 0)
+            return
         try:
-            self._failed(exc, *(left_by or (Op.FETCH, READ_OP)), 0, sent=True)
+            self._failed(exc, *left_by, 0, sent=True)
         except Exception as judged:
-            if left_by is not None:
-                judged.add_note(_EARLIER)
+            judged.add_note(_EARLIER)
             raise
 
     def _abandon(self, reason: Reason) -> None:
@@ -641,26 +641,6 @@ _EARLIER = (
     "The outcome is that of the CALL (or several statements in one text) before: the "
     "connection died while their last replies were read; this operation was not sent."
 )
-# Settings that change how the server reads the text of later statements.
-_PARSING = re.compile(r"(?:sql_mode|character_set_\w+|collation\w*)\s*=", re.IGNORECASE)
-
-
-def foldable(journal: list[tuple[str, Any]]) -> list[str]:
-    """The assignment lists of the journal's first entries that may be sent within one
-    ``SET`` (see :func:`~resilient_dbapi.statements.assignments`): in order, up to the
-    first that may not, which runs on its own with all after it."""
-    folded = []
-    for method, payload in journal:
-        # Only without arguments: with some (even empty), the driver formats the text.
-        body = assignments(payload[0]) if method == "execute" and payload[1] is None else None
-        if body is None:
-            break
-        folded.append(body)
-        if _PARSING.search(body):
-            # The server parses a statement whole before running it: what follows was
-            # written for the parsing this one sets (ANSI_QUOTES, a character set).
-            break
-    return folded
 
 
 def replay_call(

@@ -21,6 +21,7 @@ __all__ = [
     "assignments",
     "classify",
     "commits_implicitly",
+    "foldable",
     "session_effects",
     "session_key",
     "statement",
@@ -565,6 +566,28 @@ def session_key(sql: str | bytes) -> str | None:
         else:
             return lowered
     return "set " + ",".join(names)
+
+
+# Settings that change how the server reads the text of later statements.
+_PARSING = re.compile(r"(?:sql_mode|character_set_\w+|collation\w*)\s*=", re.IGNORECASE)
+
+
+def foldable(journal: list[tuple[str, Any]]) -> list[str]:
+    """The assignment lists of the journal's first entries that may be sent within one
+    ``SET`` (see :func:`assignments`): in order, up to the
+    first that may not, which runs on its own with all after it."""
+    folded = []
+    for method, payload in journal:
+        # Only without arguments: with some (even empty), the driver formats the text.
+        body = assignments(payload[0]) if method == "execute" and payload[1] is None else None
+        if body is None:
+            break
+        folded.append(body)
+        if _PARSING.search(body):
+            # The server parses a statement whole before running it: what follows was
+            # written for the parsing this one sets (ANSI_QUOTES, a character set).
+            break
+    return folded
 
 
 # Statements after which the server has committed any open transaction.

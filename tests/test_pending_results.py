@@ -33,6 +33,11 @@ SLOW_TAIL = (
 )
 
 
+def _connect(connect: Any, wrapped: bool, **kwargs: Any) -> Any:
+    """A connection through resilient_dbapi, or the plain driver's for comparison."""
+    return resilient_dbapi.connect(connect, **kwargs) if wrapped else connect(**kwargs)
+
+
 def _setup(cur: Any) -> None:
     cur.execute(TWO_SETS)
     cur.execute(SLOW_TAIL)
@@ -71,9 +76,7 @@ def test_every_mysql_driver_reads_unread_sets_first(
     driver reads the rest first, and so must the proxy (mysqlclient's ping answered
     "commands out of sync", which ended the session)."""
     kwargs = {**dbkw, "autocommit": True}
-    conn = (
-        resilient_dbapi.connect(driver.connect, **kwargs) if wrapped else driver.connect(**kwargs)
-    )
+    conn = _connect(driver.connect, wrapped, **kwargs)
     cur = conn.cursor()
     cur.execute(TWO_SETS)
     cur.execute("CREATE TEMPORARY TABLE tt (a INT)")
@@ -171,9 +174,7 @@ def test_unread_sets_then_the_server_closes(server: Any, db: dict[str, Any], wra
     statement gets a new connection. Plain PyMySQL fails and stays failed."""
     connect = pymysql.connect
     several = {"autocommit": True, "client_flag": pymysql.constants.CLIENT.MULTI_STATEMENTS}
-    conn = (
-        resilient_dbapi.connect(connect, **several, **db) if wrapped else connect(**several, **db)
-    )
+    conn = _connect(connect, wrapped, **several, **db)
     cur = conn.cursor()
     cur.execute("SELECT 1; SELECT REPEAT('x', 200000)")
     kill(server, conn.thread_id())
@@ -214,9 +215,7 @@ def test_commit_or_rollback_right_after_a_call(
     connection: a COMMIT never sent became a write of unknown outcome, a ROLLBACK ended
     the session. Every driver's COMMIT or ROLLBACK must do what it says."""
     kwargs = {**dbkw, "autocommit": False}
-    conn = (
-        resilient_dbapi.connect(driver.connect, **kwargs) if wrapped else driver.connect(**kwargs)
-    )
+    conn = _connect(driver.connect, wrapped, **kwargs)
     try:
         cur = conn.cursor()
         cur.execute(TWO_SETS)
@@ -368,9 +367,7 @@ def test_an_unbuffered_cursors_call_then_a_statement(
 
     (mysqlclient,) = [d for d in MYSQL_DRIVERS if d.name == "mysqlclient"]
     kwargs = {**mysqlclient.translate(db), "autocommit": True}
-    conn = (
-        resilient_dbapi.connect(MySQLdb.connect, **kwargs) if wrapped else MySQLdb.connect(**kwargs)
-    )
+    conn = _connect(MySQLdb.connect, wrapped, **kwargs)
     try:
         cur = conn.cursor()
         cur.execute(TWO_SETS)

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_dbapi._connection_base import foldable
 from resilient_dbapi.statements import (
     StatementKind,
     assignments,
     classify,
     commits_implicitly,
+    foldable,
     session_effects,
     session_key,
     statement,
