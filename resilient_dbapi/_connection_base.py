@@ -1,6 +1,8 @@
 """What the two connection twins share that never waits: their state, the guard
 against concurrent use, and carrying out the engine's verdicts on a failed or interrupted
-operation. ``_connection_async.py`` and its generated sync twin hold only what awaits.
+operation. The asyncio sources ``_operations_async.py`` (carrying out an operation),
+``_connection_async.py`` (the public surface) and ``_opening_async.py`` (opening a
+physical connection), and their generated sync twins, hold only what awaits.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How physical connections are opened, without the I/O: the hosts of a round, what a
 failed connect means for the next host and the next round, and the arguments checked for
-them. The twins' ``_Connector.open`` carries this out, awaiting or not."""
+them. ``Connector.open`` in the ``_opening`` twins carries this out, awaiting or not."""
 
 from __future__ import annotations
 

@@ -5,32 +5,26 @@
 ``_connection_async.py`` (asyncio) is the source of ``connection.py`` (sync), which
 ``tools/async_to_sync.py`` generates from it; a test checks that it is current. Code
 under ``if True:  # ASYNC`` is the asyncio version, its ``else:`` branch the sync one.
+This module holds the public surface (PEP 249, the drivers' own methods, ``connect()``);
+how each operation is carried out is ``_operations_async.py``'s.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from . import adapters
-from ._connection_base import ConnectionBase, check_tls, replay_call
-from ._connector import (
-    ConnectorBase,
-    Request,
-    WrongRole,
-    first_adapter,
-    role_wanted,
-    wrong_connect_error,
-)
+from ._connector import Request, WrongRole, first_adapter
 from ._forwarding import forwarding_class
-from .adapters import Adapter, Liveness
+from ._opening import Connector, prepare
+from ._operations import Operations
+from .adapters import Adapter
 from .cursor import ResilientCursor
-from .engine import Engine, Op, Reason, Verdict
+from .engine import Op, Reason
 from .error_kinds import Code
 from .events import Connected, Listener, Observer
-from .hosts import Host
 from .policies import Policy
 from .statements import (
     BEGIN_OP,
@@ -39,339 +33,23 @@ from .statements import (
     READ_OP,
     ROLLBACK_OP,
     SESSION_OP,
-    WRITE_OP,
-    Statement,
     StatementKind,
-    foldable,
     statement,
 )
 
 __all__ = ["ResilientConnection", "connect", "creator"]
 
-T = TypeVar("T")
-_ALIVE = Liveness.ALIVE
 _READ = StatementKind.READ
 _monotonic = time.monotonic
-_UNREAD_SETTINGS = frozenset({"settings after the first of a query() (not read back)"})
 
 
-class _Connector(ConnectorBase):
-    """Opens physical connections, retrying what the policies allow."""
-
-    __slots__ = ()
-
-    def open(
-        self,
-        engine: Engine,
-        setup: Callable[[Any], T],
-        observer: Observer,
-        where: str,
-    ) -> tuple[Any, T, int]:
-        """A new driver connection, what ``setup(raw)`` made of it, and the rounds it
-        took. A round tries each host once (the connect arguments' own host without
-        ``hosts=``); rounds are retried on transient errors as the policies allow."""
-        started = _monotonic()
-        attempt = 0
-        outcomes: dict[Host, str] = {}
-        while True:
-            attempt += 1
-            saw_wrong_role = False
-            for host in self.plan(_monotonic()):
-                raw = None
-                try:
-                    raw = self.driver_connect(*self.args, **self.arguments(host))
-                    if inspect.isawaitable(raw):
-                        raise wrong_connect_error(raw, want_awaitable=False)
-                    made = setup(raw)
-                    self.arrived(host)
-                    return raw, made, attempt
-                except BaseException as exc:
-                    if not self.attempt_failed(exc, host, raw, engine, observer, outcomes):
-                        raise
-                    saw_wrong_role = saw_wrong_role or isinstance(exc, WrongRole)
-                    last = exc
-            elapsed = _monotonic() - started
-            wait = self.retry_wait(last, engine, attempt, elapsed, observer, where, saw_wrong_role)
-            if wait is None:
-                self.give_up(last, outcomes, attempt, elapsed)
-            time.sleep(wait)
-
-
-class ResilientConnection(ConnectionBase):
+class ResilientConnection(Operations):
     """A DB-API 2.0 connection that replaces its physical connection when that is safe.
 
     Make one with :func:`connect`. Driver-specific attributes (``select_db``,
     ``insert_id``, ``thread_id``, ``escape`` ...) pass through to the current driver
     connection, which :attr:`raw` returns.
     """
-
-    _adapter: Adapter
-    _connector: _Connector
-
-    # -- plumbing -----------------------------------------------------------------
-
-    def _setup(self, raw: Any) -> float | None:
-        """Make a new driver connection mean what the old one meant; its wait_timeout."""
-        return _prepare(
-            self._adapter, raw, self._on_connect, self._engine, self._connector.autocommit
-        )
-
-    def _replace(self, reason: Reason, code: Code | None = None) -> None:
-        """Replace a dead connection (see :meth:`_replacing`)."""
-        started = self._replacing(reason, code)
-        connector = self._connector
-        connector.carry(self._adapter.carry_over(self._raw))
-        try:
-            raw, wait_timeout, attempts = connector.open(
-                self._engine, self._setup, self._observer, self._where()
-            )
-        finally:
-            connector.carried = {}  # nor keep the old connection alive
-        self._replaced(raw, wait_timeout, reason, code, attempts, started)
-
-    def _note(self, stmt: Statement, query: Any, args: Any, cursor: Any = None) -> None:
-        """After a statement other than a plain read: the engine journals session
-        settings and remembers session state no replay can rebuild."""
-        engine = self._engine
-        if stmt.kind is StatementKind.SESSION:
-            taken = None
-            if stmt.parts and not args and cursor is not None:
-                # The driver read the first result only: a later setting's error would
-                # surface at the next command, after a bad setting was journaled for
-                # every reconnect. Read them all now; journal what the server took.
-                done, error = self._drain(cursor._raw)
-                if error is not None:
-                    engine.settings_made(stmt, query, args, done)
-                    raise error
-            elif stmt.parts and self._adapter.pending(self._raw):
-                # query() returned after the first; the rest are the caller's to read, so
-                # whether the server took them is not known here: journal the first, and
-                # name the rest as state no replay can vouch for.
-                taken = 1
-                engine.state_made(_UNREAD_SETTINGS)
-                self._sets_left = True
-            if engine.settings_made(stmt, query, args, taken) and taken is None:
-                try:
-                    wait_timeout = self._adapter.wait_timeout(self._raw)
-                except Exception as exc:
-                    self._failed(exc, Op.FETCH, READ_OP, 0)  # records the loss and raises
-                    raise
-                except BaseException:
-                    self._interrupted(Op.FETCH, READ_OP)
-                    raise
-                engine.wait_timeout_changed(wait_timeout, _monotonic())
-                # The caller's SET left no rows, no insert id: the question showed none.
-                self._adapter.forget_setup(self._raw)
-        elif stmt.kind is StatementKind.WRITE:
-            if stmt.effects:
-                engine.state_made(stmt.effects)
-            # The server names writes it cannot roll back as they happen; taken after
-            # every write, so that nothing said outside a transaction is counted in one.
-            engine.wrote_in_transaction(stmt, self._adapter.kept_writes(self._raw))
-            if self._adapter.pending(self._raw):  # a CALL's, perhaps
-                self._sets_left = True
-                self._sets_left_by = (Op.EXECUTE, stmt)
-                if cursor is not None and cursor._unbuffered:
-                    self._hold_sets(cursor)
-
-    def _drain(self, raw_cursor: Any) -> tuple[int, Exception | None]:
-        """Read the remaining results of a several-statement string: how many statements
-        succeeded, and the error of the first that did not (None when all did)."""
-        done = 1
-        try:
-            while raw_cursor.nextset():
-                done += 1
-        except Exception as exc:
-            if self._adapter.error_code(exc) is None:
-                return done, exc
-            try:
-                self._failed(exc, Op.FETCH, READ_OP, 0)  # records a lost connection; raises
-            except Exception as judged:
-                return done, judged
-        return done, None
-
-    def _start_stream(self, what: str, cursor: Any) -> Any:
-        """Before a driver operation that streams past the proxy (psycopg's COPY): the
-        checks a statement gets, and from now on it counts as a write (with autocommit
-        off, a connection lost before the COMMIT is then a lost transaction, never a
-        commit of nothing). Returns ``cursor``'s driver cursor to stream through."""
-        self._check_usable()
-        self._enter(what)
-        try:
-            if not self._engine.stale:
-                self._engine.driver_transaction(self._status(self._raw)[0])
-            if not self._engine.txn_writes:
-                self._checkout()
-            self._engine.done(WRITE_OP, *self._status(self._raw), _monotonic())
-            return cursor._current()
-        finally:
-            self._leave()
-
-    def _checkout(self) -> None:
-        """Before sending outside a transaction: make sure the connection is usable."""
-        reason, code, ping_timeout = self._check_plan()
-        if reason is not None:
-            self._replace(reason, code)
-        elif ping_timeout is not None:
-            started = _monotonic()
-            try:
-                self._adapter.ping(self._raw, ping_timeout)
-            except Exception as exc:
-                code = self._adapter.error_code(exc)
-                if code is None:
-                    raise
-                self._pinged(False, started)
-                self._replace(Reason.PING, code)
-            except BaseException:
-                # Interrupted mid-ping (cancelled): the reply may still be on its way.
-                self._abandon(Reason.PING)
-                raise
-            else:
-                self._pinged(True, started)
-
-    def _run(
-        self,
-        op: Op,
-        stmt: Statement,
-        send: Callable[..., T],
-        *args: Any,
-        resends: int = 0,
-    ) -> T:
-        """Send one operation with the checkout before it and the safety rules after (a
-        recovered failure returns None: nothing was lost)."""
-        self._check_usable()
-        while True:
-            if not self._engine.stale and self._adapter.pending(self._raw):
-                self._read_left_sets()
-            self._sets_left = False
-            self._sets_left_by = self._sets_left_cursor = None
-            self._track_driver_transaction()
-            if not self._engine.txn_writes:
-                self._checkout()
-            elif self._engine.unproven(stmt):
-                self._dead_before_sending(op, stmt)
-            if self._engine.history_lost:
-                self._check_history(stmt)
-            if stmt.table is not None and self._asks_table(stmt):
-                gone = self._ask_table(stmt.table)
-                if gone is not None:
-                    # The connection died with the question: the statement was never sent.
-                    if self._failed(gone, op, stmt, resends, sent=False) is Verdict.RECOVERED:
-                        return None  # type: ignore[return-value]
-                    resends += 1
-                    continue
-            try:
-                result = send(self, *args)
-            except Exception as exc:
-                if self._judge(exc, op, stmt, resends) is Verdict.RECOVERED:
-                    return None  # type: ignore[return-value]
-                resends += 1
-                continue
-            except BaseException:
-                self._interrupted(op, stmt)
-                raise
-            self._engine.done(stmt, *self._status(self._raw), _monotonic())
-            return result
-
-    def _read_left_sets(self) -> None:
-        """Read the result sets the last statement left, before any check: the driver
-        would read them before its next command anyway, but their bytes on the socket
-        are rows, not news of the connection's end, and a failure reading them belongs
-        to the last statement (a write whose outcome is then unknown, or a failed
-        fetch), never to the next one."""
-        left_by = self._sets_left_by
-        try:
-            self._drain_left()
-        except Exception as exc:
-            self._left_failed(exc, left_by)
-            raise
-        except BaseException:
-            self._interrupted(*(left_by or (Op.FETCH, READ_OP)))
-            raise
-
-    def _drain_left(self) -> None:
-        """Read every result set left unread: first through the unbuffered cursor whose
-        current result is one of them (its rows come first: mysqlclient refuses the next
-        set with "commands out of sync" otherwise), then through the connection."""
-        ref = self._sets_left_cursor
-        holder = None if ref is None else ref()
-        if holder is not None and holder._gen == self._gen and not holder._closed:
-            raw_cursor = holder._raw
-            while raw_cursor.nextset():
-                pass
-        self._adapter.drain(self._raw)
-
-    def _fetch(self, read: Callable[..., T], *args: Any) -> T:
-        """A read of results already asked for, under the rules of a failed fetch (never
-        sent again; a lost connection is recorded)."""
-        try:
-            return read(*args)
-        except Exception as exc:
-            self._failed(exc, Op.FETCH, READ_OP, 0)
-            raise  # a fetch is never sent again
-        except BaseException:
-            self._interrupted(Op.FETCH, READ_OP)
-            raise
-
-    def _ask_table(self, table: tuple[str, str]) -> Exception | None:
-        """Ask the server whether everything a write to ``table`` does rolls back, before
-        a write whose reply cannot say (see :meth:`Engine.asks_table`). Returns the
-        driver's error when the connection died with the question; any other error
-        answers "perhaps not" (the weaker claim; see :meth:`Engine.table_unanswered`)."""
-        try:
-            rolls_back = self._adapter.table_rolls_back(self._raw, *table)
-        except Exception as exc:
-            code = self._adapter.error_code(exc)
-            if code is None:
-                raise
-            if self._engine.is_dead(code):
-                return exc
-            self._engine.table_unanswered(table, code)
-            return None
-        except BaseException:
-            self._interrupted(Op.EXECUTE, READ_OP)  # only the question was in flight
-            raise
-        self._engine.table_known(table, rolls_back)
-        return None
-
-    def _guarded(
-        self,
-        what: str,
-        op: Op,
-        stmt: Statement,
-        send: Callable[..., T],
-        *args: Any,
-        journal: tuple[str, tuple[str, Any]] | None = None,
-    ) -> T:
-        """A driver method that sends, under the rules of :meth:`_run`; ``journal``: the
-        session setting it made, journaled once it took effect (a refused setting must
-        not poison reconnects)."""
-        self._enter(what)
-        try:
-            result = self._run(op, stmt, send, *args)
-            if journal is not None:
-                self._engine.record(*journal)
-            return result
-        finally:
-            self._leave()
-
-    def _judge(self, exc: Exception, op: Op, stmt: Statement, resends: int) -> Verdict:
-        """The safety rules on a failed operation, asking the server first whether it
-        turned read-only when the engine needs to know: returns RESEND or RECOVERED,
-        raises anything else. Another cause of a read-only refusal (``--secure-file-priv``,
-        a transaction the caller made READ ONLY) leaves the error to the caller."""
-        read_only = False
-        code = self._adapter.error_code(exc)
-        if code is not None and self._engine.asks_role(code):
-            try:
-                read_only = bool(self._adapter.read_only(self._raw))
-            except Exception as asked:
-                # Gone meanwhile: the refusal stands, and the next host's role is checked.
-                read_only = self._engine.is_dead(self._adapter.error_code(asked))
-            except BaseException:
-                self._interrupted(op, stmt)  # the question may still be on its way
-                raise
-        return self._failed(exc, op, stmt, resends, read_only)
 
     # -- PEP 249 ------------------------------------------------------------------
 
@@ -413,56 +91,6 @@ class ResilientConnection(ConnectionBase):
             engine.rolled_back()
         finally:
             self._leave()
-
-    def _finish(self, op: Op, stmt: Statement) -> None:
-        if not self._must_finish(op):
-            return
-        raw = self._raw
-        if self._adapter.pending(raw):
-            # As the driver would before its next command: else mysqlclient answers
-            # "commands out of sync" (2014) to a COMMIT never sent, and a CALL's later
-            # error is taken for the server's answer to it.
-            left_by = self._sets_left_by
-            # What left them wrote, and the end cannot settle it: a COMMIT, or either
-            # with autocommit on (a ROLLBACK then undoes nothing).
-            theirs = left_by is not None and (op is Op.COMMIT or self._status(raw)[1])
-            try:
-                self._drain_left()
-            except Exception as exc:
-                code = self._adapter.error_code(exc)
-                if code is None:
-                    raise
-                if op is Op.COMMIT or theirs:
-                    self._left_failed(exc, left_by)  # nothing is committed after it
-                    raise
-                if self._engine.is_dead(code):
-                    # Judged as the ROLLBACK never sent: it has nothing left to do.
-                    if self._failed(exc, op, stmt, 0, sent=False) is not Verdict.RECOVERED:
-                        raise exc from None
-                    return
-                # A ROLLBACK still rolls back, and so undoes what failed part way.
-                self._finish_now(op, stmt)
-                return
-            except BaseException:
-                # The end was never sent: it is the left write's, or a failed fetch.
-                self._interrupted(*(left_by if theirs and left_by else (Op.FETCH, READ_OP)))
-                raise
-        self._sets_left = False
-        self._sets_left_by = self._sets_left_cursor = None
-        self._finish_now(op, stmt)
-
-    def _finish_now(self, op: Op, stmt: Statement) -> None:
-        raw = self._raw
-        try:
-            (raw.commit() if op is Op.COMMIT else raw.rollback())
-        except Exception as exc:
-            if self._judge(exc, op, stmt, 0) is not Verdict.RECOVERED:
-                raise exc from None  # RESEND: never the engine's verdict for these
-            return  # nothing was lost
-        except BaseException:
-            self._interrupted(op, stmt)
-            raise
-        self._engine.done(stmt, *self._status(raw), _monotonic())
 
     def connect(self, sock: Any = None) -> None:
         """Open the connection (PyMySQL's ``connect()``): the first physical connection
@@ -590,87 +218,6 @@ class ResilientConnection(ConnectionBase):
         self.close()
 
 
-def _prepare(
-    adapter: Adapter,
-    raw: Any,
-    on_connect: tuple[str, ...],
-    engine: Engine,
-    autocommit: bool | None = None,
-) -> float | None:
-    """Check a new driver connection (TLS, role), set its autocommit mode when it was
-    taken out of the driver's arguments (see Request.autocommit), run ``on_connect``
-    and replay the journal on it; return its wait_timeout when the policies follow it."""
-    adapter.adopt(raw)  # before any statement
-    if engine.dead_peer is not None:
-        adapter.set_dead_peer_timeout(raw, engine.dead_peer.seconds)
-    check_tls(adapter, raw, engine)
-    target = role_wanted(engine)
-    if target is not None:
-        read_only = adapter.read_only(raw)
-        if not target.accepts(read_only):
-            raise WrongRole(adapter, read_only)
-    tracking = adapter.tracking_sql(raw)
-    mode = None if autocommit is None else f"autocommit = {int(autocommit)}"
-    setup = tracking if mode is None else f"{tracking}, {mode}" if tracking else f"SET {mode}"
-    journal = list(engine.journal.values())
-    # The journal's first settings ride in the same statement (a round trip each, else),
-    # never before on_connect nor before the completion question: they must come after.
-    fold = setup is not None and not on_connect and not engine.asks_completion()
-    folded = foldable(journal) if fold else []
-    if setup is not None:
-        if folded:
-            try:
-                adapter.execute(raw, ", ".join((setup, *folded)), None)
-            except Exception as exc:
-                code = adapter.error_code(exc)
-                if code is None or engine.is_dead(code):
-                    raise
-                folded = []  # one of them refused: each on its own, as unfolded
-        if not folded:
-            try:
-                adapter.execute(raw, setup, None)
-            except Exception as exc:
-                code = adapter.error_code(exc)
-                if code is None or engine.is_dead(code) or tracking is None:
-                    raise
-                tracking = None  # a server without it (error 1193): no rollback is provable
-                if mode is not None:
-                    adapter.execute(raw, f"SET {mode}", None)
-    if autocommit is not None:
-        raw.autocommit_mode = autocommit  # the driver's own record (PyMySQL's, aiomysql's)
-    engine.tracking(
-        tracking is not None, adapter.transactional_only, adapter.says_transaction, on_connect
-    )
-    if engine.tracks:
-        adapter.watch_writes(raw)
-    for sql in on_connect:
-        adapter.execute(raw, sql, None)
-    if engine.asks_completion():
-        chains: bool | None
-        try:
-            chains = adapter.completion_chains(raw)
-        except Exception as exc:
-            code = adapter.error_code(exc)
-            if code is None or engine.is_dead(code):
-                raise
-            chains = None  # not told: an end may chain (the weaker claim)
-        engine.completion_known(chains)
-    for method, payload in journal[len(folded) :]:
-        if method == "setattr":
-            setattr(raw, *payload)
-        else:
-            call, args = replay_call(adapter, raw, method, payload)
-            call(*args)
-    wait_timeout = None
-    if engine.wants_wait_timeout:
-        if engine.reuses_wait_timeout:
-            wait_timeout = engine.wait_timeout
-        else:
-            wait_timeout = adapter.wait_timeout(raw)
-    adapter.forget_setup(raw)  # insert_id() and the like: as after connect
-    return wait_timeout
-
-
 # What the guarded methods send, once the checks before it are done.
 
 
@@ -765,13 +312,13 @@ def creator(
 def _open(request: Request) -> ResilientConnection:
     observer = Observer(request.listeners)
     engine = request.engine()
-    connector = _Connector(
+    connector = Connector(
         request.driver_connect, request.args, request.kwargs, request.memory, request.autocommit
     )
 
     def first_setup(raw: Any) -> tuple[Adapter, float | None]:
         adapter = first_adapter(raw, engine, adapters.adapter_for)
-        return adapter, _prepare(adapter, raw, request.on_connect, engine, request.autocommit)
+        return adapter, prepare(adapter, raw, request.on_connect, engine, request.autocommit)
 
     if request.deferred:
         raw = connector.deferred()

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIRS = {
     "resilient_dbapi/_connection_async.py": "resilient_dbapi/connection.py",
     "resilient_dbapi/_cursor_async.py": "resilient_dbapi/cursor.py",
+    "resilient_dbapi/_opening_async.py": "resilient_dbapi/_opening.py",
+    "resilient_dbapi/_operations_async.py": "resilient_dbapi/_operations.py",
     "resilient_dbapi/_transaction_async.py": "resilient_dbapi/transaction.py",
 }
 
@@ -33,11 +35,14 @@ NAMES = {
     "AsyncResilientConnection": "ResilientConnection",
     "AsyncConnectionBase": "ConnectionBase",
     "AsyncResilientCursor": "ResilientCursor",
+    "AsyncOperations": "Operations",
     "AsyncAdapter": "Adapter",
     "async_adapter_for": "adapter_for",
     "AsyncIterator": "Iterator",
     "_connection_async": "connection",
     "_cursor_async": "cursor",
+    "_opening_async": "_opening",
+    "_operations_async": "_operations",
     "_transaction_async": "transaction",
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
