@@ -65,3 +65,15 @@ def connect_name(driver_connect: Callable[..., Any]) -> str:
     module = getattr(driver_connect, "__module__", None) or ""
     name = getattr(driver_connect, "__qualname__", type(driver_connect).__qualname__)
     return f"{module}.{name}".lstrip(".")
+
+
+def check_credentials(credentials: object) -> Callable[..., Any] | None:
+    if credentials is None:
+        return None
+    if not callable(credentials):
+        raise TypeError(
+            "credentials must be a callable taking the connect arguments (a dict) and "
+            "returning the ones to use instead, e.g. lambda args: {'password': token()}; "
+            f"got {type_name(credentials)}"
+        )
+    return credentials

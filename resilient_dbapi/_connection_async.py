@@ -350,6 +350,7 @@ async def connect(
     listeners: Sequence[Listener] | None = None,
     hosts: Any = None,
     target: str | None = None,
+    credentials: Callable[[dict[str, Any]], Any] | None = None,
     **kwargs: Any,
 ) -> AsyncResilientConnection:
     """Open a resilient connection.
@@ -365,8 +366,25 @@ async def connect(
     passed to the driver as ``host=`` and ``port=``: the connection uses the first whose
     role suits ``target`` (``"primary"``, the default: writable; ``"replica"``: read-only;
     ``"any"``), and moves on when its host is unreachable or turns read-only.
+
+    ``credentials(arguments)`` is called before every physical connect with a copy of
+    the keyword arguments about to be passed (``host`` and ``port`` included) and returns
+    those to use instead, e.g. ``{"password": token}`` for a rotated password or a
+    short-lived token (an IAM token expires after 15 minutes); it may not change which
+    server (``host``, ``port``: use ``hosts=``). With ``resilient_dbapi.aio`` it may be a
+    coroutine function.
     """
-    checked = (driver_connect, args, kwargs, policies, on_connect, listeners, hosts, target)
+    checked = (
+        driver_connect,
+        args,
+        kwargs,
+        policies,
+        on_connect,
+        listeners,
+        hosts,
+        target,
+        credentials,
+    )
     return await _open(Request.checked(*checked))
 
 
@@ -378,6 +396,7 @@ def creator(
     listeners: Sequence[Listener] | None = None,
     hosts: Any = None,
     target: str | None = None,
+    credentials: Callable[[dict[str, Any]], Any] | None = None,
     **kwargs: Any,
 ) -> Callable[[], Awaitable[AsyncResilientConnection]]:
     """A zero-argument factory of resilient connections, for a pool or an ORM.
@@ -386,9 +405,20 @@ def creator(
     pymysql.connect, host=..., user=...))``, or with ``resilient_dbapi.aio.creator``,
     ``create_async_engine("mysql+aiomysql://", async_creator=...)``. With ``hosts=``,
     the connections it makes share what they learn about the hosts (a dead primary is
-    tried last by all of them).
+    tried last by all of them). ``credentials`` as for :func:`connect`: called before
+    each physical connect of each connection.
     """
-    checked = (driver_connect, args, kwargs, policies, on_connect, listeners, hosts, target)
+    checked = (
+        driver_connect,
+        args,
+        kwargs,
+        policies,
+        on_connect,
+        listeners,
+        hosts,
+        target,
+        credentials,
+    )
     request = Request.checked(*checked)
     request.engine()  # the policies checked now, not at the first connect
 
@@ -403,7 +433,12 @@ async def _open(request: Request) -> AsyncResilientConnection:
     observer = Observer(request.listeners)
     engine = request.engine()
     connector = Connector(
-        request.driver_connect, request.args, request.kwargs, request.memory, request.autocommit
+        request.driver_connect,
+        request.args,
+        request.kwargs,
+        request.memory,
+        request.autocommit,
+        request.credentials,
     )
 
     async def first_setup(raw: Any) -> tuple[AsyncAdapter, float | None]:

@@ -8,7 +8,7 @@ import contextlib
 import inspect
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeGuard, TypeVar
 
@@ -16,6 +16,7 @@ from . import adapters
 from ._arguments import (
     check_callable,
     check_connection,
+    check_credentials,
     check_on_connect,
     connect_name,
     resolve_policies,
@@ -54,6 +55,9 @@ class Request:
     # The autocommit mode each new connection's set-up sets in its first statement,
     # taken out of the driver's arguments (None: left to the driver).
     autocommit: bool | None = None
+    # Called before every physical connect for the arguments that change (a rotated
+    # password, a short-lived token); see ConnectorBase.with_credentials.
+    credentials: Callable[..., Any] | None = None
     tls_floor: TLSFloor = field(default_factory=TLSFloor, compare=False)
     # What its connections learned of the server (see ServerFacts).
     facts: ServerFacts = field(default_factory=ServerFacts, compare=False)
@@ -69,6 +73,7 @@ class Request:
         listeners: Sequence[Listener] | None,
         hosts: object,
         target: str | None,
+        credentials: object = None,
     ) -> Request:
         """The arguments of ``connect()``/``creator()``; a wrong one raises, naming what
         is allowed (the policies themselves are checked by :meth:`engine`)."""
@@ -90,6 +95,7 @@ class Request:
             check_failover(hosts, target, kwargs),
             deferred,
             autocommit,
+            check_credentials(credentials),
         )
         return request
 
@@ -156,7 +162,16 @@ class ConnectorBase:
     """Holds how to open physical connections (secrets included) and never shows it;
     with several hosts, also which one the connection is on."""
 
-    __slots__ = ("args", "autocommit", "carried", "current", "driver_connect", "kwargs", "memory")
+    __slots__ = (
+        "args",
+        "autocommit",
+        "carried",
+        "credentials",
+        "current",
+        "driver_connect",
+        "kwargs",
+        "memory",
+    )
 
     def __init__(
         self,
@@ -165,12 +180,14 @@ class ConnectorBase:
         kwargs: dict[str, Any],
         memory: HostMemory | None = None,
         autocommit: bool | None = None,
+        credentials: Callable[..., Any] | None = None,
     ) -> None:
         self.driver_connect = driver_connect
         self.args = args
         self.kwargs = kwargs
         self.memory = memory
         self.autocommit = autocommit  # see Request.autocommit
+        self.credentials = credentials  # see Request.credentials
         self.current: Host | None = None
         # For the next connection only: what the one it replaces hands over (carry_over).
         self.carried: dict[str, Any] = {}
@@ -189,7 +206,15 @@ class ConnectorBase:
         """A driver connection made but not opened (PyMySQL's ``defer_connect=True``), for
         the caller's ``connect(sock)`` to open."""
         host = self.plan(time.monotonic())[0]
-        return self.driver_connect(*self.args, **self.arguments(host), defer_connect=True)
+        arguments = self.arguments(host)
+        if self.credentials is not None:
+            try:
+                made = self.credentials(dict(arguments))
+            except Exception as exc:
+                exc.add_note(CREDENTIALS_FAILED)
+                raise
+            arguments = self.with_credentials(arguments, made)
+        return self.driver_connect(*self.args, **arguments, defer_connect=True)
 
     def carry(self, carried: dict[str, Any]) -> None:
         """For the next connection only: what the one it replaces hands over, if the
@@ -220,6 +245,34 @@ class ConnectorBase:
         if host.port is not None:
             kwargs["port"] = host.port
         return kwargs
+
+    def with_credentials(self, arguments: dict[str, Any], made: object) -> dict[str, Any]:
+        """``arguments`` updated with what the ``credentials`` callable returned for them
+        (``made``): how to log in may change between connects, which server may not
+        (that is ``hosts=``'s, and what the connection learned of its server)."""
+        if inspect.isawaitable(made):
+            close = getattr(made, "close", None)
+            if close is not None:
+                close()  # a coroutine never awaited would warn
+            raise TypeError(
+                "credentials returned an awaitable: resilient_dbapi.connect() calls it "
+                "without awaiting; use a plain function, or resilient_dbapi.aio.connect()"
+            )
+        if not isinstance(made, Mapping):
+            raise TypeError(
+                "credentials must return a mapping of connect arguments, such as "
+                f"{{'password': token}}; got {type_name(made)}"
+            )
+        wrong = sorted(repr(name) for name in made if not isinstance(name, str))
+        if wrong:
+            raise TypeError(f"credentials returned argument names that are not strings: {wrong}")
+        server = sorted(_SERVER_ARGUMENTS & made.keys())
+        if server:
+            raise ValueError(
+                f"credentials returned {', '.join(server)}: it may change how to log in "
+                "(password, user, TLS files ...), not which server; list servers with hosts="
+            )
+        return {**arguments, **made}
 
     def attempt_failed(
         self,
@@ -343,6 +396,12 @@ class ConnectorBase:
             wait = self.memory.failover.between_rounds(wait, saw_wrong_role)
         observer.emit(Retrying(where, "connect", attempt, wait, code))
         return wait
+
+
+# What names the server: never from credentials, as the host memory and the facts a
+# connection learned (TLS, role) are about the server the arguments name.
+_SERVER_ARGUMENTS = frozenset({"host", "port", "unix_socket", "hostaddr", "dsn", "conninfo"})
+CREDENTIALS_FAILED = "raised by the credentials callable, before connecting"
 
 
 # The resolver's "no such name" answers (EAI_NODATA where the system has it), as

@@ -15,7 +15,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._connection_base import check_tls, replay_call
-from ._connector import ConnectorBase, WrongRole, role_wanted, wrong_connect_error
+from ._connector import (
+    CREDENTIALS_FAILED,
+    ConnectorBase,
+    WrongRole,
+    role_wanted,
+    wrong_connect_error,
+)
 from .adapters import Adapter
 from .engine import Engine
 from .events import Observer
@@ -52,7 +58,10 @@ class Connector(ConnectorBase):
             for host in self.plan(_monotonic()):
                 raw = None
                 try:
-                    raw = self.driver_connect(*self.args, **self.arguments(host))
+                    arguments = self.arguments(host)
+                    if self.credentials is not None:
+                        arguments = self._with_credentials(arguments)
+                    raw = self.driver_connect(*self.args, **arguments)
                     if inspect.isawaitable(raw):
                         raise wrong_connect_error(raw, want_awaitable=False)
                     made = setup(raw)
@@ -68,6 +77,17 @@ class Connector(ConnectorBase):
             if wait is None:
                 self.give_up(last, outcomes, attempt, elapsed)
             time.sleep(wait)
+
+    def _with_credentials(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The arguments of one connect attempt, with what ``credentials`` returns for
+        them (asked at every attempt: a token may expire between two)."""
+        assert self.credentials is not None
+        try:
+            made = self.credentials(dict(arguments))  # a copy: never changes ours
+        except Exception as exc:
+            exc.add_note(CREDENTIALS_FAILED)
+            raise
+        return self.with_credentials(arguments, made)
 
 
 def prepare(

@@ -13,7 +13,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ._connection_base import check_tls, replay_call
-from ._connector import ConnectorBase, WrongRole, role_wanted, wrong_connect_error
+from ._connector import (
+    CREDENTIALS_FAILED,
+    ConnectorBase,
+    WrongRole,
+    role_wanted,
+    wrong_connect_error,
+)
 from .adapters import AsyncAdapter
 from .engine import Engine
 from .events import Observer
@@ -53,13 +59,16 @@ class Connector(ConnectorBase):
             for host in self.plan(_monotonic()):
                 raw = None
                 try:
+                    arguments = self.arguments(host)
+                    if self.credentials is not None:
+                        arguments = await self._with_credentials(arguments)
                     if True:  # ASYNC
-                        opening = self.driver_connect(*self.args, **self.arguments(host))
+                        opening = self.driver_connect(*self.args, **arguments)
                         if not inspect.isawaitable(opening):
                             raise wrong_connect_error(opening, want_awaitable=True)
                         raw = await opening
                     else:
-                        raw = self.driver_connect(*self.args, **self.arguments(host))
+                        raw = self.driver_connect(*self.args, **arguments)
                         if inspect.isawaitable(raw):
                             raise wrong_connect_error(raw, want_awaitable=False)
                     made = await setup(raw)
@@ -78,6 +87,20 @@ class Connector(ConnectorBase):
                 await asyncio.sleep(wait)
             else:
                 time.sleep(wait)
+
+    async def _with_credentials(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The arguments of one connect attempt, with what ``credentials`` returns for
+        them (asked at every attempt: a token may expire between two)."""
+        assert self.credentials is not None
+        try:
+            made = self.credentials(dict(arguments))  # a copy: never changes ours
+            if True:  # ASYNC
+                if inspect.isawaitable(made):
+                    made = await made
+        except Exception as exc:
+            exc.add_note(CREDENTIALS_FAILED)
+            raise
+        return self.with_credentials(arguments, made)
 
 
 async def prepare(

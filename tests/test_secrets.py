@@ -295,6 +295,41 @@ def test_no_secret_when_the_password_changed_before_a_reconnect(
 
 
 @pytest.mark.server
+def test_no_secret_from_the_credentials_callable(
+    server: Any, login: Login, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The passwords ``credentials=`` hands out, the one that works and a stale one the
+    server refuses, appear nowhere."""
+    param, new_password, stale = _token("param"), _token("new-pw"), _token("stale")
+    handed = [login.password]
+    w = Witness(caplog)
+    given = {**login.kwargs, "password": _token("never-used")}
+    conn = resilient_dbapi.connect(
+        pymysql.connect,
+        **given,
+        autocommit=True,
+        credentials=lambda arguments: {"password": handed[-1]},
+        listeners=[w.listener],
+    )
+    cur = conn.cursor()
+    admin = server.admin()
+    with admin.cursor() as acur:
+        acur.execute(f"ALTER USER '{login.user}'@'%%' IDENTIFIED BY %s", (new_password,))
+    admin.close()
+    handed.append(new_password)
+    kill(server, conn.thread_id())
+    cur.execute(COUNT, (param,))  # reconnected with the new password
+    handed.append(stale)
+    kill(server, conn.thread_id())
+    exc = w.expect(lambda: cur.execute(COUNT, (param,)), pymysql.err.OperationalError)
+    assert exc.args[0] == 1045
+    w.look(conn, cur, conn.stats, conn._connector)
+    conn.close()
+    assert Reconnected in w.kinds()
+    w.assert_clean(login.password, new_password, stale, given["password"], param)
+
+
+@pytest.mark.server
 def test_no_secret_when_the_server_stays_down_past_the_deadline(
     own_server: MariaDBServer, caplog: pytest.LogCaptureFixture
 ) -> None:
