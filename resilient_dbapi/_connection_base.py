@@ -159,9 +159,13 @@ class ConnectionBase:
         self._sets_left_by = self._sets_left_cursor = None
         # Described once: a driver may not say where a connection led once it is closed.
         self._described = self._adapter.describe(raw)
+        gone = None
         if self._engine.checks_liveness:
             self._probe = self._adapter.probe(raw)
-            self._gone = self._adapter.known_dead(raw)
+            gone = self._adapter.known_dead(raw)
+        if self._connector.memory is not None:
+            gone = self._connector.watch(gone)  # the health view of several hosts
+        self._gone = gone
         self._engine.connected(_monotonic(), wait_timeout)
 
     # -- decisions before and after a send (the twins carry them out) ---------------
@@ -183,6 +187,8 @@ class ConnectionBase:
             # silently; a failure of the statement reports it lost.
             engine.driver_transaction(True)
             return None, None, None
+        if self._connector.news() is not None and engine.host_marked():
+            return Reason.HOST_MARKED, None, None
         now = _monotonic()
         timeout = None
         if engine.stale or now >= engine.next_check_at:

@@ -25,7 +25,7 @@ from ._arguments import (
 from ._error_factories import new_error
 from .adapters import Inspector
 from .engine import Engine, ServerFacts, TLSFloor
-from .error_kinds import Code, ErrorKind, ErrorTable
+from .error_kinds import SERVER_BUSY, Code, ErrorKind, ErrorTable
 from .errors import NoSuitableHostError, TLSDowngradeError
 from .events import GaveUp, HostPassedOver, Listener, Observer, Retrying, check_listeners
 from .hosts import Failover, Host, HostMemory, Target
@@ -171,6 +171,7 @@ class ConnectorBase:
         "driver_connect",
         "kwargs",
         "memory",
+        "seen",
     )
 
     def __init__(
@@ -189,6 +190,7 @@ class ConnectorBase:
         self.autocommit = autocommit  # see Request.autocommit
         self.credentials = credentials  # see Request.credentials
         self.current: Host | None = None
+        self.seen = 0  # the host memory's generation when this connection arrived
         # For the next connection only: what the one it replaces hands over (carry_over).
         self.carried: dict[str, Any] = {}
 
@@ -311,6 +313,8 @@ class ConnectorBase:
         code = failure[0]
         why = str(exc) if isinstance(exc, WrongRole) else "unreachable"
         self.memory.failed(host, now)
+        if code not in SERVER_BUSY:  # up, and its sessions with it
+            self.memory.mark(host, why)
         outcomes[host] = why if code is None else f"{why} ({code})"
         observer.emit(HostPassedOver(str(host), why, code))
         return True
@@ -318,12 +322,42 @@ class ConnectorBase:
     def arrived(self, host: Host | None) -> None:
         if host is not None and self.memory is not None:
             self.current = host
+            self.seen = self.memory.generation
             self.memory.succeeded(host)
+
+    def news(self) -> str | None:
+        """Why the host this connection is on was marked since it arrived (see
+        :class:`HostMemory`), or None; the other hosts' marks are no news."""
+        memory = self.memory
+        if memory is None or memory.generation == self.seen:
+            return None
+        seen, self.seen = self.seen, memory.generation
+        return memory.marked_since(self.current, seen)
+
+    def watch(self, gone: Callable[[], bool] | None) -> Callable[[], bool]:
+        """The hot path's "known dead?" check, also true once a host was marked since
+        this connection arrived (one number compared): the checkout then asks
+        :meth:`news`."""
+        memory = self.memory
+        assert memory is not None
+
+        if gone is None:
+
+            def marked() -> bool:
+                return memory.generation != self.seen
+
+            return marked
+
+        def marked_or_gone() -> bool:
+            return memory.generation != self.seen or gone()
+
+        return marked_or_gone
 
     def turned_read_only(self, now: float, observer: Observer, code: Code | None) -> None:
         """The current host refused a write because it is read-only now: try it last."""
         if self.memory is not None and self.current is not None:
             self.memory.failed(self.current, now)
+            self.memory.mark(self.current, "turned read-only")
             observer.emit(HostPassedOver(str(self.current), "turned read-only", code))
 
     def give_up(

@@ -55,6 +55,9 @@ class Reason(enum.Enum):
     """The server turned read-only (a failover demoted it): another host is wanted."""
     REOPENED = "reopened"
     """The caller reopened a closed connection (the driver's ``ping(reconnect=True)``)."""
+    HOST_MARKED = "host_marked"
+    """Another connection of the same ``connect()``/``creator()`` found this one's host
+    unreachable or in the wrong role (several hosts): replaced before anything is sent."""
 
 
 class Op(enum.Enum):
@@ -626,6 +629,16 @@ class Engine:
         connect arguments (False). A pinned one is never replaced: its failures are the
         driver's errors, and a statement after its loss is refused (see ``pinned``)."""
         self.pinned = pinned
+
+    def host_marked(self) -> bool:
+        """Before a send outside a transaction with writes: another connection found this
+        one's host unreachable or in the wrong role. Whether to replace it now (then it
+        is stale): not a session holding state no replay rebuilds, nor one on the
+        caller's socket (never replaced by choice: each finds out for itself)."""
+        if self.stale or self.unrestorable or self.pinned:
+            return False
+        self.must_replace(Reason.HOST_MARKED)
+        return True
 
     def must_replace(self, reason: Reason, code: Code | None = None) -> None:
         """The physical connection is dead or due: replace it before the next use."""

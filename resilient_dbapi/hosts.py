@@ -155,14 +155,22 @@ class Failover:
 
 class HostMemory:
     """Which hosts failed lately, shared by the connections of one ``connect()`` or
-    ``creator()``: one connection's discovery spares the others the dead host."""
+    ``creator()``: one connection's discovery spares the others the dead host.
 
-    __slots__ = ("_bad_until", "_lock", "failover")
+    It also keeps the health view: a host found unreachable or in the wrong role is
+    *marked*, and each open connection on it, at its next checkout, sees a mark made
+    since it arrived (see :meth:`marked_since`) and is replaced before anything is sent,
+    instead of failing on the host itself (or hanging on a blackholed one)."""
+
+    __slots__ = ("_bad_until", "_lock", "_marks", "failover", "generation")
 
     def __init__(self, failover: Failover) -> None:
         self.failover = failover
         self._bad_until: dict[Host, float] = {}
         self._lock = threading.Lock()  # connections of one pool connect from many threads
+        # Bumped by every mark: a connection compares one number on its hot path.
+        self.generation = 0
+        self._marks: dict[Host, tuple[int, str]] = {}
 
     def order(self, current: Host | None, now: float) -> list[Host]:
         """The hosts to try, in order: the current one first, then the others as given;
@@ -184,3 +192,18 @@ class HostMemory:
     def succeeded(self, host: Host) -> None:
         with self._lock:
             self._bad_until.pop(host, None)
+
+    def mark(self, host: Host, why: str) -> None:
+        """``host`` was found unreachable or in the wrong role (``why``): the connections
+        on it that arrived before now are to be replaced at their next checkout."""
+        with self._lock:
+            self.generation += 1
+            self._marks[host] = (self.generation, why)
+
+    def marked_since(self, host: Host | None, generation: int) -> str | None:
+        """Why ``host`` was marked after ``generation`` (when a connection arrived on it),
+        or None."""
+        if host is None:
+            return None
+        mark = self._marks.get(host)
+        return mark[1] if mark is not None and mark[0] > generation else None

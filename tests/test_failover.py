@@ -27,7 +27,13 @@ from resilient_dbapi import (
     run_transaction,
 )
 from resilient_dbapi.events import Event, HostPassedOver
-from resilient_dbapi.testing import MariaDBServer, ReplicatedPair, failover_drill, free_port
+from resilient_dbapi.testing import (
+    FaultProxy,
+    MariaDBServer,
+    ReplicatedPair,
+    failover_drill,
+    free_port,
+)
 
 APP = {"user": "app", "password": "app-pw", "database": "app", "autocommit": True}
 QUICK = [RetryOnError(attempts=3, backoff=0.01, max_backoff=0.02)]
@@ -462,3 +468,91 @@ def test_the_asyncio_proxy_rides_through_a_failover(pair: ReplicatedPair) -> Non
         return found
 
     assert asyncio.run(main()) == [("after", pair.replica.port), ("before", pair.replica.port)]
+
+
+# -- the health view: one connection's discovery, every connection's move ---------------
+
+
+def test_a_demoted_host_is_left_by_every_connection_of_the_creator_before_it_writes(
+    servers: Servers,
+) -> None:
+    make = resilient_dbapi.creator(pymysql.connect, hosts=servers.hosts, **APP)
+    conns = [make() for _ in range(3)]
+    # Side by side: a connection of another connect() on the same hosts shares nothing.
+    apart = resilient_dbapi.connect(pymysql.connect, hosts=servers.hosts, **APP)
+    try:
+        assert {_port(c) for c in (*conns, apart)} == {servers.a.port}
+        servers.read_only(servers.a, True)
+        _insert(conns[0], "first")  # refused by a (1290), never applied: sent to b
+        assert conns[0].stats.reconnect_reasons == {"read_only": 1}
+        for i, conn in enumerate(conns[1:]):
+            _insert(conn, f"next{i}")
+            # Replaced before the write was sent: never refused by the demoted host.
+            assert conn.stats.reconnect_reasons == {"host_marked": 1}
+            assert _port(conn) == servers.b.port
+        _insert(apart, "apart")
+        assert apart.stats.reconnect_reasons == {"read_only": 1}  # it had to be refused
+        assert servers.uids(servers.a) == []
+        assert servers.uids(servers.b) == ["apart", "first", "next0", "next1"]
+    finally:
+        for conn in (*conns, apart):
+            conn.close()
+
+
+def test_a_host_found_unreachable_is_left_before_anything_is_sent(servers: Servers) -> None:
+    """The host's open sockets look alive (blackholed: no reset ever comes) while new
+    connections to it are refused: one connection that finds it unreachable spares the
+    others a statement that would hang until their read timeout."""
+    front = FaultProxy(servers.a.port)
+    hosts = [("127.0.0.1", front.port), servers.host(servers.b)]
+    kwargs = {**APP, "read_timeout": 5}
+    make = resilient_dbapi.creator(pymysql.connect, hosts=hosts, **kwargs)
+    conns = [make(), make()]
+    apart = resilient_dbapi.connect(pymysql.connect, hosts=hosts, **kwargs)
+    try:
+        assert {_port(c) for c in (*conns, apart)} == {servers.a.port}
+        front.blackhole()
+        front.refuse_new()  # new connections are refused, the open ones hang
+        newcomer = make()  # finds a unreachable (2003), lands on b
+        assert _port(newcomer) == servers.b.port
+        for i, conn in enumerate(conns):
+            _insert(conn, f"w{i}")
+            assert conn.stats.reconnect_reasons == {"host_marked": 1}
+        # Without the shared view: the read timeout, then a write of unknown outcome.
+        with pytest.raises(OutcomeUnknownError) as unknown:
+            _insert(apart, "apart")
+        assert unknown.value.args[0] == 2013
+        assert servers.uids(servers.a) == []
+        assert servers.uids(servers.b) == ["w0", "w1"]
+        newcomer.close()
+    finally:
+        for conn in (*conns, apart):
+            conn.close()
+        front.close()
+
+
+def test_asyncio_connections_of_a_creator_leave_a_demoted_host(servers: Servers) -> None:
+    kwargs = {**APP, "db": APP["database"]}
+    del kwargs["database"]
+
+    async def write(conn: Any, uid: str) -> int:
+        async with conn.cursor() as cur:
+            await cur.execute("INSERT INTO app.t (uid) VALUES (%s)", (uid,))
+            await cur.execute("SELECT @@port")
+            return int((await cur.fetchone())[0])
+
+    async def main() -> None:
+        make = aio.creator(aiomysql.connect, hosts=servers.hosts, **kwargs)
+        first, second = await make(), await make()
+        try:
+            servers.read_only(servers.a, True)
+            assert await write(first, "first") == servers.b.port
+            assert await write(second, "second") == servers.b.port
+            assert first.stats.reconnect_reasons == {"read_only": 1}
+            assert second.stats.reconnect_reasons == {"host_marked": 1}
+        finally:
+            first.close()
+            second.close()
+
+    asyncio.run(main())
+    assert servers.uids(servers.b) == ["first", "second"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pymysql
 import pytest
 
 from resilient_dbapi import MYSQL_ERRORS, ErrorKind, MaxAge, PingOnCheckout, RetryOnError
+from resilient_dbapi._connector import ConnectorBase
 from resilient_dbapi.engine import Engine, Op, Reason, Verdict
+from resilient_dbapi.events import Observer
 from resilient_dbapi.hosts import Failover, Host, HostMemory, Target, parse_hosts
 from resilient_dbapi.statements import StatementKind as K
 
@@ -278,3 +281,95 @@ def test_host_memory_is_shared_safely_by_threads() -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+# -- the health view: a host marked by one connection, seen by the others ---------------
+
+
+def _connector(memory: HostMemory) -> ConnectorBase:
+    return ConnectorBase(lambda **kwargs: None, (), {}, memory)
+
+
+def test_a_mark_is_news_only_to_connections_that_arrived_on_that_host_before_it() -> None:
+    memory = HostMemory(Failover((A, B, C)))
+    on_a, on_b, later_on_a = _connector(memory), _connector(memory), _connector(memory)
+    on_a.arrived(A)
+    on_b.arrived(B)
+    watched = on_a.watch(None), on_b.watch(lambda: False)
+    assert not any(check() for check in watched)  # nothing marked: the hot path says go on
+    memory.mark(A, "unreachable")
+    later_on_a.arrived(A)
+    # The hot path's one comparison sends both to the checkout, which asks.
+    assert all(check() for check in watched)
+    assert on_a.news() == "unreachable"
+    assert on_b.news() is None  # another host's mark
+    assert later_on_a.news() is None  # arrived after it
+    assert not any(check() for check in watched)  # the news was taken: fast again
+    assert on_a.news() is None  # once
+    memory.mark(B, "turned read-only")
+    assert (on_a.news(), on_b.news()) == (None, "turned read-only")
+
+
+def test_the_hot_path_check_keeps_the_drivers_own() -> None:
+    memory = HostMemory(Failover((A, B)))
+    connector = _connector(memory)
+    connector.arrived(A)
+    dead = [False]
+    check = connector.watch(lambda: dead[0])
+    assert not check()
+    dead[0] = True
+    assert check()
+
+
+def test_without_several_hosts_there_is_no_news() -> None:
+    connector = ConnectorBase(lambda **kwargs: None, (), {})
+    connector.arrived(None)
+    assert connector.news() is None
+
+
+@pytest.mark.parametrize(
+    ("error", "marked"),
+    [
+        (pymysql.err.OperationalError(2003, "Can't connect"), True),
+        (pymysql.err.OperationalError(2013, "Lost connection at handshake"), True),
+        (pymysql.err.OperationalError(1040, "Too many connections"), False),
+        (pymysql.err.OperationalError(1226, "User has exceeded a resource"), False),
+        (pymysql.err.OperationalError(1045, "Access denied"), False),
+    ],
+)
+def test_which_failed_connects_mark_the_host(error: Exception, marked: bool) -> None:
+    """Unreachable marks it; a server that is up but busy (or refuses the login) does
+    not: its sessions are not in doubt."""
+    memory = HostMemory(Failover((A, B)))
+    on_a = _connector(memory)
+    on_a.arrived(A)
+    connecting = _connector(memory)
+    e = engine()
+    e.driver_known(MYSQL_ERRORS, False, None)
+    connecting.passed_over(A, error, e, 0.0, Observer(()), {})
+    assert (on_a.news() is not None) is marked
+
+
+def test_a_host_with_the_wrong_role_is_marked() -> None:
+    from resilient_dbapi._connector import WrongRole
+    from resilient_dbapi.adapters import adapter_for_error
+
+    memory = HostMemory(Failover((A, B)))
+    on_a = _connector(memory)
+    on_a.arrived(A)
+    adapter = adapter_for_error(pymysql.err.OperationalError(2003, ""))
+    assert adapter is not None
+    _connector(memory).passed_over(A, WrongRole(adapter, True), engine(), 0.0, Observer(()), {})
+    assert on_a.news() == "read-only"
+
+
+def test_the_engine_replaces_on_a_mark_unless_the_session_cannot_be_rebuilt() -> None:
+    e = engine()
+    assert e.host_marked()
+    assert e.stale and e.checkout(101.0).reconnect is Reason.HOST_MARKED
+    e = engine()
+    e.state_made(frozenset({"a temporary table"}))
+    assert not e.host_marked() and not e.stale  # it finds out for itself
+    e = engine()
+    e.on_callers_socket(True)
+    assert not e.host_marked() and not e.stale

@@ -90,14 +90,20 @@ class FaultProxy:
         for pair in pairs:
             pair.close()
 
-    def close(self) -> None:
-        """Stop accepting and drop every relayed connection."""
+    def refuse_new(self) -> None:
+        """Refuse new connections (the port closes), leaving the open ones as they are:
+        with :meth:`blackhole`, a host gone from the network whose open connections
+        never hear of it."""
         self._closed = True
         with contextlib.suppress(OSError):
             # Closing alone would leave the accepting thread blocked (Linux): shut down first.
             self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
+
+    def close(self) -> None:
+        """Stop accepting and drop every relayed connection."""
+        self.refuse_new()
         self.close_all()
 
     def __enter__(self) -> FaultProxy:
