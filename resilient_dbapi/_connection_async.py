@@ -177,7 +177,9 @@ class AsyncResilientConnection(AsyncOperations):
             started = self._replacing(reason, code)
             engine.on_callers_socket(True)  # a failure below leaves nothing to replace
             # The deferred driver connection is the caller's, set up before connect().
-            raw = self._raw if self._deferred else self._connector.deferred()
+            # The stand-in made at the start never asked credentials: a fresh one does.
+            fresh = not self._deferred or self._connector.credentials is not None
+            raw = self._connector.deferred() if fresh else self._raw
             try:
                 raw.connect(sock)
                 wait_timeout = self._setup(raw)
@@ -368,11 +370,11 @@ async def connect(
     ``"any"``), and moves on when its host is unreachable or turns read-only.
 
     ``credentials(arguments)`` is called before every physical connect with a copy of
-    the keyword arguments about to be passed (``host`` and ``port`` included) and returns
-    those to use instead, e.g. ``{"password": token}`` for a rotated password or a
-    short-lived token (an IAM token expires after 15 minutes); it may not change which
-    server (``host``, ``port``: use ``hosts=``). With ``resilient_dbapi.aio`` it may be a
-    coroutine function.
+    the keyword arguments about to be passed (each host's ``host`` and ``port`` with
+    ``hosts=``; otherwise those given, if any) and returns those to use instead, e.g.
+    ``{"password": token}`` for a rotated password or a short-lived token (an IAM token
+    expires after 15 minutes): only how to log in (user, password, TLS client files),
+    never which server. With ``resilient_dbapi.aio`` it may be a coroutine function.
     """
     checked = (
         driver_connect,
@@ -449,7 +451,7 @@ async def _open(request: Request) -> AsyncResilientConnection:
         if True:  # ASYNC
             raise TypeError("defer_connect=True is PyMySQL's: no asyncio driver takes it")
         else:
-            raw = connector.deferred()
+            raw = connector.deferred(ask=False)  # see _replace_on
             adapter = first_adapter(raw, engine, adapters.async_adapter_for)
             cls = forwarding_class(AsyncResilientConnection, raw, mixins=adapter.surface)
             return cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)

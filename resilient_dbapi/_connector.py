@@ -5,6 +5,7 @@ them. ``Connector.open`` in the ``_opening`` twins carries this out, awaiting or
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import socket
 import time
@@ -149,6 +150,19 @@ def first_adapter(raw: object, engine: Engine, adapter_for: Callable[[Any], A]) 
     return adapter
 
 
+class Hidden:
+    """Connect arguments held in a local variable: a traceback that prints locals (an
+    error tracker's) shows no password."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<connect arguments hidden>"
+
+
 class WrongRole(Exception):
     """Internal: a new connection's server does not have the role the target wants."""
 
@@ -204,14 +218,15 @@ class ConnectorBase:
             return [None]
         return list(self.memory.order(self.current, now))
 
-    def deferred(self) -> Any:
+    def deferred(self, ask: bool = True) -> Any:
         """A driver connection made but not opened (PyMySQL's ``defer_connect=True``), for
-        the caller's ``connect(sock)`` to open."""
+        the caller's ``connect(sock)`` to open; ``ask=False``: without asking
+        ``credentials`` (a stand-in that never connects)."""
         host = self.plan(time.monotonic())[0]
         arguments = self.arguments(host)
-        if self.credentials is not None:
+        if self.credentials is not None and ask:
             try:
-                made = self.credentials(dict(arguments))
+                made = self.credentials(self.shown(arguments))
             except Exception as exc:
                 exc.add_note(CREDENTIALS_FAILED)
                 raise
@@ -248,10 +263,24 @@ class ConnectorBase:
             kwargs["port"] = host.port
         return kwargs
 
+    def shown(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """What the ``credentials`` callable is given: a copy of the caller's arguments
+        (nested plain data copied too, so that changing it changes nothing here), without
+        what the old connection handed over (it must not outlive the replacement)."""
+        shown = {}
+        for name, value in arguments.items():
+            if name in self.carried:
+                continue
+            if isinstance(value, dict | list):
+                with contextlib.suppress(Exception):  # an SSLContext inside: as it is
+                    value = copy.deepcopy(value)
+            shown[name] = value
+        return shown
+
     def with_credentials(self, arguments: dict[str, Any], made: object) -> dict[str, Any]:
         """``arguments`` updated with what the ``credentials`` callable returned for them
-        (``made``): how to log in may change between connects, which server may not
-        (that is ``hosts=``'s, and what the connection learned of its server)."""
+        (``made``): how to log in may change between connects (the names in
+        ``LOGIN_ARGUMENTS``), nothing else (which server, the session's set-up)."""
         if inspect.isawaitable(made):
             close = getattr(made, "close", None)
             if close is not None:
@@ -268,13 +297,19 @@ class ConnectorBase:
         wrong = sorted(repr(name) for name in made if not isinstance(name, str))
         if wrong:
             raise TypeError(f"credentials returned argument names that are not strings: {wrong}")
-        server = sorted(_SERVER_ARGUMENTS & made.keys())
-        if server:
+        other = sorted(set(made) - LOGIN_ARGUMENTS)
+        if other:
             raise ValueError(
-                f"credentials returned {', '.join(server)}: it may change how to log in "
-                "(password, user, TLS files ...), not which server; list servers with hosts="
+                f"credentials returned {', '.join(other)}: it may change how to log in "
+                f"({', '.join(sorted(LOGIN_ARGUMENTS))}), not which server nor how the "
+                "session is set up (list servers with hosts=)"
             )
-        return {**arguments, **made}
+        merged = dict(arguments)
+        for name in made:
+            for alias in _ALIASES.get(name, ()):
+                merged.pop(alias, None)  # else the driver may prefer the stale one
+        merged.update(made)
+        return merged
 
     def attempt_failed(
         self,
@@ -432,9 +467,39 @@ class ConnectorBase:
         return wait
 
 
-# What names the server: never from credentials, as the host memory and the facts a
-# connection learned (TLS, role) are about the server the arguments name.
-_SERVER_ARGUMENTS = frozenset({"host", "port", "unix_socket", "hostaddr", "dsn", "conninfo"})
+# What credentials may return: how to log in (the drivers' names for the user, the
+# password, TLS client files and the auth plugin), never which server nor the session's
+# set-up, which the host memory and what a connection learned of its server rely on.
+LOGIN_ARGUMENTS = frozenset(
+    {
+        "user",
+        "username",
+        "password",
+        "passwd",
+        "password1",
+        "password2",
+        "password3",
+        "ssl",
+        "ssl_ca",
+        "ssl_cert",
+        "ssl_key",
+        "ssl_key_password",
+        "sslcert",
+        "sslkey",
+        "sslrootcert",
+        "sslpassword",
+        "auth_plugin",
+        "auth_plugin_map",
+        "server_public_key",
+    }
+)
+# The same argument under the drivers' other names (PyMySQL's and mysqlclient's passwd).
+_ALIASES = {
+    "password": ("passwd",),
+    "passwd": ("password",),
+    "user": ("username",),
+    "username": ("user",),
+}
 CREDENTIALS_FAILED = "raised by the credentials callable, before connecting"
 
 

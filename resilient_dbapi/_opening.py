@@ -18,6 +18,7 @@ from ._connection_base import check_tls, replay_call
 from ._connector import (
     CREDENTIALS_FAILED,
     ConnectorBase,
+    Hidden,
     WrongRole,
     role_wanted,
     wrong_connect_error,
@@ -57,11 +58,11 @@ class Connector(ConnectorBase):
             saw_wrong_role = False
             for host in self.plan(_monotonic()):
                 raw = None
+                # Asked before the attempt, never inside it: what the callable raises is
+                # its own error, not a connect failure to retry or to blame a host for.
+                given = self._given(host)
                 try:
-                    arguments = self.arguments(host)
-                    if self.credentials is not None:
-                        arguments = self._with_credentials(arguments)
-                    raw = self.driver_connect(*self.args, **arguments)
+                    raw = self.driver_connect(*self.args, **given.value)
                     if inspect.isawaitable(raw):
                         raise wrong_connect_error(raw, want_awaitable=False)
                     made = setup(raw)
@@ -78,16 +79,18 @@ class Connector(ConnectorBase):
                 self.give_up(last, outcomes, attempt, elapsed)
             time.sleep(wait)
 
-    def _with_credentials(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        """The arguments of one connect attempt, with what ``credentials`` returns for
-        them (asked at every attempt: a token may expire between two)."""
-        assert self.credentials is not None
+    def _given(self, host: Host | None) -> Hidden:
+        """The arguments of one connect attempt to ``host``: with ``credentials``, what it
+        returns for them (asked at every attempt: a token may expire between two)."""
+        arguments = self.arguments(host)
+        if self.credentials is None:
+            return Hidden(arguments)
         try:
-            made = self.credentials(dict(arguments))  # a copy: never changes ours
+            made = self.credentials(self.shown(arguments))
         except Exception as exc:
             exc.add_note(CREDENTIALS_FAILED)
             raise
-        return self.with_credentials(arguments, made)
+        return Hidden(self.with_credentials(arguments, made))
 
 
 def prepare(

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import aiomysql
+import MySQLdb
 import pymysql
 import pytest
 
 import resilient_dbapi
 from resilient_dbapi import aio
+from resilient_dbapi._connector import ConnectorBase
 from resilient_dbapi.events import Event, Reconnected
+from resilient_dbapi.testing import free_port
 
 from .conftest import kill
 from .drivers import DRIVERS, Driver
@@ -155,17 +159,91 @@ def test_each_connection_of_a_creator_asks(server: Any, login: Login) -> None:
 
 
 @pytest.mark.server
-def test_a_deferred_connection_logs_in_with_what_credentials_gave(login: Login) -> None:
-    """Asked for the driver connection made at the start (PyMySQL takes the password
-    then) and again for the session ``connect()`` opens."""
+def test_a_deferred_connection_asks_when_it_connects(login: Login) -> None:
     vault = Vault(login)
     conn = resilient_dbapi.connect(
         pymysql.connect, **login.kwargs(password="wrong"), defer_connect=True, credentials=vault
     )
     try:
+        assert vault.asked == []  # nothing was opened yet
+        login.rotate()
         conn.connect()
         assert _current_user(conn).startswith(login.user)
-        assert len(vault.asked) == 2
+        assert len(vault.asked) == 1
+    finally:
+        conn.close()
+
+
+@pytest.mark.server
+def test_a_session_on_the_callers_socket_asks_when_it_connects(login: Login) -> None:
+    """``connect(sock)`` opens the session on the caller's socket: with the password
+    credentials gives then, not one from when the connection was made."""
+    vault = Vault(login)
+    kwargs = login.kwargs(password="wrong")
+    conn = resilient_dbapi.connect(pymysql.connect, **kwargs, defer_connect=True, credentials=vault)
+    sock = socket.create_connection((kwargs["host"], kwargs["port"]))
+    try:
+        login.rotate()
+        conn.connect(sock)
+        assert _current_user(conn).startswith(login.user)
+        assert len(vault.asked) == 1
+    finally:
+        conn.close()
+
+
+@pytest.mark.server
+def test_a_driver_error_raised_by_credentials_is_raised_as_it_is(server: Any, login: Login) -> None:
+    """Not a failed connect: not retried, and no host is blamed for it."""
+    asked: list[object] = []
+    events: list[Event] = []
+
+    def credentials(arguments: dict[str, Any]) -> dict[str, Any]:
+        asked.append(arguments)
+        raise pymysql.err.OperationalError(2003, "the token service is down")
+
+    kwargs = login.kwargs()
+    hosts = [(kwargs.pop("host"), kwargs.pop("port"))]
+    for where in ({"hosts": hosts}, {"host": hosts[0][0], "port": hosts[0][1]}):
+        asked.clear()
+        with pytest.raises(pymysql.err.OperationalError, match="token service") as raised:
+            resilient_dbapi.connect(
+                pymysql.connect,
+                **kwargs,
+                **where,
+                credentials=credentials,
+                listeners=[events.append],
+            )
+        assert raised.value.__notes__ == ["raised by the credentials callable, before connecting"]
+        assert len(asked) == 1
+    assert events == []  # no Retrying, no HostPassedOver
+
+
+@pytest.mark.server
+def test_each_host_of_a_round_is_asked_for_with_its_own_address(login: Login) -> None:
+    vault = Vault(login)
+    nobody = ("127.0.0.1", free_port())
+    kwargs = login.kwargs()
+    here = (kwargs.pop("host"), kwargs.pop("port"))
+    conn = resilient_dbapi.connect(
+        pymysql.connect, **kwargs, hosts=[nobody, here], target="any", credentials=vault
+    )
+    try:
+        assert [(a["host"], a["port"]) for a in vault.asked] == [nobody, here]
+    finally:
+        conn.close()
+
+
+@pytest.mark.server
+def test_a_fresh_password_wins_over_the_drivers_other_name_for_it(login: Login) -> None:
+    """mysqlclient takes ``passwd=`` as ``password=``: the stale one given under the
+    other name must not win."""
+    kwargs = login.kwargs()
+    kwargs["passwd"] = kwargs.pop("password") + "-stale"
+    conn = resilient_dbapi.connect(
+        MySQLdb.connect, **kwargs, credentials=lambda arguments: {"password": login.password}
+    )
+    try:
+        assert _current_user(conn).startswith(login.user)
     finally:
         conn.close()
 
@@ -236,6 +314,8 @@ def test_credentials_must_be_callable() -> None:
         ({1: "x"}, TypeError, "argument names that are not strings: \\['1'\\]"),
         ({"password": "x", "host": "h"}, ValueError, "returned host: .* not which server"),
         ({"port": 1, "unix_socket": "/s"}, ValueError, "returned port, unix_socket"),
+        ({"defer_connect": True}, ValueError, "returned defer_connect: .*user"),
+        ({"client_flag": 0, "database": "x"}, ValueError, "returned client_flag, database"),
     ],
 )
 def test_what_credentials_returns_is_checked(
@@ -311,3 +391,37 @@ def test_the_aiomysql_drop_in_pool_takes_credentials(server: Any, login: Login) 
         assert len(vault.asked) == 2
 
     asyncio.run(main())
+
+
+def test_what_the_callable_is_given_is_its_own() -> None:
+    """Changing it, nested values included, changes nothing for later connects; what an
+    old connection handed over (psycopg's context) is not in it."""
+    ssl = {"ca": "/ca.pem"}
+    connector = ConnectorBase(_never_called, (), {"user": "u", "ssl": ssl})
+    connector.carried = {"context": object()}
+    shown = connector.shown(connector.arguments(None))
+    assert shown == {"user": "u", "ssl": {"ca": "/ca.pem"}}
+    shown["ssl"]["ca"] = "/elsewhere.pem"
+    shown["user"] = "v"
+    assert connector.kwargs == {"user": "u", "ssl": {"ca": "/ca.pem"}}
+
+
+def test_no_traceback_local_of_ours_shows_the_password() -> None:
+    """Error trackers print the local variables of each frame of a failed connect."""
+    import traceback
+
+    secret = f"pw-{secrets.token_hex(8)}"
+
+    def refusing(**kwargs: Any) -> Any:
+        raise pymysql.err.OperationalError(1045, "Access denied")
+
+    with pytest.raises(pymysql.err.OperationalError) as raised:
+        resilient_dbapi.connect(refusing, user="u", credentials=lambda a: {"password": secret})
+    ours = [
+        frame
+        for frame, _ in traceback.walk_tb(raised.value.__traceback__)
+        if "resilient_dbapi" in frame.f_code.co_filename
+    ]
+    assert ours
+    shown = [repr(value) for frame in ours for value in frame.f_locals.values()]
+    assert not [text for text in shown if secret in text]
