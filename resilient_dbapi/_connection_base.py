@@ -205,6 +205,28 @@ class ConnectionBase:
             timeout = self._ping_timeout
         return None, None, timeout
 
+    def _leaves_marked_host(self) -> bool:
+        """Outside a transaction with writes, before something that skips the checkout
+        (a commit or rollback with nothing to end, a cursor some drivers ping for):
+        whether the engine gave the connection up because its host was marked since it
+        arrived (see HostMemory). One number compared without ``hosts=``' news."""
+        engine = self._engine
+        gone = self._gone
+        if (
+            gone is not None
+            and not engine.stale
+            and not engine.txn_writes
+            and gone()
+            and not self._status(self._raw)[0]
+            and self._connector.news() is not None
+            and engine.host_marked()
+        ):
+            # Let go of the socket now: a driver that asks it something before the
+            # replacement (mysql-connector's cursor() pings) fails at once, not hangs.
+            self._adapter.discard(self._raw)
+            return True
+        return False
+
     @property
     def _ping_timeout(self) -> float:
         ping = self._engine.ping
@@ -320,6 +342,8 @@ class ConnectionBase:
         started = _monotonic()
         if reason is Reason.READ_ONLY:
             self._connector.turned_read_only(started, self._observer, code)
+        elif reason is Reason.HOST_MARKED:
+            self._connector.left_marked(started)
         return started
 
     def _check_history(self, stmt: Statement) -> None:
@@ -357,6 +381,7 @@ class ConnectionBase:
         engine = self._engine
         if engine.lost and op is Op.COMMIT:
             raise lost_again_error(self._adapter, engine)
+        self._leaves_marked_host()  # nothing written to end: never sent to a marked host
         if engine.stale:
             engine.rolled_back()  # nothing can be open on a connection already given up
             return False

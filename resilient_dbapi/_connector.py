@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
+import re
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from ._arguments import (
 from ._error_factories import new_error
 from .adapters import Inspector
 from .engine import Engine, ServerFacts, TLSFloor
-from .error_kinds import SERVER_BUSY, Code, ErrorKind, ErrorTable
+from .error_kinds import Code, ErrorKind, ErrorTable
 from .errors import NoSuitableHostError, TLSDowngradeError
 from .events import GaveUp, HostPassedOver, Listener, Observer, Retrying, check_listeners
 from .hosts import Failover, Host, HostMemory, Target
@@ -178,6 +180,7 @@ class ConnectorBase:
 
     __slots__ = (
         "args",
+        "arrived_at",
         "autocommit",
         "carried",
         "credentials",
@@ -204,7 +207,8 @@ class ConnectorBase:
         self.autocommit = autocommit  # see Request.autocommit
         self.credentials = credentials  # see Request.credentials
         self.current: Host | None = None
-        self.seen = 0  # the host memory's generation when this connection arrived
+        self.seen = 0  # the host memory's generation when this connection last looked
+        self.arrived_at = 0.0  # when it arrived on its host (which proved it reachable)
         # For the next connection only: what the one it replaces hands over (carry_over).
         self.carried: dict[str, Any] = {}
 
@@ -319,15 +323,17 @@ class ConnectorBase:
         engine: Engine,
         observer: Observer,
         outcomes: dict[Host, str],
+        started: float,
     ) -> TypeGuard[Exception]:
-        """A connect attempt (or the setup of what it made) raised ``exc``: let a
-        half-made connection go, and say whether the round goes on (False: re-raise)."""
+        """A connect attempt begun at ``started`` (or the setup of what it made) raised
+        ``exc``: let a half-made connection go, and say whether the round goes on
+        (False: re-raise)."""
         if raw is not None:
             with contextlib.suppress(Exception):
                 raw.close()
         if not isinstance(exc, Exception):
             return False  # interrupted: never retried
-        return self.passed_over(host, exc, engine, time.monotonic(), observer, outcomes)
+        return self.passed_over(host, exc, engine, time.monotonic(), observer, outcomes, started)
 
     def passed_over(
         self,
@@ -337,9 +343,13 @@ class ConnectorBase:
         now: float,
         observer: Observer,
         outcomes: dict[Host, str],
+        started: float | None = None,
     ) -> bool:
-        """A connect to ``host`` failed with ``exc``: remember it, and say whether to go
-        on with the round's next host (False: raise ``exc``, it will not pass)."""
+        """A connect to ``host`` (begun at ``started``) failed with ``exc``: remember it,
+        and say whether to go on with the round's next host (False: raise ``exc``, it
+        will not pass). A host never reached, or up in the wrong role, is marked (see
+        :class:`HostMemory`); one that answered (busy, refusing the login or TLS, slow
+        to shake hands) is not: its sessions are not in doubt."""
         if host is None or self.memory is None:
             return True  # one host: retry_wait decides
         failure = connect_failure(exc, engine)
@@ -348,8 +358,8 @@ class ConnectorBase:
         code = failure[0]
         why = str(exc) if isinstance(exc, WrongRole) else "unreachable"
         self.memory.failed(host, now)
-        if code not in SERVER_BUSY:  # up, and its sessions with it
-            self.memory.mark(host, why)
+        if isinstance(exc, WrongRole) or never_reached(exc, code):
+            self.memory.mark(host, why, now if started is None else started)
         outcomes[host] = why if code is None else f"{why} ({code})"
         observer.emit(HostPassedOver(str(host), why, code))
         return True
@@ -357,17 +367,26 @@ class ConnectorBase:
     def arrived(self, host: Host | None) -> None:
         if host is not None and self.memory is not None:
             self.current = host
+            # The number first, then the time: a mark found after this arrival bumps
+            # the number after it was read.
             self.seen = self.memory.generation
+            self.arrived_at = time.monotonic()
             self.memory.succeeded(host)
 
     def news(self) -> str | None:
-        """Why the host this connection is on was marked since it arrived (see
-        :class:`HostMemory`), or None; the other hosts' marks are no news."""
+        """Why the host this connection is on was marked by evidence newer than its
+        arrival (see :class:`HostMemory`), or None; the other hosts' marks are no news."""
         memory = self.memory
         if memory is None or memory.generation == self.seen:
             return None
-        seen, self.seen = self.seen, memory.generation
-        return memory.marked_since(self.current, seen)
+        self.seen = memory.generation
+        return memory.marked_since(self.current, self.arrived_at)
+
+    def left_marked(self, now: float) -> None:
+        """The connection leaves its marked host: tried last again, whatever is left of
+        its quarantine (else a replacement might go straight back to it)."""
+        if self.memory is not None and self.current is not None:
+            self.memory.failed(self.current, now)
 
     def watch(self, gone: Callable[[], bool] | None) -> Callable[[], bool]:
         """The hot path's "known dead?" check, also true once a host was marked since
@@ -392,7 +411,7 @@ class ConnectorBase:
         """The current host refused a write because it is read-only now: try it last."""
         if self.memory is not None and self.current is not None:
             self.memory.failed(self.current, now)
-            self.memory.mark(self.current, "turned read-only")
+            self.memory.mark(self.current, "turned read-only", now)
             observer.emit(HostPassedOver(str(self.current), "turned read-only", code))
 
     def give_up(
@@ -525,6 +544,32 @@ def unknown_name(exc: BaseException) -> bool:
         if cause is None:
             cause = seen[-1].__context__
     return False
+
+
+_UNREACHABLE_TEXT = re.compile(
+    r"Connection refused|timeout expired|timed out|No route to host|Network is unreachable"
+)
+
+
+def never_reached(exc: BaseException, code: Code | None) -> bool:
+    """Whether a failed connect never reached the server (refused, timed out, no route):
+    MySQL's "can't connect" (2002, 2003) unless TLS failed (PyMySQL and aiomysql report
+    a refused certificate as 2003 too); libpq's own words (no SQLSTATE: the server said
+    nothing). A server that answered (too many connections, a refused login, a lost
+    handshake) is reachable."""
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(seen) < 8 and cause not in seen:
+        if isinstance(cause, ssl.SSLError):
+            return False
+        seen.append(cause)
+        original = getattr(cause, "original_exception", None)
+        cause = original if isinstance(original, BaseException) else cause.__cause__
+        if cause is None:
+            cause = seen[-1].__context__
+    if isinstance(code, int):
+        return code in (2002, 2003)
+    return bool(_UNREACHABLE_TEXT.search(str(exc)))
 
 
 def connect_failure(exc: Exception, engine: Engine) -> tuple[Any, ErrorKind] | None:

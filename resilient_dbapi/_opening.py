@@ -61,6 +61,7 @@ class Connector(ConnectorBase):
                 # Asked before the attempt, never inside it: what the callable raises is
                 # its own error, not a connect failure to retry or to blame a host for.
                 given = self._given(host)
+                tried_at = _monotonic()
                 try:
                     raw = self.driver_connect(*self.args, **given.value)
                     if inspect.isawaitable(raw):
@@ -69,7 +70,9 @@ class Connector(ConnectorBase):
                     self.arrived(host)
                     return raw, made, attempt
                 except BaseException as exc:
-                    if not self.attempt_failed(exc, host, raw, engine, observer, outcomes):
+                    if not self.attempt_failed(
+                        exc, host, raw, engine, observer, outcomes, tried_at
+                    ):
                         raise
                     saw_wrong_role = saw_wrong_role or isinstance(exc, WrongRole)
                     last = exc

@@ -58,6 +58,11 @@ class ResilientConnection(Operations):
         for PyMySQL, ``row_factory=`` for psycopg ...)."""
         if self._closed:
             self._check_open()
+        if self._gone is not None and self._leaves_marked_host():
+            # mysql-connector pings in cursor(): the replacement comes first.
+            return self._guarded(
+                "cursor", Op.EXECUTE, READ_OP, ResilientCursor.create, args, kwargs
+            )
         try:
             return ResilientCursor.create(self, args, kwargs)
         except Exception as exc:

@@ -7,14 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = [
-    "GENERIC_ERRORS",
-    "MYSQL_ERRORS",
-    "POSTGRES_ERRORS",
-    "SERVER_BUSY",
-    "ErrorKind",
-    "ErrorTable",
-]
+__all__ = ["GENERIC_ERRORS", "MYSQL_ERRORS", "POSTGRES_ERRORS", "ErrorKind", "ErrorTable"]
 
 Code = int | str
 """A driver's error code: a MySQL error number, a PostgreSQL SQLSTATE (``"57P01"``; a
@@ -117,11 +110,6 @@ POSTGRES_ERRORS = ErrorTable.of(
         ErrorKind.READ_ONLY: ["25006"],
     }
 )
-
-# Connect errors of a server that is up and refuses new sessions for now (too many
-# connections, a user's limits): the sessions it has are not in doubt, unlike those of a
-# server that cannot be reached.
-SERVER_BUSY: frozenset[Code] = frozenset({1040, 1203, 1226, "53300"})
 
 # Drivers resilient_dbapi has no adapter for: only the PEP 249 exception class is known.
 # OperationalError may also mean a deadlock; treating it as "connection dead" costs an

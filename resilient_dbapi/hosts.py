@@ -158,9 +158,10 @@ class HostMemory:
     ``creator()``: one connection's discovery spares the others the dead host.
 
     It also keeps the health view: a host found unreachable or in the wrong role is
-    *marked*, and each open connection on it, at its next checkout, sees a mark made
-    since it arrived (see :meth:`marked_since`) and is replaced before anything is sent,
-    instead of failing on the host itself (or hanging on a blackholed one)."""
+    *marked* with when that was found, and each open connection on it that arrived
+    before then, at its next checkout, is replaced before anything is sent (see
+    :meth:`marked_since`), instead of failing on the host itself (or hanging on a
+    blackholed one)."""
 
     __slots__ = ("_bad_until", "_lock", "_marks", "failover", "generation")
 
@@ -170,7 +171,7 @@ class HostMemory:
         self._lock = threading.Lock()  # connections of one pool connect from many threads
         # Bumped by every mark: a connection compares one number on its hot path.
         self.generation = 0
-        self._marks: dict[Host, tuple[int, str]] = {}
+        self._marks: dict[Host, tuple[float, str]] = {}
 
     def order(self, current: Host | None, now: float) -> list[Host]:
         """The hosts to try, in order: the current one first, then the others as given;
@@ -193,17 +194,21 @@ class HostMemory:
         with self._lock:
             self._bad_until.pop(host, None)
 
-    def mark(self, host: Host, why: str) -> None:
-        """``host`` was found unreachable or in the wrong role (``why``): the connections
-        on it that arrived before now are to be replaced at their next checkout."""
+    def mark(self, host: Host, why: str, since: float) -> None:
+        """``host`` was found unreachable or in the wrong role (``why``) by an attempt
+        begun at ``since``: the connections that arrived on it before then are to be
+        replaced at their next checkout."""
         with self._lock:
+            mark = self._marks.get(host)
+            if mark is None or since > mark[0]:
+                self._marks[host] = (since, why)
+            # After the mark is stored: whoever sees the new number finds the mark.
             self.generation += 1
-            self._marks[host] = (self.generation, why)
 
-    def marked_since(self, host: Host | None, generation: int) -> str | None:
-        """Why ``host`` was marked after ``generation`` (when a connection arrived on it),
-        or None."""
+    def marked_since(self, host: Host | None, arrived: float) -> str | None:
+        """Why ``host`` was marked by evidence newer than ``arrived`` (when a connection
+        arrived on it: it proved the host reachable then), or None."""
         if host is None:
             return None
         mark = self._marks.get(host)
-        return mark[1] if mark is not None and mark[0] > generation else None
+        return mark[1] if mark is not None and mark[0] > arrived else None

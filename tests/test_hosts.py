@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
+
+import psycopg
 import pymysql
 import pytest
 
 from resilient_dbapi import MYSQL_ERRORS, ErrorKind, MaxAge, PingOnCheckout, RetryOnError
 from resilient_dbapi._connector import ConnectorBase
+from resilient_dbapi.adapters.psycopg import PsycopgAdapter
 from resilient_dbapi.engine import Engine, Op, Reason, Verdict
 from resilient_dbapi.events import Observer
 from resilient_dbapi.hosts import Failover, Host, HostMemory, Target, parse_hosts
@@ -15,6 +19,7 @@ from resilient_dbapi.statements import StatementKind as K
 from .engine_calls import S, fail
 
 READ_ONLY = ErrorKind.READ_ONLY
+psycopg_adapter = PsycopgAdapter()
 A, B, C = Host("a", 1), Host("b", 2), Host("c", 3)
 
 
@@ -297,17 +302,49 @@ def test_a_mark_is_news_only_to_connections_that_arrived_on_that_host_before_it(
     on_b.arrived(B)
     watched = on_a.watch(None), on_b.watch(lambda: False)
     assert not any(check() for check in watched)  # nothing marked: the hot path says go on
-    memory.mark(A, "unreachable")
+    found = on_b.arrived_at + 1.0  # evidence gathered after both arrived
+    memory.mark(A, "unreachable", found)
     later_on_a.arrived(A)
+    later_on_a.arrived_at = found + 1.0  # it proved a reachable after the evidence
     # The hot path's one comparison sends both to the checkout, which asks.
     assert all(check() for check in watched)
     assert on_a.news() == "unreachable"
     assert on_b.news() is None  # another host's mark
-    assert later_on_a.news() is None  # arrived after it
+    assert later_on_a.news() is None
     assert not any(check() for check in watched)  # the news was taken: fast again
     assert on_a.news() is None  # once
-    memory.mark(B, "turned read-only")
-    assert (on_a.news(), on_b.news()) == (None, "turned read-only")
+    memory.mark(B, "turned read-only", found)
+    # A mark stands until the connection leaves the host (a session the engine would
+    # not give up for it is told again, and again declines).
+    assert (on_a.news(), on_b.news()) == ("unreachable", "turned read-only")
+    on_a.arrived(B)
+    assert on_a.news() is None
+
+
+def test_evidence_older_than_an_arrival_is_no_news_to_it() -> None:
+    """A connect begun before another connection arrived (and failing, a connect timeout
+    later) says nothing of the session that arrived meanwhile."""
+    memory = HostMemory(Failover((A, B)))
+    on_a = _connector(memory)
+    on_a.arrived(A)
+    memory.mark(A, "unreachable", on_a.arrived_at - 3.0)
+    assert on_a.watch(None)()  # the number moved: the checkout looks
+    assert on_a.news() is None
+
+
+def test_a_mark_is_stored_before_its_number_moves() -> None:
+    """A checkout that sees the new number finds the mark (the reverse order lost it)."""
+
+    class Watching(dict[Host, tuple[float, str]]):
+        def __setitem__(self, host: Host, mark: tuple[float, str]) -> None:
+            seen_then.append(memory.generation)
+            super().__setitem__(host, mark)
+
+    seen_then: list[int] = []
+    memory = HostMemory(Failover((A, B)))
+    memory._marks = Watching()
+    memory.mark(A, "unreachable", 1.0)
+    assert seen_then == [0] and memory.generation == 1
 
 
 def test_the_hot_path_check_keeps_the_drivers_own() -> None:
@@ -327,27 +364,53 @@ def test_without_several_hosts_there_is_no_news() -> None:
     assert connector.news() is None
 
 
+def _tls_refused() -> Exception:
+    error = pymysql.err.OperationalError(2003, "Can't connect to MySQL server")
+    error.__cause__ = ssl.SSLCertVerificationError("certificate verify failed")
+    return error
+
+
 @pytest.mark.parametrize(
     ("error", "marked"),
     [
         (pymysql.err.OperationalError(2003, "Can't connect"), True),
-        (pymysql.err.OperationalError(2013, "Lost connection at handshake"), True),
+        (pymysql.err.OperationalError(2002, "Can't connect through socket"), True),
+        (_tls_refused(), False),  # PyMySQL's 2003 for a refused certificate: it answered
+        (pymysql.err.OperationalError(2013, "Lost connection (timed out)"), False),  # slow
         (pymysql.err.OperationalError(1040, "Too many connections"), False),
         (pymysql.err.OperationalError(1226, "User has exceeded a resource"), False),
         (pymysql.err.OperationalError(1045, "Access denied"), False),
     ],
 )
 def test_which_failed_connects_mark_the_host(error: Exception, marked: bool) -> None:
-    """Unreachable marks it; a server that is up but busy (or refuses the login) does
-    not: its sessions are not in doubt."""
+    """Never reached marks it; a server that answered (busy, refusing the login or the
+    certificate, slow to shake hands) does not: its sessions are not in doubt."""
     memory = HostMemory(Failover((A, B)))
     on_a = _connector(memory)
     on_a.arrived(A)
     connecting = _connector(memory)
     e = engine()
     e.driver_known(MYSQL_ERRORS, False, None)
-    connecting.passed_over(A, error, e, 0.0, Observer(()), {})
+    connecting.passed_over(A, error, e, 0.0, Observer(()), {}, on_a.arrived_at + 1.0)
     assert (on_a.news() is not None) is marked
+
+
+@pytest.mark.parametrize(
+    ("message", "reached"),
+    [
+        ('connection to server at "127.0.0.1", port 1 failed: Connection refused', False),
+        ("connection timeout expired", False),
+        ("FATAL:  remaining connection slots are reserved for roles with privileges", True),
+        ("FATAL:  sorry, too many clients already", True),
+        ("SSL error: certificate verify failed", True),
+    ],
+)
+def test_what_libpq_says_of_a_server_never_reached(message: str, reached: bool) -> None:
+    from resilient_dbapi._connector import never_reached
+
+    error = psycopg.OperationalError(message)
+    code = psycopg_adapter.error_code(error)
+    assert never_reached(error, code) is not reached
 
 
 def test_a_host_with_the_wrong_role_is_marked() -> None:
@@ -359,8 +422,18 @@ def test_a_host_with_the_wrong_role_is_marked() -> None:
     on_a.arrived(A)
     adapter = adapter_for_error(pymysql.err.OperationalError(2003, ""))
     assert adapter is not None
-    _connector(memory).passed_over(A, WrongRole(adapter, True), engine(), 0.0, Observer(()), {})
+    wrong = WrongRole(adapter, True)
+    _connector(memory).passed_over(A, wrong, engine(), 0.0, Observer(()), {}, on_a.arrived_at + 1)
     assert on_a.news() == "read-only"
+
+
+def test_leaving_a_marked_host_tries_it_last_again() -> None:
+    memory = HostMemory(Failover((A, B), quarantine=10.0))
+    connector = _connector(memory)
+    connector.arrived(A)
+    assert memory.order(A, 100.0) == [A, B]
+    connector.left_marked(100.0)
+    assert memory.order(A, 105.0) == [B, A]
 
 
 def test_the_engine_replaces_on_a_mark_unless_the_session_cannot_be_rebuilt() -> None:

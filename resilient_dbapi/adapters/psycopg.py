@@ -37,7 +37,10 @@ _CONNECT_MESSAGES = (
     (re.compile(r"password authentication failed|no pg_hba\.conf entry"), "28P01"),
     (re.compile(r'role ".*" does not exist|fe_sendauth: no password supplied'), "28000"),
     (re.compile(r'database ".*" does not exist'), "3D000"),
-    (re.compile(r"too many (clients|connections)"), "53300"),
+    (
+        re.compile(r"too many (clients|connections)|remaining connection slots are reserved"),
+        "53300",
+    ),
     (re.compile(r"the database system is (starting up|shutting down|in recovery)"), "57P03"),
 )
 # libpq's own settings for a silent server: given by the caller, they are kept.
