@@ -11,7 +11,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeGuard, TypeVar
 
@@ -533,17 +533,24 @@ def unknown_name(exc: BaseException) -> bool:
     """Whether a failed connect's cause is a host name the resolver says does not exist
     (PyMySQL and aiomysql report it as 2003, "can't connect", keeping the resolver's
     error as ``original_exception`` or the cause)."""
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return cause.errno in _NO_SUCH_NAME
+    return False
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it, at most 8 deep: the drivers keep the socket's error as
+    ``original_exception`` (PyMySQL), the cause, or the context."""
     seen: list[BaseException] = []
     cause: BaseException | None = exc
     while cause is not None and len(seen) < 8 and cause not in seen:
-        if isinstance(cause, socket.gaierror):
-            return cause.errno in _NO_SUCH_NAME
+        yield cause
         seen.append(cause)
         original = getattr(cause, "original_exception", None)
         cause = original if isinstance(original, BaseException) else cause.__cause__
         if cause is None:
             cause = seen[-1].__context__
-    return False
 
 
 _UNREACHABLE_TEXT = re.compile(
@@ -557,16 +564,8 @@ def never_reached(exc: BaseException, code: Code | None) -> bool:
     a refused certificate as 2003 too); libpq's own words (no SQLSTATE: the server said
     nothing). A server that answered (too many connections, a refused login, a lost
     handshake) is reachable."""
-    seen: list[BaseException] = []
-    cause: BaseException | None = exc
-    while cause is not None and len(seen) < 8 and cause not in seen:
-        if isinstance(cause, ssl.SSLError):
-            return False
-        seen.append(cause)
-        original = getattr(cause, "original_exception", None)
-        cause = original if isinstance(original, BaseException) else cause.__cause__
-        if cause is None:
-            cause = seen[-1].__context__
+    if any(isinstance(cause, ssl.SSLError) for cause in _causes(exc)):
+        return False
     if isinstance(code, int):
         return code in (2002, 2003)
     return bool(_UNREACHABLE_TEXT.search(str(exc)))

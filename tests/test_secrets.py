@@ -266,6 +266,13 @@ def test_no_secret_when_connecting_fails(
     w.assert_clean(login.password, wrong)
 
 
+def _set_password(server: Any, user: str, password: str) -> None:
+    admin = server.admin()
+    with admin.cursor() as cur:
+        cur.execute(f"ALTER USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+    admin.close()
+
+
 @pytest.mark.server
 def test_no_secret_when_the_password_changed_before_a_reconnect(
     server: Any, login: Login, caplog: pytest.LogCaptureFixture
@@ -280,10 +287,7 @@ def test_no_secret_when_the_password_changed_before_a_reconnect(
         listeners=[w.listener],
     )
     cur = conn.cursor()
-    admin = server.admin()
-    with admin.cursor() as acur:
-        acur.execute(f"ALTER USER '{login.user}'@'%%' IDENTIFIED BY %s", (new_password,))
-    admin.close()
+    _set_password(server, login.user, new_password)
     kill(server, conn.thread_id())
     time.sleep(0.6)
     exc = w.expect(lambda: cur.execute(COUNT, (param,)), pymysql.err.OperationalError)
@@ -312,10 +316,7 @@ def test_no_secret_from_the_credentials_callable(
         listeners=[w.listener],
     )
     cur = conn.cursor()
-    admin = server.admin()
-    with admin.cursor() as acur:
-        acur.execute(f"ALTER USER '{login.user}'@'%%' IDENTIFIED BY %s", (new_password,))
-    admin.close()
+    _set_password(server, login.user, new_password)
     handed.append(new_password)
     kill(server, conn.thread_id())
     cur.execute(COUNT, (param,))  # reconnected with the new password
