@@ -362,9 +362,11 @@ class BlackholeIdle(Fault):
         trial.idle_until(0.4)
 
     def time_limit(self, outcome: str) -> float | None:
-        # Found by the ping within its timeout + 10 %, else by the read timeout + 10 %
-        # (0.2 s more for the reconnect and a busy machine).
-        return (0.5 if outcome == RECOVERED else 1.0) * 1.1 + 0.2
+        # Found by the ping within its timeout + 10 %, else by the read timeout + 10 %,
+        # and 0.4 s more for the reconnect, or for reading the part of a stream already in
+        # the socket buffers, on a busy machine (0.32 s seen in CI). A second ping or read
+        # timeout (1.0 s, 2.0 s) still breaks the bound, which is what it is here to catch.
+        return (0.5 if outcome == RECOVERED else 1.0) * 1.1 + 0.4
 
 
 class BlackholeInFlight(Fault):
