@@ -39,6 +39,7 @@ from .events import (
     Stats,
     TransactionLost,
 )
+from .hosts import Role
 from .statements import (
     POSTGRES_STATEMENTS,
     READ_OP,
@@ -341,7 +342,9 @@ class ConnectionBase:
             )
         started = _monotonic()
         if reason is Reason.READ_ONLY:
-            self._connector.turned_read_only(started, self._observer, code)
+            self._connector.refused_role(started, self._observer, code, "turned read-only")
+        elif reason is Reason.NOT_READY:
+            self._connector.refused_role(started, self._observer, code, "stopped serving")
         elif reason is Reason.HOST_MARKED:
             self._connector.left_marked(started)
         return started
@@ -424,12 +427,12 @@ class ConnectionBase:
         op: Op,
         stmt: Statement,
         resends: int,
-        read_only: bool = False,
+        role: Role | None = None,
         sent: bool | None = None,
     ) -> Verdict:
         """Apply the safety rules to a failed operation: return the verdict RESEND or
-        RECOVERED, raise anything else. ``read_only``: the server refused it because it
-        turned read-only; ``sent``: known without asking the driver's error."""
+        RECOVERED, raise anything else. ``role``: what the server, asked after a refusal,
+        says it is; ``sent``: known without asking the driver's error."""
         adapter = self._adapter
         code = adapter.error_code(exc)
         if code is None:
@@ -445,7 +448,7 @@ class ConnectionBase:
             sent=not adapter.never_sent(exc) if sent is None else sent,
             autocommit=self._status(raw)[1],
             resends=resends,
-            read_only=read_only,
+            role=role,
             autocommit_known=knows_autocommit(adapter, raw),
             closing=self._closed,
         )

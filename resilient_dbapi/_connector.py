@@ -31,7 +31,7 @@ from .engine import Engine, ServerFacts, TLSFloor
 from .error_kinds import Code, ErrorKind, ErrorTable
 from .errors import NoSuitableHostError, TLSDowngradeError
 from .events import GaveUp, HostPassedOver, Listener, Observer, Retrying, check_listeners
-from .hosts import Failover, Host, HostMemory, Target
+from .hosts import Failover, Host, HostMemory, Role, Target
 from .policies import Policy
 
 __all__: list[str] = []
@@ -168,10 +168,10 @@ class Hidden:
 class WrongRole(Exception):
     """Internal: a new connection's server does not have the role the target wants."""
 
-    def __init__(self, adapter: Inspector, read_only: bool) -> None:
-        super().__init__("read-only" if read_only else "writable")
+    def __init__(self, adapter: Inspector, role: Role) -> None:
+        super().__init__(role.value)
         self.adapter = adapter
-        self.read_only = read_only
+        self.role = role
 
 
 class ConnectorBase:
@@ -407,12 +407,13 @@ class ConnectorBase:
 
         return marked_or_gone
 
-    def turned_read_only(self, now: float, observer: Observer, code: Code | None) -> None:
-        """The current host refused a write because it is read-only now: try it last."""
+    def refused_role(self, now: float, observer: Observer, code: Code | None, why: str) -> None:
+        """The current host refused a statement because it is read-only now or serves
+        nothing (``why``): try it last, and mark it for the other connections."""
         if self.memory is not None and self.current is not None:
             self.memory.failed(self.current, now)
-            self.memory.mark(self.current, "turned read-only", now)
-            observer.emit(HostPassedOver(str(self.current), "turned read-only", code))
+            self.memory.mark(self.current, why, now)
+            observer.emit(HostPassedOver(str(self.current), why, code))
 
     def give_up(
         self, exc: Exception, outcomes: dict[Host, str], rounds: int, elapsed: float
@@ -439,9 +440,15 @@ class ConnectorBase:
             return exc
         target = self.memory.failover.target
         code = None if isinstance(exc, WrongRole) else adapter.error_code(exc)
-        if code is None and target is Target.PRIMARY:
-            read_only = [c for c, k in adapter.errors.codes.items() if k is ErrorKind.READ_ONLY]
-            code = read_only[0] if read_only else None
+        if code is None:
+            # The driver's own code for the refusal the last host's role stands for.
+            kind = None
+            if isinstance(exc, WrongRole) and exc.role is Role.NOT_READY:
+                kind = ErrorKind.NOT_READY
+            elif target is Target.PRIMARY:
+                kind = ErrorKind.READ_ONLY
+            codes = [c for c, k in adapter.errors.codes.items() if k is kind]
+            code = codes[0] if codes else None
         detail = ", ".join(f"{host} {why}" for host, why in outcomes.items())
         return new_error(
             adapter,

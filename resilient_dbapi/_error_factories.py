@@ -148,6 +148,17 @@ def history_lost_error(adapter: Inspector, observer: Observer, where: str) -> Ex
 _HISTORY = "the history of the session it replaced"
 
 
+# A refusal's wording, by the reason the connection went: what the server did, and where
+# the next connection goes.
+_REFUSALS = {
+    Reason.READ_ONLY: ("turned read-only", "a writable host"),
+    Reason.NOT_READY: (
+        "stopped serving (a cluster node outside the primary component)",
+        "another host",
+    ),
+}
+
+
 def verdict_error(
     verdict: Verdict,
     exc: Exception,
@@ -174,16 +185,17 @@ def verdict_error(
             "statement gets a new session with the replayable settings",
             SessionLostError,
         )
-    if verdict is Verdict.TRANSACTION_LOST and engine.stale_reason is Reason.READ_ONLY:
+    refused = _REFUSALS.get(engine.stale_reason) if engine.stale_reason else None
+    if verdict is Verdict.TRANSACTION_LOST and refused is not None:
         observer.emit(TransactionLost(where, code))
         return new_error(
             adapter,
             adapter.operational_error,
             code,
-            f"the server turned read-only inside a transaction with writes "
+            f"the server {refused[0]} inside a transaction with writes "
             f"({describe_error(exc)}); resilient_dbapi closed the connection, so the server "
             "rolled the transaction back: call rollback() and run it again (the next "
-            "connection goes to a writable host)",
+            f"connection goes to {refused[1]})",
             TransactionLostError,
         )
     if verdict is Verdict.TRANSACTION_LOST:
@@ -196,13 +208,13 @@ def verdict_error(
             "server rolled the transaction back: call rollback() and run it again",
             TransactionLostError,
         )
-    if verdict is Verdict.OUTCOME_UNKNOWN and engine.stale_reason is Reason.READ_ONLY:
+    if verdict is Verdict.OUTCOME_UNKNOWN and refused is not None:
         observer.emit(OutcomeUnknown(where, code))
         return new_error(
             adapter,
             adapter.operational_error,
             code,
-            f"the server turned read-only during a statement it may have applied in part "
+            f"the server {refused[0]} during a statement it may have applied in part "
             f"(several statements, a procedure, executemany's rows, or DDL after writes: "
             f"{describe_error(exc)}); it was not sent again: check what was applied",
             OutcomeUnknownError,

@@ -112,9 +112,9 @@ def prepare(
     check_tls(adapter, raw, engine)
     target = role_wanted(engine)
     if target is not None:
-        read_only = adapter.read_only(raw)
-        if not target.accepts(read_only):
-            raise WrongRole(adapter, read_only)
+        role = adapter.role(raw)
+        if not target.accepts(role):
+            raise WrongRole(adapter, role)
     tracking = adapter.tracking_sql(raw)
     mode = None if autocommit is None else f"autocommit = {int(autocommit)}"
     setup = tracking if mode is None else f"{tracking}, {mode}" if tracking else f"SET {mode}"

@@ -125,9 +125,9 @@ async def prepare(
     check_tls(adapter, raw, engine)
     target = role_wanted(engine)
     if target is not None:
-        read_only = await adapter.read_only(raw)
-        if not target.accepts(read_only):
-            raise WrongRole(adapter, read_only)
+        role = await adapter.role(raw)
+        if not target.accepts(role):
+            raise WrongRole(adapter, role)
     tracking = adapter.tracking_sql(raw)
     mode = None if autocommit is None else f"autocommit = {int(autocommit)}"
     setup = tracking if mode is None else f"{tracking}, {mode}" if tracking else f"SET {mode}"

@@ -282,22 +282,24 @@ class Operations(ConnectionBase):
             self._leave()
 
     def _judge(self, exc: Exception, op: Op, stmt: Statement, resends: int) -> Verdict:
-        """The safety rules on a failed operation, asking the server first whether it
-        turned read-only when the engine needs to know: returns RESEND or RECOVERED,
-        raises anything else. Another cause of a read-only refusal (``--secure-file-priv``,
-        a transaction the caller made READ ONLY) leaves the error to the caller."""
-        read_only = False
+        """The safety rules on a failed operation, asking the server its role first when
+        the engine needs to know (a refusal to write or to serve): returns RESEND or
+        RECOVERED, raises anything else. Another cause of a read-only refusal
+        (``--secure-file-priv``, a transaction the caller made READ ONLY) leaves the error
+        to the caller."""
+        role = None
         code = self._adapter.error_code(exc)
         if code is not None and self._engine.asks_role(code):
             try:
-                read_only = bool(self._adapter.read_only(self._raw))
+                role = self._adapter.role(self._raw)
             except Exception as asked:
                 # Gone meanwhile: the refusal stands, and the next host's role is checked.
-                read_only = self._engine.is_dead(self._adapter.error_code(asked))
+                if self._engine.is_dead(self._adapter.error_code(asked)):
+                    role = self._engine.refusal_role(code)
             except BaseException:
                 self._interrupted(op, stmt)  # the question may still be on its way
                 raise
-        return self._failed(exc, op, stmt, resends, read_only)
+        return self._failed(exc, op, stmt, resends, role)
 
     def _finish(self, op: Op, stmt: Statement) -> None:
         if not self._must_finish(op):

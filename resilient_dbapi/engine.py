@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .error_kinds import Code, ErrorKind, ErrorTable
-from .hosts import Failover, Target
+from .hosts import Failover, Role, Target
 from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, Policy, RetryOnError
 from .statements import Statement, StatementKind
 from .statements import statement as record_of
@@ -53,6 +53,9 @@ class Reason(enum.Enum):
     """A statement failed with a dead-connection error."""
     READ_ONLY = "read_only"
     """The server turned read-only (a failover demoted it): another host is wanted."""
+    NOT_READY = "not_ready"
+    """The server stopped serving (a Galera node left the primary component): another
+    host is wanted."""
     REOPENED = "reopened"
     """The caller reopened a closed connection (the driver's ``ping(reconnect=True)``)."""
     HOST_MARKED = "host_marked"
@@ -728,9 +731,18 @@ class Engine:
         return kind is ErrorKind.DEAD or kind is ErrorKind.TLS_BROKEN
 
     def asks_role(self, code: Any) -> bool:
-        """Whether a failure with ``code`` needs the server asked whether it turned
-        read-only (a failover demoted it) before :meth:`failed` can judge it."""
-        return self.follows_read_only and self.errors.kind(code) is ErrorKind.READ_ONLY
+        """Whether a failure with ``code`` needs the server asked its role (read-only
+        after a failover demoted it, or not ready: a cluster node that stopped serving)
+        before :meth:`failed` can judge it."""
+        kind = self.errors.kind(code)
+        if kind is ErrorKind.READ_ONLY:
+            return self.follows_read_only
+        return kind is ErrorKind.NOT_READY and self.failover is not None
+
+    def refusal_role(self, code: Any) -> Role:
+        """The role a refusal with ``code`` (one :meth:`asks_role` is True for) stands for
+        when the server cannot be asked (the connection went meanwhile)."""
+        return Role.NOT_READY if self.errors.kind(code) is ErrorKind.NOT_READY else Role.READ_ONLY
 
     def failed(
         self,
@@ -741,25 +753,28 @@ class Engine:
         sent: bool,
         autocommit: bool,
         resends: int,
-        read_only: bool = False,
+        role: Role | None = None,
         autocommit_known: bool = True,
         closing: bool = False,
     ) -> Verdict:
         """An operation raised the driver error ``code``; decide what the caller sees.
 
         ``sent`` is False only when the driver proves the command never reached the
-        server; ``resends`` counts how often this call was already sent again;
-        ``read_only`` says the server, asked after a refusal (:meth:`asks_role`), is
-        read-only now: otherwise a refusal to write is the caller's own error (their READ
-        ONLY transaction, ``--secure-file-priv``). ``autocommit_known`` is False when the
-        driver's autocommit flag is only a guess: a transaction then never counts as
-        provably rolled back (its writes may have committed one by one). ``closing``:
-        ``close()`` was called meanwhile (from another thread, aborting the operation):
-        nothing is sent again, as after an interruption.
+        server; ``resends`` counts how often this call was already sent again; ``role`` is
+        what the server, asked after a refusal (:meth:`asks_role`), says it is now: a
+        refusal to write counts only from a read-only server, else it is the caller's own
+        error (their READ ONLY transaction, ``--secure-file-priv``), and a refusal to serve
+        (1047) only from a server not ready (else: "Unknown command"). ``autocommit_known``
+        is False when the driver's autocommit flag is only a guess: a transaction then never
+        counts as provably rolled back (its writes may have committed one by one).
+        ``closing``: ``close()`` was called meanwhile (from another thread, aborting the
+        operation): nothing is sent again, as after an interruption.
         """
         error = self.errors.kind(code)
-        if error is ErrorKind.READ_ONLY and (not read_only or self.pinned):
-            error = ErrorKind.OTHER  # the caller's own error; a pinned session stays
+        if error is ErrorKind.READ_ONLY or error is ErrorKind.NOT_READY:
+            says = Role.READ_ONLY if error is ErrorKind.READ_ONLY else Role.NOT_READY
+            if role is not says or self.pinned:
+                error = ErrorKind.OTHER  # the caller's own error; a pinned session stays
         elif error is ErrorKind.TLS_BROKEN:
             error = ErrorKind.DEAD  # on a connection that was open: its stream broke
         verdict = self._judge(op, statement, error, sent, autocommit, resends, code)
@@ -794,7 +809,9 @@ class Engine:
             self._transaction_over()
             return Verdict.RAISE
         if error is ErrorKind.READ_ONLY and self.follows_read_only:
-            return self._refused_read_only(op, statement, resends, code, autocommit)
+            return self._refused(Reason.READ_ONLY, op, statement, resends, code, autocommit)
+        if error is ErrorKind.NOT_READY and self.failover is not None:
+            return self._refused(Reason.NOT_READY, op, statement, resends, code, autocommit)
         if error is not ErrorKind.DEAD:
             if (op is Op.COMMIT or kind is StatementKind.COMMIT) and self.txn_writes:
                 # A COMMIT the server refused on a live connection (KILL QUERY's 1317,
@@ -869,21 +886,30 @@ class Engine:
             return self._uncertain(code)  # it may have written where nothing rolls back
         return self._lose(code)  # a write inside the implicit transaction: rolled back
 
-    def _refused_read_only(
-        self, op: Op, statement: Statement, resends: int, code: Any, autocommit: bool
+    def _refused(
+        self,
+        reason: Reason,
+        op: Op,
+        statement: Statement,
+        resends: int,
+        code: Any,
+        autocommit: bool,
     ) -> Verdict:
-        """The server refused the operation because it is read-only now (the proxy asked
-        ``@@read_only``). The connection goes, which rolls back what was open on it, and
-        the next one is made on another host. Only a refused single atomic statement is
-        provably not applied at all, so only that is sent again."""
+        """The server refused the operation before running it because it is read-only
+        now, or serves nothing (``reason``; the proxy asked it). The connection goes,
+        which rolls back what was open on it, and the next one is made on another host.
+        Only a refused single atomic statement is provably not applied at all, so only
+        that is sent again."""
         kind = statement.kind
         had_writes = self.txn_writes
-        self.must_replace(Reason.READ_ONLY, code)
+        self.must_replace(reason, code)
         self._transaction_over()
         if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
             return Verdict.RECOVERED
         if op is Op.COMMIT or kind is StatementKind.COMMIT:
-            # A server refuses only a COMMIT with writes to commit: they are rolled back.
+            # What it would have committed is rolled back with the connection. A read-only
+            # server refuses only a COMMIT with writes (some perhaps opened past the proxy);
+            # a node that serves nothing refuses any: the weaker claim covers both.
             return self._lose(code)
         if had_writes:
             if statement.commits is not False:

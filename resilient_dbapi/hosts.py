@@ -13,7 +13,16 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Failover", "Host", "HostMemory", "Target", "parse_hosts"]
+__all__ = ["Failover", "Host", "HostMemory", "Role", "Target", "parse_hosts"]
+
+
+class Role(enum.Enum):
+    """What a server serves, as it says when asked."""
+
+    WRITABLE = "writable"
+    READ_ONLY = "read-only"
+    NOT_READY = "not ready"
+    """Nothing, for now: a Galera node outside the primary component or not Synced."""
 
 
 class Target(enum.Enum):
@@ -26,10 +35,12 @@ class Target(enum.Enum):
     ANY = "any"
     """Either: the role is not checked."""
 
-    def accepts(self, read_only: bool) -> bool:
+    def accepts(self, role: Role) -> bool:
+        if role is Role.NOT_READY:
+            return False
         if self is Target.ANY:
             return True
-        return read_only is (self is Target.REPLICA)
+        return (role is Role.READ_ONLY) is (self is Target.REPLICA)
 
 
 @dataclass(frozen=True, slots=True)

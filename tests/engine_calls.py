@@ -7,6 +7,7 @@ from typing import Any
 
 from resilient_dbapi import ErrorKind
 from resilient_dbapi.engine import Engine, Op, Verdict
+from resilient_dbapi.hosts import Role
 from resilient_dbapi.statements import Statement, StatementKind
 
 CODES = {
@@ -15,7 +16,9 @@ CODES = {
     ErrorKind.STATEMENT_ABORTED: 1317,
     ErrorKind.READ_ONLY: 1290,
     ErrorKind.TRANSACTION_ROLLED_BACK: 1213,
+    ErrorKind.NOT_READY: 1047,
 }
+_ROLES = {ErrorKind.READ_ONLY: Role.READ_ONLY, ErrorKind.NOT_READY: Role.NOT_READY}
 
 
 def S(kind: StatementKind, commits: bool | None = False, atomic: bool = True) -> Statement:
@@ -34,12 +37,12 @@ def fail(
     atomic: bool = True,
     **facts: Any,
 ) -> Verdict:
-    """``e.failed()`` for an error of ``error``'s kind; a READ_ONLY refusal comes from a
-    server that, asked, is read-only now."""
+    """``e.failed()`` for an error of ``error``'s kind; a READ_ONLY (NOT_READY) refusal
+    comes from a server that, asked, is read-only (not ready) now."""
     return e.failed(
         op,
         S(kind, commits, atomic),
         CODES[error] if code is None else code,
-        read_only=error is ErrorKind.READ_ONLY,
+        role=_ROLES.get(error),
         **facts,
     )

@@ -14,6 +14,7 @@ import pytest
 import resilient_dbapi
 from resilient_dbapi import ErrorKind, ErrorTable, OutcomeUnknownError
 from resilient_dbapi.adapters import AdapterBase, Liveness, register
+from resilient_dbapi.hosts import Role
 
 LOST = 2013  # the toy driver's "lost connection" code
 
@@ -218,18 +219,18 @@ def test_an_adapter_missing_hooks_is_refused_with_what_it_lacks() -> None:
 
 def test_an_adapter_that_reads_the_role_says_so_by_itself() -> None:
     # target= refuses an adapter that cannot read the server's role: one that implements
-    # read_only() (a third party's, or a shipped one) must never be refused for nothing.
+    # role() (a third party's, or a shipped one) must never be refused for nothing.
     import importlib
 
     from resilient_dbapi.adapters import _BUILTIN
 
     class WithRole(ToyAdapter):
-        def read_only(self, raw: Any) -> bool:
-            return False
+        def role(self, raw: Any) -> Role:
+            return Role.WRITABLE
 
     assert WithRole().reads_role and not ToyAdapter().reads_role
     for entries in _BUILTIN.values():
         for module, name in entries:
             klass = getattr(importlib.import_module(f"resilient_dbapi.adapters.{module}"), name)
-            own = any("read_only" in vars(k) for k in klass.__mro__ if k is not AdapterBase)
+            own = any("role" in vars(k) for k in klass.__mro__ if k is not AdapterBase)
             assert klass().reads_role is own, name

@@ -282,16 +282,16 @@ def test_a_failed_write_may_have_written_part_way() -> None:
 
 
 def test_a_refusal_to_write_from_a_server_still_writable_is_the_callers_error() -> None:
-    from resilient_dbapi.hosts import Failover, Host
+    from resilient_dbapi.hosts import Failover, Host, Role
 
     e = Engine([RetryOnError()], MYSQL_ERRORS, failover=Failover((Host("a", 1), Host("b", 2))))
     e.connected(100.0)
     assert e.asks_role(1290) and not e.asks_role(2013)
     stmt = S(K.WRITE)
     kw = {"sent": True, "autocommit": True, "resends": 0}
-    assert e.failed(Op.EXECUTE, stmt, 1290, read_only=False, **kw) is Verdict.RAISE
+    assert e.failed(Op.EXECUTE, stmt, 1290, role=Role.WRITABLE, **kw) is Verdict.RAISE
     assert not e.stale  # the connection stays: a READ ONLY transaction of the caller's
-    assert e.failed(Op.EXECUTE, stmt, 1290, read_only=True, **kw) is Verdict.RESEND
+    assert e.failed(Op.EXECUTE, stmt, 1290, role=Role.READ_ONLY, **kw) is Verdict.RESEND
     assert e.stale and e.stale_reason is Reason.READ_ONLY
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import psycopg
 import pymysql
@@ -13,7 +14,7 @@ from resilient_dbapi._connector import ConnectorBase
 from resilient_dbapi.adapters.psycopg import PsycopgAdapter
 from resilient_dbapi.engine import Engine, Op, Reason, Verdict
 from resilient_dbapi.events import Observer
-from resilient_dbapi.hosts import Failover, Host, HostMemory, Target, parse_hosts
+from resilient_dbapi.hosts import Failover, Host, HostMemory, Role, Target, parse_hosts
 from resilient_dbapi.statements import StatementKind as K
 
 from .engine_calls import S, fail
@@ -95,9 +96,12 @@ def test_quarantine_is_bounded(quarantine: object, error: type[Exception], shown
 
 
 def test_targets() -> None:
-    assert Target.PRIMARY.accepts(False) and not Target.PRIMARY.accepts(True)
-    assert Target.REPLICA.accepts(True) and not Target.REPLICA.accepts(False)
-    assert Target.ANY.accepts(True) and Target.ANY.accepts(False)
+    W, R, N = Role.WRITABLE, Role.READ_ONLY, Role.NOT_READY
+    assert Target.PRIMARY.accepts(W) and not Target.PRIMARY.accepts(R)
+    assert Target.REPLICA.accepts(R) and not Target.REPLICA.accepts(W)
+    assert Target.ANY.accepts(R) and Target.ANY.accepts(W)
+    # A node that serves nothing suits no target.
+    assert not any(target.accepts(N) for target in Target)
 
 
 def test_order_starts_at_the_current_host() -> None:
@@ -126,7 +130,14 @@ def test_every_host_is_tried_even_when_all_failed() -> None:
     assert memory.order(A, 3.0) == [B, A]
 
 
-# -- the engine's rule for a server that turned read-only ------------------------------
+# -- the engine's rule for a server that turned read-only or stopped serving --------------
+
+# A refusal to write from a server that turned read-only (1290), and a refusal of
+# everything from a Galera node outside the primary component (1047): the same rule.
+REFUSALS = [
+    (ErrorKind.READ_ONLY, 1290, Reason.READ_ONLY),
+    (ErrorKind.NOT_READY, 1047, Reason.NOT_READY),
+]
 
 
 def engine(*policies: object, target: Target = Target.PRIMARY) -> Engine:
@@ -159,23 +170,30 @@ def engine(*policies: object, target: Target = Target.PRIMARY) -> Engine:
         (Op.ROLLBACK, K.ROLLBACK, False, True, Verdict.RECOVERED),
     ],
 )
+@pytest.mark.parametrize("refusal", REFUSALS, ids=lambda r: r[0].value)
 def test_read_only_refusal_outside_a_transaction(
-    op: Op, kind: K, autocommit: bool, atomic: bool, expected: Verdict
+    op: Op,
+    kind: K,
+    autocommit: bool,
+    atomic: bool,
+    expected: Verdict,
+    refusal: tuple[ErrorKind, int, Reason],
 ) -> None:
+    error, code, reason = refusal
     e = engine()
     verdict = fail(
         e,
         op,
         kind,
-        READ_ONLY,
+        error,
         sent=True,
         autocommit=autocommit,
         resends=0,
-        code=1290,
+        code=code,
         atomic=atomic,
     )
     assert verdict is expected
-    assert e.stale and e.stale_reason is Reason.READ_ONLY and e.stale_code == 1290
+    assert e.stale and e.stale_reason is reason and e.stale_code == code
     assert e.lost is (expected is Verdict.TRANSACTION_LOST)
 
 
@@ -190,14 +208,16 @@ def test_read_only_refusal_outside_a_transaction(
         (Op.ROLLBACK, K.ROLLBACK, False, Verdict.RECOVERED),
     ],
 )
+@pytest.mark.parametrize("refusal", REFUSALS, ids=lambda r: r[0].value)
 def test_read_only_refusal_inside_a_transaction_with_writes(
-    op: Op, kind: K, commits: bool, expected: Verdict
+    op: Op, kind: K, commits: bool, expected: Verdict, refusal: tuple[ErrorKind, int, Reason]
 ) -> None:
+    error, code, _ = refusal
     e = engine()
     e.done(S(K.BEGIN), True, True, 100.1)
     e.done(S(K.WRITE), True, True, 100.2)
     verdict = fail(
-        e, op, kind, READ_ONLY, sent=True, autocommit=True, resends=0, code=1290, commits=commits
+        e, op, kind, error, sent=True, autocommit=True, resends=0, code=code, commits=commits
     )
     assert verdict is expected
     assert e.stale and not e.txn_writes
@@ -227,6 +247,53 @@ def test_read_only_is_the_callers_error_without_a_writable_target(target: Target
     verdict = fail(e, Op.EXECUTE, K.WRITE, READ_ONLY, sent=True, autocommit=True, resends=0)
     assert verdict is Verdict.RAISE
     assert not e.stale
+
+
+@pytest.mark.parametrize("target", [Target.PRIMARY, Target.REPLICA, Target.ANY])
+def test_a_node_that_serves_nothing_sends_the_connection_elsewhere_whatever_the_target(
+    target: Target,
+) -> None:
+    e = engine(target=target)
+    assert e.asks_role(1047)
+    verdict = fail(
+        e, Op.EXECUTE, K.READ, ErrorKind.NOT_READY, sent=True, autocommit=True, resends=0
+    )
+    assert verdict is Verdict.RESEND
+    assert e.stale and e.stale_reason is Reason.NOT_READY
+
+
+def test_1047_from_a_server_that_says_it_is_ready_is_the_callers_error() -> None:
+    # MySQL's "Unknown command" shares the code: the server, asked, is ready.
+    e = engine()
+    kw: dict[str, Any] = {"sent": True, "autocommit": True, "resends": 0}
+    for role in (Role.WRITABLE, Role.READ_ONLY, None):
+        assert e.failed(Op.EXECUTE, S(K.READ), 1047, role=role, **kw) is Verdict.RAISE
+        assert not e.stale
+    # With one host there is nowhere else to go: the server is not even asked.
+    alone = Engine([RetryOnError()], MYSQL_ERRORS)
+    alone.connected(100.0)
+    assert not alone.asks_role(1047)
+    assert alone.failed(Op.EXECUTE, S(K.READ), 1047, role=Role.NOT_READY, **kw) is Verdict.RAISE
+    assert not alone.stale
+
+
+def test_the_role_of_a_mysql_server_from_its_answers() -> None:
+    from resilient_dbapi.adapters._mysql import role_of, settings
+
+    plain = settings([("read_only", "OFF")])  # MySQL: no wsrep_on at all
+    assert role_of(plain, None) is Role.WRITABLE
+    assert role_of(settings([(b"read_only", b"ON"), (b"wsrep_on", b"OFF")]), None) is R
+    node = settings([("read_only", "OFF"), ("wsrep_on", "ON")])
+    synced = settings([("wsrep_ready", "ON"), ("wsrep_local_state", "4")])
+    assert role_of(node, synced) is Role.WRITABLE
+    # Outside the primary component, joining (1), donating (2) or joined (3): not ready.
+    assert role_of(node, settings([("wsrep_ready", "OFF"), ("wsrep_local_state", "4")])) is N
+    for state in ("1", "2", "3"):
+        status = settings([("wsrep_ready", "ON"), ("wsrep_local_state", state)])
+        assert role_of(node, status) is N
+
+
+R, N = Role.READ_ONLY, Role.NOT_READY
 
 
 def test_rounds_come_quickly_while_a_promotion_is_awaited() -> None:
@@ -422,7 +489,7 @@ def test_a_host_with_the_wrong_role_is_marked() -> None:
     on_a.arrived(A)
     adapter = adapter_for_error(pymysql.err.OperationalError(2003, ""))
     assert adapter is not None
-    wrong = WrongRole(adapter, True)
+    wrong = WrongRole(adapter, Role.READ_ONLY)
     _connector(memory).passed_over(A, wrong, engine(), 0.0, Observer(()), {}, on_a.arrived_at + 1)
     assert on_a.news() == "read-only"
 
@@ -446,3 +513,16 @@ def test_the_engine_replaces_on_a_mark_unless_the_session_cannot_be_rebuilt() ->
     e = engine()
     e.on_callers_socket(True)
     assert not e.host_marked() and not e.stale
+
+
+def test_an_error_during_commit_leaves_the_outcome_unknown() -> None:
+    # 1180 from a Galera node that lost the primary component while replicating: the
+    # others may have applied the write. Never sent again, never called rolled back.
+    e = engine()
+    kw: dict[str, Any] = {"sent": True, "autocommit": True, "resends": 0}
+    assert e.failed(Op.EXECUTE, S(K.WRITE), 1180, **kw) is Verdict.OUTCOME_UNKNOWN
+    assert e.stale
+    e = engine()
+    e.done(S(K.BEGIN), True, True, 100.1)
+    e.done(S(K.WRITE), True, True, 100.2)
+    assert e.failed(Op.COMMIT, S(K.COMMIT), 1180, **kw) is Verdict.OUTCOME_UNKNOWN

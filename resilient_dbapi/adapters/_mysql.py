@@ -13,6 +13,7 @@ import pymysql.err
 from pymysql.constants import CLIENT
 
 from ..error_kinds import MYSQL_ERRORS
+from ..hosts import Role
 from .base import AdapterBase, Liveness
 
 __all__ = [
@@ -191,6 +192,35 @@ def table_args(database: str, name: str) -> tuple[str, ...]:
     return (*schema, name, *schema, *schema, name, *schema, name)
 
 
+# The role question: ``read_only``, and whether the server is a Galera node (whose
+# readiness is asked next). ``SHOW ... WHERE`` rather than ``@@wsrep_on``: a MySQL server
+# has no such variable, and a plain MariaDB reports ``wsrep_ready=OFF``.
+ROLE_QUESTION = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only', 'wsrep_on')"
+READY_QUESTION = "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state')"
+
+
+def settings(rows: Any) -> dict[str, str]:
+    """``SHOW VARIABLES``/``STATUS`` rows as a dict: names lower-case, values upper-case."""
+    return {_text(name).lower(): _text(value).upper() for name, value in rows}
+
+
+def clustered(variables: dict[str, str]) -> bool:
+    """Whether the server (its :data:`ROLE_QUESTION` answer) is a Galera node."""
+    return variables.get("wsrep_on") == "ON"
+
+
+def role_of(variables: dict[str, str], status: dict[str, str] | None) -> Role:
+    """The role from :data:`ROLE_QUESTION`'s answer and, on a Galera node,
+    :data:`READY_QUESTION`'s: a node serves only when ready and Synced (4); one that is
+    joining, donating or desynced lags or blocks writes."""
+    if status is not None and (
+        status.get("wsrep_ready") != "ON" or status.get("wsrep_local_state") != "4"
+    ):
+        return Role.NOT_READY
+    read_only = variables.get("read_only", "OFF") not in ("OFF", "0")
+    return Role.READ_ONLY if read_only else Role.WRITABLE
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "replace")
@@ -248,9 +278,20 @@ class MySQLSession:
     def completion_chains(self, raw: Any) -> bool:
         return chains(self._row(raw, COMPLETION_TYPE)[0])
 
-    def read_only(self, raw: Any) -> bool:
-        """Whether the server refuses writes (``@@read_only``: a replica)."""
-        return bool(int(self._row(raw, "SELECT @@GLOBAL.read_only")[0]))
+    def _rows(self, raw: Any, query: str) -> Any:
+        cursor = self._cursor(raw)
+        try:
+            cursor.execute(query)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def role(self, raw: Any) -> Role:
+        """Writable, read-only (``read_only``: a replica), or not ready (a Galera node
+        outside the primary component or not Synced)."""
+        variables = settings(self._rows(raw, ROLE_QUESTION))
+        status = settings(self._rows(raw, READY_QUESTION)) if clustered(variables) else None
+        return role_of(variables, status)
 
     def execute(self, raw: Any, query: str, args: Any) -> None:
         cursor = self._cursor(raw)

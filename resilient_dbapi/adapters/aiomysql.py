@@ -11,13 +11,19 @@ from typing import Any
 import aiomysql
 import pymysql.err
 
+from ..hosts import Role
 from ._mysql import (
     COMPLETION_TYPE,
+    READY_QUESTION,
+    ROLE_QUESTION,
     TABLE_QUESTION,
     MySQLProtocol,
     chains,
+    clustered,
     record_kept,
+    role_of,
     rolls_back_whole,
+    settings,
     socket_probe,
     table_args,
 )
@@ -163,8 +169,19 @@ class AiomysqlAdapter(MySQLProtocol):
     async def completion_chains(self, raw: Any) -> bool:
         return chains((await self._row(raw, COMPLETION_TYPE))[0])
 
-    async def read_only(self, raw: Any) -> bool:
-        return bool(int((await self._row(raw, "SELECT @@GLOBAL.read_only"))[0]))
+    async def _rows(self, raw: Any, query: str) -> Any:
+        cursor = await raw.cursor(aiomysql.Cursor)
+        try:
+            await cursor.execute(query)
+            return await cursor.fetchall()
+        finally:
+            await cursor.close()
+
+    async def role(self, raw: Any) -> Role:
+        variables = settings(await self._rows(raw, ROLE_QUESTION))
+        ready = clustered(variables)
+        status = settings(await self._rows(raw, READY_QUESTION)) if ready else None
+        return role_of(variables, status)
 
     async def execute(self, raw: Any, query: str, args: Any) -> None:
         if args is None:  # the proxy's set-up and replay: no cursor to make and read

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..error_kinds import Code, ErrorTable
+from ..hosts import Role
 from . import _sockets
 
 __all__ = [
@@ -112,7 +113,7 @@ class Inspector(Protocol):
 
     @property
     def reads_role(self) -> bool:
-        """Whether :meth:`read_only` can tell a primary from a replica."""
+        """Whether :meth:`role` can tell a primary from a replica."""
 
     surface: tuple[type, ...]
     cursor_surface: tuple[type, ...]
@@ -195,9 +196,9 @@ class Adapter(Inspector, Protocol):
 
     def select_db(self, raw: Any, db: str) -> None: ...
 
-    def read_only(self, raw: Any) -> bool:
-        """Whether the server refuses writes (a replica); asked only when
-        :attr:`reads_role` is True."""
+    def role(self, raw: Any) -> Role:
+        """What the server serves now (writable, read-only, not ready); one round trip or
+        two, asked only when :attr:`reads_role` is True."""
 
 
 class AsyncAdapter(Inspector, Protocol):
@@ -229,9 +230,9 @@ class AsyncAdapter(Inspector, Protocol):
 
     async def select_db(self, raw: Any, db: str) -> None: ...
 
-    async def read_only(self, raw: Any) -> bool:
-        """Whether the server refuses writes (a replica); asked only when
-        :attr:`reads_role` is True."""
+    async def role(self, raw: Any) -> Role:
+        """What the server serves now (writable, read-only, not ready); one round trip or
+        two, asked only when :attr:`reads_role` is True."""
 
 
 class DriverSurface:
@@ -328,9 +329,9 @@ class AdapterBase:
 
     @property
     def reads_role(self) -> bool:
-        """Whether :meth:`read_only` can tell a primary from a replica (``target=``
-        needs it): True when a subclass implements it."""
-        return type(self).read_only is not AdapterBase.read_only
+        """Whether :meth:`role` can tell a primary from a replica (``target=`` needs it):
+        True when a subclass implements it."""
+        return type(self).role is not AdapterBase.role
 
     surface: tuple[type, ...] = ()
     """Mixins for the connection class (see :class:`DriverSurface`)."""
@@ -382,7 +383,7 @@ class AdapterBase:
             if fd is not None:
                 _sockets.shut_down(fd)
 
-    def read_only(self, raw: Any) -> Any:
+    def role(self, raw: Any) -> Any:
         raise NotImplementedError(f"{self.name}: the server's role cannot be read")
 
     def known_dead(self, raw: Any) -> Callable[[], bool] | None:

@@ -18,6 +18,7 @@ from psycopg import generators, pq
 from psycopg.rows import tuple_row
 
 from ..error_kinds import POSTGRES_ERRORS
+from ..hosts import Role
 from .base import AdapterBase, AutocommitProperty, CommitThenCloseOnExit, DriverSurface, Liveness
 
 __all__ = ["PsycopgAdapter"]
@@ -282,9 +283,9 @@ class PsycopgAdapter(AdapterBase):
                 raw.rollback()  # the transaction psycopg opened held only the SHOW
         return _seconds(row[0]) if row else None
 
-    def read_only(self, raw: Any) -> bool:
-        """Whether the server refuses writes: a standby, or read-only by its configuration
-        (not by a ``SET`` of this session: ``reset_val`` ignores those)."""
+    def role(self, raw: Any) -> Role:
+        """Read-only: a standby, or read-only by its configuration (not by a ``SET`` of
+        this session: ``reset_val`` ignores those); else writable."""
         opened = self._fresh_transaction(raw)
         try:
             with raw.cursor(row_factory=tuple_row) as cursor:
@@ -296,7 +297,7 @@ class PsycopgAdapter(AdapterBase):
         finally:
             if opened:
                 raw.rollback()  # the transaction psycopg opened held only the question
-        return bool(row and row[0])
+        return Role.READ_ONLY if row and row[0] else Role.WRITABLE
 
     def execute(self, raw: Any, query: str, args: Any) -> None:
         # Only on a new connection (on_connect, the journal): a transaction psycopg opens

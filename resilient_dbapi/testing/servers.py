@@ -171,13 +171,23 @@ class MariaDBServer(ServerProcess):
     kill_signal = signal.SIGKILL
     discard_by_kill = False
     poll_interval = 0.02  # each look is a connection attempt
+    run_as: ClassVar[str] = "root"
+    """The system user the server runs as when we are root."""
 
-    def __init__(self, *, extra_args: tuple[str, ...] = (), startup_timeout: float = 30.0):
+    def __init__(
+        self,
+        *,
+        extra_args: tuple[str, ...] = (),
+        startup_timeout: float = 30.0,
+        prefix: str = "rdbapi-mariadb-",
+    ):
         self.server_bin, self.install_bin = find_mariadbd()
-        super().__init__(
-            prefix="rdbapi-mariadb-", extra_args=extra_args, startup_timeout=startup_timeout
-        )
-        self._user_args = ["--user=root"] if os.geteuid() == 0 else []
+        super().__init__(prefix=prefix, extra_args=extra_args, startup_timeout=startup_timeout)
+        self._user_args = [f"--user={self.run_as}"] if os.geteuid() == 0 else []
+        if self._user_args and self.run_as != "root":
+            self.datadir.mkdir()
+            for path in (self.basedir, self.datadir):
+                shutil.chown(path, self.run_as, self.run_as)
         self._install()
 
     # -- life cycle -------------------------------------------------------------------

@@ -1,0 +1,309 @@
+"""A three-node MariaDB Galera Cluster on loopback, for cluster tests and drills.
+
+``GaleraCluster()`` runs Debian's ``mariadbd`` with the ``galera-4`` provider three times,
+each node on its own ports, the first bootstrapping the cluster and the others joining it
+by a state snapshot (rsync). Failure detection is tuned for loopback (a node that stops
+answering is dropped from the primary component after about 1.5 s, not the default 5 s).
+``isolate()`` cuts a node off the others (it stays up, outside the primary component,
+answering 1047), ``kill()`` crashes one, ``pause()`` freezes one (SIGSTOP), and
+``rejoin()`` brings any of them back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .servers import MariaDBServer, ServerUnavailable, free_port
+
+__all__ = ["GaleraCluster", "GaleraNode", "find_galera"]
+
+_PROVIDERS = ("/usr/lib/galera/libgalera_smm.so", "/usr/lib/libgalera_smm.so")
+
+# Loopback never loses a packet: a node silent for 1 s is suspected, dropped after 1.5 s
+# (the defaults, 5 s and 15 s, are for real networks and would make each drill slow).
+_EVS = (
+    "evs.keepalive_period=PT0.2S",
+    "evs.inactive_check_period=PT0.2S",
+    "evs.suspect_timeout=PT1S",
+    "evs.inactive_timeout=PT1.5S",
+    "evs.install_timeout=PT1.5S",
+    "evs.join_retrans_period=PT0.2S",
+)
+
+
+def find_galera() -> str:
+    """The path of the Galera provider library; ServerUnavailable if missing."""
+    for path in _PROVIDERS:
+        if os.path.exists(path):
+            return path
+    raise ServerUnavailable(
+        "the Galera provider (libgalera_smm.so) was not found; install Debian's galera-4 "
+        "package (apt-get install galera-4 rsync)"
+    )
+
+
+class GaleraNode(MariaDBServer):
+    """One node of a :class:`GaleraCluster`: a :class:`MariaDBServer` with the wsrep
+    provider, ready once it is Synced. Only the first node's data directory is
+    initialised; the others receive theirs from a donor when they join.
+
+    Run as the ``mysql`` user when we are root: the rsync state transfer's daemon
+    drops root for ``nobody``, which could not write the data directory."""
+
+    run_as: ClassVar[str] = "mysql"
+
+    def __init__(self, index: int, provider: str, bootstrap: bool) -> None:
+        self.index = index
+        self.provider = provider
+        self.bootstrap = bootstrap
+        self.group_port = free_port()
+        self.ist_port = free_port()
+        self.sst_port = free_port()
+        self.cluster_address = ""  # set by the cluster once every node has its ports
+        self.new_cluster = bootstrap  # the next start bootstraps a new primary component
+        super().__init__(prefix=f"rdbapi-galera{index}-", startup_timeout=60.0)
+
+    def _install(self) -> None:
+        if self.bootstrap:
+            super()._install()
+        else:
+            self.datadir.mkdir(exist_ok=True)  # filled by the donor
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        options = ";".join(
+            (
+                f"gmcast.listen_addr=tcp://127.0.0.1:{self.group_port}",
+                f"ist.recv_addr=127.0.0.1:{self.ist_port}",
+                "gcache.size=64M",
+                *_EVS,
+            )
+        )
+        self.extra_args = (
+            "--wsrep-on=ON",
+            f"--wsrep-provider={self.provider}",
+            f"--wsrep-cluster-address=gcomm://{self.cluster_address}",
+            "--wsrep-cluster-name=rdbapi",
+            f"--wsrep-node-name=node{self.index}",
+            f"--wsrep-node-address=127.0.0.1:{self.group_port}",
+            f"--wsrep-provider-options={options}",
+            f"--wsrep-sst-receive-address=127.0.0.1:{self.sst_port}",
+            "--wsrep-sst-method=rsync",
+            "--binlog-format=ROW",
+            "--innodb-autoinc-lock-mode=2",
+            "--innodb-log-file-size=16M",
+            *(("--wsrep-new-cluster",) if self.new_cluster else ()),
+        )
+        self.new_cluster = False
+        return super()._spawn()
+
+    def _ready(self) -> bool:
+        return self.state() == (True, 4)
+
+    def state(self) -> tuple[bool, int] | None:
+        """``(wsrep_ready, wsrep_local_state)`` (4: Synced), None if unreachable."""
+        try:
+            with contextlib.closing(self.admin(read_timeout=2)) as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state')"
+                )
+                status = dict(cur.fetchall())
+        except Exception:
+            return None
+        return status.get("wsrep_ready") == "ON", int(status.get("wsrep_local_state", 0))
+
+    def set_provider_option(self, option: str) -> None:
+        with contextlib.closing(self.admin()) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL wsrep_provider_options = %s", (option,))
+
+
+class GaleraCluster:
+    """Three :class:`GaleraNode` forming one cluster, with the database ``app`` and the
+    user ``app`` (no SUPER) on every node.
+
+    ``isolate(i)`` cuts node ``i`` off (``gmcast.isolate``): it stays up outside the
+    primary component and answers 1047 to anything touching a table; ``kill(i)`` is a
+    crash (SIGKILL), ``pause(i)`` a frozen process (SIGSTOP: it answers nothing);
+    ``rejoin(i)`` undoes any of them and returns once the node is Synced again."""
+
+    database: str = "app"
+    user: str = "app"
+    password: str = "app-pw"
+
+    def __init__(self, size: int = 3) -> None:
+        if size < 3:
+            raise ValueError(f"GaleraCluster: size {size}; a cluster needs at least 3 nodes")
+        provider = find_galera()
+        self.nodes: list[GaleraNode] = []
+        try:
+            for index in range(size):
+                self.nodes.append(GaleraNode(index, provider, bootstrap=index == 0))
+        except BaseException:
+            self.remove()
+            raise
+        address = ",".join(f"127.0.0.1:{node.group_port}" for node in self.nodes)
+        for node in self.nodes:
+            node.cluster_address = address
+        self._isolated: set[int] = set()
+        self._paused: set[int] = set()
+        self._started = False
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self) -> GaleraCluster:
+        """Bootstrap the first node, join the others (at once), create ``app``."""
+        if self._started:
+            return self
+        try:
+            self.nodes[0].start()
+            with ThreadPoolExecutor(max_workers=len(self.nodes) - 1) as pool:
+                for joined in pool.map(lambda node: node.start(), self.nodes[1:]):
+                    del joined
+            with contextlib.closing(self.nodes[0].admin()) as conn, conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE `{self.database}`")
+                password = conn.escape(self.password)
+                cur.execute(f"CREATE USER '{self.user}'@'%' IDENTIFIED BY {password}")
+                cur.execute(f"GRANT ALL ON `{self.database}`.* TO '{self.user}'@'%'")
+        except BaseException:
+            self.remove()
+            raise
+        self._started = True
+        return self
+
+    def remove(self) -> None:
+        """Kill every node and delete its data."""
+        for index in list(self._paused):
+            self._signal(index, signal.SIGCONT)
+        for node in self.nodes:
+            node.stop(kill=True)
+            node.remove()
+
+    def __enter__(self) -> GaleraCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+    # -- using it -----------------------------------------------------------------------
+
+    def hosts(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of every node, in order."""
+        return [("127.0.0.1", node.port) for node in self.nodes]
+
+    def app_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """The app user's ``pymysql.connect`` arguments, without host and port."""
+        return {
+            "user": self.user,
+            "password": self.password,
+            "database": self.database,
+            **overrides,
+        }
+
+    def admin(self, index: int, **overrides: Any) -> Any:
+        """A root connection to node ``index`` (autocommit on)."""
+        return self.nodes[index].admin(**overrides)
+
+    def wait_size(self, size: int, *, on: int | None = None, timeout: float = 30.0) -> None:
+        """Wait until a node (``on``, or the first one up and not cut off) sees a primary
+        component of ``size`` nodes."""
+        index = on if on is not None else self._reachable()
+        deadline = time.monotonic() + timeout
+        seen: Any = None
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(Exception),
+                contextlib.closing(self.admin(index, read_timeout=2)) as conn,
+                conn.cursor() as cur,
+            ):
+                cur.execute(
+                    "SHOW GLOBAL STATUS WHERE Variable_name IN "
+                    "('wsrep_cluster_size', 'wsrep_cluster_status')"
+                )
+                seen = dict(cur.fetchall())
+                if (
+                    seen.get("wsrep_cluster_status") == "Primary"
+                    and int(seen.get("wsrep_cluster_size", 0)) == size
+                ):
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"node {index} did not see a primary component of {size}: {seen}")
+
+    def wait_whole(self, timeout: float = 60.0) -> None:
+        """Wait until every node is back, Synced, and sees all of them (a node that
+        rejoined may still be in a view change the others are finishing)."""
+        for index in range(len(self.nodes)):
+            self.rejoin(index, timeout)
+        for index in range(len(self.nodes)):
+            self.wait_size(len(self.nodes), on=index, timeout=timeout)
+        for node in self.nodes:
+            deadline = time.monotonic() + timeout
+            while node.state() != (True, 4):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"node {node.index} was not Synced within {timeout} s")
+                time.sleep(0.05)
+
+    def _reachable(self) -> int:
+        for node in self.nodes:
+            if node.index in self._isolated or node.index in self._paused:
+                continue
+            if node.process is not None:
+                return node.index
+        raise RuntimeError("no node is up")
+
+    # -- faults -------------------------------------------------------------------------
+
+    def isolate(self, index: int, timeout: float = 30.0) -> None:
+        """Cut node ``index`` off the others; returns once the others formed a primary
+        component without it and it knows it is outside (it refuses with 1047 then; in
+        between, a write it replicates fails at commit with 1180)."""
+        node = self.nodes[index]
+        node.set_provider_option("gmcast.isolate=1")
+        self._isolated.add(index)
+        self.wait_size(len(self.nodes) - len(self._isolated) - len(self._paused))
+        deadline = time.monotonic() + timeout
+        while (state := node.state()) is None or state[0]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node {index} still says it is ready: {state}")
+            time.sleep(0.02)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL node ``index`` (a crash); returns once it is dead."""
+        self.nodes[index].stop(kill=True)
+
+    def pause(self, index: int) -> None:
+        """SIGSTOP node ``index``: its sockets stay open and nothing answers."""
+        self._signal(index, signal.SIGSTOP)
+        self._paused.add(index)
+
+    def rejoin(self, index: int, timeout: float = 60.0) -> None:
+        """Bring node ``index`` back (reconnected, resumed or restarted); returns once it
+        is Synced."""
+        node = self.nodes[index]
+        if index in self._paused:
+            self._signal(index, signal.SIGCONT)
+            self._paused.discard(index)
+        if index in self._isolated:
+            node.set_provider_option("gmcast.isolate=0")
+            self._isolated.discard(index)
+        if node.process is None:
+            node.start()
+        deadline = time.monotonic() + timeout
+        while node.state() != (True, 4):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node {index} was not Synced within {timeout} s")
+            time.sleep(0.05)
+
+    def _signal(self, index: int, signum: signal.Signals) -> None:
+        process = self.nodes[index].process
+        if process is not None and process.poll() is None:
+            process.send_signal(signum)
+
+    def log(self, index: int) -> str:
+        """The end of node ``index``'s error log."""
+        return Path(self.nodes[index].log_path).read_text(errors="replace")[-4000:]
