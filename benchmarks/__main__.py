@@ -4,7 +4,8 @@ Against a throwaway local MariaDB it starts itself (or ``--dsn mysql://user:pw@h
 and, for psycopg, a throwaway PostgreSQL when Debian's is installed: our overhead per
 driver, workload and policy; the peers doing the same protective job; recovery after
 faults; memory over a million statements; scaling over threads; where the time goes;
-failover from a killed replicated primary to its promoted replica.
+failover from a killed replicated primary to its promoted replica, and on a Galera
+cluster.
 Every figure is a median over interleaved rounds, every comparison a ratio measured in
 the same run. Writes ``report.md``, ``results.json`` and PNG charts to ``--out``, and
 prints the report.
@@ -29,7 +30,7 @@ from typing import Any
 
 import pymysql
 
-from . import costs, failover, memory, overhead, peers, recovery, scaling
+from . import costs, failover, failover_galera, memory, overhead, peers, recovery, scaling
 from .charts import draw
 from .common import Context, Progress, Section
 
@@ -42,6 +43,7 @@ SECTIONS: dict[str, ModuleType] = {
     "memory": memory,
     "costs": costs,
     "failover": failover,
+    "failover_galera": failover_galera,
 }
 _DATABASE = "resilient_bench"
 

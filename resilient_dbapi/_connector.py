@@ -355,10 +355,13 @@ class ConnectorBase:
         failure = connect_failure(exc, engine)
         if failure is None or not engine.connect_may_pass(failure[1]):
             return False
-        code = failure[0]
-        why = str(exc) if isinstance(exc, WrongRole) else "unreachable"
+        code, kind = failure
+        # A set-up statement refused with 1047: the node stopped serving after the role
+        # check (or none was made): as much a wrong role as a failed check.
+        unready = kind is ErrorKind.NOT_READY
+        why = str(exc) if isinstance(exc, WrongRole) else "not ready" if unready else "unreachable"
         self.memory.failed(host, now)
-        if isinstance(exc, WrongRole) or never_reached(exc, code):
+        if isinstance(exc, WrongRole) or unready or never_reached(exc, code):
             self.memory.mark(host, why, now if started is None else started)
         outcomes[host] = why if code is None else f"{why} ({code})"
         observer.emit(HostPassedOver(str(host), why, code))

@@ -7,7 +7,7 @@ from typing import Any
 
 from .adapters import Inspector
 from .engine import Engine, Op, Reason, Verdict
-from .error_kinds import Code
+from .error_kinds import Code, ErrorKind
 from .errors import (
     ConcurrentUseError,
     OutcomeUnknownError,
@@ -153,7 +153,7 @@ _HISTORY = "the history of the session it replaced"
 _REFUSALS = {
     Reason.READ_ONLY: ("turned read-only", "a writable host"),
     Reason.NOT_READY: (
-        "stopped serving (a cluster node outside the primary component)",
+        "stopped serving (a Galera node outside the primary component, or not Synced)",
         "another host",
     ),
 }
@@ -210,6 +210,16 @@ def verdict_error(
         )
     if verdict is Verdict.OUTCOME_UNKNOWN and refused is not None:
         observer.emit(OutcomeUnknown(where, code))
+        if engine.errors.kind(code) is ErrorKind.STATEMENT_ABORTED:
+            return new_error(
+                adapter,
+                adapter.operational_error,
+                code,
+                f"the server {refused[0]} while the statement waited "
+                f"({describe_error(exc)}); whether it began cannot be told, so it was not "
+                "sent again: check what was applied",
+                OutcomeUnknownError,
+            )
         return new_error(
             adapter,
             adapter.operational_error,
@@ -217,6 +227,18 @@ def verdict_error(
             f"the server {refused[0]} during a statement it may have applied in part "
             f"(several statements, a procedure, executemany's rows, or DDL after writes: "
             f"{describe_error(exc)}); it was not sent again: check what was applied",
+            OutcomeUnknownError,
+        )
+    if verdict is Verdict.OUTCOME_UNKNOWN and engine.stale_reason is Reason.COMMIT_FAILED:
+        observer.emit(OutcomeUnknown(where, code))
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            code,
+            f"the server failed while committing ({describe_error(exc)}): it may or may not "
+            "have been applied (a Galera node that lost the primary component while "
+            "replicating: the other nodes may have applied it), and was not sent again; "
+            "the connection was replaced",
             OutcomeUnknownError,
         )
     if verdict is Verdict.OUTCOME_UNKNOWN:

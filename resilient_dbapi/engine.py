@@ -25,6 +25,9 @@ from .statements import statement as record_of
 __all__ = ["Checkout", "Engine", "Op", "Reason", "TLSFloor", "Verdict"]
 
 _INF = float("inf")
+_CONNECT_MAY_PASS = frozenset({ErrorKind.CONNECT_TRANSIENT, ErrorKind.DEAD, ErrorKind.NOT_READY})
+_ASKS_READY = frozenset({ErrorKind.NOT_READY, ErrorKind.STATEMENT_ABORTED})
+_REFUSAL_ROLES = {ErrorKind.READ_ONLY: Role.READ_ONLY, ErrorKind.NOT_READY: Role.NOT_READY}
 _READ = StatementKind.READ
 # How many statement texts one connection remembers as seen to write only tables that
 # roll back: enough for an application's statements, bounded for one that makes texts.
@@ -54,8 +57,11 @@ class Reason(enum.Enum):
     READ_ONLY = "read_only"
     """The server turned read-only (a failover demoted it): another host is wanted."""
     NOT_READY = "not_ready"
-    """The server stopped serving (a Galera node left the primary component): another
-    host is wanted."""
+    """The server stopped serving (a Galera node left the primary component, or is not
+    Synced): another host is wanted."""
+    COMMIT_FAILED = "commit_failed"
+    """The server failed while committing (1180): what it was committing may or may not
+    have been applied, and the session is not trusted further."""
     REOPENED = "reopened"
     """The caller reopened a closed connection (the driver's ``ping(reconnect=True)``)."""
     HOST_MARKED = "host_marked"
@@ -417,7 +423,9 @@ class Engine:
     @staticmethod
     def connect_may_pass(kind: ErrorKind) -> bool:
         """Whether a connect error of ``kind`` may pass (worth another host or round)."""
-        return kind is ErrorKind.CONNECT_TRANSIENT or kind is ErrorKind.DEAD
+        # NOT_READY: a set-up statement refused by a node that stopped serving after (or
+        # without) the role check: another host, or the same one once it is back.
+        return kind in _CONNECT_MAY_PASS
 
     def connect_failed(self, kind: ErrorKind, attempt: int, elapsed: float) -> float | None:
         """Seconds to wait before connecting again, or None to raise the error."""
@@ -732,17 +740,18 @@ class Engine:
 
     def asks_role(self, code: Any) -> bool:
         """Whether a failure with ``code`` needs the server asked its role (read-only
-        after a failover demoted it, or not ready: a cluster node that stopped serving)
-        before :meth:`failed` can judge it."""
+        after a failover demoted it, or not ready: a cluster node that stopped serving,
+        which answers 1047, or 1205 where ``wsrep_sync_wait`` makes a statement wait for
+        the cluster first) before :meth:`failed` can judge it."""
         kind = self.errors.kind(code)
         if kind is ErrorKind.READ_ONLY:
             return self.follows_read_only
-        return kind is ErrorKind.NOT_READY and self.failover is not None
+        return kind in _ASKS_READY and self.failover is not None
 
-    def refusal_role(self, code: Any) -> Role:
-        """The role a refusal with ``code`` (one :meth:`asks_role` is True for) stands for
-        when the server cannot be asked (the connection went meanwhile)."""
-        return Role.NOT_READY if self.errors.kind(code) is ErrorKind.NOT_READY else Role.READ_ONLY
+    def refusal_role(self, code: Any) -> Role | None:
+        """The role a refusal with ``code`` stands for when the server cannot be asked
+        (the connection went meanwhile); None when it stands for none."""
+        return _REFUSAL_ROLES.get(self.errors.kind(code))
 
     def failed(
         self,
@@ -771,13 +780,22 @@ class Engine:
         operation): nothing is sent again, as after an interruption.
         """
         error = self.errors.kind(code)
-        if error is ErrorKind.READ_ONLY or error is ErrorKind.NOT_READY:
-            says = Role.READ_ONLY if error is ErrorKind.READ_ONLY else Role.NOT_READY
-            if role is not says or self.pinned:
-                error = ErrorKind.OTHER  # the caller's own error; a pinned session stays
+        dead_reason = Reason.ERROR
+        if error is ErrorKind.STATEMENT_ABORTED and role is Role.NOT_READY and not self.pinned:
+            # Stopped on a node that serves nothing (a causal wait that failed): whether
+            # it began cannot be told, so it counts as a connection lost once sent, the
+            # node left for another.
+            error, dead_reason = ErrorKind.DEAD, Reason.NOT_READY
+        elif error is ErrorKind.READ_ONLY or error is ErrorKind.NOT_READY:
+            if self.pinned:
+                error = ErrorKind.OTHER  # a pinned session stays
+            elif role is Role.NOT_READY:
+                error = ErrorKind.NOT_READY  # refused before it ran, whatever the code said
+            elif error is ErrorKind.NOT_READY or role is not Role.READ_ONLY:
+                error = ErrorKind.OTHER  # the caller's own error
         elif error is ErrorKind.TLS_BROKEN:
             error = ErrorKind.DEAD  # on a connection that was open: its stream broke
-        verdict = self._judge(op, statement, error, sent, autocommit, resends, code)
+        verdict = self._judge(op, statement, error, sent, autocommit, resends, code, dead_reason)
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True
             return Verdict.OUTCOME_UNKNOWN
@@ -796,6 +814,7 @@ class Engine:
         autocommit: bool,
         resends: int,
         code: Any,
+        dead_reason: Reason = Reason.ERROR,
     ) -> Verdict:
         kind = statement.kind
         commits = statement.commits
@@ -808,6 +827,13 @@ class Engine:
         if error is ErrorKind.TRANSACTION_ROLLED_BACK:
             self._transaction_over()
             return Verdict.RAISE
+        if error is ErrorKind.COMMIT_UNCERTAIN:
+            in_transaction = self.txn_writes or not autocommit
+            self.must_replace(Reason.COMMIT_FAILED, code)
+            self._transaction_over()
+            # Never RECOVERED: a failed commit means there was something to commit, even
+            # where the writes were opened past the proxy.
+            return self._uncertain(code) if in_transaction else Verdict.OUTCOME_UNKNOWN
         if error is ErrorKind.READ_ONLY and self.follows_read_only:
             return self._refused(Reason.READ_ONLY, op, statement, resends, code, autocommit)
         if error is ErrorKind.NOT_READY and self.failover is not None:
@@ -838,7 +864,7 @@ class Engine:
                     self.kept = True
             return Verdict.RAISE
         had_writes = self.txn_writes
-        self.must_replace(Reason.ERROR, code)
+        self.must_replace(dead_reason, code)
         self._transaction_over()  # the server rolls back whatever was open
         if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
             if self._chains(statement):

@@ -34,6 +34,10 @@ class ErrorKind(enum.Enum):
     """The server refused the statement before running it because it serves nothing for
     now (a Galera node outside the primary component or not yet Synced: 1047). Like
     :attr:`READ_ONLY`, it counts only when the server, asked, says so."""
+    COMMIT_UNCERTAIN = "commit_uncertain"
+    """Committing what the statement did failed after it ran (1180, "error during
+    COMMIT": a Galera node that lost the primary component while replicating, when the
+    others may have applied it): applied or not is unknown; the connection is replaced."""
     TLS_BROKEN = "tls_broken"
     """A TLS failure: connecting, a refusal by configuration (never retried); on an open
     connection, its encrypted stream broke (the connection is gone, as with DEAD)."""
@@ -89,15 +93,9 @@ class ErrorTable:
 
 
 # MySQL / MariaDB. Code 0 is PyMySQL's InterfaceError(0, '') on a connection with no socket.
-# 1180 (an error during COMMIT, after the statement ran) counts as a connection lost once
-# sent: a Galera node that lost the primary component while replicating answers it, and
-# the others may have applied the write; the outcome is unknown, the node serves nothing.
 MYSQL_ERRORS = ErrorTable.of(
     {
-        ErrorKind.DEAD: [
-            *(0, 2006, 2013, 2014, 2045, 2055, 4031, 1927, 1053, 1077, 1078, 1079, 1080),
-            1180,
-        ],
+        ErrorKind.DEAD: [0, 2006, 2013, 2014, 2045, 2055, 4031, 1927, 1053, 1077, 1078, 1079, 1080],
         ErrorKind.CONNECT_TRANSIENT: [2002, 2003, 1040, 1203, 1226],
         ErrorKind.CONNECT_FATAL: [1045, 1049],
         ErrorKind.TRANSACTION_ROLLED_BACK: [1213],
@@ -107,6 +105,7 @@ MYSQL_ERRORS = ErrorTable.of(
         # command": then the server is asked, says it is ready, and the error is the
         # caller's own).
         ErrorKind.NOT_READY: [1047],
+        ErrorKind.COMMIT_UNCERTAIN: [1180],
         # CR_SSL_CONNECTION_ERROR: mysqlclient reports a dead TLS connection with it.
         ErrorKind.TLS_BROKEN: [2026],
     }

@@ -55,9 +55,9 @@ class Connected(Event):
 @dataclass(frozen=True, slots=True)
 class Reconnected(Event):
     """A physical connection was replaced; ``reason`` is liveness, ping, max_age, idle,
-    error, read_only, reopened or host_marked (another connection of the same creator
-    found its host down or in the wrong role), and ``code`` the driver error that caused
-    it, if any."""
+    error, read_only, not_ready (a Galera node that stopped serving), commit_failed (1180),
+    reopened or host_marked (another connection of the same creator found its host down
+    or in the wrong role), and ``code`` the driver error that caused it, if any."""
 
     reason: str
     code: Code | None

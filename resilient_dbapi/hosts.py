@@ -22,7 +22,9 @@ class Role(enum.Enum):
     WRITABLE = "writable"
     READ_ONLY = "read-only"
     NOT_READY = "not ready"
-    """Nothing, for now: a Galera node outside the primary component or not Synced."""
+    """Nothing, for now: a Galera node outside the primary component, not Synced, or
+    drained (``wsrep_reject_queries``). No target checked at connect accepts it
+    (``target="any"`` asks nothing; a refusal still moves the connection on)."""
 
 
 class Target(enum.Enum):

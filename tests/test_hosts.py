@@ -526,3 +526,67 @@ def test_an_error_during_commit_leaves_the_outcome_unknown() -> None:
     e.done(S(K.BEGIN), True, True, 100.1)
     e.done(S(K.WRITE), True, True, 100.2)
     assert e.failed(Op.COMMIT, S(K.COMMIT), 1180, **kw) is Verdict.OUTCOME_UNKNOWN
+
+
+def test_a_failed_commit_is_never_reported_a_success() -> None:
+    # A COMMIT the engine saw no writes for (they were opened past the proxy) failing
+    # with 1180: there was something to commit, and its fate is unknown.
+    e = engine()
+    kw: dict[str, Any] = {"sent": True, "autocommit": False, "resends": 0}
+    assert e.failed(Op.COMMIT, S(K.COMMIT), 1180, **kw) is Verdict.OUTCOME_UNKNOWN
+    assert e.stale_reason is Reason.COMMIT_FAILED and e.lost and e.lost_uncertain
+    # An autocommit write: unknown, with nothing left open to acknowledge.
+    e = engine()
+    kw["autocommit"] = True
+    assert e.failed(Op.EXECUTE, S(K.WRITE), 1180, **kw) is Verdict.OUTCOME_UNKNOWN
+    assert e.stale and not e.lost
+
+
+def test_a_refusal_to_write_from_a_node_that_serves_nothing_moves_on() -> None:
+    # 1290 answered by a Galera node that, asked, is not ready: refused before it ran.
+    e = engine()
+    kw: dict[str, Any] = {"sent": True, "autocommit": True, "resends": 0}
+    assert e.failed(Op.EXECUTE, S(K.WRITE), 1290, role=Role.NOT_READY, **kw) is Verdict.RESEND
+    assert e.stale_reason is Reason.NOT_READY
+
+
+def test_a_set_up_statement_refused_by_a_node_that_stopped_serving_may_pass() -> None:
+    assert Engine.connect_may_pass(ErrorKind.NOT_READY)
+    assert not Engine.connect_may_pass(ErrorKind.COMMIT_UNCERTAIN)
+
+
+def test_the_role_of_a_drained_node_and_of_an_answer_without_read_only() -> None:
+    from resilient_dbapi.adapters._mysql import role_of, settings
+
+    synced = settings([("wsrep_ready", "ON"), ("wsrep_local_state", "4")])
+    for drained in ("ALL", "ALL_KILL"):
+        node = settings(
+            [("read_only", "OFF"), ("wsrep_on", "ON"), ("wsrep_reject_queries", drained)]
+        )
+        assert role_of(node, synced) is N
+    plain = settings([("read_only", "OFF"), ("wsrep_on", "OFF"), ("wsrep_reject_queries", "NONE")])
+    assert role_of(plain, None) is Role.WRITABLE
+    with pytest.raises(ValueError, match="named no read_only"):
+        role_of(settings([("wsrep_on", "OFF")]), None)
+
+
+def test_a_statement_stopped_on_a_node_that_serves_nothing() -> None:
+    # wsrep_sync_wait makes a statement wait for the cluster first; on a node that left
+    # the primary component the wait fails with 1205. Asked, the node says not ready:
+    # a read is sent again elsewhere, a write (perhaps begun) is of unknown outcome.
+    kw: dict[str, Any] = {"sent": True, "autocommit": True, "resends": 0}
+    e = engine()
+    assert e.asks_role(1205)
+    assert e.failed(Op.EXECUTE, S(K.READ), 1205, role=Role.NOT_READY, **kw) is Verdict.RESEND
+    assert e.stale_reason is Reason.NOT_READY
+    e = engine()
+    assert e.failed(Op.EXECUTE, S(K.WRITE), 1205, role=Role.NOT_READY, **kw) is (
+        Verdict.OUTCOME_UNKNOWN
+    )
+    # A lock wait that timed out on a node that serves: the caller's, as before.
+    e = engine()
+    assert e.failed(Op.EXECUTE, S(K.WRITE), 1205, role=Role.WRITABLE, **kw) is Verdict.RAISE
+    assert not e.stale
+    alone = Engine([RetryOnError()], MYSQL_ERRORS)
+    alone.connected(100.0)
+    assert not alone.asks_role(1205)

@@ -193,10 +193,25 @@ def table_args(database: str, name: str) -> tuple[str, ...]:
 
 
 # The role question: ``read_only``, and whether the server is a Galera node (whose
-# readiness is asked next). ``SHOW ... WHERE`` rather than ``@@wsrep_on``: a MySQL server
-# has no such variable, and a plain MariaDB reports ``wsrep_ready=OFF``.
-ROLE_QUESTION = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only', 'wsrep_on')"
+# readiness is asked next) and is being drained (``wsrep_reject_queries``: it answers 1047
+# while Synced). ``SHOW ... WHERE`` rather than ``@@wsrep_on``: a MySQL server has no such
+# variable, and a plain MariaDB reports ``wsrep_ready=OFF``.
+ROLE_QUESTION = (
+    "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only', 'wsrep_on', 'wsrep_reject_queries')"
+)
 READY_QUESTION = "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state')"
+# A server error answering a SHOW: 1047 (refused: not ready), 1205 (``wsrep_sync_wait``
+# with bit 8 makes a SHOW wait for the cluster, which fails on a node that is not ready).
+UNREADY_ANSWERS = frozenset({1047, 1205})
+
+
+def answer_code(exc: BaseException) -> object:
+    """The server's error number in any MySQL driver's error (mysql-connector: ``errno``;
+    PyMySQL, mysqlclient: the first argument)."""
+    errno = getattr(exc, "errno", None)
+    if isinstance(errno, int):
+        return errno
+    return exc.args[0] if exc.args else None
 
 
 def settings(rows: Any) -> dict[str, str]:
@@ -211,13 +226,21 @@ def clustered(variables: dict[str, str]) -> bool:
 
 def role_of(variables: dict[str, str], status: dict[str, str] | None) -> Role:
     """The role from :data:`ROLE_QUESTION`'s answer and, on a Galera node,
-    :data:`READY_QUESTION`'s: a node serves only when ready and Synced (4); one that is
-    joining, donating or desynced lags or blocks writes."""
+    :data:`READY_QUESTION`'s: a node serves only when ready, Synced (4) and not drained;
+    one that is joining, donating or desynced lags or blocks writes. ValueError when the
+    answer lacks ``read_only`` (something between us and the server answered)."""
+    if "read_only" not in variables:
+        raise ValueError(
+            "the server's role is unknown: SHOW GLOBAL VARIABLES named no read_only "
+            f"(answered: {sorted(variables)}); target= needs it, target='any' does not ask"
+        )
     if status is not None and (
         status.get("wsrep_ready") != "ON" or status.get("wsrep_local_state") != "4"
     ):
         return Role.NOT_READY
-    read_only = variables.get("read_only", "OFF") not in ("OFF", "0")
+    if variables.get("wsrep_reject_queries", "NONE") != "NONE":
+        return Role.NOT_READY
+    read_only = variables["read_only"] not in ("OFF", "0")
     return Role.READ_ONLY if read_only else Role.WRITABLE
 
 
@@ -288,9 +311,14 @@ class MySQLSession:
 
     def role(self, raw: Any) -> Role:
         """Writable, read-only (``read_only``: a replica), or not ready (a Galera node
-        outside the primary component or not Synced)."""
-        variables = settings(self._rows(raw, ROLE_QUESTION))
-        status = settings(self._rows(raw, READY_QUESTION)) if clustered(variables) else None
+        outside the primary component, not Synced, or drained)."""
+        try:
+            variables = settings(self._rows(raw, ROLE_QUESTION))
+            status = settings(self._rows(raw, READY_QUESTION)) if clustered(variables) else None
+        except Exception as exc:
+            if answer_code(exc) in UNREADY_ANSWERS:
+                return Role.NOT_READY
+            raise
         return role_of(variables, status)
 
     def execute(self, raw: Any, query: str, args: Any) -> None:

@@ -17,7 +17,9 @@ from ._mysql import (
     READY_QUESTION,
     ROLE_QUESTION,
     TABLE_QUESTION,
+    UNREADY_ANSWERS,
     MySQLProtocol,
+    answer_code,
     chains,
     clustered,
     record_kept,
@@ -178,9 +180,14 @@ class AiomysqlAdapter(MySQLProtocol):
             await cursor.close()
 
     async def role(self, raw: Any) -> Role:
-        variables = settings(await self._rows(raw, ROLE_QUESTION))
-        ready = clustered(variables)
-        status = settings(await self._rows(raw, READY_QUESTION)) if ready else None
+        try:
+            variables = settings(await self._rows(raw, ROLE_QUESTION))
+            galera = clustered(variables)
+            status = settings(await self._rows(raw, READY_QUESTION)) if galera else None
+        except Exception as exc:
+            if answer_code(exc) in UNREADY_ANSWERS:
+                return Role.NOT_READY
+            raise
         return role_of(variables, status)
 
     async def execute(self, raw: Any, query: str, args: Any) -> None:

@@ -3,20 +3,22 @@ benchmarks.
 
 ``MariaDBServer()`` initialises a temporary data directory and runs Debian's ``mariadbd``
 on a free loopback port; it starts in about a second and is removed on ``remove()``;
-``ReplicatedPair()`` runs two as a primary and its replica, for failover tests.
+``ReplicatedPair()`` runs two as a primary and its replica, for failover tests;
+``GaleraCluster()`` three as a Galera cluster (Debian's ``galera-4``).
 ``PostgresServer()`` does the same with Debian's PostgreSQL (``initdb`` and ``postgres``,
 run as the ``postgres`` user when we are root). ``FaultProxy`` relays a loopback TCP
 connection and injects network faults into it. Nothing here is needed to use
 resilient_dbapi itself.
 
 The modules, by concern: ``servers`` (the launchers), ``replication`` (the replicated pair
-and its failover drill), ``faults`` (``FaultProxy``, ``kill_connection``) and ``ledger``
-(``WriteLedger``, ``LedgerCheck``).
+and its failover drill), ``galera`` (the cluster and its drill), ``faults``
+(``FaultProxy``, ``kill_connection``) and ``ledger`` (``WriteLedger``, ``LedgerCheck``).
 """
 
 from __future__ import annotations
 
 from .faults import FaultProxy, kill_connection
+from .galera import GaleraCluster, GaleraDrill, find_galera, galera_drill
 from .ledger import LedgerCheck, WriteLedger
 from .replication import FailoverDrill, ReplicatedPair, failover_drill
 from .servers import (
@@ -31,6 +33,8 @@ from .servers import (
 __all__ = [
     "FailoverDrill",
     "FaultProxy",
+    "GaleraCluster",
+    "GaleraDrill",
     "LedgerCheck",
     "MariaDBServer",
     "PostgresServer",
@@ -38,8 +42,10 @@ __all__ = [
     "ServerUnavailable",
     "WriteLedger",
     "failover_drill",
+    "find_galera",
     "find_mariadbd",
     "find_postgres",
     "free_port",
+    "galera_drill",
     "kill_connection",
 ]

@@ -15,14 +15,26 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .ledger import LedgerCheck, WriteLedger
 from .servers import MariaDBServer, ServerUnavailable, free_port
 
-__all__ = ["GaleraCluster", "GaleraNode", "find_galera"]
+__all__ = [
+    "FaultPhase",
+    "GaleraCluster",
+    "GaleraDrill",
+    "GaleraNode",
+    "find_galera",
+    "galera_drill",
+]
 
 _PROVIDERS = ("/usr/lib/galera/libgalera_smm.so", "/usr/lib/libgalera_smm.so")
 
@@ -110,6 +122,9 @@ class GaleraNode(MariaDBServer):
         """``(wsrep_ready, wsrep_local_state)`` (4: Synced), None if unreachable."""
         try:
             with contextlib.closing(self.admin(read_timeout=2)) as conn, conn.cursor() as cur:
+                # A SHOW would wait for the cluster under a global wsrep_sync_wait with
+                # bit 8, and fail where it is asked: on a node that is not ready.
+                cur.execute("SET SESSION wsrep_sync_wait = 0")
                 cur.execute(
                     "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state')"
                 )
@@ -307,3 +322,200 @@ class GaleraCluster:
     def log(self, index: int) -> str:
         """The end of node ``index``'s error log."""
         return Path(self.nodes[index].log_path).read_text(errors="replace")[-4000:]
+
+
+FAULTS = ("isolate", "kill", "pause")
+"""What :func:`galera_drill` does to the writers' node, in order: cut it off the others,
+crash it (SIGKILL), freeze it (SIGSTOP)."""
+
+
+@dataclass
+class FaultPhase:
+    """One fault of a :func:`galera_drill`: on which node, and what the writers saw."""
+
+    fault: str
+    node: int
+    stall: float
+    """The longest any writer went without an acknowledged write, from its last one
+    before the fault to its first one after (seconds): the outage it saw."""
+    failed: int
+    """Writes that raised meanwhile (any error: the driver's, OutcomeUnknownError, ...)."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """Those errors by class name and code."""
+
+
+@dataclass
+class GaleraDrill:
+    """What :func:`galera_drill` saw: the ledger's check on every node, and each fault."""
+
+    check: LedgerCheck
+    phases: list[FaultPhase]
+    same_on_every_node: bool
+    reads: int
+    failed_reads: int
+
+
+def _busiest(cluster: GaleraCluster, user: str) -> int:
+    """The node holding most of ``user``'s connections."""
+    counts = []
+    for node in cluster.nodes:
+        with contextlib.closing(node.admin(read_timeout=2)) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s", (user,)
+            )
+            counts.append(int(cur.fetchone()[0]))
+    return max(range(len(counts)), key=counts.__getitem__)
+
+
+def galera_drill(
+    cluster: GaleraCluster,
+    connect: Callable[[], Any],
+    *,
+    writers: int = 3,
+    writes: int = 20,
+    faults: tuple[str, ...] = FAULTS,
+    timeout: float = 40.0,
+) -> GaleraDrill:
+    """Writers (autocommit INSERTs of unique ids into ``app.galera_drill``) and a reader,
+    each on a connection of ``connect()``, while each of ``faults`` strikes the node most
+    of them are on; after each, once every writer wrote ``writes`` times more, the node is
+    brought back. Every write is booked in a :class:`WriteLedger` and checked on every
+    node at the end. A write that raises the driver's own error counts as not applied (the
+    promise resilient_dbapi makes), ``OutcomeUnknownError`` as perhaps applied."""
+    from ..errors import OutcomeUnknownError
+
+    with contextlib.closing(cluster.admin(0)) as admin, admin.cursor() as cur:
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {cluster.database}.galera_drill "
+            "(uid VARCHAR(64) PRIMARY KEY) ENGINE=InnoDB"
+        )
+        cur.execute(f"DELETE FROM {cluster.database}.galera_drill")
+    ledger = WriteLedger()
+    lock = threading.Lock()
+    written = [0] * writers
+    last_ack = [0.0] * writers
+    stalls = [0.0] * writers  # the longest gap between two acknowledged writes, per writer
+    errors: Counter[str] = Counter()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    reads = [0, 0]
+    table = f"{cluster.database}.galera_drill"
+
+    def write(index: int) -> None:
+        try:
+            conn = connect()
+        except BaseException as exc:
+            failures.append(exc)
+            return
+        try:
+            while not stop.is_set():
+                uid = ledger.new_id(f"g{index}")
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(f"INSERT INTO {table} (uid) VALUES (%s)", (uid,))
+                except OutcomeUnknownError as exc:
+                    ledger.outcome_unknown([uid])
+                    _tally(errors, lock, exc)
+                    continue
+                except Exception as exc:
+                    ledger.rolled_back_ids([uid])
+                    _tally(errors, lock, exc)
+                    time.sleep(0.01)
+                    continue
+                ledger.acknowledge([uid])
+                now = time.monotonic()
+                with lock:
+                    written[index] += 1
+                    if last_ack[index]:
+                        stalls[index] = max(stalls[index], now - last_ack[index])
+                    last_ack[index] = now
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def read() -> None:
+        try:
+            conn = connect()
+        except BaseException as exc:
+            failures.append(exc)
+            return
+        try:
+            while not stop.is_set():
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(f"SELECT COUNT(*) FROM {table}")
+                        cur.fetchall()
+                    reads[0] += 1
+                except Exception:
+                    reads[1] += 1
+                    time.sleep(0.01)
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def progress() -> None:
+        with lock:
+            marks = list(written)
+        deadline = time.monotonic() + timeout
+        while any(w < m + writes for w, m in zip(written, marks, strict=True)):
+            if failures:
+                raise failures[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"writers stuck at {written} (from {marks}) for {timeout} s: {dict(errors)}"
+                )
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=write, args=(i,), daemon=True) for i in range(writers)]
+    threads.append(threading.Thread(target=read, daemon=True))
+    phases: list[FaultPhase] = []
+    for thread in threads:
+        thread.start()
+    try:
+        progress()
+        for fault in faults:
+            node = _busiest(cluster, cluster.user)
+            with lock:
+                before = errors.copy()
+                stalls[:] = [0.0] * writers
+            if fault == "isolate":
+                cluster.isolate(node)
+            elif fault == "kill":
+                cluster.kill(node)
+            elif fault == "pause":
+                cluster.pause(node)
+            else:
+                raise ValueError(f"galera_drill: unknown fault {fault!r}; allowed: {FAULTS}")
+            progress()
+            with lock:
+                seen = errors - before
+                stall = max(stalls)
+            phases.append(FaultPhase(fault, node, stall, sum(seen.values()), seen))
+            cluster.rejoin(node)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+    if failures:
+        raise failures[0]
+    cluster.wait_whole()
+    stored = []
+    for index in range(len(cluster.nodes)):
+        with contextlib.closing(cluster.admin(index)) as admin, admin.cursor() as cur:
+            cur.execute(f"SELECT uid FROM {table} ORDER BY uid")
+            stored.append([row[0] for row in cur.fetchall()])
+    return GaleraDrill(
+        check=ledger.check(stored[0]),
+        phases=phases,
+        same_on_every_node=all(rows == stored[0] for rows in stored),
+        reads=reads[0],
+        failed_reads=reads[1],
+    )
+
+
+def _tally(errors: Counter[str], lock: threading.Lock, exc: Exception) -> None:
+    code = exc.args[0] if exc.args else "?"
+    with lock:
+        errors[f"{type(exc).__name__} {code}"] += 1
