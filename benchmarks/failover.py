@@ -4,21 +4,32 @@ Each trial starts a fresh primary and replica (``ReplicatedPair``: GTID, semi-sy
 four writers through ``resilient_dbapi.creator(pymysql.connect, hosts=[primary,
 replica])``, kills the primary (SIGKILL), promotes the replica (at once, or after a wait
 standing for an orchestrator noticing), and times the writers' first acknowledged write
-on the promoted server. The time the promotion took (and the wait before it) is excluded,
-as in the AWS Advanced Python Wrapper's published 1.1-6.7 s. Every trial also checks the
-writes: every acknowledged one present on the promoted server, none twice.
+on the promoted server. The PostgreSQL variants do the same with psycopg on a
+``StandbyPair`` (synchronous streaming replication; an immediate shutdown, or a fast one
+ending every session with 57P01; ``pg_promote()``). The time the promotion took (and the
+wait before it) is excluded, as in the AWS Advanced Python Wrapper's published 1.1-6.7 s.
+Every trial also checks the writes: every acknowledged one present on the promoted
+server, none twice.
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 from typing import Any
 
+import psycopg
 import pymysql
 
 import resilient_dbapi
 from resilient_dbapi.policies import Policy
-from resilient_dbapi.testing import ReplicatedPair, ServerUnavailable, failover_drill, find_mariadbd
+from resilient_dbapi.testing import (
+    ReplicatedPair,
+    ServerUnavailable,
+    StandbyPair,
+    failover_drill,
+    find_mariadbd,
+)
 
 from .common import Chart, Context, Section, Target
 
@@ -29,11 +40,14 @@ AWS_BEST = 1.1
 WRITERS = 4
 VARIANTS: list[tuple[str, list[Policy] | None, float]] = [
     ("promoted at once", None, 0.0),
+    ("PostgreSQL: crash, promoted at once", None, 0.0),
+    ("PostgreSQL: fast shutdown (57P01), promoted at once", None, 0.0),
     ("promoted 3 s after the kill", None, 3.0),
     ("promoted 10 s after the kill", None, 10.0),
 ]
 """Name, policies (None: the defaults) and the wait before the promotion, standing for an
-orchestrator noticing the dead primary."""
+orchestrator noticing the dead primary. A name starting "PostgreSQL" runs psycopg on a
+``StandbyPair``."""
 
 
 def _trials(ctx: Context) -> int:
@@ -41,23 +55,35 @@ def _trials(ctx: Context) -> int:
 
 
 def _variants(ctx: Context) -> list[tuple[str, list[Policy] | None, float]]:
-    return VARIANTS[:2] if ctx.quick else VARIANTS
+    return VARIANTS[:3] if ctx.quick else VARIANTS
 
 
 def steps(ctx: Context) -> int:
     return len(_variants(ctx)) * _trials(ctx)
 
 
-def _trial(policies: list[Policy] | None, promote_after: float, before: int) -> dict[str, Any]:
-    with ReplicatedPair() as pair:
+def _trial(
+    name: str, policies: list[Policy] | None, promote_after: float, before: int
+) -> dict[str, Any]:
+    postgres = name.startswith("PostgreSQL")
+    with StandbyPair() if postgres else ReplicatedPair() as pair:
         make = resilient_dbapi.creator(
-            pymysql.connect,
+            psycopg.connect if postgres else pymysql.connect,
             hosts=pair.hosts(),
             policies=policies,
             **pair.app_kwargs(autocommit=True),
         )
+        stop_primary = None
+        if isinstance(pair, StandbyPair) and "57P01" in name:
+            stop_primary = functools.partial(pair.kill_primary, fast=True)
         drill = failover_drill(
-            pair, make, writers=WRITERS, before=before, after=20, promote_after=promote_after
+            pair,
+            make,
+            writers=WRITERS,
+            before=before,
+            after=20,
+            promote_after=promote_after,
+            stop_primary=stop_primary,
         )
     check = drill.check
     return {
@@ -74,7 +100,7 @@ def _trial(policies: list[Policy] | None, promote_after: float, before: int) -> 
 
 
 def run(ctx: Context) -> list[Section]:
-    title = "Failover: a replicated primary killed, the replica promoted"
+    title = "Failover: a replicated primary killed, the replica promoted (MariaDB, PostgreSQL)"
     try:
         find_mariadbd()
     except ServerUnavailable as missing:
@@ -85,7 +111,7 @@ def run(ctx: Context) -> list[Section]:
         trials = []
         for _ in range(_trials(ctx)):
             ctx.progress.note(f"failover: {name}")
-            trials.append(_trial(policies, promote_after, before))
+            trials.append(_trial(name, policies, promote_after, before))
             ctx.progress.step()
         first = [t["first_write_s"] for t in trials]
         every = [t["all_writers_s"] for t in trials]
@@ -125,7 +151,11 @@ def run(ctx: Context) -> list[Section]:
             "with SIGKILL and the replica promoted (`STOP SLAVE IO_THREAD`, wait for what it "
             "received, `RESET SLAVE ALL`, `SET GLOBAL read_only = 0`). Times run from the "
             "end of the promotion to a write acknowledged by the promoted server, so the "
-            "promotion (and the wait before it) is excluded. Default policies. "
+            "promotion (and the wait before it) is excluded. The PostgreSQL variants: "
+            "psycopg through `creator(psycopg.connect, hosts=[primary, standby])`, a "
+            "standby streaming synchronously (`synchronous_commit = remote_apply`), the "
+            "primary stopped immediately (SIGQUIT, a crash) or fast (every session ended "
+            "with 57P01), `pg_promote()`. Default policies. "
             f"{_trials(ctx)} trial(s) per variant, each on fresh servers, loopback.",
             "",
             "\n".join(lines),

@@ -37,6 +37,7 @@ def test_the_suite_writes_its_report_json_and_charts(
         "memory",
         "costs",
         "failover",
+        "failover_galera",
     ):
         assert wanted in keys, wanted
     in_process = results["sections"]["costs"]["in_process"]
@@ -54,6 +55,9 @@ def test_the_suite_writes_its_report_json_and_charts(
     failover = results["sections"]["failover"]
     assert "skipped" not in failover, failover
     assert failover and all(variant["safe"] for variant in failover.values())
+    galera = results["sections"]["failover_galera"]
+    assert "skipped" not in galera, galera
+    assert galera and all(variant["safe"] for variant in galera.values())
     assert "server restart" in results["sections"]["recovery"]["scenarios"]
     targets = {t["what"] for t in results["targets"]}
     for unit in ("SELECT 1", "cursor per request", "INSERT", "transaction"):

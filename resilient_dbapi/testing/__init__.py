@@ -2,17 +2,18 @@
 benchmarks.
 
 ``MariaDBServer()`` initialises a temporary data directory and runs Debian's ``mariadbd``
-on a free loopback port; it starts in about a second and is removed on ``remove()``;
-``ReplicatedPair()`` runs two as a primary and its replica, for failover tests;
-``GaleraCluster()`` three as a Galera cluster (Debian's ``galera-4``).
+on a free loopback port; it starts in about a second and is removed on ``remove()``.
 ``PostgresServer()`` does the same with Debian's PostgreSQL (``initdb`` and ``postgres``,
-run as the ``postgres`` user when we are root). ``FaultProxy`` relays a loopback TCP
-connection and injects network faults into it. Nothing here is needed to use
-resilient_dbapi itself.
+run as the ``postgres`` user when we are root). For failover tests, ``ReplicatedPair()``
+runs two MariaDB servers as a primary and its replica, ``StandbyPair()`` a PostgreSQL
+primary and its synchronous streaming standby, ``GaleraCluster()`` three MariaDB nodes as
+a Galera cluster (Debian's ``galera-4``). ``FaultProxy`` relays a loopback TCP connection
+and injects network faults into it. Nothing here is needed to use resilient_dbapi itself.
 
 The modules, by concern: ``servers`` (the launchers), ``replication`` (the replicated pair
-and its failover drill), ``galera`` (the cluster and its drill), ``faults``
-(``FaultProxy``, ``kill_connection``) and ``ledger`` (``WriteLedger``, ``LedgerCheck``).
+and its failover drill), ``pg_replication`` (the PostgreSQL pair), ``galera`` (the
+cluster and its drill), ``faults`` (``FaultProxy``, ``kill_connection``) and ``ledger``
+(``WriteLedger``, ``LedgerCheck``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from .faults import FaultProxy, kill_connection
 from .galera import GaleraCluster, GaleraDrill, find_galera, galera_drill
 from .ledger import LedgerCheck, WriteLedger
+from .pg_replication import StandbyPair
 from .replication import FailoverDrill, ReplicatedPair, failover_drill
 from .servers import (
     MariaDBServer,
@@ -40,6 +42,7 @@ __all__ = [
     "PostgresServer",
     "ReplicatedPair",
     "ServerUnavailable",
+    "StandbyPair",
     "WriteLedger",
     "failover_drill",
     "find_galera",

@@ -11,11 +11,13 @@ import contextlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from .ledger import LedgerCheck, WriteLedger
+from .pg_replication import StandbyPair
 from .servers import MariaDBServer
 
 __all__ = ["FailoverDrill", "ReplicatedPair", "failover_drill"]
@@ -66,6 +68,8 @@ class ReplicatedPair:
     password: str = "app-pw"
     primary: MariaDBServer
     replica: MariaDBServer
+    drill_table: str = "n BIGINT AUTO_INCREMENT PRIMARY KEY, uid VARCHAR(64) NOT NULL"
+    """The columns of :func:`failover_drill`'s table."""
 
     def __init__(self, *, semi_sync: bool = True) -> None:
         self.semi_sync = semi_sync
@@ -179,6 +183,10 @@ class ReplicatedPair:
             **overrides,
         }
 
+    def table(self, name: str) -> str:
+        """``name`` qualified with the app database."""
+        return f"{self.database}.{name}"
+
     def writable(self) -> MariaDBServer:
         """The server taking writes: the primary, or the replica once promoted."""
         return self.replica if self._promoted else self.primary
@@ -251,7 +259,7 @@ class FailoverDrill:
 
 
 def failover_drill(
-    pair: ReplicatedPair,
+    pair: ReplicatedPair | StandbyPair,
     connect: Any,
     *,
     writers: int = 4,
@@ -259,20 +267,21 @@ def failover_drill(
     after: int = 50,
     promote_after: float = 0.0,
     timeout: float = 60.0,
+    stop_primary: Callable[[], None] | None = None,
 ) -> FailoverDrill:
     """Writers insert unique ids through connections of ``connect()`` (autocommit on, a
     table ``failover_drill`` of their own) until ``before`` writes are acknowledged; then
-    the primary is killed and, ``promote_after`` seconds later (an orchestrator noticing),
+    the primary is killed (``stop_primary``, by default ``pair.kill_primary``) and,
+    ``promote_after`` seconds later (an orchestrator noticing),
     the replica promoted; the writers go on until each has ``after`` more acknowledged.
     Every write is booked in a :class:`WriteLedger`, checked against the promoted server
-    at the end."""
+    at the end. ``pair``: a MariaDB :class:`ReplicatedPair` or a PostgreSQL
+    :class:`StandbyPair`."""
     from ..errors import OutcomeUnknownError, TransactionLostError
 
+    table = pair.table("failover_drill")
     with contextlib.closing(pair.primary.admin()) as admin, admin.cursor() as cur:
-        cur.execute(
-            f"CREATE TABLE {pair.database}.failover_drill (n BIGINT AUTO_INCREMENT "
-            "PRIMARY KEY, uid VARCHAR(64) NOT NULL) ENGINE=InnoDB"
-        )
+        cur.execute(f"CREATE TABLE {table} ({pair.drill_table})")
     pair.wait_caught_up()
     ledger = WriteLedger()
     lock = threading.Lock()
@@ -292,9 +301,7 @@ def failover_drill(
                 started = time.monotonic()
                 try:
                     with conn.cursor() as cur:
-                        cur.execute(
-                            f"INSERT INTO {pair.database}.failover_drill (uid) VALUES (%s)", (uid,)
-                        )
+                        cur.execute(f"INSERT INTO {table} (uid) VALUES (%s)", (uid,))
                 except OutcomeUnknownError:
                     ledger.outcome_unknown([uid])
                     _count(errors, lock, "OutcomeUnknownError")
@@ -334,7 +341,7 @@ def failover_drill(
     deadline = time.monotonic() + timeout
     while acknowledged[0] < before and not failures and time.monotonic() < deadline:
         time.sleep(0.005)
-    pair.kill_primary()
+    (stop_primary or pair.kill_primary)()
     with lock:
         killed_at[0] = time.monotonic()
     if promote_after:
@@ -354,7 +361,7 @@ def failover_drill(
             f"{timeout} s of the kill; errors: {dict(errors)}"
         )
     with contextlib.closing(pair.replica.admin()) as admin, admin.cursor() as cur:
-        cur.execute(f"SELECT uid FROM {pair.database}.failover_drill")
+        cur.execute(f"SELECT uid FROM {table}")
         stored = [row[0] for row in cur.fetchall()]
     return FailoverDrill(
         check=ledger.check(stored),
