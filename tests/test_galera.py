@@ -315,6 +315,7 @@ def test_drill_isolate_kill_and_freeze_the_writers_node(galera: GaleraCluster) -
     creator = resilient_dbapi.creator(
         pymysql.connect,
         hosts=galera.hosts(),
+        policies="galera",
         **galera.app_kwargs(autocommit=True, read_timeout=2, connect_timeout=2),
     )
     drill = galera_drill(galera, creator, writers=3, writes=20)

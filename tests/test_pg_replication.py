@@ -159,3 +159,46 @@ def test_a_write_refused_by_the_standby_goes_to_the_primary(pg_pair: StandbyPair
     with contextlib.closing(pg_pair.primary.admin()) as admin:
         assert admin.execute("SELECT uid FROM t").fetchall() == [("r",)]
     conn.close()
+
+
+def test_the_cluster_profile_waits_out_a_slow_promotion(pg_pair: StandbyPair) -> None:
+    """The primary dies and the standby is promoted 7 s later (an orchestrator noticing).
+    With the default policies a connection gives up after 20 rounds over the hosts
+    (NoSuitableHostError, nothing sent); with ``policies="postgres_streaming"`` it keeps
+    going for up to a minute and the write goes out once, on the promoted standby."""
+    with contextlib.closing(pg_pair.primary.admin()) as admin:
+        admin.execute("CREATE TABLE t (uid TEXT PRIMARY KEY)")
+    pg_pair.wait_caught_up()
+    default = _connect(pg_pair)
+    profiled = _connect(pg_pair, policies="postgres_streaming")
+    for conn in (default, profiled):
+        assert _port(conn) == pg_pair.primary.port
+    pg_pair.kill_primary()
+    promoter = threading.Timer(7.0, pg_pair.promote)
+    promoter.start()
+    outcome: dict[str, Any] = {}
+
+    def write(name: str, conn: Any) -> None:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO t VALUES (%s)", (name,))
+            outcome[name] = "written"
+        except Exception as exc:
+            outcome[name] = exc
+
+    threads = [
+        threading.Thread(target=write, args=("default", default)),
+        threading.Thread(target=write, args=("profiled", profiled)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    promoter.join(30)
+    assert isinstance(outcome["default"], resilient_dbapi.NoSuitableHostError), outcome
+    assert "nothing was sent" in str(outcome["default"])
+    assert outcome["profiled"] == "written"
+    with contextlib.closing(pg_pair.replica.admin()) as admin:
+        assert admin.execute("SELECT uid FROM t").fetchall() == [("profiled",)]
+    default.close()
+    profiled.close()

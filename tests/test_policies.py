@@ -326,6 +326,39 @@ def test_the_profiles_differ_as_documented() -> None:
     assert set(profile_names()) >= {"default", "web", "batch", "strict", "paranoid"}
 
 
+def test_the_cluster_profiles_differ_as_documented() -> None:
+    defaults = {type(p): p for p in default_policies()}
+    galera = {type(p): p for p in load("galera")}
+    assert galera[DeadPeerTimeout].seconds == 5.0
+    assert galera[RetryOnError] == defaults[RetryOnError]
+    replicated = {type(p): p for p in load("replicated")}
+    retry = replicated[RetryOnError]
+    assert retry.attempts is None and retry.deadline == 60.0  # rounds bounded by time alone
+    assert load("postgres_streaming") == load("replicated")
+    proxied = {type(p): p for p in load("behind_proxy")}
+    assert proxied[MaxAge].seconds == 600.0 and not proxied[MaxAge].follow_wait_timeout
+    assert set(profile_names()) >= {"galera", "replicated", "postgres_streaming", "behind_proxy"}
+
+
+def test_a_retry_limit_may_be_none_in_a_profile_and_nothing_else(tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "default"\n[retry_on_error]\ndeadline = "none"\n')
+    retry = {type(p): p for p in load(profile)}[RetryOnError]
+    assert retry.deadline is None and retry.attempts == 20
+    # Both unbounded: retries must end.
+    profile.write_text(
+        'extends = "default"\n[retry_on_error]\ndeadline = "none"\nattempts = "none"\n'
+    )
+    with pytest.raises(ProfileError, match="cannot both be None"):
+        load(profile)
+    profile.write_text('extends = "default"\n[retry_on_error]\nbackoff = "none"\n')
+    with pytest.raises(ProfileError, match="backoff"):
+        load(profile)
+    profile.write_text('extends = "default"\n[max_age]\nseconds = "none"\n')
+    with pytest.raises(ProfileError, match="seconds"):
+        load(profile)
+
+
 def test_unknown_profile_names_list_the_known_ones() -> None:
     with pytest.raises(ProfileError, match=r"no policy profile named 'fast'.*batch.*strict"):
         load("fast")

@@ -28,6 +28,8 @@ _SECTIONS = {
     "dead_peer_timeout": ("DeadPeerTimeout", {"seconds"}),
 }
 _LISTED = ", ".join(f"[{s}]" for s in _SECTIONS)
+_UNBOUNDED = {"retry_on_error": ("attempts", "deadline")}
+"""The keys that may be "none" (no limit: the other one bounds the retries)."""
 _HOW = (
     'To keep the defaults for what it does not write, begin it with extends = "default" '
     "(or another profile's name or path); to keep a policy with its own defaults, write "
@@ -181,6 +183,9 @@ def _section(where: str, section: str, values: object) -> dict[str, Any] | None:
     if not isinstance(enabled, bool):
         raise ProfileError(f"{where}: {section}.enabled must be true or false, got {enabled!r}")
     arguments = {k: v for k, v in values.items() if k != "enabled"}
+    for key in _UNBOUNDED.get(section, ()):
+        if arguments.get(key) == "none":  # TOML has no null: "none" is the policy's None
+            arguments[key] = None
     if not enabled:
         if arguments:
             raise ProfileError(
