@@ -349,7 +349,12 @@ def test_a_retry_limit_may_be_none_in_a_profile_and_nothing_else(tmp_path: Path)
     profile.write_text(
         'extends = "default"\n[retry_on_error]\ndeadline = "none"\nattempts = "none"\n'
     )
-    with pytest.raises(ProfileError, match="cannot both be None"):
+    with pytest.raises(ProfileError, match='attempts and deadline are both "none"'):
+        load(profile)
+    # The same when one of them comes from the profile extended.
+    (tmp_path / "base.toml").write_text('extends = "replicated"\n')
+    profile.write_text('extends = "base.toml"\n[retry_on_error]\ndeadline = "None"\n')
+    with pytest.raises(ProfileError, match="comes from the profile extended"):
         load(profile)
     profile.write_text('extends = "default"\n[retry_on_error]\nbackoff = "none"\n')
     with pytest.raises(ProfileError, match="backoff"):

@@ -69,7 +69,9 @@ def _path_of(name_or_path: str | os.PathLike[str], base: Path | None = None) -> 
 
 def load(name_or_path: str | os.PathLike[str]) -> list[Policy]:
     """The policies of a profile: a shipped profile's name (``"web"``, ``"batch"``,
-    ``"strict"``, ``"paranoid"``, ``"default"``) or the path of a ``.toml`` file.
+    ``"strict"``, ``"paranoid"``, ``"default"``; for clusters ``"galera"``,
+    ``"replicated"``, ``"postgres_streaming"``, ``"behind_proxy"``) or the path of a
+    ``.toml`` file.
 
     Each section ``[ping_on_checkout]``, ``[max_age]``, ``[retry_on_error]`` and
     ``[dead_peer_timeout]`` gives its policy's arguments; ``enabled = false`` in one
@@ -146,6 +148,13 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> _Spec:
         if arguments is not None:
             # The keys written replace the inherited ones; the rest are kept.
             arguments = {**(base.get(section) or {}), **arguments}
+            unbounded = _UNBOUNDED.get(section, ())
+            if unbounded and all(k in arguments and arguments[k] is None for k in unbounded):
+                raise ProfileError(
+                    f'{where}, section [{section}]: {" and ".join(unbounded)} are both "none" '
+                    "(a key not written here comes from the profile extended): retries "
+                    "must end, so give one of them a number"
+                )
             try:
                 _build(section, arguments)
             except (TypeError, ValueError) as exc:
@@ -184,7 +193,8 @@ def _section(where: str, section: str, values: object) -> dict[str, Any] | None:
         raise ProfileError(f"{where}: {section}.enabled must be true or false, got {enabled!r}")
     arguments = {k: v for k, v in values.items() if k != "enabled"}
     for key in _UNBOUNDED.get(section, ()):
-        if arguments.get(key) == "none":  # TOML has no null: "none" is the policy's None
+        value = arguments.get(key)
+        if isinstance(value, str) and value.lower() == "none":  # TOML has no null
             arguments[key] = None
     if not enabled:
         if arguments:

@@ -107,7 +107,10 @@ class StandbyPair:
         seen: Any = None
         with contextlib.closing(self.primary.admin()) as conn:
             while time.monotonic() < deadline:
-                seen = conn.execute("SELECT state, sync_state FROM pg_stat_replication").fetchall()
+                seen = conn.execute(
+                    "SELECT state, sync_state FROM pg_stat_replication "
+                    "WHERE application_name = 'walreceiver'"
+                ).fetchall()
                 if seen and seen[0][0] == "streaming" and (not sync or seen[0][1] == "sync"):
                     return
                 time.sleep(0.02)
@@ -156,8 +159,9 @@ class StandbyPair:
         raise TimeoutError(f"the standby did not replay up to {position} within {timeout} s")
 
     def kill_primary(self, *, fast: bool = False) -> None:
-        """Stop the primary: immediately (SIGQUIT: backends quit, like a crash), or with
-        ``fast`` a fast shutdown (every session ended with 57P01)."""
+        """Stop the primary: immediately (SIGQUIT: backends quit at once, nothing is
+        checkpointed, the next start recovers as after a crash), or with ``fast`` a fast
+        shutdown (sessions ended with 57P01 after a checkpoint)."""
         self.primary.stop(kill=not fast)
 
     def promote(self) -> float:
@@ -167,7 +171,12 @@ class StandbyPair:
             raise RuntimeError("the standby was promoted already")
         began = time.monotonic()
         with contextlib.closing(self.replica.admin()) as conn:
-            if not conn.execute("SELECT pg_promote(true, 30)").fetchone()[0]:
-                raise TimeoutError("pg_promote() did not finish within 30 s")
+            # Not pg_promote(true): it looks every 100 ms, so writers could be served by
+            # the promoted server before it returns, and the drill's times would be off.
+            conn.execute("SELECT pg_promote(false)")
+            while conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                if time.monotonic() - began > 30:
+                    raise TimeoutError("the standby was still in recovery 30 s after pg_promote()")
+                time.sleep(0.005)
         self._promoted = True
         return time.monotonic() - began
