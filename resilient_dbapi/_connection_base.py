@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ._connector import ConnectorBase
+from ._connector import ConnectorBase, timed_out
 from ._error_factories import (
     closed_error,
     concurrent_use_error,
@@ -454,6 +454,8 @@ class ConnectionBase:
         )
         if engine.stale:
             adapter.discard(raw)
+            if engine.stale_reason is Reason.ERROR and timed_out(exc):
+                self._connector.went_silent(_monotonic(), self._observer, code)
         if verdict is Verdict.RECOVERED:
             return verdict
         where = self._where()

@@ -418,6 +418,17 @@ class ConnectorBase:
             self.memory.mark(self.current, why, now)
             observer.emit(HostPassedOver(str(self.current), why, code))
 
+    def went_silent(self, now: float, observer: Observer, code: Code | None) -> None:
+        """A statement on the current host got no answer within the read timeout: try the
+        host last, and mark it, so that the other connections on it leave it before
+        sending instead of each waiting out its own timeout (a frozen or blackholed
+        server). A slow statement past the timeout marks it too: the caller's timeout
+        says how long silence means gone, and a mark costs a reconnect, never a write."""
+        if self.memory is not None and self.current is not None:
+            self.memory.failed(self.current, now)
+            self.memory.mark(self.current, "silent", now)
+            observer.emit(HostPassedOver(str(self.current), "silent", code))
+
     def give_up(
         self, exc: Exception, outcomes: dict[Host, str], rounds: int, elapsed: float
     ) -> NoReturn:
@@ -579,6 +590,12 @@ def never_reached(exc: BaseException, code: Code | None) -> bool:
     if isinstance(code, int):
         return code in (2002, 2003)
     return bool(_UNREACHABLE_TEXT.search(str(exc)))
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether an open connection's error is the driver's read timeout (PyMySQL keeps the
+    socket's TimeoutError): the server said nothing for as long as the caller allows."""
+    return any(isinstance(cause, TimeoutError) for cause in _causes(exc))
 
 
 def connect_failure(exc: Exception, engine: Engine) -> tuple[Any, ErrorKind] | None:

@@ -38,6 +38,7 @@ def test_the_suite_writes_its_report_json_and_charts(
         "costs",
         "failover",
         "failover_galera",
+        "health_view",
     ):
         assert wanted in keys, wanted
     in_process = results["sections"]["costs"]["in_process"]
@@ -55,6 +56,8 @@ def test_the_suite_writes_its_report_json_and_charts(
     failover = results["sections"]["failover"]
     assert "skipped" not in failover, failover
     assert failover and all(variant["safe"] for variant in failover.values())
+    health = results["sections"]["health_view"]
+    assert health and all(variant["safe"] for variant in health.values())
     galera = results["sections"]["failover_galera"]
     assert "skipped" not in galera, galera
     assert galera and all(variant["safe"] for variant in galera.values())

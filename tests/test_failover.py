@@ -573,3 +573,36 @@ def test_asyncio_connections_of_a_creator_leave_a_demoted_host(servers: Servers)
 
     asyncio.run(main())
     assert servers.uids(servers.b) == ["first", "second"]
+
+
+def test_a_host_silent_past_the_read_timeout_is_left_by_the_others(servers: Servers) -> None:
+    """A statement that hears nothing within the read timeout (a frozen or blackholed
+    server) marks its host: the other connections of the creator leave it before sending,
+    instead of each waiting out its own timeout and failing."""
+    front = FaultProxy(servers.a.port)
+    hosts = [("127.0.0.1", front.port), servers.host(servers.b)]
+    events: list[Event] = []
+    kwargs = {**APP, "read_timeout": 1, "listeners": [events.append]}
+    make = resilient_dbapi.creator(pymysql.connect, hosts=hosts, **kwargs)
+    first, second = make(), make()
+    apart = resilient_dbapi.connect(pymysql.connect, hosts=hosts, **{**APP, "read_timeout": 1})
+    try:
+        assert {_port(c) for c in (first, second, apart)} == {servers.a.port}
+        front.blackhole()
+        with pytest.raises(OutcomeUnknownError):
+            _insert(first, "unknown")
+        began = time.monotonic()
+        _insert(second, "moved")  # left a before sending: no read timeout
+        assert time.monotonic() - began < 0.9
+        assert second.stats.reconnect_reasons == {"host_marked": 1}
+        silent = [e for e in events if isinstance(e, HostPassedOver) and e.why == "silent"]
+        assert [e.where for e in silent] == [f"127.0.0.1:{front.port}"]
+        # Side by side, a connection of another connect(): its own timeout, and a write
+        # of unknown outcome.
+        with pytest.raises(OutcomeUnknownError):
+            _insert(apart, "apart")
+        assert servers.uids(servers.b) == ["moved"]
+    finally:
+        for conn in (first, second, apart):
+            conn.close()
+        front.close()
