@@ -68,8 +68,10 @@ class Reconnected(Event):
 @dataclass(frozen=True, slots=True)
 class HostPassedOver(Event):
     """With several hosts: one was not used. ``why`` is ``"unreachable"`` (``code`` is
-    the driver's error), ``"read-only"`` or ``"writable"`` (the role did not suit the
-    target) or ``"turned read-only"`` (it refused a write under a connection)."""
+    the driver's error), ``"read-only"``, ``"writable"`` or ``"not ready"`` (the role did
+    not suit the target: a Galera node that serves nothing is not ready), ``"turned
+    read-only"`` or ``"stopped serving"`` (it refused a statement under a connection), or
+    ``"silent"`` (a statement heard nothing within the read timeout)."""
 
     why: str
     code: Code | None
