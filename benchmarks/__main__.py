@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick,
             progress=progress,
             statements=statements,
+            no_postgres=args.no_postgres,
         )
         version = _server_version(mysql)
         for name in chosen:

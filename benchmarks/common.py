@@ -95,6 +95,8 @@ class Context:
     progress: Progress
     statements: int = 1_000_000
     """How many statements the memory run sends."""
+    no_postgres: bool = False
+    """--no-postgres: no PostgreSQL figures, not even from servers a section starts."""
 
 
 @dataclass

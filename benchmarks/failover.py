@@ -60,8 +60,8 @@ def _variants(ctx: Context) -> list[tuple[str, list[Policy] | None, float]]:
 
 def _no_postgres(ctx: Context) -> str | None:
     """Why the PostgreSQL variants cannot run (None: they can)."""
-    if ctx.postgres is None:
-        return "no PostgreSQL for this run (--no-postgres, or none could start)"
+    if ctx.no_postgres:
+        return "--no-postgres"
     try:
         find_postgres()
         import psycopg  # noqa: F401
