@@ -10,12 +10,11 @@ goes with :func:`~resilient_dbapi.testing.failover_drill` like the MariaDB pair.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from .servers import PostgresServer, ServerUnavailable
+from .servers import PostgresServer
 
 __all__ = ["PostgresStandby", "StandbyPair"]
 
@@ -40,32 +39,17 @@ class PostgresStandby(PostgresServer):
         )
 
     def _initdb(self) -> None:
-        basebackup = Path(self.initdb_bin).with_name("pg_basebackup")
-        try:
-            result = subprocess.run(
-                [
-                    str(basebackup),
-                    f"--pgdata={self.datadir}",
-                    "--host=127.0.0.1",
-                    f"--port={self.primary.port}",
-                    f"--username={self.user}",
-                    "--write-recovery-conf",
-                    "--wal-method=stream",
-                    "--checkpoint=fast",
-                    "--no-sync",
-                ],
-                cwd=self.basedir,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                check=False,
-                timeout=120,
-                **self._as_user(),
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise ServerUnavailable(f"pg_basebackup could not run: {exc}") from exc
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr).decode(errors="replace")
-            raise ServerUnavailable(f"pg_basebackup failed ({result.returncode}): {output[-2000:]}")
+        self._run_tool(
+            str(Path(self.initdb_bin).with_name("pg_basebackup")),
+            f"--pgdata={self.datadir}",
+            "--host=127.0.0.1",
+            f"--port={self.primary.port}",
+            f"--username={self.user}",
+            "--write-recovery-conf",
+            "--wal-method=stream",
+            "--checkpoint=fast",
+            "--no-sync",
+        )
 
 
 class StandbyPair:

@@ -361,18 +361,24 @@ class PostgresServer(ServerProcess):
     # -- life cycle -------------------------------------------------------------------
 
     def _initdb(self) -> None:
+        self._run_tool(
+            self.initdb_bin,
+            f"--pgdata={self.datadir}",
+            f"--username={self.user}",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        )
+
+    def _run_tool(self, program: str, *args: str) -> None:
+        """Run one of PostgreSQL's programs (as the postgres user when we are root) in the
+        temporary directory; ServerUnavailable, with its output, if it fails."""
+        name = Path(program).name
         try:
             result = subprocess.run(
-                [
-                    self.initdb_bin,
-                    f"--pgdata={self.datadir}",
-                    f"--username={self.user}",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                    "--no-sync",
-                    "--no-instructions",
-                ],
+                [program, *args],
                 cwd=self.basedir,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
@@ -381,10 +387,10 @@ class PostgresServer(ServerProcess):
                 **self._as_user(),
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            raise ServerUnavailable(f"initdb could not run: {exc}") from exc
+            raise ServerUnavailable(f"{name} could not run: {exc}") from exc
         if result.returncode != 0:
             output = (result.stdout + result.stderr).decode(errors="replace")
-            raise ServerUnavailable(f"initdb failed ({result.returncode}): {output[-2000:]}")
+            raise ServerUnavailable(f"{name} failed ({result.returncode}): {output[-2000:]}")
 
     def _server_args(self) -> list[str]:
         settings = {
