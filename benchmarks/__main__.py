@@ -5,7 +5,7 @@ and, for psycopg, a throwaway PostgreSQL when Debian's is installed: our overhea
 driver, workload and policy; the peers doing the same protective job; recovery after
 faults; memory over a million statements; scaling over threads; where the time goes;
 failover from a killed replicated primary to its promoted replica, and on a Galera
-cluster; the shared health view in a pool.
+cluster and behind a proxy (HAProxy); the shared health view in a pool.
 Every figure is a median over interleaved rounds, every comparison a ratio measured in
 the same run. Writes ``report.md``, ``results.json`` and PNG charts to ``--out``, and
 prints the report.
@@ -34,6 +34,7 @@ from . import (
     costs,
     failover,
     failover_galera,
+    failover_proxy,
     health_view,
     memory,
     overhead,
@@ -54,6 +55,7 @@ SECTIONS: dict[str, ModuleType] = {
     "costs": costs,
     "failover": failover,
     "failover_galera": failover_galera,
+    "failover_proxy": failover_proxy,
     "health_view": health_view,
 }
 _DATABASE = "resilient_bench"

@@ -38,6 +38,7 @@ def test_the_suite_writes_its_report_json_and_charts(
         "costs",
         "failover",
         "failover_galera",
+        "failover_proxy",
         "health_view",
     ):
         assert wanted in keys, wanted
@@ -56,6 +57,7 @@ def test_the_suite_writes_its_report_json_and_charts(
     failover = results["sections"]["failover"]
     assert "skipped" not in failover, failover
     assert failover and all(variant["safe"] for variant in failover.values())
+    assert results["sections"]["failover_proxy"]["safe"]
     health = results["sections"]["health_view"]
     assert health and all(variant["safe"] for variant in health.values())
     galera = results["sections"]["failover_galera"]

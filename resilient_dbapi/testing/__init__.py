@@ -7,13 +7,14 @@ on a free loopback port; it starts in about a second and is removed on ``remove(
 run as the ``postgres`` user when we are root). For failover tests, ``ReplicatedPair()``
 runs two MariaDB servers as a primary and its replica, ``StandbyPair()`` a PostgreSQL
 primary and its synchronous streaming standby, ``GaleraCluster()`` three MariaDB nodes as
-a Galera cluster (Debian's ``galera-4``). ``FaultProxy`` relays a loopback TCP connection
-and injects network faults into it. Nothing here is needed to use resilient_dbapi itself.
+a Galera cluster (Debian's ``galera-4``), ``ProxiedPair()`` two behind HAProxy.
+``FaultProxy`` relays a loopback TCP connection and injects network faults into it.
+Nothing here is needed to use resilient_dbapi itself.
 
 The modules, by concern: ``servers`` (the launchers), ``replication`` (the replicated pair
 and its failover drill), ``pg_replication`` (the PostgreSQL pair), ``galera`` (the
-cluster and its drill), ``faults`` (``FaultProxy``, ``kill_connection``) and ``ledger``
-(``WriteLedger``, ``LedgerCheck``).
+cluster and its drill), ``haproxy`` (the proxied pair and its drill), ``faults``
+(``FaultProxy``, ``kill_connection``) and ``ledger`` (``WriteLedger``, ``LedgerCheck``).
 """
 
 from __future__ import annotations
