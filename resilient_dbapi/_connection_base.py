@@ -441,6 +441,7 @@ class ConnectionBase:
         raw = self._raw
         if adapter.kept_writes(raw):
             engine.server_kept()  # named in a reply the driver read before this failure
+        was_stale, last_answer = engine.stale, engine.last_used
         verdict = engine.failed(
             op,
             stmt,
@@ -454,8 +455,8 @@ class ConnectionBase:
         )
         if engine.stale:
             adapter.discard(raw)
-            if engine.stale_reason is Reason.ERROR and timed_out(exc):
-                self._connector.went_silent(_monotonic(), self._observer, code)
+            if not was_stale and engine.stale_reason is Reason.ERROR and timed_out(exc):
+                self._connector.went_silent(_monotonic(), last_answer, self._observer, code)
         if verdict is Verdict.RECOVERED:
             return verdict
         where = self._where()

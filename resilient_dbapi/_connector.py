@@ -418,15 +418,18 @@ class ConnectorBase:
             self.memory.mark(self.current, why, now)
             observer.emit(HostPassedOver(str(self.current), why, code))
 
-    def went_silent(self, now: float, observer: Observer, code: Code | None) -> None:
+    def went_silent(
+        self, now: float, since: float, observer: Observer, code: Code | None
+    ) -> None:
         """A statement on the current host got no answer within the read timeout: try the
-        host last, and mark it, so that the other connections on it leave it before
-        sending instead of each waiting out its own timeout (a frozen or blackholed
-        server). A slow statement past the timeout marks it too: the caller's timeout
-        says how long silence means gone, and a mark costs a reconnect, never a write."""
+        host last, and mark it as of ``since`` (the connection's last answer), so that
+        the other connections that arrived on it before then leave it before sending
+        instead of each waiting out its own timeout (a frozen or blackholed server). A
+        slow statement past the timeout marks it too: the caller's timeout says how long
+        silence means gone, and a mark costs reconnects, never a write."""
         if self.memory is not None and self.current is not None:
             self.memory.failed(self.current, now)
-            self.memory.mark(self.current, "silent", now)
+            self.memory.mark(self.current, "silent", since)
             observer.emit(HostPassedOver(str(self.current), "silent", code))
 
     def give_up(
@@ -594,8 +597,14 @@ def never_reached(exc: BaseException, code: Code | None) -> bool:
 
 def timed_out(exc: BaseException) -> bool:
     """Whether an open connection's error is the driver's read timeout (PyMySQL keeps the
-    socket's TimeoutError): the server said nothing for as long as the caller allows."""
-    return any(isinstance(cause, TimeoutError) for cause in _causes(exc))
+    socket's TimeoutError as what caused it): the server said nothing for as long as the
+    caller allows. Only the error's own cause counts, never an earlier error being
+    handled when it was raised (another connection's timeout, say)."""
+    original = getattr(exc, "original_exception", None)
+    cause = original if isinstance(original, BaseException) else exc.__cause__
+    if cause is None and not exc.__suppress_context__:
+        cause = exc.__context__
+    return isinstance(cause, TimeoutError)
 
 
 def connect_failure(exc: Exception, engine: Engine) -> tuple[Any, ErrorKind] | None:

@@ -590,3 +590,35 @@ def test_a_statement_stopped_on_a_node_that_serves_nothing() -> None:
     alone = Engine([RetryOnError()], MYSQL_ERRORS)
     alone.connected(100.0)
     assert not alone.asks_role(1205)
+
+
+def test_only_an_errors_own_timeout_makes_its_host_silent() -> None:
+    from resilient_dbapi._connector import timed_out
+
+    def raised(make: Any) -> BaseException:
+        try:
+            make()
+        except BaseException as exc:
+            return exc
+        raise AssertionError("nothing raised")
+
+    def own() -> None:
+        try:
+            raise TimeoutError("timed out")
+        except TimeoutError as exc:
+            raise pymysql.err.OperationalError(2013, "Lost connection (timed out)") from exc
+
+    assert timed_out(raised(own))
+
+    def reset_while_handling_a_timeout() -> None:
+        try:
+            own()
+        except pymysql.err.OperationalError:
+            try:
+                raise ConnectionResetError()
+            except ConnectionResetError as reset:
+                raise pymysql.err.OperationalError(2013, "Lost connection") from reset
+
+    # Another connection's timeout, being handled when this one was reset: not silence.
+    assert not timed_out(raised(reset_while_handling_a_timeout))
+    assert not timed_out(pymysql.err.OperationalError(2013, "Lost connection"))
