@@ -19,6 +19,7 @@ from .errors import (
     TLSDowngradeError,
     TransactionLostError,
 )
+from .hosts import HostProbe
 from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, RetryOnError
 from .transaction import run_transaction
 
@@ -30,6 +31,7 @@ __all__ = [
     "DeadPeerTimeout",
     "ErrorKind",
     "ErrorTable",
+    "HostProbe",
     "MaxAge",
     "NoSuitableHostError",
     "OutcomeUnknownError",

@@ -553,6 +553,9 @@ class ConnectionBase:
         safety rules (nothing is sent again; a write's outcome is unknown)."""
         if self._closed:
             return
+        hold = self._connector.probe_hold
+        if hold is not None:
+            hold()  # once: a finalizer
         if not self._claim(False):
             self._closed = True
             self._aborting = True

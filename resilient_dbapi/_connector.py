@@ -31,7 +31,7 @@ from .engine import Engine, ServerFacts, TLSFloor
 from .error_kinds import Code, ErrorKind, ErrorTable
 from .errors import NoSuitableHostError, TLSDowngradeError
 from .events import GaveUp, HostPassedOver, Listener, Observer, Retrying, check_listeners
-from .hosts import Failover, Host, HostMemory, Role, Target
+from .hosts import Failover, Host, HostMemory, HostProbe, Role, Target
 from .policies import Policy
 
 __all__: list[str] = []
@@ -61,6 +61,8 @@ class Request:
     # Called before every physical connect for the arguments that change (a rotated
     # password, a short-lived token); see ConnectorBase.with_credentials.
     credentials: Callable[..., Any] | None = None
+    # The background probe of the hosts, when asked for (see HostProbe and Prober).
+    probe: HostProbe | None = None
     tls_floor: TLSFloor = field(default_factory=TLSFloor, compare=False)
     # What its connections learned of the server (see ServerFacts).
     facts: ServerFacts = field(default_factory=ServerFacts, compare=False)
@@ -77,6 +79,7 @@ class Request:
         hosts: object,
         target: str | None,
         credentials: object = None,
+        probe: object = None,
     ) -> Request:
         """The arguments of ``connect()``/``creator()``; a wrong one raises, naming what
         is allowed (the policies themselves are checked by :meth:`engine`)."""
@@ -99,6 +102,7 @@ class Request:
             deferred,
             autocommit,
             check_credentials(credentials),
+            check_probe(probe, hosts),
         )
         return request
 
@@ -188,6 +192,7 @@ class ConnectorBase:
         "driver_connect",
         "kwargs",
         "memory",
+        "probe_hold",
         "seen",
     )
 
@@ -211,6 +216,8 @@ class ConnectorBase:
         self.arrived_at = 0.0  # when it arrived on its host (which proved it reachable)
         # For the next connection only: what the one it replaces hands over (carry_over).
         self.carried: dict[str, Any] = {}
+        # Lets go of the creator's background probe when the connection closes.
+        self.probe_hold: Callable[[], Any] | None = None
 
     def __repr__(self) -> str:
         name = getattr(self.driver_connect, "__qualname__", type(self.driver_connect).__name__)
@@ -418,9 +425,7 @@ class ConnectorBase:
             self.memory.mark(self.current, why, now)
             observer.emit(HostPassedOver(str(self.current), why, code))
 
-    def went_silent(
-        self, now: float, since: float, observer: Observer, code: Code | None
-    ) -> None:
+    def went_silent(self, now: float, since: float, observer: Observer, code: Code | None) -> None:
         """A statement on the current host got no answer within the read timeout: try the
         host last, and mark it as of ``since`` (the connection's last answer), so that
         the other connections that arrived on it before then leave it before sending
@@ -621,6 +626,19 @@ def connect_failure(exc: Exception, engine: Engine) -> tuple[Any, ErrorKind] | N
     code = adapter.error_code(exc)
     table = engine.errors if engine.errors.codes else adapter.errors
     return code, table.kind(code)
+
+
+def check_probe(probe: object, hosts: object) -> HostProbe | None:
+    """``connect()``'s ``probe=``: a HostProbe, only with ``hosts=``."""
+    if probe is None:
+        return None
+    if not isinstance(probe, HostProbe):
+        raise TypeError(
+            f"probe must be a resilient_dbapi.HostProbe(interval=..., timeout=...), got {probe!r}"
+        )
+    if hosts is None:
+        raise ValueError("probe= needs hosts=: with one host there is nowhere else to go")
+    return probe
 
 
 def check_failover(hosts: object, target: object, kwargs: dict[str, Any]) -> HostMemory | None:

@@ -20,11 +20,13 @@ from ._connector import Request, WrongRole, first_adapter
 from ._forwarding import forwarding_class
 from ._opening import Connector, prepare
 from ._operations import Operations
-from .adapters import Adapter
+from ._probe import Prober
+from .adapters import Adapter, Inspector
 from .cursor import ResilientCursor
 from .engine import Op, Reason
 from .error_kinds import Code
 from .events import Connected, Listener, Observer
+from .hosts import HostProbe
 from .policies import Policy
 from .statements import (
     BEGIN_OP,
@@ -268,6 +270,7 @@ def connect(
     hosts: Any = None,
     target: str | None = None,
     credentials: Callable[[dict[str, Any]], Any] | None = None,
+    probe: HostProbe | None = None,
     **kwargs: Any,
 ) -> ResilientConnection:
     """Open a resilient connection.
@@ -290,6 +293,9 @@ def connect(
     ``{"password": token}`` for a rotated password or a short-lived token (an IAM token
     expires after 15 minutes): only how to log in (user, password, TLS client files),
     never which server. With ``resilient_dbapi.aio`` it may be a coroutine function.
+
+    ``probe=HostProbe(interval, timeout)`` (with ``hosts=``) probes the hosts from a
+    thread while the connection is open (see :class:`~resilient_dbapi.HostProbe`).
     """
     checked = (
         driver_connect,
@@ -301,6 +307,7 @@ def connect(
         hosts,
         target,
         credentials,
+        probe,
     )
     return _open(Request.checked(*checked))
 
@@ -314,6 +321,7 @@ def creator(
     hosts: Any = None,
     target: str | None = None,
     credentials: Callable[[dict[str, Any]], Any] | None = None,
+    probe: HostProbe | None = None,
     **kwargs: Any,
 ) -> Callable[[], ResilientConnection]:
     """A zero-argument factory of resilient connections, for a pool or an ORM.
@@ -323,7 +331,8 @@ def creator(
     ``create_async_engine("mysql+aiomysql://", async_creator=...)``. With ``hosts=``,
     the connections it makes share what they learn about the hosts (a dead primary is
     tried last by all of them). ``credentials`` as for :func:`connect`: called before
-    each physical connect of each connection.
+    each physical connect of each connection. ``probe`` as for :func:`connect`: one
+    thread for all of them, while any is open.
     """
     checked = (
         driver_connect,
@@ -335,6 +344,7 @@ def creator(
         hosts,
         target,
         credentials,
+        probe,
     )
     request = Request.checked(*checked)
     request.engine()  # the policies checked now, not at the first connect
@@ -366,7 +376,9 @@ def _open(request: Request) -> ResilientConnection:
         raw = connector.deferred(ask=False)  # see _replace_on
         adapter = first_adapter(raw, engine, adapters.adapter_for)
         cls = forwarding_class(ResilientConnection, raw, mixins=adapter.surface)
-        return cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)
+        made = cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)
+        _hold_probe(request, made, adapter)
+        return made
     started = _monotonic()
     raw, (adapter, wait_timeout), attempts = connector.open(
         engine, first_setup, observer, request.where
@@ -374,4 +386,16 @@ def _open(request: Request) -> ResilientConnection:
     cls = forwarding_class(ResilientConnection, raw, mixins=adapter.surface)
     conn = cls(raw, adapter, engine, connector, wait_timeout, request.on_connect, observer)
     observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
+    _hold_probe(request, conn, adapter)
     return conn
+
+
+def _hold_probe(request: Request, conn: ResilientConnection, adapter: Inspector) -> None:
+    """Keep the creator's background probe going while ``conn`` is open (when asked)."""
+    prober = Prober.of(request)
+    if prober is not None:
+        try:
+            conn._connector.probe_hold = prober.hold(conn, adapter)
+        except BaseException:
+            conn.close()
+            raise

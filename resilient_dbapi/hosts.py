@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Failover", "Host", "HostMemory", "Role", "Target", "parse_hosts"]
+__all__ = ["Failover", "Host", "HostMemory", "HostProbe", "Role", "Target", "parse_hosts"]
 
 
 class Role(enum.Enum):
@@ -119,6 +119,29 @@ def parse_hosts(hosts: object) -> tuple[Host, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class HostProbe:
+    """Opt-in background probing of the hosts of one ``connect()``/``creator()`` (with
+    ``hosts=``): while any of its connections is open, one thread connects to each host
+    every ``interval`` seconds (the driver's connect timeout set to ``timeout``, rounded
+    up to whole seconds) and closes again; a host it cannot reach, or whose greeting does
+    not come in time (a frozen server), is marked in the creator's health view, so idle
+    connections on it leave before sending. Nothing is sent; each probe is one login."""
+
+    interval: float = 1.0
+    timeout: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("interval", 0.1, 3600.0), ("timeout", 0.001, 60.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"HostProbe: {name} must be a number of seconds, got {value!r}")
+            if not low <= value <= high:
+                raise ValueError(
+                    f"HostProbe: {name} must be from {low:g} to {high:g} seconds, got {value!r}"
+                )
+
+
+@dataclass(frozen=True, slots=True)
 class Failover:
     """Connect to the first suitable host of ``hosts``.
 
@@ -176,7 +199,7 @@ class HostMemory:
     :meth:`marked_since`), instead of failing on the host itself (or hanging on a
     blackholed one)."""
 
-    __slots__ = ("_bad_until", "_lock", "_marks", "failover", "generation")
+    __slots__ = ("_bad_until", "_lock", "_marks", "failover", "generation", "prober")
 
     def __init__(self, failover: Failover) -> None:
         self.failover = failover
@@ -185,6 +208,9 @@ class HostMemory:
         # Bumped by every mark: a connection compares one number on its hot path.
         self.generation = 0
         self._marks: dict[Host, tuple[float, str]] = {}
+        # The creator's background probe when one was asked for (see HostProbe): the
+        # connection layer's, kept here because there is one per host memory.
+        self.prober: object = None
 
     def order(self, current: Host | None, now: float) -> list[Host]:
         """The hosts to try, in order: the current one first, then the others as given;

@@ -108,6 +108,7 @@ class Inspector(Protocol):
 
     idle_setting: str
     in_process: bool
+    connect_timeout_argument: str | None
     opens_transactions: bool
     sets_through_cursor: bool
 
@@ -319,6 +320,9 @@ class AdapterBase:
     in_process = False
     """True for an in-process database (sqlite3): never replaced by a policy, which
     would swap the database for another one."""
+    connect_timeout_argument: str | None = "connect_timeout"
+    """The driver's ``connect()`` argument bounding a connect in seconds (None: none),
+    which a background probe sets (see HostProbe)."""
     sets_through_cursor = False
     """True when result sets a statement on an unbuffered cursor left unread can only be
     read through that cursor (mysqlclient: the connection cannot tell its rows are

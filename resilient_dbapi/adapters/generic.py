@@ -61,6 +61,7 @@ def _exceptions(raw: object) -> dict[str, type[Exception]] | None:
 class GenericAdapter(AdapterBase):
     errors = GENERIC_ERRORS
     gone_code: Code = "InterfaceError"
+    connect_timeout_argument: str | None = None  # an unknown driver: not known
 
     def __init__(self, connection_class: type, exceptions: dict[str, type[Exception]]):
         self.connection_class = connection_class

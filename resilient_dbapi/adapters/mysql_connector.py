@@ -45,6 +45,7 @@ def _not_available(exc: BaseException) -> bool:
 
 class MySQLConnectorAdapter(MySQLSession, AdapterBase):
     name = "mysql-connector"
+    connect_timeout_argument = "connection_timeout"
     ping_reopens = False  # ping(reconnect=True) reconnects
     errors = MYSQL_ERRORS
     operational_error: type[Exception] = cerrors.OperationalError

@@ -30,6 +30,7 @@ class CursorDefaults:
 
 class SQLiteAdapter(AdapterBase):
     name = "sqlite3"
+    connect_timeout_argument: str | None = None  # a file, not a server
     transactional_only = True
     in_process = True  # never replaced: a new connection would be another database
     errors = ErrorTable()
