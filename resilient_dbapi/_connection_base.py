@@ -26,6 +26,7 @@ from ._error_factories import (
     tls_downgrade_error,
     verdict_error,
 )
+from ._probe import Prober
 from .adapters import Adapter, AsyncAdapter, Inspector, Liveness
 from .engine import Engine, Op, Reason, Verdict
 from .error_kinds import Code
@@ -541,9 +542,18 @@ class ConnectionBase:
                 code = self._adapter.gone_code
                 verdict = self._engine.reopened(code)
                 self._closed = False
+                self._hold_probe_again()
                 self._emit_loss(verdict, code)
         finally:
             self._leave()
+
+    def _hold_probe_again(self) -> None:
+        """Reopened after close(): keep the creator's background probe going again."""
+        connector = self._connector
+        hold = connector.probe_hold
+        prober = connector.memory.prober if connector.memory is not None else None
+        if hold is not None and not hold.alive and isinstance(prober, Prober):
+            connector.probe_hold = prober.hold(self, self._adapter)
 
     def close(self) -> None:
         """Close the connection; closing twice is harmless.
@@ -551,11 +561,11 @@ class ConnectionBase:
         Called while another thread (or task) is inside an operation, it aborts that
         operation instead of waiting for it: the operation fails at once under the
         safety rules (nothing is sent again; a write's outcome is unknown)."""
-        if self._closed:
-            return
         hold = self._connector.probe_hold
         if hold is not None:
-            hold()  # once: a finalizer
+            hold()  # once (a finalizer), even when already closed (a failed connect())
+        if self._closed:
+            return
         if not self._claim(False):
             self._closed = True
             self._aborting = True

@@ -11,6 +11,7 @@ import re
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeGuard, TypeVar
@@ -217,7 +218,7 @@ class ConnectorBase:
         # For the next connection only: what the one it replaces hands over (carry_over).
         self.carried: dict[str, Any] = {}
         # Lets go of the creator's background probe when the connection closes.
-        self.probe_hold: Callable[[], Any] | None = None
+        self.probe_hold: weakref.finalize[Any, Any] | None = None
 
     def __repr__(self) -> str:
         name = getattr(self.driver_connect, "__qualname__", type(self.driver_connect).__name__)

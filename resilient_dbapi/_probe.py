@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
+import os
 import threading
 import time
 import weakref
@@ -40,8 +40,10 @@ class Prober:
         self._holders = 0
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
-        self._timeout_argument: str | None = None
+        self._bound: dict[str, Any] = {}  # the adapter's arguments bounding a probe
+        self._misses: dict[Host, int] = {}  # failed probes in a row, by host
         self.probes = 0  # how many were made (for tests and curiosity)
+        _probers.add(self)
 
     @classmethod
     def of(cls, request: Request) -> Prober | None:
@@ -67,17 +69,18 @@ class Prober:
         """``owner`` (a logical connection) is open: probe until it and every other holder
         let go. Returns the release, to call on close (the garbage collector calls it
         for a connection never closed)."""
-        argument = adapter.connect_timeout_argument
-        if argument is None:
+        arguments = adapter.probe_arguments(self.probe.timeout)
+        if arguments is None:
             raise TypeError(
                 f"probe=: {adapter.name} has no connect timeout argument to bound a probe "
                 "with; probing works with PyMySQL, aiomysql, mysqlclient, mysql-connector "
                 "and psycopg"
             )
         with self._lock:
-            self._timeout_argument = argument
+            self._bound = arguments
             self._holders += 1
-            if self._thread is None:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
                 self._wake.clear()
                 self._thread = threading.Thread(
                     target=self._run, name="resilient_dbapi host probe", daemon=True
@@ -97,19 +100,23 @@ class Prober:
         return thread is not None and thread.is_alive()
 
     def _run(self) -> None:
-        while True:
+        me = threading.current_thread()
+        try:
+            while True:
+                with self._lock:
+                    if self._holders <= 0:
+                        return
+                for host in self._memory.failover.hosts:
+                    self._probe_one(host)
+                self._wake.wait(self.probe.interval)
+                self._wake.clear()
+        finally:
             with self._lock:
-                if self._holders == 0:
-                    self._thread = None
-                    return
-            for host in self._memory.failover.hosts:
-                self._probe_one(host)
-            self._wake.wait(self.probe.interval)
-            self._wake.clear()
+                if self._thread is me:
+                    self._thread = None  # a later hold() starts another, whatever ended this
 
     def _probe_one(self, host: Host) -> None:
         connector = self._connector
-        began = time.monotonic()
         try:
             arguments = connector.arguments(host)
             if connector.credentials is not None:
@@ -117,40 +124,71 @@ class Prober:
                 if inspect.isawaitable(made):
                     made = asyncio.run(_awaited(made))
                 arguments = connector.with_credentials(arguments, made)
-            assert self._timeout_argument is not None
-            # Whole seconds: mysqlclient takes no fraction, libpq counts in seconds.
-            arguments[self._timeout_argument] = max(1, math.ceil(self.probe.timeout))
+        except Exception:
+            # Not the host's doing (a token service down, say): nothing is marked.
+            log.warning("background probe of %s: its credentials failed", host, exc_info=True)
+            return
+        arguments.update(self._bound)
+        began = time.monotonic()
+        try:
             raw = connector.driver_connect(*connector.args, **arguments)
             if inspect.isawaitable(raw):
-                raw = asyncio.run(_opened_and_closed(raw))
+                # The asyncio drivers bound no greeting: the deadline is ours.
+                asyncio.run(asyncio.wait_for(_opened_and_closed(raw), self.probe.timeout + 1))
             else:
                 raw.close()
         except Exception as exc:
             self.probes += 1
-            why = _why(exc, connector, time.monotonic() - began, self.probe.timeout)
-            if why is not None:
-                now = time.monotonic()
-                self._memory.failed(host, now)
-                self._memory.mark(host, why, began)
-                log.warning("host %s passed over: %s (found by the background probe)", host, why)
+            why = _why(exc)
+            if why is None:
+                self._misses.pop(host, None)
+                log.debug("background probe of %s failed, marking nothing: %r", host, exc)
+                return
+            misses = self._misses.get(host, 0) + 1
+            self._misses[host] = misses
+            if misses < MISSES:
+                return  # one lost SYN or one slow greeting is not a dead host
+            self._memory.failed(host, time.monotonic())
+            self._memory.mark(host, why, began)
+            log.warning("host %s passed over: %s (found by the background probe)", host, why)
             return
         self.probes += 1
+        self._misses.pop(host, None)
 
 
-def _why(exc: Exception, connector: ConnectorBase, took: float, timeout: float) -> str | None:
-    """Why a failed probe marks its host, or None: never reached (refused, timed out),
-    or silent (the connection made, the server's greeting never came within the
-    timeout: a frozen server). A server that answered (a refused login, too many
-    connections) is up: its sessions are not in doubt."""
+MISSES = 2
+"""Probes in a row that must fail before a host is marked."""
+
+
+def _why(exc: Exception) -> str | None:
+    """Why a failed probe counts against its host, or None: never reached (refused,
+    timed out), or silent (the connection made, the greeting never came in time: a
+    frozen server). Only a driver's error, or our own deadline, counts; a server that
+    answered (a refused login, too many connections) is up."""
     from . import adapters
 
+    if isinstance(exc, TimeoutError) and adapters.adapter_for_error(exc) is None:
+        return "silent"  # the deadline of an asyncio driver's probe
     adapter = adapters.adapter_for_error(exc)
-    code = adapter.error_code(exc) if adapter is not None else None
+    if adapter is None:
+        return None
+    code = adapter.error_code(exc)
     if never_reached(exc, code):
         return "unreachable"
-    if timed_out(exc) or took >= timeout:
-        return "silent"
-    return None
+    return "silent" if timed_out(exc) else None
+
+
+def _forget_after_fork() -> None:
+    # A child process inherits no thread and perhaps a held lock: start afresh.
+    for prober in list(_probers):
+        prober._lock = threading.Lock()
+        prober._thread = None
+        prober._wake = threading.Event()
+    Prober._making = threading.Lock()
+
+
+_probers: weakref.WeakSet[Prober] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 async def _awaited(value: Any) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -109,6 +110,10 @@ class Inspector(Protocol):
     idle_setting: str
     in_process: bool
     connect_timeout_argument: str | None
+
+    def probe_arguments(self, timeout: float) -> dict[str, Any] | None:
+        """The ``connect()`` arguments bounding a background probe (None: none)."""
+
     opens_transactions: bool
     sets_through_cursor: bool
 
@@ -323,6 +328,15 @@ class AdapterBase:
     connect_timeout_argument: str | None = "connect_timeout"
     """The driver's ``connect()`` argument bounding a connect in seconds (None: none),
     which a background probe sets (see HostProbe)."""
+
+    def probe_arguments(self, timeout: float) -> dict[str, Any] | None:
+        """The ``connect()`` arguments that bound a background probe by ``timeout``
+        seconds, greeting included (None: the driver has none). Whole seconds: mysqlclient
+        takes no fraction, libpq counts in seconds."""
+        if self.connect_timeout_argument is None:
+            return None
+        return {self.connect_timeout_argument: max(1, math.ceil(timeout))}
+
     sets_through_cursor = False
     """True when result sets a statement on an unbuffered cursor left unread can only be
     read through that cursor (mysqlclient: the connection cannot tell its rows are

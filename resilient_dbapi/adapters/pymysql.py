@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import ssl
 import weakref
 from collections.abc import Callable
@@ -78,6 +79,11 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
             result.unbuffered_active = False
         with contextlib.suppress(Exception):  # a broken socket may fail to close: gone anyway
             raw._force_close()
+
+    def probe_arguments(self, timeout: float) -> dict[str, Any] | None:
+        # PyMySQL reads the server's greeting under read_timeout, not connect_timeout.
+        seconds = max(1, math.ceil(timeout))
+        return {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
 
     def never_sent(self, exc: BaseException) -> bool:
         # InterfaceError(0, ''): there was no socket to send on. 2006: sendall() failed,
