@@ -105,9 +105,13 @@ class Prober:
             while True:
                 with self._lock:
                     if self._holders <= 0:
+                        self._thread = None  # decided under the lock a hold() takes
                         return
                 for host in self._memory.failover.hosts:
-                    self._probe_one(host)
+                    try:
+                        self._probe_one(host)
+                    except Exception:  # a probe's own failure must not end probing
+                        log.warning("background probe of %s failed", host, exc_info=True)
                 self._wake.wait(self.probe.interval)
                 self._wake.clear()
         finally:
@@ -122,7 +126,7 @@ class Prober:
             if connector.credentials is not None:
                 made = connector.credentials(connector.shown(arguments))
                 if inspect.isawaitable(made):
-                    made = asyncio.run(_awaited(made))
+                    made = _run_bounded(_awaited(made), self.probe.timeout + 1)
                 arguments = connector.with_credentials(arguments, made)
         except Exception:
             # Not the host's doing (a token service down, say): nothing is marked.
@@ -134,7 +138,7 @@ class Prober:
             raw = connector.driver_connect(*connector.args, **arguments)
             if inspect.isawaitable(raw):
                 # The asyncio drivers bound no greeting: the deadline is ours.
-                asyncio.run(asyncio.wait_for(_opened_and_closed(raw), self.probe.timeout + 1))
+                _run_bounded(_opened_and_closed(raw), self.probe.timeout + 1)
             else:
                 raw.close()
         except Exception as exc:
@@ -178,12 +182,19 @@ def _why(exc: Exception) -> str | None:
     return "silent" if timed_out(exc) else None
 
 
+def _run_bounded(coroutine: Any, seconds: float) -> Any:
+    """Run ``coroutine`` to its end in a private event loop, at most ``seconds``."""
+    return asyncio.run(asyncio.wait_for(coroutine, seconds))
+
+
 def _forget_after_fork() -> None:
     # A child process inherits no thread and perhaps a held lock: start afresh.
     for prober in list(_probers):
         prober._lock = threading.Lock()
         prober._thread = None
         prober._wake = threading.Event()
+        prober._misses = {}
+        prober._memory.reset_lock()
     Prober._making = threading.Lock()
 
 

@@ -212,6 +212,10 @@ class HostMemory:
         # connection layer's, kept here because there is one per host memory.
         self.prober: object = None
 
+    def reset_lock(self) -> None:
+        """A forked child's fresh lock (the parent's may have been held at the fork)."""
+        self._lock = threading.Lock()
+
     def order(self, current: Host | None, now: float) -> list[Host]:
         """The hosts to try, in order: the current one first, then the others as given;
         those that failed within the quarantine last, the soonest released first."""

@@ -199,3 +199,53 @@ def test_only_a_host_that_did_not_answer_counts_against_it() -> None:
     assert _why(error(2003, "Can't connect ([Errno 111] Connection refused)")) == "unreachable"
     assert _why(RuntimeError("Read timed out.")) is None  # not a driver's error
     assert _why(TimeoutError()) == "silent"  # the deadline of an asyncio driver's probe
+
+
+def test_an_asyncio_probe_of_a_frozen_server_is_bounded_by_its_own_deadline(
+    servers: tuple[MariaDBServer, MariaDBServer],
+) -> None:
+    """aiomysql bounds no greeting: without the probe's own deadline the probe thread
+    would wait for it for ever, and mark nothing."""
+    import asyncio
+    import gc
+
+    import aiomysql
+
+    a, b = servers
+    kwargs = {**APP, "db": APP["database"]}
+    del kwargs["database"]
+    assert a.process is not None
+
+    async def main() -> None:
+        make = resilient_dbapi.aio.creator(
+            aiomysql.connect,
+            hosts=[("127.0.0.1", a.port), ("127.0.0.1", b.port)],
+            probe=PROBE,
+            **kwargs,
+        )
+        conn = await make()
+        memory = conn._connector.memory
+        try:
+            a.process.send_signal(signal.SIGSTOP)
+            await asyncio.to_thread(_wait_for, lambda: memory.generation > 0, 10.0)
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+            conn.close()
+
+    asyncio.run(main())
+    gc.collect()
+
+
+def test_a_reopened_connection_keeps_the_probe_going(
+    servers: tuple[MariaDBServer, MariaDBServer],
+) -> None:
+    a, b = servers
+    hosts = [("127.0.0.1", a.port), ("127.0.0.1", b.port)]
+    conn = resilient_dbapi.creator(pymysql.connect, hosts=hosts, probe=PROBE, **APP)()
+    prober = conn._connector.memory.prober
+    conn.close()
+    _wait_for(lambda: not prober.running, timeout=3.0)
+    conn.ping(reconnect=True)  # the driver's way to reopen a closed connection
+    assert prober.running and _port(conn) in (a.port, b.port)
+    conn.close()
+    _wait_for(lambda: not prober.running, timeout=3.0)

@@ -44,6 +44,11 @@ class AiomysqlAdapter(MySQLProtocol):
     name = "aiomysql"
     ping_reopens = True
 
+    def probe_arguments(self, timeout: float) -> dict[str, Any] | None:
+        # The greeting is bounded by the probe's own deadline; a login is the question.
+        arguments = super().probe_arguments(timeout) or {}
+        return {**arguments, "init_command": None, "sql_mode": None}
+
     def owns(self, raw: object) -> bool:
         return isinstance(raw, aiomysql.Connection)
 

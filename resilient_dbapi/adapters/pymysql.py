@@ -83,7 +83,15 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
     def probe_arguments(self, timeout: float) -> dict[str, Any] | None:
         # PyMySQL reads the server's greeting under read_timeout, not connect_timeout.
         seconds = max(1, math.ceil(timeout))
-        return {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
+        return {
+            "connect_timeout": seconds,
+            "read_timeout": seconds,
+            "write_timeout": seconds,
+            # A login is the question: the caller's set-up statements would only add load
+            # (and a slow one would look like a frozen server).
+            "init_command": None,
+            "sql_mode": None,
+        }
 
     def never_sent(self, exc: BaseException) -> bool:
         # InterfaceError(0, ''): there was no socket to send on. 2006: sendall() failed,
