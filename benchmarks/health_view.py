@@ -32,6 +32,7 @@ from resilient_dbapi.testing import (
     WriteLedger,
     find_mariadbd,
 )
+from resilient_dbapi.testing.ledger import error_key
 
 from .common import Context, Section
 
@@ -105,21 +106,11 @@ def _trial(variant: str, a: MariaDBServer, b: MariaDBServer) -> dict[str, Any]:
                 continue
             try:
                 after = struck.is_set()
-                uid = ledger.new_id()
-                try:
-                    with pool[index].cursor() as cur:
-                        cur.execute("INSERT INTO app.t (uid) VALUES (%s)", (uid,))
-                except resilient_dbapi.OutcomeUnknownError as exc:
-                    ledger.outcome_unknown([uid])
+                failed = ledger.insert(pool[index], "app.t", ledger.new_id())
+                if failed is not None:
                     with counted:
-                        errors[f"OutcomeUnknownError {exc.args[0]}"] += 1
+                        errors[error_key(failed)] += 1
                     continue
-                except Exception as exc:
-                    ledger.rolled_back_ids([uid])
-                    with counted:
-                        errors[f"{type(exc).__name__} {exc.args[0] if exc.args else ''}"] += 1
-                    continue
-                ledger.acknowledge([uid])
                 if after:
                     with counted:
                         used_after[index] = True

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .ledger import LedgerCheck, WriteLedger
-from .servers import MariaDBServer, ServerUnavailable, free_port
+from .ledger import LedgerCheck, WriteLedger, error_key
+from .servers import AppUser, MariaDBServer, ServerUnavailable, free_port
 
 __all__ = [
     "FaultPhase",
@@ -138,7 +138,7 @@ class GaleraNode(MariaDBServer):
             cur.execute("SET GLOBAL wsrep_provider_options = %s", (option,))
 
 
-class GaleraCluster:
+class GaleraCluster(AppUser):
     """Three :class:`GaleraNode` forming one cluster, with the database ``app`` and the
     user ``app`` (no SUPER) on every node.
 
@@ -146,10 +146,6 @@ class GaleraCluster:
     primary component and answers 1047 to anything touching a table; ``kill(i)`` is a
     crash (SIGKILL), ``pause(i)`` a frozen process (SIGSTOP: it answers nothing);
     ``rejoin(i)`` undoes any of them and returns once the node is Synced again."""
-
-    database: str = "app"
-    user: str = "app"
-    password: str = "app-pw"
 
     def __init__(self, size: int = 3) -> None:
         if size < 3:
@@ -180,11 +176,8 @@ class GaleraCluster:
             with ThreadPoolExecutor(max_workers=len(self.nodes) - 1) as pool:
                 for joined in pool.map(lambda node: node.start(), self.nodes[1:]):
                     del joined
-            with contextlib.closing(self.nodes[0].admin()) as conn, conn.cursor() as cur:
-                cur.execute(f"CREATE DATABASE `{self.database}`")
-                password = conn.escape(self.password)
-                cur.execute(f"CREATE USER '{self.user}'@'%' IDENTIFIED BY {password}")
-                cur.execute(f"GRANT ALL ON `{self.database}`.* TO '{self.user}'@'%'")
+            with contextlib.closing(self.nodes[0].admin()) as conn:
+                self.create_app(conn)
         except BaseException:
             self.remove()
             raise
@@ -210,15 +203,6 @@ class GaleraCluster:
     def hosts(self) -> list[tuple[str, int]]:
         """``(host, port)`` of every node, in order."""
         return [("127.0.0.1", node.port) for node in self.nodes]
-
-    def app_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        """The app user's ``pymysql.connect`` arguments, without host and port."""
-        return {
-            "user": self.user,
-            "password": self.password,
-            "database": self.database,
-            **overrides,
-        }
 
     def admin(self, index: int, **overrides: Any) -> Any:
         """A root connection to node ``index`` (autocommit on)."""
@@ -409,20 +393,12 @@ def galera_drill(
             return
         try:
             while not stop.is_set():
-                uid = ledger.new_id(f"g{index}")
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute(f"INSERT INTO {table} (uid) VALUES (%s)", (uid,))
-                except OutcomeUnknownError as exc:
-                    ledger.outcome_unknown([uid])
-                    _tally(errors, lock, exc)
+                failed = ledger.insert(conn, table, ledger.new_id(f"g{index}"))
+                if failed is not None:
+                    _tally(errors, lock, failed)
+                    if not isinstance(failed, OutcomeUnknownError):
+                        time.sleep(0.01)
                     continue
-                except Exception as exc:
-                    ledger.rolled_back_ids([uid])
-                    _tally(errors, lock, exc)
-                    time.sleep(0.01)
-                    continue
-                ledger.acknowledge([uid])
                 now = time.monotonic()
                 with lock:
                     written[index] += 1
@@ -516,6 +492,5 @@ def galera_drill(
 
 
 def _tally(errors: Counter[str], lock: threading.Lock, exc: Exception) -> None:
-    code = exc.args[0] if exc.args else "?"
     with lock:
-        errors[f"{type(exc).__name__} {code}"] += 1
+        errors[error_key(exc)] += 1

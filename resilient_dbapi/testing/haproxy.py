@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .ledger import LedgerCheck, WriteLedger
-from .servers import MariaDBServer, ServerUnavailable, free_port
+from .ledger import LedgerCheck, WriteLedger, error_key
+from .servers import AppUser, MariaDBServer, ServerUnavailable, free_port
 
 __all__ = ["ProxiedPair", "ProxyDrill", "find_haproxy", "proxy_drill"]
 
@@ -38,13 +38,10 @@ def find_haproxy() -> str:
     return found
 
 
-class ProxiedPair:
+class ProxiedPair(AppUser):
     """Two MariaDB servers behind one HAProxy port, with the database ``app`` and the user
     ``app`` on each. ``kill_primary()`` crashes the first; HAProxy moves to the second."""
 
-    database: str = "app"
-    user: str = "app"
-    password: str = "app-pw"
     drill_table: str = "n BIGINT AUTO_INCREMENT PRIMARY KEY, uid VARCHAR(64) NOT NULL"
 
     def __init__(self) -> None:
@@ -61,10 +58,7 @@ class ProxiedPair:
                 self.servers.append(server)
                 server.start()
                 with contextlib.closing(server.admin()) as conn, conn.cursor() as cur:
-                    cur.execute(f"CREATE DATABASE `{self.database}`")
-                    password = conn.escape(self.password)
-                    cur.execute(f"CREATE USER '{self.user}'@'%' IDENTIFIED BY {password}")
-                    cur.execute(f"GRANT ALL ON `{self.database}`.* TO '{self.user}'@'%'")
+                    self.create_app(conn)
                     cur.execute("CREATE USER 'haproxy'@'%'")  # the health check's login
             config = self.basedir / "haproxy.cfg"
             config.write_text(self._config())
@@ -138,18 +132,6 @@ class ProxiedPair:
 
     # -- using it -----------------------------------------------------------------------
 
-    def app_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        """The app user's ``pymysql.connect`` arguments, without host and port."""
-        return {
-            "user": self.user,
-            "password": self.password,
-            "database": self.database,
-            **overrides,
-        }
-
-    def table(self, name: str) -> str:
-        return f"{self.database}.{name}"
-
     def kill_primary(self) -> None:
         """SIGKILL the first server; HAProxy notices within about 0.4 s."""
         self.servers[0].stop(kill=True)
@@ -196,8 +178,6 @@ def proxy_drill(
     and every write checked against both. A write that raises the driver's own error
     counts as not applied (resilient_dbapi's promise), ``OutcomeUnknownError`` as
     perhaps applied."""
-    from ..errors import OutcomeUnknownError
-
     table = pair.table("proxy_drill")
     for server in pair.servers:
         with contextlib.closing(server.admin()) as admin, admin.cursor() as cur:
@@ -217,23 +197,13 @@ def proxy_drill(
         try:
             conn = connect()
             while not stop.is_set() and after_kill[index] < after:
-                uid = ledger.new_id(f"p{index}")
                 started = time.monotonic()
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute(f"INSERT INTO {table} (uid) VALUES (%s)", (uid,))
-                except OutcomeUnknownError as exc:
-                    ledger.outcome_unknown([uid])
+                failed = ledger.insert(conn, table, ledger.new_id(f"p{index}"))
+                if failed is not None:
                     with lock:
-                        errors[f"OutcomeUnknownError {exc.args[0]}"] += 1
-                    continue
-                except Exception as exc:
-                    ledger.rolled_back_ids([uid])
-                    with lock:
-                        errors[f"{type(exc).__name__} {exc.args[0] if exc.args else ''}"] += 1
+                        errors[error_key(failed)] += 1
                     time.sleep(0.01)
                     continue
-                ledger.acknowledge([uid])
                 with lock:
                     acknowledged[0] += 1
                     if started > killed_at[0]:

@@ -8,8 +8,9 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["LedgerCheck", "WriteLedger"]
+__all__ = ["LedgerCheck", "WriteLedger", "error_key"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,25 @@ class WriteLedger:
         with self._lock:
             self.rolled_back.update(ids)
 
+    def insert(self, conn: Any, table: str, uid: str) -> Exception | None:
+        """Insert ``uid`` into ``table`` through ``conn`` (autocommit on) and book what the
+        client heard: acknowledged; ``OutcomeUnknownError``, perhaps applied; any other
+        error, not applied (the promise resilient_dbapi makes of the driver's own
+        errors, which the check holds it to). Returns the error, None when acknowledged."""
+        from ..errors import OutcomeUnknownError
+
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"INSERT INTO {table} (uid) VALUES (%s)", (uid,))
+        except OutcomeUnknownError as exc:
+            self.outcome_unknown([uid])
+            return exc
+        except Exception as exc:
+            self.rolled_back_ids([uid])
+            return exc
+        self.acknowledge([uid])
+        return None
+
     def check(self, stored: Iterable[str]) -> LedgerCheck:
         """Compare ``stored`` (every id in the table, repeats included) with the ledger."""
         counts = Counter(stored)
@@ -74,3 +94,8 @@ class WriteLedger:
             unexpected=frozenset(present - acknowledged - unknown),
             unknown_applied=len(unknown & present),
         )
+
+
+def error_key(exc: BaseException) -> str:
+    """An error as a drill counts it: its class and code."""
+    return f"{type(exc).__name__} {exc.args[0] if exc.args else ''}".rstrip()

@@ -18,7 +18,7 @@ from typing import Any
 
 from .ledger import LedgerCheck, WriteLedger
 from .pg_replication import StandbyPair
-from .servers import MariaDBServer
+from .servers import AppUser, MariaDBServer
 
 __all__ = ["FailoverDrill", "ReplicatedPair", "failover_drill"]
 
@@ -52,7 +52,7 @@ def _describe(status: dict[str, Any]) -> str:
     return ", ".join(f"{key}={status.get(key)!r}" for key in keys)
 
 
-class ReplicatedPair:
+class ReplicatedPair(AppUser):
     """A MariaDB primary and a replica following it (GTID, semi-sync), for failover tests.
 
     Two :class:`MariaDBServer` on loopback: the replica is read-only and replicates from
@@ -63,9 +63,6 @@ class ReplicatedPair:
     ADMIN, so ``read_only`` binds it. ``kill_primary()`` then ``promote()`` is a failover.
     """
 
-    database: str = "app"
-    user: str = "app"
-    password: str = "app-pw"
     primary: MariaDBServer
     replica: MariaDBServer
     drill_table: str = "n BIGINT AUTO_INCREMENT PRIMARY KEY, uid VARCHAR(64) NOT NULL"
@@ -110,11 +107,8 @@ class ReplicatedPair:
             self._replicate()
             # On the primary, so that the replica gets them through replication: a root
             # write on the replica would give it GTIDs of its own and break strict mode.
-            with contextlib.closing(self.primary.admin()) as conn, conn.cursor() as cur:
-                cur.execute(f"CREATE DATABASE `{self.database}`")
-                password = conn.escape(self.password)
-                cur.execute(f"CREATE USER '{self.user}'@'%' IDENTIFIED BY {password}")
-                cur.execute(f"GRANT ALL ON `{self.database}`.* TO '{self.user}'@'%'")
+            with contextlib.closing(self.primary.admin()) as conn:
+                self.create_app(conn)
             self.wait_caught_up()
         except BaseException:
             self.remove()
@@ -173,19 +167,6 @@ class ReplicatedPair:
     def hosts(self) -> list[tuple[str, int]]:
         """``(host, port)`` of the primary then the replica (the same after promote())."""
         return [("127.0.0.1", self.primary.port), ("127.0.0.1", self.replica.port)]
-
-    def app_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        """The app user's ``pymysql.connect`` arguments, without host and port."""
-        return {
-            "user": self.user,
-            "password": self.password,
-            "database": self.database,
-            **overrides,
-        }
-
-    def table(self, name: str) -> str:
-        """``name`` qualified with the app database."""
-        return f"{self.database}.{name}"
 
     def writable(self) -> MariaDBServer:
         """The server taking writes: the primary, or the replica once promoted."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 __all__ = [
+    "AppUser",
     "MariaDBServer",
     "PostgresServer",
     "ServerProcess",
@@ -138,6 +139,36 @@ class ServerProcess(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
+
+
+class AppUser:
+    """What the MariaDB set-ups for failover tests share: the database ``app`` and the
+    user ``app`` (no SUPER, so ``read_only`` binds it, as it binds an application)."""
+
+    database: str = "app"
+    user: str = "app"
+    password: str = "app-pw"
+
+    def create_app(self, admin: Any) -> None:
+        """Create the database and the user through ``admin`` (a root PyMySQL connection)."""
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{self.database}`")
+            password = admin.escape(self.password)
+            cur.execute(f"CREATE USER '{self.user}'@'%' IDENTIFIED BY {password}")
+            cur.execute(f"GRANT ALL ON `{self.database}`.* TO '{self.user}'@'%'")
+
+    def app_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """The app user's ``pymysql.connect`` arguments, without host and port."""
+        return {
+            "user": self.user,
+            "password": self.password,
+            "database": self.database,
+            **overrides,
+        }
+
+    def table(self, name: str) -> str:
+        """``name`` qualified with the app database."""
+        return f"{self.database}.{name}"
 
 
 # -- MariaDB --------------------------------------------------------------------------------
