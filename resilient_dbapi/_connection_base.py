@@ -53,6 +53,8 @@ from .statements import (
 __all__ = ["AsyncConnectionBase", "ConnectionBase", "check_tls", "knows_autocommit"]
 
 _monotonic = time.monotonic
+# What a refusal that replaces the connection says of its host (see leave_current).
+_REFUSED = {Reason.READ_ONLY: "turned read-only", Reason.NOT_READY: "stopped serving"}
 _ALIVE = Liveness.ALIVE
 _READ = StatementKind.READ
 
@@ -342,10 +344,9 @@ class ConnectionBase:
                 self._adapter, engine, self._observer, self._where(), reason, code
             )
         started = _monotonic()
-        if reason is Reason.READ_ONLY:
-            self._connector.refused_role(started, self._observer, code, "turned read-only")
-        elif reason is Reason.NOT_READY:
-            self._connector.refused_role(started, self._observer, code, "stopped serving")
+        refused = _REFUSED.get(reason)
+        if refused is not None:
+            self._connector.leave_current(refused, started, started, self._observer, code)
         elif reason is Reason.HOST_MARKED:
             self._connector.left_marked(started)
         return started
@@ -457,7 +458,8 @@ class ConnectionBase:
         if engine.stale:
             adapter.discard(raw)
             if not was_stale and engine.stale_reason is Reason.ERROR and timed_out(exc):
-                self._connector.went_silent(_monotonic(), last_answer, self._observer, code)
+                now = _monotonic()
+                self._connector.leave_current("silent", now, last_answer, self._observer, code)
         if verdict is Verdict.RECOVERED:
             return verdict
         where = self._where()

@@ -418,25 +418,19 @@ class ConnectorBase:
 
         return marked_or_gone
 
-    def refused_role(self, now: float, observer: Observer, code: Code | None, why: str) -> None:
-        """The current host refused a statement because it is read-only now or serves
-        nothing (``why``): try it last, and mark it for the other connections."""
+    def leave_current(
+        self, why: str, now: float, since: float, observer: Observer, code: Code | None
+    ) -> None:
+        """The current host failed a statement for a reason that concerns every
+        connection on it (``why``): it turned read-only or stopped serving (a refusal,
+        ``since`` = ``now``), or went silent past the read timeout (``since`` = the
+        connection's last answer; a slow statement marks it too: the caller's timeout says
+        how long silence means gone, and a mark costs reconnects, never a write). It is
+        tried last, and the other connections that arrived on it before ``since`` leave
+        it before sending."""
         if self.memory is not None and self.current is not None:
-            self.memory.failed(self.current, now)
-            self.memory.mark(self.current, why, now)
+            self.memory.found_bad(self.current, why, now, since)
             observer.emit(HostPassedOver(str(self.current), why, code))
-
-    def went_silent(self, now: float, since: float, observer: Observer, code: Code | None) -> None:
-        """A statement on the current host got no answer within the read timeout: try the
-        host last, and mark it as of ``since`` (the connection's last answer), so that
-        the other connections that arrived on it before then leave it before sending
-        instead of each waiting out its own timeout (a frozen or blackholed server). A
-        slow statement past the timeout marks it too: the caller's timeout says how long
-        silence means gone, and a mark costs reconnects, never a write."""
-        if self.memory is not None and self.current is not None:
-            self.memory.failed(self.current, now)
-            self.memory.mark(self.current, "silent", since)
-            observer.emit(HostPassedOver(str(self.current), "silent", code))
 
     def give_up(
         self, exc: Exception, outcomes: dict[Host, str], rounds: int, elapsed: float

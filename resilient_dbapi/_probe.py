@@ -152,8 +152,7 @@ class Prober:
             self._misses[host] = misses
             if misses < MISSES:
                 return  # one lost SYN or one slow greeting is not a dead host
-            self._memory.failed(host, time.monotonic())
-            self._memory.mark(host, why, began)
+            self._memory.found_bad(host, why, time.monotonic(), began)
             log.warning("host %s passed over: %s (found by the background probe)", host, why)
             return
         self.probes += 1

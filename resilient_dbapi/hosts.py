@@ -237,6 +237,11 @@ class HostMemory:
         with self._lock:
             self._bad_until.pop(host, None)
 
+    def found_bad(self, host: Host, why: str, now: float, since: float) -> None:
+        """``host`` is to be tried last from ``now``, and marked (see :meth:`mark`)."""
+        self.failed(host, now)
+        self.mark(host, why, since)
+
     def mark(self, host: Host, why: str, since: float) -> None:
         """``host`` was found unreachable or in the wrong role (``why``) by an attempt
         begun at ``since``: the connections that arrived on it before then are to be
