@@ -6,6 +6,8 @@ again only when that provably cannot apply a write twice; otherwise a precise er
 which is also the driver's own ``OperationalError``, says what happened.
 """
 
+import logging
+
 from . import aio, events, policies
 from .connection import ResilientConnection, connect, creator
 from .cursor import ResilientCursor
@@ -24,6 +26,10 @@ from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, RetryOnError
 from .transaction import run_transaction
 
 __version__ = "0.1.0"
+
+# A library's loggers get no handler but this one: what is shown is the application's
+# choice (and without it, Python's last-resort handler would print our warnings).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "MYSQL_ERRORS",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 import threading
 import time
@@ -16,8 +17,9 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ._connector import ConnectorBase, Request, never_reached, timed_out
-from .events import log
 from .hosts import Host, HostMemory, HostProbe
+
+log = logging.getLogger("resilient_dbapi.probe")
 
 if TYPE_CHECKING:
     from .adapters import Inspector

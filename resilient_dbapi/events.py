@@ -2,9 +2,15 @@
 
 Pass ``listeners=[callable, ...]`` to :func:`resilient_dbapi.connect` (or register one
 for every connection with :func:`add_listener`); each is called with one event object.
-Counters are on ``conn.stats``. The ``resilient_dbapi`` logger gets reconnects at INFO
-and retries and lost work at WARNING (a connect retried: its first failed attempt and the
-giving up; the attempts between at INFO). It names the driver and the host; no event,
+Counters are on ``conn.stats``. Logs, under the ``resilient_dbapi`` logger (which has
+only a ``NullHandler``: the application decides what is shown), follow the library's
+concerns: ``resilient_dbapi.connection`` (a connection lost and replaced, work lost) and
+``resilient_dbapi.connect`` (connect attempts, hosts passed over); the background probe
+logs to ``resilient_dbapi.probe``. One line at WARNING per outage, with its summary: a
+connection lost and replaced (the reason, the error, how long the new connection took
+and in how many attempts), a connect that succeeded only after retries, or the giving up;
+each attempt and each statement sent again at DEBUG; a planned replacement (``max_age``,
+``idle``, ``reopened``) at INFO. Every line names the driver and the host; no event,
 counter or log line carries a password, another connect argument, a statement or its
 parameters.
 """
@@ -34,7 +40,10 @@ __all__ = [
     "remove_listener",
 ]
 
-log = logging.getLogger("resilient_dbapi")
+log = logging.getLogger("resilient_dbapi.connection")
+connect_log = logging.getLogger("resilient_dbapi.connect")
+# Reasons a connection is replaced by plan, not because it was lost.
+_PLANNED = frozenset({"max_age", "idle", "reopened"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,30 +199,47 @@ class Observer:
         stats = self.stats
         if isinstance(event, Connected):
             stats.connects += 1
+            if event.attempts > 1:
+                connect_log.warning(
+                    "connected to %s after %d attempts in %.1f s",
+                    event.where,
+                    event.attempts,
+                    event.seconds,
+                )
         elif isinstance(event, Reconnected):
             stats.connects += 1
             stats.reconnects += 1
             stats.reconnect_reasons[event.reason] += 1
-            log.info(
-                "reconnected %s (reason=%s, error=%s) in %.1f ms",
-                event.where,
-                event.reason,
-                event.code,
-                event.seconds * 1000,
-            )
+            if event.reason in _PLANNED and event.attempts == 1:
+                log.info(
+                    "replaced the connection to %s (reason=%s) in %.1f ms",
+                    event.where,
+                    event.reason,
+                    event.seconds * 1000,
+                )
+            else:
+                log.warning(
+                    "connection to %s lost (reason=%s, error=%s): reconnected in %.1f ms%s",
+                    event.where,
+                    event.reason,
+                    event.code,
+                    event.seconds * 1000,
+                    f" after {event.attempts} attempts" if event.attempts > 1 else "",
+                )
         elif isinstance(event, HostPassedOver):
             stats.hosts_passed_over += 1
-            log.warning("host %s passed over: %s (error %s)", event.where, event.why, event.code)
+            connect_log.warning(
+                "host %s passed over: %s (error %s)", event.where, event.why, event.code
+            )
         elif isinstance(event, Pinged):
             stats.pings += 1
             stats.failed_pings += not event.ok
         elif isinstance(event, Retrying):
             if event.what == "connect":
                 stats.connect_retries += 1
-                # Once at WARNING: an outage retried for 30 s is one line, then the
-                # outcome (reconnected, or gave up); each later attempt at INFO.
-                log.log(
-                    logging.WARNING if event.attempt == 1 else logging.INFO,
+                # The outage's summary is the line that ends it (connected after N
+                # attempts, or gave up): each attempt only at DEBUG.
+                connect_log.debug(
                     "connect attempt %d to %s failed (error %s); retrying in %.3f s",
                     event.attempt,
                     event.where,
@@ -222,7 +248,7 @@ class Observer:
                 )
             else:
                 stats.statement_resends += 1
-                log.warning(
+                log.debug(
                     "connection to %s lost (error %s); sending the statement again "
                     "on a new connection",
                     event.where,
@@ -230,7 +256,7 @@ class Observer:
                 )
         elif isinstance(event, GaveUp):
             stats.gave_up += 1
-            log.warning(
+            connect_log.warning(
                 "gave up connecting to %s after %d attempts (error %s)",
                 event.where,
                 event.attempts,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -147,7 +149,7 @@ def test_logs_name_reason_and_code_but_never_secrets(
     cur.execute("SELECT %s", ("param-s3cret",))
     records = caplog.records
     reconnect = [r for r in records if "reconnected" in r.getMessage()]
-    assert reconnect and reconnect[0].levelno == logging.INFO
+    assert reconnect and reconnect[0].levelno == logging.WARNING  # lost, then replaced
     assert re.search(r"reason=liveness, error=None", reconnect[0].getMessage())
     lost = [r for r in records if "session lost" in r.getMessage()]
     assert lost and lost[0].levelno == logging.WARNING
@@ -198,13 +200,14 @@ def test_error_messages_never_show_the_arguments() -> None:
         assert "s3cret" not in str(info.value)
 
 
-def test_a_failed_connect_names_the_host_and_warns_twice(
+def test_a_failed_connect_names_the_host_and_warns_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Before, a connect retried through an outage logged a WARNING per attempt (19 for
-    the default policies) naming ``pymysql.connections.Connection``, not the server."""
+    the default policies) naming ``pymysql.connections.Connection``, not the server;
+    now one WARNING says how the outage ended, each attempt is at DEBUG."""
     port = free_port()  # nothing listens there
-    caplog.set_level(logging.INFO, logger="resilient_dbapi")
+    caplog.set_level(logging.DEBUG, logger="resilient_dbapi")
     with pytest.raises(pymysql.err.OperationalError) as info:
         resilient_dbapi.connect(
             pymysql.connect,
@@ -215,9 +218,80 @@ def test_a_failed_connect_names_the_host_and_warns_twice(
             policies=[RetryOnError(attempts=5, backoff=0.01, max_backoff=0.02)],
         )
     assert info.value.args[0] == 2003
-    ours = [r for r in caplog.records if r.name == "resilient_dbapi"]
+    ours = [r for r in caplog.records if r.name.startswith("resilient_dbapi")]
     warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
-    assert len(warnings) == 2, warnings  # the first failed attempt, and the giving up
-    assert "attempt 1" in warnings[0] and "gave up" in warnings[1]
-    assert sum(r.levelno == logging.INFO for r in ours) == 3  # attempts 2 to 4
+    assert len(warnings) == 1 and "gave up" in warnings[0] and "5 attempts" in warnings[0]
+    attempts = [r for r in ours if r.levelno == logging.DEBUG and "attempt" in r.getMessage()]
+    assert len(attempts) == 4  # attempts 1 to 4 failed and were retried
+    assert {r.name for r in ours} == {"resilient_dbapi.connect"}
     assert all(f"pymysql 127.0.0.1:{port}" in r.getMessage() for r in ours)
+
+
+def test_a_connect_that_succeeds_after_retries_is_one_warning(
+    db: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    failures = iter([2, 1])
+
+    def flaky(**kwargs: Any) -> Any:
+        if next(failures, 0):
+            raise pymysql.err.OperationalError(2003, "Can't connect to MySQL server")
+        return pymysql.connect(**kwargs)
+
+    caplog.set_level(logging.DEBUG, logger="resilient_dbapi")
+    conn = resilient_dbapi.connect(
+        flaky, **db, policies=[RetryOnError(attempts=5, backoff=0.01, max_backoff=0.02)]
+    )
+    conn.close()
+    ours = [r for r in caplog.records if r.name.startswith("resilient_dbapi")]
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "after 3 attempts" in warnings[0], warnings
+    assert sum(r.levelno == logging.DEBUG for r in ours) == 2
+
+
+def test_a_lost_connection_replaced_is_one_warning_naming_why(
+    server: Any, db: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="resilient_dbapi")
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    kill(server, conn.thread_id())
+    cur.execute("SELECT 1")  # within the skip window: fails, and is sent again
+    assert cur.fetchall() == ((1,),)
+    assert conn.stats.statement_resends == 1
+    ours = [r for r in caplog.records if r.name == "resilient_dbapi.connection"]
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert re.search(
+        rf"connection to pymysql 127\.0\.0\.1:{db['port']} lost \(reason=error, error=2013\): "
+        r"reconnected in [0-9.]+ ms$",
+        warnings[0],
+    )
+    assert any(
+        "sending the statement again" in r.getMessage() for r in ours if r.levelno == logging.DEBUG
+    )
+
+
+def test_nothing_is_printed_when_the_application_configures_no_logging(
+    server: Any, db: dict[str, Any], tmp_path: Path
+) -> None:
+    """A library's warnings go where the application's logging sends them: without a
+    handler of ours, Python's last-resort handler printed each to stderr."""
+    script = tmp_path / "quiet.py"
+    script.write_text(
+        "import sys, pymysql, resilient_dbapi\n"
+        "from resilient_dbapi.testing import kill_connection\n"
+        f"kwargs = {db!r}\n"
+        "admin = pymysql.connect(**{**kwargs, 'autocommit': True})\n"
+        "conn = resilient_dbapi.connect(pymysql.connect, **kwargs, autocommit=True)\n"
+        "cur = conn.cursor()\n"
+        "cur.execute('SELECT 1')\n"
+        "kill_connection(admin, conn.thread_id(), wait=10.0)\n"
+        "cur.execute('SELECT 1')\n"
+        "assert conn.stats.statement_resends == 1\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
