@@ -15,7 +15,7 @@ import pymysql
 
 import resilient_dbapi
 
-from . import in_process
+from . import in_process, sampling
 from .common import Context, Section
 
 __all__ = ["run", "steps"]
@@ -32,7 +32,7 @@ _TOP = 12
 
 
 def steps(ctx: Context) -> int:
-    return 5
+    return 6
 
 
 def guard_us(repeat: int = 200_000) -> float:
@@ -144,6 +144,9 @@ def run(ctx: Context) -> list[Section]:
     ctx.progress.note("costs: each unit without the network, aiomysql")
     async_units = in_process.measure_async(ctx.mysql, per_unit)
     ctx.progress.step()
+    ctx.progress.note("costs: each unit sampled against the server (py-spy)")
+    sampled = sampling.sample_units(ctx.mysql, 0.5 if ctx.quick else 4.0)
+    ctx.progress.step()
     ours = sum(r["share"] for r in rows if r["ours"])
     ours_us = sum(r["us_per_statement"] for r in rows if r["ours"])
     lines = [
@@ -162,7 +165,7 @@ def run(ctx: Context) -> list[Section]:
             f"| `{r['function']}` | {r['calls_per_statement']:g} | "
             f"{r['us_per_statement']:.2f} | {r['share']:.1%} |"
         )
-    lines += ["", *_unit_table(units, async_units)]
+    lines += ["", *_unit_table(units, async_units), "", *sampling.table(sampled)]
     return [
         Section(
             key="costs",
@@ -173,6 +176,7 @@ def run(ctx: Context) -> list[Section]:
                 "journal": journal,
                 "profile": rows[:40],
                 "in_process": {"pymysql": units, "aiomysql": async_units},
+                "sampled": sampled,
             },
         )
     ]

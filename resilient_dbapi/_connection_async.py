@@ -74,16 +74,23 @@ class AsyncResilientConnection(AsyncOperations):
                 return self._guarded(
                     "cursor", Op.EXECUTE, READ_OP, AsyncResilientCursor.create, args, kwargs
                 )
+            # AsyncResilientCursor.create() written out: a cursor per request makes one per
+            # request.
             try:
-                return AsyncResilientCursor.create(self, args, kwargs)
+                raw = self._raw.cursor(*args, **kwargs)
             except Exception as exc:
                 if self._adapter.error_code(exc) is None:
                     raise
-            # Some drivers ask the server for a cursor (mysql-connector pings first): a
-            # dead connection is replaced as for a read, when that is safe.
-            return self._guarded(
-                "cursor", Op.EXECUTE, READ_OP, AsyncResilientCursor.create, args, kwargs
-            )
+                # Some drivers ask the server for a cursor (mysql-connector pings first):
+                # a dead connection is replaced as for a read, when that is safe.
+                return self._guarded(
+                    "cursor", Op.EXECUTE, READ_OP, AsyncResilientCursor.create, args, kwargs
+                )
+            known = self._cursor_kinds.get(type(raw))
+            if known is None:
+                known = cursor_kind(AsyncResilientCursor, self, raw)
+            made: AsyncResilientCursor = known[0](self, args, kwargs, raw, known[1])
+            return made
 
     async def commit(self) -> None:
         self._enter("commit")

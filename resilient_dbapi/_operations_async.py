@@ -23,6 +23,8 @@ __all__ = ["AsyncOperations"]
 
 T = TypeVar("T")
 _ALIVE = Liveness.ALIVE
+_SESSION = StatementKind.SESSION
+_WRITE = StatementKind.WRITE
 _monotonic = time.monotonic
 _UNREAD_SETTINGS = frozenset({"settings after the first of a query() (not read back)"})
 
@@ -57,7 +59,8 @@ class AsyncOperations(AsyncConnectionBase):
         """After a statement other than a plain read: the engine journals session
         settings and remembers session state no replay can rebuild."""
         engine = self._engine
-        if stmt.kind is StatementKind.SESSION:
+        kind = stmt.kind
+        if kind is _SESSION:
             taken = None
             if stmt.parts and not args and cursor is not None:
                 # The driver read the first result only: a later setting's error would
@@ -86,7 +89,7 @@ class AsyncOperations(AsyncConnectionBase):
                 engine.wait_timeout_changed(wait_timeout, _monotonic())
                 # The caller's SET left no rows, no insert id: the question showed none.
                 self._adapter.forget_setup(self._raw)
-        elif stmt.kind is StatementKind.WRITE:
+        elif kind is _WRITE:
             if stmt.effects:
                 engine.state_made(stmt.effects)
             # The server names writes it cannot roll back as they happen; taken after

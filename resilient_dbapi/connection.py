@@ -17,6 +17,7 @@ from typing import Any
 
 from . import adapters
 from ._connector import Request, WrongRole, first_adapter
+from ._cursor_base import cursor_kind
 from ._forwarding import forwarding_class
 from ._opening import Connector, prepare
 from ._operations import Operations
@@ -65,14 +66,23 @@ class ResilientConnection(Operations):
             return self._guarded(
                 "cursor", Op.EXECUTE, READ_OP, ResilientCursor.create, args, kwargs
             )
+        # ResilientCursor.create() written out: a cursor per request makes one per
+        # request.
         try:
-            return ResilientCursor.create(self, args, kwargs)
+            raw = self._raw.cursor(*args, **kwargs)
         except Exception as exc:
             if self._adapter.error_code(exc) is None:
                 raise
-        # Some drivers ask the server for a cursor (mysql-connector pings first): a
-        # dead connection is replaced as for a read, when that is safe.
-        return self._guarded("cursor", Op.EXECUTE, READ_OP, ResilientCursor.create, args, kwargs)
+            # Some drivers ask the server for a cursor (mysql-connector pings first):
+            # a dead connection is replaced as for a read, when that is safe.
+            return self._guarded(
+                "cursor", Op.EXECUTE, READ_OP, ResilientCursor.create, args, kwargs
+            )
+        known = self._cursor_kinds.get(type(raw))
+        if known is None:
+            known = cursor_kind(ResilientCursor, self, raw)
+        made: ResilientCursor = known[0](self, args, kwargs, raw, known[1])
+        return made
 
     def commit(self) -> None:
         self._enter("commit")

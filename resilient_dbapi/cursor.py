@@ -29,6 +29,8 @@ __all__ = ["ResilientCursor"]
 _CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
 _ALIVE = Liveness.ALIVE
 _READ = StatementKind.READ
+_WRITE = StatementKind.WRITE
+_SESSION = StatementKind.SESSION
 _monotonic = time.monotonic
 
 
@@ -99,7 +101,12 @@ class ResilientCursor(CursorBase):
                 conn._closed
                 or engine.lost
                 or (txn_writes and kind is not _READ and engine.unproven(stmt))
-                or (stmt.table is not None and conn._asks_table(stmt))
+                or (
+                    # The server asked about this table already (the common case) needs no call.
+                    stmt.table is not None
+                    and stmt.table not in engine.facts.tables
+                    and conn._asks_table(stmt)
+                )
                 or (
                     not txn_writes
                     and (
@@ -141,7 +148,7 @@ class ResilientCursor(CursorBase):
                         engine.used(now)  # all done() would change for a plain read
                         return result
                     engine.done(stmt, in_trans, autocommit, now)
-            if kind is not _READ:
+            if kind is _WRITE or kind is _SESSION:  # all _note() looks at
                 conn._note(stmt, query, args, self)
             return result
         finally:
@@ -225,7 +232,18 @@ class ResilientCursor(CursorBase):
         conn = self._conn
         if self._gen != conn._gen:
             return  # its physical connection is gone already
-        conn._enter("cursor close", self)
+        # _enter() and _leave() written out, as in execute: a cursor per request closes
+        # one per request.
+        if not conn._claim(False):
+            conn._enter("cursor close", self)  # raises ConcurrentUseError
+        else:
+            conn._in_flight = "cursor close"
+            if conn._streamer is not None:
+                try:
+                    conn._stream_check("cursor close", self)
+                except BaseException:
+                    conn._release()
+                    raise
         try:
             self._raw.close()  # an unbuffered cursor reads its remaining rows here
         except Exception as exc:
@@ -241,7 +259,11 @@ class ResilientCursor(CursorBase):
             conn._interrupted(Op.FETCH, READ_OP)
             raise
         finally:
-            conn._leave(self)
+            if self._unbuffered or conn._streamer is not None:
+                conn._stream_seen(self)
+            conn._release()
+            if conn._aborting:
+                conn._finish_abort()
 
     def fetchall_unbuffered(self) -> Iterator[Any]:
         """PyMySQL's lazy row iterator, each row read under the rules of ``fetchone``."""

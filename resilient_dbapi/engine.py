@@ -567,8 +567,11 @@ class Engine:
         back), so that a socket check first is worth its microseconds."""
         if self.kept or self.stale:
             return False
-        if statement in self.rolls_back and not self._moved():
-            return False  # the common case, without the calls below
+        if statement in self.rolls_back and not (
+            # _moved(), written out: the common case of a transaction's writes.
+            self.moved or self.hidden_use or _USE in self.journal or _TEMPORARY in self.unrestorable
+        ):
+            return False
         return not self._rolled_back_with(statement, True)
 
     def asks_table(self, statement: Statement, autocommit: bool) -> tuple[str, str] | None:
@@ -986,7 +989,7 @@ class Engine:
             statement.chains
             or self.facts.chains is True
             or self.chains_untold
-            or any("completion_type" in key for key in self.journal)
+            or (bool(self.journal) and any("completion_type" in key for key in self.journal))
         )
 
     def asks_completion(self) -> bool:

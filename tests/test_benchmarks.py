@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import sampling
 from benchmarks.__main__ import SECTIONS, main
 
 pytestmark = pytest.mark.server
@@ -54,6 +55,12 @@ def test_the_suite_writes_its_report_json_and_charts(
         ]
         for row in units.values():
             assert row["raw_us"] > 0 and row["proxy_us"] > 0 and row["top"], row
+    sampled = results["sections"]["costs"]["sampled"]
+    assert "error" not in sampled, sampled
+    assert [u["unit"] for u in sampled["units"]] == list(units)
+    for unit in sampled["units"]:
+        assert unit["samples"] > 0 and abs(sum(unit["share"].values()) - 1) < 0.01, unit
+        assert unit["share"]["socket"] > 0, unit  # idle samples count: the wait is seen
     failover = results["sections"]["failover"]
     assert "skipped" not in failover, failover
     assert failover and all(variant["safe"] for variant in failover.values())
@@ -73,6 +80,23 @@ def test_the_suite_writes_its_report_json_and_charts(
     charts = results["charts"]
     png = b"\x89PNG\r\n\x1a\n"
     assert charts and all((tmp_path / name).read_bytes()[:8] == png for name in charts)
+
+
+def test_samples_are_put_down_to_the_frame_they_were_in(tmp_path: Path) -> None:
+    raw = tmp_path / "samples.txt"
+    loop = "_sampled_loop (benchmarks/sampling.py:160)"
+    raw.write_text(
+        "<module> (benchmarks/sampling.py:190);_child (benchmarks/sampling.py:180) 7\n"
+        f"<module> (x.py:1);{loop};execute (resilient_dbapi/cursor.py:126) 3\n"
+        f"<module> (x.py:1);{loop};execute (resilient_dbapi/cursor.py:126);"
+        "execute (pymysql/cursors.py:153) 5\n"
+        f"<module> (x.py:1);{loop};_read_bytes (pymysql/connections.py:800);"
+        "readinto (socket.py:706) 11\n"
+        f"<module> (x.py:1);{loop} 2\n"
+    )
+    counts = sampling._count(raw)
+    # The set-up (outside the loop) is left out; each sample goes to its innermost frame.
+    assert counts == {"resilient_dbapi": 3, "driver": 5, "socket": 11, "rest": 2}
 
 
 def test_bad_arguments_name_what_is_allowed(capsys: pytest.CaptureFixture[str]) -> None:
