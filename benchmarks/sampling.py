@@ -5,8 +5,9 @@ shows what the proxy costs where it runs, between round trips whose waits leave 
 caches cold. Here a child process runs one unit in a loop over PyMySQL through the
 default policies while py-spy samples it (idle samples included: the time waiting for
 the server counts), and every sample is put down to the frame it was in: resilient_dbapi's
-own code, the driver's Python, the socket (waiting for or writing to the server), or the
-rest (the loop itself, the standard library). A share times the unit's wall time is its
+own code, the driver's (its Python, and the C calls it makes: PyMySQL's ``sendall``),
+the socket's (waiting for the server's reply), or the rest (the loop itself, the
+standard library). A share times the unit's wall time is its
 microseconds per unit.
 """
 
@@ -33,12 +34,12 @@ _LOOP = "_sampled_loop"  # the child's loop: only samples under it count
 def classify(leaf: str) -> str:
     """The bucket of a sample by its innermost frame, as py-spy names it
     (``function (path/file.py:line)``)."""
-    where = leaf.rsplit("(", 1)[-1]
-    if "resilient_dbapi/" in where:
+    where = "/" + leaf.rsplit("(", 1)[-1]  # a short path or a full one, alike
+    if "/resilient_dbapi/" in where:
         return "resilient_dbapi"
-    if "pymysql/" in where:
+    if "/pymysql/" in where:
         return "driver"
-    if where.startswith(("socket.py", "ssl.py", "selectors.py")):
+    if any(f"/{name}:" in where for name in ("socket.py", "ssl.py", "selectors.py")):
         return "socket"
     return "rest"
 
@@ -78,44 +79,51 @@ def sample_units(kwargs: dict[str, Any], seconds: float) -> dict[str, Any]:
     units: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for name in in_process.UNITS:
-                raw_file = Path(tmp) / "samples.txt"
-                done = subprocess.run(
-                    [
-                        spy,
-                        "record",
-                        "--idle",
-                        "--nonblocking",
-                        "--format",
-                        "raw",
-                        "--rate",
-                        str(_RATE),
-                        "--output",
-                        str(raw_file),
-                        "--",
-                        sys.executable,
-                        "-m",
-                        "benchmarks.sampling",
-                        json.dumps(kwargs),
-                        name,
-                        str(seconds),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=seconds + 120,
-                    check=False,
-                    cwd=Path(__file__).resolve().parent.parent,
-                )
-                if done.returncode != 0 or not raw_file.exists():
-                    return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
-                # py-spy writes to the same stdout: the child's count is on its own line.
-                counted = re.search(r"^units done: (\d+)$", done.stdout, re.M)
-                count = int(counted.group(1)) if counted else 0
+            # The connect arguments in a file, not on a command line others can read.
+            arguments = Path(tmp) / "kwargs.json"
+            arguments.write_text(json.dumps(kwargs))
+            for number, name in enumerate(in_process.UNITS):
+                raw_file = Path(tmp) / f"samples-{number}.txt"
+                try:
+                    done = subprocess.run(
+                        [
+                            spy,
+                            "record",
+                            "--idle",
+                            "--nonblocking",
+                            "--format",
+                            "raw",
+                            "--rate",
+                            str(_RATE),
+                            "--output",
+                            str(raw_file),
+                            "--",
+                            sys.executable,
+                            "-m",
+                            "benchmarks.sampling",
+                            str(arguments),
+                            name,
+                            str(seconds),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        timeout=seconds + 120,
+                        check=False,
+                        cwd=Path(__file__).resolve().parent.parent,
+                    )
+                except (OSError, subprocess.TimeoutExpired) as exc:
+                    return {"error": f"py-spy on the unit {name!r}: {exc}"}
+                # py-spy writes to the same stdout: the child's figures are on their line.
+                counted = re.search(r"^units done: (\d+) in ([0-9.]+) s$", done.stdout, re.M)
+                if done.returncode != 0 or not raw_file.exists() or counted is None:
+                    said = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+                    return {"error": f"py-spy on the unit {name!r}: {said[-1]}"}
+                count, elapsed = int(counted.group(1)), float(counted.group(2))
                 samples = _count(raw_file)
                 total = sum(samples.values())
                 if not total or not count:
                     return {"error": f"no samples of the unit {name!r}"}
-                wall_us = seconds / count * 1e6
+                wall_us = elapsed / count * 1e6
                 units.append(
                     {
                         "unit": name,
@@ -143,8 +151,8 @@ def table(result: dict[str, Any]) -> list[str]:
         "frame a sample was in, and those microseconds per unit. The sampler shares the "
         "machine's two cores, so wall times run longer than in the side-by-side tables; "
         "resilient_dbapi's microseconds here against the same code without the network "
-        "above are what a round trip's cold caches cost our code. A share of a few hundred "
-        "samples is good to about a tenth of itself.",
+        "above are what a round trip's cold caches cost our code. A figure from n samples "
+        "(its samples) is good to about 1/sqrt(n) of itself: a rough guide, not a target.",
         "",
         "| unit | wall us | resilient_dbapi us (share) | its samples | driver us | socket us "
         "| rest us |",
@@ -161,14 +169,17 @@ def table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _sampled_loop(unit: Any, until: float) -> int:
+def _sampled_loop(unit: Any, seconds: float) -> tuple[int, float]:
+    """Units run in about ``seconds``, and the seconds they really took."""
     done = 0
     clock = time.perf_counter
+    started = clock()
+    until = started + seconds
     while clock() < until:
         for _ in range(50):
             unit()
         done += 50
-    return done
+    return done, clock() - started
 
 
 def _child(kwargs: dict[str, Any], name: str, seconds: float) -> None:
@@ -182,9 +193,10 @@ def _child(kwargs: dict[str, Any], name: str, seconds: float) -> None:
     unit = in_process._sync_units(conn)[name]
     for _ in range(500):
         unit()  # warm: the server's answers about its tables, the statement cache
-    print(f"units done: {_sampled_loop(unit, time.perf_counter() + seconds)}", flush=True)
+    count, elapsed = _sampled_loop(unit, seconds)
+    print(f"units done: {count} in {elapsed:.6f} s", flush=True)
     conn.close()
 
 
 if __name__ == "__main__":
-    _child(json.loads(sys.argv[1]), sys.argv[2], float(sys.argv[3]))
+    _child(json.loads(Path(sys.argv[1]).read_text()), sys.argv[2], float(sys.argv[3]))

@@ -81,6 +81,8 @@ class AsyncResilientConnection(AsyncOperations):
             except Exception as exc:
                 if self._adapter.error_code(exc) is None:
                     raise
+                raw = None  # (outside the handler: no error chained to the next)
+            if raw is None:
                 # Some drivers ask the server for a cursor (mysql-connector pings first):
                 # a dead connection is replaced as for a read, when that is safe.
                 return self._guarded(

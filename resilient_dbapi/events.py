@@ -7,12 +7,15 @@ only a ``NullHandler``: the application decides what is shown), follow the libra
 concerns: ``resilient_dbapi.connection`` (a connection lost and replaced, work lost) and
 ``resilient_dbapi.connect`` (connect attempts, hosts passed over); the background probe
 logs to ``resilient_dbapi.probe``. One line at WARNING per outage, with its summary: a
-connection lost and replaced (the reason, the error, how long the new connection took
-and in how many attempts), a connect that succeeded only after retries, or the giving up;
-each attempt and each statement sent again at DEBUG; a planned replacement (``max_age``,
-``idle``, ``reopened``) at INFO. Every line names the driver and the host; no event,
-counter or log line carries a password, another connect argument, a statement or its
-parameters.
+connection lost (or given up: its server turned read-only or stopped serving) and
+replaced, with the reason, the error, how long the new connection took and in how many
+attempts; a connect that succeeded only after retries, or the giving up (a connect
+retried through a long outage says nothing at WARNING until it ends); each attempt and
+each statement sent again at DEBUG; a planned replacement (``max_age``, ``idle``,
+``reopened``, or ``host_marked``: another connection's failure, reported by its own
+line) at INFO. Lost work (a transaction, an outcome, a session) has its own WARNING.
+Every line names the driver and the host; no event, counter or log line carries a
+password, another connect argument, a statement or its parameters.
 """
 
 from __future__ import annotations
@@ -42,8 +45,12 @@ __all__ = [
 
 log = logging.getLogger("resilient_dbapi.connection")
 connect_log = logging.getLogger("resilient_dbapi.connect")
-# Reasons a connection is replaced by plan, not because it was lost.
-_PLANNED = frozenset({"max_age", "idle", "reopened"})
+# Reasons a connection is replaced by plan, or because another connection's failure
+# marked its host (reported there), not because it was lost itself.
+_PLANNED = frozenset({"max_age", "idle", "reopened", "host_marked"})
+# Reasons a connection was lost (the others: its server turned read-only or stopped
+# serving, or a planned replacement needed more than one attempt).
+_LOST = frozenset({"liveness", "ping", "error", "commit_failed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,16 +218,19 @@ class Observer:
             stats.reconnects += 1
             stats.reconnect_reasons[event.reason] += 1
             if event.reason in _PLANNED and event.attempts == 1:
+                # Planned, or (host_marked) following another connection's finding,
+                # which its own line (a host passed over) reported already.
                 log.info(
-                    "replaced the connection to %s (reason=%s) in %.1f ms",
+                    "reconnected %s: replaced its connection (reason=%s) in %.1f ms",
                     event.where,
                     event.reason,
                     event.seconds * 1000,
                 )
             else:
                 log.warning(
-                    "connection to %s lost (reason=%s, error=%s): reconnected in %.1f ms%s",
+                    "connection to %s %s (reason=%s, error=%s): reconnected in %.1f ms%s",
                     event.where,
+                    "lost" if event.reason in _LOST else "given up",
                     event.reason,
                     event.code,
                     event.seconds * 1000,

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.server
 
 
 def _reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if "reconnected" in r.getMessage()]
+    return [r.getMessage() for r in caplog.records if "reason=" in r.getMessage()]
 
 
 def test_max_age_recycles_between_transactions_only(
