@@ -1,5 +1,7 @@
 """Fixtures: a real MariaDB for the integration tests.
 
+The servers come from resilient_dbapi's own pytest plugin
+(``resilient_dbapi.testing.pytest_plugin``), as an application's tests would get them.
 The shared server is, in order of preference: an existing server named by
 ``RESILIENT_DBAPI_TEST_DSN`` (``mysql://user:password@host:port``), a throwaway local
 ``mariadbd`` (Debian's mariadb-server, installed by the test command), or a
@@ -13,105 +15,41 @@ import contextlib
 import itertools
 import os
 import threading
-import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 import pymysql
 import pytest
 
-from resilient_dbapi.testing import (
-    FaultProxy,
-    MariaDBServer,
-    PostgresServer,
-    ServerUnavailable,
-    kill_connection,
-)
+from resilient_dbapi.testing import FaultProxy, MariaDBServer, PostgresServer, kill_connection
 
 from .drivers import DRIVERS, Driver, postgres_database
 
-
-class ExistingServer:
-    """A server someone else runs: connect to it, never restart it."""
-
-    def __init__(self, host: str, port: int, user: str, password: str) -> None:
-        self.host, self.port, self.user, self.password = host, port, user, password
-
-    def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "port": self.port,
-            "user": self.user,
-            "password": self.password,
-            **overrides,
-        }
-
-    def admin(self, **overrides: Any) -> Any:
-        return pymysql.connect(**self.connect_kwargs(autocommit=True, **overrides))
-
-
-def _from_dsn(dsn: str) -> ExistingServer:
-    url = urllib.parse.urlsplit(dsn)
-    return ExistingServer(
-        url.hostname or "127.0.0.1",
-        url.port or 3306,
-        urllib.parse.unquote(url.username or "root"),
-        urllib.parse.unquote(url.password or ""),
-    )
-
-
-def _docker_server() -> tuple[ExistingServer, Any]:
-    from testcontainers.mysql import MySqlContainer  # optional: pip install .[docker]
-
-    container = MySqlContainer("mariadb:10.11", username="root", password="test")
-    container.start()
-    server = ExistingServer(
-        container.get_container_host_ip(), int(container.get_exposed_port(3306)), "root", "test"
-    )
-    return server, container
+# The servers and the fault proxy are the plugin's fixtures, under the names these tests
+# have always used: the project's tests use what it offers an application's tests.
+pytest_plugins = ["resilient_dbapi.testing.pytest_plugin"]
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[Any]:
-    dsn = os.environ.get("RESILIENT_DBAPI_TEST_DSN")
-    if dsn:
-        yield _from_dsn(dsn)
-        return
-    try:
-        local = MariaDBServer().start()
-    except ServerUnavailable as no_local:
-        try:
-            remote, container = _docker_server()
-        except Exception as no_docker:
-            raise RuntimeError(
-                f"no MariaDB for the tests: {no_local}; and no Docker engine: {no_docker}"
-            ) from no_docker
-        yield remote
-        container.stop()
-        return
-    yield local
-    local.remove()
+def server(mariadb_server: Any) -> Any:
+    return mariadb_server
 
 
 @pytest.fixture
-def own_server() -> Iterator[MariaDBServer]:
+def own_server(mariadb_server_own: MariaDBServer) -> MariaDBServer:
     """A server for this test alone, free to be killed or restarted."""
-    with MariaDBServer() as server:
-        yield server
+    return mariadb_server_own
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL (Debian's postgresql, installed by the test command)."""
-    with PostgresServer() as server:
-        yield server
+def pg_server(postgres_server: PostgresServer) -> PostgresServer:
+    return postgres_server
 
 
 @pytest.fixture
-def own_pg_server() -> Iterator[PostgresServer]:
+def own_pg_server(postgres_server_own: PostgresServer) -> PostgresServer:
     """A PostgreSQL for this test alone, free to be killed or restarted."""
-    with PostgresServer() as server:
-        yield server
+    return postgres_server_own
 
 
 _names = itertools.count(1)
@@ -135,12 +73,9 @@ def db(server: Any) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def proxy(server: Any) -> Iterator[FaultProxy]:
+def proxy(fault_proxy: FaultProxy) -> FaultProxy:
     """A fault-injecting TCP proxy in front of the shared server."""
-    kwargs = server.connect_kwargs()
-    fault = FaultProxy(kwargs["port"], kwargs["host"])
-    yield fault
-    fault.close()
+    return fault_proxy
 
 
 def kill(server: Any, thread_id: int, *, wait: bool = True) -> None:

@@ -1,6 +1,6 @@
 """aiomysql's own test suite, from its PyPI sdist, through ``resilient_dbapi.aiomysql``:
 the tests that fail are exactly those ``tests/aiomysql_suite/expected.toml`` lists (by
-design, each with its reason in the README), and the same suite run side by side with
+design, each with its reason in docs/integrations), and the same suite run side by side with
 plain aiomysql shows that each of them passes there."""
 
 from __future__ import annotations

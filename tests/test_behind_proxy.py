@@ -5,8 +5,6 @@ or doubled; plain PyMySQL is left with a dead connection."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pymysql
 import pytest
 
@@ -15,9 +13,8 @@ from resilient_dbapi.testing.haproxy import ProxiedPair, proxy_drill
 
 
 @pytest.fixture
-def proxied() -> Iterator[ProxiedPair]:
-    with ProxiedPair() as pair:
-        yield pair
+def proxied(proxied_pair: ProxiedPair) -> ProxiedPair:
+    return proxied_pair  # the plugin's
 
 
 def test_writers_behind_a_proxy_follow_it_to_the_backup_server(proxied: ProxiedPair) -> None:

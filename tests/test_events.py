@@ -21,7 +21,6 @@ from resilient_dbapi.testing import free_port
 from .conftest import kill
 
 pytestmark = pytest.mark.server
-README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_events_and_stats_follow_what_happened(server: Any, db: dict[str, Any]) -> None:
@@ -154,20 +153,6 @@ def test_logs_name_reason_and_code_but_never_secrets(
     lost = [r for r in records if "session lost" in r.getMessage()]
     assert lost and lost[0].levelno == logging.WARNING
     assert not [r for r in records if secret in r.getMessage() or "s3cret" in r.getMessage()]
-
-
-def test_the_readme_metrics_example_runs(server: Any, db: dict[str, Any]) -> None:
-    text = README.read_text()
-    example = re.search(r"<!-- metrics-example -->\n```python\n(.*?)```", text, re.S)
-    assert example, "the README's metrics example is missing"
-    namespace: dict[str, Any] = {"DB": db}
-    exec(compile(example.group(1), "README.md", "exec"), namespace)
-    conn = namespace["conn"]
-    kill(server, conn.thread_id())
-    time.sleep(0.6)
-    conn.cursor().execute("SELECT 1")
-    reconnects = namespace["RECONNECTS"]
-    assert reconnects.labels(reason="liveness")._value.get() == 1
 
 
 def test_reconnect_after_an_error_names_the_error_and_pings_count(

@@ -382,9 +382,8 @@ def test_psycopg_reads_the_role_of_a_postgresql_server(pg_server: Any) -> None:
 
 
 @pytest.fixture
-def pair() -> Iterator[ReplicatedPair]:
-    with ReplicatedPair() as started:
-        yield started
+def pair(replicated_pair: ReplicatedPair) -> ReplicatedPair:
+    return replicated_pair  # the plugin's
 
 
 def test_writes_resume_on_the_promoted_replica_with_none_lost_or_doubled(

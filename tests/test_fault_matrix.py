@@ -1,10 +1,10 @@
 """The fault matrix (issue 7): every fault x every operation, through the sync proxy over
 PyMySQL and the asyncio proxy over aiomysql, against real MariaDB servers.
 
-Each case runs on a database of its own; its outcome is asserted against the README's
-safety rules, and its table is checked afterwards: every acknowledged write present
-once, nothing of a lost or rolled-back transaction, a write of unknown outcome applied at
-most once. The cases live in ``tests/fault_matrix`` (the asyncio ones in
+Each case runs on a database of its own; its outcome is asserted against the safety
+rules (docs/safety.md), and its table is checked afterwards: every acknowledged write
+present once, nothing of a lost or rolled-back transaction, a write of unknown outcome
+applied at most once. The cases live in ``tests/fault_matrix`` (the asyncio ones in
 ``tests/fault_matrix/trials_async.py``); the cases of one fault, sync and asyncio, run
 side by side (once, at the first of them), the faults that restart, stop or reconfigure
 the server on a server of this module's own.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import aiomysql
@@ -23,12 +22,12 @@ QUICK = [RetryOnError(attempts=5, backoff=0.01, max_backoff=0.05)]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[GaleraCluster]:
-    with GaleraCluster() as started:
-        with contextlib.closing(started.admin(0)) as admin, admin.cursor() as cur:
-            cur.execute("CREATE TABLE app.t (uid VARCHAR(64) PRIMARY KEY) ENGINE=InnoDB")
-            cur.execute("CREATE TABLE app.counter (id INT PRIMARY KEY, n INT) ENGINE=InnoDB")
-        yield started
+def cluster(galera_cluster: GaleraCluster) -> GaleraCluster:
+    started = galera_cluster  # the plugin's
+    with contextlib.closing(started.admin(0)) as admin, admin.cursor() as cur:
+        cur.execute("CREATE TABLE app.t (uid VARCHAR(64) PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute("CREATE TABLE app.counter (id INT PRIMARY KEY, n INT) ENGINE=InnoDB")
+    return started
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -21,9 +20,8 @@ from resilient_dbapi.testing import StandbyPair, failover_drill
 
 
 @pytest.fixture
-def pg_pair() -> Iterator[StandbyPair]:
-    with StandbyPair() as started:
-        yield started
+def pg_pair(standby_pair: StandbyPair) -> StandbyPair:
+    return standby_pair  # the plugin's
 
 
 def _connect(pair: StandbyPair, **kwargs: Any) -> Any:

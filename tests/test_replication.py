@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -20,14 +19,14 @@ CONNECTION_LOST = {2006, 2013}
 
 
 @pytest.fixture
-def pair() -> Iterator[ReplicatedPair]:
-    with ReplicatedPair() as started:
-        connection = started.primary.admin()
-        with connection.cursor() as cur:
-            cur.execute(f"CREATE TABLE {started.database}.t (id VARCHAR(64) PRIMARY KEY)")
-        connection.close()
-        started.wait_caught_up()
-        yield started
+def pair(replicated_pair: ReplicatedPair) -> ReplicatedPair:
+    started = replicated_pair  # the plugin's
+    connection = started.primary.admin()
+    with connection.cursor() as cur:
+        cur.execute(f"CREATE TABLE {started.database}.t (id VARCHAR(64) PRIMARY KEY)")
+    connection.close()
+    started.wait_caught_up()
+    return started
 
 
 def connect(pair: ReplicatedPair, index: int, **overrides: Any) -> Any:

@@ -8,23 +8,27 @@ run as the ``postgres`` user when we are root). For failover tests, ``Replicated
 runs two MariaDB servers as a primary and its replica, ``StandbyPair()`` a PostgreSQL
 primary and its synchronous streaming standby, ``GaleraCluster()`` three MariaDB nodes as
 a Galera cluster (Debian's ``galera-4``), ``ProxiedPair()`` two behind HAProxy.
-``FaultProxy`` relays a loopback TCP connection and injects network faults into it.
-Nothing here is needed to use resilient_dbapi itself.
+``FaultProxy`` relays a loopback TCP connection and injects network faults into it;
+``ServerFaults`` kills, times out or restarts the sessions of a database. Nothing here is
+needed to use resilient_dbapi itself, and the runtime package never imports it.
 
 The modules, by concern: ``servers`` (the launchers), ``replication`` (the replicated pair
 and its failover drill), ``pg_replication`` (the PostgreSQL pair), ``galera`` (the
 cluster and its drill), ``haproxy`` (the proxied pair and its drill), ``faults``
-(``FaultProxy``, ``kill_connection``) and ``ledger`` (``WriteLedger``, ``LedgerCheck``).
+(``FaultProxy``, ``ServerFaults``, ``kill_connection``), ``ledger`` (``WriteLedger``,
+``LedgerCheck``) and ``pytest_plugin`` (all of these as pytest fixtures: enable it with
+``pytest_plugins = ["resilient_dbapi.testing.pytest_plugin"]`` in a conftest.py).
 """
 
 from __future__ import annotations
 
-from .faults import FaultProxy, kill_connection
+from .faults import FaultProxy, ServerFaults, kill_connection
 from .galera import GaleraCluster, GaleraDrill, find_galera, galera_drill
 from .ledger import LedgerCheck, WriteLedger
 from .pg_replication import StandbyPair
 from .replication import FailoverDrill, ReplicatedPair, failover_drill
 from .servers import (
+    ExistingServer,
     MariaDBServer,
     PostgresServer,
     ServerUnavailable,
@@ -34,6 +38,7 @@ from .servers import (
 )
 
 __all__ = [
+    "ExistingServer",
     "FailoverDrill",
     "FaultProxy",
     "GaleraCluster",
@@ -42,6 +47,7 @@ __all__ = [
     "MariaDBServer",
     "PostgresServer",
     "ReplicatedPair",
+    "ServerFaults",
     "ServerUnavailable",
     "StandbyPair",
     "WriteLedger",

@@ -1,6 +1,7 @@
 """Network and server faults: ``FaultProxy`` relays a loopback TCP connection and injects
 network faults into it; ``kill_connection`` kills a MariaDB session and waits until it
-is gone.
+is gone; ``ServerFaults`` does to the sessions of a database what a server does to them
+on its own (kills them, times them out when idle, restarts).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["FaultProxy", "kill_connection"]
+__all__ = ["FaultProxy", "ServerFaults", "kill_connection"]
 
 
 class _Pair:
@@ -192,3 +194,97 @@ def kill_connection(admin: Any, thread_id: int, *, wait: float = 10.0) -> None:
             if cur.fetchone()[0] == 0:
                 return
             time.sleep(0.005)
+
+
+# Sessions a fault never touches: the server's own threads.
+_SYSTEM_USERS = ("system user", "event_scheduler")
+
+
+class ServerFaults:
+    """What a MariaDB server does to its clients' sessions, done on purpose, through
+    ``server.admin()`` connections (a :class:`~resilient_dbapi.testing.MariaDBServer` or
+    an :class:`~resilient_dbapi.testing.ExistingServer`).
+
+    ``database`` and ``user`` narrow every fault to the sessions of that database (their
+    current one) or user: those the code under test holds, not the test's own."""
+
+    def __init__(self, server: Any, *, database: str | None = None, user: str | None = None):
+        self.server = server
+        self.database = database
+        self.user = user
+
+    def sessions(self, *, idle_for: float | None = None) -> list[int]:
+        """The ids of the client sessions the faults would touch (``idle_for``: only
+        those idle, between statements, for at least that many seconds)."""
+        sql = (
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+            "AND USER NOT IN %s AND COMMAND NOT IN ('Daemon', 'Binlog Dump')"
+        )
+        args: list[Any] = [_SYSTEM_USERS]
+        if self.database is not None:
+            sql += " AND DB = %s"
+            args.append(self.database)
+        if self.user is not None:
+            sql += " AND USER = %s"
+            args.append(self.user)
+        if idle_for is not None:
+            sql += " AND COMMAND = 'Sleep' AND TIME_MS >= %s"
+            args.append(idle_for * 1000)
+        admin = self.server.admin()
+        try:
+            with admin.cursor() as cur:
+                cur.execute(sql, args)
+                return [int(row[0]) for row in cur.fetchall()]
+        finally:
+            admin.close()
+
+    def kill_connections(self, *, wait: float = 10.0) -> int:
+        """``KILL CONNECTION`` every session the faults touch (a DBA's kill, a failover
+        that drops every client); wait until the server dropped them. Returns how many."""
+        ids = self.sessions()
+        self._kill(ids, wait)
+        return len(ids)
+
+    def time_out_idle(self, idle_for: float = 0.0, *, wait: float = 10.0) -> int:
+        """End the sessions idle for at least ``idle_for`` seconds, as the server's
+        ``wait_timeout`` would (the server closes the socket; the client learns at its
+        next use). Returns how many."""
+        ids = self.sessions(idle_for=idle_for)
+        self._kill(ids, wait)
+        return len(ids)
+
+    @contextlib.contextmanager
+    def wait_timeout(self, seconds: int) -> Iterator[None]:
+        """Within the block, sessions that connect idle out after ``seconds``
+        (``SET GLOBAL wait_timeout``; the server's own value comes back afterwards).
+        A session reads the value when it connects: connect inside the block."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+            raise ValueError(f"wait_timeout is a whole number of seconds >= 1, not {seconds!r}")
+        admin = self.server.admin()
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SELECT @@GLOBAL.wait_timeout")
+                (before,) = cur.fetchone()
+                cur.execute("SET GLOBAL wait_timeout = %s", (seconds,))
+            try:
+                yield
+            finally:
+                with admin.cursor() as cur:
+                    cur.execute("SET GLOBAL wait_timeout = %s", (int(before),))
+        finally:
+            admin.close()
+
+    def restart(self, *, down_for: float = 0.0, kill: bool = False) -> None:
+        """Restart the server (``kill``: as a crash, SIGKILL), down for ``down_for``
+        seconds in between: every session ends. A server we did not start refuses."""
+        self.server.restart(down_for=down_for, kill=kill)
+
+    def _kill(self, ids: list[int], wait: float) -> None:
+        if not ids:
+            return
+        admin = self.server.admin()
+        try:
+            for thread_id in ids:
+                kill_connection(admin, thread_id, wait=wait)
+        finally:
+            admin.close()

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Self
 
 __all__ = [
     "AppUser",
+    "ExistingServer",
     "MariaDBServer",
     "PostgresServer",
     "ServerProcess",
@@ -139,6 +140,51 @@ class ServerProcess(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
+
+
+class ExistingServer:
+    """A MariaDB or MySQL server someone else runs (named by a DSN): connected to, never
+    restarted. Its ``connect_kwargs()`` and ``admin()`` are those of :class:`MariaDBServer`."""
+
+    def __init__(self, host: str, port: int, user: str, password: str) -> None:
+        self.host, self.port, self.user, self.password = host, port, user, password
+
+    @classmethod
+    def from_dsn(cls, dsn: str) -> ExistingServer:
+        """``mysql://user:password@host:port`` (the user root and port 3306 if left out)."""
+        import urllib.parse
+
+        url = urllib.parse.urlsplit(dsn)
+        if url.scheme not in ("mysql", "mariadb"):
+            raise ValueError(f"a MariaDB DSN is mysql://user:password@host:port, not {dsn!r}")
+        return cls(
+            url.hostname or "127.0.0.1",
+            url.port or 3306,
+            urllib.parse.unquote(url.username or "root"),
+            urllib.parse.unquote(url.password or ""),
+        )
+
+    def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            **overrides,
+        }
+
+    def admin(self, **overrides: Any) -> Any:
+        import pymysql
+
+        return pymysql.connect(
+            **self.connect_kwargs(autocommit=True, connect_timeout=5, **overrides)
+        )
+
+    def restart(self, *, down_for: float = 0.0, kill: bool = False) -> None:
+        raise ServerUnavailable(
+            f"the server at {self.host}:{self.port} is not ours to restart: use a throwaway "
+            "one (MariaDBServer, or the mariadb_server_own fixture)"
+        )
 
 
 class AppUser:

@@ -67,7 +67,7 @@ def _versions(server: Any) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.matrix``: run every case on throwaway servers, write the
     report and print it; exit status 1 if a case broke an invariant or differs from the
-    README in a way not listed in :data:`DIFFERS`."""
+    documented safety rules in a way not listed in :data:`DIFFERS`."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.matrix", description=__doc__)
     parser.add_argument("--out", type=Path, default=RESULTS / "fault_matrix.md")
     parser.add_argument("--only", help="comma-separated fault names (default: all)")

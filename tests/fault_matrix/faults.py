@@ -1,5 +1,5 @@
 """The faults of the matrix (each a :class:`~.trials.Fault`): how each is injected, and
-the outcome each operation must have under it, through each proxy, by the README's safety
+the outcome each operation must have under it, through each proxy, by the documented safety
 rules."""
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def outcomes(base: Mapping[str, str] | str, **changes: str) -> Mapping[str, str]
     return MappingProxyType(row)
 
 
-# What the README's safety rules give for a connection found dead at checkout (the socket
+# What the safety rules (docs/safety.md) give for a connection found dead at checkout (the socket
 # check, or the ping after `idle`): replaced before sending, except inside a transaction
 # with writes (no check runs there: the statement finds it) and for a stream half read.
 FOUND_BEFORE_SENDING = outcomes(RECOVERED, mid_txn=LOST, commit=UNKNOWN, sscursor_fetch=error(2013))
@@ -97,7 +97,7 @@ LOST_AFTER_SENDING = outcomes(UNKNOWN, autocommit_read=RECOVERED, sscursor_fetch
 IN_FLIGHT_IN_A_TRANSACTION = (
     "a write lost in flight inside a transaction is `TransactionLost` only once the server "
     "showed (session tracking) that this statement writes only tables it rolls back; the "
-    "cell's connection is new, so `OutcomeUnknown` (README, safety rules)"
+    "cell's connection is new, so `OutcomeUnknown` (docs/safety.md)"
 )
 
 
