@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from . import adapters
+from . import _telemetry, adapters
 from ._connector import Request, WrongRole, first_adapter
 from ._cursor_async import AsyncResilientCursor
 from ._cursor_base import cursor_kind
@@ -456,7 +456,13 @@ def creator(
 
 
 async def _open(request: Request) -> AsyncResilientConnection:
-    observer = Observer(request.listeners)
+    telemetry = _telemetry.active()
+    pool = ""
+    if telemetry is None:
+        observer = Observer(request.listeners)
+    else:
+        pool = _telemetry.pool_name(request)
+        observer = Observer((*request.listeners, telemetry.listener(pool)))
     engine = request.engine()
     connector = Connector(
         request.driver_connect,
@@ -477,19 +483,40 @@ async def _open(request: Request) -> AsyncResilientConnection:
         else:
             raw = connector.deferred(ask=False)  # see _replace_on
             adapter = first_adapter(raw, engine, adapters.async_adapter_for)
-            cls = forwarding_class(AsyncResilientConnection, raw, mixins=adapter.surface)
+            cls = forwarding_class(
+                AsyncResilientConnection, raw, mixins=_mixins(adapter, telemetry)
+            )
             made = cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)
+            _traced(made, telemetry, pool)
             _hold_probe(request, made, adapter)
             return made
     started = _monotonic()
     raw, (adapter, wait_timeout), attempts = await connector.open(
         engine, first_setup, observer, request.where
     )
-    cls = forwarding_class(AsyncResilientConnection, raw, mixins=adapter.surface)
+    cls = forwarding_class(AsyncResilientConnection, raw, mixins=_mixins(adapter, telemetry))
     conn = cls(raw, adapter, engine, connector, wait_timeout, request.on_connect, observer)
+    _traced(conn, telemetry, pool)
     observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
     _hold_probe(request, conn, adapter)
     return conn
+
+
+def _mixins(adapter: Inspector, telemetry: _telemetry.Telemetry | None) -> tuple[type, ...]:
+    if telemetry is None:
+        return adapter.surface
+    return (_telemetry.AsyncTracedConnection, *adapter.surface)
+
+
+def _traced(
+    conn: AsyncResilientConnection, telemetry: _telemetry.Telemetry | None, pool: str
+) -> None:
+    """A connection opened under a tracing integration: its operations and cursors
+    traced, and itself counted."""
+    if telemetry is not None:
+        conn._telemetry = telemetry
+        conn._cursor_mixins = (_telemetry.AsyncTracedCursor,)
+        telemetry.track(conn, pool)
 
 
 def _hold_probe(request: Request, conn: AsyncResilientConnection, adapter: Inspector) -> None:

@@ -75,6 +75,9 @@ class ConnectionBase:
     _status: Callable[[Any], tuple[bool, bool]]
     """The adapter's ``status``: ``(in_transaction, autocommit)`` as last reported."""
     _described: str
+    # Set on a connection opened under a tracing integration (see _telemetry).
+    _telemetry: Any = None
+    _cursor_mixins: tuple[type, ...] = ()
     # Guarded methods of some drivers only: hidden where the driver has no such method.
     _driver_methods = (
         "begin",

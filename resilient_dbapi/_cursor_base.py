@@ -35,7 +35,7 @@ def cursor_kind(cls: type, conn: Any, raw: Any) -> tuple[type, bool]:
     another (one wrapper class serves every driver cursor class)."""
     adapter = conn._adapter
     kind: tuple[type, bool] = (
-        forwarding_class(cls, raw, LATE_ATTRIBUTES, adapter.cursor_surface),
+        forwarding_class(cls, raw, LATE_ATTRIBUTES, conn._cursor_mixins + adapter.cursor_surface),
         adapter.unbuffered(raw),
     )
     if not wraps(raw):

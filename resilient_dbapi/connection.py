@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import adapters
+from . import _telemetry, adapters
 from ._connector import Request, WrongRole, first_adapter
 from ._cursor_base import cursor_kind
 from ._forwarding import forwarding_class
@@ -369,7 +369,13 @@ def creator(
 
 
 def _open(request: Request) -> ResilientConnection:
-    observer = Observer(request.listeners)
+    telemetry = _telemetry.active()
+    pool = ""
+    if telemetry is None:
+        observer = Observer(request.listeners)
+    else:
+        pool = _telemetry.pool_name(request)
+        observer = Observer((*request.listeners, telemetry.listener(pool)))
     engine = request.engine()
     connector = Connector(
         request.driver_connect,
@@ -387,19 +393,36 @@ def _open(request: Request) -> ResilientConnection:
     if request.deferred:
         raw = connector.deferred(ask=False)  # see _replace_on
         adapter = first_adapter(raw, engine, adapters.adapter_for)
-        cls = forwarding_class(ResilientConnection, raw, mixins=adapter.surface)
+        cls = forwarding_class(ResilientConnection, raw, mixins=_mixins(adapter, telemetry))
         made = cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)
+        _traced(made, telemetry, pool)
         _hold_probe(request, made, adapter)
         return made
     started = _monotonic()
     raw, (adapter, wait_timeout), attempts = connector.open(
         engine, first_setup, observer, request.where
     )
-    cls = forwarding_class(ResilientConnection, raw, mixins=adapter.surface)
+    cls = forwarding_class(ResilientConnection, raw, mixins=_mixins(adapter, telemetry))
     conn = cls(raw, adapter, engine, connector, wait_timeout, request.on_connect, observer)
+    _traced(conn, telemetry, pool)
     observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
     _hold_probe(request, conn, adapter)
     return conn
+
+
+def _mixins(adapter: Inspector, telemetry: _telemetry.Telemetry | None) -> tuple[type, ...]:
+    if telemetry is None:
+        return adapter.surface
+    return (_telemetry.TracedConnection, *adapter.surface)
+
+
+def _traced(conn: ResilientConnection, telemetry: _telemetry.Telemetry | None, pool: str) -> None:
+    """A connection opened under a tracing integration: its operations and cursors
+    traced, and itself counted."""
+    if telemetry is not None:
+        conn._telemetry = telemetry
+        conn._cursor_mixins = (_telemetry.TracedCursor,)
+        telemetry.track(conn, pool)
 
 
 def _hold_probe(request: Request, conn: ResilientConnection, adapter: Inspector) -> None:

@@ -35,6 +35,8 @@ NAMES = {
     "AsyncResilientConnection": "ResilientConnection",
     "AsyncConnectionBase": "ConnectionBase",
     "AsyncResilientCursor": "ResilientCursor",
+    "AsyncTracedConnection": "TracedConnection",
+    "AsyncTracedCursor": "TracedCursor",
     "AsyncOperations": "Operations",
     "AsyncAdapter": "Adapter",
     "async_adapter_for": "adapter_for",
