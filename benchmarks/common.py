@@ -101,13 +101,22 @@ class Context:
 
 @dataclass
 class Chart:
-    """A bar chart: one bar per label, and an optional target line."""
+    """A bar chart: one bar per label (the median), its spread as a whisker, a note
+    beside it, and an optional target line; or, with ``series``, one line per label."""
 
     filename: str  # e.g. "overhead_select1.png"
     title: str
     values: dict[str, float]
     ylabel: str = "ratio to the raw driver"
     target: float | None = None
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per label, the interval the whisker shows (e.g. the rounds' lowest and highest)."""
+    spread_label: str = "whiskers: lowest and highest round"
+    notes: dict[str, str] = field(default_factory=dict)
+    """Per label, a note written at the right (e.g. whether it survives a kill)."""
+    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """A line chart instead: per label, its (x, y) points; ``xlabel`` names x."""
+    xlabel: str = ""
 
 
 @dataclass(frozen=True)

@@ -199,11 +199,24 @@ def run(ctx: Context) -> list[Section]:
             + (f" PostgreSQL variants skipped: {no_postgres}." if no_postgres else ""),
         ]
     )
-    chart = Chart(
-        "failover.png",
-        "Failover: promotion to first write (median, s)",
-        {name.replace("`", ""): r["first_write_median_s"] for name, r in data.items()},
-        ylabel="seconds",
-        target=AWS_BEST,
-    )
-    return [Section("failover", title, markdown, data, charts=[chart], targets=[target])]
+    return [Section("failover", title, markdown, data, charts("failover", data), targets=[target])]
+
+
+def charts(key: str, data: dict[str, Any]) -> list[Chart]:
+    """The section's chart, from its data (see ``python -m benchmarks.charts``)."""
+    spread = {}
+    for name, r in data.items():
+        firsts = [t["first_write_s"] for t in r.get("trials", ()) if "first_write_s" in t]
+        if firsts:
+            spread[name] = (min(firsts), max(firsts))
+    return [
+        Chart(
+            "failover.png",
+            "Failover: promotion to first write (median, s)",
+            {name: r["first_write_median_s"] for name, r in data.items()},
+            ylabel="seconds",
+            target=AWS_BEST,
+            spread=spread,
+            spread_label="whiskers: fastest and slowest trial",
+        )
+    ]

@@ -179,6 +179,10 @@ MYSQL_DRIVERS = (
 PSYCOPG = Driver("psycopg", "psycopg", "psycopg", _psycopg, SHORT_SETS)
 AIOMYSQL_TARGET = 1.02
 SQLITE_TARGET = 1.3
+_NAMES = {d.key: d.name for d in (PYMYSQL, *MYSQL_DRIVERS, PSYCOPG)} | {
+    "aiomysql": "aiomysql",
+    "sqlite3": "sqlite3",
+}
 
 
 def _installed(module: str) -> bool:
@@ -414,24 +418,6 @@ def _section(
             what = f"Default policies vs raw {name}, {w.short}"
             parts.append(verdict(figure, limit, what))
             targets.append(Target(what, figure, limit))
-    charts = [
-        Chart(
-            filename=f"overhead_{key}.png",
-            title=f"{name}: default policies vs raw, per workload",
-            values={w.short: results[w.key][_variant(DEFAULT)]["ratio"] for w in workloads},
-            target=target,
-        )
-    ]
-    if key == PYMYSQL.key:
-        charts.append(
-            Chart(
-                filename="overhead_pymysql_policies.png",
-                title="PyMySQL, `SELECT 1`: each policy set vs raw",
-                values={
-                    label: results[SELECT1.key][_variant(label)]["ratio"] for label, _ in EVERY_SET
-                },
-            )
-        )
     data = {
         "server": server,
         "rounds": ctx.rounds,
@@ -440,14 +426,58 @@ def _section(
         "seconds": round(time.monotonic() - started, 1),
         "results": results,
     }
+    data["name"] = name
     return Section(
         f"overhead_{key}",
         f"Overhead: {name} ({server})",
         "\n\n".join(parts),
         data,
-        charts,
+        charts(f"overhead_{key}", data),
         targets,
     )
+
+
+def _spread(figures: dict[str, float]) -> tuple[float, float]:
+    return figures.get("ratio_min", figures["ratio"]), figures.get("ratio_max", figures["ratio"])
+
+
+def charts(key: str, data: dict[str, Any]) -> list[Chart]:
+    """The section's charts, from its data (see ``python -m benchmarks.charts``)."""
+    if "results" not in data:
+        return []  # skipped
+    results = data["results"]
+    driver = key.removeprefix("overhead_")
+    name = data.get("name") or _NAMES.get(driver, driver)
+    workloads = [w for w in WORKLOADS if w.key in results]
+    default = _variant(DEFAULT)
+    made = [
+        Chart(
+            filename=f"overhead_{driver}.png",
+            title=f"{name}: default policies vs raw, per workload",
+            values={w.short: results[w.key][default]["ratio"] for w in workloads},
+            spread={w.short: _spread(results[w.key][default]) for w in workloads},
+            target=data["target"],
+        )
+    ]
+    if driver == PYMYSQL.key and SELECT1.key in results:
+        select1 = results[SELECT1.key]
+        made.append(
+            Chart(
+                filename="overhead_pymysql_policies.png",
+                title="PyMySQL, SELECT 1: each policy set vs raw",
+                values={
+                    label: select1[_variant(label)]["ratio"]
+                    for label, _ in EVERY_SET
+                    if _variant(label) in select1
+                },
+                spread={
+                    label: _spread(select1[_variant(label)])
+                    for label, _ in EVERY_SET
+                    if _variant(label) in select1
+                },
+            )
+        )
+    return made
 
 
 def _skipped(key: str, name: str, module: str) -> Section:

@@ -36,6 +36,14 @@ from .common import Chart, Context, Section, interleaved, interleaved_async
 
 __all__ = ["run", "steps"]
 
+TITLES = {
+    "peers": "The peers: the same protective job (`SELECT 1` per request)",
+    "peers_async": "The asyncio peers: the same protective job (`SELECT 1` per request)",
+}
+BASELINES = {
+    "peers": "the unprotected raw driver (PyMySQL)",
+    "peers_async": "the unprotected raw driver (aiomysql)",
+}
 IDLE = 0.6  # past PingOnCheckout's skip_recent (0.5 s): the socket check is made
 KILL_WAIT = 5.0  # at most this long for a killed id to leave the processlist
 
@@ -171,8 +179,8 @@ def _sync_section(ctx: Context) -> Section:
         at_once = _survives_sync(variants, admin, 0.0)
     return _section(
         "peers",
-        "The peers: the same protective job (`SELECT 1` per request)",
-        "the unprotected raw driver (PyMySQL)",
+        TITLES["peers"],
+        BASELINES["peers"],
         "QueuePool's reset on return sends a ROLLBACK; a lone SteadyDB connection never "
         "pings (`ping=1` pings when a pool asks) and survives by sending the failed "
         "statement again",
@@ -312,8 +320,8 @@ def _async_section(ctx: Context) -> Section:
         loop.close()
     return _section(
         "peers_async",
-        "The asyncio peers: the same protective job (`SELECT 1` per request)",
-        "the unprotected raw driver (aiomysql)",
+        TITLES["peers_async"],
+        BASELINES["peers_async"],
         "aiomysql's pool pings nothing: at acquire it drops a connection whose reader the "
         "event loop has seen at EOF",
         variants,
@@ -478,12 +486,36 @@ def _section(
             "results": results,
             "survives_kill": survival,
         },
-        charts=[
-            Chart(
-                filename=f"{key}.png",
-                title=title,
-                values={v.name: results[v.name]["ratio"] for v in variants},
-                ylabel=f"ratio to {baseline}",
-            )
-        ],
+        charts=charts(key, {"results": results, "survives_kill": survival}),
     )
+
+
+def _survival_note(survives: dict[str, str]) -> str:
+    failed = [
+        when
+        for when, said in (("idle", survives["idle"]), ("at once", survives["at_once"]))
+        if not said.startswith("yes")
+    ]
+    if not failed:
+        return "survives the kill (idle and at once)"
+    return f"fails at the kill ({' and '.join(failed)})"
+
+
+def charts(key: str, data: dict[str, Any]) -> list[Chart]:
+    """The section's chart, from its data (see ``python -m benchmarks.charts``): the cost
+    of each variant, and whether it survives the kill, which is the point."""
+    results = data["results"]
+    survival = data.get("survives_kill", {})
+    return [
+        Chart(
+            filename=f"{key}.png",
+            title=TITLES[key],
+            values={name: r["ratio"] for name, r in results.items()},
+            spread={
+                name: (r.get("ratio_min", r["ratio"]), r.get("ratio_max", r["ratio"]))
+                for name, r in results.items()
+            },
+            notes={name: _survival_note(said) for name, said in survival.items()},
+            ylabel=f"ratio to {BASELINES[key]}",
+        )
+    ]

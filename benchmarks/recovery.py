@@ -329,13 +329,6 @@ def _recovery(ctx: Context) -> Section:
             "(a process that slept runs its next round trip slower)."
         )
     markdown = "\n\n".join(parts) + "\n"
-    chart = Chart(
-        filename="recovery_ratios.png",
-        title="First statement after a fault / fresh connect + statement",
-        values={name: r["ratio"] for name, r in results.items()},
-        ylabel="ratio to a fresh connect + statement",
-        target=TARGET,
-    )
     data = {
         "target": TARGET,
         "statement": STATEMENT,
@@ -348,7 +341,7 @@ def _recovery(ctx: Context) -> Section:
         title="Recovery: the first statement after a fault",
         markdown=markdown,
         data=data,
-        charts=[chart],
+        charts=charts("recovery", data),
         targets=[
             Target(
                 f"Recovery, {name}: first statement / fresh connect + statement", r["ratio"], TARGET
@@ -490,27 +483,56 @@ def _blackhole(ctx: Context) -> Section:
         f"{BLACKHOLE_TRIALS} trials per T; raw PyMySQL over the same blackhole (first "
         f"trial, alongside) is waited for at most {RAW_PATIENCE:g} T.\n\n" + "\n".join(lines) + "\n"
     )
-    values: dict[str, float] = {}
-    for r in results.values():
-        values[f"T = {r['timeout_s']:g} s (the ping timeout)"] = r["timeout_s"]
-        values[f"T = {r['timeout_s']:g} s: detected + recovered"] = r["seconds"]
-    chart = Chart(
-        filename="recovery_blackhole.png",
-        title="A blackholed connection: detection + recovery vs the ping timeout",
-        values=values,
-        ylabel="seconds",
-    )
+    data = {"ping_idle_s": PING_IDLE, "raw_patience_timeouts": RAW_PATIENCE, "by_timeout": results}
     return Section(
         key="blackhole",
         title="A blackholed connection: detection vs the ping timeout",
         markdown=markdown,
-        data={
-            "ping_idle_s": PING_IDLE,
-            "raw_patience_timeouts": RAW_PATIENCE,
-            "by_timeout": results,
-        },
-        charts=[chart],
+        data=data,
+        charts=charts("blackhole", data),
     )
+
+
+def charts(key: str, data: dict[str, Any]) -> list[Chart]:
+    """The section's chart, from its data (see ``python -m benchmarks.charts``)."""
+    if key == "recovery":
+        scenarios = data["scenarios"]
+        return [
+            Chart(
+                filename="recovery_ratios.png",
+                title="First statement after a fault / fresh connect + statement",
+                values={name: r["ratio"] for name, r in scenarios.items()},
+                spread={
+                    name: (r.get("ratio_min", r["ratio"]), r.get("ratio_max", r["ratio"]))
+                    for name, r in scenarios.items()
+                },
+                spread_label="whiskers: lowest and highest trial",
+                ylabel="ratio to a fresh connect + statement",
+                target=data["target"],
+            )
+        ]
+    timeouts = data["by_timeout"].values()
+    return [
+        Chart(
+            filename="recovery_blackhole.png",
+            title="A blackholed connection: detected and recovered within the ping timeout T",
+            values={f"T = {r['timeout_s']:g} s": r["seconds"] for r in timeouts},
+            spread={
+                f"T = {r['timeout_s']:g} s": (
+                    min(r.get("seconds_per_trial", [r["seconds"]])),
+                    max(r.get("seconds_per_trial", [r["seconds"]])),
+                )
+                for r in timeouts
+            },
+            spread_label="whiskers: lowest and highest trial",
+            notes={
+                f"T = {r['timeout_s']:g} s": f"raw PyMySQL: {r['raw_pymysql']}"
+                for r in timeouts
+                if r.get("raw_pymysql")
+            },
+            ylabel="seconds to the answer",
+        )
+    ]
 
 
 def run(ctx: Context) -> list[Section]:

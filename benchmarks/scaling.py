@@ -177,14 +177,6 @@ def run(ctx: Context) -> list[Section]:
         "the figures the median over rounds, the ratio proxied/raw per round. Statements/s "
         "counts both kinds over the round's wall time (median over rounds).\n\n" + "\n".join(lines)
     )
-    chart = Chart(
-        filename="scaling_ratio.png",
-        title="Default policies vs raw PyMySQL, by thread count",
-        values={
-            f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}": r["proxied"]["ratio"]
-            for r in results
-        },
-    )
     data = {"rounds": ctx.rounds, "results": results}
     return [
         Section(
@@ -192,6 +184,29 @@ def run(ctx: Context) -> list[Section]:
             "Scaling: 1, 8 and 32 threads, each on its own connection",
             markdown,
             data,
-            [chart],
+            charts("scaling", data),
+        )
+    ]
+
+
+def charts(key: str, data: dict[str, Any]) -> list[Chart]:
+    """The section's chart, from its data (see ``python -m benchmarks.charts``)."""
+
+    def label(r: dict[str, Any]) -> str:
+        return f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}"
+
+    results = data["results"]
+    return [
+        Chart(
+            filename="scaling_ratio.png",
+            title="Default policies vs raw PyMySQL, by thread count",
+            values={label(r): r["proxied"]["ratio"] for r in results},
+            spread={
+                label(r): (
+                    r["proxied"].get("ratio_min", r["proxied"]["ratio"]),
+                    r["proxied"].get("ratio_max", r["proxied"]["ratio"]),
+                )
+                for r in results
+            },
         )
     ]

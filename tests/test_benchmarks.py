@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,40 @@ def test_bad_arguments_name_what_is_allowed(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["--rounds", "0"])
     assert "--rounds" in capsys.readouterr().err
+
+
+def test_the_charts_show_spread_the_kill_and_plain_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawn again from the committed run's results.json: every section's chart, bars
+    with their spread, the peers with whether each survives the kill, labels without
+    markdown, and the memory run as lines (its growth, zero, drew nothing as bars)."""
+    import matplotlib.axes
+
+    from benchmarks import charts, memory, peers
+
+    committed = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+    written = charts.redraw(committed / "results.json", tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in committed.glob("*.png"))
+
+    sections = json.loads((committed / "results.json").read_text())["sections"]
+    (chart,) = peers.charts("peers", sections["peers"])
+    assert chart.spread and set(chart.spread) == set(chart.values)
+    assert chart.notes["resilient_dbapi, default policies, one connection"] == (
+        "survives the kill (idle and at once)"
+    )
+    assert chart.notes["raw PyMySQL, one connection (unprotected)"].startswith("fails at the kill")
+    (lines,) = memory.charts("memory", sections["memory"])
+    assert all(len(points) > 10 for points in lines.series.values())
+
+    shown: list[str] = []
+    real = matplotlib.axes.Axes.set_yticks
+
+    def seen(self: Any, ticks: Any, labels: Any = None, **kwargs: Any) -> Any:
+        shown.extend(labels or ())
+        return real(self, ticks, labels=labels, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_yticks", seen)
+    charts.draw(chart, tmp_path)
+    assert shown and not any("`" in label or "**" in label for label in shown)
+    assert any("ping() before each request" in label for label in shown)
