@@ -487,7 +487,7 @@ async def _open(request: Request) -> AsyncResilientConnection:
                 AsyncResilientConnection, raw, mixins=_mixins(adapter, telemetry)
             )
             made = cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)
-            _traced(made, telemetry, pool)
+            _traced(made, telemetry, pool, request)
             _hold_probe(request, made, adapter)
             return made
     started = _monotonic()
@@ -496,7 +496,7 @@ async def _open(request: Request) -> AsyncResilientConnection:
     )
     cls = forwarding_class(AsyncResilientConnection, raw, mixins=_mixins(adapter, telemetry))
     conn = cls(raw, adapter, engine, connector, wait_timeout, request.on_connect, observer)
-    _traced(conn, telemetry, pool)
+    _traced(conn, telemetry, pool, request)
     observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
     _hold_probe(request, conn, adapter)
     return conn
@@ -509,14 +509,17 @@ def _mixins(adapter: Inspector, telemetry: _telemetry.Telemetry | None) -> tuple
 
 
 def _traced(
-    conn: AsyncResilientConnection, telemetry: _telemetry.Telemetry | None, pool: str
+    conn: AsyncResilientConnection,
+    telemetry: _telemetry.Telemetry | None,
+    pool: str,
+    request: Request,
 ) -> None:
     """A connection opened under a tracing integration: its operations and cursors
     traced, and itself counted."""
     if telemetry is not None:
         conn._telemetry = telemetry
         conn._cursor_mixins = (_telemetry.AsyncTracedCursor,)
-        telemetry.track(conn, pool)
+        telemetry.track(conn, pool, _telemetry.namespace(request))
 
 
 def _hold_probe(request: Request, conn: AsyncResilientConnection, adapter: Inspector) -> None:

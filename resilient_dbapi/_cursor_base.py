@@ -75,7 +75,7 @@ class CursorBase:
             names["fetchone"] = raw.fetchone
             names["fetchmany"] = raw.fetchmany
             names["fetchall"] = raw.fetchall
-        if conn._in_process:
+        if conn._in_process and conn._telemetry is None:
             self.__dict__["execute"] = raw.execute
 
     def _bind(self, raw: Any, unbuffered: bool) -> Any:
@@ -100,9 +100,10 @@ class CursorBase:
             names["fetchone"] = raw.fetchone
             names["fetchmany"] = raw.fetchmany
             names["fetchall"] = raw.fetchall
-        if conn._in_process:
+        if conn._in_process and conn._telemetry is None:
             # An in-process database is never replaced and loses nothing: its statements
-            # go straight to the driver, at the driver's cost, with the driver's errors.
+            # go straight to the driver, at the driver's cost, with the driver's errors
+            # (unless traced: then through the tracing mixin's execute).
             names["execute"] = raw.execute
         return raw
 

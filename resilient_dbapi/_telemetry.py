@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .events import Event
 
-__all__ = ["Telemetry", "active", "install", "uninstall"]
+__all__ = ["Telemetry", "active", "install", "namespace", "pool_name", "uninstall"]
 
 
 class Telemetry(Protocol):
@@ -31,8 +31,9 @@ class Telemetry(Protocol):
     def listener(self, pool: str) -> Callable[[Event], object]:
         """The listener of the connections opened for ``pool`` (their events)."""
 
-    def track(self, conn: Any, pool: str) -> None:
-        """A connection opened for ``pool``, counted until it is closed or collected."""
+    def track(self, conn: Any, pool: str, namespace: str | None) -> None:
+        """A connection opened for ``pool`` (on database ``namespace``), counted until it
+        is closed or collected."""
 
 
 _active: Telemetry | None = None
@@ -55,9 +56,14 @@ def active() -> Telemetry | None:
 
 
 class TracedConnection:
-    """In front of a connection proxy: ``commit`` and ``rollback`` as operations."""
+    """In front of a connection proxy: ``begin``, ``commit`` and ``rollback`` as
+    operations (``begin`` stays hidden where the driver has none)."""
 
     _telemetry: Telemetry
+
+    def begin(self) -> None:
+        with self._telemetry.operation(self, "begin"):
+            super().begin()  # type: ignore[misc]
 
     def commit(self) -> None:
         with self._telemetry.operation(self, "commit"):
@@ -72,6 +78,10 @@ class AsyncTracedConnection:
     """:class:`TracedConnection` for the asyncio proxy."""
 
     _telemetry: Telemetry
+
+    async def begin(self) -> None:
+        with self._telemetry.operation(self, "begin"):
+            await super().begin()  # type: ignore[misc]
 
     async def commit(self) -> None:
         with self._telemetry.operation(self, "commit"):
@@ -94,10 +104,15 @@ class TracedCursor:
 
     _conn: Any
 
-    def execute(self, query: Any, args: Any = None) -> Any:
+    _raw: Any
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         conn = self._conn
         with conn._telemetry.operation(conn, "execute", query):
-            return super().execute(query, args)  # type: ignore[misc]
+            if conn._in_process:
+                # Straight to the driver, as untraced (with its own signature).
+                return self._raw.execute(query, *args, **kwargs)
+            return super().execute(query, *args, **kwargs)  # type: ignore[misc]
 
     def executemany(self, query: Any, args: Any) -> Any:
         conn = self._conn
@@ -115,10 +130,10 @@ class AsyncTracedCursor:
 
     _conn: Any
 
-    async def execute(self, query: Any, args: Any = None) -> Any:
+    async def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         conn = self._conn
         with conn._telemetry.operation(conn, "execute", query):
-            return await super().execute(query, args)  # type: ignore[misc]
+            return await super().execute(query, *args, **kwargs)  # type: ignore[misc]
 
     async def executemany(self, query: Any, args: Any) -> Any:
         conn = self._conn
@@ -140,8 +155,14 @@ def pool_name(request: Any) -> str:
     if memory is not None:
         driver = name.split(" ")[0]
         name = f"{driver} {','.join(str(host) for host in memory.failover.hosts)}"
+    database = namespace(request)
+    return f"{name}/{database}" if database else name
+
+
+def namespace(request: Any) -> str | None:
+    """The database the connections of ``request`` open on, if it says."""
     kwargs = request.kwargs
     database = kwargs.get("database") or kwargs.get("db") or kwargs.get("dbname")
     if isinstance(database, bytes):
         database = database.decode(errors="replace")
-    return f"{name}/{database}" if isinstance(database, str) and database else name
+    return database if isinstance(database, str) and database else None

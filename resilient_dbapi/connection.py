@@ -395,7 +395,7 @@ def _open(request: Request) -> ResilientConnection:
         adapter = first_adapter(raw, engine, adapters.adapter_for)
         cls = forwarding_class(ResilientConnection, raw, mixins=_mixins(adapter, telemetry))
         made = cls(raw, adapter, engine, connector, None, request.on_connect, observer, True)
-        _traced(made, telemetry, pool)
+        _traced(made, telemetry, pool, request)
         _hold_probe(request, made, adapter)
         return made
     started = _monotonic()
@@ -404,7 +404,7 @@ def _open(request: Request) -> ResilientConnection:
     )
     cls = forwarding_class(ResilientConnection, raw, mixins=_mixins(adapter, telemetry))
     conn = cls(raw, adapter, engine, connector, wait_timeout, request.on_connect, observer)
-    _traced(conn, telemetry, pool)
+    _traced(conn, telemetry, pool, request)
     observer.emit(Connected(adapter.describe(raw), attempts, _monotonic() - started))
     _hold_probe(request, conn, adapter)
     return conn
@@ -416,13 +416,18 @@ def _mixins(adapter: Inspector, telemetry: _telemetry.Telemetry | None) -> tuple
     return (_telemetry.TracedConnection, *adapter.surface)
 
 
-def _traced(conn: ResilientConnection, telemetry: _telemetry.Telemetry | None, pool: str) -> None:
+def _traced(
+    conn: ResilientConnection,
+    telemetry: _telemetry.Telemetry | None,
+    pool: str,
+    request: Request,
+) -> None:
     """A connection opened under a tracing integration: its operations and cursors
     traced, and itself counted."""
     if telemetry is not None:
         conn._telemetry = telemetry
         conn._cursor_mixins = (_telemetry.TracedCursor,)
-        telemetry.track(conn, pool)
+        telemetry.track(conn, pool, _telemetry.namespace(request))
 
 
 def _hold_probe(request: Request, conn: ResilientConnection, adapter: Inspector) -> None:

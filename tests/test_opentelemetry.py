@@ -111,6 +111,7 @@ def test_one_client_span_per_operation_with_the_conventions_attributes(
         assert span.attributes["db.operation.name"] == span.name
         assert span.attributes["server.address"] == db["host"]
         assert span.attributes["server.port"] == db["port"]
+        assert span.attributes["db.namespace"] == db["database"]
         assert "db.query.text" not in span.attributes  # only when asked for
         assert all("secret-value" not in str(v) for v in span.attributes.values())
     assert spans[2].attributes is not None
@@ -196,7 +197,9 @@ def test_a_lost_transaction_is_an_error_span_with_the_verdict_as_its_event(
     assert insert.attributes["db.response.status_code"] == str(lost.value.args[0])
     assert "resilient_dbapi.transaction_lost" in [event.name for event in insert.events]
     lost_work = traced.points("resilient_dbapi.work_lost")
-    assert [(p.attributes["kind"], p.value) for p in lost_work] == [("transaction_lost", 1)]
+    assert [(p.attributes["resilient_dbapi.kind"], p.value) for p in lost_work] == [
+        ("transaction_lost", 1)
+    ]
 
 
 @pytest.fixture
@@ -361,7 +364,9 @@ def test_connections_opened_without_instrumentation_have_nothing_of_it(
     tracing mixins are not even in the proxy's classes (the hot path pays nothing)."""
     before = resilient_dbapi.connect(pymysql.connect, **db)
     instrumentor = ResilientDbapiInstrumentor()
-    instrumentor.instrument(tracer_provider=otel.tracer_provider)
+    instrumentor.instrument(
+        tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
+    )
     during = resilient_dbapi.connect(pymysql.connect, **db)
     instrumentor.uninstrument()
     after = resilient_dbapi.connect(pymysql.connect, **db)
@@ -403,3 +408,59 @@ def test_opentelemetry_instrument_finds_the_instrumentor_by_its_entry_point() ->
         if point.name == "resilient_dbapi"
     ]
     assert found.load() is ResilientDbapiInstrumentor
+
+
+def test_sqlite_statements_are_traced_too(traced: Telemetry) -> None:
+    """An in-process database's statements go straight to the driver untraced (at the
+    driver's cost); traced, they go through the span."""
+    import sqlite3
+
+    conn = resilient_dbapi.connect(sqlite3.connect, ":memory:")
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE t (x INT)")
+    cur.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    spans = traced.finished()
+    assert _names(spans) == ["CREATE", "INSERT", "COMMIT"]
+    assert {s.attributes["db.system.name"] for s in spans if s.attributes} == {"sqlite"}
+
+
+def test_begin_is_an_operation_and_suppression_is_honoured(
+    traced: Telemetry, db: dict[str, Any]
+) -> None:
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    conn.begin()
+    with suppress_instrumentation():
+        conn.cursor().execute("SELECT 1")  # a health check the application hides
+    conn.rollback()
+    conn.close()
+    assert _names(traced.finished()) == ["BEGIN", "ROLLBACK"]
+    durations = traced.points("db.client.operation.duration")
+    assert sorted(p.attributes["db.operation.name"] for p in durations) == ["BEGIN", "ROLLBACK"]
+
+
+def test_instrumenting_again_on_the_same_meter_provider_keeps_counting(
+    otel: Telemetry, db: dict[str, Any]
+) -> None:
+    """The SDK hands back the first instrument of a name, with its first callback: the
+    connections opened after a second ``instrument()`` are still counted."""
+    instrumentor = ResilientDbapiInstrumentor()
+    providers = {"tracer_provider": otel.tracer_provider, "meter_provider": otel.meter_provider}
+    instrumentor.instrument(**providers)
+    first = resilient_dbapi.connect(pymysql.connect, **db)
+    instrumentor.uninstrument()
+    instrumentor.instrument(**providers)
+    try:
+        second = resilient_dbapi.connect(pymysql.connect, **db)
+        states = {
+            p.attributes["db.client.connection.state"]: p.value
+            for p in otel.points("db.client.connection.count")
+        }
+        assert states == {"idle": 2, "used": 0}
+        first.close()
+        second.close()
+    finally:
+        instrumentor.uninstrument()

@@ -4,7 +4,7 @@
 finds it by its entry point) traces every connection opened from then on:
 
 - one ``CLIENT`` span per logical operation (``execute``, ``executemany``,
-  ``callproc``, ``commit``, ``rollback``), around all of it: the checks, a reconnect,
+  ``callproc``, ``begin``, ``commit``, ``rollback``), around all of it: the checks, a reconnect,
   a statement sent again. Attributes follow the database conventions:
   ``db.system.name``, ``db.operation.name``, ``server.address`` and ``server.port`` of
   the last server contacted, and on failure ``db.response.status_code`` and
@@ -19,18 +19,19 @@ finds it by its entry point) traces every connection opened from then on:
   ``db.client.connection.count`` (``idle`` or ``used``: in an operation or a
   transaction) and ``db.client.connection.create_time`` (s, reconnects included) for the
   connections of each ``connect()`` or ``creator()`` (``db.client.connection.pool.name``);
-  and the library's own ``resilient_dbapi.connection.replacements`` (by ``reason``) and
-  ``resilient_dbapi.work_lost`` (by ``kind``).
+  and the library's own ``resilient_dbapi.connection.replacements`` and
+  ``resilient_dbapi.work_lost``.
 
-Nothing is counted twice: under OpenTelemetry's own DB-API instrumentation of the driver
-(``PyMySQLInstrumentor`` ...), the driver's spans and metrics are suppressed inside ours
-(one span per logical operation, not one per attempt); where another instrumentation
-already opened a database span around ours (a DB-API integration wrapping
-``resilient_dbapi.connect``), that span gets our events and ours is not made.
+Under OpenTelemetry's own DB-API instrumentation of the driver (``PyMySQLInstrumentor``
+...), the driver's spans and metrics are suppressed inside ours (one span per logical
+operation, not one per attempt); where another instrumentation's database span is
+current around ours (a DB-API integration wrapping ``resilient_dbapi.connect``), that span
+gets our events and ours is not made. ``suppress_instrumentation()`` is honoured.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -65,19 +66,41 @@ _OPERATION = context.create_key("resilient_dbapi.operation")
 # The conventions' advice for db.client.operation.duration.
 _BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 _perf = time.perf_counter
-_FIXED = {"commit": "COMMIT", "rollback": "ROLLBACK", "callproc": "CALL"}
+log = logging.getLogger("resilient_dbapi.telemetry")
+# How an operation is recorded: not at all (suppressed), as our own span, or as events
+# on another instrumentation's database span.
+_QUIET, _OWN, _ANNOTATE = object(), object(), object()
+_UNKNOWN = object()
 # The first keyword of a statement, past comments and an opening parenthesis.
 _FIRST_WORD = re.compile(r"(?:\s+|/\*.*?\*/|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|\()*([A-Za-z]+)", re.S)
 _LOST_WORK = (TransactionLost, OutcomeUnknown, SessionLost)
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+_CACHED_TEXT = 2048  # longer texts (values written into them) are not kept as keys
+_FIXED = {
+    "begin": "BEGIN",
+    "commit": "COMMIT",
+    "rollback": "ROLLBACK",
+    "callproc": "CALL",
+}
 
 
 def _operation_name(query: Any) -> str | None:
     if isinstance(query, bytes):
-        query = query[:200].decode("utf-8", "replace")
+        query = query[:400].decode("utf-8", "replace")
     if not isinstance(query, str):
         return None  # psycopg's sql.Composed: its text needs the connection
-    found = _FIRST_WORD.match(query)
+    found = _FIRST_WORD.match(query[:400])
     return found.group(1).upper() if found else None
+
+
+def _status_code(code: Any) -> str | None:
+    """The driver's error code as the conventions want it: a number (MySQL's), or a
+    SQLSTATE (PostgreSQL's); not a class name (the generic adapter's stand-in)."""
+    if isinstance(code, int) and not isinstance(code, bool):
+        return str(code)
+    if isinstance(code, str) and _SQLSTATE.fullmatch(code):
+        return code
+    return None
 
 
 def _event_name(event: Event) -> str:
@@ -92,7 +115,9 @@ def _event_attributes(event: Event) -> dict[str, Any]:
         if value is None:
             continue
         if spec.name == "code":
-            attributes["db.response.status_code"] = str(value)
+            code = _status_code(value)
+            if code is not None:
+                attributes["db.response.status_code"] = code
         elif spec.name == "where":
             attributes["resilient_dbapi.server"] = value
         elif isinstance(value, tuple):
@@ -145,8 +170,8 @@ class _Operation:
     __slots__ = (
         "_batch",
         "_conn",
+        "_mode",
         "_name",
-        "_own",
         "_query",
         "_span",
         "_started",
@@ -162,9 +187,12 @@ class _Operation:
         self._name = name
         self._query = query
         self._batch = batch
+        self._mode = _QUIET
+        self._token: object = None
 
     def __enter__(self) -> _Operation:
-        telemetry = self._telemetry
+        if context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return self  # suppress_instrumentation(): nothing of ours either
         current = trace.get_current_span()
         outer = getattr(current, "attributes", None)
         if (
@@ -175,14 +203,14 @@ class _Operation:
         ):
             # Another instrumentation's database span around ours (a DB-API integration
             # wrapping resilient_dbapi.connect): it gets our events, nothing is doubled.
-            self._own = False
+            self._mode = _ANNOTATE
             self._span = current
             self._token = context.attach(context.set_value(_OPERATION, self))
             return self
-        self._own = True
-        self._span = telemetry.tracer.start_span(
-            self._operation or self._system, kind=SpanKind.CLIENT
+        self._span = self._telemetry.tracer.start_span(
+            self._operation or self._telemetry.system(self._conn), kind=SpanKind.CLIENT
         )
+        self._mode = _OWN
         ctx = trace.set_span_in_context(self._span)
         # The driver's own DB-API instrumentation, if any, would count the same
         # statement again (once per attempt): it stays quiet inside ours.
@@ -200,10 +228,6 @@ class _Operation:
                 name = f"BATCH {name}" if self._batch is None or self._batch > 1 else name
         return name
 
-    @property
-    def _system(self) -> str:
-        return self._telemetry.system(self._conn)
-
     def event(self, event: Event) -> None:
         self._span.add_event(_event_name(event), _event_attributes(event))
 
@@ -213,14 +237,26 @@ class _Operation:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        context.detach(self._token)
-        if not self._own:
+        if self._token is not None:
+            context.detach(self._token)  # type: ignore[arg-type]
+        if self._mode is not _OWN:
             return
         elapsed = _perf() - self._started
+        span = self._span
+        try:
+            self._finish(span, elapsed, exc)
+        except Exception:  # telemetry must never replace the caller's outcome
+            log.debug("resilient_dbapi: recording an operation failed", exc_info=True)
+        finally:
+            span.end()
+
+    def _finish(self, span: Any, elapsed: float, exc: BaseException | None) -> None:
         telemetry = self._telemetry
         conn = self._conn
-        span = self._span
-        attributes: dict[str, Any] = {"db.system.name": self._system}
+        attributes: dict[str, Any] = {"db.system.name": telemetry.system(conn)}
+        namespace = telemetry.namespace(conn)
+        if namespace is not None:
+            attributes["db.namespace"] = namespace
         operation = self._operation
         if operation is not None:
             attributes["db.operation.name"] = operation
@@ -230,12 +266,14 @@ class _Operation:
         if port is not None:
             attributes["server.port"] = port
         if exc is not None:
-            code = conn._adapter.error_code(exc) if isinstance(exc, Exception) else None
+            code = (
+                _status_code(conn._adapter.error_code(exc)) if isinstance(exc, Exception) else None
+            )
             if code is not None:
-                attributes["db.response.status_code"] = str(code)
+                attributes["db.response.status_code"] = code
             cls = type(exc)
             attributes["error.type"] = f"{cls.__module__}.{cls.__qualname__}"
-        telemetry.duration.record(elapsed, attributes)
+        telemetry.instruments.duration.record(elapsed, attributes)
         if self._batch is not None and self._batch > 1:
             attributes["db.operation.batch.size"] = self._batch
         if self._name == "callproc" and isinstance(self._query, str):
@@ -249,15 +287,14 @@ class _Operation:
         if exc is not None:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
-        span.end()
 
 
-class _OpenTelemetry:
-    """The integration: spans, events and metrics for the connections it traces."""
+class _Instruments:
+    """The instruments of one meter, made once: a second ``instrument()`` on the same
+    meter provider gets the same ones (the SDK would hand back the first instrument of a
+    name, with its first callback), and the connections both count."""
 
-    def __init__(self, tracer: Tracer, meter: Meter, capture_query_text: bool) -> None:
-        self.tracer = tracer
-        self.capture_query_text = capture_query_text
+    def __init__(self, meter: Meter) -> None:
         self.duration = meter.create_histogram(
             "db.client.operation.duration",
             unit="s",
@@ -281,6 +318,11 @@ class _OpenTelemetry:
             description="Work a dropped connection took with it: a transaction lost, "
             "an outcome unknown, a session's state lost.",
         )
+        # Each traced connection, with its pool's name and its database.
+        self.connections: weakref.WeakKeyDictionary[Any, tuple[str, str | None]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.lock = threading.Lock()
         meter.create_observable_up_down_counter(
             "db.client.connection.count",
             callbacks=[self._count],
@@ -288,8 +330,45 @@ class _OpenTelemetry:
             description="The number of connections that are currently in state "
             "described by the state attribute.",
         )
-        self._connections: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
+
+    def _count(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self.lock:
+            connections = [(conn, known[0]) for conn, known in list(self.connections.items())]
+        counts: dict[tuple[str, str], int] = {}
+        for conn, pool in connections:
+            if conn._closed:
+                continue
+            engine = conn._engine
+            used = conn._guard.locked() or engine.txn_writes or engine.explicit
+            key = (pool, "used" if used else "idle")
+            counts[key] = counts.get(key, 0) + 1
+        for pool in {pool for _, pool in connections}:
+            for state in ("idle", "used"):
+                yield Observation(
+                    counts.get((pool, state), 0),
+                    {"db.client.connection.pool.name": pool, "db.client.connection.state": state},
+                )
+
+
+_instruments: weakref.WeakKeyDictionary[Meter, _Instruments] = weakref.WeakKeyDictionary()
+_instruments_lock = threading.Lock()
+
+
+def _instruments_of(meter: Meter) -> _Instruments:
+    with _instruments_lock:
+        made = _instruments.get(meter)
+        if made is None:
+            made = _instruments[meter] = _Instruments(meter)
+        return made
+
+
+class _OpenTelemetry:
+    """The integration: spans, events and metrics for the connections it traces."""
+
+    def __init__(self, tracer: Tracer, meter: Meter, capture_query_text: bool) -> None:
+        self.tracer = tracer
+        self.capture_query_text = capture_query_text
+        self.instruments = _instruments_of(meter)
         self._operations: dict[Any, str | None] = {}
         self._servers: dict[str, tuple[str | None, int | None]] = {}
         self._systems: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
@@ -303,34 +382,43 @@ class _OpenTelemetry:
 
     def listener(self, pool: str) -> Callable[[Event], object]:
         pool_attributes = {"db.client.connection.pool.name": pool}
+        instruments = self.instruments
 
         def on_event(event: Event) -> None:
             operation = context.get_value(_OPERATION)
             if isinstance(operation, _Operation):
                 operation.event(event)
+            if context.get_value(_SUPPRESS_INSTRUMENTATION_KEY) and operation is None:
+                return  # inside suppress_instrumentation(), outside our operations
             if isinstance(event, Connected | Reconnected):
-                self.create_time.record(event.seconds, pool_attributes)
+                instruments.create_time.record(event.seconds, pool_attributes)
             if isinstance(event, Reconnected):
-                self.replacements.add(1, {**pool_attributes, "reason": event.reason})
+                instruments.replacements.add(
+                    1, {**pool_attributes, "resilient_dbapi.reason": event.reason}
+                )
             elif isinstance(event, _LOST_WORK):
                 kind = _event_name(event).removeprefix("resilient_dbapi.")
-                self.work_lost.add(1, {**pool_attributes, "kind": kind})
+                instruments.work_lost.add(1, {**pool_attributes, "resilient_dbapi.kind": kind})
 
         return on_event
 
-    def track(self, conn: Any, pool: str) -> None:
-        with self._lock:
-            self._connections[conn] = pool
+    def track(self, conn: Any, pool: str, namespace: str | None) -> None:
+        instruments = self.instruments
+        with instruments.lock:
+            instruments.connections[conn] = (pool, namespace)
 
     # -- what the operations ask, cached -------------------------------------------
 
+    def namespace(self, conn: Any) -> str | None:
+        known = self.instruments.connections.get(conn)
+        return known[1] if known is not None else None
+
     def operation_name(self, query: Any) -> str | None:
-        try:
-            return self._operations[query]
-        except KeyError:
-            pass
-        except TypeError:  # not hashable
+        if not isinstance(query, str | bytes) or len(query) > _CACHED_TEXT:
             return _operation_name(query)
+        found = self._operations.get(query, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
         name = _operation_name(query)
         if len(self._operations) >= 4096:
             self._operations.clear()  # bounded: texts made up per call never pile up
@@ -353,24 +441,6 @@ class _OpenTelemetry:
         system = _system(conn)
         self._systems[conn] = (conn._gen, system)
         return system
-
-    def _count(self, options: CallbackOptions) -> Iterable[Observation]:
-        counts: dict[tuple[str, str], int] = {}
-        with self._lock:
-            connections = list(self._connections.items())
-        for conn, pool in connections:
-            if conn._closed:
-                continue
-            engine = conn._engine
-            used = conn._guard.locked() or engine.txn_writes or engine.explicit
-            key = (pool, "used" if used else "idle")
-            counts[key] = counts.get(key, 0) + 1
-        for pool in {pool for _, pool in connections}:
-            for state in ("idle", "used"):
-                yield Observation(
-                    counts.get((pool, state), 0),
-                    {"db.client.connection.pool.name": pool, "db.client.connection.state": state},
-                )
 
 
 class ResilientDbapiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
