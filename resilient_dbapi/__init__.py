@@ -22,7 +22,7 @@ from .errors import (
     TransactionLostError,
 )
 from .hosts import HostProbe
-from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, RetryOnError
+from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, ReplayTransaction, RetryOnError
 from .transaction import run_transaction
 
 __version__ = "0.1.0"
@@ -42,6 +42,7 @@ __all__ = [
     "NoSuitableHostError",
     "OutcomeUnknownError",
     "PingOnCheckout",
+    "ReplayTransaction",
     "ResilientConnection",
     "ResilientCursor",
     "ResilientError",

@@ -34,7 +34,8 @@ def resolve_policies(policies: Sequence[Policy] | str | None) -> list[Policy]:
     if not isinstance(policies, list | tuple):
         raise TypeError(
             "policies must be None (the defaults), a profile name or path, or a list of policies "
-            "(PingOnCheckout, MaxAge, RetryOnError, DeadPeerTimeout, ErrorTable); "
+            "(PingOnCheckout, MaxAge, RetryOnError, DeadPeerTimeout, ReplayTransaction, "
+            "ErrorTable); "
             f"got {type_name(policies)}"
         )
     return list(policies)

@@ -8,6 +8,7 @@ physical connection), and their generated sync twins, hold only what awaits.
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 import weakref
@@ -21,6 +22,7 @@ from ._error_factories import (
     history_lost_error,
     lost_again_error,
     new_error,
+    replay_failed_error,
     session_lost_before_send,
     socket_gone_error,
     tls_downgrade_error,
@@ -28,7 +30,7 @@ from ._error_factories import (
 )
 from ._probe import Prober
 from .adapters import Adapter, AsyncAdapter, Inspector, Liveness
-from .engine import Engine, Op, Reason, Verdict
+from .engine import Engine, LogEntry, Op, Reason, Verdict
 from .error_kinds import Code
 from .events import (
     Connected,
@@ -411,12 +413,12 @@ class ConnectionBase:
             return False  # nothing to ask, or asked already: no need for the driver's status
         return engine.asks_table(stmt, self._status(self._raw)[1]) is not None
 
-    def _dead_before_sending(self, op: Op, stmt: Statement) -> None:
+    def _dead_before_sending(self, op: Op, stmt: Statement) -> Verdict | None:
         """Before such a write: the socket check (microseconds). A connection found
         closed proves the statement was never sent: the transaction is provably lost,
-        not of unknown outcome (raises the verdict's error)."""
+        not of unknown outcome (raises the verdict's error, or returns REPLAY)."""
         if self._probe() is not Liveness.DEAD or self._adapter.busy(self._raw):
-            return  # alive, or an unbuffered result is being read: rows, not news
+            return None  # alive, or an unbuffered result is being read: rows, not news
         adapter = self._adapter
         exc = new_error(
             adapter,
@@ -424,7 +426,41 @@ class ConnectionBase:
             adapter.gone_code,
             "the server closed the connection (found before sending)",
         )
-        self._failed(exc, op, stmt, 0, sent=False)
+        return self._failed(exc, op, stmt, 0, sent=False)
+
+    # -- verified replay (ReplayTransaction) ---------------------------------------
+
+    def _logged(
+        self, stmt: Statement, method: str, query: Any = None, args: Any = None, cursor: Any = None
+    ) -> None:
+        """With replay on, after an operation succeeded: keep it for a replay while a
+        transaction is open (see :meth:`Engine.logged`); ``cursor``: the proxy cursor
+        whose buffered result the caller can now read."""
+        engine = self._engine
+        now = _monotonic()
+        if not engine.txn_writes:
+            engine.logged(stmt, None, 0, now)  # no transaction open: the log starts over
+            return
+        if not engine.txn_log_ok and stmt.kind is not StatementKind.BEGIN:
+            return  # this transaction is not replayed
+        entry = None
+        if method == "begin":
+            entry = LogEntry(stmt, method, None, None, None)
+        elif cursor is not None and not cursor._unbuffered and cursor._gen == self._gen:
+            digest = self._adapter.result_digest(cursor._raw)
+            if digest is not None:
+                entry = LogEntry(stmt, method, query, _kept(args), digest)
+        size = len(query) if isinstance(query, str | bytes) else 0
+        if args is not None:
+            size += len(repr(args))
+        engine.logged(stmt, entry, size, now)
+
+    def _replay_failed(self, why: str) -> Exception:
+        """The replay could not be made or diverged: the new connection is given up (the
+        server rolls back what the replay ran), and the loss is the caller's to hear."""
+        self._adapter.discard(self._raw)
+        self._engine.replay_failed()
+        return replay_failed_error(self._adapter, self._engine, self._observer, self._where(), why)
 
     def _failed(
         self,
@@ -468,7 +504,8 @@ class ConnectionBase:
         where = self._where()
         error = verdict_error(verdict, exc, op, code, adapter, engine, self._observer, where)
         if error is None:
-            self._observer.emit(Retrying(where, "statement", resends + 1, 0.0, code))
+            if verdict is Verdict.RESEND:
+                self._observer.emit(Retrying(where, "statement", resends + 1, 0.0, code))
             return verdict
         try:
             if error is exc:
@@ -713,3 +750,13 @@ def replay_call(
         return adapter.select_db, (raw, payload)
     name, args = payload  # a driver method that set session state, with its arguments
     return getattr(raw, name), tuple(args)
+
+
+def _kept(args: Any) -> Any:
+    """Parameters as they are now, for a replay later: the caller may change a list or a
+    dict it passed once the statement returned."""
+    try:
+        hash(args)  # a tuple of numbers and strings: nothing in it can change
+    except TypeError:
+        return copy.deepcopy(args)
+    return args

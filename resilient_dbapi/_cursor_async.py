@@ -149,6 +149,8 @@ class AsyncResilientCursor(CursorBase):
                         engine.used(now)  # all done() would change for a plain read
                         return result
                     engine.done(stmt, in_trans, autocommit, now)
+            if engine.replay is not None:
+                conn._logged(stmt, "execute", query, args, self)
             if kind is _WRITE or kind is _SESSION:  # all _note() looks at
                 await conn._note(stmt, query, args, self)
             return result
@@ -166,6 +168,8 @@ class AsyncResilientCursor(CursorBase):
         conn._enter("executemany", self)
         try:
             result = await conn._run(Op.EXECUTEMANY, stmt, _send_executemany, self, query, args)
+            if conn._engine.replay is not None:
+                conn._logged(stmt, "executemany", query, args, self)
             await conn._note(stmt, query, args, self)
             return result
         finally:
@@ -179,6 +183,8 @@ class AsyncResilientCursor(CursorBase):
             result = await conn._run(Op.CALLPROC, CALL_OP, _send_callproc, self, procname, args)
             # The driver passes the arguments through user variables (@_proc_0, ...).
             engine = conn._engine
+            if engine.replay is not None:
+                conn._logged(CALL_OP, "callproc")  # never replayed
             engine.state_made(_CALLPROC_STATE)
             engine.wrote_in_transaction(None, conn._adapter.kept_writes(conn._raw))
             if conn._adapter.pending(conn._raw):

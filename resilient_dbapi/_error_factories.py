@@ -159,6 +159,24 @@ _REFUSALS = {
 }
 
 
+def replay_failed_error(
+    adapter: Inspector, engine: Engine, observer: Observer, where: str, why: str
+) -> Exception:
+    """A transaction lost with its connection could not be replayed (``why``): lost as
+    without replay."""
+    code = engine.lost_code
+    observer.emit(TransactionLost(where, code))
+    return new_error(
+        adapter,
+        adapter.operational_error,
+        code,
+        f"connection lost inside a transaction with writes; replaying it on a new "
+        f"connection failed: {why}. Nothing of it is committed (the server rolled back "
+        "both): call rollback() and run it again",
+        TransactionLostError,
+    )
+
+
 def verdict_error(
     verdict: Verdict,
     exc: Exception,
@@ -171,7 +189,7 @@ def verdict_error(
 ) -> BaseException | None:
     """What a failed operation raises, given the engine's verdict (None: send it again;
     never called for RECOVERED, which raises nothing)."""
-    if verdict is Verdict.RESEND:
+    if verdict is Verdict.RESEND or verdict is Verdict.REPLAY:
         return None
     if verdict is Verdict.SESSION_LOST:
         lost_list = engine.take_lost_state()

@@ -10,15 +10,18 @@ public surface (PEP 249 and the drivers' own methods) in ``_connection_async.py`
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._connection_base import ConnectionBase
+from ._error_factories import describe_error
 from ._opening import Connector, prepare
 from .adapters import Adapter, Liveness
 from .engine import Op, Reason, Verdict
 from .error_kinds import Code
+from .events import TransactionReplayed
 from .statements import READ_OP, WRITE_OP, Statement, StatementKind
 
 __all__ = ["Operations"]
@@ -176,9 +179,15 @@ class Operations(ConnectionBase):
             self._sets_left_by = self._sets_left_cursor = None
             self._track_driver_transaction()
             if not self._engine.txn_writes:
-                self._checkout()
-            elif self._engine.unproven(stmt):
-                self._dead_before_sending(op, stmt)
+                if self._engine.replaying is not None:
+                    self._replay_transaction()
+                else:
+                    self._checkout()
+            elif (
+                self._engine.unproven(stmt)
+                and self._dead_before_sending(op, stmt) is Verdict.REPLAY
+            ):
+                continue
             if self._engine.history_lost:
                 self._check_history(stmt)
             if stmt.table is not None and self._asks_table(stmt):
@@ -201,6 +210,66 @@ class Operations(ConnectionBase):
                 raise
             self._engine.done(stmt, *self._status(self._raw), _monotonic())
             return result
+
+    def _replay_transaction(self) -> None:
+        """After a REPLAY verdict: a new connection (its session rebuilt from the journal),
+        then the lost transaction's statements on it, in order, each result compared with
+        what the caller saw the first time. Raises TransactionLostError, the new
+        connection given up, at the first difference or failure."""
+        engine = self._engine
+        entries = engine.replaying or ()
+        started = _monotonic()
+        try:
+            self._checkout()  # the connection is stale: it is replaced
+        except Exception as exc:
+            raise self._replay_failed(f"no new connection ({describe_error(exc)})") from exc
+        except BaseException:
+            self._replay_failed("interrupted while reconnecting")
+            raise
+        raw = self._raw
+        adapter = self._adapter
+        cursor = None
+        total = len(entries)
+        try:
+            for number, entry in enumerate(entries, 1):
+                try:
+                    if entry.method == "begin":
+                        raw.begin()
+                    else:
+                        if cursor is None:
+                            cursor = raw.cursor()
+                        if entry.method == "executemany":
+                            cursor.executemany(entry.query, entry.args)
+                        else:
+                            cursor.execute(entry.query, entry.args)
+                except Exception as exc:
+                    raise self._replay_failed(
+                        f"statement {number} of {total} failed ({describe_error(exc)})"
+                    ) from exc
+                if entry.digest is not None and adapter.result_digest(cursor) != entry.digest:
+                    raise self._replay_failed(
+                        f"it diverged at statement {number} of {total}: its result differs "
+                        "from what the first run showed"
+                    )
+                stmt = entry.statement
+                engine.done(stmt, *self._status(raw), _monotonic())
+                if stmt.kind is _WRITE:
+                    engine.wrote_in_transaction(stmt, adapter.kept_writes(raw))
+                if engine.kept or not engine.txn_writes:
+                    raise self._replay_failed(
+                        f"statement {number} of {total} left the transaction unlike the "
+                        "first run (ended it, or wrote to a table that cannot roll back)"
+                    )
+        except BaseException:
+            if engine.replaying is not None:  # interrupted: nothing is known of the replay
+                self._replay_failed("interrupted")
+            raise
+        finally:
+            if cursor is not None:
+                with contextlib.suppress(Exception):
+                    cursor.close()
+        engine.replayed()
+        self._observer.emit(TransactionReplayed(self._where(), total, _monotonic() - started))
 
     def _read_left_sets(self) -> None:
         """Read the result sets the last statement left, before any check: the driver
@@ -280,6 +349,8 @@ class Operations(ConnectionBase):
             result = self._run(op, stmt, send, *args)
             if journal is not None:
                 self._engine.record(*journal)
+            if self._engine.replay is not None:
+                self._logged(stmt, what)  # begin() is kept; any other method past the log
             return result
         finally:
             self._leave()

@@ -18,7 +18,14 @@ from typing import Any
 
 from .error_kinds import Code, ErrorKind, ErrorTable
 from .hosts import Failover, Role, Target
-from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, Policy, RetryOnError
+from .policies import (
+    DeadPeerTimeout,
+    MaxAge,
+    PingOnCheckout,
+    Policy,
+    ReplayTransaction,
+    RetryOnError,
+)
 from .statements import Statement, StatementKind
 from .statements import statement as record_of
 
@@ -94,6 +101,29 @@ class Verdict(enum.Enum):
     cannot rebuild: raise ``SessionLostError`` once instead."""
     RAISE = "raise"
     """Raise the driver's own error unchanged."""
+    REPLAY = "replay"
+    """The transaction was provably rolled back with its connection, and every statement
+    of it can be run again and checked (:class:`ReplayTransaction`): reconnect, replay
+    :attr:`Engine.replaying`, then send the operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One statement of an open transaction, kept for a replay: how it was sent
+    (``execute``, ``executemany``, or the driver's ``begin``), its text and parameters,
+    and the digest of what the caller could see of its result (None: nothing to
+    compare, as for ``begin``)."""
+
+    statement: Statement
+    method: str
+    query: Any
+    args: Any
+    digest: bytes | None
+
+
+# How many times one transaction is replayed at most: each replay needs a new loss, but a
+# server that drops every connection must not keep a caller replaying forever.
+_MAX_REPLAYS = 3
 
 
 class ServerFacts:
@@ -186,6 +216,9 @@ class Engine:
         "next_check_at",
         "ping",
         "pinned",
+        "replay",
+        "replay_code",
+        "replaying",
         "retry",
         "rolls_back",
         "says_transaction",
@@ -195,7 +228,13 @@ class Engine:
         "sticky",
         "tls_floor",
         "tracks",
+        "txn_bytes",
+        "txn_log",
+        "txn_log_ok",
+        "txn_replays",
+        "txn_started",
         "txn_writes",
+        "unreplayable_next",
         "unrestorable",
         "wait_timeout",
         "wait_timeout_known",
@@ -216,15 +255,23 @@ class Engine:
         self.max_age: MaxAge | None = None
         self.retry: RetryOnError | None = None
         self.dead_peer: DeadPeerTimeout | None = None
+        self.replay: ReplayTransaction | None = None
         self.errors = errors
         seen: set[type] = set()
         for policy in policies:
             if not isinstance(
-                policy, PingOnCheckout | MaxAge | RetryOnError | DeadPeerTimeout | ErrorTable
+                policy,
+                PingOnCheckout
+                | MaxAge
+                | RetryOnError
+                | DeadPeerTimeout
+                | ReplayTransaction
+                | ErrorTable,
             ):
                 raise TypeError(
                     f"policies: a {type(policy).__qualname__} is not a policy; allowed: "
-                    "PingOnCheckout, MaxAge, RetryOnError, DeadPeerTimeout, ErrorTable"
+                    "PingOnCheckout, MaxAge, RetryOnError, DeadPeerTimeout, "
+                    "ReplayTransaction, ErrorTable"
                 )
             if type(policy) in seen:
                 raise ValueError(f"policies: more than one {type(policy).__name__}")
@@ -237,6 +284,8 @@ class Engine:
                 self.retry = policy
             elif isinstance(policy, DeadPeerTimeout):
                 self.dead_peer = policy
+            elif isinstance(policy, ReplayTransaction):
+                self.replay = policy
             else:
                 self.errors = policy
         self.draw = draw
@@ -304,6 +353,21 @@ class Engine:
         self.wait_timeout_known = False
         # The driver's setting after which the server drops an idle session.
         self.idle_setting = "wait_timeout"
+        # Verified replay (with ReplayTransaction): the open transaction's statements, in
+        # order, while it can still be replayed (``txn_log_ok``); their size and when the
+        # first ran; how often it was replayed already.
+        self.txn_log: list[LogEntry] = []
+        self.txn_log_ok = True
+        self.txn_bytes = 0
+        self.txn_started = 0.0
+        self.txn_replays = 0
+        # A one-shot SET TRANSACTION (isolation, access mode) ran: the next transaction's
+        # characteristics are not in the journal, so it is never replayed.
+        self.unreplayable_next = False
+        # After a REPLAY verdict: the statements the new connection must run first, and
+        # the error code of the loss (what a failed replay reports).
+        self.replaying: tuple[LogEntry, ...] | None = None
+        self.replay_code: Code | None = None
 
     def driver_known(self, errors: ErrorTable, in_process: bool, idle_setting: str) -> None:
         """The first connection's driver is known: its error table (unless the policies
@@ -726,6 +790,8 @@ class Engine:
         self.txn_writes = self.explicit or self.sticky or (in_trans and not ended) or self.xa_open
         if not self.txn_writes:
             self.kept = False
+            if self.txn_log or not self.txn_log_ok:
+                self._log_reset()
 
     def driver_transaction(self, in_trans: bool) -> None:
         """Before sending: the driver reports a transaction open (or not), perhaps opened
@@ -734,7 +800,90 @@ class Engine:
         ever raises the flag: a driver that lost its connection may report "no
         transaction" (psycopg's UNKNOWN status); the next statement's outcome lowers it."""
         if in_trans:
+            if not self.txn_writes:
+                self.txn_log_ok = False  # opened past the proxy: how is not known
             self.txn_writes = True
+
+    # -- verified replay (ReplayTransaction) ------------------------------------
+
+    def logged(self, statement: Statement, entry: LogEntry | None, size: int, now: float) -> None:
+        """After a statement succeeded (and :meth:`done`), with replay on: keep it for a
+        replay while a transaction is open (``entry`` None: it cannot be replayed, as an
+        unbuffered result or a driver method past the log). A transaction that outgrows
+        the policy's limits, or ran what a replay could not reproduce or check, is not
+        replayed; the log starts again with the next transaction."""
+        replay = self.replay
+        if replay is None:
+            return
+        kind = statement.kind
+        if not self.txn_writes:
+            self._log_reset()
+            if kind is StatementKind.SESSION and statement.key is None:
+                # SET TRANSACTION ... for the next transaction only: not journaled.
+                self.unreplayable_next = True
+            return
+        if kind is StatementKind.BEGIN:
+            self._log_reset()  # BEGIN committed what was open: a new transaction
+        log = self.txn_log
+        if not log and self.txn_log_ok:
+            self.txn_started = now
+            if self.unreplayable_next:
+                self.unreplayable_next = False
+                self.txn_log_ok = False
+        if not self.txn_log_ok:
+            return
+        if (
+            entry is None
+            or kind is StatementKind.SESSION  # replayed from the journal, before BEGIN
+            or statement.effects
+            or statement.xa
+            or statement.unsettles
+            or statement.reshapes
+            or (kind is StatementKind.WRITE and statement.volatile)
+            or len(log) >= replay.max_statements
+            or self.txn_bytes + size > replay.max_bytes
+            or now - self.txn_started > replay.max_seconds
+        ):
+            self.txn_log_ok = False
+            log.clear()
+            return
+        log.append(entry)
+        self.txn_bytes += size
+
+    def _log_reset(self) -> None:
+        self.txn_log = []
+        self.txn_log_ok = True
+        self.txn_bytes = 0
+        self.txn_replays = 0
+
+    def _replayable(self, op: Op) -> bool:
+        """Whether the transaction being lost (provably rolled back) can be replayed."""
+        return (
+            self.replay is not None
+            and self.txn_log_ok
+            and (op is Op.EXECUTE or op is Op.EXECUTEMANY)
+            and not self.unrestorable
+            and not self.pinned
+            and self.txn_replays < _MAX_REPLAYS
+        )
+
+    def replayed(self) -> None:
+        """The new connection ran :attr:`replaying` and every digest matched (the proxy
+        fed each statement to :meth:`done`): the transaction goes on, replayable again."""
+        entries = self.replaying or ()
+        self.replaying = None
+        self.txn_log = list(entries)
+        self.history_lost = False  # the replayed statements made the session's history
+
+    def replay_failed(self) -> None:
+        """The replay diverged, failed, or could not start: the transaction is lost, as
+        without replay (its connection given up, so the server rolls it back)."""
+        self.replaying = None
+        self.must_replace(Reason.ERROR, self.replay_code)
+        self._transaction_over()
+        self._log_reset()
+        self.lost = True
+        self.lost_code = self.replay_code
 
     def is_dead(self, code: Any) -> bool:
         """Whether the driver error ``code`` says the connection is gone."""
@@ -798,7 +947,12 @@ class Engine:
                 error = ErrorKind.OTHER  # the caller's own error
         elif error is ErrorKind.TLS_BROKEN:
             error = ErrorKind.DEAD  # on a connection that was open: its stream broke
-        verdict = self._judge(op, statement, error, sent, autocommit, resends, code, dead_reason)
+        # A replay needs a transaction known to be rolled back, a caller still there, and
+        # a session that may be replaced.
+        replay = op if autocommit_known and not closing and not self.pinned else None
+        verdict = self._judge(
+            op, statement, error, sent, autocommit, resends, code, dead_reason, replay
+        )
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True
             return Verdict.OUTCOME_UNKNOWN
@@ -818,6 +972,7 @@ class Engine:
         resends: int,
         code: Any,
         dead_reason: Reason = Reason.ERROR,
+        replay: Op | None = None,
     ) -> Verdict:
         kind = statement.kind
         commits = statement.commits
@@ -838,9 +993,9 @@ class Engine:
             # where the writes were opened past the proxy.
             return self._uncertain(code) if in_transaction else Verdict.OUTCOME_UNKNOWN
         if error is ErrorKind.READ_ONLY and self.follows_read_only:
-            return self._refused(Reason.READ_ONLY, op, statement, resends, code, autocommit)
+            return self._refused(Reason.READ_ONLY, op, statement, resends, code, autocommit, replay)
         if error is ErrorKind.NOT_READY and self.failover is not None:
-            return self._refused(Reason.NOT_READY, op, statement, resends, code, autocommit)
+            return self._refused(Reason.NOT_READY, op, statement, resends, code, autocommit, replay)
         if error is not ErrorKind.DEAD:
             if (op is Op.COMMIT or kind is StatementKind.COMMIT) and self.txn_writes:
                 # A COMMIT the server refused on a live connection (KILL QUERY's 1317,
@@ -889,7 +1044,7 @@ class Engine:
         if had_writes:
             if not self._rolled_back_with(statement, sent):
                 return self._uncertain(code)  # it may have written where nothing rolls back
-            return self._lose(code)
+            return self._lose(code, replay)
         if op is Op.FETCH:
             return Verdict.RAISE  # rows were handed out already: the read cannot resume
         safe = not sent or (op is Op.EXECUTE and statement.resendable)
@@ -913,7 +1068,7 @@ class Engine:
             return self._uncertain(code)
         if not self._rolled_back_with(statement, sent):
             return self._uncertain(code)  # it may have written where nothing rolls back
-        return self._lose(code)  # a write inside the implicit transaction: rolled back
+        return self._lose(code, replay)  # a write inside the implicit transaction: rolled back
 
     def _refused(
         self,
@@ -923,6 +1078,7 @@ class Engine:
         resends: int,
         code: Any,
         autocommit: bool,
+        replay: Op | None = None,
     ) -> Verdict:
         """The server refused the operation before running it because it is read-only
         now, or serves nothing (``reason``; the proxy asked it). The connection goes,
@@ -945,7 +1101,7 @@ class Engine:
                 # DDL commits what was open before it runs: whether that happened before
                 # the refusal cannot be told.
                 return self._uncertain(code)
-            return self._lose(code)
+            return self._lose(code, replay)
         if op is Op.FETCH:
             return Verdict.RAISE  # rows were handed out already
         if op is not Op.EXECUTE or not statement.atomic:
@@ -1013,13 +1169,20 @@ class Engine:
         self.lost_code = code
         return Verdict.TRANSACTION_LOST
 
-    def _lose(self, code: Code | None) -> Verdict:
+    def _lose(self, code: Code | None, replay: Op | None = None) -> Verdict:
         """The open transaction died with its connection, rolled back by the server:
-        until rollback(), everything raises TransactionLostError."""
+        until rollback(), everything raises TransactionLostError; unless ``replay`` (the
+        operation that found the loss) may go on after a verified replay."""
         if self.xa_open or self.kept:
             # A prepared XA branch survives its session, a non-transactional table keeps
             # its rows: nothing is proven rolled back.
             return self._uncertain(code)
+        if replay is not None and self._replayable(replay):
+            self.replaying = tuple(self.txn_log)
+            self.replay_code = code
+            self.txn_log = []
+            self.txn_replays += 1
+            return Verdict.REPLAY
         self.lost = True
         self.lost_code = code
         return Verdict.TRANSACTION_LOST

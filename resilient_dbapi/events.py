@@ -39,6 +39,7 @@ __all__ = [
     "SessionLost",
     "Stats",
     "TransactionLost",
+    "TransactionReplayed",
     "add_listener",
     "remove_listener",
 ]
@@ -124,6 +125,15 @@ class TransactionLost(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class TransactionReplayed(Event):
+    """A transaction lost with its connection ran again on a new one and every result
+    matched (see ``ReplayTransaction``): the caller's statement went on."""
+
+    statements: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class OutcomeUnknown(Event):
     code: Code | None
 
@@ -147,6 +157,7 @@ class Stats:
     statement_resends: int = 0
     gave_up: int = 0
     transactions_lost: int = 0
+    transactions_replayed: int = 0
     outcomes_unknown: int = 0
     sessions_lost: int = 0
     concurrent_use_refused: int = 0
@@ -271,6 +282,15 @@ class Observer:
                 event.where,
                 event.attempts,
                 event.code,
+            )
+        elif isinstance(event, TransactionReplayed):
+            stats.transactions_replayed += 1
+            log.info(
+                "transaction on %s replayed on the new connection: %d statements, every "
+                "result as before, in %.1f ms",
+                event.where,
+                event.statements,
+                event.seconds * 1000,
             )
         elif isinstance(event, TransactionLost):
             stats.transactions_lost += 1

@@ -840,6 +840,10 @@ class Statement:
     """DDL the server commits as it ends (``CREATE``, ``ALTER``, ``DROP``, ``RENAME``,
     ``GRANT``, ``REVOKE``, not ``TEMPORARY``; MySQL and MariaDB): it leaves
     no transaction open, and its reply (never rows) carries the server's fresh flags."""
+    volatile: bool = False
+    """A write calling what differs from one call to the next (``NOW()``, ``RAND()``,
+    ``UUID()``, a sequence's next value ...): run again, it may write other values
+    than the first time without its reply showing it, so it is never replayed."""
     unsettles: bool = False
     """Whether it may change, unseen, what the engine relies on in the session: the
     current database (a ``USE`` among several statements) or the server's reports
@@ -990,6 +994,7 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
             reshapes=unknown_verb or (verb in _RESHAPING_VERBS and durable),
             self_commits=verb in _SELF_COMMITTING_VERBS and durable,
             unsettles=unknown_verb or _TRACKING_NAME in sql.lower(),
+            volatile=not _VOLATILE.isdisjoint(words) or bool(unknown),
         )
     if kind is StatementKind.SESSION:
         return Statement(kind, _commits_of(words), True, effects, session_key(sql))
@@ -998,6 +1003,16 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
 
 
 _ENDS = frozenset({StatementKind.COMMIT, StatementKind.ROLLBACK})
+# Built-ins whose value differs from one call (or session) to the next; and "next value
+# for" a sequence. A write naming one is never replayed (see Statement.volatile).
+_VOLATILE = frozenset(
+    """
+    now current_timestamp current_date current_time curdate curtime sysdate utc_timestamp
+    utc_date utc_time localtime localtimestamp unix_timestamp rand uuid uuid_short sys_guid
+    connection_id nextval lastval setval next random gen_random_uuid clock_timestamp
+    statement_timestamp transaction_timestamp timeofday
+    """.split()  # noqa: SIM905  (a word list reads best as words)
+)
 # An empty statement (SQLAlchemy's psycopg pool_pre_ping sends ";"): PostgreSQL answers it
 # with nothing, MySQL refuses it; either way nothing ran, and sending it again is harmless.
 _NOTHING = " \t\r\n;"

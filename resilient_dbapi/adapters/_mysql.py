@@ -4,6 +4,7 @@ session setup through a buffered cursor (the sync ones)."""
 
 from __future__ import annotations
 
+import hashlib
 import select
 from collections.abc import Callable
 from typing import Any
@@ -392,3 +393,24 @@ def _nontransactional_write(message: bytes) -> bool:
     except IndexError:
         return True  # a reply it cannot read: the weaker claim
     return False
+
+
+def result_digest(cursor: Any) -> bytes:
+    """What a PyMySQL or aiomysql cursor shows of its buffered result, digested: rows as
+    tuples whatever the cursor class (a replay reads them through a plain cursor), the
+    row count, the last insert id, the description and the warning count."""
+    rows = cursor._rows
+    warnings = getattr(cursor, "warning_count", None)
+    if warnings is None:
+        result = getattr(cursor, "_result", None)
+        warnings = getattr(result, "warning_count", 0) if result is not None else 0
+    seen = (
+        cursor.rowcount,
+        cursor.lastrowid,
+        cursor.description,
+        warnings,
+        None
+        if rows is None
+        else [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in rows],
+    )
+    return hashlib.blake2b(repr(seen).encode(), digest_size=16).digest()

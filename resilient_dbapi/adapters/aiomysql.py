@@ -23,6 +23,7 @@ from ._mysql import (
     chains,
     clustered,
     record_kept,
+    result_digest,
     role_of,
     rolls_back_whole,
     settings,
@@ -145,6 +146,9 @@ class AiomysqlAdapter(MySQLProtocol):
 
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, aiomysql.SSCursor)
+
+    def result_digest(self, cursor: Any) -> bytes | None:
+        return result_digest(cursor)
 
     def watch_writes(self, raw: Any) -> None:
         read = type(raw)._read_query_result

@@ -102,6 +102,12 @@ class Inspector(Protocol):
     def unbuffered(self, cursor: Any) -> bool:
         """Whether fetching from ``cursor`` reads from the network."""
 
+    def result_digest(self, cursor: Any) -> bytes | None:
+        """A digest of what the caller can see of the buffered result ``cursor`` holds
+        after a statement (rows, row count, last insert id, description, warnings), for
+        a verified replay to compare; None where the driver's result cannot be read
+        (then a transaction that ran it is never replayed)."""
+
     def describe(self, raw: Any) -> str:
         """Where ``raw`` is connected, for ``repr()`` and logs: never a secret."""
 
@@ -419,6 +425,9 @@ class AdapterBase:
 
     def unbuffered(self, cursor: Any) -> bool:
         return False
+
+    def result_digest(self, cursor: Any) -> bytes | None:
+        return None
 
     def discard(self, raw: Any) -> None:
         with contextlib.suppress(Exception):  # a broken connection may fail to close

@@ -20,6 +20,7 @@ from ._mysql import (
     MySQLSession,
     dead,
     record_kept,
+    result_digest,
     socket_probe,
 )
 from .base import Liveness
@@ -104,6 +105,9 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
 
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, pymysql.cursors.SSCursor)
+
+    def result_digest(self, cursor: Any) -> bytes | None:
+        return result_digest(cursor)
 
     def watch_writes(self, raw: Any) -> None:
         read = type(raw)._read_query_result

@@ -20,6 +20,7 @@ __all__ = [
     "PingOnCheckout",
     "Policy",
     "ProfileError",
+    "ReplayTransaction",
     "RetryOnError",
     "default_policies",
     "load",
@@ -280,7 +281,51 @@ class RetryOnError:
         return resends_done < self.resend
 
 
-Policy = PingOnCheckout | MaxAge | RetryOnError | DeadPeerTimeout | ErrorTable
+def _count(owner: str, name: str, value: object, high: int) -> int:
+    """``value`` as a whole number from 1 to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}: {name} must be an int from 1 to {high}, got {_shown(value)}")
+    if not 1 <= value <= high:
+        raise ValueError(f"{owner}: {name} must be an int from 1 to {high}, got {_shown(value)}")
+    return value
+
+
+@dataclass(frozen=True)
+class ReplayTransaction:
+    """Opt in to verified transaction replay (off unless given).
+
+    While a transaction is open, each statement is kept with its parameters and a digest
+    of what the caller could see of its result (its rows, ``rowcount``, ``lastrowid``,
+    ``description``, the warning count). When the connection is lost before ``COMMIT``
+    was sent, and the server provably rolled the transaction back, a new connection
+    runs the same statements again inside a transaction opened the same way, and
+    compares each digest: all equal, the caller's statement goes on as if nothing
+    happened; any difference or error, the replay is rolled back and
+    ``TransactionLostError`` says at which statement it diverged.
+
+    A transaction is not replayed (the rules without replay apply) once it holds more
+    than ``max_statements`` statements, ``max_bytes`` of statement text and parameters,
+    or is older than ``max_seconds``; nor when it ran a statement whose effect the
+    digest cannot see or a new session cannot rebuild (see the documentation's
+    Transactions page). PyMySQL and aiomysql only, for now.
+    """
+
+    max_statements: int = 64
+    max_bytes: int = 1 << 20
+    max_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        owner = "ReplayTransaction"
+        _count(owner, "max_statements", self.max_statements, 100_000)
+        _count(owner, "max_bytes", self.max_bytes, 1 << 30)
+        object.__setattr__(
+            self,
+            "max_seconds",
+            _seconds(owner, "max_seconds", self.max_seconds, strict=True),
+        )
+
+
+Policy = PingOnCheckout | MaxAge | RetryOnError | DeadPeerTimeout | ReplayTransaction | ErrorTable
 
 
 def default_policies() -> list[Policy]:

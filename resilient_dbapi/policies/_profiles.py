@@ -26,7 +26,10 @@ _SECTIONS = {
         {"attempts", "deadline", "backoff", "max_backoff", "resend"},
     ),
     "dead_peer_timeout": ("DeadPeerTimeout", {"seconds"}),
+    "replay_transaction": ("ReplayTransaction", {"max_statements", "max_bytes", "max_seconds"}),
 }
+_OPT_IN = frozenset({"replay_transaction"})
+"""Sections of policies that are off unless written (a profile leaving one out drops it)."""
 _LISTED = ", ".join(f"[{s}]" for s in _SECTIONS)
 _UNBOUNDED = {"retry_on_error": ("attempts", "deadline")}
 """The keys that may be "none" (no limit: the other one bounds the retries)."""
@@ -75,7 +78,8 @@ def load(name_or_path: str | os.PathLike[str]) -> list[Policy]:
 
     Each section ``[ping_on_checkout]``, ``[max_age]``, ``[retry_on_error]`` and
     ``[dead_peer_timeout]`` gives its policy's arguments; ``enabled = false`` in one
-    drops that policy. A top-level ``extends = "<name or path>"`` takes the sections
+    drops that policy. ``[replay_transaction]`` is opt-in: written (even empty), it turns
+    verified transaction replay on. A top-level ``extends = "<name or path>"`` takes the sections
     not written (and the keys not written in a section) from that profile; without it
     every section must be there.
     """
@@ -84,9 +88,10 @@ def load(name_or_path: str | os.PathLike[str]) -> list[Policy]:
 
 
 def _build(section: str, values: dict[str, Any]) -> Policy:
-    from . import DeadPeerTimeout, MaxAge, PingOnCheckout, RetryOnError
+    from . import DeadPeerTimeout, MaxAge, PingOnCheckout, ReplayTransaction, RetryOnError
 
     classes: dict[str, Any] = {
+        "ReplayTransaction": ReplayTransaction,
         "PingOnCheckout": PingOnCheckout,
         "MaxAge": MaxAge,
         "RetryOnError": RetryOnError,
@@ -126,7 +131,7 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> _Spec:
             f"or the path of a .toml file, got {parent!r}"
         )
     written = {section: _section(where, section, values) for section, values in data.items()}
-    missing = [s for s in _SECTIONS if s not in written]
+    missing = [s for s in _SECTIONS if s not in written and s not in _OPT_IN]
     if parent is None and missing:
         raise ProfileError(
             f"{where} leaves out {', '.join(f'[{s}]' for s in missing)} without saying "
@@ -142,7 +147,7 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> _Spec:
     spec: _Spec = {}
     for section in _SECTIONS:
         if section not in written:
-            spec[section] = base[section]
+            spec[section] = base.get(section)  # an opt-in policy not written: off
             continue
         arguments = written[section]
         if arguments is not None:

@@ -1,0 +1,255 @@
+"""Verified transaction replay (``ReplayTransaction``): a transaction lost before COMMIT
+goes on on a new connection when the server gives the same answers; otherwise it is lost
+as without replay. The server judges every outcome (what is committed)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import aiomysql
+import pymysql
+import pymysql.cursors
+import pytest
+
+import resilient_dbapi
+from resilient_dbapi import ReplayTransaction, aio, events
+from resilient_dbapi.policies import default_policies
+
+from .conftest import kill, killed_in_flight, rows
+from .test_aio import aio_kwargs, run
+
+pytestmark = pytest.mark.server
+
+REPLAY = [*default_policies(), ReplayTransaction()]
+
+
+@pytest.fixture
+def acc(server: Any, db: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """``db`` with a table ``acc`` of two accounts holding 100 each."""
+    admin = pymysql.connect(autocommit=True, **db)
+    with admin.cursor() as cur:
+        cur.execute("CREATE TABLE acc (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB")
+        cur.execute("INSERT INTO acc VALUES (1, 100), (2, 100)")
+    admin.close()
+    yield db
+
+
+def _balances(server: Any, db: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return rows(server, db, "SELECT id, n FROM acc ORDER BY id")
+
+
+def _transfer_until_kill(cur: Any, server: Any, conn: Any) -> None:
+    """A transfer's first half, then the server kills the idle connection."""
+    cur.execute("SELECT n FROM acc WHERE id = %s", (1,))
+    assert cur.fetchone()[0] == 100
+    cur.execute("UPDATE acc SET n = n - %s WHERE id = %s", (10, 1))
+    kill(server, conn.thread_id())
+
+
+def test_a_transaction_killed_before_commit_goes_on_after_a_verified_replay(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """Without replay the kill loses the transfer (TransactionLostError); with it, the
+    second half runs on a new connection after the first half was run again and gave
+    the same answers, and the committed result is the one without the kill."""
+    plain = resilient_dbapi.connect(pymysql.connect, **acc)
+    cur = plain.cursor()
+    plain.begin()
+    _transfer_until_kill(cur, server, plain)
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("UPDATE acc SET n = n + %s WHERE id = %s", (10, 2))
+    plain.rollback()
+    plain.close()
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+
+    seen: list[events.Event] = []
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, listeners=[seen.append], **acc)
+    cur = conn.cursor()
+    conn.begin()
+    _transfer_until_kill(cur, server, conn)
+    cur.execute("UPDATE acc SET n = n + %s WHERE id = %s", (10, 2))
+    assert cur.rowcount == 1
+    conn.commit()
+    assert _balances(server, acc) == [(1, 90), (2, 110)]
+    assert conn.stats.transactions_replayed == 1
+    assert conn.stats.transactions_lost == 0
+    (replayed,) = [e for e in seen if isinstance(e, events.TransactionReplayed)]
+    assert replayed.statements == 3  # begin(), the SELECT, the first UPDATE
+    # The connection goes on: another transaction, replayable again.
+    conn.begin()
+    cur.execute("UPDATE acc SET n = n - 1 WHERE id = 1")
+    conn.commit()
+    assert _balances(server, acc) == [(1, 89), (2, 110)]
+    conn.close()
+
+
+def test_a_row_the_transaction_read_changed_meanwhile_is_a_divergence(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """A concurrent writer changes the balance the transaction read before the kill: the
+    replay reads another value, so it stops there, nothing is committed, and the error
+    says where it diverged."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    conn.begin()
+    cur.execute("SELECT n FROM acc WHERE id = %s", (1,))
+    assert cur.fetchone() == (100,)
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 2")
+    kill(server, conn.thread_id())
+    other = pymysql.connect(autocommit=True, **acc)
+    other.cursor().execute("UPDATE acc SET n = 50 WHERE id = 1")
+    other.close()
+    with pytest.raises(resilient_dbapi.TransactionLostError, match="diverged at statement 2 of 3"):
+        cur.execute("UPDATE acc SET n = n + 10 WHERE id = 1")
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        conn.commit()  # lost until rollback(), as without replay
+    conn.rollback()
+    assert _balances(server, acc) == [(1, 50), (2, 100)]
+    assert conn.stats.transactions_lost == 1
+    assert conn.stats.transactions_replayed == 0
+    cur.execute("SELECT n FROM acc WHERE id = 2")  # the connection goes on
+    assert cur.fetchall() == ((100,),)
+    conn.close()
+
+
+def test_a_statement_killed_in_flight_is_run_after_the_replay(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """The write in flight at the kill was rolled back with the transaction (a text the
+    server was seen to write only InnoDB with): the replay runs what came before, then it
+    is sent once more; committed once."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    slow = "UPDATE acc SET n = n + IF(SLEEP(%s), 0, 10) WHERE id = 2"
+    cur.execute(slow, (0,))  # learned: it writes only a table that rolls back
+    conn.commit()
+    conn.begin()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    with killed_in_flight(server, conn.thread_id()):
+        cur.execute(slow, (1,))
+    conn.commit()
+    assert _balances(server, acc) == [(1, 90), (2, 120)]
+    assert conn.stats.transactions_replayed == 1
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "statement", "args"),
+    [
+        ("a write of NOW()", "UPDATE acc SET n = UNIX_TIMESTAMP(NOW()) % 7 WHERE id = 1", None),
+        ("a setting inside", "SET SESSION sql_mode = 'ANSI_QUOTES'", None),
+        ("a temporary table", "CREATE TEMPORARY TABLE tmp (x INT)", None),
+        ("a named lock", "SELECT GET_LOCK('replay', 0)", None),
+        ("an unbuffered result", "SELECT n FROM acc", pymysql.cursors.SSCursor),
+    ],
+)
+def test_what_a_replay_could_not_reproduce_or_check_is_never_replayed(
+    server: Any, acc: dict[str, Any], case: str, statement: str, args: Any
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    conn.begin()
+    cur = conn.cursor()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    other = conn.cursor(args) if args is not None else cur
+    other.execute(statement)
+    other.fetchall()
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.ResilientError):
+        cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    with contextlib.suppress(resilient_dbapi.ResilientError):
+        conn.rollback()
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+    assert conn.stats.transactions_replayed == 0
+    conn.close()
+
+
+def test_a_one_shot_set_transaction_keeps_the_next_transaction_from_replay(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """``SET TRANSACTION ISOLATION LEVEL ...`` sets the next transaction only: not in
+    the journal, so a new session would run the replay at another level."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    cur.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    conn.begin()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    conn.rollback()
+    # The transaction after it replays again.
+    conn.begin()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    kill(server, conn.thread_id())
+    cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    conn.commit()
+    assert _balances(server, acc) == [(1, 90), (2, 110)]
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"max_statements": 2},
+        {"max_bytes": 60},
+    ],
+    ids=["statements", "bytes"],
+)
+def test_past_its_limits_a_transaction_is_lost_as_without_replay(
+    server: Any, acc: dict[str, Any], limits: dict[str, int]
+) -> None:
+    policies = [*default_policies(), ReplayTransaction(**limits)]
+    conn = resilient_dbapi.connect(pymysql.connect, policies=policies, **acc)
+    cur = conn.cursor()
+    conn.begin()
+    cur.execute("UPDATE acc SET n = n - 1 WHERE id = 1")
+    cur.execute("UPDATE acc SET n = n - 1 WHERE id = 1")
+    cur.execute("UPDATE acc SET n = n - 1 WHERE id = 1")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("UPDATE acc SET n = n + 3 WHERE id = 2")
+    conn.rollback()
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+    conn.close()
+
+
+def test_an_interrupted_commit_and_an_autocommit_write_keep_their_unknown_outcome(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, autocommit=True, **acc)
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    with (
+        killed_in_flight(server, conn.thread_id()),
+        pytest.raises(resilient_dbapi.OutcomeUnknownError),
+    ):
+        cur.execute("UPDATE acc SET n = n + IF(SLEEP(1), 0, 1) WHERE id = 1")
+    conn.close()
+
+
+def test_aiomysql_replays_the_same_way(server: Any, acc: dict[str, Any]) -> None:
+    async def main() -> None:
+        conn = await aio.connect(aiomysql.connect, policies=REPLAY, **aio_kwargs(acc))
+        async with conn.cursor() as cur:
+            await conn.begin()
+            await cur.execute("SELECT n FROM acc WHERE id = %s", (1,))
+            await cur.execute("UPDATE acc SET n = n - %s WHERE id = %s", (10, 1))
+            kill(server, conn.thread_id())
+            await cur.execute("UPDATE acc SET n = n + %s WHERE id = %s", (10, 2))
+        await conn.commit()
+        assert conn.stats.transactions_replayed == 1
+        conn.close()
+
+    run(main())
+    assert _balances(server, acc) == [(1, 90), (2, 110)]
+
+
+def test_bad_policy_values_are_refused_naming_what_is_allowed() -> None:
+    with pytest.raises(ValueError, match="max_statements must be an int from 1 to 100000"):
+        ReplayTransaction(max_statements=0)
+    with pytest.raises(TypeError, match="max_bytes must be an int"):
+        ReplayTransaction(max_bytes=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_seconds must be > 0"):
+        ReplayTransaction(max_seconds=0)
