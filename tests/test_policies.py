@@ -494,3 +494,28 @@ def test_sections_are_checked(tmp_path: Path, text: str, message: str) -> None:
     profile.write_text('extends = "default"\n' + text)
     with pytest.raises(ProfileError, match=message):
         load(profile)
+
+
+def test_replay_is_opt_in_in_a_profile(tmp_path: Path) -> None:
+    """No shipped profile replays; a profile turns replay on by writing its section (even
+    empty), with the policy's own checks on its keys; one that extends it inherits it."""
+    from resilient_dbapi import ReplayTransaction
+
+    for name in profile_names():
+        assert not any(isinstance(p, ReplayTransaction) for p in load(name)), name
+    on = tmp_path / "on.toml"
+    on.write_text('extends = "default"\n[replay_transaction]\nmax_statements = 10\n')
+    (replay,) = [p for p in load(on) if isinstance(p, ReplayTransaction)]
+    assert replay == ReplayTransaction(max_statements=10)
+    child = tmp_path / "child.toml"
+    child.write_text('extends = "on.toml"\n[max_age]\nseconds = 600\n')
+    assert ReplayTransaction(max_statements=10) in load(child)
+    whole = tmp_path / "whole.toml"
+    whole.write_text("".join(f"[{s}]\n" for s in _SECTION_NAMES))  # every required one
+    assert not any(isinstance(p, ReplayTransaction) for p in load(whole))
+    on.write_text('extends = "default"\n[replay_transaction]\nmax_bytes = 0\n')
+    with pytest.raises(ProfileError, match=r"\[replay_transaction\].*max_bytes must be an int"):
+        load(on)
+    on.write_text('extends = "default"\n[replay_transaction]\nmax_rows = 5\n')
+    with pytest.raises(ProfileError, match="unknown key replay_transaction.max_rows"):
+        load(on)

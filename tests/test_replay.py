@@ -253,3 +253,27 @@ def test_bad_policy_values_are_refused_naming_what_is_allowed() -> None:
         ReplayTransaction(max_bytes=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_seconds must be > 0"):
         ReplayTransaction(max_seconds=0)
+
+
+def test_a_sqlalchemy_session_transaction_goes_on_after_a_replay(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """Through SQLAlchemy (its pool over ``resilient_dbapi.creator``), whose transactions
+    are implicit (autocommit off, no BEGIN): the replay opens the transaction the same
+    way on the new connection."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(
+        "mysql+pymysql://",
+        creator=resilient_dbapi.creator(pymysql.connect, policies=REPLAY, **acc),
+    )
+    with engine.connect() as connection:
+        n = connection.execute(sqlalchemy.text("SELECT n FROM acc WHERE id = 1")).scalar()
+        connection.execute(sqlalchemy.text("UPDATE acc SET n = :n WHERE id = 1"), {"n": n - 10})
+        proxy = connection.connection.dbapi_connection
+        kill(server, proxy.thread_id())
+        connection.execute(sqlalchemy.text("UPDATE acc SET n = n + 10 WHERE id = 2"))
+        connection.commit()
+        assert proxy.stats.transactions_replayed == 1
+    engine.dispose()
+    assert _balances(server, acc) == [(1, 90), (2, 110)]

@@ -1,0 +1,181 @@
+"""Unit tests of the engine's replay decisions (ReplayTransaction): when a lost
+transaction may be replayed, what its log keeps, and what drops it. No server."""
+
+from __future__ import annotations
+
+import pytest
+
+from resilient_dbapi import MYSQL_ERRORS, PingOnCheckout, ReplayTransaction, RetryOnError
+from resilient_dbapi.engine import Engine, LogEntry, Op, Verdict
+from resilient_dbapi.statements import BEGIN_OP, COMMIT_OP, Statement, statement
+from resilient_dbapi.statements import StatementKind as K
+
+DIGEST = b"d" * 16
+UPDATE = statement("UPDATE acc SET n = n - 1 WHERE id = 1")
+SELECT = statement("SELECT n FROM acc WHERE id = 1")
+
+
+ON = ReplayTransaction()
+
+
+def engine(replay: ReplayTransaction | None = ON) -> Engine:
+    policies = [PingOnCheckout(), RetryOnError(), *([replay] if replay else [])]
+    e = Engine(policies, MYSQL_ERRORS)
+    e.tracking(True, all_roll_back=True)
+    e.connected(100.0, wait_timeout=None)
+    return e
+
+
+def run(e: Engine, stmt: Statement, now: float = 101.0, *, entry: bool = True) -> None:
+    """``stmt`` succeeded inside the open transaction, and was logged."""
+    e.done(stmt, True, False, now)
+    method = "begin" if stmt is BEGIN_OP else "execute"
+    made = LogEntry(stmt, method, "q", None, DIGEST) if entry else None
+    e.logged(stmt, made, 10, now)
+
+
+def lose(e: Engine, op: Op = Op.EXECUTE, **facts: object) -> Verdict:
+    """The connection died before ``UPDATE`` was sent."""
+    return e.failed(op, UPDATE, 2013, sent=False, autocommit=False, resends=0, **facts)  # type: ignore[arg-type]
+
+
+def test_a_lost_transaction_with_a_log_is_replayed_not_lost() -> None:
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, SELECT)
+    run(e, UPDATE)
+    assert lose(e) is Verdict.REPLAY
+    assert not e.lost and e.stale
+    assert [entry.statement for entry in e.replaying or ()] == [BEGIN_OP, SELECT, UPDATE]
+    e.connected(102.0)
+    for entry in e.replaying or ():
+        e.done(entry.statement, True, False, 102.5)
+    e.replayed()
+    assert e.replaying is None and e.txn_writes and len(e.txn_log) == 3
+
+
+def test_without_the_policy_the_same_loss_is_a_lost_transaction() -> None:
+    e = engine(None)
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert lose(e) is Verdict.TRANSACTION_LOST
+    assert e.txn_log == []
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [{"closing": True}, {"autocommit_known": False}],
+    ids=["closing", "autocommit only guessed"],
+)
+def test_no_replay_for_a_caller_closing_or_an_unknown_autocommit(facts: dict[str, object]) -> None:
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert lose(e, **facts) is not Verdict.REPLAY
+    assert e.lost
+
+
+def test_an_interruption_or_a_commit_is_never_replayed() -> None:
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert e.interrupted(Op.EXECUTE, UPDATE, autocommit=False) is Verdict.TRANSACTION_LOST
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    verdict = e.failed(Op.COMMIT, COMMIT_OP, 2013, sent=True, autocommit=False, resends=0)
+    assert verdict is Verdict.OUTCOME_UNKNOWN
+
+
+def test_replays_of_one_transaction_are_bounded() -> None:
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    verdicts = []
+    for attempt in range(5):
+        verdict = lose(e)
+        verdicts.append(verdict)
+        if verdict is not Verdict.REPLAY:
+            break
+        e.connected(110.0 + attempt)
+        for entry in e.replaying or ():
+            e.done(entry.statement, True, False, 110.5 + attempt)
+        e.replayed()
+    assert verdicts == [Verdict.REPLAY] * 3 + [Verdict.TRANSACTION_LOST]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "UPDATE acc SET n = n - 1, at = NOW() WHERE id = 1",
+        "INSERT INTO t (uid) VALUES (UUID())",
+        "SET SESSION sql_mode = 'ANSI'",
+        "CREATE TEMPORARY TABLE tmp (x INT)",
+        "UPDATE acc SET n = f(n)",
+    ],
+)
+def test_a_statement_a_replay_could_not_reproduce_drops_the_log(text: str) -> None:
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, statement(text))
+    run(e, UPDATE)
+    assert not e.txn_log_ok and e.txn_log == []
+    assert lose(e) is not Verdict.REPLAY
+
+
+def test_an_entry_the_proxy_could_not_digest_drops_the_log() -> None:
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, SELECT, entry=False)
+    assert lose(e) is not Verdict.REPLAY
+
+
+@pytest.mark.parametrize(
+    ("policy", "steps"),
+    [
+        (ReplayTransaction(max_statements=2), 3),
+        (ReplayTransaction(max_bytes=25), 3),
+        (ReplayTransaction(max_seconds=5.0), 1),
+    ],
+    ids=["statements", "bytes", "seconds"],
+)
+def test_past_a_limit_the_log_is_dropped(policy: ReplayTransaction, steps: int) -> None:
+    e = engine(policy)
+    run(e, BEGIN_OP, 101.0)
+    for _ in range(steps):
+        run(e, UPDATE, 101.0 if steps > 1 else 107.0)
+    assert lose(e) is Verdict.TRANSACTION_LOST
+
+
+def test_the_log_starts_again_with_the_next_transaction() -> None:
+    e = engine(ReplayTransaction(max_statements=2))
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    run(e, UPDATE)  # the third: dropped
+    e.done(COMMIT_OP, False, True, 102.0)
+    assert e.txn_log_ok and e.txn_log == []
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert lose(e) is Verdict.REPLAY
+
+
+def test_a_one_shot_set_transaction_keeps_only_the_next_one_from_replay() -> None:
+    e = engine()
+    one_shot = statement("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    assert one_shot.kind is K.SESSION and one_shot.key is None
+    e.done(one_shot, False, True, 101.0)
+    e.logged(one_shot, None, 10, 101.0)
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert not e.txn_log_ok
+    e.done(COMMIT_OP, False, True, 102.0)
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert e.txn_log_ok and len(e.txn_log) == 2
+
+
+def test_a_transaction_opened_past_the_proxy_is_not_replayed() -> None:
+    e = engine()
+    e.driver_transaction(True)
+    run(e, UPDATE)
+    assert lose(e) is not Verdict.REPLAY
