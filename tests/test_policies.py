@@ -517,5 +517,5 @@ def test_replay_is_opt_in_in_a_profile(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match=r"\[replay_transaction\].*max_bytes must be an int"):
         load(on)
     on.write_text('extends = "default"\n[replay_transaction]\nmax_rows = 5\n')
-    with pytest.raises(ProfileError, match="unknown key replay_transaction.max_rows"):
+    with pytest.raises(ProfileError, match=r"unknown key replay_transaction\.max_rows"):
         load(on)
