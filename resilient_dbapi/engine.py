@@ -771,6 +771,12 @@ class Engine:
         if autocommit and not self.explicit:
             self.sticky = False
         ended = kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK
+        if (ended or commits is not False) and self.replay is not None:
+            # What the log held is committed or rolled back: never to be run again. A
+            # transaction open after it (chained on, or DDL under autocommit off) was
+            # opened without a BEGIN a replay could repeat; BEGIN starts its own log.
+            self._log_reset()
+            self.txn_log_ok = kind is StatementKind.BEGIN
         xa = statement.xa
         if xa:
             if xa in _XA_OPENS:
@@ -855,6 +861,13 @@ class Engine:
         self.txn_log_ok = True
         self.txn_bytes = 0
         self.txn_replays = 0
+
+    def _log_forget(self) -> None:
+        """The transaction is over without a replay: its log goes (a statement of it must
+        never run again in the next one)."""
+        if self.txn_log or not self.txn_log_ok or self.replaying is not None:
+            self._log_reset()
+            self.replaying = None
 
     def _replayable(self, op: Op) -> bool:
         """Whether the transaction being lost (provably rolled back) can be replayed."""
@@ -953,6 +966,8 @@ class Engine:
         verdict = self._judge(
             op, statement, error, sent, autocommit, resends, code, dead_reason, replay
         )
+        if not self.txn_writes and verdict is not Verdict.REPLAY:
+            self._log_forget()  # the transaction is over (lost, rolled back, ended)
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True
             return Verdict.OUTCOME_UNKNOWN
@@ -1020,6 +1035,10 @@ class Engine:
                 self.sticky = self.txn_writes = True
                 if not self._rolled_back_with(statement, True):
                     self.kept = True
+                # Rows it applied before failing (executemany's) are in the transaction
+                # but not in the log: a replay could not reproduce them.
+                self.txn_log_ok = False
+                self.txn_log = []
             return Verdict.RAISE
         had_writes = self.txn_writes
         self.must_replace(dead_reason, code)
@@ -1129,6 +1148,7 @@ class Engine:
         propagates). ``code`` is the driver's "connection gone" code, which the errors
         raised afterwards carry."""
         verdict = self._judge(op, statement, ErrorKind.DEAD, True, autocommit, 0, code)
+        self._log_forget()
         if verdict is Verdict.TRANSACTION_LOST and not autocommit_known:
             self.lost_uncertain = True
             verdict = Verdict.OUTCOME_UNKNOWN
@@ -1227,6 +1247,7 @@ class Engine:
         verdict = None
         if self.txn_writes and not self.lost:
             verdict = self._lose(code)  # or outcome unknown: a kept write, an XA branch
+        self._log_forget()
         self._transaction_over()
         self.xa_open = False
         self.unrestorable.clear()
@@ -1238,4 +1259,5 @@ class Engine:
         self.lost = False
         self.lost_code = None
         self.lost_uncertain = False
+        self._log_forget()
         self._transaction_over()

@@ -179,3 +179,54 @@ def test_a_transaction_opened_past_the_proxy_is_not_replayed() -> None:
     e.driver_transaction(True)
     run(e, UPDATE)
     assert lose(e) is not Verdict.REPLAY
+
+
+def test_a_chained_commit_never_lets_a_committed_statement_run_again() -> None:
+    """COMMIT AND CHAIN (or completion_type = CHAIN) commits the log's statements and
+    opens the next transaction at once, with no BEGIN a replay could repeat: the log
+    starts over, and that transaction is not replayed."""
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    chain = statement("COMMIT AND CHAIN")
+    e.done(chain, True, False, 102.0)
+    e.logged(chain, LogEntry(chain, "execute", "COMMIT AND CHAIN", None, DIGEST), 16, 102.0)
+    assert e.txn_writes and e.txn_log == []
+    run(e, UPDATE)
+    assert lose(e) is Verdict.TRANSACTION_LOST
+
+
+def test_a_transaction_the_server_rolled_back_is_forgotten() -> None:
+    """A deadlock rolls the transaction back (the caller hears 1213): none of its
+    statements may run again in the next transaction's replay."""
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    deadlock = e.failed(Op.EXECUTE, UPDATE, 1213, sent=True, autocommit=False, resends=0)
+    assert deadlock is Verdict.RAISE and e.txn_log == []
+    run(e, BEGIN_OP)
+    run(e, SELECT)
+    assert lose(e) is Verdict.REPLAY
+    assert [entry.statement for entry in e.replaying or ()] == [BEGIN_OP, SELECT]
+
+
+def test_a_write_that_failed_inside_the_transaction_drops_the_log() -> None:
+    """executemany's rows before the failing one stay in the transaction, and the log has
+    none of them."""
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    many = statement("INSERT INTO t (uid) VALUES (%s)")
+    duplicate = e.failed(Op.EXECUTEMANY, many, 1062, sent=True, autocommit=False, resends=0)
+    assert duplicate is Verdict.RAISE and e.txn_writes
+    run(e, UPDATE)
+    assert lose(e) is Verdict.TRANSACTION_LOST
+
+
+def test_rollback_after_a_loss_forgets_the_log() -> None:
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert lose(e, closing=True) is Verdict.TRANSACTION_LOST
+    e.rolled_back()
+    assert e.txn_log == [] and e.replaying is None and e.txn_log_ok
