@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import resilient_dbapi
-from resilient_dbapi import MaxAge, PingOnCheckout, RetryOnError, adapters, aio
+from resilient_dbapi import MaxAge, PingOnCheckout, ReplayTransaction, RetryOnError, adapters, aio
+from resilient_dbapi.policies import default_policies
 
 from .common import (
     Chart,
@@ -90,6 +91,7 @@ WORKLOADS = (
 
 DEFAULT = "default policies"
 PROXY_ONLY = "no policies (proxy only)"
+REPLAY = "default policies + ReplayTransaction()"
 SHORT_SETS: tuple[tuple[str, Any], ...] = ((DEFAULT, None), (PROXY_ONLY, []))
 EVERY_SET: tuple[tuple[str, Any], ...] = (
     *SHORT_SETS,
@@ -97,7 +99,11 @@ EVERY_SET: tuple[tuple[str, Any], ...] = (
     ("MaxAge() alone", [MaxAge()]),
     ("RetryOnError() alone", [RetryOnError()]),
     ("ping at every checkout", [PingOnCheckout(idle=0), MaxAge(), RetryOnError()]),
+    (REPLAY, [*default_policies(), ReplayTransaction()]),
 )
+REPLAY_TARGET = 1.03
+"""Replay's journal (each statement of a transaction kept, its result digested) against
+the default policies without it, on the 10-statement transaction."""
 
 
 def _variant(label: str) -> str:
@@ -418,6 +424,14 @@ def _section(
             what = f"Default policies vs raw {name}, {w.short}"
             parts.append(verdict(figure, limit, what))
             targets.append(Target(what, figure, limit))
+    transaction = results.get("transaction", {})
+    if _variant(REPLAY) in transaction:
+        figure = round(
+            transaction[_variant(REPLAY)]["ratio"] / transaction[_variant(DEFAULT)]["ratio"], 4
+        )
+        what = f"ReplayTransaction's journal vs replay off ({name}, transaction)"
+        parts.append(verdict(figure, REPLAY_TARGET, what))
+        targets.append(Target(what, figure, REPLAY_TARGET))
     data = {
         "server": server,
         "rounds": ctx.rounds,

@@ -12,7 +12,7 @@ import copy
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._connector import ConnectorBase, timed_out
@@ -255,8 +255,9 @@ class ConnectionBase:
         """Refuse an operation on a closed connection, or after a loss not yet
         acknowledged with rollback()."""
         self._check_open()
-        if self._engine.lost:
-            raise lost_again_error(self._adapter, self._engine)
+        engine = self._engine
+        if engine.lost and engine.replaying is None:  # a pending replay is for _run to do
+            raise lost_again_error(self._adapter, engine)
 
     def _enter(self, what: str, cursor: object = None) -> None:
         """Claim the connection for one operation (through ``cursor``, if one), or refuse
@@ -444,23 +445,36 @@ class ConnectionBase:
         if not engine.txn_log_ok and stmt.kind is not StatementKind.BEGIN:
             return  # this transaction is not replayed
         entry = None
-        if method == "begin":
-            entry = LogEntry(stmt, method, None, None, None)
-        elif cursor is not None and not cursor._unbuffered and cursor._gen == self._gen:
-            digest = self._adapter.result_digest(cursor._raw)
-            if digest is not None:
-                entry = LogEntry(stmt, method, query, _kept(args), digest)
-        size = len(query) if isinstance(query, str | bytes) else 0
-        if args is not None:
-            size += len(repr(args))
+        size = 0
+        try:
+            if method == "begin":
+                entry = LogEntry(stmt, method, None, None, None)
+            elif (
+                cursor is not None
+                and not cursor._unbuffered
+                and cursor._gen == self._gen
+                and not isinstance(args, Iterator)  # consumed by the first run
+            ):
+                size = len(query) if isinstance(query, str | bytes) else 0
+                if args is not None:
+                    size += len(repr(args))
+                digest = self._adapter.result_digest(cursor._raw)
+                replay = engine.replay
+                if digest is not None and replay and engine.txn_bytes + size <= replay.max_bytes:
+                    entry = LogEntry(stmt, method, query, _kept(args), digest)
+        except Exception:  # the statement ran: a log without it must not be replayed
+            entry = None
         engine.logged(stmt, entry, size, now)
 
-    def _replay_failed(self, why: str) -> Exception:
+    def _replay_failed(self, why: str, uncertain: bool = False) -> Exception:
         """The replay could not be made or diverged: the new connection is given up (the
-        server rolls back what the replay ran), and the loss is the caller's to hear."""
+        server rolls back what the replay ran), and the loss is the caller's to hear; of
+        unknown outcome when the replay may have left something the server keeps."""
         self._adapter.discard(self._raw)
-        self._engine.replay_failed()
-        return replay_failed_error(self._adapter, self._engine, self._observer, self._where(), why)
+        self._engine.replay_failed(uncertain)
+        return replay_failed_error(
+            self._adapter, self._engine, self._observer, self._where(), why, uncertain
+        )
 
     def _failed(
         self,
@@ -529,7 +543,10 @@ class ConnectionBase:
             self._failed(exc, Op.FETCH, READ_OP, 0)
             return
         try:
-            self._failed(exc, *left_by, 0, sent=True)
+            if self._failed(exc, *left_by, 0, sent=True) is Verdict.REPLAY:
+                raise self._replay_failed(
+                    "the connection was lost reading an earlier statement's results"
+                )
         except Exception as judged:
             judged.add_note(_EARLIER)
             raise

@@ -147,7 +147,7 @@ def first_adapter(raw: object, engine: Engine, adapter_for: Callable[[Any], A]) 
     learns the driver's errors and habits from."""
     check_connection(raw)
     adapter = adapter_for(raw)
-    engine.driver_known(adapter.errors, adapter.in_process, adapter.idle_setting)
+    engine.driver_known(adapter.errors, adapter.in_process, adapter.idle_setting, adapter.replays)
     target = role_wanted(engine)
     if target is not None and not adapter.reads_role:
         raise TypeError(

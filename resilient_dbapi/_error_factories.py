@@ -160,11 +160,27 @@ _REFUSALS = {
 
 
 def replay_failed_error(
-    adapter: Inspector, engine: Engine, observer: Observer, where: str, why: str
+    adapter: Inspector,
+    engine: Engine,
+    observer: Observer,
+    where: str,
+    why: str,
+    uncertain: bool = False,
 ) -> Exception:
     """A transaction lost with its connection could not be replayed (``why``): lost as
-    without replay."""
+    without replay, or of unknown outcome when the replay may have left something."""
     code = engine.lost_code
+    if uncertain:
+        observer.emit(OutcomeUnknown(where, code))
+        return new_error(
+            adapter,
+            adapter.operational_error,
+            code,
+            f"connection lost inside a transaction with writes; replaying it on a new "
+            f"connection went wrong: {why}. What the replay ran may have been kept: check "
+            "what was applied, then call rollback()",
+            OutcomeUnknownError,
+        )
     observer.emit(TransactionLost(where, code))
     return new_error(
         adapter,

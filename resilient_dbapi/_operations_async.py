@@ -228,6 +228,13 @@ class AsyncOperations(AsyncConnectionBase):
         adapter = self._adapter
         cursor = None
         total = len(entries)
+        opens = bool(entries) and (
+            entries[0].method == "begin" or entries[0].statement.kind is StatementKind.BEGIN
+        )
+        if not opens and self._status(raw)[1]:
+            # Opened by a statement under autocommit off, and the new session has it on:
+            # the first replayed write would commit at once.
+            raise self._replay_failed("the new connection runs with autocommit on")
         try:
             for number, entry in enumerate(entries, 1):
                 try:
@@ -256,7 +263,8 @@ class AsyncOperations(AsyncConnectionBase):
                 if engine.kept or not engine.txn_writes:
                     raise self._replay_failed(
                         f"statement {number} of {total} left the transaction unlike the "
-                        "first run (ended it, or wrote to a table that cannot roll back)"
+                        "first run (ended it, or wrote to a table that cannot roll back)",
+                        uncertain=True,
                     )
         except BaseException:
             if engine.replaying is not None:  # interrupted: nothing is known of the replay

@@ -369,14 +369,19 @@ class Engine:
         self.replaying: tuple[LogEntry, ...] | None = None
         self.replay_code: Code | None = None
 
-    def driver_known(self, errors: ErrorTable, in_process: bool, idle_setting: str) -> None:
+    def driver_known(
+        self, errors: ErrorTable, in_process: bool, idle_setting: str, replays: bool = True
+    ) -> None:
         """The first connection's driver is known: its error table (unless the policies
         gave one), whether its database lives in this process (nothing to check or
-        recycle), and its idle-timeout setting."""
+        recycle), its idle-timeout setting, and whether its results can be compared (else
+        no transaction is replayed)."""
         if not self.errors.codes:
             self.errors = errors
         if in_process:
             self.ping = self.max_age = self.dead_peer = None
+        if not replays or in_process:
+            self.replay = None
         self.idle_setting = idle_setting
 
     def tls_allows(self, used: bool) -> bool:
@@ -859,8 +864,9 @@ class Engine:
     def _log_reset(self) -> None:
         self.txn_log = []
         self.txn_log_ok = True
-        self.txn_bytes = 0
-        self.txn_replays = 0
+        if self.replaying is None:  # a replayed BEGIN must not undo the bound on replays
+            self.txn_bytes = 0
+            self.txn_replays = 0
 
     def _log_forget(self) -> None:
         """The transaction is over without a replay: its log goes (a statement of it must
@@ -878,6 +884,7 @@ class Engine:
             and not self.unrestorable
             and not self.pinned
             and self.txn_replays < _MAX_REPLAYS
+            and self.last_used - self.txn_started <= self.replay.max_seconds
         )
 
     def replayed(self) -> None:
@@ -886,17 +893,24 @@ class Engine:
         entries = self.replaying or ()
         self.replaying = None
         self.txn_log = list(entries)
-        self.history_lost = False  # the replayed statements made the session's history
+        self.lost = False
+        self.lost_code = None
 
-    def replay_failed(self) -> None:
+    def replay_failed(self, uncertain: bool = False) -> None:
         """The replay diverged, failed, or could not start: the transaction is lost, as
-        without replay (its connection given up, so the server rolls it back)."""
+        without replay (its connection given up, so the server rolls it back); or, when
+        the replay left something the server may keep (``uncertain``: a write to a table
+        that cannot roll back, a statement that ended the transaction), of unknown
+        outcome."""
         self.replaying = None
         self.must_replace(Reason.ERROR, self.replay_code)
         self._transaction_over()
         self._log_reset()
-        self.lost = True
-        self.lost_code = self.replay_code
+        if uncertain:
+            self._uncertain(self.replay_code)
+        else:
+            self.lost = True
+            self.lost_code = self.replay_code
 
     def is_dead(self, code: Any) -> bool:
         """Whether the driver error ``code`` says the connection is gone."""
@@ -962,7 +976,11 @@ class Engine:
             error = ErrorKind.DEAD  # on a connection that was open: its stream broke
         # A replay needs a transaction known to be rolled back, a caller still there, and
         # a session that may be replaced.
-        replay = op if autocommit_known and not closing and not self.pinned else None
+        replay = (
+            op
+            if autocommit_known and not closing and not self.pinned and not statement.history
+            else None
+        )
         verdict = self._judge(
             op, statement, error, sent, autocommit, resends, code, dead_reason, replay
         )
@@ -1202,6 +1220,10 @@ class Engine:
             self.replay_code = code
             self.txn_log = []
             self.txn_replays += 1
+            # Lost until the replay succeeds: whatever comes before it (a commit(), a
+            # reopen, a close) sees a lost transaction, never an empty one.
+            self.lost = True
+            self.lost_code = code
             return Verdict.REPLAY
         self.lost = True
         self.lost_code = code

@@ -45,13 +45,13 @@ def test_a_lost_transaction_with_a_log_is_replayed_not_lost() -> None:
     run(e, SELECT)
     run(e, UPDATE)
     assert lose(e) is Verdict.REPLAY
-    assert not e.lost and e.stale
+    assert e.lost and e.stale  # until the replay succeeded
     assert [entry.statement for entry in e.replaying or ()] == [BEGIN_OP, SELECT, UPDATE]
     e.connected(102.0)
     for entry in e.replaying or ():
         e.done(entry.statement, True, False, 102.5)
     e.replayed()
-    assert e.replaying is None and e.txn_writes and len(e.txn_log) == 3
+    assert e.replaying is None and e.txn_writes and len(e.txn_log) == 3 and not e.lost
 
 
 def test_without_the_policy_the_same_loss_is_a_lost_transaction() -> None:
@@ -87,9 +87,14 @@ def test_an_interruption_or_a_commit_is_never_replayed() -> None:
     assert verdict is Verdict.OUTCOME_UNKNOWN
 
 
-def test_replays_of_one_transaction_are_bounded() -> None:
+@pytest.mark.parametrize(
+    "opening", [BEGIN_OP, statement("START TRANSACTION")], ids=["begin()", "text"]
+)
+def test_replays_of_one_transaction_are_bounded(opening: Statement) -> None:
+    """However the transaction was opened: a replayed ``START TRANSACTION`` (which
+    commits what was open) must not reset the count."""
     e = engine()
-    run(e, BEGIN_OP)
+    run(e, opening)
     run(e, UPDATE)
     verdicts = []
     for attempt in range(5):
@@ -230,3 +235,50 @@ def test_rollback_after_a_loss_forgets_the_log() -> None:
     assert lose(e, closing=True) is Verdict.TRANSACTION_LOST
     e.rolled_back()
     assert e.txn_log == [] and e.replaying is None and e.txn_log_ok
+
+
+def test_a_lost_statement_asking_the_sessions_history_is_never_replayed() -> None:
+    """``LAST_INSERT_ID()`` after a replay would read the new session's."""
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    history = statement("INSERT INTO child (pid) VALUES (LAST_INSERT_ID())")
+    assert history.history
+    verdict = e.failed(Op.EXECUTE, history, 2013, sent=False, autocommit=False, resends=0)
+    assert verdict is Verdict.TRANSACTION_LOST
+
+
+def test_until_the_replay_succeeds_the_transaction_counts_as_lost() -> None:
+    """Between the verdict and the replay (a close() from another thread, a commit()),
+    nothing may take the transaction for an empty one."""
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert lose(e) is Verdict.REPLAY
+    assert e.lost and e.replaying is not None
+    e.rolled_back()  # the caller gave it up: the pending replay goes with it
+    assert not e.lost and e.replaying is None and e.txn_log == []
+
+
+def test_a_failed_replay_is_lost_or_of_unknown_outcome() -> None:
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert lose(e) is Verdict.REPLAY
+    e.replay_failed()
+    assert e.lost and not e.lost_uncertain and e.stale and e.lost_code == 2013
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert lose(e) is Verdict.REPLAY
+    e.replay_failed(uncertain=True)
+    assert e.lost and e.lost_uncertain
+
+
+def test_a_driver_whose_results_cannot_be_compared_never_replays() -> None:
+    e = engine()
+    e.driver_known(e.errors, False, "wait_timeout", replays=False)
+    assert e.replay is None
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert lose(e) is Verdict.TRANSACTION_LOST

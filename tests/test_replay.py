@@ -136,17 +136,42 @@ def test_a_statement_killed_in_flight_is_run_after_the_replay(
 
 
 @pytest.mark.parametrize(
-    ("case", "statement", "args"),
+    ("case", "statement", "args", "error"),
     [
-        ("a write of NOW()", "UPDATE acc SET n = UNIX_TIMESTAMP(NOW()) % 7 WHERE id = 1", None),
-        ("a setting inside", "SET SESSION sql_mode = 'ANSI_QUOTES'", None),
-        ("a temporary table", "CREATE TEMPORARY TABLE tmp (x INT)", None),
-        ("a named lock", "SELECT GET_LOCK('replay', 0)", None),
-        ("an unbuffered result", "SELECT n FROM acc", pymysql.cursors.SSCursor),
+        (
+            "a write of NOW()",
+            "UPDATE acc SET n = UNIX_TIMESTAMP(NOW()) % 7 WHERE id = 1",
+            None,
+            resilient_dbapi.TransactionLostError,
+        ),
+        (
+            "a setting inside",
+            "SET SESSION sql_mode = 'ANSI_QUOTES'",
+            None,
+            resilient_dbapi.TransactionLostError,
+        ),
+        (
+            "a temporary table",
+            "CREATE TEMPORARY TABLE tmp (x INT)",
+            None,
+            resilient_dbapi.TransactionLostError,
+        ),
+        (
+            "a named lock",
+            "SELECT GET_LOCK('replay', 0)",
+            None,
+            resilient_dbapi.OutcomeUnknownError,  # what the rules say of it, unchanged
+        ),
+        (
+            "an unbuffered result",
+            "SELECT n FROM acc",
+            pymysql.cursors.SSCursor,
+            resilient_dbapi.TransactionLostError,
+        ),
     ],
 )
 def test_what_a_replay_could_not_reproduce_or_check_is_never_replayed(
-    server: Any, acc: dict[str, Any], case: str, statement: str, args: Any
+    server: Any, acc: dict[str, Any], case: str, statement: str, args: Any, error: type
 ) -> None:
     conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
     conn.begin()
@@ -156,7 +181,7 @@ def test_what_a_replay_could_not_reproduce_or_check_is_never_replayed(
     other.execute(statement)
     other.fetchall()
     kill(server, conn.thread_id())
-    with pytest.raises(resilient_dbapi.ResilientError):
+    with pytest.raises(error):
         cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
     with contextlib.suppress(resilient_dbapi.ResilientError):
         conn.rollback()
@@ -215,9 +240,7 @@ def test_past_its_limits_a_transaction_is_lost_as_without_replay(
     conn.close()
 
 
-def test_an_interrupted_commit_and_an_autocommit_write_keep_their_unknown_outcome(
-    server: Any, acc: dict[str, Any]
-) -> None:
+def test_an_autocommit_write_keeps_its_unknown_outcome(server: Any, acc: dict[str, Any]) -> None:
     conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, autocommit=True, **acc)
     cur = conn.cursor()
     cur.execute("SELECT 1")
@@ -226,6 +249,86 @@ def test_an_interrupted_commit_and_an_autocommit_write_keep_their_unknown_outcom
         pytest.raises(resilient_dbapi.OutcomeUnknownError),
     ):
         cur.execute("UPDATE acc SET n = n + IF(SLEEP(1), 0, 1) WHERE id = 1")
+    conn.close()
+
+
+def test_a_commit_on_a_killed_connection_is_never_replayed(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """The loss found by commit(): its outcome unknown, as without replay (whether a
+    COMMIT reached the server is what a replay can never tell); nothing committed here."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    conn.begin()
+    conn.cursor().execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.OutcomeUnknownError):
+        conn.commit()
+    assert conn.stats.transactions_replayed == 0
+    conn.rollback()
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+    conn.close()
+
+
+def test_a_statement_asking_the_lost_sessions_history_is_never_replayed(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """``LAST_INSERT_ID()`` would read the new session's: the child row would point at
+    nothing. Lost instead, as without replay."""
+    setup = pymysql.connect(autocommit=True, **acc)
+    setup.cursor().execute(
+        "CREATE TABLE parent (id INT AUTO_INCREMENT PRIMARY KEY, x INT) ENGINE=InnoDB"
+    )
+    setup.cursor().execute("CREATE TABLE child (pid INT) ENGINE=InnoDB")
+    setup.close()
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, autocommit=True, **acc)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO parent (x) VALUES (1)")
+    conn.begin()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("INSERT INTO child (pid) VALUES (LAST_INSERT_ID())")
+    conn.rollback()
+    assert rows(server, acc, "SELECT pid FROM child") == []
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+    conn.close()
+
+
+def test_no_new_connection_for_the_replay_is_a_lost_transaction(
+    proxy: Any, server: Any, acc: dict[str, Any]
+) -> None:
+    from resilient_dbapi import PingOnCheckout, RetryOnError
+
+    policies = [PingOnCheckout(), RetryOnError(attempts=1), ReplayTransaction()]
+    through = {**acc, "host": "127.0.0.1", "port": proxy.port}
+    conn = resilient_dbapi.connect(pymysql.connect, policies=policies, **through)
+    conn.begin()
+    cur = conn.cursor()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    proxy.refuse_new()
+    proxy.close_all()
+    with pytest.raises(resilient_dbapi.TransactionLostError, match="no new connection"):
+        cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        conn.commit()
+    conn.rollback()
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+    conn.close()
+
+
+def test_executemany_and_savepoints_replay_in_order(server: Any, acc: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    conn.begin()
+    cur.executemany("UPDATE acc SET n = n - %s WHERE id = %s", [(1, 1), (2, 1)])
+    cur.execute("SAVEPOINT before_bonus")
+    cur.execute("UPDATE acc SET n = n + 1000 WHERE id = 2")
+    cur.execute("ROLLBACK TO SAVEPOINT before_bonus")
+    kill(server, conn.thread_id())
+    cur.execute("UPDATE acc SET n = n + 3 WHERE id = 2")
+    conn.commit()
+    assert conn.stats.transactions_replayed == 1
+    assert _balances(server, acc) == [(1, 97), (2, 103)]
     conn.close()
 
 

@@ -147,6 +147,8 @@ class AiomysqlAdapter(MySQLProtocol):
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, aiomysql.SSCursor)
 
+    replays = True
+
     def result_digest(self, cursor: Any) -> bytes | None:
         return result_digest(cursor)
 

@@ -122,6 +122,9 @@ class Inspector(Protocol):
 
     opens_transactions: bool
     sets_through_cursor: bool
+    replays: bool
+    """Whether :meth:`result_digest` reads this driver's results: only then is a lost
+    transaction replayed (``ReplayTransaction``)."""
 
     @property
     def reads_role(self) -> bool:
@@ -348,6 +351,7 @@ class AdapterBase:
     read through that cursor (mysqlclient: the connection cannot tell its rows are
     unread, and answers "commands out of sync" for the next set)."""
     opens_transactions = False
+    replays = False
     """True when the driver has its own API that opens transactions past the proxy
     (psycopg's ``transaction()``): its transaction flag is then read before sending."""
 

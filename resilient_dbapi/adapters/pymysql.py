@@ -106,6 +106,8 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, pymysql.cursors.SSCursor)
 
+    replays = True
+
     def result_digest(self, cursor: Any) -> bytes | None:
         return result_digest(cursor)
 
