@@ -29,11 +29,13 @@ import pymysql
 import resilient_dbapi
 from resilient_dbapi import (
     OutcomeUnknownError,
+    ReplayTransaction,
     ResilientError,
     SessionLostError,
     TransactionLostError,
     aio,
 )
+from resilient_dbapi.policies import default_policies
 from resilient_dbapi.testing import LedgerCheck, MariaDBServer, WriteLedger
 
 __all__ = ["SoakReport", "run"]
@@ -56,6 +58,17 @@ class SoakReport:
     check: LedgerCheck | None = None
     crashes: list[str] = field(default_factory=list)
     """Server crashes during the run (a server we started is started again)."""
+    replay: bool = False
+    """Whether the transactions ran with ``ReplayTransaction``."""
+    replayed: int = 0
+    """Transactions lost before COMMIT that went on after a verified replay."""
+
+    @property
+    def recovered_share(self) -> float | None:
+        """Of the transactions lost before COMMIT, the share replayed (the rest surfaced
+        as TransactionLostError); None when none was lost."""
+        lost = self.replayed + self.surfaced.get("TransactionLostError", 0)
+        return self.replayed / lost if lost else None
 
     @property
     def unexpected_errors(self) -> set[str]:
@@ -89,6 +102,19 @@ class SoakReport:
                 + (f" ({'; '.join(self.crashes)})" if self.crashes else "")
                 + " |",
                 f"| transparent recoveries | {self.recoveries:,} |",
+                *(
+                    [
+                        f"| transactions lost before COMMIT and replayed | {self.replayed:,}"
+                        + (
+                            f" ({self.recovered_share:.0%} of those lost)"
+                            if self.recovered_share is not None
+                            else ""
+                        )
+                        + " |"
+                    ]
+                    if self.replay
+                    else []
+                ),
                 f"| errors surfaced, by kind | {errors} |",
                 f"| rows stored | {check.stored:,} (of which {check.unknown_applied:,} reported "
                 "of unknown outcome) |",
@@ -147,10 +173,12 @@ class _Worker:
 _INSERT = f"INSERT INTO {_TABLE} (uid) VALUES (%s)"
 
 
-def _sync_worker(kwargs: dict[str, Any], worker: _Worker, deadline: float) -> int:
-    """Returns the transparent recoveries of its connections."""
+def _sync_worker(
+    kwargs: dict[str, Any], worker: _Worker, deadline: float, replay: bool = False
+) -> tuple[int, int]:
+    """Returns the transparent recoveries of its connections, and its replays."""
     auto = resilient_dbapi.connect(pymysql.connect, **kwargs, autocommit=True)
-    txn = resilient_dbapi.connect(pymysql.connect, **kwargs)
+    txn = resilient_dbapi.connect(pymysql.connect, **kwargs, policies=_policies(replay))
     ledger = worker.ledger
     try:
         while time.monotonic() < deadline:
@@ -182,15 +210,21 @@ def _sync_worker(kwargs: dict[str, Any], worker: _Worker, deadline: float) -> in
             except OutcomeUnknownError as exc:
                 ledger.outcome_unknown(ids)
                 worker.surfaced(exc, what)
+                if what == "transaction":
+                    txn.rollback()  # acknowledged: until then every use raises it again
             except Exception as exc:  # counted and shown: the report fails on any of these
                 ledger.outcome_unknown(ids)
                 worker.surfaced(exc, what)
                 with contextlib.suppress(Exception):
                     txn.rollback()
-        return _recoveries(auto) + _recoveries(txn)
+        return _recoveries(auto) + _recoveries(txn), txn.stats.transactions_replayed
     finally:
         auto.close()
         txn.close()
+
+
+def _policies(replay: bool) -> list[Any] | None:
+    return [*default_policies(), ReplayTransaction()] if replay else None
 
 
 def _recoveries(conn: Any) -> int:
@@ -198,11 +232,13 @@ def _recoveries(conn: Any) -> int:
     return int(stats.reconnects + stats.statement_resends)
 
 
-async def _async_worker(kwargs: dict[str, Any], worker: _Worker, deadline: float) -> int:
+async def _async_worker(
+    kwargs: dict[str, Any], worker: _Worker, deadline: float, replay: bool = False
+) -> tuple[int, int]:
     kwargs = {**kwargs, "db": kwargs["database"]}
     del kwargs["database"]  # aiomysql's spelling is db=
     auto = await aio.connect(aiomysql.connect, **kwargs, autocommit=True)
-    txn = await aio.connect(aiomysql.connect, **kwargs)
+    txn = await aio.connect(aiomysql.connect, **kwargs, policies=_policies(replay))
     ledger = worker.ledger
     try:
         while time.monotonic() < deadline:
@@ -237,22 +273,30 @@ async def _async_worker(kwargs: dict[str, Any], worker: _Worker, deadline: float
             except OutcomeUnknownError as exc:
                 ledger.outcome_unknown(ids)
                 worker.surfaced(exc, what)
+                if what == "transaction":
+                    await txn.rollback()  # acknowledged: until then every use raises it again
             except Exception as exc:
                 ledger.outcome_unknown(ids)
                 worker.surfaced(exc, what)
                 with contextlib.suppress(Exception):
                     await txn.rollback()
-        return _recoveries(auto) + _recoveries(txn)
+        return _recoveries(auto) + _recoveries(txn), txn.stats.transactions_replayed
     finally:
         auto.close()
         txn.close()
 
 
 def _async_workers(
-    kwargs: dict[str, Any], workers: list[_Worker], deadline: float, out: list[int]
+    kwargs: dict[str, Any],
+    workers: list[_Worker],
+    deadline: float,
+    out: list[tuple[int, int]],
+    replay: bool = False,
 ) -> None:
-    async def main() -> list[int]:
-        return list(await asyncio.gather(*(_async_worker(kwargs, w, deadline) for w in workers)))
+    async def main() -> list[tuple[int, int]]:
+        return list(
+            await asyncio.gather(*(_async_worker(kwargs, w, deadline, replay) for w in workers))
+        )
 
     out.extend(asyncio.run(main()))
 
@@ -307,16 +351,19 @@ def _revive(server: MariaDBServer | None, report: SoakReport) -> bool:
     return True
 
 
-def _prepare(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _prepare(kwargs: dict[str, Any], replay: bool = False) -> dict[str, Any]:
+    """The soak's table; with ``replay``, without an AUTO_INCREMENT id (a replayed INSERT
+    would get another one than the caller saw, and diverge: see the Transactions page)."""
     admin = pymysql.connect(**{**kwargs, "autocommit": True})
     try:
         with admin.cursor() as cur:
             database = kwargs.get("database") or _DATABASE
             cur.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
             cur.execute(f"DROP TABLE IF EXISTS {database}.{_TABLE}")
+            key = "" if replay else "id BIGINT AUTO_INCREMENT PRIMARY KEY, "
             cur.execute(
-                f"CREATE TABLE {database}.{_TABLE} (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
-                "uid VARCHAR(64) NOT NULL, KEY (uid)) ENGINE=InnoDB"
+                f"CREATE TABLE {database}.{_TABLE} ({key}uid VARCHAR(64) NOT NULL, KEY (uid)) "
+                "ENGINE=InnoDB"
             )
     finally:
         admin.close()
@@ -342,19 +389,21 @@ def run(
     kill_every: float = 0.1,
     seed: int = 1,
     server: MariaDBServer | None = None,
+    replay: bool = False,
 ) -> SoakReport:
-    """Soak against the server of ``kwargs`` (PyMySQL's; a database of its own is made)."""
+    """Soak against the server of ``kwargs`` (PyMySQL's; a database of its own is made);
+    ``replay``: the transactions run with ``ReplayTransaction``."""
     if threads < 0 or tasks < 0 or threads + tasks == 0:
         raise ValueError(f"threads={threads}, tasks={tasks}: at least one client is needed")
     if seconds <= 0 or kill_every <= 0:
         raise ValueError("seconds and kill_every must be > 0")
-    kwargs = _prepare(kwargs)
+    kwargs = _prepare(kwargs, replay)
     ledger = WriteLedger()
-    report = SoakReport(seconds=seconds, threads=threads, tasks=tasks)
+    report = SoakReport(seconds=seconds, threads=threads, tasks=tasks, replay=replay)
     deadline = time.monotonic() + seconds
     sync = [_Worker(ledger, report, f"t{i}", seed * 1000 + i) for i in range(threads)]
     tasked = [_Worker(ledger, report, f"a{i}", seed * 1000 + 500 + i) for i in range(tasks)]
-    recoveries: list[int] = []
+    recoveries: list[tuple[int, int]] = []
     failures: list[BaseException] = []
 
     def guarded(target: Any, *args: Any) -> None:
@@ -366,14 +415,15 @@ def run(
     workers = [
         threading.Thread(
             target=guarded,
-            args=(lambda w=w: recoveries.append(_sync_worker(kwargs, w, deadline)),),
+            args=(lambda w=w: recoveries.append(_sync_worker(kwargs, w, deadline, replay)),),
         )
         for w in sync
     ]
     if tasked:
         workers.append(
             threading.Thread(
-                target=guarded, args=(_async_workers, kwargs, tasked, deadline, recoveries)
+                target=guarded,
+                args=(_async_workers, kwargs, tasked, deadline, recoveries, replay),
             )
         )
     stop = threading.Event()
@@ -389,7 +439,8 @@ def run(
     killer.join()
     for exc in failures:
         report.surfaced[f"client crashed: {_kind(exc)}"] += 1
-    report.recoveries = sum(recoveries)
+    report.recoveries = sum(done for done, _ in recoveries)
+    report.replayed = sum(replayed for _, replayed in recoveries)
     _revive(server, report)
     report.check = ledger.check(_stored(kwargs))
     return report
@@ -415,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--kill-every", type=float, default=0.1, help="seconds (default 0.1)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--replay", action="store_true", help="the transactions run with ReplayTransaction()"
+    )
     args = parser.parse_args(argv)
     # The kills make a warning each: the report counts them instead.
     logging.getLogger("resilient_dbapi").setLevel(logging.ERROR)
@@ -433,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
                 kill_every=args.kill_every,
                 seed=args.seed,
                 server=server,
+                replay=args.replay,
             )
         except ValueError as exc:
             parser.error(str(exc))

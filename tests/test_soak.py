@@ -75,3 +75,27 @@ def test_the_ledger_finds_each_kind_of_violation() -> None:
     assert bad.lost_acknowledged == {"b"}
     assert bad.unexpected == {"r", "x"}  # a rolled-back write stored, a write nobody made
     assert not bad.ok
+
+
+def test_with_replay_most_transactions_lost_before_commit_go_on(
+    own_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same storm with ReplayTransaction on the transactions: still nothing lost or
+    doubled, and most transactions the kills caught before COMMIT went on after a verified
+    replay instead of surfacing as TransactionLostError (the soak without replay above
+    surfaces every one of them)."""
+    caplog.set_level("ERROR", logger="resilient_dbapi")
+    report = soak.run(
+        own_server.connect_kwargs(),
+        threads=4,
+        tasks=4,
+        seconds=20,
+        kill_every=0.1,
+        server=own_server,
+        replay=True,
+    )
+    assert report.ok, (report.surfaced, report.check)
+    assert report.replayed >= 3
+    share = report.recovered_share
+    assert share is not None and share >= 0.5, (report.replayed, report.surfaced)
+    assert "replayed" in report.markdown()
