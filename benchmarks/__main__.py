@@ -129,6 +129,55 @@ def _summary(sections: list[Section]) -> str:
     return "\n".join(lines) if len(lines) > 2 else "(no targets measured in this run)"
 
 
+def _missed(sections: list[Section]) -> str:
+    """Each missed target: by how much, and why, from the profiles of the same run."""
+    costs = next((s.data for s in sections if s.key == "costs"), {})
+    in_process: dict[str, list[dict[str, Any]]] = costs.get("in_process", {})
+    lines = []
+    for section in sections:
+        for t in section.targets:
+            if t.met:
+                continue
+            by = t.figure - t.limit
+            lines.append(
+                f"- {t.what}: {t.figure:.4g} against at most {t.limit:g}, missed by {by:.2g} "
+                f"({by / t.limit * 100:.2g} %). {_why(section.key, t.what, in_process)}"
+            )
+    if not lines:
+        return ""
+    return "\n\n### Missed: by how much, and why\n\n" + "\n".join(lines) + "\n"
+
+
+def _why(key: str, what: str, in_process: dict[str, list[dict[str, Any]]]) -> str:
+    if "ReplayTransaction" in what:
+        return (
+            "With replay on, each statement of the transaction keeps its text and parameters "
+            "and digests what its result shows (a hash of its rows), on top of the checks."
+        )
+    if key.startswith("overhead_"):
+        unit = what.rsplit(", ", 1)[-1]
+        driver = key.removeprefix("overhead_")
+        for row in in_process.get(driver, ()):
+            if row["unit"] == unit:
+                return (
+                    f"No round trip is added: it is the proxy's own work, +{row['overhead_us']} "
+                    f"us per unit on the driver's {row['raw_us']} us measured without the "
+                    f'network, mostly {"; ".join(row["top"][:3])} (see "Where the time goes").'
+                )
+        return (
+            "No round trip is added: it is the proxy's per-statement work (the checks, the "
+            "engine's bookkeeping, the driver's status read), profiled on PyMySQL and "
+            'aiomysql in "Where the time goes".'
+        )
+    if key == "recovery":
+        return (
+            "The first statement after a fault pays a fresh connect and, besides, the failed "
+            "send or the socket check, the exception path and the replaced session's set-up "
+            "(the breakdown per fault is in its section)."
+        )
+    return "See its section."
+
+
 def _given(value: int | None, default: int) -> int:
     return default if value is None else value
 
@@ -211,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'' if postgres is None else ', PostgreSQL (throwaway)'}; Python "
         f"{platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
         f"{rounds} rounds x {per_round}{' (quick)' if args.quick else ''}; "
-        f"{elapsed / 60:.1f} min.\n\n## Targets\n\n{_summary(sections)}\n"
+        f"{elapsed / 60:.1f} min.\n\n## Targets\n\n{_summary(sections)}\n{_missed(sections)}"
     )
     body = "\n".join(f"\n## {s.title}\n\n{s.markdown}\n" for s in sections)
     report = header + body

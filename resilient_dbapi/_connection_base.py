@@ -438,7 +438,7 @@ class ConnectionBase:
         transaction is open (see :meth:`Engine.logged`); ``cursor``: the proxy cursor
         whose buffered result the caller can now read."""
         engine = self._engine
-        now = _monotonic()
+        now = engine.last_used  # done() just set it: no second clock read
         if not engine.txn_writes:
             engine.logged(stmt, None, 0, now)  # no transaction open: the log starts over
             return
@@ -446,22 +446,25 @@ class ConnectionBase:
             return  # this transaction is not replayed
         entry = None
         size = 0
+        kept: Any
         try:
             if method == "begin":
                 entry = LogEntry(stmt, method, None, None, None)
-            elif (
-                cursor is not None
-                and not cursor._unbuffered
-                and cursor._gen == self._gen
-                and not isinstance(args, Iterator)  # consumed by the first run
-            ):
-                size = len(query) if isinstance(query, str | bytes) else 0
-                if args is not None:
-                    size += len(repr(args))
+            elif cursor is not None and not cursor._unbuffered and cursor._gen == self._gen:
+                if args.__class__ is tuple:  # the common case, written out
+                    size = len(query) if query.__class__ is str else _size(query)
+                    for arg in args:
+                        cls = arg.__class__
+                        size += len(arg) if cls is str or cls is bytes else _size(arg)
+                    kept = args if _immutable(args) else copy.deepcopy(args)
+                elif args is None or not isinstance(args, Iterator):  # consumed by the first run
+                    size = _size(query) + _size(args)
+                    kept = _kept(args)
+                else:
+                    kept = _UNKEPT
                 digest = self._adapter.result_digest(cursor._raw)
-                replay = engine.replay
-                if digest is not None and replay and engine.txn_bytes + size <= replay.max_bytes:
-                    entry = LogEntry(stmt, method, query, _kept(args), digest)
+                if digest is not None and kept is not _UNKEPT:
+                    entry = LogEntry(stmt, method, query, kept, digest)
         except Exception:  # the statement ran: a log without it must not be replayed
             entry = None
         engine.logged(stmt, entry, size, now)
@@ -767,6 +770,45 @@ def replay_call(
         return adapter.select_db, (raw, payload)
     name, args = payload  # a driver method that set session state, with its arguments
     return getattr(raw, name), tuple(args)
+
+
+_UNKEPT = object()
+_SCALARS = frozenset({str, bytes, int, float, type(None), bool})
+
+
+def _immutable(args: tuple[Any, ...]) -> bool:
+    """Whether nothing in ``args`` can change after the call (checked without hashing
+    the texts: most parameters are numbers and strings)."""
+    for arg in args:
+        if arg.__class__ not in _SCALARS:
+            try:
+                hash(arg)
+            except TypeError:
+                return False
+    return True
+
+
+def _size(value: Any) -> int:
+    """About how many bytes ``value`` (a text, or parameters) takes: texts and bytes by
+    their length, anything else 8 each (a replay's limit, not an accounting)."""
+    if value is None:
+        return 0
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, dict):
+        value = value.values()
+    if isinstance(value, tuple | list) or hasattr(value, "__iter__"):
+        total = 0
+        for item in value:
+            total += len(item) if isinstance(item, str | bytes) else _size_of(item)
+        return total
+    return 8
+
+
+def _size_of(item: Any) -> int:
+    if isinstance(item, tuple | list | dict):
+        return _size(item)
+    return 8
 
 
 def _kept(args: Any) -> Any:

@@ -416,6 +416,17 @@ class AsyncOperations(AsyncConnectionBase):
                 raise
         self._sets_left = False
         self._sets_left_by = self._sets_left_cursor = None
+        engine = self._engine
+        if (
+            op is Op.COMMIT
+            and engine.replay is not None
+            and engine.txn_writes
+            and engine.txn_log_ok
+            and self._dead_before_sending(op, stmt) is Verdict.REPLAY
+        ):
+            # Found dead before the COMMIT was sent (a socket check, microseconds): the
+            # transaction is replayed on a new connection, then committed there.
+            await self._replay_transaction()
         await self._finish_now(op, stmt)
 
     async def _finish_now(self, op: Op, stmt: Statement) -> None:

@@ -14,7 +14,7 @@ import enum
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .error_kinds import Code, ErrorKind, ErrorTable
 from .hosts import Failover, Role, Target
@@ -107,18 +107,17 @@ class Verdict(enum.Enum):
     :attr:`Engine.replaying`, then send the operation."""
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(NamedTuple):
     """One statement of an open transaction, kept for a replay: how it was sent
     (``execute``, ``executemany``, or the driver's ``begin``), its text and parameters,
-    and the digest of what the caller could see of its result (None: nothing to
-    compare, as for ``begin``)."""
+    and what the caller could see of its result, compared by ``==`` (the adapter's
+    ``result_digest``; None: nothing to compare, as for ``begin``)."""
 
     statement: Statement
     method: str
     query: Any
     args: Any
-    digest: bytes | None
+    digest: object
 
 
 # How many times one transaction is replayed at most: each replay needs a new loss, but a
@@ -826,6 +825,22 @@ class Engine:
         replay = self.replay
         if replay is None:
             return
+        log = self.txn_log
+        if (
+            # The common case, written out: a statement inside a replayable transaction.
+            log
+            and entry is not None
+            and self.txn_writes
+            and self.txn_log_ok
+            and not statement.unreplayable
+            and statement.kind is not StatementKind.BEGIN
+            and len(log) < replay.max_statements
+            and self.txn_bytes + size <= replay.max_bytes
+            and now - self.txn_started <= replay.max_seconds
+        ):
+            log.append(entry)
+            self.txn_bytes += size
+            return
         kind = statement.kind
         if not self.txn_writes:
             self._log_reset()
@@ -835,7 +850,7 @@ class Engine:
             return
         if kind is StatementKind.BEGIN:
             self._log_reset()  # BEGIN committed what was open: a new transaction
-        log = self.txn_log
+            log = self.txn_log
         if not log and self.txn_log_ok:
             self.txn_started = now
             if self.unreplayable_next:
@@ -845,12 +860,7 @@ class Engine:
             return
         if (
             entry is None
-            or kind is StatementKind.SESSION  # replayed from the journal, before BEGIN
-            or statement.effects
-            or statement.xa
-            or statement.unsettles
-            or statement.reshapes
-            or (kind is StatementKind.WRITE and statement.volatile)
+            or statement.unreplayable
             or len(log) >= replay.max_statements
             or self.txn_bytes + size > replay.max_bytes
             or now - self.txn_started > replay.max_seconds
@@ -880,7 +890,7 @@ class Engine:
         return (
             self.replay is not None
             and self.txn_log_ok
-            and (op is Op.EXECUTE or op is Op.EXECUTEMANY)
+            and (op is Op.EXECUTE or op is Op.EXECUTEMANY or op is Op.COMMIT)
             and not self.unrestorable
             and not self.pinned
             and self.txn_replays < _MAX_REPLAYS
@@ -1073,7 +1083,7 @@ class Engine:
         )
         if ends and had_writes:
             # The open transaction was committed, or not, before the connection died.
-            return self._uncertain(code) if sent else self._lose(code)
+            return self._uncertain(code) if sent else self._lose(code, replay)
         if op is Op.COMMIT or kind is StatementKind.COMMIT:
             if self._chains(statement):
                 return self._chain_lost(code)

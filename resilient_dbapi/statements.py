@@ -856,6 +856,10 @@ class Statement:
     steady: bool = dataclasses.field(init=False)
     """A read or a write that neither begins nor ends a transaction, nor changes what
     the engine relies on: inside an open transaction it leaves the transaction open."""
+    unreplayable: bool = dataclasses.field(init=False)
+    """Run inside a transaction, it keeps that transaction from a verified replay: a
+    setting (replayed from the journal before BEGIN, out of order), session state, an XA
+    verb, what the scanner cannot vouch for, or a volatile write."""
 
     def __post_init__(self) -> None:
         kind = self.kind
@@ -868,6 +872,16 @@ class Statement:
             and not self.reshapes
             and not self.unsettles
             and not self.xa,
+        )
+        object.__setattr__(
+            self,
+            "unreplayable",
+            kind is StatementKind.SESSION
+            or bool(self.effects)
+            or bool(self.xa)
+            or self.unsettles
+            or self.reshapes
+            or (kind is StatementKind.WRITE and self.volatile),
         )
 
     @property

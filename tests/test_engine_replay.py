@@ -282,3 +282,16 @@ def test_a_driver_whose_results_cannot_be_compared_never_replays() -> None:
     run(e, BEGIN_OP)
     run(e, UPDATE)
     assert lose(e) is Verdict.TRANSACTION_LOST
+
+
+def test_a_commit_found_dead_before_it_was_sent_is_replayed_one_that_may_have_been_is_not() -> None:
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    unsent = e.failed(Op.COMMIT, COMMIT_OP, 2006, sent=False, autocommit=False, resends=0)
+    assert unsent is Verdict.REPLAY
+    e = engine()
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    sent = e.failed(Op.COMMIT, COMMIT_OP, 2013, sent=True, autocommit=False, resends=0)
+    assert sent is Verdict.OUTCOME_UNKNOWN

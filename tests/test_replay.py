@@ -252,20 +252,31 @@ def test_an_autocommit_write_keeps_its_unknown_outcome(server: Any, acc: dict[st
     conn.close()
 
 
-def test_a_commit_on_a_killed_connection_is_never_replayed(
+def test_a_commit_found_dead_before_it_was_sent_commits_after_a_replay(
     server: Any, acc: dict[str, Any]
 ) -> None:
-    """The loss found by commit(): its outcome unknown, as without replay (whether a
-    COMMIT reached the server is what a replay can never tell); nothing committed here."""
+    """With replay on, commit() checks the socket first (microseconds): killed while
+    idle, the COMMIT was provably never sent, so the transaction is replayed and committed
+    on the new connection. Without replay the COMMIT goes out on the dead socket and its
+    outcome is unknown."""
+    plain = resilient_dbapi.connect(pymysql.connect, **acc)
+    plain.begin()
+    plain.cursor().execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    kill(server, plain.thread_id())
+    with pytest.raises(resilient_dbapi.OutcomeUnknownError):
+        plain.commit()
+    plain.rollback()
+    plain.close()
+
     conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
     conn.begin()
-    conn.cursor().execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    cur = conn.cursor()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
     kill(server, conn.thread_id())
-    with pytest.raises(resilient_dbapi.OutcomeUnknownError):
-        conn.commit()
-    assert conn.stats.transactions_replayed == 0
-    conn.rollback()
-    assert _balances(server, acc) == [(1, 100), (2, 100)]
+    conn.commit()
+    assert conn.stats.transactions_replayed == 1
+    assert _balances(server, acc) == [(1, 90), (2, 110)]
     conn.close()
 
 

@@ -395,22 +395,26 @@ def _nontransactional_write(message: bytes) -> bool:
     return False
 
 
-def result_digest(cursor: Any) -> bytes:
-    """What a PyMySQL or aiomysql cursor shows of its buffered result, digested: rows as
-    tuples whatever the cursor class (a replay reads them through a plain cursor), the
-    row count, the last insert id, the description and the warning count."""
+_KEPT_ROWS = 64
+"""Results up to this many rows are kept as they are (comparing them costs less than a
+digest); larger ones as a digest of their text."""
+
+
+def result_digest(cursor: Any) -> object:
+    """What a PyMySQL or aiomysql cursor shows of its buffered result, to compare with
+    ``==``: the row count, the last insert id, the description, the warning count and
+    the rows (as tuples whatever the cursor class: a replay reads them through a plain
+    cursor); a large result's rows as a digest."""
     rows = cursor._rows
     warnings = getattr(cursor, "warning_count", None)
     if warnings is None:
         result = getattr(cursor, "_result", None)
         warnings = getattr(result, "warning_count", 0) if result is not None else 0
-    seen = (
-        cursor.rowcount,
-        cursor.lastrowid,
-        cursor.description,
-        warnings,
-        None
-        if rows is None
-        else [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in rows],
-    )
-    return hashlib.blake2b(repr(seen).encode(), digest_size=16).digest()
+    if rows:
+        if isinstance(rows[0], dict):
+            rows = tuple(tuple(row.values()) for row in rows)
+        elif not isinstance(rows, tuple):
+            rows = tuple(rows)
+        if len(rows) > _KEPT_ROWS:
+            rows = hashlib.blake2b(repr(rows).encode(), digest_size=16).digest()
+    return (cursor.rowcount, cursor.lastrowid, cursor.description, warnings, rows)

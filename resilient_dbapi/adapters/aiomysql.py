@@ -148,9 +148,7 @@ class AiomysqlAdapter(MySQLProtocol):
         return isinstance(cursor, aiomysql.SSCursor)
 
     replays = True
-
-    def result_digest(self, cursor: Any) -> bytes | None:
-        return result_digest(cursor)
+    result_digest = staticmethod(result_digest)  # one frame less per statement
 
     def watch_writes(self, raw: Any) -> None:
         read = type(raw)._read_query_result

@@ -102,11 +102,11 @@ class Inspector(Protocol):
     def unbuffered(self, cursor: Any) -> bool:
         """Whether fetching from ``cursor`` reads from the network."""
 
-    def result_digest(self, cursor: Any) -> bytes | None:
-        """A digest of what the caller can see of the buffered result ``cursor`` holds
-        after a statement (rows, row count, last insert id, description, warnings), for
-        a verified replay to compare; None where the driver's result cannot be read
-        (then a transaction that ran it is never replayed)."""
+    def result_digest(self, cursor: Any) -> object:
+        """What the caller can see of the buffered result ``cursor`` holds after a
+        statement (rows, row count, last insert id, description, warnings), as a value a
+        verified replay compares with ``==``; None where the driver's result cannot be
+        read (then a transaction that ran it is never replayed)."""
 
     def describe(self, raw: Any) -> str:
         """Where ``raw`` is connected, for ``repr()`` and logs: never a secret."""
@@ -430,7 +430,7 @@ class AdapterBase:
     def unbuffered(self, cursor: Any) -> bool:
         return False
 
-    def result_digest(self, cursor: Any) -> bytes | None:
+    def result_digest(self, cursor: Any) -> object:
         return None
 
     def discard(self, raw: Any) -> None:
