@@ -464,3 +464,26 @@ def test_instrumenting_again_on_the_same_meter_provider_keeps_counting(
         second.close()
     finally:
         instrumentor.uninstrument()
+
+
+def test_a_replayed_transaction_is_an_event_on_the_statement_that_went_on(
+    traced: Telemetry, server: Any, db: dict[str, Any]
+) -> None:
+    from resilient_dbapi import ReplayTransaction
+    from resilient_dbapi.policies import default_policies
+
+    policies = [*default_policies(), ReplayTransaction()]
+    conn = resilient_dbapi.connect(pymysql.connect, policies=policies, **db)
+    cur = conn.cursor()
+    conn.begin()
+    cur.execute("UPDATE t SET v = v + 1 WHERE uid = 'none'")
+    kill(server, conn.thread_id())
+    traced.spans.clear()
+    cur.execute("UPDATE t SET v = v + 2 WHERE uid = 'none'")
+    conn.commit()
+    conn.close()
+    update = traced.finished()[0]
+    assert update.status.status_code is StatusCode.UNSET
+    (replayed,) = [e for e in update.events if e.name == "resilient_dbapi.transaction_replayed"]
+    assert replayed.attributes is not None
+    assert replayed.attributes["resilient_dbapi.statements"] == 2  # begin() and the UPDATE
