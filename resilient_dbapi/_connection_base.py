@@ -453,10 +453,19 @@ class ConnectionBase:
             elif cursor is not None and not cursor._unbuffered and cursor._gen == self._gen:
                 if args.__class__ is tuple:  # the common case, written out
                     size = len(query) if query.__class__ is str else _size(query)
+                    kept = args
                     for arg in args:
                         cls = arg.__class__
-                        size += len(arg) if cls is str or cls is bytes else _size(arg)
-                    kept = args if _immutable(args) else copy.deepcopy(args)
+                        if cls is str or cls is bytes:
+                            size += len(arg)
+                        elif cls in _SCALARS:
+                            size += 8
+                        else:
+                            size += _size(arg)
+                            if not _immutable((arg,)):
+                                kept = _UNCOPIED
+                    if kept is _UNCOPIED:
+                        kept = copy.deepcopy(args)
                 elif args is None or not isinstance(args, Iterator):  # consumed by the first run
                     size = _size(query) + _size(args)
                     kept = _kept(args)
@@ -773,6 +782,7 @@ def replay_call(
 
 
 _UNKEPT = object()
+_UNCOPIED = object()
 _SCALARS = frozenset({str, bytes, int, float, type(None), bool})
 
 

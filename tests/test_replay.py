@@ -391,3 +391,22 @@ def test_a_sqlalchemy_session_transaction_goes_on_after_a_replay(
         assert proxy.stats.transactions_replayed == 1
     engine.dispose()
     assert _balances(server, acc) == [(1, 90), (2, 110)]
+
+
+def test_the_replay_sends_the_parameters_as_they_were_not_as_the_caller_changed_them(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """A list passed as a parameter and changed by the caller after the statement ran:
+    the replay sends what was sent the first time (the row count alone could not tell)."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    conn.begin()
+    ids = [1]
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id IN %s", (ids,))
+    ids[0] = 2  # the caller reuses its list
+    kill(server, conn.thread_id())
+    cur.execute("UPDATE acc SET n = n + 1 WHERE id = 2")
+    conn.commit()
+    assert conn.stats.transactions_replayed == 1
+    assert _balances(server, acc) == [(1, 90), (2, 101)]
+    conn.close()
