@@ -119,6 +119,11 @@ class Chart:
     xlabel: str = ""
 
 
+def ratio_spread(figures: dict[str, float]) -> tuple[float, float]:
+    """A variant's lowest and highest per-round ratio (its median's, when not kept)."""
+    return figures.get("ratio_min", figures["ratio"]), figures.get("ratio_max", figures["ratio"])
+
+
 @dataclass(frozen=True)
 class Target:
     """A published target: ``figure`` must be at most ``limit``."""

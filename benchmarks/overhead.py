@@ -31,6 +31,7 @@ from .common import (
     Target,
     interleaved,
     interleaved_async,
+    ratio_spread,
     ratio_table,
     verdict,
 )
@@ -451,10 +452,6 @@ def _section(
     )
 
 
-def _spread(figures: dict[str, float]) -> tuple[float, float]:
-    return figures.get("ratio_min", figures["ratio"]), figures.get("ratio_max", figures["ratio"])
-
-
 def charts(key: str, data: dict[str, Any]) -> list[Chart]:
     """The section's charts, from its data (see ``python -m benchmarks.charts``)."""
     if "results" not in data:
@@ -469,7 +466,7 @@ def charts(key: str, data: dict[str, Any]) -> list[Chart]:
             filename=f"overhead_{driver}.png",
             title=f"{name}: default policies vs raw, per workload",
             values={w.short: results[w.key][default]["ratio"] for w in workloads},
-            spread={w.short: _spread(results[w.key][default]) for w in workloads},
+            spread={w.short: ratio_spread(results[w.key][default]) for w in workloads},
             target=data["target"],
         )
     ]
@@ -485,7 +482,7 @@ def charts(key: str, data: dict[str, Any]) -> list[Chart]:
                     if _variant(label) in select1
                 },
                 spread={
-                    label: _spread(select1[_variant(label)])
+                    label: ratio_spread(select1[_variant(label)])
                     for label, _ in EVERY_SET
                     if _variant(label) in select1
                 },

@@ -32,7 +32,7 @@ from sqlalchemy.pool import QueuePool
 import resilient_dbapi
 from resilient_dbapi import aio
 
-from .common import Chart, Context, Section, interleaved, interleaved_async
+from .common import Chart, Context, Section, interleaved, interleaved_async, ratio_spread
 
 __all__ = ["run", "steps"]
 
@@ -511,10 +511,7 @@ def charts(key: str, data: dict[str, Any]) -> list[Chart]:
             filename=f"{key}.png",
             title=TITLES[key],
             values={name: r["ratio"] for name, r in results.items()},
-            spread={
-                name: (r.get("ratio_min", r["ratio"]), r.get("ratio_max", r["ratio"]))
-                for name, r in results.items()
-            },
+            spread={name: ratio_spread(r) for name, r in results.items()},
             notes={name: _survival_note(said) for name, said in survival.items()},
             ylabel=f"ratio to {BASELINES[key]}",
         )

@@ -28,7 +28,7 @@ from resilient_dbapi.events import Reconnected
 from resilient_dbapi.policies import Policy
 from resilient_dbapi.testing import FaultProxy, kill_connection
 
-from .common import Chart, Context, Section, Target, verdict
+from .common import Chart, Context, Section, Target, ratio_spread, verdict
 
 __all__ = ["run", "steps"]
 
@@ -502,10 +502,7 @@ def charts(key: str, data: dict[str, Any]) -> list[Chart]:
                 filename="recovery_ratios.png",
                 title="First statement after a fault / fresh connect + statement",
                 values={name: r["ratio"] for name, r in scenarios.items()},
-                spread={
-                    name: (r.get("ratio_min", r["ratio"]), r.get("ratio_max", r["ratio"]))
-                    for name, r in scenarios.items()
-                },
+                spread={name: ratio_spread(r) for name, r in scenarios.items()},
                 spread_label="whiskers: lowest and highest trial",
                 ylabel="ratio to a fresh connect + statement",
                 target=data["target"],

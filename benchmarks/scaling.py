@@ -19,7 +19,7 @@ import pymysql
 
 import resilient_dbapi
 
-from .common import Chart, Context, Section, summarise
+from .common import Chart, Context, Section, ratio_spread, summarise
 
 __all__ = ["run", "steps"]
 
@@ -201,12 +201,6 @@ def charts(key: str, data: dict[str, Any]) -> list[Chart]:
             filename="scaling_ratio.png",
             title="Default policies vs raw PyMySQL, by thread count",
             values={label(r): r["proxied"]["ratio"] for r in results},
-            spread={
-                label(r): (
-                    r["proxied"].get("ratio_min", r["proxied"]["ratio"]),
-                    r["proxied"].get("ratio_max", r["proxied"]["ratio"]),
-                )
-                for r in results
-            },
+            spread={label(r): ratio_spread(r["proxied"]) for r in results},
         )
     ]

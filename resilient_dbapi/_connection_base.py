@@ -800,24 +800,16 @@ def _immutable(args: tuple[Any, ...]) -> bool:
 
 def _size(value: Any) -> int:
     """About how many bytes ``value`` (a text, or parameters) takes: texts and bytes by
-    their length, anything else 8 each (a replay's limit, not an accounting)."""
+    their length, containers by what they hold, anything else 8 (a replay's limit, not an
+    accounting; nothing is iterated that a second pass would find empty)."""
     if value is None:
         return 0
     if isinstance(value, str | bytes):
         return len(value)
     if isinstance(value, dict):
-        value = value.values()
-    if isinstance(value, tuple | list) or hasattr(value, "__iter__"):
-        total = 0
-        for item in value:
-            total += len(item) if isinstance(item, str | bytes) else _size_of(item)
-        return total
-    return 8
-
-
-def _size_of(item: Any) -> int:
-    if isinstance(item, tuple | list | dict):
-        return _size(item)
+        return sum(_size(item) for item in value.values())
+    if isinstance(value, tuple | list | set | frozenset):
+        return sum(_size(item) for item in value)
     return 8
 
 

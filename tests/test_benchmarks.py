@@ -145,3 +145,44 @@ def test_the_charts_show_spread_the_kill_and_plain_labels(
     charts.draw(chart, tmp_path)
     assert shown and not any("`" in label or "**" in label for label in shown)
     assert any("ping() before each request" in label for label in shown)
+
+
+def test_the_report_says_by_how_much_and_why_each_missed_target_is_missed() -> None:
+    """From the same run's in-process profile of the unit; nothing for a target met."""
+    from benchmarks.__main__ import _missed
+    from benchmarks.common import Section, Target
+
+    costs = Section(
+        "costs",
+        "costs",
+        "",
+        {
+            "in_process": {
+                "pymysql": [
+                    {
+                        "unit": "INSERT",
+                        "raw_us": 2.8,
+                        "proxy_us": 5.2,
+                        "overhead_us": 2.4,
+                        "top": ["cursor.py:execute x1 3.8", "engine.py:done x1 0.9"],
+                    }
+                ]
+            }
+        },
+    )
+    overhead = Section(
+        "overhead_pymysql",
+        "overhead",
+        "",
+        {},
+        targets=[
+            Target("Default policies vs raw PyMySQL, INSERT", 1.041, 1.03),
+            Target("Default policies vs raw PyMySQL, SELECT 1", 1.01, 1.02),
+        ],
+    )
+    text = _missed([overhead, costs])
+    assert "INSERT: 1.041 against at most 1.03, missed by 0.011" in text
+    assert "+2.4 us per unit on the driver's 2.8 us" in text
+    assert "cursor.py:execute x1 3.8" in text
+    assert "SELECT 1" not in text
+    assert _missed([costs]) == ""
