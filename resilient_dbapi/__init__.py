@@ -23,6 +23,7 @@ from .errors import (
 )
 from .hosts import HostProbe
 from .policies import DeadPeerTimeout, MaxAge, PingOnCheckout, ReplayTransaction, RetryOnError
+from .statements import REPLAYABLE, replayable
 from .transaction import run_transaction
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "MYSQL_ERRORS",
+    "REPLAYABLE",
     "ConcurrentUseError",
     "DeadPeerTimeout",
     "ErrorKind",
@@ -56,5 +58,6 @@ __all__ = [
     "creator",
     "events",
     "policies",
+    "replayable",
     "run_transaction",
 ]

@@ -437,12 +437,22 @@ class ConnectionBase:
         """With replay on, after an operation succeeded: keep it for a replay while a
         transaction is open (see :meth:`Engine.logged`); ``cursor``: the proxy cursor
         whose buffered result the caller can now read."""
+        if method == "ping":
+            return  # nothing the caller could see of the data: the log stays as it is
         engine = self._engine
         now = engine.last_used  # done() just set it: no second clock read
+        implicit = False
         if not engine.txn_writes:
-            engine.logged(stmt, None, 0, now)  # no transaction open: the log starts over
-            return
-        if not engine.txn_log_ok and stmt.kind is not StatementKind.BEGIN:
+            if method == "autocommit" or self._status(self._raw)[1]:
+                # No transaction open (autocommit(False) opens none yet): the log starts
+                # over.
+                engine.logged(stmt, None, 0, now)
+                return
+            # Autocommit off: what it read is in the transaction its first write will
+            # extend (psycopg opens one before any statement; the driver says so only
+            # once it wrote), and the caller may act on it: it is replayed and compared.
+            implicit = True
+        elif not engine.txn_log_ok and stmt.kind is not StatementKind.BEGIN:
             return  # this transaction is not replayed
         entry = None
         size = 0
@@ -450,7 +460,12 @@ class ConnectionBase:
         try:
             if method == "begin":
                 entry = LogEntry(stmt, method, None, None, None)
-            elif cursor is not None and not cursor._unbuffered and cursor._gen == self._gen:
+            elif (
+                cursor is not None
+                and cursor._gen == self._gen
+                # Unbuffered: only a result without rows (a write's) is known whole.
+                and (not cursor._unbuffered or cursor._raw.description is None)
+            ):
                 if args.__class__ is tuple:  # the common case, written out
                     size = len(query) if query.__class__ is str else _size(query)
                     kept = args
@@ -476,7 +491,7 @@ class ConnectionBase:
                     entry = LogEntry(stmt, method, query, kept, digest)
         except Exception:  # the statement ran: a log without it must not be replayed
             entry = None
-        engine.logged(stmt, entry, size, now)
+        engine.logged(stmt, entry, size, now, implicit)
 
     def _replay_failed(self, why: str, uncertain: bool = False) -> Exception:
         """The replay could not be made or diverged: the new connection is given up (the

@@ -144,7 +144,13 @@ class ResilientCursor(CursorBase):
                     raise
                 else:
                     in_trans, autocommit = conn._status(conn._raw)
-                    if kind is _READ and not in_trans and not txn_writes:
+                    if (
+                        kind is _READ
+                        and not in_trans
+                        and not txn_writes
+                        # With replay on, a read under autocommit off is logged.
+                        and (autocommit or engine.replay is None)
+                    ):
                         engine.used(now)  # all done() would change for a plain read
                         return result
                     engine.done(stmt, in_trans, autocommit, now)

@@ -816,12 +816,21 @@ class Engine:
 
     # -- verified replay (ReplayTransaction) ------------------------------------
 
-    def logged(self, statement: Statement, entry: LogEntry | None, size: int, now: float) -> None:
+    def logged(
+        self,
+        statement: Statement,
+        entry: LogEntry | None,
+        size: int,
+        now: float,
+        implicit: bool = False,
+    ) -> None:
         """After a statement succeeded (and :meth:`done`), with replay on: keep it for a
         replay while a transaction is open (``entry`` None: it cannot be replayed, as an
-        unbuffered result or a driver method past the log). A transaction that outgrows
-        the policy's limits, or ran what a replay could not reproduce or check, is not
-        replayed; the log starts again with the next transaction."""
+        unbuffered result or a driver method past the log). ``implicit``: autocommit is
+        off, so whatever ran since the last transaction ended is part of the next one
+        (kept, though no transaction with writes is open yet). A transaction that
+        outgrows the policy's limits, or ran what a replay could not reproduce or check,
+        is not replayed; the log starts again with the next transaction."""
         replay = self.replay
         if replay is None:
             return
@@ -830,7 +839,7 @@ class Engine:
             # The common case, written out: a statement inside a replayable transaction.
             log
             and entry is not None
-            and self.txn_writes
+            and (self.txn_writes or implicit)
             and self.txn_log_ok
             and not statement.unreplayable
             and statement.kind is not StatementKind.BEGIN
@@ -843,11 +852,14 @@ class Engine:
             return
         kind = statement.kind
         if not self.txn_writes:
-            self._log_reset()
             if kind is StatementKind.SESSION and statement.key is None:
                 # SET TRANSACTION ... for the next transaction only: not journaled.
+                self._log_reset()
                 self.unreplayable_next = True
-            return
+                return
+            if not implicit:
+                self._log_reset()
+                return
         if kind is StatementKind.BEGIN:
             self._log_reset()  # BEGIN committed what was open: a new transaction
             log = self.txn_log

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "REPLAYABLE",
     "Statement",
     "StatementKind",
     "assignments",
     "classify",
     "commits_implicitly",
     "foldable",
+    "replayable",
     "session_effects",
     "session_key",
     "statement",
@@ -85,13 +87,32 @@ class _Several(_Unreadable):
         self.at = at
 
 
-def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set[str], set[str]]:
+_Scanned = tuple[list[str], bool, bool, set[str], set[str], bool]
+_REPLAYABLE_WORD = "resilient_dbapi:replayable"
+REPLAYABLE = f"/* {_REPLAYABLE_WORD} */"
+"""A comment that lets a write calling ``NOW()``, ``RAND()``, ``UUID()`` or another
+built-in whose value differs from one call to the next be replayed
+(``ReplayTransaction``): put in its text, anywhere outside a literal, it says a replay
+may write other values than the first run did and nothing the caller relies on
+changes. A stored function is never replayed, marked or not."""
+
+
+def replayable(sql: str) -> str:
+    """``sql`` with the :data:`REPLAYABLE` comment before it."""
+    if not isinstance(sql, str):
+        kind = type(sql).__name__
+        raise TypeError(f"replayable() takes the statement's text (a str), not {kind}")
+    return f"{REPLAYABLE} {sql}"
+
+
+def _scan(sql: str, backslash_escapes: bool) -> _Scanned:
     """Split ``sql`` into lower-case words outside literals and comments.
 
     Returns the words, whether an assignment ``:=`` was seen, whether a user variable
     ``@x`` was, the names followed by ``(`` (function calls, and keywords before a
-    parenthesis; see :func:`_call_name` for how a call is written down), and the system
-    variables read (``@@x``, ``@@session.x``).
+    parenthesis; see :func:`_call_name` for how a call is written down), the system
+    variables read (``@@x``, ``@@session.x``), and whether a comment said the
+    statement may be replayed (:data:`REPLAYABLE`).
     Raises ``_Unreadable`` for executable comments, unterminated literals or comments,
     and a second statement after a ``;``.
     """
@@ -110,6 +131,7 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
     closed = False  # the last token was ')'
 
     sysvar = False  # '@@' was read: the next name is a system variable (or its scope)
+    marked = False
     while i < n:
         c = sql[i]
         if c in " \t\r\n\f\v":
@@ -132,6 +154,8 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
                 raise _Unreadable("unterminated comment")
             if "/*" in sql[i + 2 : j]:
                 raise _Unreadable("nested comment")  # PostgreSQL nests them, MySQL does not
+            if sql[i + 2 : j].strip().lower() == _REPLAYABLE_WORD:
+                marked = True
             i = j + 2
             spaced = True
         elif c == "$":
@@ -189,7 +213,7 @@ def _scan(sql: str, backslash_escapes: bool) -> tuple[list[str], bool, bool, set
             elif c == "." and sysvar:
                 dotted, sysvar = False, True
             i += 1
-    return words, assigns, user_vars, calls, sysvars
+    return words, assigns, user_vars, calls, sysvars, marked
 
 
 _SYSVAR_SCOPES = frozenset({"session", "local", "global"})
@@ -909,8 +933,6 @@ ROLLBACK_OP = Statement(StatementKind.ROLLBACK)
 OPAQUE = _UNREADABLE
 """A composed statement object (psycopg's ``sql.Composed``): its text is not ours to read."""
 
-_Scanned = tuple[list[str], bool, bool, set[str], set[str]]
-
 
 def _several(sql: str, pure: frozenset[str]) -> Statement:
     """Several statements in one text: settings if every one is (Django sends two at
@@ -954,7 +976,7 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
         return _several(sql, pure)
     except _Unreadable:
         return _UNREADABLE
-    words, assigns, user_vars, calls, sysvars = scanned
+    words, assigns, user_vars, calls, sysvars, marked = scanned
     unknown = _unknown_calls(sql, words, calls, pure)
     kind = _kind_of(words, assigns, user_vars, unknown)
     other: _Scanned | _Unreadable | None = None
@@ -1008,7 +1030,7 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
             reshapes=unknown_verb or (verb in _RESHAPING_VERBS and durable),
             self_commits=verb in _SELF_COMMITTING_VERBS and durable,
             unsettles=unknown_verb or _TRACKING_NAME in sql.lower(),
-            volatile=not _VOLATILE.isdisjoint(words) or bool(unknown),
+            volatile=bool(unknown) or (not marked and not _VOLATILE.isdisjoint(words)),
         )
     if kind is StatementKind.SESSION:
         return Statement(kind, _commits_of(words), True, effects, session_key(sql))

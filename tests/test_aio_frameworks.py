@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
-from resilient_dbapi import ConcurrentUseError, aio
+from resilient_dbapi import ConcurrentUseError, ReplayTransaction, TransactionLostError, aio
 from resilient_dbapi import aiomysql as resilient_aiomysql
+from resilient_dbapi.policies import default_policies
 
-from .conftest import kill
+from .conftest import kill, rows
 from .test_aio import aio_kwargs, run
 from .tortoise_models import Item
 
@@ -160,7 +161,7 @@ def test_sqlalchemy_asyncio_orm_roundtrip(db: dict[str, Any]) -> None:
 # -- Tortoise-ORM -------------------------------------------------------------------
 
 
-def _tortoise_config(db: dict[str, Any], engine: str) -> dict[str, Any]:
+def _tortoise_config(db: dict[str, Any], engine: str, **extra: Any) -> dict[str, Any]:
     return {
         "connections": {
             "default": {
@@ -173,6 +174,7 @@ def _tortoise_config(db: dict[str, Any], engine: str) -> dict[str, Any]:
                     "database": db["database"],
                     "minsize": 2,
                     "maxsize": 2,
+                    **extra,
                 },
             }
         },
@@ -180,8 +182,8 @@ def _tortoise_config(db: dict[str, Any], engine: str) -> dict[str, Any]:
     }
 
 
-async def _with_tortoise(db: dict[str, Any], engine: str, body: Any) -> None:
-    await Tortoise.init(config=_tortoise_config(db, engine))
+async def _with_tortoise(db: dict[str, Any], engine: str, body: Any, **extra: Any) -> None:
+    await Tortoise.init(config=_tortoise_config(db, engine, **extra))
     try:
         await Tortoise.generate_schemas()
         await body()
@@ -285,3 +287,39 @@ def test_tortoise_nested_transactions_in_tasks_are_refused(db: dict[str, Any]) -
         assert written == sorted(["outer", *succeeded])
 
     run(_with_tortoise(db, RESILIENT, body))
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["replay-off", "replay-on"])
+def test_a_tortoise_transaction_killed_before_commit_goes_on_after_a_replay(
+    server: Any, db: dict[str, Any], replay: bool
+) -> None:
+    """``in_transaction()`` on the resilient pool with ``ReplayTransaction`` among the
+    policies: a rename of two rows (ids given by the caller) killed between its updates
+    goes on after a replay and commits once; without replay it fails, nothing
+    committed."""
+    from tortoise.exceptions import OperationalError
+
+    policies = [*default_policies(), ReplayTransaction()] if replay else None
+
+    async def body() -> None:
+        await Item.create(id=1, name="a")
+        await Item.create(id=2, name="b")
+
+        async def rename() -> None:
+            async with in_transaction() as tx:
+                first = await Item.select_for_update().get(id=1)
+                first.name = "a2"
+                await first.save()
+                kill(server, tx._connection.thread_id())
+                await Item.filter(id=2).using_db(tx).update(name="b2")
+
+        if replay:
+            await rename()
+        else:
+            with pytest.raises(OperationalError) as caught:
+                await rename()
+            assert isinstance(caught.value.args[0], TransactionLostError)  # Tortoise wraps it
+        names = sorted(row[0] for row in rows(server, db, "SELECT name FROM item"))
+        assert names == (["a2", "b2"] if replay else ["a", "b"])
+
+    run(_with_tortoise(db, RESILIENT, body, policies=policies))

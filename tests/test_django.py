@@ -33,9 +33,13 @@ DRIVERS = {
 }
 
 
-def run_scenario(db: dict[str, Any], scenario: str, mode: str) -> dict[str, Any]:
+def run_scenario(
+    db: dict[str, Any], scenario: str, mode: str, env_extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The steps of one scenario, run in a fresh Python process on database ``db``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.pop("RESILIENT_DBAPI_POLICY", None)
+    env.update(env_extra or {})
     env.update(
         DJANGO_DB_HOST=str(db["host"]),
         DJANGO_DB_PORT=str(db["port"]),
@@ -306,3 +310,36 @@ def test_the_postgresql_engine_keeps_registered_types_across_a_reconnect(
     conn.close()
     with psycopg.connect(**pg_db) as plain:
         assert plain.execute("SELECT 'quiet'::text").fetchone() == ("quiet",)
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["replay-off", "replay-on"])
+def test_a_django_transaction_lost_before_commit_goes_on_after_a_replay(
+    server: Any, db: dict[str, Any], replay: bool, tmp_path: Path
+) -> None:
+    """The PyMySQL drop-in under Django, a profile with ``[replay_transaction]`` named by
+    $RESILIENT_DBAPI_POLICY: a move (two rows locked, read, updated) killed between its
+    updates goes on after a replay and commits once. Without replay the request fails.
+    Django's ``create()`` of rows whose id the server assigns is never replayed (the new
+    run's id differs from the one the first run returned): that request fails either
+    way, with nothing of it committed."""
+    env: dict[str, str] = {}
+    if replay:
+        profile = tmp_path / "replaying.toml"
+        profile.write_text('extends = "default"\n\n[replay_transaction]\nmax_statements = 32\n')
+        env["RESILIENT_DBAPI_POLICY"] = str(profile)
+    steps = run_scenario(db, "move_lost", "resilient", env)
+    moved, pair = steps["moved"], steps["pair"]
+    quantities = dict(rows(server, db, "SELECT name, qty FROM items_item"))
+    if replay:
+        assert moved["status"] == 200, moved["error"]
+        assert moved["body"]["connection"]["transactions_replayed"] == 1
+        assert quantities == {"source": 90, "target": 110}
+    else:
+        assert moved["status"] == 500
+        assert error_class(moved, cause=True) == "resilient_dbapi.errors.TransactionLostError"
+        assert quantities == {"source": 100, "target": 100}
+    assert pair["status"] == 500
+    assert error_class(pair, cause=True) == "resilient_dbapi.errors.TransactionLostError"
+    if replay:
+        assert "diverged" in pair["error"]["cause"]["args"][1]
+    assert steps["after"]["status"] == 200

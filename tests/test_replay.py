@@ -18,6 +18,7 @@ from resilient_dbapi import ReplayTransaction, aio, events
 from resilient_dbapi.policies import default_policies
 
 from .conftest import kill, killed_in_flight, rows
+from .drivers import Driver
 from .test_aio import aio_kwargs, run
 
 pytestmark = pytest.mark.server
@@ -410,3 +411,189 @@ def test_the_replay_sends_the_parameters_as_they_were_not_as_the_caller_changed_
     assert conn.stats.transactions_replayed == 1
     assert _balances(server, acc) == [(1, 90), (2, 101)]
     conn.close()
+
+
+# -- every driver (tests/drivers.py), each against its own server ---------------------
+
+
+def _accounts(driver: Driver, kwargs: dict[str, Any]) -> None:
+    conn = driver.connect(**kwargs)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE acc (id INT PRIMARY KEY, n INT NOT NULL)")
+    cur.execute("INSERT INTO acc VALUES (1, 100), (2, 100)")
+    conn.commit()
+    conn.close()
+
+
+def _driver_balances(driver: Driver, kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
+    conn = driver.connect(**kwargs)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT id, n FROM acc ORDER BY id")
+        return [tuple(row) for row in cur.fetchall()]
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def _buffered(driver: Driver, conn: Any) -> Any:
+    """A cursor whose rows the proxy can read whole: mysql-connector's default cursor
+    leaves a result's rows on the socket until fetched (never replayed)."""
+    return conn.cursor(buffered=True) if driver.name == "mysql-connector" else conn.cursor()
+
+
+def _kill_seen_before_sending(driver: Driver) -> bool:
+    """Whether the socket check before a write shows a killed connection dead. Not
+    mysqlclient's: its C library may speak TLS unseen, so a readable socket is only
+    "unsure", and the write is sent (its outcome then unknown, replay or not)."""
+    return driver.name != "mysqlclient"
+
+
+def _session(driver: Driver, conn: Any) -> int:
+    """The server session of ``conn``, asked outside any transaction."""
+    session = driver.session_id(conn)
+    conn.rollback()
+    return session
+
+
+def test_every_driver_replays_a_transaction_killed_after_a_locking_read(
+    driver: Driver, srv: Any, dbkw: dict[str, Any]
+) -> None:
+    """Autocommit off, the drivers' default (no begin(): mysql-connector and psycopg
+    open transactions with the first statement): a read and a locking read, the kill,
+    then the writes. Without replay the transaction is lost; with it, it goes on and
+    commits what a run without the kill commits."""
+    _accounts(driver, dbkw)
+    for policies in (None, REPLAY):
+        conn = resilient_dbapi.connect(driver.connect, policies=policies, **dbkw)
+        session = _session(driver, conn)
+        cur = _buffered(driver, conn)
+        cur.execute("SELECT n FROM acc WHERE id = 2")
+        assert cur.fetchone()[0] == 100
+        cur.execute("SELECT n FROM acc WHERE id = 1 FOR UPDATE")
+        (n,) = cur.fetchone()
+        driver.kill(srv, session)
+        if not _kill_seen_before_sending(driver):
+            with pytest.raises(resilient_dbapi.OutcomeUnknownError):
+                cur.execute("UPDATE acc SET n = %s WHERE id = 1", (n - 10,))
+            conn.rollback()
+            assert conn.stats.transactions_replayed == 0
+        elif policies is None:
+            with pytest.raises(resilient_dbapi.TransactionLostError):
+                cur.execute("UPDATE acc SET n = %s WHERE id = 1", (n - 10,))
+            conn.rollback()
+        else:
+            cur.execute("UPDATE acc SET n = %s WHERE id = 1", (n - 10,))
+            cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+            assert cur.rowcount == 1
+            conn.commit()
+            assert conn.stats.transactions_replayed == 1
+            assert _driver_balances(driver, dbkw) == [(1, 90), (2, 110)]
+        conn.close()
+
+
+def test_every_driver_replays_a_write_only_where_the_server_proves_the_rollback(
+    driver: Driver, srv: Any, dbkw: dict[str, Any]
+) -> None:
+    """A write, then the kill. PyMySQL (MariaDB's session tracking) and psycopg (every
+    PostgreSQL table rolls back) prove the lost transaction rolled back: it is replayed.
+    mysqlclient and mysql-connector show no such proof (the write may have gone to a
+    table that keeps it): the outcome stays unknown, replay or not."""
+    _accounts(driver, dbkw)
+    conn = resilient_dbapi.connect(driver.connect, policies=REPLAY, **dbkw)
+    session = _session(driver, conn)
+    cur = conn.cursor()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    driver.kill(srv, session)
+    if driver.proves_rollback:
+        cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+        conn.commit()
+        assert conn.stats.transactions_replayed == 1
+        assert _driver_balances(driver, dbkw) == [(1, 90), (2, 110)]
+    else:
+        with pytest.raises(resilient_dbapi.OutcomeUnknownError):
+            cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+        conn.rollback()
+        assert conn.stats.transactions_replayed == 0
+        assert _driver_balances(driver, dbkw) == [(1, 100), (2, 100)]
+    conn.close()
+
+
+def test_every_driver_sees_a_read_before_the_first_write_diverge(
+    driver: Driver, srv: Any, dbkw: dict[str, Any]
+) -> None:
+    """Autocommit off: the caller read account 2 before the transaction's first write
+    or lock (psycopg reports no transaction until then). Another session changes it;
+    the replay reads it again, sees another value, and the transaction is lost with
+    nothing of it committed."""
+    _accounts(driver, dbkw)
+    conn = resilient_dbapi.connect(driver.connect, policies=REPLAY, **dbkw)
+    session = _session(driver, conn)
+    cur = _buffered(driver, conn)
+    cur.execute("SELECT n FROM acc WHERE id = 2")
+    assert cur.fetchone()[0] == 100
+    cur.execute("SELECT n FROM acc WHERE id = 1 FOR UPDATE")
+    cur.fetchone()
+    driver.kill(srv, session)
+    other = driver.connect(**dbkw)
+    other_cur = other.cursor()
+    other_cur.execute("UPDATE acc SET n = 50 WHERE id = 2")
+    other.commit()
+    other.close()
+    if not _kill_seen_before_sending(driver):
+        with pytest.raises(resilient_dbapi.OutcomeUnknownError):
+            cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    else:
+        with pytest.raises(resilient_dbapi.TransactionLostError, match="statement 1 of 2"):
+            cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    conn.rollback()
+    assert conn.stats.transactions_replayed == 0
+    assert _driver_balances(driver, dbkw) == [(1, 100), (2, 50)]
+    conn.close()
+
+
+def test_a_write_of_now_marked_replayable_is_replayed(server: Any, acc: dict[str, Any]) -> None:
+    """The caller's word per statement (``replayable()``, the REPLAYABLE comment): a
+    write calling NOW() is replayed, writing the new run's time. Unmarked it is not
+    (the case above); a stored function stays unreplayable even when marked."""
+    admin = pymysql.connect(autocommit=True, **acc)
+    with admin.cursor() as c:
+        c.execute("ALTER TABLE acc ADD COLUMN seen DATETIME(6) NULL")
+        c.execute("CREATE FUNCTION ten() RETURNS INT DETERMINISTIC RETURN 10")
+    admin.close()
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    conn.begin()
+    cur.execute(resilient_dbapi.replayable("UPDATE acc SET seen = NOW(6) WHERE id = 1"))
+    cur.execute("SELECT seen FROM acc WHERE id = 1")
+    (first,) = cur.fetchone()
+    kill(server, conn.thread_id())
+    # The caller read the first run's time: the replay's differs, seen at the SELECT.
+    with pytest.raises(resilient_dbapi.TransactionLostError, match="statement 3 of 3"):
+        cur.execute(f"UPDATE acc SET n = n + 10 WHERE id = 2 {resilient_dbapi.REPLAYABLE}")
+    conn.rollback()
+    assert conn.stats.transactions_replayed == 0
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+
+    conn.begin()
+    cur.execute(resilient_dbapi.replayable("UPDATE acc SET seen = NOW(6) WHERE id = 1"))
+    kill(server, conn.thread_id())
+    cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    conn.commit()
+    assert conn.stats.transactions_replayed == 1
+    ((seen,),) = rows(server, acc, "SELECT seen FROM acc WHERE id = 1")
+    assert seen > first  # the replay's own time
+    assert _balances(server, acc) == [(1, 100), (2, 110)]
+
+    conn.begin()
+    cur.execute(resilient_dbapi.replayable("UPDATE acc SET n = n - ten() WHERE id = 1"))
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.ResilientError):
+        cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    with contextlib.suppress(resilient_dbapi.ResilientError):
+        conn.rollback()
+    assert _balances(server, acc) == [(1, 100), (2, 110)]
+    assert conn.stats.transactions_replayed == 1
+    conn.close()
+    with pytest.raises(TypeError, match="a str"):
+        resilient_dbapi.replayable(b"UPDATE acc SET n = 0")  # type: ignore[arg-type]

@@ -9,11 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resilient_dbapi.statements import (
+    REPLAYABLE,
     StatementKind,
     assignments,
     classify,
     commits_implicitly,
     foldable,
+    replayable,
     session_effects,
     session_key,
     statement,
@@ -640,3 +642,27 @@ def test_foldable_takes_the_journals_first_plain_settings(
     journal: list[tuple[str, Any]], folded: list[str]
 ) -> None:
     assert foldable(journal) == folded
+
+
+@pytest.mark.parametrize(
+    ("sql", "volatile"),
+    [
+        ("UPDATE t SET at = NOW() WHERE id = 1", True),
+        ("/* resilient_dbapi:replayable */ UPDATE t SET at = NOW() WHERE id = 1", False),
+        ("UPDATE t SET at = NOW() /*  Resilient_DBAPI:Replayable */ WHERE id = 1", False),
+        ("INSERT INTO t (u) VALUES (UUID()) -- resilient_dbapi:replayable\n", True),
+        ("UPDATE t SET note = '/* resilient_dbapi:replayable */', at = NOW()", True),
+        ("/* resilient_dbapi:replayable */ UPDATE t SET n = my_func(1)", True),
+        ("/* resilient_dbapi:replayable, please */ UPDATE t SET at = NOW()", True),
+    ],
+)
+def test_a_write_is_replayable_only_when_a_comment_says_so(sql: str, volatile: bool) -> None:
+    """The REPLAYABLE comment, outside literals, lifts the rule on volatile built-ins;
+    never on a stored function (which may write what no digest sees)."""
+    assert statement(sql, False).volatile is volatile
+    assert statement(sql, False).unreplayable is volatile
+
+
+def test_replayable_puts_the_comment_before_the_text() -> None:
+    assert replayable("UPDATE t SET at = NOW()") == f"{REPLAYABLE} UPDATE t SET at = NOW()"
+    assert not statement(replayable("UPDATE t SET at = NOW()"), False).volatile

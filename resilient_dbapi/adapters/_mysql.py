@@ -4,7 +4,6 @@ session setup through a buffered cursor (the sync ones)."""
 
 from __future__ import annotations
 
-import hashlib
 import select
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +14,7 @@ from pymysql.constants import CLIENT
 
 from ..error_kinds import MYSQL_ERRORS
 from ..hosts import Role
-from .base import AdapterBase, Liveness
+from .base import AdapterBase, Liveness, kept_rows
 
 __all__ = [
     "COMPLETION_TYPE",
@@ -395,11 +394,6 @@ def _nontransactional_write(message: bytes) -> bool:
     return False
 
 
-_KEPT_ROWS = 64
-"""Results up to this many rows are kept as they are (comparing them costs less than a
-digest); larger ones as a digest of their text."""
-
-
 def result_digest(cursor: Any) -> object:
     """What a PyMySQL or aiomysql cursor shows of its buffered result, to compare with
     ``==``: the row count, the last insert id, the description, the warning count and
@@ -415,6 +409,5 @@ def result_digest(cursor: Any) -> object:
             rows = tuple(tuple(row.values()) for row in rows)
         elif not isinstance(rows, tuple):
             rows = tuple(rows)
-        if len(rows) > _KEPT_ROWS:
-            rows = hashlib.blake2b(repr(rows).encode(), digest_size=16).digest()
+        rows = kept_rows(rows)
     return (cursor.rowcount, cursor.lastrowid, cursor.description, warnings, rows)

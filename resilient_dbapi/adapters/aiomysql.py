@@ -148,6 +148,7 @@ class AiomysqlAdapter(MySQLProtocol):
         return isinstance(cursor, aiomysql.SSCursor)
 
     replays = True
+    replay_cursor = ((aiomysql.Cursor,), {})
     result_digest = staticmethod(result_digest)  # one frame less per statement
 
     def watch_writes(self, raw: Any) -> None:

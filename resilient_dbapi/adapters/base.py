@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 import math
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -25,7 +26,18 @@ __all__ = [
     "DriverSurface",
     "Inspector",
     "Liveness",
+    "kept_rows",
 ]
+
+_KEPT_ROWS = 64
+
+
+def kept_rows(rows: tuple[Any, ...]) -> object:
+    """Rows as a result digest keeps them: up to 64 as they are (comparing them costs
+    less than hashing them), more as a digest of their text."""
+    if len(rows) > _KEPT_ROWS:
+        return hashlib.blake2b(repr(rows).encode(), digest_size=16).digest()
+    return rows
 
 
 class Liveness(enum.Enum):
@@ -125,6 +137,9 @@ class Inspector(Protocol):
     replays: bool
     """Whether :meth:`result_digest` reads this driver's results: only then is a lost
     transaction replayed (``ReplayTransaction``)."""
+    replay_cursor: tuple[tuple[Any, ...], dict[str, Any]]
+    """The arguments of the driver's ``cursor()`` that make the cursor a replay runs
+    on: buffered, whatever the connection's default cursor class."""
 
     @property
     def reads_role(self) -> bool:
@@ -351,9 +366,10 @@ class AdapterBase:
     read through that cursor (mysqlclient: the connection cannot tell its rows are
     unread, and answers "commands out of sync" for the next set)."""
     opens_transactions = False
-    replays = False
     """True when the driver has its own API that opens transactions past the proxy
     (psycopg's ``transaction()``): its transaction flag is then read before sending."""
+    replays = False
+    replay_cursor: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
 
     @property
     def reads_role(self) -> bool:

@@ -19,7 +19,7 @@ from mysql.connector.connection import MySQLConnection
 from mysql.connector.constants import ServerCmd
 
 from ..error_kinds import MYSQL_ERRORS
-from ._mysql import MySQLSession, socket_probe
+from ._mysql import MySQLSession, result_digest, socket_probe
 from .base import AdapterBase, AutocommitProperty, Liveness
 
 __all__ = ["MySQLConnectorAdapter"]
@@ -151,6 +151,17 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
 
     def unbuffered(self, cursor: Any) -> bool:
         return not isinstance(cursor, _BUFFERED)
+
+    replays = True
+    replay_cursor: tuple[tuple[Any, ...], dict[str, Any]] = ((), {"buffered": True})
+
+    def result_digest(self, cursor: Any) -> object:
+        if isinstance(cursor, _BUFFERED):
+            return result_digest(cursor)
+        if cursor.description is not None:
+            return None  # its rows are still on the socket
+        # No result set (a write): the same as a buffered cursor's (no rows).
+        return (cursor.rowcount, cursor.lastrowid, None, cursor.warning_count, None)
 
     def describe(self, raw: Any) -> str:
         unix = getattr(raw, "unix_socket", None)

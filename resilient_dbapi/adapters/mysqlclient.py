@@ -11,7 +11,7 @@ import MySQLdb.cursors
 
 from ..error_kinds import MYSQL_ERRORS
 from . import _sockets
-from ._mysql import MySQLSession, socket_probe
+from ._mysql import MySQLSession, result_digest, socket_probe
 from .base import AdapterBase, Liveness
 
 __all__ = ["MySQLdbAdapter"]
@@ -126,6 +126,10 @@ class MySQLdbAdapter(MySQLSession, AdapterBase):
 
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, MySQLdb.cursors.CursorUseResultMixIn)
+
+    replays = True
+    replay_cursor = ((MySQLdb.cursors.Cursor,), {})
+    result_digest = staticmethod(result_digest)  # one frame less per statement
 
     def describe(self, raw: Any) -> str:
         try:

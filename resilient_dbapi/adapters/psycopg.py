@@ -19,7 +19,14 @@ from psycopg.rows import tuple_row
 
 from ..error_kinds import POSTGRES_ERRORS
 from ..hosts import Role
-from .base import AdapterBase, AutocommitProperty, CommitThenCloseOnExit, DriverSurface, Liveness
+from .base import (
+    AdapterBase,
+    AutocommitProperty,
+    CommitThenCloseOnExit,
+    DriverSurface,
+    Liveness,
+    kept_rows,
+)
 
 __all__ = ["PsycopgAdapter"]
 
@@ -250,6 +257,24 @@ class PsycopgAdapter(AdapterBase):
 
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, psycopg.ServerCursor)
+
+    replays = True
+
+    def result_digest(self, cursor: Any) -> object:
+        # The server's answer as libpq holds it (the values' bytes, whatever the cursor's
+        # row factory), the command tag ("UPDATE 3") and the columns.
+        result = cursor.pgresult
+        rows: object = None
+        if result is not None and result.ntuples:
+            fields = range(result.nfields)
+            value = result.get_value
+            rows = (
+                tuple(result.fformat(c) for c in fields),
+                kept_rows(tuple(tuple(value(r, c) for c in fields) for r in range(result.ntuples))),
+            )
+        description = cursor.description
+        columns = None if description is None else tuple((c.name, c.type_code) for c in description)
+        return (cursor.rowcount, cursor.statusmessage, columns, rows)
 
     def describe(self, raw: Any) -> str:
         info = raw.info

@@ -107,6 +107,7 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
         return isinstance(cursor, pymysql.cursors.SSCursor)
 
     replays = True
+    replay_cursor = ((pymysql.cursors.Cursor,), {})
     result_digest = staticmethod(result_digest)  # one frame less per statement
 
     def watch_writes(self, raw: Any) -> None:

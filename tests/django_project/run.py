@@ -26,7 +26,7 @@ from typing import Any
 
 import pymysql  # PyMySQL's own, for the admin connection that kills from outside
 
-SCENARIOS = ("crud", "idle", "kill", "atomic_lost", "debug_queries")
+SCENARIOS = ("crud", "idle", "kill", "atomic_lost", "move_lost", "debug_queries")
 # Django's request handler turns an exception into a 500; got_request_exception shows it.
 _exceptions: list[BaseException] = []
 
@@ -221,6 +221,35 @@ def atomic_lost(app: Any) -> dict[str, Any]:
         "next_read": request(app, "GET", "/items/"),
         "next_write": request(app, "POST", "/items/", name="after"),
     }
+
+
+def move_lost(app: Any) -> dict[str, Any]:
+    """The connection is killed inside ``transaction.atomic()`` between the two updates
+    of a move (with replay on, see $RESILIENT_DBAPI_POLICY, it goes on), then the pair
+    insert of :func:`atomic_lost` (an id the server assigns: never replayed)."""
+    from .items import views
+
+    migrate()
+    source = request(app, "POST", "/items/", name="source", qty="100")
+    target = request(app, "POST", "/items/", name="target", qty="100")
+
+    def kill_own_connection() -> None:
+        kill_thread(views._session_id())
+
+    views.between_writes = kill_own_connection
+    try:
+        moved = request(
+            app,
+            "POST",
+            "/items/move/",
+            source=str(source["body"]["item"]["id"]),
+            target=str(target["body"]["item"]["id"]),
+            qty="10",
+        )
+        pair = request(app, "POST", "/items/pair/", first="x1", second="x2")
+    finally:
+        views.between_writes = views._nothing
+    return {"moved": moved, "pair": pair, "after": request(app, "GET", "/items/")}
 
 
 def debug_queries(app: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("items/", views.item_list),
     path("items/bulk/", views.item_bulk),
     path("items/pair/", views.item_pair),
+    path("items/move/", views.item_move),
     path("items/<int:pk>/", views.item_update),
     path("items/<int:pk>/delete/", views.item_delete),
 ]

@@ -51,6 +51,7 @@ def _connection_state() -> dict[str, Any]:
         state["reconnects"] = stats.reconnects
         state["reconnect_reasons"] = dict(stats.reconnect_reasons)
         state["transactions_lost"] = stats.transactions_lost
+        state["transactions_replayed"] = stats.transactions_replayed
     return state
 
 
@@ -107,3 +108,21 @@ def item_pair(request: HttpRequest) -> JsonResponse:
         between_writes()
         second = Item.objects.create(name=request.POST["second"])
     return JsonResponse({"items": [first.as_dict(), second.as_dict()]}, status=201)
+
+
+@require_POST
+def item_move(request: HttpRequest) -> JsonResponse:
+    """Move ``qty`` from one item to another in one transaction: both rows locked and
+    read, then written (updates only: no id for the server to assign), with
+    :data:`between_writes` called between the two writes."""
+    qty = int(request.POST["qty"])
+    with transaction.atomic():
+        source = Item.objects.select_for_update().get(pk=int(request.POST["source"]))
+        target = Item.objects.select_for_update().get(pk=int(request.POST["target"]))
+        source.qty -= qty
+        source.save(update_fields=["qty"])
+        between_writes()
+        target.qty += qty
+        target.save(update_fields=["qty"])
+    state = _connection_state()
+    return JsonResponse({"items": [source.as_dict(), target.as_dict()], "connection": state})
