@@ -40,6 +40,7 @@ from . import (
     overhead,
     peers,
     recovery,
+    replay,
     scaling,
 )
 from .charts import draw
@@ -57,6 +58,7 @@ SECTIONS: dict[str, ModuleType] = {
     "failover_galera": failover_galera,
     "failover_proxy": failover_proxy,
     "health_view": health_view,
+    "replay": replay,
 }
 _DATABASE = "resilient_bench"
 

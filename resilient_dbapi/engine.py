@@ -857,7 +857,9 @@ class Engine:
                 self._log_reset()
                 self.unreplayable_next = True
                 return
-            if not implicit:
+            if not implicit or (not log and kind is StatementKind.SESSION):
+                # A setting before anything of the transaction ran is journaled and
+                # replayed first on a new connection: in the same order as it ran.
                 self._log_reset()
                 return
         if kind is StatementKind.BEGIN:

@@ -42,6 +42,7 @@ def test_the_suite_writes_its_report_json_and_charts(
         "failover_galera",
         "failover_proxy",
         "health_view",
+        "replay",
     ):
         assert wanted in keys, wanted
     in_process = results["sections"]["costs"]["in_process"]
@@ -66,6 +67,8 @@ def test_the_suite_writes_its_report_json_and_charts(
     assert "skipped" not in failover, failover
     assert failover and all(variant["safe"] for variant in failover.values())
     assert results["sections"]["failover_proxy"]["safe"]
+    replayed = results["sections"]["replay"]
+    assert replayed["safe"] and replayed["ratio"] > 0, replayed
     health = results["sections"]["health_view"]
     assert health and all(variant["safe"] for variant in health.values())
     galera = results["sections"]["failover_galera"]

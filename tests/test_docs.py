@@ -120,8 +120,11 @@ def shop(server: Any) -> dict[str, Any]:
         cur.execute("CREATE DATABASE shop")
         cur.execute("CREATE TABLE shop.product (id INT PRIMARY KEY, name VARCHAR(100))")
         cur.execute("INSERT INTO shop.product VALUES (42, 'teapot'), (43, 'cup')")
-        cur.execute("CREATE TABLE shop.acc (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB")
-        cur.execute("INSERT INTO shop.acc VALUES (1, 100), (2, 100)")
+        cur.execute(
+            "CREATE TABLE shop.acc (id INT PRIMARY KEY, n INT NOT NULL, seen DATETIME NULL) "
+            "ENGINE=InnoDB"
+        )
+        cur.execute("INSERT INTO shop.acc (id, n) VALUES (1, 100), (2, 100)")
         cur.execute("DROP USER IF EXISTS 'app'@'%'")
         cur.execute("CREATE USER 'app'@'%%' IDENTIFIED BY %s", (password,))
         cur.execute("GRANT ALL ON shop.* TO 'app'@'%'")

@@ -256,7 +256,13 @@ class DownPastDeadline(Fault):
     own_server = True
     deadline = 0.5
     policies = (PingOnCheckout(), MaxAge(), RetryOnError(deadline=deadline, max_backoff=0.1))
-    expected = outcomes(gave_up(2003), mid_txn=LOST, commit=UNKNOWN, sscursor_fetch=error(2013))
+    expected = outcomes(
+        gave_up(2003),
+        mid_txn=LOST,
+        mid_txn_replay=LOST,  # the replay found no new connection
+        commit=UNKNOWN,
+        sscursor_fetch=error(2013),
+    )
 
     def inject_all(self, row: Row) -> None:
         row.server.stop()
@@ -344,6 +350,7 @@ class BlackholeIdle(Fault):
     expected_async = outcomes(
         FOUND_BEFORE_SENDING,
         mid_txn=timed_out(LOST),
+        mid_txn_replay=timed_out(LOST),  # a cancelled statement is never replayed
         commit=timed_out(UNKNOWN),
         sscursor_fetch=TIMEOUT,
     )

@@ -45,6 +45,28 @@ def _write_first(trial: Trial, slow: float) -> None:
     trial.pending.add(uid)
 
 
+def _insert_keyed(trial: Trial, slow: float) -> None:
+    """As :func:`_insert`, with the row's key given (a replay of a row whose id the
+    server assigned would diverge: the caller saw the first run's id)."""
+    uid = trial.new_uid()
+    trial.attempted.add(uid)
+    cur = trial.conn.cursor()
+    if slow:
+        sql = "INSERT INTO t (id, uid, v) SELECT %s, %s, SLEEP(%s)"
+        cur.execute(sql, (trial.new_key(), uid, slow))
+    else:
+        cur.execute("INSERT INTO t (id, uid) VALUES (%s, %s)", (trial.new_key(), uid))
+    cur.close()
+
+
+def _write_first_keyed(trial: Trial, slow: float) -> None:
+    uid = trial.new_uid()
+    cur = trial.conn.cursor()
+    cur.execute("INSERT INTO t (id, uid) VALUES (%s, %s)", (trial.new_key(), uid))
+    cur.close()
+    trial.pending.add(uid)
+
+
 def _commit(trial: Trial, slow: float) -> None:
     if slow:
         trial.block_commits(slow)  # FLUSH TABLES WITH READ LOCK holds the COMMIT
@@ -109,6 +131,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "mid_txn", "statement mid-transaction",
         "autocommit off, after an acknowledged `INSERT`: a second `INSERT`, then `commit()`",
         autocommit=False, run=_insert, setup=_write_first,
+    ),
+    Operation(
+        "mid_txn_replay", "statement mid-transaction, replay on",
+        "as mid-transaction, with `ReplayTransaction()` and the rows' keys given",
+        autocommit=False, run=_insert_keyed, setup=_write_first_keyed, replay=True,
     ),
     Operation(
         "commit", "`COMMIT`",

@@ -29,7 +29,7 @@ from resilient_dbapi import (
     TransactionLostError,
     events,
 )
-from resilient_dbapi.policies import Policy
+from resilient_dbapi.policies import Policy, ReplayTransaction, default_policies
 from resilient_dbapi.testing import FaultProxy
 
 from .common import (
@@ -72,6 +72,14 @@ class Operation:
     run: Callable[[Trial, float], None]
     setup: Callable[[Trial, float], None] = _nothing
     blocks_commits: bool = False  # its slow form holds a global lock: run it alone
+    replay: bool = False  # ReplayTransaction() added to the fault's policies
+
+    def policies(self, fault: Fault) -> tuple[Policy, ...] | None:
+        """The policies of its case under ``fault``."""
+        if not self.replay:
+            return fault.policies
+        chosen = default_policies() if fault.policies is None else fault.policies
+        return (*chosen, ReplayTransaction())
 
 
 class Fault:
@@ -218,6 +226,7 @@ class Trial:
         self.thread_id = 0
         self.struck_at: float | None = None
         self._uids = itertools.count(1)
+        self._keys = itertools.count(1000)  # past the seed row's id
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -228,6 +237,10 @@ class Trial:
 
     def new_uid(self) -> str:
         return f"{self.op.name}-{next(self._uids)}"
+
+    def new_key(self) -> int:
+        """A row id the caller chooses (``mid_txn_replay``)."""
+        return next(self._keys)
 
     def expect(self, what: str, got: object, wanted: object) -> None:
         if got != wanted:
@@ -321,7 +334,7 @@ class Trial:
             pymysql.connect,
             **kwargs,
             autocommit=self.op.autocommit,
-            policies=fault.policies,
+            policies=self.op.policies(fault),
             listeners=[self.events.append],
         )
         for sql in fault.session_sql:

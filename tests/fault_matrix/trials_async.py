@@ -128,6 +128,26 @@ async def _write_first(trial: AsyncTrial, slow: float) -> None:
     trial.pending.add(uid)
 
 
+async def _insert_keyed(trial: AsyncTrial, slow: float) -> None:
+    uid = trial.new_uid()
+    trial.attempted.add(uid)
+    cur = await trial.conn.cursor()
+    if slow:
+        sql = "INSERT INTO t (id, uid, v) SELECT %s, %s, SLEEP(%s)"
+        await cur.execute(sql, (trial.new_key(), uid, slow))
+    else:
+        await cur.execute("INSERT INTO t (id, uid) VALUES (%s, %s)", (trial.new_key(), uid))
+    await cur.close()
+
+
+async def _write_first_keyed(trial: AsyncTrial, slow: float) -> None:
+    uid = trial.new_uid()
+    cur = await trial.conn.cursor()
+    await cur.execute("INSERT INTO t (id, uid) VALUES (%s, %s)", (trial.new_key(), uid))
+    await cur.close()
+    trial.pending.add(uid)
+
+
 async def _commit(trial: AsyncTrial, slow: float) -> None:
     if slow:  # FLUSH TABLES WITH READ LOCK holds the COMMIT
         await asyncio.to_thread(trial.block_commits, slow)
@@ -184,6 +204,7 @@ ASYNC_STEPS: Mapping[str, tuple[AsyncStep, AsyncStep]] = MappingProxyType(
         "autocommit_write": (_nothing, _insert),
         "txn_first": (_nothing, _insert),
         "mid_txn": (_write_first, _insert),
+        "mid_txn_replay": (_write_first_keyed, _insert_keyed),
         "commit": (_write_first, _commit),
         "executemany": (_nothing, _executemany),
         "sscursor_fetch": (_open_stream, _fetch_stream),
@@ -256,7 +277,7 @@ class AsyncTrial(Trial):
             aiomysql.connect,
             **kwargs,
             autocommit=self.op.autocommit,
-            policies=fault.policies,
+            policies=self.op.policies(fault),
             listeners=[self.events.append],
         )
         for sql in fault.session_sql:
