@@ -459,7 +459,7 @@ class ConnectionBase:
         kept: Any
         try:
             if method == "begin":
-                entry = LogEntry(stmt, method, None, None, None)
+                entry = _new_entry(LogEntry, (stmt, method, None, None, None))
             elif (
                 cursor is not None
                 and cursor._gen == self._gen
@@ -488,7 +488,8 @@ class ConnectionBase:
                     kept = _UNKEPT
                 digest = self._adapter.result_digest(cursor._raw)
                 if digest is not None and kept is not _UNKEPT:
-                    entry = LogEntry(stmt, method, query, kept, digest)
+                    # tuple.__new__: the named tuple's own __new__ is a Python frame more.
+                    entry = _new_entry(LogEntry, (stmt, method, query, kept, digest))
         except Exception:  # the statement ran: a log without it must not be replayed
             entry = None
         engine.logged(stmt, entry, size, now, implicit)
@@ -799,6 +800,7 @@ def replay_call(
 _UNKEPT = object()
 _UNCOPIED = object()
 _SCALARS = frozenset({str, bytes, int, float, type(None), bool})
+_new_entry = tuple.__new__
 
 
 def _immutable(args: tuple[Any, ...]) -> bool:

@@ -14,7 +14,7 @@ from pymysql.constants import CLIENT
 
 from ..error_kinds import MYSQL_ERRORS
 from ..hosts import Role
-from .base import AdapterBase, Liveness, kept_rows
+from .base import KEPT_ROWS, AdapterBase, Liveness, rows_digest
 
 __all__ = [
     "COMPLETION_TYPE",
@@ -409,5 +409,6 @@ def result_digest(cursor: Any) -> object:
             rows = tuple(tuple(row.values()) for row in rows)
         elif not isinstance(rows, tuple):
             rows = tuple(rows)
-        rows = kept_rows(rows)
+        if len(rows) > KEPT_ROWS:
+            rows = rows_digest(rows)
     return (cursor.rowcount, cursor.lastrowid, cursor.description, warnings, rows)

@@ -17,6 +17,7 @@ from ..hosts import Role
 from . import _sockets
 
 __all__ = [
+    "KEPT_ROWS",
     "Adapter",
     "AdapterBase",
     "AsyncAdapter",
@@ -26,18 +27,17 @@ __all__ = [
     "DriverSurface",
     "Inspector",
     "Liveness",
-    "kept_rows",
+    "rows_digest",
 ]
 
-_KEPT_ROWS = 64
+KEPT_ROWS = 64
+"""Results up to this many rows are kept in a digest as they are (comparing them costs
+less than hashing them); larger ones as :func:`rows_digest`."""
 
 
-def kept_rows(rows: tuple[Any, ...]) -> object:
-    """Rows as a result digest keeps them: up to 64 as they are (comparing them costs
-    less than hashing them), more as a digest of their text."""
-    if len(rows) > _KEPT_ROWS:
-        return hashlib.blake2b(repr(rows).encode(), digest_size=16).digest()
-    return rows
+def rows_digest(rows: tuple[Any, ...]) -> bytes:
+    """A digest of the text of ``rows``, for a result of more than :data:`KEPT_ROWS`."""
+    return hashlib.blake2b(repr(rows).encode(), digest_size=16).digest()
 
 
 class Liveness(enum.Enum):

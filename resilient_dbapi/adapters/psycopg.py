@@ -20,12 +20,13 @@ from psycopg.rows import tuple_row
 from ..error_kinds import POSTGRES_ERRORS
 from ..hosts import Role
 from .base import (
+    KEPT_ROWS,
     AdapterBase,
     AutocommitProperty,
     CommitThenCloseOnExit,
     DriverSurface,
     Liveness,
-    kept_rows,
+    rows_digest,
 )
 
 __all__ = ["PsycopgAdapter"]
@@ -268,10 +269,9 @@ class PsycopgAdapter(AdapterBase):
         if result is not None and result.ntuples:
             fields = range(result.nfields)
             value = result.get_value
-            rows = (
-                tuple(result.fformat(c) for c in fields),
-                kept_rows(tuple(tuple(value(r, c) for c in fields) for r in range(result.ntuples))),
-            )
+            values = tuple(tuple(value(r, c) for c in fields) for r in range(result.ntuples))
+            kept = rows_digest(values) if len(values) > KEPT_ROWS else values
+            rows = (tuple(result.fformat(c) for c in fields), kept)
         description = cursor.description
         columns = None if description is None else tuple((c.name, c.type_code) for c in description)
         return (cursor.rowcount, cursor.statusmessage, columns, rows)
