@@ -244,6 +244,8 @@ class AsyncResilientConnection(AsyncOperations):
         self._enter("query")
         try:
             result = await self._run(Op.EXECUTE, stmt, _send_query, sql, unbuffered)
+            if self._engine.replay is not None:
+                self._logged(stmt, "query")  # past the log: never replayed
             if stmt.kind is not _READ:
                 await self._note(stmt, sql, None)
             return result

@@ -183,8 +183,14 @@ class ConnectionBase:
         """Read a transaction the driver opened past the proxy (psycopg's transaction(),
         mysql-connector's start_transaction()) before any check: a probe may consume the
         news of the connection's death, and with it the driver's memory of it."""
-        if self._driver_transactions and not self._engine.stale and not self._closed:
-            self._engine.driver_transaction(self._status(self._raw)[0])
+        engine = self._engine
+        if self._driver_transactions and not engine.stale and not self._closed:
+            in_trans, autocommit = self._status(self._raw)
+            engine.driver_transaction(in_trans)
+            if engine.txn_writes and not autocommit and self._adapter.ended_unseen(self._raw):
+                # Committed or rolled back by the driver's own API: what it held is not
+                # the proxy's to lose, nor to replay.
+                engine.ended_unseen()
 
     def _check_plan(self) -> tuple[Reason | None, Code | None, float | None]:
         """The checkout before sending outside a transaction, decided without I/O: a

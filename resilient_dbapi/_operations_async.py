@@ -133,7 +133,10 @@ class AsyncOperations(AsyncConnectionBase):
                 self._engine.driver_transaction(self._status(self._raw)[0])
             if not self._engine.txn_writes:
                 await self._checkout()
-            self._engine.done(WRITE_OP, *self._status(self._raw), _monotonic())
+            engine = self._engine
+            engine.done(WRITE_OP, *self._status(self._raw), _monotonic())
+            if engine.replay is not None:
+                self._logged(WRITE_OP, what)  # past the log: never replayed
             return await cursor._current()
         finally:
             self._leave()
@@ -236,6 +239,7 @@ class AsyncOperations(AsyncConnectionBase):
             # Opened by a statement under autocommit off, and the new session has it on:
             # the first replayed write would commit at once.
             raise self._replay_failed("the new connection runs with autocommit on")
+        wrote = False
         try:
             for number, entry in enumerate(entries, 1):
                 try:
@@ -261,10 +265,11 @@ class AsyncOperations(AsyncConnectionBase):
                 stmt = entry.statement
                 engine.done(stmt, *self._status(raw), _monotonic())
                 if stmt.kind is _WRITE:
+                    wrote = True
                     engine.wrote_in_transaction(stmt, adapter.kept_writes(raw))
-                # (A read under autocommit off may run before the server reports the
-                # transaction open, as it did the first time.)
-                if engine.kept or (not engine.txn_writes and stmt.kind is not _READ):
+                # (Reads under autocommit off may run before the server reports the
+                # transaction open, as they did the first time; never after a write.)
+                if engine.kept or (not engine.txn_writes and (wrote or stmt.kind is not _READ)):
                     raise self._replay_failed(
                         f"statement {number} of {total} left the transaction unlike the "
                         "first run (ended it, or wrote to a table that cannot roll back)",

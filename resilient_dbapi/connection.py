@@ -197,6 +197,8 @@ class ResilientConnection(Operations):
         self._enter("query")
         try:
             result = self._run(Op.EXECUTE, stmt, _send_query, sql, unbuffered)
+            if self._engine.replay is not None:
+                self._logged(stmt, "query")  # past the log: never replayed
             if stmt.kind is not _READ:
                 self._note(stmt, sql, None)
             return result

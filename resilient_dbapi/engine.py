@@ -803,6 +803,13 @@ class Engine:
             if self.txn_log or not self.txn_log_ok:
                 self._log_reset()
 
+    def ended_unseen(self) -> None:
+        """Before sending: the driver reports no transaction where one with writes was
+        open (psycopg's ``transaction()`` committed it past the proxy): it is over."""
+        self._transaction_over()
+        self.kept = False
+        self._log_forget()
+
     def driver_transaction(self, in_trans: bool) -> None:
         """Before sending: the driver reports a transaction open (or not), perhaps opened
         through its own API, unseen by the proxy. One it reports is never replaced
@@ -857,9 +864,15 @@ class Engine:
                 self._log_reset()
                 self.unreplayable_next = True
                 return
-            if not implicit or (not log and kind is StatementKind.SESSION):
+            if (
+                not implicit
+                or kind is StatementKind.COMMIT
+                or kind is StatementKind.ROLLBACK
+                or statement.commits is True  # DDL: what was open is committed
                 # A setting before anything of the transaction ran is journaled and
                 # replayed first on a new connection: in the same order as it ran.
+                or (not log and kind is StatementKind.SESSION)
+            ):
                 self._log_reset()
                 return
         if kind is StatementKind.BEGIN:
@@ -868,8 +881,10 @@ class Engine:
         if not log and self.txn_log_ok:
             self.txn_started = now
             if self.unreplayable_next:
-                self.unreplayable_next = False
                 self.txn_log_ok = False
+                # Kept for the transaction it was set for: a read under autocommit off
+                # may run before any (MySQL's SELECT 1 opens none).
+                self.unreplayable_next = not self.txn_writes
         if not self.txn_log_ok:
             return
         if (

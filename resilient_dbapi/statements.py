@@ -1002,6 +1002,10 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
                 kind = StatementKind.WRITE
     history = _reads_history(words, calls, sysvars)
     effects = _effects_of(words, assigns, user_vars, calls, unknown)
+    if marked and other is not None:
+        # Marked only if the comment is one under either sql_mode (not inside a literal
+        # that a backslash ends early under one of them).
+        marked = not isinstance(other, _Unreadable) and other[5]
     if kind is StatementKind.WRITE:
         same = other is None or (not isinstance(other, _Unreadable) and other[0] == words)
         whole = same and _atomic_write(words, unknown)

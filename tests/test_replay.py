@@ -18,7 +18,7 @@ from resilient_dbapi import ReplayTransaction, aio, events
 from resilient_dbapi.policies import default_policies
 
 from .conftest import kill, killed_in_flight, rows
-from .drivers import Driver
+from .drivers import DRIVERS, Driver, postgres_database
 from .test_aio import aio_kwargs, run
 
 pytestmark = pytest.mark.server
@@ -597,3 +597,132 @@ def test_a_write_of_now_marked_replayable_is_replayed(server: Any, acc: dict[str
     conn.close()
     with pytest.raises(TypeError, match="a str"):
         resilient_dbapi.replayable(b"UPDATE acc SET n = 0")  # type: ignore[arg-type]
+
+
+# -- what runs past the log, and transactions ended past the proxy --------------------
+
+_PSYCOPG = next(d for d in DRIVERS if d.name == "psycopg")
+
+
+@pytest.fixture
+def pg_acc(pg_server: Any) -> Iterator[dict[str, Any]]:
+    """A fresh PostgreSQL database with the two accounts and a table of names."""
+    databases = postgres_database(pg_server)
+    kwargs = next(databases)
+    _accounts(_PSYCOPG, kwargs)
+    conn = _PSYCOPG.connect(**kwargs)
+    conn.execute("CREATE TABLE names (name TEXT NOT NULL)")
+    conn.commit()
+    conn.close()
+    yield kwargs
+    for _ in databases:
+        pass
+
+
+def _names(kwargs: dict[str, Any]) -> list[str]:
+    conn = _PSYCOPG.connect(**kwargs)
+    try:
+        return [row[0] for row in conn.execute("SELECT name FROM names ORDER BY name")]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("how", ["copy", "stream"])
+def test_a_psycopg_write_past_the_log_keeps_the_transaction_from_replay(
+    pg_server: Any, pg_acc: dict[str, Any], how: str
+) -> None:
+    """A COPY, or an INSERT read through ``cursor.stream()``, is not in the log: a
+    replay would run the transaction without it and commit the rest."""
+    import psycopg
+
+    conn = resilient_dbapi.connect(psycopg.connect, policies=REPLAY, **pg_acc)
+    session = _session(_PSYCOPG, conn)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO names VALUES ('a')")
+    if how == "copy":
+        with cur.copy("COPY names (name) FROM STDIN") as copy:
+            copy.write_row(("b",))
+    else:
+        assert list(cur.stream("INSERT INTO names VALUES ('b') RETURNING name")) == [("b",)]
+    _PSYCOPG.kill(pg_server, session)
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("INSERT INTO names VALUES ('c')")
+    conn.rollback()
+    assert conn.stats.transactions_replayed == 0
+    assert _names(pg_acc) == []
+    conn.close()
+
+
+def test_a_transaction_committed_by_psycopgs_own_block_is_never_replayed(
+    pg_server: Any, pg_acc: dict[str, Any]
+) -> None:
+    """``conn.transaction()`` with autocommit off commits past the proxy: the next
+    transaction's replay runs its own statements only ('a' is committed once)."""
+    import psycopg
+
+    conn = resilient_dbapi.connect(psycopg.connect, policies=REPLAY, **pg_acc)
+    session = _session(_PSYCOPG, conn)
+    cur = conn.cursor()
+    with conn.transaction():
+        cur.execute("INSERT INTO names VALUES ('a')")
+    cur.execute("INSERT INTO names VALUES ('b')")
+    _PSYCOPG.kill(pg_server, session)
+    cur.execute("INSERT INTO names VALUES ('c')")
+    conn.commit()
+    assert conn.stats.transactions_replayed == 1
+    assert _names(pg_acc) == ["a", "b", "c"]
+    conn.close()
+
+
+def test_a_driver_query_keeps_the_transaction_from_replay(server: Any, acc: dict[str, Any]) -> None:
+    """PyMySQL's ``conn.query()`` sends past the cursor: its write is not in the log."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    conn.begin()
+    cur = conn.cursor()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    conn.query("UPDATE acc SET n = n + 10 WHERE id = 2")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("UPDATE acc SET n = n + 1 WHERE id = 1")
+    conn.rollback()
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+    conn.close()
+
+
+def test_a_commit_sent_as_sql_ends_the_log_under_autocommit_off(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """``COMMIT`` sent as a statement with autocommit off: the next transaction's log
+    starts after it (it is not replayed as its first statement)."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    cur.execute("COMMIT")
+    cur.execute("UPDATE acc SET n = n - 1 WHERE id = 1")
+    cur.execute("COMMIT")
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    kill(server, conn.thread_id())
+    cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    conn.commit()
+    assert conn.stats.transactions_replayed == 1
+    assert _balances(server, acc) == [(1, 89), (2, 110)]
+    conn.close()
+
+
+def test_a_one_shot_set_transaction_outlives_a_read_that_opened_nothing(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """``SET TRANSACTION ...``, ``SELECT 1`` (which opens no transaction), then
+    ``autocommit(False)`` and the transaction the setting was for: not replayed."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, autocommit=True, **acc)
+    cur = conn.cursor()
+    conn.autocommit(False)
+    cur.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    cur.execute("SELECT 1")
+    conn.autocommit(False)
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    conn.rollback()
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+    conn.close()

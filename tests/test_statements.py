@@ -659,8 +659,17 @@ def test_foldable_takes_the_journals_first_plain_settings(
 def test_a_write_is_replayable_only_when_a_comment_says_so(sql: str, volatile: bool) -> None:
     """The REPLAYABLE comment, outside literals, lifts the rule on volatile built-ins;
     never on a stored function (which may write what no digest sees)."""
-    assert statement(sql, False).volatile is volatile
-    assert statement(sql, False).unreplayable is volatile
+    for postgres in (False, True):
+        assert statement(sql, postgres).volatile is volatile
+        assert statement(sql, postgres).unreplayable is volatile
+
+
+def test_a_comment_that_a_backslash_may_put_inside_a_literal_does_not_mark() -> None:
+    """With backslash escapes the comment stands outside the literals; under
+    NO_BACKSLASH_ESCAPES (and in PostgreSQL's standard strings) it is inside one."""
+    sql = "INSERT INTO t VALUES ('a\\'' /* resilient_dbapi:replayable */ ' /* ' */, NOW())"
+    for postgres in (False, True):
+        assert statement(sql, postgres).volatile
 
 
 def test_replayable_puts_the_comment_before_the_text() -> None:

@@ -94,6 +94,10 @@ class Inspector(Protocol):
     def status(self, raw: Any) -> tuple[bool, bool]:
         """``(in_transaction, autocommit)`` as the server last reported them."""
 
+    def ended_unseen(self, raw: Any) -> bool:
+        """With autocommit off, whether the driver shows no transaction open where the
+        proxy saw one: ended by the driver's own API (psycopg's ``transaction()``)."""
+
     def busy(self, raw: Any) -> bool:
         """Whether a result is still being read (an unbuffered cursor mid-stream)."""
 
@@ -432,6 +436,9 @@ class AdapterBase:
 
     def known_dead(self, raw: Any) -> Callable[[], bool] | None:
         return None  # nothing the driver knows without a system call
+
+    def ended_unseen(self, raw: Any) -> bool:
+        return False
 
     def busy(self, raw: Any) -> bool:
         return False

@@ -93,6 +93,13 @@ class CursorCopy:
         raw = conn._start_stream("copy", self)
         return _GuardedCopy(conn, raw.copy(statement, params, **kwargs))
 
+    def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        """psycopg's ``cursor.stream()``: rows read past the proxy as they come, under
+        the rules of a COPY (it may be an ``INSERT ... RETURNING``)."""
+        self._check_open()  # type: ignore[attr-defined]
+        raw = self._conn._start_stream("stream", self)  # type: ignore[attr-defined]
+        return raw.stream(query, params, **kwargs)
+
 
 class _GuardedCopy:
     """psycopg's copy context, whose failures go through the safety rules: a COPY lost
@@ -283,6 +290,10 @@ class PsycopgAdapter(AdapterBase):
         except psycopg.Error:
             return self.name
         return f"{self.name} {host}:{port}"
+
+    def ended_unseen(self, raw: Any) -> bool:
+        # libpq's own word: no transaction (a lost connection is UNKNOWN, not IDLE).
+        return bool(raw.pgconn.transaction_status == pq.TransactionStatus.IDLE)
 
     def _fresh_transaction(self, raw: Any) -> bool:
         return not raw.autocommit and raw.info.transaction_status == pq.TransactionStatus.IDLE

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods, require_POST
@@ -113,16 +114,17 @@ def item_pair(request: HttpRequest) -> JsonResponse:
 @require_POST
 def item_move(request: HttpRequest) -> JsonResponse:
     """Move ``qty`` from one item to another in one transaction: both rows locked and
-    read, then written (updates only: no id for the server to assign), with
-    :data:`between_writes` called between the two writes."""
+    read, then changed by relative updates (no id for the server to assign), with
+    :data:`between_writes` called between the two."""
     qty = int(request.POST["qty"])
     with transaction.atomic():
         source = Item.objects.select_for_update().get(pk=int(request.POST["source"]))
         target = Item.objects.select_for_update().get(pk=int(request.POST["target"]))
-        source.qty -= qty
-        source.save(update_fields=["qty"])
+        # Relative updates: one applied twice shows in the result.
+        Item.objects.filter(pk=source.pk).update(qty=F("qty") - qty)
         between_writes()
-        target.qty += qty
-        target.save(update_fields=["qty"])
+        Item.objects.filter(pk=target.pk).update(qty=F("qty") + qty)
+        source.refresh_from_db()
+        target.refresh_from_db()
     state = _connection_state()
     return JsonResponse({"items": [source.as_dict(), target.as_dict()], "connection": state})
