@@ -398,6 +398,7 @@ class ConnectionBase:
         engine = self._engine
         if engine.lost and op is Op.COMMIT:
             raise lost_again_error(self._adapter, engine)
+        self._track_driver_transaction()  # ended by the driver's own API: nothing of ours
         self._leaves_marked_host()  # nothing written to end: never sent to a marked host
         if engine.stale:
             engine.rolled_back()  # nothing can be open on a connection already given up
@@ -446,6 +447,11 @@ class ConnectionBase:
         if method == "ping":
             return  # nothing the caller could see of the data: the log stays as it is
         engine = self._engine
+        if self._driver_transactions and self._adapter.in_driver_block(self._raw):
+            # Inside the driver's own block (psycopg's transaction()), which commits past
+            # the proxy and may lose its COMMIT unseen: never replayed.
+            engine.logged(stmt, None, 0, engine.last_used)
+            return
         now = engine.last_used  # done() just set it: no second clock read
         implicit = False
         if not engine.txn_writes:

@@ -131,8 +131,7 @@ class Operations(ConnectionBase):
         self._check_usable()
         self._enter(what)
         try:
-            if not self._engine.stale:
-                self._engine.driver_transaction(self._status(self._raw)[0])
+            self._track_driver_transaction()
             if not self._engine.txn_writes:
                 self._checkout()
             engine = self._engine

@@ -871,7 +871,7 @@ class Engine:
                 or statement.commits is True  # DDL: what was open is committed
                 # A setting before anything of the transaction ran is journaled and
                 # replayed first on a new connection: in the same order as it ran.
-                or (not log and kind is StatementKind.SESSION)
+                or (not log and self.txn_log_ok and kind is StatementKind.SESSION)
             ):
                 self._log_reset()
                 return
@@ -886,6 +886,8 @@ class Engine:
                 # may run before any (MySQL's SELECT 1 opens none).
                 self.unreplayable_next = not self.txn_writes
         if not self.txn_log_ok:
+            if self.unreplayable_next and self.txn_writes:
+                self.unreplayable_next = False  # applied: this transaction is the one
             return
         if (
             entry is None

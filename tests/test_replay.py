@@ -726,3 +726,22 @@ def test_a_one_shot_set_transaction_outlives_a_read_that_opened_nothing(
     conn.rollback()
     assert _balances(server, acc) == [(1, 100), (2, 100)]
     conn.close()
+
+
+def test_a_commit_after_psycopgs_own_block_never_replays_what_it_committed(
+    pg_server: Any, pg_acc: dict[str, Any]
+) -> None:
+    """The block committed 'a' past the proxy; the connection dies idle; ``commit()``
+    finds it dead: there is nothing of the proxy's to commit, and nothing replayed."""
+    import psycopg
+
+    conn = resilient_dbapi.connect(psycopg.connect, policies=REPLAY, **pg_acc)
+    session = _session(_PSYCOPG, conn)
+    cur = conn.cursor()
+    with conn.transaction():
+        cur.execute("INSERT INTO names VALUES ('a')")
+    _PSYCOPG.kill(pg_server, session)
+    conn.commit()
+    assert conn.stats.transactions_replayed == 0
+    assert _names(pg_acc) == ["a"]
+    conn.close()

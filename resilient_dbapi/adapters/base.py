@@ -98,6 +98,10 @@ class Inspector(Protocol):
         """With autocommit off, whether the driver shows no transaction open where the
         proxy saw one: ended by the driver's own API (psycopg's ``transaction()``)."""
 
+    def in_driver_block(self, raw: Any) -> bool:
+        """Whether a transaction block of the driver's own API is open on ``raw``
+        (psycopg's ``transaction()``): it commits past the proxy."""
+
     def busy(self, raw: Any) -> bool:
         """Whether a result is still being read (an unbuffered cursor mid-stream)."""
 
@@ -438,6 +442,9 @@ class AdapterBase:
         return None  # nothing the driver knows without a system call
 
     def ended_unseen(self, raw: Any) -> bool:
+        return False
+
+    def in_driver_block(self, raw: Any) -> bool:
         return False
 
     def busy(self, raw: Any) -> bool:

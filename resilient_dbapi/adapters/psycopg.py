@@ -95,10 +95,21 @@ class CursorCopy:
 
     def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         """psycopg's ``cursor.stream()``: rows read past the proxy as they come, under
-        the rules of a COPY (it may be an ``INSERT ... RETURNING``)."""
+        the rules of a COPY (it may be an ``INSERT ... RETURNING``), from the first row
+        asked for (when the driver sends it)."""
         self._check_open()  # type: ignore[attr-defined]
-        raw = self._conn._start_stream("stream", self)  # type: ignore[attr-defined]
-        return raw.stream(query, params, **kwargs)
+        return _guarded_stream(self, query, params, kwargs)
+
+
+def _guarded_stream(cursor: Any, query: Any, params: Any, kwargs: dict[str, Any]) -> Any:
+    conn = cursor._conn
+    raw = conn._start_stream("stream", cursor)
+    try:
+        yield from raw.stream(query, params, **kwargs)
+    except Exception as exc:
+        if conn._adapter.error_code(exc) is not None:
+            conn._stream_failed(exc, "stream")
+        raise
 
 
 class _GuardedCopy:
@@ -290,6 +301,9 @@ class PsycopgAdapter(AdapterBase):
         except psycopg.Error:
             return self.name
         return f"{self.name} {host}:{port}"
+
+    def in_driver_block(self, raw: Any) -> bool:
+        return bool(getattr(raw, "_num_transactions", 1))  # unknown: the weaker claim
 
     def ended_unseen(self, raw: Any) -> bool:
         # libpq's own word: no transaction (a lost connection is UNKNOWN, not IDLE).
