@@ -745,3 +745,53 @@ def test_a_commit_after_psycopgs_own_block_never_replays_what_it_committed(
     assert conn.stats.transactions_replayed == 0
     assert _names(pg_acc) == ["a"]
     conn.close()
+
+
+def test_a_setting_after_an_unlogged_read_keeps_the_transaction_from_replay(
+    pg_server: Any, pg_acc: dict[str, Any]
+) -> None:
+    """A read through a server-side cursor (its rows are not in the log), then a
+    setting: the transaction the read began is still not replayable (the read could
+    not be compared)."""
+    import psycopg
+
+    conn = resilient_dbapi.connect(psycopg.connect, policies=REPLAY, **pg_acc)
+    session = _session(_PSYCOPG, conn)
+    named = conn.cursor(name="unlogged")
+    named.execute("SELECT n FROM acc WHERE id = 2")
+    assert named.fetchall() == [(100,)]
+    named.close()
+    cur = conn.cursor()
+    cur.execute("SET search_path TO public")
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    _PSYCOPG.kill(pg_server, session)
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    conn.rollback()
+    assert conn.stats.transactions_replayed == 0
+    assert _driver_balances(_PSYCOPG, pg_acc) == [(1, 100), (2, 100)]
+    conn.close()
+
+
+def test_a_stream_is_checked_when_it_starts_not_when_it_is_made(
+    pg_server: Any, pg_acc: dict[str, Any]
+) -> None:
+    """psycopg's ``stream()`` sends nothing until its first row is asked for: made in
+    one transaction and read in the next, its INSERT belongs to the second, which is
+    then never replayed."""
+    import psycopg
+
+    conn = resilient_dbapi.connect(psycopg.connect, policies=REPLAY, **pg_acc)
+    session = _session(_PSYCOPG, conn)
+    cur = conn.cursor()
+    rows = cur.stream("INSERT INTO names VALUES ('b') RETURNING name")
+    conn.commit()
+    cur.execute("INSERT INTO names VALUES ('a')")
+    assert list(rows) == [("b",)]
+    _PSYCOPG.kill(pg_server, session)
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("INSERT INTO names VALUES ('c')")
+    conn.rollback()
+    assert conn.stats.transactions_replayed == 0
+    assert _names(pg_acc) == []
+    conn.close()
