@@ -728,6 +728,48 @@ def test_a_one_shot_set_transaction_outlives_a_read_that_opened_nothing(
     conn.close()
 
 
+def test_a_one_shot_set_transaction_is_spent_on_the_transaction_it_kept_from_replay(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """``SET TRANSACTION ...``, then a read and a write under autocommit off: the
+    setting was for that transaction (not replayed), and only for it: the next one is."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    conn.autocommit(False)
+    cur.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    cur.execute("SELECT n FROM acc WHERE id = 1")
+    cur.execute("UPDATE acc SET n = n - 1 WHERE id = 1")
+    conn.commit()
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    kill(server, conn.thread_id())
+    cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    conn.commit()
+    assert conn.stats.transactions_replayed == 1
+    assert _balances(server, acc) == [(1, 89), (2, 110)]
+    conn.close()
+
+
+def test_a_psycopg_stream_lost_with_the_connection_is_judged_by_the_rules(
+    pg_server: Any, pg_acc: dict[str, Any]
+) -> None:
+    """A stream whose connection dies under it, in a transaction with a write: the
+    caller hears ``TransactionLostError`` (not the driver's bare error), nothing is
+    committed, and the connection works again after ``rollback()``."""
+    import psycopg
+
+    conn = resilient_dbapi.connect(psycopg.connect, policies=REPLAY, **pg_acc)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO names VALUES ('a')")
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        list(cur.stream("SELECT pg_terminate_backend(pg_backend_pid())"))
+    conn.rollback()
+    cur.execute("INSERT INTO names VALUES ('b')")
+    conn.commit()
+    assert conn.stats.transactions_replayed == 0
+    assert _names(pg_acc) == ["b"]
+    conn.close()
+
+
 def test_a_commit_after_psycopgs_own_block_never_replays_what_it_committed(
     pg_server: Any, pg_acc: dict[str, Any]
 ) -> None:
