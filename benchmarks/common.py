@@ -24,6 +24,7 @@ __all__ = [
     "Target",
     "interleaved",
     "interleaved_async",
+    "paired_ratio",
     "ratio_table",
     "summarise",
     "verdict",
@@ -149,9 +150,11 @@ class Section:
     targets: list[Target] = field(default_factory=list)
 
 
-def summarise(per_round: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    """Per-round medians (us) of each variant into: the median of them, and the median,
-    min and max of the per-round ratio to the first variant."""
+def summarise(per_round: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """Per-round medians (us) of each variant into: the median of them, the median, min
+    and max of the per-round ratio to the first variant, and the per-round medians
+    themselves (``rounds_us``: two variants compared round by round, see
+    :func:`paired_ratio`)."""
     names = list(per_round)
     base = per_round[names[0]]
     results = {}
@@ -164,8 +167,17 @@ def summarise(per_round: dict[str, list[float]]) -> dict[str, dict[str, float]]:
             "ratio_min": round(min(ratios), 4),
             "ratio_max": round(max(ratios), 4),
             "overhead_us": round(median - statistics.median(base), 2),
+            "rounds_us": [round(v, 2) for v in per_round[name]],
         }
     return results
+
+
+def paired_ratio(results: dict[str, dict[str, Any]], variant: str, baseline: str) -> float:
+    """``variant`` against ``baseline`` (neither the first variant): the median over rounds
+    of the ratio of their medians in the same round. Their ratios to the first variant
+    each carry that round's noise of the first; divided, the noise adds up."""
+    pairs = zip(results[variant]["rounds_us"], results[baseline]["rounds_us"], strict=True)
+    return round(statistics.median(v / b for v, b in pairs), 4)
 
 
 def interleaved(
@@ -174,7 +186,7 @@ def interleaved(
     per_round: int,
     progress: Progress | None = None,
     warm_up: int = 100,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Time each variant's unit of work, interleaved unit by unit; the first variant is
     the baseline of the ratios. One progress step per round."""
     for _, unit in variants:
@@ -206,7 +218,7 @@ def interleaved_async(
     per_round: int,
     progress: Progress | None = None,
     warm_up: int = 100,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """:func:`interleaved` for coroutines: each round runs to completion in ``loop``."""
 
     async def warm() -> None:

@@ -31,6 +31,7 @@ from .common import (
     Target,
     interleaved,
     interleaved_async,
+    paired_ratio,
     ratio_spread,
     ratio_table,
     verdict,
@@ -427,9 +428,7 @@ def _section(
             targets.append(Target(what, figure, limit))
     transaction = results.get("transaction", {})
     if _variant(REPLAY) in transaction:
-        figure = round(
-            transaction[_variant(REPLAY)]["ratio"] / transaction[_variant(DEFAULT)]["ratio"], 4
-        )
+        figure = paired_ratio(transaction, _variant(REPLAY), _variant(DEFAULT))
         what = f"ReplayTransaction's journal vs replay off ({name}, transaction)"
         parts.append(verdict(figure, REPLAY_TARGET, what))
         targets.append(Target(what, figure, REPLAY_TARGET))

@@ -105,7 +105,7 @@ SLEEP_WRITE = "INSERT INTO t (uid) SELECT IF(SLEEP(1), %s, %s)"
 
 def rows(server: Any, kwargs: dict[str, Any], sql: str, args: Any = None) -> list[tuple[Any, ...]]:
     """Run a read on a separate plain connection (the ground truth)."""
-    conn = pymysql.connect(**{**kwargs, "autocommit": True})
+    conn = pymysql.connect(**{**kwargs, "autocommit": True, "ssl_disabled": True})
     try:
         with conn.cursor() as cur:
             cur.execute(sql, args)

@@ -196,6 +196,9 @@ class SyncClient:
         self.conn = resilient_dbapi.connect(
             pymysql.connect,
             **kwargs,
+            # Without TLS, as the asyncio client: PyMySQL would build a TLS context (the
+            # system's CA certificates, tens of ms) at each of the machine's reconnects.
+            ssl_disabled=True,
             autocommit=autocommit,
             policies=policies,
             on_connect=ON_CONNECT,

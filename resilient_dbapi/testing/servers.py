@@ -329,12 +329,14 @@ class MariaDBServer(ServerProcess):
         return {"host": "127.0.0.1", "port": self.port, "user": "root", "password": "", **overrides}
 
     def admin(self, **overrides: Any) -> Any:
-        """A plain PyMySQL connection with autocommit on, for setting up and killing."""
+        """A plain PyMySQL connection with autocommit on, for setting up and killing.
+        Without TLS: PyMySQL would otherwise build a TLS context at every connect (it
+        loads the system's CA certificates, tens of milliseconds), and readiness and
+        cluster-state polls connect often."""
         import pymysql
 
-        return pymysql.connect(
-            **self.connect_kwargs(autocommit=True, connect_timeout=5, **overrides)
-        )
+        kwargs = {"autocommit": True, "connect_timeout": 5, "ssl_disabled": True, **overrides}
+        return pymysql.connect(**self.connect_kwargs(**kwargs))
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
