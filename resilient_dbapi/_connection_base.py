@@ -464,11 +464,7 @@ class ConnectionBase:
             # extend (psycopg opens one before any statement; the driver says so only
             # once it wrote), and the caller may act on it: it is replayed and compared.
             implicit = True
-        elif (
-            not engine.txn_log_ok
-            and stmt.kind is not StatementKind.BEGIN
-            and not engine.unreplayable_next  # else the engine spends it on this one
-        ):
+        elif not engine.txn_log_ok and stmt.kind is not StatementKind.BEGIN:
             return  # this transaction is not replayed
         entry = None
         size = 0

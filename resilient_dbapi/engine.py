@@ -26,7 +26,7 @@ from .policies import (
     ReplayTransaction,
     RetryOnError,
 )
-from .statements import Statement, StatementKind
+from .statements import ONE_SHOT, ONE_SHOT_STATE, Statement, StatementKind
 from .statements import statement as record_of
 
 __all__ = ["Checkout", "Engine", "Op", "Reason", "TLSFloor", "Verdict"]
@@ -213,6 +213,7 @@ class Engine:
         "max_age",
         "moved",
         "next_check_at",
+        "one_shot_applied",
         "ping",
         "pinned",
         "replay",
@@ -233,7 +234,6 @@ class Engine:
         "txn_replays",
         "txn_started",
         "txn_writes",
-        "unreplayable_next",
         "unrestorable",
         "wait_timeout",
         "wait_timeout_known",
@@ -347,6 +347,9 @@ class Engine:
         self.journal: dict[str, tuple[str, Any]] = {}
         # Session state no replay can rebuild (temporary tables, user variables, ...).
         self.unrestorable: set[str] = set()
+        self.one_shot_applied = False
+        """The server reported a transaction open while :data:`ONE_SHOT` was pending: the
+        setting is that transaction's, and goes with it, lost or not."""
         # The session's wait_timeout as last read (None: off or not followed).
         self.wait_timeout: float | None = None
         self.wait_timeout_known = False
@@ -362,7 +365,6 @@ class Engine:
         self.txn_replays = 0
         # A one-shot SET TRANSACTION (isolation, access mode) ran: the next transaction's
         # characteristics are not in the journal, so it is never replayed.
-        self.unreplayable_next = False
         # After a REPLAY verdict: the statements the new connection must run first, and
         # the error code of the loss (what a failed replay reports).
         self.replaying: tuple[LogEntry, ...] | None = None
@@ -407,6 +409,7 @@ class Engine:
         self.explicit = self.sticky = self.txn_writes = self.xa_open = self.kept = False
         self.moved = False
         self.unrestorable.clear()
+        self.one_shot_applied = False
         self._lifetime = self.max_age.lifetime(self.draw()) if self.max_age else _INF
         self._expires_at = now + self._lifetime
         self.wait_timeout_changed(wait_timeout, now)
@@ -470,6 +473,9 @@ class Engine:
                 keys = [key for key, _ in statement.parts]
                 if _USE in keys:
                     self.hidden_use = True
+        shot = statement.effects & ONE_SHOT_STATE
+        if shot:
+            self.unrestorable.update(shot)  # never journaled: held until spent
         if any(_tracking_key(key) for key in keys):
             self.tracks = self.all_roll_back  # the caller set what the server reports
         return self.wants_wait_timeout and any(
@@ -775,6 +781,15 @@ class Engine:
         if autocommit and not self.explicit:
             self.sticky = False
         ended = kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK
+        if ONE_SHOT in self.unrestorable:
+            if ended or commits is True:
+                # The server spent SET TRANSACTION's setting on the transaction that
+                # ended (with nothing open, COMMIT and ROLLBACK spend it too; a BEGIN
+                # that ended one would: held until that one ends, the weaker claim).
+                self.unrestorable.discard(ONE_SHOT)
+                self.one_shot_applied = False
+            elif in_trans:
+                self.one_shot_applied = True
         if (ended or commits is not False) and self.replay is not None:
             # What the log held is committed or rolled back: never to be run again. A
             # transaction open after it (chained on, or DDL under autocommit off) was
@@ -858,36 +873,23 @@ class Engine:
             self.txn_bytes += size
             return
         kind = statement.kind
-        if not self.txn_writes:
-            if kind is StatementKind.SESSION and statement.key is None:
-                # SET TRANSACTION ... for the next transaction only: not journaled.
-                self._log_reset()
-                self.unreplayable_next = True
-                return
-            if (
-                not implicit
-                or kind is StatementKind.COMMIT
-                or kind is StatementKind.ROLLBACK
-                or statement.commits is True  # DDL: what was open is committed
-                # A setting before anything of the transaction ran is journaled and
-                # replayed first on a new connection: in the same order as it ran.
-                or (not log and self.txn_log_ok and kind is StatementKind.SESSION)
-            ):
-                self._log_reset()
-                return
+        if not self.txn_writes and (
+            not implicit
+            or kind is StatementKind.COMMIT
+            or kind is StatementKind.ROLLBACK
+            or statement.commits is True  # DDL: what was open is committed
+            # A setting before anything of the transaction ran is journaled and
+            # replayed first on a new connection: in the same order as it ran.
+            or (not log and self.txn_log_ok and kind is StatementKind.SESSION)
+        ):
+            self._log_reset()
+            return
         if kind is StatementKind.BEGIN:
             self._log_reset()  # BEGIN committed what was open: a new transaction
             log = self.txn_log
         if not log and self.txn_log_ok:
             self.txn_started = now
-            if self.unreplayable_next:
-                self.txn_log_ok = False
-                # Kept for the transaction it was set for: a read under autocommit off
-                # may run before any (MySQL's SELECT 1 opens none).
-                self.unreplayable_next = not self.txn_writes
         if not self.txn_log_ok:
-            if self.unreplayable_next and self.txn_writes:
-                self.unreplayable_next = False  # applied: this transaction is the one
             return
         if (
             entry is None
@@ -1319,6 +1321,10 @@ class Engine:
 
     def rolled_back(self) -> None:
         """``rollback()`` was called: a lost transaction is acknowledged."""
+        if self.one_shot_applied:
+            # The lost transaction was the one SET TRANSACTION shaped: spent with it.
+            self.unrestorable.discard(ONE_SHOT)
+            self.one_shot_applied = False
         self.lost = False
         self.lost_code = None
         self.lost_uncertain = False

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ONE_SHOT",
+    "ONE_SHOT_STATE",
     "REPLAYABLE",
     "Statement",
     "StatementKind",
@@ -23,6 +25,7 @@ __all__ = [
     "classify",
     "commits_implicitly",
     "foldable",
+    "one_shot_effects",
     "replayable",
     "session_effects",
     "session_key",
@@ -552,21 +555,66 @@ def assignments(sql: Any) -> str | None:
     return body
 
 
+ONE_SHOT = "a setting for the next transaction only (SET TRANSACTION)"
+"""The session state a one-shot transaction setting makes on MySQL and MariaDB (``SET
+TRANSACTION ...``, ``SET @@transaction_isolation = ...``): it is never journaled (it
+shapes one transaction), so until the server spends it (``COMMIT``, ``ROLLBACK``, DDL)
+no replay rebuilds it: the session is held (see ``Engine.unrestorable``)."""
+_WITH_ONE_SHOT = "settings made in one statement with a one-shot transaction setting"
+_ONE_SHOT_EFFECTS = frozenset({ONE_SHOT})
+_MIXED_ONE_SHOT_EFFECTS = ONE_SHOT_STATE = frozenset({ONE_SHOT, _WITH_ONE_SHOT})
+"""What :func:`one_shot_effects` may name."""
+# The variables that SET @@name (no scope) sets for the next transaction only.
+_ONE_SHOT_VARIABLES = frozenset(
+    {"tx_isolation", "tx_read_only", "transaction_isolation", "transaction_read_only"}
+)
+# Comments the server skips (not the executable /*! ... */ and /*M! ... */ forms).
+_SKIPPED_COMMENT = re.compile(r"/\*(?!!|M!).*?\*/|(?:--[ \t]|#)[^\n]*", re.DOTALL)
+
+
+def _setting_text(sql: str | bytes) -> str:
+    if isinstance(sql, bytes | bytearray):
+        sql = bytes(sql).decode("utf-8", "replace")
+    if "/*" in sql or "-- " in sql or "#" in sql:
+        sql = _SKIPPED_COMMENT.sub(" ", sql)
+    return " ".join(sql.strip().rstrip(";").split())
+
+
+def one_shot_effects(sql: str | bytes) -> frozenset[str]:
+    """For a session statement: whether it sets something for the next transaction only
+    (:data:`ONE_SHOT`), alone or with other settings (then none of them is journaled,
+    and the session is held for good)."""
+    lowered = _setting_text(sql).lower()
+    if not lowered.startswith("set "):
+        return _NO_EFFECTS
+    body = lowered[4:]
+    if body.split()[:1] == ["transaction"]:
+        return _ONE_SHOT_EFFECTS
+    parts = [part.strip() for part in _top_level_parts(body)]
+    shots = 0
+    for part in parts:
+        if part.startswith("@@") and not part.startswith(("@@session.", "@@local.", "@@global.")):
+            name = part[2:].split("=", 1)[0].strip().strip("`")
+            if name in _ONE_SHOT_VARIABLES:
+                shots += 1
+    if not shots:
+        return _NO_EFFECTS
+    return _ONE_SHOT_EFFECTS if shots == len(parts) else _MIXED_ONE_SHOT_EFFECTS
+
+
 def session_key(sql: str | bytes) -> str | None:
     """What a session statement sets, so that a later one setting the same replaces it
     in the journal; None for a statement that must not be replayed (``SET TRANSACTION``
-    without ``SESSION`` only shapes the next transaction)."""
-    if isinstance(sql, bytes | bytearray):
-        sql = bytes(sql).decode("utf-8", "replace")
-    text = " ".join(sql.strip().rstrip(";").split())
+    without ``SESSION`` only shapes the next transaction: see :func:`one_shot_effects`)."""
+    if one_shot_effects(sql):
+        return None
+    text = _setting_text(sql)
     lowered = text.lower()
     if lowered.startswith("use "):
         return "use"
     if not lowered.startswith("set "):
         return lowered
     body = lowered[4:]
-    if body.split()[:1] == ["transaction"]:
-        return None
     names = []
     for part in _top_level_parts(body):
         part = part.strip()
@@ -962,7 +1010,8 @@ def _several(sql: str, pure: frozenset[str]) -> Statement:
             ),
         )
     keyed = tuple((session_key(part), part.strip()) for part in parts)
-    return Statement(kind, commits, True, _UNREADABLE.effects, session_key(sql), keyed)
+    shots = _NO_EFFECTS.union(*(r.effects & _MIXED_ONE_SHOT_EFFECTS for r in records))
+    return Statement(kind, commits, True, _UNREADABLE.effects | shots, session_key(sql), keyed)
 
 
 def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
@@ -1037,6 +1086,7 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
             volatile=bool(unknown) or (not marked and not _VOLATILE.isdisjoint(words)),
         )
     if kind is StatementKind.SESSION:
+        effects = effects | one_shot_effects(sql)
         return Statement(kind, _commits_of(words), True, effects, session_key(sql))
     chains = kind in _ENDS and "chain" in words and words[words.index("chain") - 1] == "and"
     return Statement(kind, _commits_of(words), True, effects, history=history, chains=chains)
@@ -1138,6 +1188,9 @@ def _postgres_record(sql: str) -> Statement:
         made = _record(sql, _POSTGRES_CALLS)  # its parts are replayed as written
     if made.kind is not StatementKind.SESSION:
         return made
+    if made.effects & _MIXED_ONE_SHOT_EFFECTS:
+        # PostgreSQL's SET TRANSACTION shapes the transaction open (nothing outside one).
+        made = dataclasses.replace(made, effects=made.effects - _MIXED_ONE_SHOT_EFFECTS)
     # SET LOCAL lasts one transaction (MySQL's LOCAL is the session): nothing to replay,
     # nor may it replace the session's own value in the journal.
     if made.parts:

@@ -7,7 +7,14 @@ import pytest
 
 from resilient_dbapi import MYSQL_ERRORS, PingOnCheckout, ReplayTransaction, RetryOnError
 from resilient_dbapi.engine import Engine, LogEntry, Op, Verdict
-from resilient_dbapi.statements import BEGIN_OP, COMMIT_OP, Statement, statement
+from resilient_dbapi.statements import (
+    BEGIN_OP,
+    COMMIT_OP,
+    ONE_SHOT,
+    SESSION_OP,
+    Statement,
+    statement,
+)
 from resilient_dbapi.statements import StatementKind as K
 
 DIGEST = b"d" * 16
@@ -164,19 +171,88 @@ def test_the_log_starts_again_with_the_next_transaction() -> None:
     assert lose(e) is Verdict.REPLAY
 
 
-def test_a_one_shot_set_transaction_keeps_only_the_next_one_from_replay() -> None:
+def _one_shot(e: Engine, sql: str = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE") -> None:
+    """``sql`` succeeded outside a transaction, as the proxy reports a setting."""
+    made = statement(sql)
+    assert made.kind is K.SESSION and made.key is None
+    e.done(made, False, True, 101.0)
+    e.settings_made(made, sql, None)
+    e.logged(made, None, 10, 101.0)
+
+
+def test_a_one_shot_set_transaction_holds_the_session_until_a_transaction_ends() -> None:
+    """Not journaled: until the server spends it, no replay (nor a planned new
+    connection) could rebuild it."""
     e = engine()
-    one_shot = statement("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-    assert one_shot.kind is K.SESSION and one_shot.key is None
-    e.done(one_shot, False, True, 101.0)
-    e.logged(one_shot, None, 10, 101.0)
+    _one_shot(e)
+    assert ONE_SHOT in e.unrestorable
     run(e, BEGIN_OP)
     run(e, UPDATE)
-    assert not e.txn_log_ok
+    assert lose(e) is Verdict.TRANSACTION_LOST
+    e = engine()
+    _one_shot(e)
     e.done(COMMIT_OP, False, True, 102.0)
+    assert ONE_SHOT not in e.unrestorable
     run(e, BEGIN_OP)
     run(e, UPDATE)
-    assert e.txn_log_ok and len(e.txn_log) == 2
+    assert lose(e) is Verdict.REPLAY
+
+
+def test_a_one_shot_set_transaction_outlives_what_does_not_spend_it() -> None:
+    """A read, a setting, a write that ended no transaction the engine saw, or the driver
+    reporting no transaction: the setting may still be pending on the server."""
+    e = engine()
+    _one_shot(e)
+    e.done(SELECT, False, False, 101.0)
+    e.done(statement("SET NAMES utf8mb4"), False, False, 101.0)
+    e.done(statement("DO 1"), False, False, 101.0)
+    e.done(statement("SET NAMES latin1"), False, False, 101.0)
+    assert ONE_SHOT in e.unrestorable
+    run(e, UPDATE)
+    assert lose(e) is Verdict.TRANSACTION_LOST
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET TRANSACTION READ ONLY",
+        "/* c */ SET TRANSACTION READ ONLY",
+        "SET /* c */ TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        "SET @@tx_read_only = 1",
+        "SET @@transaction_isolation = 'READ-COMMITTED'",
+    ],
+)
+def test_every_form_of_the_one_shot_is_held_not_journaled(sql: str) -> None:
+    e = engine()
+    _one_shot(e, sql)
+    assert ONE_SHOT in e.unrestorable and not e.journal
+
+
+def test_a_session_form_of_the_same_setting_is_journaled() -> None:
+    for sql in ("SET SESSION TRANSACTION READ ONLY", "SET @@session.tx_read_only = 1"):
+        made = statement(sql)
+        assert made.key is not None and ONE_SHOT not in made.effects, sql
+
+
+def test_a_one_shot_with_other_settings_holds_the_session_for_good() -> None:
+    """``SET @@tx_read_only = 1, NAMES utf8mb4``: none of it is journaled, so the names
+    could never be rebuilt: held after the transaction too."""
+    e = engine()
+    _one_shot(e, "SET @@tx_read_only = 1, NAMES utf8mb4")
+    e.done(COMMIT_OP, False, True, 102.0)
+    assert e.unrestorable and ONE_SHOT not in e.unrestorable
+
+
+def test_a_driver_setting_without_a_key_is_no_one_shot() -> None:
+    """``set_character_set()`` and ``kill()`` run as SESSION_OP: journaled apart, or
+    nothing to keep; never a one-shot."""
+    e = engine()
+    e.done(SESSION_OP, False, True, 101.0)
+    e.logged(SESSION_OP, None, 0, 101.0)
+    assert not e.unrestorable
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    assert lose(e) is Verdict.REPLAY
 
 
 def test_a_transaction_opened_past_the_proxy_is_not_replayed() -> None:

@@ -739,6 +739,13 @@ def test_a_one_shot_set_transaction_is_spent_on_the_transaction_it_kept_from_rep
     cur.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
     cur.execute("SELECT n FROM acc WHERE id = 1")
     cur.execute("UPDATE acc SET n = n - 1 WHERE id = 1")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("UPDATE acc SET n = n + 1 WHERE id = 2")
+    conn.rollback()
+    cur.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    cur.execute("SELECT n FROM acc WHERE id = 1")
+    cur.execute("UPDATE acc SET n = n - 1 WHERE id = 1")
     conn.commit()
     cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
     kill(server, conn.thread_id())
@@ -746,6 +753,30 @@ def test_a_one_shot_set_transaction_is_spent_on_the_transaction_it_kept_from_rep
     conn.commit()
     assert conn.stats.transactions_replayed == 1
     assert _balances(server, acc) == [(1, 89), (2, 110)]
+    conn.close()
+
+
+def test_a_one_shot_setting_outlives_statements_that_open_no_transaction(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """``SET TRANSACTION READ ONLY``, then ``DO 1`` (taken for a write) and a setting
+    (the server: nothing open) before the transaction it shapes: a replay on a new
+    session would commit a write the read-only transaction could never have made."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    conn.autocommit(False)
+    cur.execute("SET TRANSACTION READ ONLY")
+    cur.execute("SELECT 1")
+    cur.execute("DO 1")
+    cur.execute("SET NAMES utf8mb4")
+    cur.execute("SELECT n FROM acc WHERE id = 1")
+    kill(server, conn.thread_id())
+    # The server reports no transaction after the read: the setting is what was lost.
+    with pytest.raises(resilient_dbapi.SessionLostError, match="SET TRANSACTION"):
+        cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    conn.rollback()
+    assert conn.stats.transactions_replayed == 0
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
     conn.close()
 
 

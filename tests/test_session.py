@@ -21,7 +21,7 @@ from resilient_dbapi import (
     SessionLostError,
 )
 
-from .conftest import SLEEP_WRITE, kill, killed_in_flight
+from .conftest import SLEEP_WRITE, kill, killed_in_flight, rows
 
 pytestmark = pytest.mark.server
 
@@ -304,3 +304,65 @@ def test_an_abandoned_unbuffered_cursor_is_freed_at_once(db: dict[str, Any]) -> 
     other = conn.cursor()
     other.execute("SELECT 5")
     assert other.fetchone() == (5,)
+
+
+# -- SET TRANSACTION: a setting for the next transaction only --------------------------
+
+
+def test_a_pending_one_shot_setting_is_never_dropped_by_a_reconnect(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """``SET TRANSACTION READ ONLY``, then the connection dies idle: a new session
+    without it would let the write through. Nothing is sent; the caller hears the
+    setting is gone (it had committed the write before)."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET TRANSACTION READ ONLY")
+    _killed(server, conn)
+    with pytest.raises(SessionLostError, match="SET TRANSACTION"):
+        cur.execute("INSERT INTO t (uid) VALUES ('ro')")
+    assert rows(server, db, "SELECT uid FROM t") == []
+    cur.execute("INSERT INTO t (uid) VALUES ('next')")  # a new session goes on
+    assert rows(server, db, "SELECT uid FROM t") == [("next",)]
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "one_shot",
+    ["/* why */ SET TRANSACTION READ ONLY", "SET @@tx_read_only = 1"],
+    ids=["commented", "@@-variable"],
+)
+def test_a_one_shot_setting_is_not_journaled_in_any_form(
+    server: Any, db: dict[str, Any], one_shot: str
+) -> None:
+    """Spent by its transaction; a journal holding it made every transaction after a
+    reconnect read only (the next write refused, 1792)."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute(one_shot)
+    conn.begin()
+    cur.execute("SELECT COUNT(*) FROM t")
+    conn.commit()
+    _killed(server, conn)
+    cur.execute("INSERT INTO t (uid) VALUES ('after')")
+    assert rows(server, db, "SELECT uid FROM t") == [("after",)]
+    conn.close()
+
+
+def test_the_transaction_a_one_shot_setting_shaped_takes_it_when_lost(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """The setting went with the lost transaction it shaped: after rollback(), the next
+    statement runs on a new session (no SessionLostError for what was spent)."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    conn.begin()
+    cur.execute("INSERT INTO t (uid) VALUES ('lost')")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("INSERT INTO t (uid) VALUES ('lost too')")
+    conn.rollback()
+    cur.execute("INSERT INTO t (uid) VALUES ('next')")
+    assert rows(server, db, "SELECT uid FROM t") == [("next",)]
+    conn.close()
