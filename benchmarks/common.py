@@ -174,8 +174,9 @@ def summarise(per_round: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
 
 def paired_ratio(results: dict[str, dict[str, Any]], variant: str, baseline: str) -> float:
     """``variant`` against ``baseline`` (neither the first variant): the median over rounds
-    of the ratio of their medians in the same round. Their ratios to the first variant
-    each carry that round's noise of the first; divided, the noise adds up."""
+    of the ratio of their medians in the same round. Dividing their ratios to the first
+    variant instead divides two medians over rounds, which may come from different
+    rounds: a round slow for one but not the other moves the figure."""
     pairs = zip(results[variant]["rounds_us"], results[baseline]["rounds_us"], strict=True)
     return round(statistics.median(v / b for v, b in pairs), 4)
 
