@@ -28,6 +28,7 @@ from .events import Connected, Listener, Observer
 from .hosts import HostProbe
 from .policies import Policy
 from .statements import (
+    AUTOCOMMIT_OP,
     BEGIN_OP,
     COMMIT_OP,
     HISTORY_OP,
@@ -227,7 +228,7 @@ class AsyncResilientConnection(AsyncOperations):
         value = bool(value)
         # Turning autocommit on commits an open transaction. Should the connection die
         # with nothing written, the next connection gets the setting all the same.
-        op, stmt = (Op.COMMIT, COMMIT_OP) if value else (Op.EXECUTE, READ_OP)
+        op, stmt = (Op.COMMIT, AUTOCOMMIT_OP) if value else (Op.EXECUTE, READ_OP)
         journal = ("set autocommit", ("autocommit", value))
         await self._guarded("autocommit", op, stmt, _send_autocommit, value, journal=journal)
 

@@ -26,7 +26,7 @@ from .policies import (
     ReplayTransaction,
     RetryOnError,
 )
-from .statements import ONE_SHOT, ONE_SHOT_STATE, Statement, StatementKind
+from .statements import AUTOCOMMIT_OP, ONE_SHOT, ONE_SHOT_STATE, Statement, StatementKind
 from .statements import statement as record_of
 
 __all__ = ["Checkout", "Engine", "Op", "Reason", "TLSFloor", "Verdict"]
@@ -465,7 +465,12 @@ class Engine:
                 self.record(key, ("execute", (text, args)))
             keys = [key for key, _ in entries]
         else:
-            self.record(statement.key, ("execute", (query, args)))
+            if statement.parts and statement.effects & ONE_SHOT_STATE:
+                # Several settings with parameters, one of them for the next transaction
+                # only: none journaled (the text holds it), the session held for good.
+                self.unrestorable.update(ONE_SHOT_STATE)
+            else:
+                self.record(statement.key, ("execute", (query, args)))
             keys = [statement.key]
             if statement.parts:
                 # One entry for several settings: a USE or tracking among them is not
@@ -475,6 +480,8 @@ class Engine:
                     self.hidden_use = True
         shot = statement.effects & ONE_SHOT_STATE
         if shot:
+            if ONE_SHOT not in self.unrestorable:
+                self.one_shot_applied = False  # no transaction has taken it yet
             self.unrestorable.update(shot)  # never journaled: held until spent
         if any(_tracking_key(key) for key in keys):
             self.tracks = self.all_roll_back  # the caller set what the server reports
@@ -782,13 +789,16 @@ class Engine:
             self.sticky = False
         ended = kind is StatementKind.COMMIT or kind is StatementKind.ROLLBACK
         if ONE_SHOT in self.unrestorable:
-            if ended or commits is True:
-                # The server spent SET TRANSACTION's setting on the transaction that
-                # ended (with nothing open, COMMIT and ROLLBACK spend it too; a BEGIN
-                # that ended one would: held until that one ends, the weaker claim).
-                self.unrestorable.discard(ONE_SHOT)
-                self.one_shot_applied = False
-            elif in_trans:
+            if (ended and statement is not AUTOCOMMIT_OP) or (
+                commits is True and self.one_shot_applied
+            ):
+                # The server spent SET TRANSACTION's setting: COMMIT and ROLLBACK (with
+                # nothing open too), or an implicit commit (DDL, BEGIN) of the
+                # transaction it shaped. Not autocommit(True), SET autocommit, UNLOCK
+                # TABLES with nothing open (measured); DDL with nothing open or a
+                # statement under autocommit would, but the weaker claim holds it.
+                self._one_shot_spent()
+            elif kind is StatementKind.BEGIN or in_trans:
                 self.one_shot_applied = True
         if (ended or commits is not False) and self.replay is not None:
             # What the log held is committed or rolled back: never to be run again. A
@@ -1107,6 +1117,7 @@ class Engine:
         if op is Op.ROLLBACK or kind is StatementKind.ROLLBACK:
             if self._chains(statement):
                 return self._chain_lost(code)
+            self._one_shot_spent()  # as the ROLLBACK would have, had it arrived
             return Verdict.RECOVERED
         ends = (
             op is Op.COMMIT
@@ -1120,6 +1131,8 @@ class Engine:
         if op is Op.COMMIT or kind is StatementKind.COMMIT:
             if self._chains(statement):
                 return self._chain_lost(code)
+            if statement is not AUTOCOMMIT_OP:
+                self._one_shot_spent()  # as the COMMIT would have, had it arrived
             return Verdict.RECOVERED  # nothing was written: nothing to commit
         if had_writes:
             if not self._rolled_back_with(statement, sent):
@@ -1319,12 +1332,15 @@ class Engine:
         self.must_replace(Reason.REOPENED)
         return verdict
 
+    def _one_shot_spent(self) -> None:
+        self.unrestorable.discard(ONE_SHOT)
+        self.one_shot_applied = False
+
     def rolled_back(self) -> None:
         """``rollback()`` was called: a lost transaction is acknowledged."""
-        if self.one_shot_applied:
-            # The lost transaction was the one SET TRANSACTION shaped: spent with it.
-            self.unrestorable.discard(ONE_SHOT)
-            self.one_shot_applied = False
+        # The caller's rollback() spends a pending SET TRANSACTION on the server as it
+        # would have without the loss (the drivers always send it): nothing to rebuild.
+        self._one_shot_spent()
         self.lost = False
         self.lost_code = None
         self.lost_uncertain = False

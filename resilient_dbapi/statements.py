@@ -568,15 +568,24 @@ _MIXED_ONE_SHOT_EFFECTS = ONE_SHOT_STATE = frozenset({ONE_SHOT, _WITH_ONE_SHOT})
 _ONE_SHOT_VARIABLES = frozenset(
     {"tx_isolation", "tx_read_only", "transaction_isolation", "transaction_read_only"}
 )
-# Comments the server skips (not the executable /*! ... */ and /*M! ... */ forms).
-_SKIPPED_COMMENT = re.compile(r"/\*(?!!|M!).*?\*/|(?:--[ \t]|#)[^\n]*", re.DOTALL)
+# Quoted texts and names (kept as they are), or a comment the server skips (not the
+# executable /*! ... */ and /*M! ... */ forms; "--" needs a space or control after it).
+_QUOTED_OR_COMMENT = re.compile(
+    r"""('(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|`[^`]*`)"""
+    r"|/\*(?!!|M!).*?\*/|(?:--(?=[\x00-\x20]|$)|#)[^\n]*",
+    re.DOTALL,
+)
+
+
+def _uncommented(match: re.Match[str]) -> str:
+    return match.group(1) or " "
 
 
 def _setting_text(sql: str | bytes) -> str:
     if isinstance(sql, bytes | bytearray):
         sql = bytes(sql).decode("utf-8", "replace")
-    if "/*" in sql or "-- " in sql or "#" in sql:
-        sql = _SKIPPED_COMMENT.sub(" ", sql)
+    if "/*" in sql or "--" in sql or "#" in sql:
+        sql = _QUOTED_OR_COMMENT.sub(_uncommented, sql)
     return " ".join(sql.strip().rstrip(";").split())
 
 
@@ -977,6 +986,9 @@ CALL_OP = Statement(StatementKind.WRITE, None, False, reshapes=True, unsettles=T
 anywhere, or set what the server reports."""
 BEGIN_OP = Statement(StatementKind.BEGIN)
 COMMIT_OP = Statement(StatementKind.COMMIT)
+AUTOCOMMIT_OP = Statement(StatementKind.COMMIT)
+"""``autocommit(True)``: it commits an open transaction as COMMIT does, but leaves a
+pending ``SET TRANSACTION`` pending (told apart by identity)."""
 ROLLBACK_OP = Statement(StatementKind.ROLLBACK)
 OPAQUE = _UNREADABLE
 """A composed statement object (psycopg's ``sql.Composed``): its text is not ours to read."""

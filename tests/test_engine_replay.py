@@ -8,6 +8,7 @@ import pytest
 from resilient_dbapi import MYSQL_ERRORS, PingOnCheckout, ReplayTransaction, RetryOnError
 from resilient_dbapi.engine import Engine, LogEntry, Op, Verdict
 from resilient_dbapi.statements import (
+    AUTOCOMMIT_OP,
     BEGIN_OP,
     COMMIT_OP,
     ONE_SHOT,
@@ -241,6 +242,53 @@ def test_a_one_shot_with_other_settings_holds_the_session_for_good() -> None:
     _one_shot(e, "SET @@tx_read_only = 1, NAMES utf8mb4")
     e.done(COMMIT_OP, False, True, 102.0)
     assert e.unrestorable and ONE_SHOT not in e.unrestorable
+
+
+@pytest.mark.parametrize("begin", ["START TRANSACTION", "BEGIN"])
+def test_a_begin_sent_as_text_takes_the_one_shot_it_does_not_spend(begin: str) -> None:
+    """BEGIN commits what was open (``commits``), but with nothing open it starts the
+    transaction the setting shapes: held until that one ends."""
+    e = engine()
+    _one_shot(e, "SET TRANSACTION READ ONLY")
+    run(e, statement(begin))
+    run(e, SELECT)
+    assert ONE_SHOT in e.unrestorable
+    assert lose(e) is Verdict.TRANSACTION_LOST
+    e.rolled_back()  # the caller's rollback() spends it, as without the loss
+    assert ONE_SHOT not in e.unrestorable
+
+
+def test_neither_autocommit_on_nor_an_implicit_commit_of_nothing_spends_it() -> None:
+    e = engine()
+    _one_shot(e, "SET TRANSACTION READ ONLY")
+    e.done(AUTOCOMMIT_OP, False, True, 101.0)
+    e.done(statement("SET autocommit = 1"), False, True, 101.0)
+    e.done(statement("UNLOCK TABLES"), False, True, 101.0)
+    assert ONE_SHOT in e.unrestorable
+    e.done(COMMIT_OP, False, True, 101.0)
+    assert ONE_SHOT not in e.unrestorable
+
+
+def test_a_commit_found_dead_spends_it_as_the_commit_would_have() -> None:
+    e = engine()
+    _one_shot(e)
+    verdict = e.failed(Op.COMMIT, COMMIT_OP, 2013, sent=False, autocommit=True, resends=0)
+    assert verdict is Verdict.RECOVERED and ONE_SHOT not in e.unrestorable
+    e = engine()
+    _one_shot(e)
+    e.failed(Op.COMMIT, AUTOCOMMIT_OP, 2013, sent=False, autocommit=True, resends=0)
+    assert ONE_SHOT in e.unrestorable
+
+
+def test_several_settings_with_parameters_and_a_one_shot_are_held_for_good() -> None:
+    e = engine()
+    sql = "SET sql_mode = %s; SET TRANSACTION READ ONLY"
+    made = statement(sql)
+    e.done(made, False, True, 101.0)
+    e.settings_made(made, sql, ("",))
+    assert not e.journal and ONE_SHOT in e.unrestorable and len(e.unrestorable) == 2
+    e.done(COMMIT_OP, False, True, 102.0)
+    assert e.unrestorable
 
 
 def test_a_driver_setting_without_a_key_is_no_one_shot() -> None:

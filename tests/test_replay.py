@@ -780,6 +780,50 @@ def test_a_one_shot_setting_outlives_statements_that_open_no_transaction(
     conn.close()
 
 
+def test_a_one_shot_setting_holds_a_transaction_begun_as_text(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """``START TRANSACTION`` after ``SET TRANSACTION READ ONLY`` starts the transaction
+    the setting shapes: a replay would commit a write the server refuses (1792)."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, autocommit=True, **acc)
+    cur = conn.cursor()
+    cur.execute("SET TRANSACTION READ ONLY")
+    cur.execute("START TRANSACTION")
+    cur.execute("SELECT n FROM acc WHERE id = 1")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    conn.rollback()
+    assert conn.stats.transactions_replayed == 0
+    assert _balances(server, acc) == [(1, 100), (2, 100)]
+    conn.close()
+
+
+def test_every_driver_spends_a_one_shot_setting_with_the_transaction_it_lost(
+    driver: Driver, srv: Any, dbkw: dict[str, Any]
+) -> None:
+    """mysqlclient reports no transaction state: the caller's rollback() after the loss
+    spends the setting all the same (as it would have on the server), so the next
+    statement runs on a new session without a SessionLostError."""
+    if driver.name == "psycopg":
+        pytest.skip("PostgreSQL has no setting for the next transaction outside one")
+    _accounts(driver, dbkw)
+    conn = resilient_dbapi.connect(driver.connect, **dbkw)
+    session = _session(driver, conn)
+    cur = conn.cursor()
+    cur.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    cur.execute("BEGIN")
+    cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    driver.kill(srv, session)
+    with pytest.raises((resilient_dbapi.TransactionLostError, resilient_dbapi.OutcomeUnknownError)):
+        cur.execute("UPDATE acc SET n = n + 10 WHERE id = 2")
+    conn.rollback()
+    cur.execute("UPDATE acc SET n = n + 1 WHERE id = 2")
+    conn.commit()
+    assert _driver_balances(driver, dbkw) == [(1, 100), (2, 101)]
+    conn.close()
+
+
 def test_a_psycopg_stream_lost_with_the_connection_is_judged_by_the_rules(
     pg_server: Any, pg_acc: dict[str, Any]
 ) -> None:

@@ -329,8 +329,12 @@ def test_a_pending_one_shot_setting_is_never_dropped_by_a_reconnect(
 
 @pytest.mark.parametrize(
     "one_shot",
-    ["/* why */ SET TRANSACTION READ ONLY", "SET @@tx_read_only = 1"],
-    ids=["commented", "@@-variable"],
+    [
+        "/* why */ SET TRANSACTION READ ONLY",
+        "--\nSET TRANSACTION READ ONLY",
+        "SET @@tx_read_only = 1",
+    ],
+    ids=["commented", "line comment", "@@-variable"],
 )
 def test_a_one_shot_setting_is_not_journaled_in_any_form(
     server: Any, db: dict[str, Any], one_shot: str
@@ -365,4 +369,20 @@ def test_the_transaction_a_one_shot_setting_shaped_takes_it_when_lost(
     conn.rollback()
     cur.execute("INSERT INTO t (uid) VALUES ('next')")
     assert rows(server, db, "SELECT uid FROM t") == [("next",)]
+    conn.close()
+
+
+def test_autocommit_on_leaves_a_pending_one_shot_setting_pending(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """``autocommit(True)`` commits what was open but not the setting (the server keeps
+    it): a connection lost after it is not silently replaced without it."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    cur = conn.cursor()
+    cur.execute("SET TRANSACTION READ ONLY")
+    conn.autocommit(True)
+    _killed(server, conn)
+    with pytest.raises(SessionLostError, match="SET TRANSACTION"):
+        cur.execute("INSERT INTO t (uid) VALUES ('ro')")
+    assert rows(server, db, "SELECT uid FROM t") == []
     conn.close()
