@@ -480,8 +480,9 @@ class Engine:
                     self.hidden_use = True
         shot = statement.effects & ONE_SHOT_STATE
         if shot:
-            if ONE_SHOT not in self.unrestorable:
-                self.one_shot_applied = False  # no transaction has taken it yet
+            # Made outside any transaction (the server refuses it inside one, 1568): no
+            # transaction has taken it yet, whatever an earlier one held past its end.
+            self.one_shot_applied = False
             self.unrestorable.update(shot)  # never journaled: held until spent
         if any(_tracking_key(key) for key in keys):
             self.tracks = self.all_roll_back  # the caller set what the server reports

@@ -291,6 +291,21 @@ def test_several_settings_with_parameters_and_a_one_shot_are_held_for_good() -> 
     assert e.unrestorable
 
 
+def test_a_new_one_shot_is_not_released_by_what_an_earlier_one_shaped() -> None:
+    """The first setting's transaction ended by autocommit(True) (the hold kept, the
+    server spent it); a second setting, then START TRANSACTION: it starts the
+    transaction the second shapes, whatever the first's transaction left marked."""
+    e = engine()
+    _one_shot(e)
+    e.done(UPDATE, True, False, 101.0)
+    e.done(AUTOCOMMIT_OP, False, True, 101.0)
+    _one_shot(e, "SET TRANSACTION READ ONLY")
+    run(e, statement("START TRANSACTION"))
+    run(e, SELECT)
+    assert ONE_SHOT in e.unrestorable
+    assert lose(e) is Verdict.TRANSACTION_LOST
+
+
 def test_a_driver_setting_without_a_key_is_no_one_shot() -> None:
     """``set_character_set()`` and ``kill()`` run as SESSION_OP: journaled apart, or
     nothing to keep; never a one-shot."""

@@ -799,6 +799,29 @@ def test_a_one_shot_setting_holds_a_transaction_begun_as_text(
     conn.close()
 
 
+def test_a_one_shot_setting_after_one_that_autocommit_ended_holds_its_transaction(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """A reviewer's scenario: the first setting's transaction ended by autocommit(True),
+    a second setting (READ ONLY), START TRANSACTION, a read, the kill: never replayed."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    conn.autocommit(False)
+    cur.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    cur.execute("UPDATE acc SET n = n + 1 WHERE id = 2")
+    conn.autocommit(True)
+    cur.execute("SET TRANSACTION READ ONLY")
+    cur.execute("START TRANSACTION")
+    cur.execute("SELECT n FROM acc WHERE id = 1")
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError):
+        cur.execute("UPDATE acc SET n = n - 10 WHERE id = 1")
+    conn.rollback()
+    assert conn.stats.transactions_replayed == 0
+    assert _balances(server, acc) == [(1, 100), (2, 101)]
+    conn.close()
+
+
 def test_every_driver_spends_a_one_shot_setting_with_the_transaction_it_lost(
     driver: Driver, srv: Any, dbkw: dict[str, Any]
 ) -> None:
