@@ -363,8 +363,6 @@ class Engine:
         self.txn_bytes = 0
         self.txn_started = 0.0
         self.txn_replays = 0
-        # A one-shot SET TRANSACTION (isolation, access mode) ran: the next transaction's
-        # characteristics are not in the journal, so it is never replayed.
         # After a REPLAY verdict: the statements the new connection must run first, and
         # the error code of the loss (what a failed replay reports).
         self.replaying: tuple[LogEntry, ...] | None = None
@@ -459,16 +457,17 @@ class Engine:
         """Session settings took effect (the first ``count`` of several, when a later one
         failed): journal them for replay. True when one of them set the idle timeout the
         policies follow, so the proxy must read its new value."""
+        shot = statement.effects & ONE_SHOT_STATE
         if statement.parts and not args:
             entries = statement.parts if count is None else statement.parts[:count]
             for key, text in entries:
                 self.record(key, ("execute", (text, args)))
             keys = [key for key, _ in entries]
         else:
-            if statement.parts and statement.effects & ONE_SHOT_STATE:
+            if statement.parts and shot:
                 # Several settings with parameters, one of them for the next transaction
                 # only: none journaled (the text holds it), the session held for good.
-                self.unrestorable.update(ONE_SHOT_STATE)
+                shot = ONE_SHOT_STATE
             else:
                 self.record(statement.key, ("execute", (query, args)))
             keys = [statement.key]
@@ -478,7 +477,6 @@ class Engine:
                 keys = [key for key, _ in statement.parts]
                 if _USE in keys:
                     self.hidden_use = True
-        shot = statement.effects & ONE_SHOT_STATE
         if shot:
             # Made outside any transaction (the server refuses it inside one, 1568): no
             # transaction has taken it yet, whatever an earlier one held past its end.

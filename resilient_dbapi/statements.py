@@ -562,7 +562,7 @@ shapes one transaction), so until the server spends it (``COMMIT``, ``ROLLBACK``
 no replay rebuilds it: the session is held (see ``Engine.unrestorable``)."""
 _WITH_ONE_SHOT = "settings made in one statement with a one-shot transaction setting"
 _ONE_SHOT_EFFECTS = frozenset({ONE_SHOT})
-_MIXED_ONE_SHOT_EFFECTS = ONE_SHOT_STATE = frozenset({ONE_SHOT, _WITH_ONE_SHOT})
+ONE_SHOT_STATE = frozenset({ONE_SHOT, _WITH_ONE_SHOT})
 """What :func:`one_shot_effects` may name."""
 # The variables that SET @@name (no scope) sets for the next transaction only.
 _ONE_SHOT_VARIABLES = frozenset(
@@ -593,7 +593,11 @@ def one_shot_effects(sql: str | bytes) -> frozenset[str]:
     """For a session statement: whether it sets something for the next transaction only
     (:data:`ONE_SHOT`), alone or with other settings (then none of them is journaled,
     and the session is held for good)."""
-    lowered = _setting_text(sql).lower()
+    return _one_shot_of(_setting_text(sql).lower())
+
+
+def _one_shot_of(lowered: str) -> frozenset[str]:
+    """:func:`one_shot_effects` of a text as :func:`_setting_text` left it, lowered."""
     if not lowered.startswith("set "):
         return _NO_EFFECTS
     body = lowered[4:]
@@ -608,17 +612,17 @@ def one_shot_effects(sql: str | bytes) -> frozenset[str]:
                 shots += 1
     if not shots:
         return _NO_EFFECTS
-    return _ONE_SHOT_EFFECTS if shots == len(parts) else _MIXED_ONE_SHOT_EFFECTS
+    return _ONE_SHOT_EFFECTS if shots == len(parts) else ONE_SHOT_STATE
 
 
 def session_key(sql: str | bytes) -> str | None:
     """What a session statement sets, so that a later one setting the same replaces it
     in the journal; None for a statement that must not be replayed (``SET TRANSACTION``
     without ``SESSION`` only shapes the next transaction: see :func:`one_shot_effects`)."""
-    if one_shot_effects(sql):
-        return None
     text = _setting_text(sql)
     lowered = text.lower()
+    if _one_shot_of(lowered):
+        return None
     if lowered.startswith("use "):
         return "use"
     if not lowered.startswith("set "):
@@ -1022,7 +1026,7 @@ def _several(sql: str, pure: frozenset[str]) -> Statement:
             ),
         )
     keyed = tuple((session_key(part), part.strip()) for part in parts)
-    shots = _NO_EFFECTS.union(*(r.effects & _MIXED_ONE_SHOT_EFFECTS for r in records))
+    shots = _NO_EFFECTS.union(*(r.effects & ONE_SHOT_STATE for r in records))
     return Statement(kind, commits, True, _UNREADABLE.effects | shots, session_key(sql), keyed)
 
 
@@ -1200,9 +1204,9 @@ def _postgres_record(sql: str) -> Statement:
         made = _record(sql, _POSTGRES_CALLS)  # its parts are replayed as written
     if made.kind is not StatementKind.SESSION:
         return made
-    if made.effects & _MIXED_ONE_SHOT_EFFECTS:
+    if made.effects & ONE_SHOT_STATE:
         # PostgreSQL's SET TRANSACTION shapes the transaction open (nothing outside one).
-        made = dataclasses.replace(made, effects=made.effects - _MIXED_ONE_SHOT_EFFECTS)
+        made = dataclasses.replace(made, effects=made.effects - ONE_SHOT_STATE)
     # SET LOCAL lasts one transaction (MySQL's LOCAL is the session): nothing to replay,
     # nor may it replace the session's own value in the journal.
     if made.parts:
