@@ -2,13 +2,15 @@
 summary of rounds into medians and ratios, Markdown tables, and the progress bar.
 
 Every figure is a median over interleaved rounds; every comparison is a ratio measured
-in the same run: within a round the variants take turns unit by unit (the first to go
-rotating), so the machine's and the server's swings hit all of them alike.
+in the same run: within a round the variants take turns unit by unit, in an order
+shuffled anew for every unit (a fixed seed: runs repeat), so the machine's and the
+server's swings hit all of them alike and no variant always follows the same neighbour.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import sys
 import time
@@ -172,6 +174,10 @@ def summarise(per_round: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
     return results
 
 
+SEED = 20261207
+"""The seed of the interleaving's shuffles."""
+
+
 def paired_ratio(results: dict[str, dict[str, Any]], variant: str, baseline: str) -> float:
     """``variant`` against ``baseline`` (neither the first variant): the median over rounds
     of the ratio of their medians in the same round. Dividing their ratios to the first
@@ -195,11 +201,14 @@ def interleaved(
             unit()
     per_round_medians: dict[str, list[float]] = {name: [] for name, _ in variants}
     clock = time.perf_counter_ns
+    shuffle = random.Random(SEED).shuffle
     for _ in range(rounds):
         samples: list[list[int]] = [[] for _ in variants]
         order = list(range(len(variants)))
         for _ in range(per_round):
-            order.append(order.pop(0))  # who goes first shifts its timing: rotate
+            # Who goes first, and after whom, shifts a unit's timing (caches, the
+            # server's buffers): a rotation kept each variant after the same neighbour.
+            shuffle(order)
             for i in order:
                 unit = variants[i][1]
                 t0 = clock()
@@ -232,7 +241,7 @@ def interleaved_async(
         order = list(range(len(variants)))
         clock = time.perf_counter_ns
         for _ in range(per_round):
-            order.append(order.pop(0))
+            shuffle(order)
             for i in order:
                 unit = variants[i][1]
                 t0 = clock()
@@ -240,6 +249,7 @@ def interleaved_async(
                 samples[i].append(clock() - t0)
         return samples
 
+    shuffle = random.Random(SEED).shuffle
     loop.run_until_complete(warm())
     per_round_medians: dict[str, list[float]] = {name: [] for name, _ in variants}
     for _ in range(rounds):
