@@ -76,6 +76,15 @@ def test_the_suite_writes_its_report_json_and_charts(
     assert galera and all(variant["safe"] for variant in galera.values())
     assert "server restart" in results["sections"]["recovery"]["scenarios"]
     targets = {t["what"] for t in results["targets"]}
+    for section, name in (("overhead_pymysql", "PyMySQL"), ("overhead_aiomysql", "aiomysql")):
+        # The journal's own comparison: replay off and on, nothing else between.
+        journal = results["sections"][section]["results"]["journal"]
+        assert list(journal) == [
+            "resilient_dbapi, default policies",
+            "resilient_dbapi, default policies + ReplayTransaction()",
+        ]
+        assert all(len(v["rounds_us"]) == 3 for v in journal.values()), journal  # 3 x rounds
+        assert f"ReplayTransaction's journal vs replay off ({name}, transaction)" in targets
     for unit in ("SELECT 1", "cursor per request", "INSERT", "transaction"):
         assert f"Default policies vs raw PyMySQL, {unit}" in targets, unit
     assert "Default policies vs raw aiomysql, cursor per request" in targets
