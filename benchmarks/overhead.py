@@ -375,8 +375,8 @@ def _journal_pair(
 ) -> list[tuple[str, T]]:
     """The transaction with replay off, then on, when both were measured: the journal's
     own comparison. In the workloads' tables the other variants' units run between two of
-    replay's (six of them for PyMySQL and aiomysql), their code and data leaving the
-    caches colder for the journal's; here nothing else runs between."""
+    replay's (six of them for PyMySQL and aiomysql), each pair of rounds has eight
+    variants' swings in it; here nothing else runs between, over more rounds."""
     if TRANSACTION not in workloads:
         return []
     by_label = dict(variants)
@@ -477,8 +477,7 @@ def _section(
             f"nothing else between, {len(journal[off]['rounds_us'])} rounds (the ratio is "
             "replay's round median over replay off's in the same round, the median over "
             "rounds). In the table above, with the other variants' units between two of "
-            f"replay's, the same pairing gives {crowded:.3f}x: the code and data run in "
-            "between leave the caches colder for the journal's work."
+            f"replay's, the same pairing gives {crowded:.3f}x."
         )
         parts.append(ratio_table(journal, "the journal alone (10-statement transaction)"))
         what = f"ReplayTransaction's journal vs replay off ({name}, transaction)"
