@@ -444,9 +444,44 @@ class ConnectionBase:
         """With replay on, after an operation succeeded: keep it for a replay while a
         transaction is open (see :meth:`Engine.logged`); ``cursor``: the proxy cursor
         whose buffered result the caller can now read."""
+        engine = self._engine
+        if (
+            # The common case, written out: ``execute`` with parameters of plain values
+            # on a buffered cursor, inside a transaction being logged.
+            engine.txn_writes
+            and engine.txn_log_ok
+            and cursor is not None
+            and args.__class__ is tuple
+            and query.__class__ is str
+            and method == "execute"
+            and cursor._gen == self._gen
+            and not cursor._unbuffered
+            and not self._driver_transactions
+        ):
+            size = len(query)
+            for arg in args:
+                cls = arg.__class__
+                if cls is str or cls is bytes:
+                    size += len(arg)
+                elif cls in _SCALARS:
+                    size += 8
+                else:
+                    break  # perhaps one that can change: the general case below
+            else:
+                try:
+                    result = self._adapter.result_kept(cursor._raw)
+                except Exception:  # the statement ran: a log without it is never replayed
+                    result = None
+                if result is not None:
+                    engine.log_statement(
+                        stmt,
+                        _new_entry(LogEntry, (stmt, method, query, args, result)),
+                        size,
+                        engine.last_used,
+                    )
+                    return
         if method == "ping":
             return  # nothing the caller could see of the data: the log stays as it is
-        engine = self._engine
         if self._driver_transactions and self._adapter.in_driver_block(self._raw):
             # Inside the driver's own block (psycopg's transaction()), which commits past
             # the proxy and may lose its COMMIT unseen: never replayed.
@@ -498,7 +533,12 @@ class ConnectionBase:
                     kept = _kept(args)
                 else:
                     kept = _UNKEPT
-                digest = self._adapter.result_digest(cursor._raw)
+                adapter = self._adapter
+                digest = (
+                    adapter.result_digest(cursor._raw)  # a row count summed: the cursor's
+                    if method == "executemany"
+                    else adapter.result_kept(cursor._raw)
+                )
                 if digest is not None and kept is not _UNKEPT:
                     # tuple.__new__: the named tuple's own __new__ is a Python frame more.
                     entry = _new_entry(LogEntry, (stmt, method, query, kept, digest))

@@ -256,7 +256,10 @@ class AsyncOperations(AsyncConnectionBase):
                     raise self._replay_failed(
                         f"statement {number} of {total} failed ({describe_error(exc)})"
                     ) from exc
-                if entry.digest is not None and adapter.result_digest(cursor) != entry.digest:
+                seen = entry.digest
+                if seen is not None and entry.method == "execute":
+                    seen = adapter.kept_digest(seen)
+                if seen is not None and adapter.result_digest(cursor) != seen:
                     raise self._replay_failed(
                         f"it diverged at statement {number} of {total}: its result differs "
                         "from what the first run showed"

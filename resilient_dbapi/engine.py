@@ -110,8 +110,11 @@ class Verdict(enum.Enum):
 class LogEntry(NamedTuple):
     """One statement of an open transaction, kept for a replay: how it was sent
     (``execute``, ``executemany``, or the driver's ``begin``), its text and parameters,
-    and what the caller could see of its result, compared by ``==`` (the adapter's
-    ``result_digest``; None: nothing to compare, as for ``begin``)."""
+    and what the caller could see of its result, compared by ``==`` with the replay's
+    ``result_digest`` (for ``execute`` the adapter's ``result_kept``, its
+    ``kept_digest`` taken at the replay; for ``executemany``, whose row count sums its
+    statements', the ``result_digest`` itself; None: nothing to compare, as for
+    ``begin``)."""
 
     statement: Statement
     method: str
@@ -846,6 +849,25 @@ class Engine:
             self.txn_writes = True
 
     # -- verified replay (ReplayTransaction) ------------------------------------
+
+    def log_statement(self, statement: Statement, entry: LogEntry, size: int, now: float) -> None:
+        """:meth:`logged` for the proxy's common case, which it checked: replay on, a
+        transaction with writes open whose log is still replayable, an entry to keep."""
+        log = self.txn_log
+        replay = self.replay
+        if (
+            log
+            and replay is not None
+            and not statement.unreplayable
+            and statement.kind is not StatementKind.BEGIN
+            and len(log) < replay.max_statements
+            and self.txn_bytes + size <= replay.max_bytes
+            and now - self.txn_started <= replay.max_seconds
+        ):
+            log.append(entry)
+            self.txn_bytes += size
+            return
+        self.logged(statement, entry, size, now)
 
     def logged(
         self,

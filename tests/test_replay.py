@@ -5,6 +5,7 @@ as without replay. The server judges every outcome (what is committed)."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -341,6 +342,93 @@ def test_executemany_and_savepoints_replay_in_order(server: Any, acc: dict[str, 
     conn.commit()
     assert conn.stats.transactions_replayed == 1
     assert _balances(server, acc) == [(1, 97), (2, 103)]
+    conn.close()
+
+
+# What a transaction's statements showed, as the log keeps it: rows, none, a row count,
+# a new id, a warning, and more rows than are kept whole (digested at once).
+_SHOWN = (
+    "SELECT id, n FROM acc ORDER BY id",
+    "SELECT n FROM acc WHERE id = 3",
+    "UPDATE acc SET n = n + 1",
+    "INSERT INTO seq (x) VALUES (1)",
+    "SELECT CAST('x' AS SIGNED)",
+    "SELECT seq FROM seq_1_to_100",
+)
+
+
+def _seq_table(acc: dict[str, Any]) -> None:
+    admin = pymysql.connect(autocommit=True, **acc)
+    admin.cursor().execute("CREATE TABLE seq (id INT AUTO_INCREMENT PRIMARY KEY, x INT)")
+    admin.close()
+
+
+def _check_kept(adapter: Any, cur: Any, sql: str) -> None:
+    kept = adapter.result_kept(cur)
+    assert adapter.kept_digest(kept) == adapter.result_digest(cur), sql
+    if "seq_1_to_100" in sql:
+        assert isinstance(kept, tuple)  # digested at once: 100 rows are not kept whole
+    else:
+        assert kept is cur._result, sql  # by reference: nothing computed per statement
+
+
+@pytest.mark.parametrize("cursor_class", [pymysql.cursors.Cursor, pymysql.cursors.DictCursor])
+def test_the_log_keeps_a_result_by_reference_and_digests_it_as_its_cursor_shows_it(
+    acc: dict[str, Any], cursor_class: Any
+) -> None:
+    """PyMySQL: a replay compares the digest of what the log kept (the driver's result
+    object, never changed once read) with the replayed cursor's: they must be the digest
+    the caller's cursor shows, rows as tuples whatever its class."""
+    _seq_table(acc)
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    raw = pymysql.connect(cursorclass=cursor_class, **acc)
+    cur = raw.cursor()
+    for sql in _SHOWN:
+        cur.execute(sql)
+        _check_kept(conn._adapter, cur, sql)
+    raw.rollback()
+    raw.close()
+    conn.close()
+
+
+def test_aiomysql_keeps_a_result_by_reference_the_same_way(acc: dict[str, Any]) -> None:
+    _seq_table(acc)
+
+    async def main() -> None:
+        conn = await aio.connect(aiomysql.connect, policies=REPLAY, **aio_kwargs(acc))
+        raw = await aiomysql.connect(**aio_kwargs(acc))
+        for cursor_class in (aiomysql.Cursor, aiomysql.DictCursor):
+            cur = await raw.cursor(cursor_class)
+            for sql in _SHOWN:
+                with warnings.catch_warnings():
+                    # aiomysql turns the server's warning into a Python one, which the
+                    # suite's filterwarnings=error would raise: its count is what counts.
+                    warnings.simplefilter("ignore")
+                    await cur.execute(sql)
+                _check_kept(conn._adapter, cur, sql)
+        await raw.rollback()
+        raw.close()
+        conn.close()
+
+    run(main())
+
+
+def test_a_new_id_the_replay_cannot_give_again_is_a_divergence(
+    server: Any, acc: dict[str, Any]
+) -> None:
+    """The caller saw the id its INSERT made; the replay's INSERT makes another (the
+    server does not hand out a rolled-back id again): the replay stops there."""
+    _seq_table(acc)
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    conn.begin()
+    cur.execute("INSERT INTO seq (x) VALUES (%s)", (1,))
+    assert cur.lastrowid == 1
+    kill(server, conn.thread_id())
+    with pytest.raises(resilient_dbapi.TransactionLostError, match="diverged at statement 2 of 2"):
+        cur.execute("INSERT INTO seq (x) VALUES (%s)", (2,))
+    conn.rollback()
+    assert rows(server, acc, "SELECT id, x FROM seq") == []
     conn.close()
 
 

@@ -394,6 +394,27 @@ def _nontransactional_write(message: bytes) -> bool:
     return False
 
 
+def result_kept(cursor: Any) -> object:
+    """What a replay log keeps of a PyMySQL or aiomysql cursor's result after ``execute``:
+    the driver's result object (never changed once read), by reference, for
+    :func:`kept_digest` at a replay; a result of more than KEPT_ROWS rows digested at
+    once instead, never kept whole."""
+    result = cursor._result
+    rows = result.rows
+    if rows is not None and len(rows) > KEPT_ROWS:
+        return result_digest(cursor)
+    return result
+
+
+def kept_digest(kept: Any) -> object:
+    """:func:`result_digest` of what :func:`result_kept` kept: the cursor's fields are
+    its result's (``rowcount`` its ``affected_rows``, ``lastrowid`` its ``insert_id``,
+    the rows as read; a replay reads through a plain cursor)."""
+    if kept.__class__ is tuple:
+        return kept  # digested when kept
+    return (kept.affected_rows, kept.insert_id, kept.description, kept.warning_count, kept.rows)
+
+
 def result_digest(cursor: Any) -> object:
     """What a PyMySQL or aiomysql cursor shows of its buffered result, to compare with
     ``==``: the row count, the last insert id, the description, the warning count and

@@ -22,8 +22,10 @@ from ._mysql import (
     answer_code,
     chains,
     clustered,
+    kept_digest,
     record_kept,
     result_digest,
+    result_kept,
     role_of,
     rolls_back_whole,
     settings,
@@ -150,6 +152,8 @@ class AiomysqlAdapter(MySQLProtocol):
     replays = True
     replay_cursor = ((aiomysql.Cursor,), {})
     result_digest = staticmethod(result_digest)  # one frame less per statement
+    result_kept = staticmethod(result_kept)
+    kept_digest = staticmethod(kept_digest)
 
     def watch_writes(self, raw: Any) -> None:
         read = type(raw)._read_query_result

@@ -128,6 +128,14 @@ class Inspector(Protocol):
         verified replay compares with ``==``; None where the driver's result cannot be
         read (then a transaction that ran it is never replayed)."""
 
+    def result_kept(self, cursor: Any) -> object:
+        """What a replay log keeps of ``cursor``'s result after ``execute``: its
+        :meth:`result_digest`, or (cheaper per statement) an object the driver never
+        changes once read, digested by :meth:`kept_digest` only at a replay."""
+
+    def kept_digest(self, kept: Any) -> object:
+        """:meth:`result_digest` of what :meth:`result_kept` kept."""
+
     def describe(self, raw: Any) -> str:
         """Where ``raw`` is connected, for ``repr()`` and logs: never a secret."""
 
@@ -462,6 +470,12 @@ class AdapterBase:
 
     def result_digest(self, cursor: Any) -> object:
         return None
+
+    def result_kept(self, cursor: Any) -> object:
+        return self.result_digest(cursor)
+
+    def kept_digest(self, kept: Any) -> object:
+        return kept
 
     def discard(self, raw: Any) -> None:
         with contextlib.suppress(Exception):  # a broken connection may fail to close

@@ -19,8 +19,10 @@ from ._mysql import (
     MySQLProtocol,
     MySQLSession,
     dead,
+    kept_digest,
     record_kept,
     result_digest,
+    result_kept,
     socket_probe,
 )
 from .base import Liveness
@@ -109,6 +111,8 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
     replays = True
     replay_cursor = ((pymysql.cursors.Cursor,), {})
     result_digest = staticmethod(result_digest)  # one frame less per statement
+    result_kept = staticmethod(result_kept)
+    kept_digest = staticmethod(kept_digest)
 
     def watch_writes(self, raw: Any) -> None:
         read = type(raw)._read_query_result
