@@ -125,6 +125,10 @@ class ConnectionBase:
         # ...and the unbuffered cursor whose current result is one of them, if any.
         self._sets_left_cursor: weakref.ref[Any] | None = None
         self._stream_cursor: weakref.ref[Any] | None = None
+        # A warning the driver raised after the statement ran (aiomysql warns of the
+        # server's warnings; a filter may make that an error): kept by _run, raised by
+        # the operation once the statement is recorded as run (see _take_warned).
+        self._warned: Exception | None = None
         # close() found an operation in flight and aborted it: the physical connection is
         # given up by whichever of the two finishes last (see _finish_abort).
         self._aborting = False
@@ -362,6 +366,13 @@ class ConnectionBase:
         elif reason is Reason.HOST_MARKED:
             self._connector.left_marked(started)
         return started
+
+    def _take_warned(self) -> Exception | None:
+        """The warning ``_run`` kept, taken right after it returned: the operation raises
+        it once the statement it came after is recorded as run (its writes counted,
+        journaled for a replay)."""
+        warned, self._warned = self._warned, None
+        return warned
 
     def _check_history(self, stmt: Statement) -> None:
         """On a session that replaced another: refuse (SessionLostError, once) a statement

@@ -203,6 +203,14 @@ class Operations(ConnectionBase):
                     continue
             try:
                 result = send(self, *args)
+            except self._adapter.warned_after as warned:
+                # Raised after the statement ran (aiomysql's warning of the server's, made
+                # an error by a filter): it ran, and a write of it is in the transaction;
+                # never judged as a failure (its write would be forgotten, then lost
+                # with a silent reconnect). The operation raises it once recorded.
+                self._engine.done(stmt, *self._status(self._raw), _monotonic())
+                self._warned = warned
+                return None  # type: ignore[return-value]
             except Exception as exc:
                 if self._judge(exc, op, stmt, resends) is Verdict.RECOVERED:
                     return None  # type: ignore[return-value]
@@ -366,10 +374,13 @@ class Operations(ConnectionBase):
         self._enter(what)
         try:
             result = self._run(op, stmt, send, *args)
+            warned = self._take_warned()
             if journal is not None:
                 self._engine.record(*journal)
             if self._engine.replay is not None:
                 self._logged(stmt, what)  # begin() is kept; any other method past the log
+            if warned is not None:
+                raise warned
             return result
         finally:
             self._leave()

@@ -198,10 +198,13 @@ class ResilientConnection(Operations):
         self._enter("query")
         try:
             result = self._run(Op.EXECUTE, stmt, _send_query, sql, unbuffered)
+            warned = self._take_warned()
             if self._engine.replay is not None:
                 self._logged(stmt, "query")  # past the log: never replayed
             if stmt.kind is not _READ:
                 self._note(stmt, sql, None)
+            if warned is not None:
+                raise warned
             return result
         finally:
             self._leave()

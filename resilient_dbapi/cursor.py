@@ -97,6 +97,7 @@ class ResilientCursor(CursorBase):
             now = _monotonic()
             kind = stmt.kind
             txn_writes = engine.txn_writes
+            warned = None
             if (
                 conn._closed
                 or engine.lost
@@ -127,18 +128,24 @@ class ResilientCursor(CursorBase):
                 or conn._sets_left
             ):
                 result = conn._run(Op.EXECUTE, stmt, _send_execute, self, query, args)
+                warned = conn._take_warned()
             else:
                 try:
                     if self._gen == conn._gen:
                         result = self._raw.execute(query, args)
                     else:
                         result = (self._current()).execute(query, args)
+                except conn._adapter.warned_after as exc:  # after the statement ran: see _run
+                    engine.done(stmt, *conn._status(conn._raw), now)
+                    warned = exc
+                    result = None
                 except Exception as exc:
                     if conn._judge(exc, Op.EXECUTE, stmt, 0) is Verdict.RECOVERED:
                         return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
                     result = conn._run(
                         Op.EXECUTE, stmt, _send_execute, self, query, args, resends=1
                     )
+                    warned = conn._take_warned()
                 except BaseException:
                     conn._interrupted(Op.EXECUTE, stmt)
                     raise
@@ -158,6 +165,8 @@ class ResilientCursor(CursorBase):
                 conn._logged(stmt, "execute", query, args, self)
             if kind is _WRITE or kind is _SESSION:  # all _note() looks at
                 conn._note(stmt, query, args, self)
+            if warned is not None:
+                raise warned
             return result
         finally:
             if self._unbuffered or conn._streamer is not None:
@@ -173,9 +182,12 @@ class ResilientCursor(CursorBase):
         conn._enter("executemany", self)
         try:
             result = conn._run(Op.EXECUTEMANY, stmt, _send_executemany, self, query, args)
+            warned = conn._take_warned()
             if conn._engine.replay is not None:
                 conn._logged(stmt, "executemany", query, args, self)
             conn._note(stmt, query, args, self)
+            if warned is not None:
+                raise warned
             return result
         finally:
             conn._leave(self)
@@ -186,6 +198,7 @@ class ResilientCursor(CursorBase):
         conn._enter("callproc", self)
         try:
             result = conn._run(Op.CALLPROC, CALL_OP, _send_callproc, self, procname, args)
+            warned = conn._take_warned()
             # The driver passes the arguments through user variables (@_proc_0, ...).
             engine = conn._engine
             if engine.replay is not None:
@@ -197,6 +210,8 @@ class ResilientCursor(CursorBase):
                 conn._sets_left_by = (Op.CALLPROC, CALL_OP)
                 if self._unbuffered:
                     conn._hold_sets(self)
+            if warned is not None:
+                raise warned
             return result
         finally:
             conn._leave(self)

@@ -434,3 +434,46 @@ def test_a_commit_found_dead_before_it_was_sent_is_replayed_one_that_may_have_be
     run(e, UPDATE)
     sent = e.failed(Op.COMMIT, COMMIT_OP, 2013, sent=True, autocommit=False, resends=0)
     assert sent is Verdict.OUTCOME_UNKNOWN
+
+
+def test_the_short_path_keeps_what_logged_keeps_and_refuses_what_it_refuses() -> None:
+    """``log_statement`` (the proxy's common case) appends only where ``logged`` would,
+    and hands anything else to it: a BEGIN inside the transaction, an unreplayable
+    statement, past each limit; run side by side, the two engines agree."""
+    now = 101.0
+    small = ReplayTransaction(max_statements=4, max_bytes=40, max_seconds=5.0)
+    cases: list[tuple[Statement, int, float]] = [
+        (SELECT, 10, now),
+        (UPDATE, 10, now),
+        (statement("BEGIN"), 10, now),  # commits what was open: a new log
+        (statement("UPDATE acc SET t = NOW() WHERE id = 1"), 10, now),  # unreplayable
+        (SELECT, 10, now),
+        (UPDATE, 30, now),  # past max_bytes
+        (SELECT, 10, now + 10),  # past max_seconds
+    ]
+    for stop in range(1, len(cases) + 1):
+        short, full = engine(small), engine(small)
+        for e in (short, full):
+            run(e, BEGIN_OP)
+        for stmt, size, at in cases[:stop]:
+            for e in (short, full):
+                e.done(stmt, True, False, at)
+            entry = LogEntry(stmt, "execute", "q", None, DIGEST)
+            if short.txn_writes and short.txn_log_ok:  # what the proxy checks first
+                short.log_statement(stmt, entry, size, at)
+            else:
+                short.logged(stmt, entry, size, at)
+            full.logged(stmt, entry, size, at)
+        assert (short.txn_log, short.txn_log_ok, short.txn_bytes, short.txn_started) == (
+            full.txn_log,
+            full.txn_log_ok,
+            full.txn_bytes,
+            full.txn_started,
+        ), cases[stop - 1]
+    # And the limit on statements: the fifth is refused.
+    e = engine(small)
+    run(e, BEGIN_OP)
+    for _ in range(4):
+        e.done(SELECT, True, False, now)
+        e.log_statement(SELECT, LogEntry(SELECT, "execute", "q", None, DIGEST), 1, now)
+    assert not e.txn_log_ok and e.txn_log == []

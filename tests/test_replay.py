@@ -378,7 +378,8 @@ def test_the_log_keeps_a_result_by_reference_and_digests_it_as_its_cursor_shows_
 ) -> None:
     """PyMySQL: a replay compares the digest of what the log kept (the driver's result
     object, never changed once read) with the replayed cursor's: they must be the digest
-    the caller's cursor shows, rows as tuples whatever its class."""
+    the caller's cursor shows (rows as tuples whatever its class; a dict cursor's rows
+    with two columns of one name would show fewer values: the result's are compared)."""
     _seq_table(acc)
     conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
     raw = pymysql.connect(cursorclass=cursor_class, **acc)
@@ -388,6 +389,34 @@ def test_the_log_keeps_a_result_by_reference_and_digests_it_as_its_cursor_shows_
         _check_kept(conn._adapter, cur, sql)
     raw.rollback()
     raw.close()
+    conn.close()
+
+
+def test_the_journal_keeps_the_proxy_cursors_results_unchanged_by_later_statements(
+    acc: dict[str, Any],
+) -> None:
+    """Through the proxy: each entry of the open transaction's log holds the result its
+    statement left, and what it digests to does not change as later statements run, on
+    the same cursor or another, with a dict cursor; a large result is kept as a digest
+    of the result's own rows (dict rows would merge two columns named alike)."""
+    conn = resilient_dbapi.connect(pymysql.connect, policies=REPLAY, **acc)
+    cur = conn.cursor()
+    other = conn.cursor(pymysql.cursors.DictCursor)
+    conn.begin()
+    cur.execute("SELECT id, n FROM acc WHERE id = %s", (1,))
+    first = cur._raw._result
+    digest = conn._adapter.kept_digest(first)
+    cur.execute("UPDATE acc SET n = n + %s WHERE id = %s", (1, 2))
+    other.execute("SELECT a.n, b.n FROM acc a JOIN acc b ON a.id = b.id WHERE a.id = %s", (1,))
+    other.execute("SELECT a.id, b.id FROM acc a, acc b, seq_1_to_20 s WHERE s.seq > %s", (0,))
+    assert len(other.fetchall()) == 80  # more than are kept whole
+    entries = conn._engine.txn_log
+    assert entries[1].digest is first and entries[2].digest is cur._raw._result
+    assert conn._adapter.kept_digest(entries[1].digest) == digest
+    assert digest == (1, None, digest[2], 0, ((1, 100),))
+    assert conn._adapter.kept_digest(entries[3].digest)[4] == ((100, 100),)  # both columns
+    assert isinstance(entries[4].digest, tuple)  # digested at once
+    conn.rollback()
     conn.close()
 
 

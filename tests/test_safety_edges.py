@@ -15,7 +15,14 @@ import pymysql.cursors
 import pytest
 
 import resilient_dbapi
-from resilient_dbapi import OutcomeUnknownError, SessionLostError, TransactionLostError, aio
+from resilient_dbapi import (
+    OutcomeUnknownError,
+    ReplayTransaction,
+    SessionLostError,
+    TransactionLostError,
+    aio,
+)
+from resilient_dbapi.policies import default_policies
 from resilient_dbapi.testing import FaultProxy
 
 from .conftest import kill, rows
@@ -1012,3 +1019,79 @@ def test_ddl_counted_as_committing_ends_even_a_transaction_of_locks_only(
             conn.close()  # or the database's teardown would wait for the lock
 
     run(main())
+
+
+# -- a write the driver warned of after it ran ---------------------------------------------
+
+
+def _warned_insert(acc: dict[str, Any]) -> str:
+    admin = pymysql.connect(autocommit=True, **acc)
+    admin.cursor().execute("CREATE TABLE warned (id INT AUTO_INCREMENT PRIMARY KEY, x INT)")
+    admin.close()
+    # IGNORE makes the bad value a warning: the row is written, with 12.
+    return "INSERT IGNORE INTO warned (x) VALUES ('12abc')"
+
+
+def test_a_write_aiomysql_warned_of_is_in_the_transaction_a_loss_reports(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """With a filter making warnings errors, aiomysql raises the server's warning after
+    the INSERT ran. The write is in the transaction (autocommit off): when the connection
+    is then lost, commit() (sent on the dead socket) reports its outcome unknown, as plain
+    aiomysql's own error does; it must not take the transaction for empty and return as
+    if done, the row gone."""
+    insert = _warned_insert(db)
+
+    async def main(connect: Any) -> BaseException | None:
+        conn = await connect(aiomysql.connect, **aio_kwargs(db))
+        cur = await conn.cursor()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(pymysql.err.Warning, match="Data truncated"):
+                await cur.execute(insert)
+        kill(server, conn.thread_id())
+        try:
+            await conn.commit()
+        except Exception as exc:
+            return exc
+        finally:
+            conn.close()
+        return None
+
+    async def plain(_: Any, **kwargs: Any) -> Any:
+        return await aiomysql.connect(**kwargs)
+
+    assert isinstance(run(main(plain)), pymysql.err.OperationalError)  # aiomysql says so
+    assert isinstance(run(main(aio.connect)), OutcomeUnknownError)
+    assert rows(server, db, "SELECT x FROM warned") == []
+
+
+def test_a_write_aiomysql_warned_of_is_never_dropped_by_a_replay(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """The same warned write inside a transaction with replay on, then the connection
+    lost: the write is known to have run, so no replay goes on without it (a replay that
+    did not know of it committed the rest, the row silently gone). Its warning read the
+    server's warnings in a statement of its own, whose reply says nothing of the tables
+    written: the loss of the next write is of unknown outcome, the weaker claim."""
+    insert = _warned_insert(db)
+
+    async def main() -> None:
+        conn = await aio.connect(
+            aiomysql.connect, policies=[*default_policies(), ReplayTransaction()], **aio_kwargs(db)
+        )
+        cur = await conn.cursor()
+        await conn.begin()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(pymysql.err.Warning):
+                await cur.execute(insert)
+        kill(server, conn.thread_id())
+        with pytest.raises(OutcomeUnknownError):
+            await cur.execute("INSERT INTO warned (x) VALUES (%s)", (7,))
+        await conn.rollback()
+        assert conn.stats.transactions_replayed == 0
+        conn.close()
+
+    run(main())
+    assert rows(server, db, "SELECT x FROM warned ORDER BY id") == []

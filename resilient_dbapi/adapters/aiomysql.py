@@ -149,6 +149,8 @@ class AiomysqlAdapter(MySQLProtocol):
     def unbuffered(self, cursor: Any) -> bool:
         return isinstance(cursor, aiomysql.SSCursor)
 
+    # Raised by its cursors' _show_warnings only, after the statement's result was read.
+    warned_after = (pymysql.err.Warning,)
     replays = True
     replay_cursor = ((aiomysql.Cursor,), {})
     result_digest = staticmethod(result_digest)  # one frame less per statement

@@ -150,6 +150,11 @@ class Inspector(Protocol):
 
     opens_transactions: bool
     sets_through_cursor: bool
+    warned_after: tuple[type[Exception], ...]
+    """The driver's exceptions raised only after a statement ran, for the server's
+    warnings (aiomysql warns of them, and a warnings filter may make that an error): the
+    statement is recorded as run, then the exception raised. Never one the driver may
+    raise before sending (PyMySQL's DeprecationWarning for a lone parameter)."""
     replays: bool
     """Whether :meth:`result_digest` reads this driver's results: only then is a lost
     transaction replayed (``ReplayTransaction``)."""
@@ -384,6 +389,7 @@ class AdapterBase:
     opens_transactions = False
     """True when the driver has its own API that opens transactions past the proxy
     (psycopg's ``transaction()``): its transaction flag is then read before sending."""
+    warned_after: tuple[type[Exception], ...] = ()
     replays = False
     replay_cursor: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
 
