@@ -13,6 +13,7 @@ import aiomysql
 import pymysql
 import pymysql.cursors
 import pytest
+from pymysql.constants import CLIENT
 
 import resilient_dbapi
 from resilient_dbapi import (
@@ -1095,3 +1096,77 @@ def test_a_write_aiomysql_warned_of_is_never_dropped_by_a_replay(
 
     run(main())
     assert rows(server, db, "SELECT x FROM warned ORDER BY id") == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "args"),
+    [
+        ("SET SESSION sort_buffer_size = 65536; SET SESSION max_sort_length = 1", None),
+        ("SET SESSION max_sort_length = %s", (1,)),
+    ],
+    ids=["the last of several", "with parameters"],
+)
+def test_a_setting_aiomysql_warned_of_is_made_again_on_every_new_connection(
+    server: Any, db: dict[str, Any], sql: str, args: Any
+) -> None:
+    """A session setting the server took with a warning (1 is below max_sort_length's
+    least, which it sets instead): raised after it ran, it is journaled all the same,
+    and made again, without raising again, on the connection that replaces a lost one."""
+
+    async def main() -> None:
+        conn = await aio.connect(
+            aiomysql.connect, client_flag=CLIENT.MULTI_STATEMENTS, **aio_kwargs(db)
+        )
+        cur = await conn.cursor()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(pymysql.err.Warning, match="max_sort_length"):
+                await cur.execute(sql, args)
+            ask = "SELECT @@SESSION.max_sort_length, @@SESSION.sort_buffer_size"
+            await cur.execute(ask)
+            (made,) = await cur.fetchall()
+            kill(server, conn.thread_id())
+            await cur.execute(ask)
+            (again,) = await cur.fetchall()
+        assert conn.stats.reconnects == 1
+        assert made[0] < 1024  # the server's default: the setting took
+        if args is None:
+            assert made[1] == 65536
+        assert again == made
+        conn.close()
+
+    run(main())
+
+
+def test_executemany_aiomysql_warned_of_part_way_is_never_replayed(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """aiomysql runs an UPDATE's rows one statement each and stops at the first warned:
+    the rest never ran. What ran is recorded as run, and the transaction is never
+    replayed (its journal cannot say how far it got)."""
+    _warned_insert(db)
+    admin = pymysql.connect(autocommit=True, **db)
+    admin.cursor().execute("INSERT INTO warned (id, x) VALUES (1, 0), (2, 0), (3, 0)")
+    admin.close()
+
+    async def main() -> None:
+        conn = await aio.connect(
+            aiomysql.connect, policies=[*default_policies(), ReplayTransaction()], **aio_kwargs(db)
+        )
+        cur = await conn.cursor()
+        await conn.begin()
+        update = "UPDATE IGNORE warned SET x = %s WHERE id = %s"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(pymysql.err.Warning):
+                await cur.executemany(update, [("12abc", 1), ("5", 2), ("6", 3)])
+        assert conn._engine.txn_writes and not conn._engine.txn_log_ok
+        kill(server, conn.thread_id())
+        with pytest.raises((TransactionLostError, OutcomeUnknownError)):
+            await cur.execute("UPDATE warned SET x = 9 WHERE id = 3")
+        await conn.rollback()
+        assert conn.stats.transactions_replayed == 0
+        conn.close()
+
+    run(main())
+    assert rows(server, db, "SELECT id, x FROM warned ORDER BY id") == [(1, 0), (2, 0), (3, 0)]
