@@ -100,6 +100,7 @@ def run(ctx: Context) -> list[Section]:
                     }
                 )
                 ctx.progress.step()
+            restarts = cluster.restarts
         by_fault: dict[str, Any] = {}
         for phase in trials[0]["phases"]:
             fault = phase["fault"]
@@ -122,6 +123,8 @@ def run(ctx: Context) -> list[Section]:
                 for t in trials
             ),
             "trials": trials,
+            # Nodes GaleraCluster.rejoin had to restart (not part of any stall above).
+            "nodes_restarted_to_rejoin": restarts,
         }
     lines = [
         "| connections | fault | longest stall, median (max) s | failed writes, max "

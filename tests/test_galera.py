@@ -323,3 +323,23 @@ def test_drill_isolate_kill_and_freeze_the_writers_node(galera: GaleraCluster) -
     assert drill.check.stored >= 4 * 3 * 20
     assert [phase.fault for phase in drill.phases] == ["isolate", "kill", "pause"]
     assert drill.reads > 0 and drill.failed_reads == 0, drill
+
+
+def test_rejoin_restarts_a_node_that_does_not_come_back_by_itself(galera: GaleraCluster) -> None:
+    """The harness: a node that left the group for good (``gmcast.isolate=2`` ends its
+    group communication; setting it back to 0 is refused) stays out however long one
+    waits, so ``rejoin`` restarts it, and it serves the cluster's rows again."""
+    with contextlib.closing(galera.admin(0)) as admin, admin.cursor() as cur:
+        cur.execute("INSERT INTO app.t VALUES ('before')")
+    galera.nodes[2].set_provider_option("gmcast.isolate=2")
+    galera.wait_size(2, on=0)
+    with pytest.raises(pymysql.err.MySQLError):
+        galera.nodes[2].set_provider_option("gmcast.isolate=0")
+    assert galera.nodes[2].state() == (False, 0)
+    restarts = galera.restarts
+    with contextlib.closing(galera.admin(0)) as admin, admin.cursor() as cur:
+        cur.execute("INSERT INTO app.t VALUES ('while out')")
+    galera.rejoin(2, restart_after=2.0)
+    assert galera.restarts == restarts + 1
+    assert galera.nodes[2].state() == (True, 4)
+    assert _uids(galera, 2) == ["before", "while out"]
