@@ -136,17 +136,18 @@ class AsyncResilientCursor(CursorBase):
                         result = await self._raw.execute(query, args)
                     else:
                         result = await (await self._current()).execute(query, args)
-                except conn._adapter.warned_after as exc:  # after the statement ran: see _run
-                    engine.done(stmt, *conn._status(conn._raw), now)
-                    warned = exc
-                    result = None
                 except Exception as exc:
-                    if await conn._judge(exc, Op.EXECUTE, stmt, 0) is Verdict.RECOVERED:
-                        return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
-                    result = await conn._run(
-                        Op.EXECUTE, stmt, _send_execute, self, query, args, resends=1
-                    )
-                    warned = conn._take_warned()
+                    if conn._adapter.warned(exc):  # after the statement ran: see _run
+                        engine.done(stmt, *conn._status(conn._raw), now)
+                        warned = exc
+                        result = None
+                    else:
+                        if await conn._judge(exc, Op.EXECUTE, stmt, 0) is Verdict.RECOVERED:
+                            return 0  # a ROLLBACK or an empty COMMIT: done by the end
+                        result = await conn._run(
+                            Op.EXECUTE, stmt, _send_execute, self, query, args, resends=1
+                        )
+                        warned = conn._take_warned()
                 except BaseException:
                     conn._interrupted(Op.EXECUTE, stmt)
                     raise

@@ -7,7 +7,6 @@ are :mod:`._connector`'s and the engine's; this holds the I/O that carries them 
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -180,9 +179,11 @@ async def prepare(
             setattr(raw, *payload)
         else:
             call, args = replay_call(adapter, raw, method, payload)
-            # A warning raised after it ran was the caller's to see when it first ran.
-            with contextlib.suppress(*adapter.warned_after):
+            try:
                 await call(*args)
+            except Exception as exc:
+                if not adapter.warned(exc):
+                    raise  # a warning raised after it ran was the caller's the first time
     wait_timeout = None
     if engine.wants_wait_timeout:
         if engine.reuses_wait_timeout:

@@ -114,9 +114,9 @@ class Operations(ConnectionBase):
         try:
             while raw_cursor.nextset():
                 done += 1
-        except self._adapter.warned_after as warned:
-            return done + 1, warned  # raised after the last one ran: see _run
         except Exception as exc:
+            if self._adapter.warned(exc):
+                return done + 1, exc  # raised after the last one ran: see _run
             if self._adapter.error_code(exc) is None:
                 return done, exc
             try:
@@ -205,20 +205,21 @@ class Operations(ConnectionBase):
                     continue
             try:
                 result = send(self, *args)
-            except self._adapter.warned_after as warned:
-                # Raised after the statement ran (aiomysql's warning of the server's, made
-                # an error by a filter): it ran, and a write of it is in the transaction;
-                # never judged as a failure (its write would be forgotten, then lost
-                # with a silent reconnect). The operation raises it once recorded.
-                now = _monotonic()
-                self._engine.done(stmt, *self._status(self._raw), now)
-                if op is Op.EXECUTEMANY or op is Op.CALLPROC:
-                    # Perhaps stopped part way (aiomysql warns after each statement of
-                    # several, and stops at the first warned): never replayed.
-                    self._engine.logged(stmt, None, 0, now)
-                self._warned = warned
-                return None  # type: ignore[return-value]
             except Exception as exc:
+                if self._adapter.warned(exc):
+                    # Raised after the statement ran (the driver's warning of the
+                    # server's, made an error by a filter): it ran, and a write of it is
+                    # in the transaction; never judged as a failure (its write would be
+                    # forgotten, then lost with a silent reconnect). The operation
+                    # raises it once recorded.
+                    now = _monotonic()
+                    self._engine.done(stmt, *self._status(self._raw), now)
+                    if op is Op.EXECUTEMANY or op is Op.CALLPROC:
+                        # Perhaps stopped part way (aiomysql warns after each statement
+                        # of several, and stops at the first warned): never replayed.
+                        self._engine.logged(stmt, None, 0, now)
+                    self._warned = exc
+                    return None  # type: ignore[return-value]
                 if self._judge(exc, op, stmt, resends) is Verdict.RECOVERED:
                     return None  # type: ignore[return-value]
                 resends += 1
@@ -269,12 +270,13 @@ class Operations(ConnectionBase):
                             cursor.executemany(entry.query, entry.args)
                         else:
                             cursor.execute(entry.query, entry.args)
-                except adapter.warned_after:
-                    pass  # it ran, and warned as the first run did: the digests compare it
                 except Exception as exc:
-                    raise self._replay_failed(
-                        f"statement {number} of {total} failed ({describe_error(exc)})"
-                    ) from exc
+                    # One that ran and warned, as the first run did, goes on: the
+                    # digests compare it.
+                    if not adapter.warned(exc):
+                        raise self._replay_failed(
+                            f"statement {number} of {total} failed ({describe_error(exc)})"
+                        ) from exc
                 seen = entry.digest
                 if seen is not None and entry.method == "execute":
                     seen = adapter.kept_digest(seen)

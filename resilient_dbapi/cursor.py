@@ -135,17 +135,18 @@ class ResilientCursor(CursorBase):
                         result = self._raw.execute(query, args)
                     else:
                         result = (self._current()).execute(query, args)
-                except conn._adapter.warned_after as exc:  # after the statement ran: see _run
-                    engine.done(stmt, *conn._status(conn._raw), now)
-                    warned = exc
-                    result = None
                 except Exception as exc:
-                    if conn._judge(exc, Op.EXECUTE, stmt, 0) is Verdict.RECOVERED:
-                        return 0  # a ROLLBACK or an empty COMMIT: done by the connection's end
-                    result = conn._run(
-                        Op.EXECUTE, stmt, _send_execute, self, query, args, resends=1
-                    )
-                    warned = conn._take_warned()
+                    if conn._adapter.warned(exc):  # after the statement ran: see _run
+                        engine.done(stmt, *conn._status(conn._raw), now)
+                        warned = exc
+                        result = None
+                    else:
+                        if conn._judge(exc, Op.EXECUTE, stmt, 0) is Verdict.RECOVERED:
+                            return 0  # a ROLLBACK or an empty COMMIT: done by the end
+                        result = conn._run(
+                            Op.EXECUTE, stmt, _send_execute, self, query, args, resends=1
+                        )
+                        warned = conn._take_warned()
                 except BaseException:
                     conn._interrupted(Op.EXECUTE, stmt)
                     raise

@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 import aiomysql
+import mysql.connector
 import pymysql
 import pymysql.cursors
 import pytest
@@ -1065,6 +1066,66 @@ def test_a_write_aiomysql_warned_of_is_in_the_transaction_a_loss_reports(
     assert isinstance(run(main(plain)), pymysql.err.OperationalError)  # aiomysql says so
     assert isinstance(run(main(aio.connect)), OutcomeUnknownError)
     assert rows(server, db, "SELECT x FROM warned") == []
+
+
+def test_a_write_mysql_connector_warned_of_is_never_dropped_by_a_replay(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """mysql-connector with ``get_warnings=True`` reads the server's warnings once the
+    INSERT ran and warns of the first; a filter making warnings errors raises it as a
+    ``UserWarning``. The write ran, in the transaction a locking read opened: when the
+    connection is then lost, the transaction is neither replayed without it nor called
+    rolled back (this driver shows no proof that a write rolled back; taken for a
+    failure, the write was forgotten and the loss called rolled back): the next
+    statement reports the outcome unknown, and the row is not committed."""
+    insert = _warned_insert(db)
+    conn = resilient_dbapi.connect(
+        mysql.connector.connect,
+        policies=[*default_policies(), ReplayTransaction()],
+        use_pure=True,
+        get_warnings=True,
+        autocommit=False,
+        **db,
+    )
+    cur = conn.cursor(buffered=True)
+    cur.execute("SELECT CONNECTION_ID() FROM warned FOR UPDATE")
+    cur.execute("SELECT CONNECTION_ID()")
+    (session,) = cur.fetchone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="Data truncated"):
+            cur.execute(insert)
+    kill(server, session)
+    with pytest.raises(OutcomeUnknownError):
+        cur.execute("SELECT COUNT(*) FROM warned")
+    conn.rollback()
+    assert conn.stats.transactions_replayed == 0
+    conn.close()
+    assert rows(server, db, "SELECT x FROM warned") == []
+
+
+def test_a_setting_mysql_connector_warned_of_is_made_again_on_a_new_connection(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """A setting mysql-connector warned of (as above) took: it is journaled, and made
+    again, without raising again, on the connection that replaces a lost one."""
+    conn = resilient_dbapi.connect(
+        mysql.connector.connect, use_pure=True, get_warnings=True, autocommit=True, **db
+    )
+    cur = conn.cursor(buffered=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="max_sort_length"):
+            cur.execute("SET SESSION max_sort_length = 1")
+        cur.execute("SELECT @@SESSION.max_sort_length, CONNECTION_ID()")
+        made, session = cur.fetchone()
+        kill(server, session)
+        cur.execute("SELECT @@SESSION.max_sort_length")
+        (again,) = cur.fetchone()
+    assert conn.stats.reconnects == 1
+    assert made < 1024  # the server's default: the setting took
+    assert again == made
+    conn.close()
 
 
 def test_a_write_aiomysql_warned_of_is_never_dropped_by_a_replay(

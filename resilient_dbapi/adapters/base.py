@@ -155,6 +155,11 @@ class Inspector(Protocol):
     warnings (aiomysql warns of them, and a warnings filter may make that an error): the
     statement is recorded as run, then the exception raised. Never one the driver may
     raise before sending (PyMySQL's DeprecationWarning for a lone parameter)."""
+
+    def warned(self, exc: BaseException) -> bool:
+        """Whether ``exc`` was raised after the statement ran, for the server's warnings
+        (:attr:`warned_after`, or what the driver's exception shows of it)."""
+
     replays: bool
     """Whether :meth:`result_digest` reads this driver's results: only then is a lost
     transaction replayed (``ReplayTransaction``)."""
@@ -390,6 +395,10 @@ class AdapterBase:
     """True when the driver has its own API that opens transactions past the proxy
     (psycopg's ``transaction()``): its transaction flag is then read before sending."""
     warned_after: tuple[type[Exception], ...] = ()
+
+    def warned(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.warned_after)
+
     replays = False
     replay_cursor: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
 

@@ -77,6 +77,17 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
             return _CR_SERVER_GONE_ERROR
         return None
 
+    def warned(self, exc: BaseException) -> bool:
+        # With get_warnings=True its cursor reads the server's warnings once the result
+        # is read, and passes the first, as its own Warning or Error, to warnings.warn: a
+        # filter that makes warnings errors raises UserWarning(that exception). Nothing
+        # of the driver's warns with one of its exceptions before sending.
+        return (
+            isinstance(exc, UserWarning)
+            and len(exc.args) == 1
+            and isinstance(exc.args[0], cerrors.Error | cerrors.Warning)
+        )
+
     def never_sent(self, exc: BaseException) -> bool:
         # 2006 and "not available" come from a missing socket, before anything is sent.
         # 2055 wraps an OSError of a send or of a receive alike: not proof.
