@@ -1068,7 +1068,7 @@ def test_a_write_aiomysql_warned_of_is_in_the_transaction_a_loss_reports(
     assert rows(server, db, "SELECT x FROM warned") == []
 
 
-def test_a_write_mysql_connector_warned_of_is_never_dropped_by_a_replay(
+def test_a_write_mysql_connector_warned_of_is_never_called_rolled_back(
     server: Any, db: dict[str, Any]
 ) -> None:
     """mysql-connector with ``get_warnings=True`` reads the server's warnings once the
@@ -1101,7 +1101,39 @@ def test_a_write_mysql_connector_warned_of_is_never_dropped_by_a_replay(
     conn.rollback()
     assert conn.stats.transactions_replayed == 0
     conn.close()
-    assert rows(server, db, "SELECT x FROM warned") == []
+
+
+def test_a_procedure_mysql_connector_warned_of_is_never_called_rolled_back(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """The same through ``callproc()``, which raises the driver's ``InterfaceError``
+    (the warning its context) for a procedure that ran: here it wrote a MyISAM table,
+    which keeps the row whatever happens to the transaction. After the loss the outcome
+    is unknown; called rolled back, the caller would run it again and write it twice."""
+    insert = _warned_insert(db)
+    admin = pymysql.connect(autocommit=True, **db)
+    admin.cursor().execute("CREATE TABLE kept (x INT) ENGINE=MyISAM")
+    admin.cursor().execute(
+        f"CREATE PROCEDURE warns() BEGIN INSERT INTO kept VALUES (1); {insert}; END"
+    )
+    admin.close()
+    conn = resilient_dbapi.connect(
+        mysql.connector.connect, use_pure=True, get_warnings=True, autocommit=False, **db
+    )
+    cur = conn.cursor(buffered=True)
+    cur.execute("SELECT CONNECTION_ID() FROM warned FOR UPDATE")  # a transaction opens
+    cur.execute("SELECT CONNECTION_ID()")
+    (session,) = cur.fetchone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(mysql.connector.InterfaceError, match="Data truncated"):
+            cur.callproc("warns")
+    kill(server, session)
+    with pytest.raises(OutcomeUnknownError):
+        cur.execute("SELECT COUNT(*) FROM warned")
+    conn.rollback()
+    conn.close()
+    assert rows(server, db, "SELECT x FROM kept") == [(1,)]  # it ran, and is kept
 
 
 def test_a_setting_mysql_connector_warned_of_is_made_again_on_a_new_connection(

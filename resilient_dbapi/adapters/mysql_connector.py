@@ -81,7 +81,10 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
         # With get_warnings=True its cursor reads the server's warnings once the result
         # is read, and passes the first, as its own Warning or Error, to warnings.warn: a
         # filter that makes warnings errors raises UserWarning(that exception). Nothing
-        # of the driver's warns with one of its exceptions before sending.
+        # of the driver's warns with one of its exceptions before sending. callproc()
+        # raises InterfaceError instead, the warning its context ("from None").
+        if isinstance(exc, cerrors.InterfaceError) and exc.errno == -1:
+            exc = exc.__context__  # type: ignore[assignment]
         return (
             isinstance(exc, UserWarning)
             and len(exc.args) == 1
