@@ -1136,18 +1136,29 @@ def test_a_procedure_mysql_connector_warned_of_is_never_called_rolled_back(
     assert rows(server, db, "SELECT x FROM kept") == [(1,)]  # it ran, and is kept
 
 
+@pytest.mark.parametrize(
+    ("how", "raised"),
+    [
+        ({"get_warnings": True}, UserWarning),
+        ({"raise_on_warnings": True}, mysql.connector.DatabaseError),
+    ],
+    ids=["get_warnings", "raise_on_warnings"],
+)
 def test_a_setting_mysql_connector_warned_of_is_made_again_on_a_new_connection(
-    server: Any, db: dict[str, Any]
+    server: Any, db: dict[str, Any], how: dict[str, bool], raised: type[Exception]
 ) -> None:
-    """A setting mysql-connector warned of (as above) took: it is journaled, and made
-    again, without raising again, on the connection that replaces a lost one."""
+    """A setting mysql-connector warned of took: it is journaled, and made again, without
+    raising again, on the connection that replaces a lost one. With
+    ``raise_on_warnings=True`` the driver raises its own error for the warning (a server
+    code, as for a statement that failed), from where it reads the warnings, after the
+    statement ran."""
     conn = resilient_dbapi.connect(
-        mysql.connector.connect, use_pure=True, get_warnings=True, autocommit=True, **db
+        mysql.connector.connect, use_pure=True, autocommit=True, **how, **db
     )
     cur = conn.cursor(buffered=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(UserWarning, match="max_sort_length"):
+        with pytest.raises(raised, match="max_sort_length"):
             cur.execute("SET SESSION max_sort_length = 1")
         cur.execute("SELECT @@SESSION.max_sort_length, CONNECTION_ID()")
         made, session = cur.fetchone()

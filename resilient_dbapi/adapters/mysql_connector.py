@@ -35,6 +35,19 @@ def _dead() -> Liveness:
     return Liveness.DEAD
 
 
+def _raised_reading_warnings(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of the cursor's reading of the server's warnings: after
+    the statement ran."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        module = frame.f_globals.get("__name__")
+        if frame.f_code.co_name == "_handle_warnings" and module == "mysql.connector.cursor":
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _not_available(exc: BaseException) -> bool:
     """ "MySQL Connection not available": raised with no socket to send on, and by
     ``cursor()`` when its ping failed; nothing of the caller's was sent."""
@@ -78,18 +91,14 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
         return None
 
     def warned(self, exc: BaseException) -> bool:
-        # With get_warnings=True its cursor reads the server's warnings once the result
-        # is read, and passes the first, as its own Warning or Error, to warnings.warn: a
-        # filter that makes warnings errors raises UserWarning(that exception). Nothing
-        # of the driver's warns with one of its exceptions before sending. callproc()
-        # raises InterfaceError instead, the warning its context ("from None").
-        if isinstance(exc, cerrors.InterfaceError) and exc.errno == -1:
-            exc = exc.__context__  # type: ignore[assignment]
-        return (
-            isinstance(exc, UserWarning)
-            and len(exc.args) == 1
-            and isinstance(exc.args[0], cerrors.Error | cerrors.Warning)
-        )
+        # Its cursor reads the server's warnings (get_warnings=True) once a statement's
+        # result is read, in _handle_warnings, and raises there: its own error for the
+        # first with raise_on_warnings=True, else warnings.warn (an error under a filter
+        # that makes warnings errors). callproc() raises InterfaceError instead, with
+        # what its statement raised as the context ("from None").
+        if isinstance(exc, cerrors.InterfaceError) and exc.__context__ is not None:
+            exc = exc.__context__
+        return _raised_reading_warnings(exc)
 
     def never_sent(self, exc: BaseException) -> bool:
         # 2006 and "not available" come from a missing socket, before anything is sent.
