@@ -5,7 +5,11 @@ or doubled; plain PyMySQL is left with a dead connection."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import pymysql
+import pymysql.cursors
 import pytest
 
 import resilient_dbapi
@@ -27,7 +31,7 @@ def test_writers_behind_a_proxy_follow_it_to_the_backup_server(proxied: ProxiedP
         **proxied.app_kwargs(autocommit=True, read_timeout=5),
     )
     drill = proxy_drill(proxied, make, writers=4, before=100, after=30)
-    assert drill.check.ok, drill.check
+    assert drill.check.ok, drill  # its trail: what each wrong id went through
     assert drill.check.stored >= 100 + 4 * 30
     assert drill.every_writer < 10.0
     # Plain PyMySQL: HAProxy ended its session with the dead server; it stays dead.
@@ -35,3 +39,32 @@ def test_writers_behind_a_proxy_follow_it_to_the_backup_server(proxied: ProxiedP
         with pytest.raises(pymysql.err.MySQLError), plain.cursor() as cur:
             cur.execute("SELECT 1")
     plain.close()
+
+
+class _TwiceCursor(pymysql.cursors.Cursor):
+    """A client that writes everything twice."""
+
+    def execute(self, query: Any, args: Any = None) -> int:
+        super().execute(query, args)
+        return super().execute(query, args)
+
+
+def test_the_drill_shows_what_each_doubled_write_went_through(proxied: ProxiedPair) -> None:
+    """The drill's own check: a client that sends each INSERT twice is caught, and its
+    trail names, for each doubled id, what the client heard and where the copies are."""
+    make = functools.partial(
+        resilient_dbapi.connect,
+        pymysql.connect,
+        host="127.0.0.1",
+        port=proxied.port,
+        policies="behind_proxy",
+        cursorclass=_TwiceCursor,
+        **proxied.app_kwargs(autocommit=True, read_timeout=5),
+    )
+    drill = proxy_drill(proxied, make, writers=2, before=10, after=5)
+    assert not drill.check.ok
+    assert drill.check.duplicates and set(drill.trail) == set(drill.check.duplicates)
+    for uid, trail in drill.trail.items():
+        assert "acknowledged" in trail or any(t.startswith("raised") for t in trail), trail
+        copies = [int(t.split()[-1].rstrip("x")) for t in trail if t.startswith("server ")]
+        assert sum(copies) == drill.check.duplicates[uid] == 2, trail

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..events import Event, add_listener, remove_listener
 from .ledger import LedgerCheck, WriteLedger, error_key
 from .servers import AppUser, MariaDBServer, ServerUnavailable, free_port
 
@@ -143,13 +144,18 @@ class ProxiedPair(AppUser):
     def uids(self, table: str) -> list[str]:
         """Every ``uid`` of ``table`` on both servers (the second only, once the first
         is dead)."""
-        found: list[str] = []
+        return [uid for found in self.uids_by_server(table) for uid in found]
+
+    def uids_by_server(self, table: str) -> list[list[str]]:
+        """:meth:`uids`, server by server (empty for a server that is down)."""
+        found: list[list[str]] = []
         for server in self.servers:
+            found.append([])
             if server.process is None:
                 continue
             with contextlib.closing(server.admin()) as conn, conn.cursor() as cur:
                 cur.execute(f"SELECT uid FROM {self.table(table)}")
-                found += [row[0] for row in cur.fetchall()]
+                found[-1] += [row[0] for row in cur.fetchall()]
         return found
 
 
@@ -161,6 +167,10 @@ class ProxyDrill:
     check: LedgerCheck
     every_writer: float
     errors: Counter[str] = field(default_factory=Counter)
+    trail: dict[str, list[str]] = field(default_factory=dict)
+    """For each id the check found wrong (doubled, lost, unexpected): the library's
+    events while it was written, what the client heard, and how often each server
+    stores it."""
 
 
 def proxy_drill(
@@ -181,6 +191,7 @@ def proxy_drill(
     table = pair.table("proxy_drill")
     for server in pair.servers:
         with contextlib.closing(server.admin()) as admin, admin.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")  # a drill before it
             cur.execute(f"CREATE TABLE {table} ({pair.drill_table})")
     ledger = WriteLedger()
     lock = threading.Lock()
@@ -192,13 +203,26 @@ def proxy_drill(
     stop = threading.Event()
     failures: list[BaseException] = []
 
+    heard: dict[str, list[str]] = {}
+    writing = threading.local()
+
+    def listen(event: Event) -> None:
+        uid = getattr(writing, "uid", None)
+        if uid is not None:
+            heard.setdefault(uid, []).append(repr(event))
+
     def write(index: int) -> None:
         conn = None
         try:
             conn = connect()
             while not stop.is_set() and after_kill[index] < after:
                 started = time.monotonic()
-                failed = ledger.insert(conn, table, ledger.new_id(f"p{index}"))
+                writing.uid = uid = ledger.new_id(f"p{index}")
+                failed = ledger.insert(conn, table, uid)
+                writing.uid = None
+                heard.setdefault(uid, []).append(
+                    "acknowledged" if failed is None else f"raised {error_key(failed)}"
+                )
                 if failed is not None:
                     with lock:
                         errors[error_key(failed)] += 1
@@ -218,26 +242,41 @@ def proxy_drill(
                     conn.close()
 
     threads = [threading.Thread(target=write, args=(i,), daemon=True) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    while acknowledged[0] < before and not failures and time.monotonic() < deadline:
-        time.sleep(0.005)
-    pair.kill_primary()
-    with lock:
-        killed_at[0] = time.monotonic()
-    for thread in threads:
-        thread.join(max(0.0, deadline + timeout - time.monotonic()))
-    stop.set()
-    for thread in threads:
-        thread.join(5)
+    add_listener(listen)
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + timeout
+        while acknowledged[0] < before and not failures and time.monotonic() < deadline:
+            time.sleep(0.005)
+        pair.kill_primary()
+        with lock:
+            killed_at[0] = time.monotonic()
+        for thread in threads:
+            thread.join(max(0.0, deadline + timeout - time.monotonic()))
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+    finally:
+        remove_listener(listen)
     if failures:
         raise failures[0]
     if not all(resumed):
         raise TimeoutError(f"writers never wrote again after the kill: {dict(errors)}")
     pair.revive_primary()
+    by_server = pair.uids_by_server("proxy_drill")
+    check = ledger.check([uid for found in by_server for uid in found])
+    wrong = set(check.duplicates) | check.lost_acknowledged | check.unexpected
+    trail = {
+        uid: [
+            *heard.get(uid, ["never written"]),
+            *(f"server {i} stores it {found.count(uid)}x" for i, found in enumerate(by_server)),
+        ]
+        for uid in sorted(wrong)
+    }
     return ProxyDrill(
-        check=ledger.check(pair.uids("proxy_drill")),
+        check=check,
         every_writer=max(resumed) - killed_at[0],
         errors=errors,
+        trail=trail,
     )
