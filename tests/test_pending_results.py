@@ -38,6 +38,24 @@ def _connect(connect: Any, wrapped: bool, **kwargs: Any) -> Any:
     return resilient_dbapi.connect(connect, **kwargs) if wrapped else connect(**kwargs)
 
 
+def _wait_idle(server: Any, session: int) -> None:
+    """Until the server has nothing more to send ``session`` (its command is Sleep)."""
+    admin = server.admin()
+    try:
+        with admin.cursor() as cur:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                cur.execute(
+                    "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = %s", (session,)
+                )
+                if cur.fetchone()[0] == "Sleep":
+                    return
+                time.sleep(0.005)
+        raise TimeoutError(f"session {session} still busy after 10 s")
+    finally:
+        admin.close()
+
+
 def _setup(cur: Any) -> None:
     cur.execute(TWO_SETS)
     cur.execute(SLOW_TAIL)
@@ -439,11 +457,14 @@ def test_aiomysql_a_call_cut_short_is_reported(server: Any, db: dict[str, Any]) 
 
 def test_session_lost_is_still_reported_behind_unread_sets(server: Any, db: dict[str, Any]) -> None:
     """Reading the sets first does not hide a real end: a killed session with a
-    temporary table is still SessionLostError."""
+    temporary table is still SessionLostError. The kill waits until the server sent the
+    whole CALL (its session idle): one that cut the CALL's replies short would make the
+    CALL's outcome unknown, the loss rightly reported as that (it happened under load)."""
     conn = resilient_dbapi.connect(pymysql.connect, autocommit=True, **db)
     cur = conn.cursor()
     _setup(cur)
     cur.callproc("two")
+    _wait_idle(server, conn.thread_id())
     kill(server, conn.thread_id())
     with pytest.raises(SessionLostError):
         cur.execute("INSERT INTO tt VALUES (1)")
