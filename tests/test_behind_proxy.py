@@ -5,7 +5,10 @@ or doubled; plain PyMySQL is left with a dead connection."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import shutil
+import socket
 from typing import Any
 
 import pymysql
@@ -13,7 +16,9 @@ import pymysql.cursors
 import pytest
 
 import resilient_dbapi
+from resilient_dbapi.testing import haproxy
 from resilient_dbapi.testing.haproxy import ProxiedPair, proxy_drill
+from resilient_dbapi.testing.servers import free_port
 
 
 @pytest.fixture
@@ -68,3 +73,32 @@ def test_the_drill_shows_what_each_doubled_write_went_through(proxied: ProxiedPa
         assert "acknowledged" in trail or any(t.startswith("raised") for t in trail), trail
         copies = [int(t.split()[-1].rstrip("x")) for t in trail if t.startswith("server ")]
         assert sum(copies) == drill.check.duplicates[uid] == 2, trail
+
+
+def test_a_proxy_never_shares_its_port_with_another(
+    proxied: ProxiedPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another proxy listening on the port chosen (SO_REUSEPORT, as HAProxy binds by
+    default) would share the connections of both: the rig's HAProxy refuses to bind it
+    and takes another port."""
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1], free_port()])
+    monkeypatch.setattr(haproxy, "free_port", lambda: next(ports))
+    other = ProxiedPair()
+    other.servers = proxied.servers  # a second proxy before the same two servers
+    try:
+        other._start_haproxy()
+        assert other.port != taken.getsockname()[1]
+        with contextlib.closing(other.connect()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchall() == ((1,),)
+        assert "cannot bind" in (other.basedir / "haproxy.log").read_text()
+    finally:
+        taken.close()
+        if other.process is not None:
+            other.process.kill()
+            other.process.wait(10)
+        shutil.rmtree(other.basedir, ignore_errors=True)

@@ -11,6 +11,7 @@ one address whose server changed under it.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -47,7 +48,7 @@ class ProxiedPair(AppUser):
 
     def __init__(self) -> None:
         self.haproxy_bin = find_haproxy()
-        self.port = free_port()
+        self.port = 0  # chosen when HAProxy starts
         self.basedir = Path(tempfile.mkdtemp(prefix="rdbapi-haproxy-"))
         self.process: subprocess.Popen[bytes] | None = None
         self.servers: list[MariaDBServer] = []
@@ -61,20 +62,36 @@ class ProxiedPair(AppUser):
                 with contextlib.closing(server.admin()) as conn, conn.cursor() as cur:
                     self.create_app(conn)
                     cur.execute("CREATE USER 'haproxy'@'%'")  # the health check's login
+            self._start_haproxy()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def _start_haproxy(self, attempts: int = 5) -> None:
+        # A free port can be taken by another process before HAProxy binds it; HAProxy then
+        # exits (it binds without SO_REUSEPORT, which would let two proxies share the port
+        # and each other's connections), and another port is tried.
+        for attempt in range(attempts):
+            self.port = free_port()
             config = self.basedir / "haproxy.cfg"
             config.write_text(self._config())
-            with (self.basedir / "haproxy.log").open("wb") as log:
+            log_path = self.basedir / "haproxy.log"
+            with log_path.open("ab") as log:  # every attempt's
                 self.process = subprocess.Popen(
                     [self.haproxy_bin, "-db", "-f", str(config)],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=log,
                 )
-            self._wait_ready()
-        except BaseException:
-            self.remove()
-            raise
-        return self
+            try:
+                self._wait_ready()
+                return
+            except ServerUnavailable:
+                if attempt + 1 == attempts or "cannot bind" not in log_path.read_text(
+                    errors="replace"
+                ):
+                    raise
 
     def _config(self) -> str:
         a, b = (server.port for server in self.servers)
@@ -82,6 +99,7 @@ class ProxiedPair(AppUser):
             [
                 "global",
                 "    maxconn 2000",
+                "    noreuseport",
                 "defaults",
                 "    mode tcp",
                 "    timeout connect 1s",
@@ -104,7 +122,8 @@ class ProxiedPair(AppUser):
                 log = (self.basedir / "haproxy.log").read_text(errors="replace")[-2000:]
                 raise ServerUnavailable(f"haproxy exited with {self.process.returncode}: {log}")
             with contextlib.suppress(Exception):
-                conn = self.connect()
+                # bounded: whatever else listens on the port may never greet
+                conn = self.connect(connect_timeout=2, read_timeout=2)
                 conn.close()
                 return
             time.sleep(0.05)
@@ -189,6 +208,9 @@ def proxy_drill(
     counts as not applied (resilient_dbapi's promise), ``OutcomeUnknownError`` as
     perhaps applied."""
     table = pair.table("proxy_drill")
+    # Ids no other drill issues, so that rows of another one (a mistake of the rig) show
+    # as unexpected instead of passing for this drill's own.
+    drill = secrets.token_hex(3)
     for server in pair.servers:
         with contextlib.closing(server.admin()) as admin, admin.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {table}")  # a drill before it
@@ -217,7 +239,7 @@ def proxy_drill(
             conn = connect()
             while not stop.is_set() and after_kill[index] < after:
                 started = time.monotonic()
-                writing.uid = uid = ledger.new_id(f"p{index}")
+                writing.uid = uid = ledger.new_id(f"{drill}p{index}")
                 failed = ledger.insert(conn, table, uid)
                 writing.uid = None
                 heard.setdefault(uid, []).append(
