@@ -1136,6 +1136,55 @@ def test_a_procedure_mysql_connector_warned_of_is_never_called_rolled_back(
     assert rows(server, db, "SELECT x FROM kept") == [(1,)]  # it ran, and is kept
 
 
+def test_a_write_whose_warnings_mysql_connector_could_not_read_is_never_called_failed(
+    server: Any, db: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mysql-connector with ``get_warnings=True`` asks for the warnings of an INSERT
+    that ran (autocommit: it is committed); the connection lost then, the driver raises
+    its ``InterfaceError`` ("Failed getting warnings"), the plain error of a statement
+    that failed. Through resilient_dbapi the outcome is reported unknown (the write is
+    stored), the write is not sent again, and the next statement runs on a new
+    connection."""
+    insert = _warned_insert(db)
+    fetch_warnings = mysql.connector.cursor.MySQLCursor._fetch_warnings
+    session: list[int] = []
+
+    def killed_first(cursor: Any) -> Any:
+        kill(server, session[0])  # the server ends the session between the two
+        return fetch_warnings(cursor)
+
+    monkeypatch.setattr(mysql.connector.cursor.MySQLCursor, "_fetch_warnings", killed_first)
+
+    def write(conn: Any) -> BaseException | None:
+        cur = conn.cursor(buffered=True)
+        cur.execute("SELECT CONNECTION_ID()")
+        session[:] = [cur.fetchone()[0]]
+        try:
+            cur.execute(insert)
+        except Exception as exc:
+            return exc
+        finally:
+            session.clear()
+        return None
+
+    conn = mysql.connector.connect(use_pure=True, get_warnings=True, autocommit=True, **db)
+    plain = write(conn)
+    conn.close()
+    assert isinstance(plain, mysql.connector.InterfaceError), plain  # as if it failed
+    assert rows(server, db, "SELECT x FROM warned") == [(12,)]  # yet it is stored
+    conn = resilient_dbapi.connect(
+        mysql.connector.connect, use_pure=True, get_warnings=True, autocommit=True, **db
+    )
+    lost = write(conn)
+    assert isinstance(lost, OutcomeUnknownError), lost
+    assert rows(server, db, "SELECT x FROM warned") == [(12,), (12,)]  # once more, once
+    cur = conn.cursor(buffered=True)
+    cur.execute("SELECT COUNT(*) FROM warned")
+    assert cur.fetchone() == (2,)
+    assert conn.stats.reconnects == 1
+    conn.close()
+
+
 @pytest.mark.parametrize(
     ("how", "raised"),
     [

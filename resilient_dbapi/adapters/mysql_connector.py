@@ -48,6 +48,16 @@ def _raised_reading_warnings(exc: BaseException) -> bool:
     return False
 
 
+def _lost_reading_warnings(exc: BaseException) -> bool:
+    """The driver's error for a failed ``SHOW WARNINGS`` (asked after the statement ran),
+    what failed its context (``from None``)."""
+    return (
+        isinstance(exc, cerrors.InterfaceError)
+        and isinstance(exc.__context__, cerrors.Error)
+        and str(exc.msg).startswith("Failed getting warnings")
+    )
+
+
 def _not_available(exc: BaseException) -> bool:
     """ "MySQL Connection not available": raised with no socket to send on, and by
     ``cursor()`` when its ping failed; nothing of the caller's was sent."""
@@ -88,6 +98,11 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
             return code
         if isinstance(exc, cerrors.OperationalError) and _not_available(exc):
             return _CR_SERVER_GONE_ERROR
+        if _lost_reading_warnings(exc):
+            # The statement ran; the connection was lost as the cursor asked for its
+            # warnings: judged as the statement's own loss after sending (never sent
+            # again, a write's outcome unknown), not passed on as if it had failed.
+            return self.error_code(exc.__context__)  # type: ignore[arg-type]
         return None
 
     def warned(self, exc: BaseException) -> bool:
