@@ -582,6 +582,12 @@ class ConnectionBase:
         adapter = self._adapter
         code = adapter.error_code(exc)
         if code is None:
+            if adapter.mid_reply(exc):
+                # Not the driver's error, raised as it read the rows (a decoder of the
+                # caller's failing on one): the statement ran, and the rest of its reply
+                # waits unread, to be taken for the next statement's. As for an
+                # interruption: the connection is never used again, its loss judged.
+                self._interrupted(op, stmt)
             raise exc
         engine = self._engine
         raw = self._raw

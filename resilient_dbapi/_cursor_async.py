@@ -277,6 +277,9 @@ class AsyncResilientCursor(CursorBase):
             await self._raw.close()  # an unbuffered cursor reads its remaining rows here
         except Exception as exc:
             code = conn._adapter.error_code(exc)
+            if code is None and conn._adapter.mid_reply(exc):
+                conn._interrupted(Op.FETCH, READ_OP)  # a row of a set it read: see _failed
+                raise
             if code is None or not conn._engine.is_dead(code):
                 raise
             # The connection died while the cursor drained rows nobody wanted. _failed

@@ -433,6 +433,8 @@ class Operations(ConnectionBase):
             except Exception as exc:
                 code = self._adapter.error_code(exc)
                 if code is None:
+                    if self._adapter.mid_reply(exc):  # see _failed
+                        self._interrupted(*(left_by or (Op.FETCH, READ_OP)))
                     raise
                 if op is Op.COMMIT or theirs:
                     self._left_failed(exc, left_by)  # nothing is committed after it

@@ -5,6 +5,7 @@ write would not, and outcomes the caller must acknowledge. Each claim the proxy 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import warnings
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import aiomysql
 import mysql.connector
 import pymysql
+import pymysql.constants
+import pymysql.converters
 import pymysql.cursors
 import pytest
 from pymysql.constants import CLIENT
@@ -1323,3 +1326,204 @@ def test_executemany_aiomysql_warned_of_part_way_is_never_replayed(
 
     run(main())
     assert rows(server, db, "SELECT id, x FROM warned ORDER BY id") == [(1, 0), (2, 0), (3, 0)]
+
+
+# -- a write whose execute() raised what is not the driver's error -------------------------
+
+
+def _failing_int_decoder(value: Any) -> int:
+    """A decoder of the caller's for INT columns that fails on one value (a custom
+    decoder meeting data it did not expect)."""
+    if value in ("666", b"666"):
+        raise ValueError(f"cannot decode {value!r}")
+    return int(value)
+
+
+def _decoding_connect(connect: Any, db: dict[str, Any], autocommit: bool = False) -> Any:
+    conv = dict(pymysql.converters.conversions)
+    conv[pymysql.constants.FIELD_TYPE.LONG] = _failing_int_decoder
+    return connect(conv=conv, autocommit=autocommit, **db)
+
+
+def _write_that_fails_decoding(conn: Any, server: Any) -> BaseException | None:
+    """In a transaction, a read, then an INSERT whose RETURNING row the caller's decoder
+    fails on (the row is written; the caller goes on), the connection killed, another
+    write: what it raised."""
+    cur = conn.cursor()
+    cur.execute("SELECT COUNT(*) FROM t")  # the transaction opens (autocommit off)
+    with pytest.raises(ValueError, match="666"):
+        cur.execute("INSERT INTO t (id, uid) VALUES (666, 'decoded') RETURNING id")
+    kill(server, conn.thread_id())
+    try:
+        cur.execute("INSERT INTO t (uid) VALUES ('after')")
+        conn.commit()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def test_a_write_that_raised_no_driver_error_is_counted_in_its_transaction(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """An exception not of the driver's (here the caller's decoder failing on the row an
+    ``INSERT ... RETURNING`` wrote) says nothing of whether the statement ran: it did.
+    When the connection is then lost, the transaction holds that write: the next
+    statement reports the loss, as plain PyMySQL's own error does; it must not go on
+    silently on a new connection and commit the rest of the transaction without it."""
+    plain = _decoding_connect(pymysql.connect, db)
+    lost = _write_that_fails_decoding(plain, server)
+    assert isinstance(lost, pymysql.err.MySQLError), lost  # the caller is told
+    plain.close()
+    conn = _decoding_connect(functools.partial(resilient_dbapi.connect, pymysql.connect), db)
+    lost = _write_that_fails_decoding(conn, server)
+    assert isinstance(lost, TransactionLostError | OutcomeUnknownError), lost
+    conn.rollback()
+    conn.close()
+    assert rows(server, db, "SELECT uid FROM t") == []  # half of it never committed
+    # The same through the connection's own query(), the row read by its read_result()
+    conn = _decoding_connect(functools.partial(resilient_dbapi.connect, pymysql.connect), db)
+    conn.cursor().execute("SELECT COUNT(*) FROM t")
+    with pytest.raises(ValueError, match="666"):
+        conn.query("INSERT INTO t (id, uid) VALUES (666, 'decoded') RETURNING id")
+    with pytest.raises((TransactionLostError, OutcomeUnknownError)):
+        conn.cursor().execute("INSERT INTO t (uid) VALUES ('after')")
+    conn.rollback()
+    conn.close()
+    assert rows(server, db, "SELECT uid FROM t") == []
+
+
+def test_exceptions_raised_outside_a_reply_leave_the_transaction_as_it_was(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """Python's own exceptions raised where nothing was sent or read: PyMySQL's
+    ``KeyError`` for a parameter's name missing, ``TypeError`` for a dict as a value, and
+    ``IndexError`` for ``scroll()`` past the rows (PEP 249's): the connection and its
+    transaction are kept."""
+    conn = resilient_dbapi.connect(pymysql.connect, autocommit=False, **db)
+    try:
+        cur = conn.cursor()
+        cur.execute("INSERT INTO t (uid) VALUES ('first')")
+        with pytest.raises(KeyError):
+            cur.execute("INSERT INTO t (uid) VALUES (%(uid)s)", {"id": 1})
+        with pytest.raises(TypeError):
+            cur.execute("INSERT INTO t (uid) VALUES (%s)", ({"a": 1},))
+        cur.execute("SELECT uid FROM t")
+        with pytest.raises(IndexError):
+            cur.scroll(10)
+        cur.execute("INSERT INTO t (uid) VALUES ('second')")
+        conn.commit()
+        assert conn.stats.reconnects == 0
+    finally:
+        conn.close()
+    assert rows(server, db, "SELECT uid FROM t ORDER BY id") == [("first",), ("second",)]
+
+
+def test_a_read_a_decoder_failed_on_leaves_no_reply_for_the_next_statement(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """PyMySQL leaves the rest of a result unread when the caller's decoder fails on a
+    row: the next statement would read it as its own reply ("Packet sequence number
+    wrong", an error for a statement the server ran). The connection is not used again;
+    with no transaction open, the next statement runs on a new one."""
+    rows(server, db, "INSERT INTO t (id, uid) VALUES (666, 'x')")
+    plain = _decoding_connect(pymysql.connect, db, autocommit=True)
+    cur = plain.cursor()
+    with pytest.raises(ValueError, match="666"):
+        cur.execute("SELECT id FROM t")
+    with pytest.raises(pymysql.err.InternalError):
+        cur.execute("INSERT INTO t (uid) VALUES ('plain')")
+    plain.close()
+    conn = _decoding_connect(
+        functools.partial(resilient_dbapi.connect, pymysql.connect), db, autocommit=True
+    )
+    cur = conn.cursor()
+    with pytest.raises(ValueError, match="666"):
+        cur.execute("SELECT id FROM t")
+    cur.execute("INSERT INTO t (uid) VALUES ('resilient')")
+    assert conn.stats.reconnects == 1
+    conn.close()
+    assert ("resilient",) in rows(server, db, "SELECT uid FROM t")
+
+
+def test_a_result_set_a_decoder_failed_on_in_close_is_never_read_as_the_next_reply(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """PyMySQL's ``close()`` reads the result sets a CALL left, decoding their rows: one
+    failing leaves the rest unread (plain PyMySQL then reads it as the next INSERT's
+    reply, an ``InternalError`` for an INSERT the server ran). The connection is not
+    used again: the transaction's loss is reported, nothing of it committed."""
+    rows(server, db, "INSERT INTO t (id, uid) VALUES (666, 'x')")
+    rows(server, db, "CREATE PROCEDURE two_sets() BEGIN SELECT 1; SELECT id FROM t; END")
+    plain = _decoding_connect(pymysql.connect, db)
+    cur = plain.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('a')")
+    cur.execute("CALL two_sets()")
+    with pytest.raises(ValueError, match="666"):
+        cur.close()
+    with pytest.raises(pymysql.err.InternalError):
+        plain.cursor().execute("INSERT INTO t (uid) VALUES ('b')")
+    plain.close()
+    conn = _decoding_connect(functools.partial(resilient_dbapi.connect, pymysql.connect), db)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('a')")
+    cur.execute("CALL two_sets()")
+    with pytest.raises(ValueError, match="666"):
+        cur.close()
+    with pytest.raises((TransactionLostError, OutcomeUnknownError)):
+        conn.cursor().execute("INSERT INTO t (uid) VALUES ('b')")
+    conn.rollback()
+    conn.close()
+    assert rows(server, db, "SELECT uid FROM t") == [("x",)]
+
+
+def test_an_unbuffered_row_a_decoder_failed_on_leaves_the_connection_in_step(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """On an unbuffered cursor the driver reads what is left of the result (without
+    decoding it) before its next command: the connection is in step, and the
+    transaction goes on as with plain PyMySQL."""
+    rows(server, db, "INSERT INTO t (id, uid) VALUES (1, 'one'), (666, 'x'), (700, 'z')")
+    conn = _decoding_connect(functools.partial(resilient_dbapi.connect, pymysql.connect), db)
+    try:
+        conn.cursor().execute("INSERT INTO t (uid) VALUES ('a')")
+        streamed = conn.cursor(pymysql.cursors.SSCursor)
+        streamed.execute("SELECT id FROM t ORDER BY id")
+        with pytest.raises(ValueError, match="666"):
+            streamed.fetchall()
+        with pytest.warns(UserWarning, match="left incomplete"):  # PyMySQL's, as it reads it
+            conn.cursor().execute("INSERT INTO t (uid) VALUES ('b')")
+        conn.commit()
+        assert conn.stats.reconnects == 0
+    finally:
+        conn.close()
+    assert {"a", "b"} <= {uid for (uid,) in rows(server, db, "SELECT uid FROM t")}
+
+
+def test_a_write_that_raised_no_driver_error_is_counted_in_its_transaction_aio(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """The same through aiomysql, which decodes rows as PyMySQL does."""
+    conv = dict(pymysql.converters.conversions)
+    conv[pymysql.constants.FIELD_TYPE.LONG] = _failing_int_decoder
+
+    async def main() -> BaseException | None:
+        conn = await aio.connect(aiomysql.connect, conv=conv, **aio_kwargs(db))  # autocommit off
+        try:
+            cur = await conn.cursor()
+            await cur.execute("SELECT COUNT(*) FROM t")
+            with pytest.raises(ValueError, match="666"):
+                await cur.execute("INSERT INTO t (id, uid) VALUES (666, 'decoded') RETURNING id")
+            kill(server, conn.thread_id())
+            try:
+                await cur.execute("INSERT INTO t (uid) VALUES ('after')")
+                await conn.commit()
+            except Exception as exc:
+                await conn.rollback()
+                return exc
+            return None
+        finally:
+            conn.close()
+
+    lost = run(main())
+    assert isinstance(lost, TransactionLostError | OutcomeUnknownError), lost
+    assert rows(server, db, "SELECT uid FROM t") == []

@@ -102,6 +102,24 @@ class MySQLProtocol(AdapterBase):
     def owns_error(self, exc: BaseException) -> bool:
         return isinstance(exc, pymysql.err.MySQLError)
 
+    rows_module: str
+    """The driver's module whose ``_read_row_from_packet`` decodes each row as it is read."""
+
+    def mid_reply(self, exc: BaseException) -> bool:
+        decoding = False
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_globals.get("__name__") == self.rows_module:
+                name = frame.f_code.co_name
+                if name == "_read_rowdata_packet_unbuffered":
+                    # Its result stays active: the driver reads the rest (undecoded)
+                    # before its next command, and the connection stays in step.
+                    return False
+                decoding = decoding or name == "_read_row_from_packet"
+            tb = tb.tb_next
+        return decoding
+
     def status(self, raw: Any) -> tuple[bool, bool]:
         flags = raw.server_status  # read before every statement: no bool() calls
         return flags & _IN_TRANS != 0, flags & _AUTOCOMMIT != 0

@@ -45,6 +45,7 @@ def _dead() -> Liveness:
 
 class AiomysqlAdapter(MySQLProtocol):
     name = "aiomysql"
+    rows_module = "aiomysql.connection"
     ping_reopens = True
 
     def probe_arguments(self, timeout: float) -> dict[str, Any] | None:

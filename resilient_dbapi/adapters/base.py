@@ -160,6 +160,11 @@ class Inspector(Protocol):
         """Whether ``exc`` was raised after the statement ran, for the server's warnings
         (:attr:`warned_after`, or what the driver's exception shows of it)."""
 
+    def mid_reply(self, exc: BaseException) -> bool:
+        """Whether ``exc``, not an error of the driver, was raised while the driver read
+        a statement's rows off the connection (a decoder of the caller's failing on a
+        row): the statement reached the server, and the rest of its reply is unread."""
+
     replays: bool
     """Whether :meth:`result_digest` reads this driver's results: only then is a lost
     transaction replayed (``ReplayTransaction``)."""
@@ -398,6 +403,9 @@ class AdapterBase:
 
     def warned(self, exc: BaseException) -> bool:
         return isinstance(exc, self.warned_after)
+
+    def mid_reply(self, exc: BaseException) -> bool:
+        return False  # a driver that decodes after reading the whole reply stays in step
 
     replays = False
     replay_cursor: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})

@@ -32,6 +32,7 @@ __all__ = ["PyMySQLAdapter"]
 
 class PyMySQLAdapter(MySQLSession, MySQLProtocol):
     name = "pymysql"
+    rows_module = "pymysql.connections"
     # PyMySQL 1.1's ping() reconnects by default, 1.2's only when asked.
     ping_reopens = bool(
         inspect.signature(pymysql.connections.Connection.ping).parameters["reconnect"].default
