@@ -157,8 +157,9 @@ class Inspector(Protocol):
     raise before sending (PyMySQL's DeprecationWarning for a lone parameter)."""
 
     def warned(self, exc: BaseException) -> bool:
-        """Whether ``exc`` was raised after the statement ran, for the server's warnings
-        (:attr:`warned_after`, or what the driver's exception shows of it)."""
+        """Whether ``exc`` was raised after the statement ran, its reply read whole: for
+        the server's warnings (:attr:`warned_after`, or what the driver's exception shows
+        of it), or for a row the driver could not decode once it had stored them all."""
 
     def mid_reply(self, exc: BaseException) -> bool:
         """Whether ``exc``, not an error of the driver, was raised while the driver read

@@ -44,6 +44,23 @@ class MySQLdbAdapter(MySQLSession, AdapterBase):
         code = exc.args[0] if exc.args else None
         return code if isinstance(code, int) else None
 
+    def warned(self, exc: BaseException) -> bool:
+        # Not a warning, but as late: a row its cursor could not decode (a converter of
+        # the caller's failing), raised once the whole result was stored. The statement
+        # ran, and the connection is in step.
+        if isinstance(exc, MySQLdb.MySQLError):
+            return False
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if (
+                frame.f_code.co_name == "_post_get_result"
+                and frame.f_globals.get("__name__") == "MySQLdb.cursors"
+            ):
+                return True
+            tb = tb.tb_next
+        return False
+
     def never_sent(self, exc: BaseException) -> bool:
         # The C library reports 2006 when writing the command failed or there was no
         # socket: a command the server did not receive whole is never executed. A failed
