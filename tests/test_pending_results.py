@@ -195,6 +195,9 @@ def test_unread_sets_then_the_server_closes(server: Any, db: dict[str, Any], wra
     conn = _connect(connect, wrapped, **several, **db)
     cur = conn.cursor()
     cur.execute("SELECT 1; SELECT REPEAT('x', 200000)")
+    # The kill after the server sent both (else, under load, it cuts their replies
+    # short: the loss is then rightly that text's, of unknown outcome).
+    _wait_idle(server, conn.thread_id())
     kill(server, conn.thread_id())
     if not wrapped:
         for _ in range(2):
