@@ -1531,20 +1531,6 @@ def test_a_write_that_raised_no_driver_error_is_counted_in_its_transaction_aio(
     assert rows(server, db, "SELECT uid FROM t") == []
 
 
-def _write_mysqlclient_fails_decoding(conn: Any, server: Any) -> BaseException | None:
-    cur = conn.cursor()
-    cur.execute("SELECT COUNT(*) FROM t")  # the transaction opens (autocommit off)
-    with pytest.raises(ValueError, match="666"):
-        cur.execute("INSERT INTO t (id, uid) VALUES (666, 'decoded') RETURNING id")
-    kill(server, conn.thread_id())
-    try:
-        conn.cursor().execute("INSERT INTO t (uid) VALUES ('after')")
-        conn.commit()
-    except Exception as exc:
-        return exc
-    return None
-
-
 def test_a_write_mysqlclient_could_not_decode_is_counted_in_its_transaction(
     server: Any, db: dict[str, Any]
 ) -> None:
@@ -1556,11 +1542,11 @@ def test_a_write_mysqlclient_could_not_decode_is_counted_in_its_transaction(
     conv = dict(MySQLdb.converters.conversions)
     conv[MySQLdb.constants.FIELD_TYPE.LONG] = _failing_int_decoder
     plain = MySQLdb.connect(conv=conv, autocommit=False, **db)
-    lost = _write_mysqlclient_fails_decoding(plain, server)
+    lost = _write_that_fails_decoding(plain, server)
     assert isinstance(lost, MySQLdb.OperationalError), lost  # the caller is told
     plain.close()
     conn = resilient_dbapi.connect(MySQLdb.connect, conv=conv, autocommit=False, **db)
-    lost = _write_mysqlclient_fails_decoding(conn, server)
+    lost = _write_that_fails_decoding(conn, server)
     assert isinstance(lost, TransactionLostError | OutcomeUnknownError), lost
     conn.rollback()
     conn.close()

@@ -14,6 +14,7 @@ from pymysql.constants import CLIENT
 
 from ..error_kinds import MYSQL_ERRORS
 from ..hosts import Role
+from ._frames import raised_in
 from .base import KEPT_ROWS, AdapterBase, Liveness, rows_digest
 
 __all__ = [
@@ -106,19 +107,10 @@ class MySQLProtocol(AdapterBase):
     """The driver's module whose ``_read_row_from_packet`` decodes each row as it is read."""
 
     def mid_reply(self, exc: BaseException) -> bool:
-        decoding = False
-        tb = exc.__traceback__
-        while tb is not None:
-            frame = tb.tb_frame
-            if frame.f_globals.get("__name__") == self.rows_module:
-                name = frame.f_code.co_name
-                if name == "_read_rowdata_packet_unbuffered":
-                    # Its result stays active: the driver reads the rest (undecoded)
-                    # before its next command, and the connection stays in step.
-                    return False
-                decoding = decoding or name == "_read_row_from_packet"
-            tb = tb.tb_next
-        return decoding
+        names = set(raised_in(exc, self.rows_module))
+        # An unbuffered cursor's result stays active: the driver reads the rest
+        # (undecoded) before its next command, and the connection stays in step.
+        return "_read_row_from_packet" in names and "_read_rowdata_packet_unbuffered" not in names
 
     def status(self, raw: Any) -> tuple[bool, bool]:
         flags = raw.server_status  # read before every statement: no bool() calls

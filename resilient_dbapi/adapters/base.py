@@ -150,16 +150,12 @@ class Inspector(Protocol):
 
     opens_transactions: bool
     sets_through_cursor: bool
-    warned_after: tuple[type[Exception], ...]
-    """The driver's exceptions raised only after a statement ran, for the server's
-    warnings (aiomysql warns of them, and a warnings filter may make that an error): the
-    statement is recorded as run, then the exception raised. Never one the driver may
-    raise before sending (PyMySQL's DeprecationWarning for a lone parameter)."""
 
     def warned(self, exc: BaseException) -> bool:
         """Whether ``exc`` was raised after the statement ran, its reply read whole: for
-        the server's warnings (:attr:`warned_after`, or what the driver's exception shows
-        of it), or for a row the driver could not decode once it had stored them all."""
+        the server's warnings (:attr:`AdapterBase.warned_after`, or what the driver's
+        exception shows of it), or for a row the driver could not decode once it had
+        stored them all."""
 
     def mid_reply(self, exc: BaseException) -> bool:
         """Whether ``exc``, not an error of the driver, was raised while the driver read
@@ -401,6 +397,10 @@ class AdapterBase:
     """True when the driver has its own API that opens transactions past the proxy
     (psycopg's ``transaction()``): its transaction flag is then read before sending."""
     warned_after: tuple[type[Exception], ...] = ()
+    """The driver's exceptions raised only after a statement ran, for the server's
+    warnings (aiomysql warns of them, and a warnings filter may make that an error): the
+    default :meth:`warned` is true for them. Never one the driver may raise before
+    sending (PyMySQL's DeprecationWarning for a lone parameter)."""
 
     def warned(self, exc: BaseException) -> bool:
         return isinstance(exc, self.warned_after)

@@ -19,6 +19,7 @@ from mysql.connector.connection import MySQLConnection
 from mysql.connector.constants import ServerCmd
 
 from ..error_kinds import MYSQL_ERRORS
+from ._frames import raised_in
 from ._mysql import MySQLSession, result_digest, socket_probe
 from .base import AdapterBase, AutocommitProperty, Liveness
 
@@ -38,14 +39,7 @@ def _dead() -> Liveness:
 def _raised_reading_warnings(exc: BaseException) -> bool:
     """Whether ``exc`` came out of the cursor's reading of the server's warnings: after
     the statement ran."""
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        module = frame.f_globals.get("__name__")
-        if frame.f_code.co_name == "_handle_warnings" and module == "mysql.connector.cursor":
-            return True
-        tb = tb.tb_next
-    return False
+    return "_handle_warnings" in raised_in(exc, "mysql.connector.cursor")
 
 
 def _lost_reading_warnings(exc: BaseException) -> bool:

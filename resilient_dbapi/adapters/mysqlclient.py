@@ -11,6 +11,7 @@ import MySQLdb.cursors
 
 from ..error_kinds import MYSQL_ERRORS
 from . import _sockets
+from ._frames import raised_in
 from ._mysql import MySQLSession, result_digest, socket_probe
 from .base import AdapterBase, Liveness
 
@@ -50,16 +51,7 @@ class MySQLdbAdapter(MySQLSession, AdapterBase):
         # ran, and the connection is in step.
         if isinstance(exc, MySQLdb.MySQLError):
             return False
-        tb = exc.__traceback__
-        while tb is not None:
-            frame = tb.tb_frame
-            if (
-                frame.f_code.co_name == "_post_get_result"
-                and frame.f_globals.get("__name__") == "MySQLdb.cursors"
-            ):
-                return True
-            tb = tb.tb_next
-        return False
+        return "_post_get_result" in raised_in(exc, "MySQLdb.cursors")
 
     def never_sent(self, exc: BaseException) -> bool:
         # The C library reports 2006 when writing the command failed or there was no
