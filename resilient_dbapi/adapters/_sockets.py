@@ -1,9 +1,9 @@
 """What the adapters do to a driver's socket by its file descriptor: bound how long a
 silent peer is waited for, and shut the socket down under a thread blocked on it.
 
-Both work on a duplicate of the descriptor: socket options and a shutdown belong to the
-socket the driver holds, not to the descriptor, and the driver's own socket object (an
-``SSLSocket`` perhaps) is left untouched.
+Both work on the driver's socket object when the adapter has it, else on a duplicate of
+the descriptor: socket options and a shutdown belong to the socket, not to the
+descriptor, and the driver's own socket object is never closed or changed otherwise.
 """
 
 from __future__ import annotations
@@ -28,14 +28,27 @@ def keepalive_settings(seconds: float) -> tuple[int, int, int, int]:
     return idle, interval, _KEEPCNT, int(seconds * 1000)
 
 
-def set_dead_peer_timeout(fd: int, seconds: float) -> None:
-    """Make the kernel fail the TCP connection on ``fd`` (with ETIMEDOUT, which the
-    driver reports as a lost connection) once the peer has been silent for about
-    ``seconds``: sent data unacknowledged that long (``TCP_USER_TIMEOUT``), or keepalive
-    probes unanswered while a reply is awaited. A live peer's kernel answers both
-    whatever its server is doing. Options the system lacks or refuses are skipped (the
-    next statement finds a socket already broken); a socket that is not TCP (a unix
-    socket) is left alone."""
+def set_dead_peer_timeout(target: int | socket.socket, seconds: float) -> None:
+    """Make the kernel fail the TCP connection on ``target`` (a file descriptor, or the
+    driver's own socket object) with ETIMEDOUT, which the driver reports as a lost
+    connection, once the peer has been silent for about ``seconds``: sent data
+    unacknowledged that long (``TCP_USER_TIMEOUT``), or keepalive probes unanswered
+    while a reply is awaited. A live peer's kernel answers both whatever its server is
+    doing. Options the system lacks or refuses are skipped (the next statement finds a
+    socket already broken); a socket that is not TCP (a unix socket) is left alone."""
+    if isinstance(target, int):
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(target)) as sock:
+            _set_options(sock, seconds)
+    else:
+        # The driver's socket object itself: a duplicate costs five more system calls,
+        # paid on every reconnect.
+        with contextlib.suppress(OSError):
+            _set_options(target, seconds)
+
+
+def _set_options(sock: socket.socket, seconds: float) -> None:
+    if sock.family not in _TCP_FAMILIES:
+        return
     idle, interval, count, user_timeout = keepalive_settings(seconds)
     tcp = socket.IPPROTO_TCP
     # Named by getattr: each system has its own subset (macOS lacks TCP_USER_TIMEOUT).
@@ -46,13 +59,10 @@ def set_dead_peer_timeout(fd: int, seconds: float) -> None:
         (tcp, getattr(socket, "TCP_KEEPCNT", None), count),
         (tcp, getattr(socket, "TCP_USER_TIMEOUT", None), user_timeout),
     )
-    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
-        if sock.family not in _TCP_FAMILIES:
-            return
-        for level, option, value in options:
-            if option is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(level, option, value)
+    for level, option, value in options:
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(level, option, value)
 
 
 def identity(fd: int) -> int:

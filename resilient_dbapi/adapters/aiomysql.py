@@ -79,6 +79,10 @@ class AiomysqlAdapter(MySQLProtocol):
         # Bytes still in the kernel (what the event loop has not read yet) need a poll.
         return socket_probe(sock, tls, current)
 
+    def driver_socket(self, raw: Any) -> Any:
+        writer = raw._writer
+        return None if writer is None else writer.transport.get_extra_info("socket")
+
     def socket_fd(self, raw: Any) -> int | None:
         writer = raw._writer
         sock = None if writer is None else writer.transport.get_extra_info("socket")

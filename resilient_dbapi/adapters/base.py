@@ -454,7 +454,17 @@ class AdapterBase:
     def socket_fd(self, raw: Any) -> int | None:
         return None  # no socket to reach: no dead-peer bound, no abort from another thread
 
+    def driver_socket(self, raw: Any) -> Any:
+        """The driver's own socket object of ``raw`` (a :class:`socket.socket`, or what
+        stands in for one), or None: socket options are then set through a duplicate of
+        :meth:`socket_fd`."""
+        return None
+
     def set_dead_peer_timeout(self, raw: Any, seconds: float) -> None:
+        sock = self.driver_socket(raw)
+        if sock is not None:
+            _sockets.set_dead_peer_timeout(sock, seconds)
+            return
         fd = self.socket_fd(raw)
         if fd is not None:
             _sockets.set_dead_peer_timeout(fd, seconds)

@@ -134,6 +134,10 @@ class MySQLConnectorAdapter(MySQLSession, AdapterBase):
             lambda: raw._socket is holder and holder.sock is sock,
         )
 
+    def driver_socket(self, raw: Any) -> Any:
+        holder = raw._socket
+        return getattr(holder, "sock", None) if holder is not None else None
+
     def socket_fd(self, raw: Any) -> int | None:
         holder = raw._socket
         sock = getattr(holder, "sock", None) if holder is not None else None

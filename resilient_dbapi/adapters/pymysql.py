@@ -52,6 +52,9 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
             return dead
         return socket_probe(sock, isinstance(sock, ssl.SSLSocket), lambda: raw._sock is sock)
 
+    def driver_socket(self, raw: Any) -> Any:
+        return raw._sock
+
     def socket_fd(self, raw: Any) -> int | None:
         sock = raw._sock
         fd = -1 if sock is None else sock.fileno()
