@@ -135,6 +135,7 @@ def _missed(sections: list[Section]) -> str:
     """Each missed target: by how much, and why, from the profiles of the same run."""
     costs = next((s.data for s in sections if s.key == "costs"), {})
     in_process: dict[str, list[dict[str, Any]]] = costs.get("in_process", {})
+    by_driver: dict[str, list[dict[str, Any]]] = costs.get("by_driver", {})
     lines = []
     for section in sections:
         for t in section.targets:
@@ -143,14 +144,19 @@ def _missed(sections: list[Section]) -> str:
             by = t.figure - t.limit
             lines.append(
                 f"- {t.what}: {t.figure:.4g} against at most {t.limit:g}, missed by {by:.2g} "
-                f"({by / t.limit * 100:.2g} %). {_why(section.key, t.what, in_process)}"
+                f"({by / t.limit * 100:.2g} %). {_why(section.key, t.what, in_process, by_driver)}"
             )
     if not lines:
         return ""
     return "\n\n### Missed: by how much, and why\n\n" + "\n".join(lines) + "\n"
 
 
-def _why(key: str, what: str, in_process: dict[str, list[dict[str, Any]]]) -> str:
+def _why(
+    key: str,
+    what: str,
+    in_process: dict[str, list[dict[str, Any]]],
+    by_driver: dict[str, list[dict[str, Any]]],
+) -> str:
     if "ReplayTransaction" in what:
         return (
             "With replay on, each statement of the transaction keeps its text, parameters and "
@@ -167,10 +173,17 @@ def _why(key: str, what: str, in_process: dict[str, list[dict[str, Any]]]) -> st
                     f"us per unit on the driver's {row['raw_us']} us measured without the "
                     f'network, mostly {"; ".join(row["top"][:3])} (see "Where the time goes").'
                 )
+        for row in by_driver.get(driver, ()):
+            if row["unit"] == unit:
+                return (
+                    "No round trip is added: it is the proxy's own work, "
+                    f"{row['ours_share']:.1%} of the unit's time profiled against the server "
+                    f"({row['ours_us']} of {row['profiled_us']} profiled us), mostly "
+                    f'{"; ".join(row["top"][:3])} (see "Where the time goes").'
+                )
         return (
             "No round trip is added: it is the proxy's per-statement work (the checks, the "
-            "engine's bookkeeping, the driver's status read), profiled on PyMySQL and "
-            'aiomysql in "Where the time goes".'
+            "engine's bookkeeping, the driver's status read); this run did not profile it."
         )
     if key == "recovery":
         return (

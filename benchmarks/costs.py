@@ -15,8 +15,9 @@ import pymysql
 
 import resilient_dbapi
 
-from . import in_process, sampling
+from . import driver_profiles, in_process, sampling
 from .common import Context, Section
+from .overhead import NAMES
 
 __all__ = ["run", "steps"]
 
@@ -32,7 +33,7 @@ _TOP = 12
 
 
 def steps(ctx: Context) -> int:
-    return 6
+    return 7
 
 
 def guard_us(repeat: int = 200_000) -> float:
@@ -147,6 +148,8 @@ def run(ctx: Context) -> list[Section]:
     ctx.progress.note("costs: each unit sampled against the server (py-spy)")
     sampled = sampling.sample_units(ctx.mysql, 0.5 if ctx.quick else 4.0)
     ctx.progress.step()
+    by_driver = driver_profiles.measure(ctx, 500 if ctx.quick else 4_000)
+    ctx.progress.step()
     ours = sum(r["share"] for r in rows if r["ours"])
     ours_us = sum(r["us_per_statement"] for r in rows if r["ours"])
     lines = [
@@ -166,6 +169,7 @@ def run(ctx: Context) -> list[Section]:
             f"{r['us_per_statement']:.2f} | {r['share']:.1%} |"
         )
     lines += ["", *_unit_table(units, async_units), "", *sampling.table(sampled)]
+    lines += ["", *driver_profiles.table(by_driver, NAMES)]
     return [
         Section(
             key="costs",
@@ -177,6 +181,7 @@ def run(ctx: Context) -> list[Section]:
                 "profile": rows[:40],
                 "in_process": {"pymysql": units, "aiomysql": async_units},
                 "sampled": sampled,
+                "by_driver": by_driver,
             },
         )
     ]

@@ -196,7 +196,7 @@ MYSQL_DRIVERS = (
 PSYCOPG = Driver("psycopg", "psycopg", "psycopg", _psycopg, SHORT_SETS)
 AIOMYSQL_TARGET = 1.02
 SQLITE_TARGET = 1.3
-_NAMES = {d.key: d.name for d in (PYMYSQL, *MYSQL_DRIVERS, PSYCOPG)} | {
+NAMES = {d.key: d.name for d in (PYMYSQL, *MYSQL_DRIVERS, PSYCOPG)} | {
     "aiomysql": "aiomysql",
     "sqlite3": "sqlite3",
 }
@@ -508,7 +508,7 @@ def charts(key: str, data: dict[str, Any]) -> list[Chart]:
         return []  # skipped
     results = data["results"]
     driver = key.removeprefix("overhead_")
-    name = data.get("name") or _NAMES.get(driver, driver)
+    name = data.get("name") or NAMES.get(driver, driver)
     workloads = [w for w in WORKLOADS if w.key in results]
     default = _variant(DEFAULT)
     made = [

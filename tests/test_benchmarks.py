@@ -57,6 +57,13 @@ def test_the_suite_writes_its_report_json_and_charts(
         ]
         for row in units.values():
             assert row["raw_us"] > 0 and row["proxy_us"] > 0 and row["top"], row
+    by_driver = results["sections"]["costs"]["by_driver"]
+    assert list(by_driver) == ["pymysql", "mysqlclient", "mysql_connector", "psycopg"]
+    for rows in by_driver.values():
+        names = [r["unit"] for r in rows]
+        assert names == ["SELECT 1", "cursor per request", "INSERT", "transaction"]
+        for r in rows:  # every unit goes through the proxy: its functions are seen
+            assert 0 < r["ours_us"] < r["profiled_us"] and r["top"], r
     sampled = results["sections"]["costs"]["sampled"]
     assert "error" not in sampled, sampled
     assert [u["unit"] for u in sampled["units"]] == list(units)
@@ -198,3 +205,20 @@ def test_the_report_says_by_how_much_and_why_each_missed_target_is_missed() -> N
     assert "cursor.py:execute x1 3.8" in text
     assert "SELECT 1" not in text
     assert _missed([costs]) == ""
+    # A driver the in-process measure cannot answer: from its profile against the server
+    costs.data["by_driver"] = {
+        "psycopg": [
+            {
+                "unit": "transaction",
+                "profiled_us": 2900.0,
+                "ours_us": 170.5,
+                "ours_share": 0.0588,
+                "top": ["cursor.py:73(execute) x9 67.24", "adapters/psycopg.py:251(status) x20 23"],
+            }
+        ]
+    }
+    target = Target("Default policies vs raw psycopg, transaction", 1.054, 1.03)
+    text = _missed([Section("overhead_psycopg", "overhead", "", {}, targets=[target]), costs])
+    assert "transaction: 1.054 against at most 1.03, missed by 0.024" in text
+    assert "5.9% of the unit's time profiled against the server (170.5 of 2900.0" in text
+    assert "adapters/psycopg.py:251(status) x20 23" in text
