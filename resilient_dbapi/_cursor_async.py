@@ -29,6 +29,7 @@ __all__ = ["AsyncResilientCursor"]
 
 _CALLPROC_STATE = frozenset({"user variables (callproc arguments)"})
 _ALIVE = Liveness.ALIVE
+_DEAD = Liveness.DEAD
 _READ = StatementKind.READ
 _WRITE = StatementKind.WRITE
 _SESSION = StatementKind.SESSION
@@ -102,7 +103,14 @@ class AsyncResilientCursor(CursorBase):
             if (
                 conn._closed
                 or engine.lost
-                or (txn_writes and kind is not _READ and engine.unproven(stmt))
+                or (
+                    txn_writes
+                    and kind is not _READ
+                    and engine.unproven(stmt)
+                    # The socket check _run makes before such a write: only a connection
+                    # found closed needs its path (the write was provably never sent).
+                    and conn._probe() is _DEAD
+                )
                 or (
                     # The server asked about this table already (the common case) needs no call.
                     stmt.table is not None
