@@ -19,7 +19,6 @@ from ._connector import ConnectorBase, timed_out
 from ._error_factories import (
     closed_error,
     concurrent_use_error,
-    history_lost_error,
     lost_again_error,
     new_error,
     replay_failed_error,
@@ -373,12 +372,6 @@ class ConnectionBase:
         journaled for a replay)."""
         warned, self._warned = self._warned, None
         return warned
-
-    def _check_history(self, stmt: Statement) -> None:
-        """On a session that replaced another: refuse (SessionLostError, once) a statement
-        asking about the history that went with the old one."""
-        if self._engine.asks_lost_history(stmt):
-            raise history_lost_error(self._adapter, self._observer, self._where())
 
     def _replaced(
         self,

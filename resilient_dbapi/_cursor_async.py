@@ -135,6 +135,13 @@ class AsyncResilientCursor(CursorBase):
                 # Result sets the last statement left: read first (see _read_left_sets), so
                 # that a failure reading them is never taken for this statement's.
                 or conn._sets_left
+                # A question about the history of the session this one replaced (above,
+                # only outside a transaction with writes): refused in _run (see
+                # Engine.asks_lost_history).
+                or (
+                    stmt.history
+                    and (engine.history_lost or (stmt.insert_id and engine.insert_id_lost))
+                )
             ):
                 result = await conn._run(Op.EXECUTE, stmt, _send_execute, self, query, args)
                 warned = conn._take_warned()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._connection_base import ConnectionBase
-from ._error_factories import describe_error
+from ._error_factories import describe_error, history_lost_error
 from ._opening import Connector, prepare
 from .adapters import Adapter, Liveness
 from .engine import Op, Reason, Verdict
@@ -193,8 +193,14 @@ class Operations(ConnectionBase):
                 and self._dead_before_sending(op, stmt) is Verdict.REPLAY
             ):
                 continue
-            if self._engine.history_lost:
-                self._check_history(stmt)
+            if stmt.history and (self._engine.history_lost or self._engine.insert_id_lost):
+                gone = self._check_history(stmt)
+                if gone is not None:
+                    # The connection died with the question: the statement was never sent.
+                    if self._failed(gone, op, stmt, resends, sent=False) is Verdict.RECOVERED:
+                        return None  # type: ignore[return-value]
+                    resends += 1
+                    continue
             if stmt.table is not None and self._asks_table(stmt):
                 gone = self._ask_table(stmt.table)
                 if gone is not None:
@@ -348,6 +354,32 @@ class Operations(ConnectionBase):
         except BaseException:
             self._interrupted(Op.FETCH, READ_OP)
             raise
+
+    def _check_history(self, stmt: Statement) -> Exception | None:
+        """On a session that replaced another: refuse (SessionLostError) a statement
+        asking about the history that went with the old one. For the last generated id,
+        which outlasts the statements after it, the new session is asked first whether
+        an insert on it generated one (then the statement asks about this session's).
+        Returns the driver's error when the connection died with that question."""
+        engine = self._engine
+        refused = engine.asks_lost_history(stmt)
+        if refused is None:
+            try:
+                made = self._adapter.last_insert_id(self._raw)
+            except Exception as exc:
+                code = self._adapter.error_code(exc)
+                if code is None:
+                    raise
+                if engine.is_dead(code):
+                    return exc
+                made = None  # not told: refused, the weaker claim
+            except BaseException:
+                self._interrupted(Op.EXECUTE, READ_OP)  # only the question was in flight
+                raise
+            refused = engine.insert_id_asked(bool(made))
+        if refused:
+            raise history_lost_error(self._adapter, self._observer, self._where())
+        return None
 
     def _ask_table(self, table: tuple[str, str]) -> Exception | None:
         """Ask the server whether everything a write to ``table`` does rolls back, before

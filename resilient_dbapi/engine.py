@@ -207,6 +207,7 @@ class Engine:
         "hidden_use",
         "history_lost",
         "idle_setting",
+        "insert_id_lost",
         "journal",
         "kept",
         "last_used",
@@ -344,6 +345,9 @@ class Engine:
         # The session was replaced and nothing ran on the new one yet: a statement asking
         # about the last one's history (LAST_INSERT_ID() ...) would get the new one's.
         self.history_lost = False
+        # ...and, of that history, the last id it generated (LAST_INSERT_ID()), which
+        # outlasts the statements after it: until an insert on the new one generates one.
+        self.insert_id_lost = False
         # Raised once a connection sharing it used TLS: every later one must too.
         self.tls_floor = TLSFloor() if tls_floor is None else tls_floor
         # Session settings to replay on every new physical connection, by what they set.
@@ -417,7 +421,7 @@ class Engine:
         if replacing:
             # Until a statement runs on it, the next one takes the slow path, where
             # asks_lost_history() is asked.
-            self.history_lost = True
+            self.history_lost = self.insert_id_lost = True
             self.next_check_at = -_INF
 
     def wait_timeout_changed(self, wait_timeout: float | None, now: float) -> None:
@@ -711,15 +715,32 @@ class Engine:
             or self._table_rolls_back(statement)
         )
 
-    def asks_lost_history(self, statement: Statement) -> bool:
-        """Before sending on a session that replaced another (``history_lost``): whether
-        ``statement`` asks about the session's history, which went with the old one (the
-        new one would answer ``LAST_INSERT_ID()`` for itself). Refused once; after that,
-        it is the new session's history that is asked about."""
-        if statement.history:
+    def asks_lost_history(self, statement: Statement) -> bool | None:
+        """Before sending on a session that replaced another: whether ``statement`` asks
+        about the session's history, which went with the old one (the new one would
+        answer ``LAST_INSERT_ID()`` for itself). True: refused (once: after that, it is
+        the new session's history that is asked about); False: sent. Before anything
+        ran on the new session (``history_lost``) every such question is refused. The
+        last generated id alone (:attr:`Statement.insert_id`) outlasts the statements
+        after it: until asked, None: ask the server first (:meth:`insert_id_asked`)."""
+        if not statement.history:
+            return False
+        if self.history_lost:
             self.history_lost = False
+            if statement.insert_id:
+                self.insert_id_lost = False
             return True
+        if statement.insert_id and self.insert_id_lost:
+            return None
         return False
+
+    def insert_id_asked(self, made: bool) -> bool:
+        """The new session's last generated id, asked before a statement asking about it
+        (``asks_lost_history`` said None): ``made``, not 0, an insert on this session
+        generated it, and the statement asks about this session's; else it asks about
+        the old one's and is refused (True). Either way, asked once."""
+        self.insert_id_lost = False
+        return not made
 
     def on_callers_socket(self, pinned: bool) -> None:
         """The next session runs on a socket the caller gave (True), or is opened by the

@@ -858,6 +858,21 @@ _HISTORY_VARS = frozenset(
 )
 
 
+_INSERT_ID_CALLS = frozenset({"last_insert_id"})
+_INSERT_ID_VARS = frozenset({"identity", "last_insert_id", "insert_id"})
+
+
+def _reads_only_insert_id(words: list[str], calls: set[str], sysvars: set[str]) -> bool:
+    """Whether, of the session's history, it asks (or sets) only the last id the session
+    generated: a history that outlasts the statements after it, until an insert
+    generates another; and nothing a question sent just before it would change
+    (``ROW_COUNT()``, the warnings)."""
+    others = {call for call in calls if _bare(call) not in _INSERT_ID_CALLS}
+    if _reads_history(words, others, sysvars - _INSERT_ID_VARS):
+        return False
+    return len(others) < len(calls) or not _INSERT_ID_VARS.isdisjoint(sysvars)
+
+
 def _reads_history(words: list[str], calls: set[str], sysvars: set[str]) -> bool:
     """Whether the answer depends on what this session ran before (``LAST_INSERT_ID()``,
     ``FOUND_ROWS()``, ``SHOW WARNINGS``, ``@@identity`` ...): a new session answers it
@@ -907,6 +922,10 @@ class Statement:
     history: bool = False
     """Whether its answer depends on the session's history (``LAST_INSERT_ID()``,
     ``SHOW WARNINGS``): never answered by a session that replaced the one it asks about."""
+    insert_id: bool = False
+    """Of :attr:`history`, whether it asks (or sets) only the last id the session
+    generated (``LAST_INSERT_ID()``, ``@@identity``), which outlasts the statements after
+    it: a new session answers 0 until an insert on it generates one."""
     chains: bool = False
     """``COMMIT``/``ROLLBACK ... AND CHAIN``: it opens a new transaction as it ends one,
     which a new session would not have."""
@@ -1019,6 +1038,7 @@ def _several(sql: str, pure: frozenset[str]) -> Statement:
             False,
             _UNREADABLE.effects,
             history=history,
+            insert_id=history and all(r.insert_id for r in records if r.history),
             reshapes=any(r.reshapes for r in records),
             unsettles=any(
                 r.unsettles or r.key == "use" or (r.key is not None and _TRACKING_NAME in r.key)
@@ -1066,6 +1086,7 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
             elif other_kind is not kind or other[0] != words:
                 kind = StatementKind.WRITE
     history = _reads_history(words, calls, sysvars)
+    insert_id = history and _reads_only_insert_id(words, calls, sysvars)
     effects = _effects_of(words, assigns, user_vars, calls, unknown)
     if marked and other is not None:
         # Marked only if the comment is one under either sql_mode (not inside a literal
@@ -1081,7 +1102,14 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
             # Several statements, or another one, under the other sql_mode: nothing of it
             # is known.
             return Statement(
-                kind, None, False, effects, history=history, reshapes=True, unsettles=True
+                kind,
+                None,
+                False,
+                effects,
+                history=history,
+                insert_id=insert_id,
+                reshapes=True,
+                unsettles=True,
             )
         commits = _commits_of(words)
         unknown_verb = commits is None and not xa  # XA touches neither tables nor settings
@@ -1094,6 +1122,7 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
             effects,
             xa=xa,
             history=history,
+            insert_id=insert_id,
             locks=locks,
             table=table,
             reshapes=unknown_verb or (verb in _RESHAPING_VERBS and durable),
@@ -1105,7 +1134,15 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
         effects = effects | one_shot_effects(sql)
         return Statement(kind, _commits_of(words), True, effects, session_key(sql))
     chains = kind in _ENDS and "chain" in words and words[words.index("chain") - 1] == "and"
-    return Statement(kind, _commits_of(words), True, effects, history=history, chains=chains)
+    return Statement(
+        kind,
+        _commits_of(words),
+        True,
+        effects,
+        history=history,
+        insert_id=insert_id,
+        chains=chains,
+    )
 
 
 _ENDS = frozenset({StatementKind.COMMIT, StatementKind.ROLLBACK})

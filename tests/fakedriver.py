@@ -209,6 +209,9 @@ class FakeAdapter(AdapterBase):
     def table_rolls_back(self, raw: FakeConnection, database: str, name: str) -> bool:
         return False
 
+    def last_insert_id(self, raw: FakeConnection) -> int | None:
+        return None
+
     def execute(self, raw: FakeConnection, query: str, args: Any) -> None:
         FakeCursor(raw).execute(query, args)
 
@@ -282,6 +285,9 @@ class AsyncFakeAdapter(FakeAdapter):
         self, raw: FakeConnection, database: str, name: str
     ) -> bool:
         return False
+
+    async def last_insert_id(self, raw: FakeConnection) -> int | None:  # type: ignore[override]
+        return None
 
     async def execute(self, raw: FakeConnection, query: str, args: Any) -> None:  # type: ignore[override]
         FakeAdapter.execute(self, raw, query, args)

@@ -147,6 +147,9 @@ class ToyAdapter(AdapterBase):
     def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
         return False  # not asked: every sqlite3 table rolls back
 
+    def last_insert_id(self, raw: Any) -> int | None:
+        return None  # no such history: a question about it is refused on a new session
+
     def execute(self, raw: Any, query: str, args: Any) -> None:
         raw.run(query, args)
 

@@ -520,6 +520,9 @@ class Differential(RuleBasedStateMachine):
         self.vars: dict[str, int] = {}
         self.locks: Counter[str] = Counter()
         self.last_id: int | None = 0  # None: not known to the model
+        # The session was replaced and no insert on the new one is known to have made an
+        # id: LAST_INSERT_ID() may be refused once (None: a procedure may have made one).
+        self.id_debt: bool | None = False
         # What the proxy owes the caller.
         self.poison: type[Exception] | None = None  # raised again until rollback()
         self.poison_maybe: type[Exception] | None = None  # it may be, conservatively
@@ -696,7 +699,14 @@ class Differential(RuleBasedStateMachine):
             self.seen["faults struck"] += 1
         if hit and tid_before not in self.dead:
             self._session_gone()
+        if tid_after != tid_before:
+            self.id_debt = True
         if error is None:
+            if op.label == "last_insert_id" and self.id_debt is True:
+                raise self._violation(
+                    f"{op.text} was answered by a session that replaced the one whose last "
+                    "id it asks, no insert on the new one having made an id"
+                )
             self._succeeded(op, rows, hit, txn_before, tid_before, tid_after)
         else:
             self._raised(op, error, hit, txn_before, in_context, tid_after)
@@ -790,6 +800,18 @@ class Differential(RuleBasedStateMachine):
             for effect in op.effects:
                 effect.status = Status.ABSENT
             return
+        if (
+            op.label == "last_insert_id"
+            and not hit
+            and self.id_debt is not False
+            and isinstance(error, SessionLostError)
+            and "asks about the history" in message
+            and "Nothing was sent" in message
+        ):
+            # Refused once: the session that made the id it asks about was replaced.
+            self.id_debt = False
+            self.last_id = 0
+            return
         if not (isinstance(error, SessionLostError) and "nothing was sent" in message):
             self.poison_maybe = None  # a SessionLostError before sending says nothing of it
         code = error.args[0] if error.args and isinstance(error.args[0], int) else None
@@ -825,6 +847,8 @@ class Differential(RuleBasedStateMachine):
             # The caller was told: the session is (or will be) a new one, whose history
             # is its own from here (LAST_INSERT_ID() is refused once, then answers 0).
             self.last_id = 0
+            if op.label == "last_insert_id" and "asks about the history" in message:
+                self.id_debt = False
             for effect in op.effects:
                 nothing_sent = "nothing was sent" in message
                 effect.status = Status.ABSENT if nothing_sent else Status.UNKNOWN
@@ -1011,8 +1035,11 @@ class Differential(RuleBasedStateMachine):
         def after(rows: list[tuple[Any, ...]]) -> None:
             if sets_last_id:
                 self.last_id = self._id_of(table, mark)
+                self.id_debt = False
             elif sets_last_id is None:
                 self.last_id = None
+                if self.id_debt:
+                    self.id_debt = None
 
         return self._sql(label, text, effects=[effect], txn_write=True, after=after)
 
@@ -1326,6 +1353,8 @@ class Differential(RuleBasedStateMachine):
 
         def after(rows: list[tuple[Any, ...]]) -> None:
             self.last_id = None
+            if self.id_debt:
+                self.id_debt = None  # its insert may have made one
 
         text = f"CALL p_2({self.ex}, '{mark}')"
         op = self._sql("procedure", text, effects=effects, txn_write=True, after=after)

@@ -357,6 +357,184 @@ def test_the_session_history_is_not_answered_by_a_new_session(
     conn.close()
 
 
+_MYSQL_CONNECTS = {
+    "pymysql": pymysql.connect,
+    "mysqlclient": MySQLdb.connect,
+    "mysql-connector": functools.partial(mysql.connector.connect, use_pure=True),
+}
+
+
+_LOST = {
+    "pymysql": pymysql.err.OperationalError,
+    "mysqlclient": MySQLdb.OperationalError,
+    "mysql-connector": mysql.connector.errors.OperationalError,
+}
+
+
+def _ran(cur: Any, sql: str) -> Any:
+    """Run ``sql`` on ``cur``; its rows read (mysql-connector's cursor reads them lazily)."""
+    cur.execute(sql)
+    return cur.fetchall() if cur.description is not None else None
+
+
+def _session_of(cur: Any) -> int:
+    return int(_ran(cur, "SELECT CONNECTION_ID()")[0][0])
+
+
+@pytest.mark.parametrize("first", ["BEGIN", "SELECT 1", "UPDATE t SET uid = uid WHERE id = 0"])
+@pytest.mark.parametrize("name", list(_MYSQL_CONNECTS))
+def test_the_last_generated_id_is_not_answered_by_a_new_session_after_other_statements(
+    server: Any, db: dict[str, Any], name: str, first: str
+) -> None:
+    """LAST_INSERT_ID() keeps the session's last generated id past the statements after
+    it. After a silent reconnect and any other statement on the new session (a BEGIN, a
+    read, a write that made no id), it used to answer 0 from the new session, no error:
+    a child row written with it would point at nothing. Now refused once, nothing sent;
+    the plain driver reports the loss at the first statement after the kill."""
+    connect = _MYSQL_CONNECTS[name]
+    plain = connect(**db, autocommit=True)
+    pcur = plain.cursor()
+    _ran(pcur, "INSERT INTO t (uid) VALUES ('plain')")
+    kill(server, _session_of(pcur))
+    with pytest.raises(_LOST[name]):  # the caller is told
+        _ran(plain.cursor(), first)
+    plain.close()
+    conn = resilient_dbapi.connect(connect, **db, autocommit=True)
+    cur = conn.cursor()
+    _ran(cur, "INSERT INTO t (uid) VALUES ('x')")
+    assert cur.lastrowid
+    kill(server, _session_of(cur))
+    _ran(cur, first)  # on a new session, silently
+    assert conn.reconnects == 1
+    with pytest.raises(SessionLostError, match="history"):
+        _ran(cur, "SELECT LAST_INSERT_ID()")
+    assert _ran(cur, "SELECT LAST_INSERT_ID()") in [((0,),), [(0,)]]  # told: the new one's
+    conn.rollback()
+    conn.close()
+
+
+@pytest.mark.parametrize("name", list(_MYSQL_CONNECTS))
+def test_an_id_the_new_session_generated_is_its_last_insert_id(
+    server: Any, db: dict[str, Any], name: str
+) -> None:
+    """Once an insert on the new session generated an id, LAST_INSERT_ID() answers it,
+    as the caller expects: nothing refused."""
+    conn = resilient_dbapi.connect(_MYSQL_CONNECTS[name], **db, autocommit=True)
+    cur = conn.cursor()
+    _ran(cur, "INSERT INTO t (uid) VALUES ('x')")
+    kill(server, _session_of(cur))
+    _ran(cur, "SELECT 1")  # on a new session
+    _ran(cur, "INSERT INTO t (uid) VALUES ('y')")
+    made = cur.lastrowid
+    _ran(cur, "SELECT 2")
+    assert list(_ran(cur, "SELECT LAST_INSERT_ID()")) == [(made,)]
+    assert conn.reconnects == 1 and conn.stats.sessions_lost == 0
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "INSERT INTO t (id, uid) VALUES (100, 'explicit')",  # its reply names id 100
+        "INSERT INTO t (uid) VALUES ('x') ON DUPLICATE KEY UPDATE v = v + 1",  # names id 1
+        "INSERT IGNORE INTO t (uid) VALUES ('x')",
+    ],
+)
+@pytest.mark.parametrize("name", list(_MYSQL_CONNECTS))
+def test_an_insert_that_generated_no_id_leaves_the_last_id_the_old_sessions(
+    server: Any, db: dict[str, Any], name: str, write: str
+) -> None:
+    """A write on the new session whose reply names an id it did not generate (given
+    explicitly, or the row an upsert updated), or none: LAST_INSERT_ID() still asks
+    about the old session's, and is refused (the server is asked; a driver's lastrowid
+    would have said "generated")."""
+    admin = server.admin()
+    with admin.cursor() as acur:
+        acur.execute(f"ALTER TABLE {db['database']}.t ADD UNIQUE (uid)")
+    admin.close()
+    conn = resilient_dbapi.connect(_MYSQL_CONNECTS[name], **db, autocommit=True)
+    cur = conn.cursor()
+    _ran(cur, "INSERT INTO t (uid) VALUES ('x')")
+    kill(server, _session_of(cur))
+    _ran(cur, "SELECT 1")  # on a new session
+    _ran(cur, write)
+    with pytest.raises(SessionLostError, match="history"):
+        _ran(cur, "SELECT LAST_INSERT_ID()")
+    conn.close()
+
+
+def _refs(server: Any, db: dict[str, Any]) -> None:
+    admin = server.admin()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE TABLE {db['database']}.refs (ref INT) ENGINE=InnoDB")
+        cur.execute(f"ALTER TABLE {db['database']}.t ADD UNIQUE (uid)")
+    admin.close()
+
+
+def test_a_write_asking_the_replaced_sessions_history_inside_a_transaction_is_refused(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """Autocommit off: the statement that met the dead connection ran on the new session
+    and failed there (a duplicate key), so a transaction is open before any statement
+    succeeded on it. A write reading the old session's LAST_INSERT_ID() is then refused,
+    nothing written; it must not take the fast path (review of 7fc9b32: it wrote 0)."""
+    _refs(server, db)
+    conn = resilient_dbapi.connect(pymysql.connect, **db)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES (%s)", ("a",))
+    conn.commit()  # the text is learned to write only tables that roll back
+    kill(server, conn.thread_id())
+    with pytest.raises(pymysql.err.IntegrityError):
+        cur.execute("INSERT INTO t (uid) VALUES (%s)", ("a",))  # on a new session
+    assert conn.reconnects == 1
+    with pytest.raises(SessionLostError, match="history"):
+        cur.execute("INSERT INTO refs (ref) VALUES (LAST_INSERT_ID())")
+    conn.rollback()
+    conn.close()
+    assert rows(server, db, "SELECT ref FROM refs") == []
+
+
+def test_a_write_asking_the_replaced_sessions_history_in_a_driver_transaction_is_refused(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """mysql-connector's own start_transaction() after a reconnect: the write reading
+    the old session's LAST_INSERT_ID() is refused, nothing written."""
+    _refs(server, db)
+    conn = resilient_dbapi.connect(_MYSQL_CONNECTS["mysql-connector"], **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('a')")
+    kill(server, _session_of(cur))
+    with pytest.raises(mysql.connector.errors.IntegrityError):
+        cur.execute("INSERT INTO t (uid) VALUES ('a')")  # on a new session
+    conn.start_transaction()
+    with pytest.raises(SessionLostError, match="history"):
+        cur.execute("INSERT INTO refs (ref) VALUES (LAST_INSERT_ID())")
+    conn.rollback()
+    conn.close()
+    assert rows(server, db, "SELECT ref FROM refs") == []
+
+
+def test_the_last_generated_id_is_not_answered_by_a_new_session_after_other_statements_aio(
+    server: Any, db: dict[str, Any]
+) -> None:
+    async def main() -> None:
+        conn = await aio.connect(aiomysql.connect, **aio_kwargs(db), autocommit=True)
+        cur = await conn.cursor()
+        await cur.execute("INSERT INTO t (uid) VALUES ('x')")
+        kill(server, conn.thread_id())
+        await cur.execute("SELECT 1")  # on a new session, silently
+        await cur.fetchall()
+        with pytest.raises(SessionLostError, match="history"):
+            await cur.execute("SELECT LAST_INSERT_ID()")
+        await cur.execute("INSERT INTO t (uid) VALUES ('y')")
+        made = cur.lastrowid
+        await cur.execute("SELECT LAST_INSERT_ID()")
+        assert await cur.fetchall() == ((made,),)
+        conn.close()
+
+    run(main())
+
+
 def test_the_session_history_asked_in_flight_is_not_answered_by_a_new_session(
     server: Any, db: dict[str, Any], proxy: FaultProxy
 ) -> None:

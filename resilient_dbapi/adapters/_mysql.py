@@ -159,6 +159,7 @@ class MySQLProtocol(AdapterBase):
 
 
 COMPLETION_TYPE = "SELECT @@SESSION.completion_type"
+INSERT_ID_QUESTION = "SELECT LAST_INSERT_ID()"
 
 
 def chains(completion_type: Any) -> bool:
@@ -303,6 +304,9 @@ class MySQLSession:
 
     def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
         return rolls_back_whole(self._row(raw, TABLE_QUESTION, table_args(database, name)))
+
+    def last_insert_id(self, raw: Any) -> int | None:
+        return int(self._row(raw, INSERT_ID_QUESTION)[0])
 
     def wait_timeout(self, raw: Any) -> float | None:
         row = self._row(raw, "SELECT @@SESSION.wait_timeout")

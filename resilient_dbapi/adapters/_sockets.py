@@ -1,5 +1,5 @@
-"""What the adapters do to a driver's socket by its file descriptor: bound how long a
-silent peer is waited for, and shut the socket down under a thread blocked on it.
+"""What the adapters do to a driver's socket: bound how long a silent peer is waited
+for, and shut the socket down under a thread blocked on it.
 
 Both work on the driver's socket object when the adapter has it, else on a duplicate of
 the descriptor: socket options and a shutdown belong to the socket, not to the

@@ -14,6 +14,7 @@ import pymysql.err
 from ..hosts import Role
 from ._mysql import (
     COMPLETION_TYPE,
+    INSERT_ID_QUESTION,
     READY_QUESTION,
     ROLE_QUESTION,
     TABLE_QUESTION,
@@ -184,6 +185,9 @@ class AiomysqlAdapter(MySQLProtocol):
     async def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
         row = await self._row(raw, TABLE_QUESTION, table_args(database, name))
         return rolls_back_whole(row)
+
+    async def last_insert_id(self, raw: Any) -> int | None:
+        return int((await self._row(raw, INSERT_ID_QUESTION))[0])
 
     async def wait_timeout(self, raw: Any) -> float | None:
         row = await self._row(raw, "SELECT @@SESSION.wait_timeout")

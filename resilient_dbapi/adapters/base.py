@@ -247,6 +247,11 @@ class Adapter(Inspector, Protocol):
         database) does is rolled back with its transaction (InnoDB, no trigger, not a
         view); False when the server cannot say. One round trip."""
 
+    def last_insert_id(self, raw: Any) -> int | None:
+        """The last id an insert on ``raw``'s session generated (MySQL's
+        ``LAST_INSERT_ID()``: 0 until one did); None where the server has no such
+        history. One round trip."""
+
     def execute(self, raw: Any, query: str, args: Any) -> None:
         """Run one statement on ``raw`` and discard its result (setting up a session)."""
 
@@ -280,6 +285,11 @@ class AsyncAdapter(Inspector, Protocol):
         """Whether everything a write to the table ``database``.``name`` ("": the current
         database) does is rolled back with its transaction (InnoDB, no trigger, not a
         view); False when the server cannot say. One round trip."""
+
+    async def last_insert_id(self, raw: Any) -> int | None:
+        """The last id an insert on ``raw``'s session generated (MySQL's
+        ``LAST_INSERT_ID()``: 0 until one did); None where the server has no such
+        history. One round trip."""
 
     async def execute(self, raw: Any, query: str, args: Any) -> None:
         """Run one statement on ``raw`` and discard its result (setting up a session)."""

@@ -123,6 +123,9 @@ class GenericAdapter(AdapterBase):
     def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
         return False  # an unknown server's catalogue is not read: not provable
 
+    def last_insert_id(self, raw: Any) -> None:
+        return None  # no such history: a question about it is refused on a new session
+
     def wait_timeout(self, raw: Any) -> None:
         return None
 

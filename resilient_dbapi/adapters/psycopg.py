@@ -318,6 +318,9 @@ class PsycopgAdapter(AdapterBase):
     def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
         return False  # every PostgreSQL table rolls back (never asked)
 
+    def last_insert_id(self, raw: Any) -> None:
+        return None  # no such history: a question about it is refused on a new session
+
     def wait_timeout(self, raw: Any) -> float | None:
         """``idle_session_timeout`` in seconds; None inside a transaction (psycopg would
         need a statement of its own there) or when it is off."""

@@ -73,6 +73,9 @@ class SQLiteAdapter(AdapterBase):
     def table_rolls_back(self, raw: Any, database: str, name: str) -> bool:
         return False  # every SQLite table rolls back (never asked)
 
+    def last_insert_id(self, raw: Any) -> None:
+        return None  # no such history: a question about it is refused on a new session
+
     def wait_timeout(self, raw: Any) -> None:
         return None
 
