@@ -221,6 +221,8 @@ class AsyncResilientCursor(CursorBase):
             if engine.replay is not None:
                 conn._logged(CALL_OP, "callproc")  # never replayed
             engine.state_made(_CALLPROC_STATE)
+            if engine.insert_id_lost:
+                engine.wrote_on_new_session()
             engine.wrote_in_transaction(None, conn._adapter.kept_writes(conn._raw))
             if conn._adapter.pending(conn._raw):
                 conn._sets_left = True

@@ -94,6 +94,8 @@ class AsyncOperations(AsyncConnectionBase):
                 # The caller's SET left no rows, no insert id: the question showed none.
                 self._adapter.forget_setup(self._raw)
         elif kind is _WRITE:
+            if engine.insert_id_lost:
+                engine.wrote_on_new_session()
             if stmt.effects:
                 engine.state_made(stmt.effects)
             # The server names writes it cannot roll back as they happen; taken after

@@ -42,6 +42,7 @@ _ROLLS_BACK_MAX = 512
 # The setting that makes a MySQL server name writes it cannot roll back (see tracking()).
 _TRACKING = "session_track_transaction_info"
 _USE = "use"  # the journal's key for the current database (USE, select_db())
+_IDENTITY_KEY = "set identity"  # SET identity = n sets LAST_INSERT_ID()
 _TEMPORARY = "temporary tables"  # the session state a CREATE TEMPORARY TABLE makes
 
 
@@ -208,6 +209,7 @@ class Engine:
         "history_lost",
         "idle_setting",
         "insert_id_lost",
+        "insert_id_set_up",
         "journal",
         "kept",
         "last_used",
@@ -241,6 +243,7 @@ class Engine:
         "unrestorable",
         "wait_timeout",
         "wait_timeout_known",
+        "wrote_since_replaced",
         "xa_open",
     )
 
@@ -348,6 +351,11 @@ class Engine:
         # ...and, of that history, the last id it generated (LAST_INSERT_ID()), which
         # outlasts the statements after it: until an insert on the new one generates one.
         self.insert_id_lost = False
+        # ...and whether a write ran on the new session since (until then, its last id
+        # is provably not one the caller's statements generated), and whether the
+        # session's set-up may have set one (on_connect writes, a journaled identity).
+        self.wrote_since_replaced = False
+        self.insert_id_set_up = False
         # Raised once a connection sharing it used TLS: every later one must too.
         self.tls_floor = TLSFloor() if tls_floor is None else tls_floor
         # Session settings to replay on every new physical connection, by what they set.
@@ -422,6 +430,7 @@ class Engine:
             # Until a statement runs on it, the next one takes the slow path, where
             # asks_lost_history() is asked.
             self.history_lost = self.insert_id_lost = True
+            self.wrote_since_replaced = False
             self.next_check_at = -_INF
 
     def wait_timeout_changed(self, wait_timeout: float | None, now: float) -> None:
@@ -591,6 +600,12 @@ class Engine:
         self.tracks = on or all_roll_back
         self.all_roll_back = all_roll_back
         self.says_transaction = says_transaction
+        # A set-up statement that writes, or a journaled SET identity, may leave the new
+        # session a last id the caller's statements did not generate.
+        self.insert_id_set_up = _IDENTITY_KEY in self.journal or any(
+            record_of(sql).kind is not StatementKind.SESSION or record_of(sql).key == _IDENTITY_KEY
+            for sql in on_connect
+        )
 
     def wrote_in_transaction(self, statement: Statement | None, kept: bool | None) -> None:
         """After a write (``statement``; None for a procedure, whose statements are not
@@ -722,7 +737,8 @@ class Engine:
         the new session's history that is asked about); False: sent. Before anything
         ran on the new session (``history_lost``) every such question is refused. The
         last generated id alone (:attr:`Statement.insert_id`) outlasts the statements
-        after it: until asked, None: ask the server first (:meth:`insert_id_asked`)."""
+        after it: until asked, refused, unless a write ran on the new session since (and
+        its set-up made no id): then None, ask the server first (:meth:`insert_id_asked`)."""
         if not statement.history:
             return False
         if self.history_lost:
@@ -731,8 +747,19 @@ class Engine:
                 self.insert_id_lost = False
             return True
         if statement.insert_id and self.insert_id_lost:
-            return None
+            if self.wrote_since_replaced and not self.insert_id_set_up:
+                return None
+            # No write on the new session, or its set-up may have made the id: whatever
+            # it answers is not the caller's statements'.
+            self.insert_id_lost = False
+            return True
         return False
+
+    def wrote_on_new_session(self) -> None:
+        """A write ran on a session that replaced another, whose last generated id the
+        caller may yet ask about (``insert_id_lost``): an id it answers may now be one
+        of this session's inserts (see :meth:`asks_lost_history`)."""
+        self.wrote_since_replaced = True
 
     def insert_id_asked(self, made: bool) -> bool:
         """The new session's last generated id, asked before a statement asking about it

@@ -570,23 +570,41 @@ def test_a_statement_on_the_new_session_makes_its_own_history() -> None:
 
 def test_the_last_generated_id_stays_the_old_sessions_until_an_insert_makes_one() -> None:
     """LAST_INSERT_ID() outlasts the statements after it: on a session that replaced
-    another, after a BEGIN or a read, it may still ask for the old session's last id.
-    Refused at once before anything ran on the new session; after that, the new session
-    is asked first (None): refused when it generated no id (0), sent when it did. Other
-    history (ROW_COUNT()) is the statement's before it, the new session's."""
+    another, after a BEGIN or a read, it still asks for the old session's last id, and
+    is refused once. After a write on the new session the server is asked first (None):
+    refused when it generated no id (0), sent when it did. Other history (ROW_COUNT())
+    is the statement's before it, the new session's."""
     last_id = Statement(K.READ, history=True, insert_id=True)
     row_count = Statement(K.READ, history=True)
-    for made in (False, True):
+
+    def replaced(on_connect: tuple[str, ...] = ()) -> Engine:
         e = engine()
         assert not e.insert_id_lost  # the first session has no predecessor
         e.must_replace(Reason.LIVENESS)
         e.connected(200.0)
+        e.tracking(True, on_connect=on_connect)
         assert e.insert_id_lost
         e.done(S(K.READ), False, True, 201.0)  # anything else ran on the new session
         assert e.asks_lost_history(row_count) is False
+        return e
+
+    e = replaced()
+    assert e.asks_lost_history(last_id) is True  # no write since: the old session's
+    assert e.asks_lost_history(last_id) is False  # refused once
+    for made in (False, True):
+        e = replaced()
+        e.wrote_on_new_session()
         assert e.asks_lost_history(last_id) is None  # ask the new session first
         assert e.insert_id_asked(made) is (not made)  # refused if it generated none
         assert e.asks_lost_history(last_id) is False  # asked once
+    # A set-up that may have made an id itself: whatever the server says is not proof
+    for setup in (("INSERT INTO log (x) VALUES (1)",), ("SET identity = 5",)):
+        e = replaced(setup)
+        e.wrote_on_new_session()
+        assert e.asks_lost_history(last_id) is True
+    e = replaced(("SET time_zone = '+00:00'",))
+    e.wrote_on_new_session()
+    assert e.asks_lost_history(last_id) is None
     e.must_replace(Reason.LIVENESS)
     e.connected(300.0)
     assert e.asks_lost_history(last_id) is True  # nothing ran: refused without asking

@@ -463,6 +463,52 @@ def test_an_insert_that_generated_no_id_leaves_the_last_id_the_old_sessions(
     conn.close()
 
 
+@pytest.mark.parametrize("setup", ["on_connect", "journal"])
+def test_a_last_id_the_new_sessions_set_up_made_is_never_taken_for_the_callers(
+    server: Any, db: dict[str, Any], setup: str
+) -> None:
+    """The new session's set-up may give it a last id of its own (an ``on_connect``
+    insert, a journaled ``SET identity``): nonzero, yet no insert of the caller's made
+    it. LAST_INSERT_ID() asking about the old session's is refused (review of c025ffe:
+    it answered the set-up's id)."""
+    admin = server.admin()
+    with admin.cursor() as acur:
+        acur.execute(f"CREATE TABLE {db['database']}.log (id INT AUTO_INCREMENT PRIMARY KEY)")
+    admin.close()
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if setup == "on_connect":
+        kwargs["on_connect"] = ["INSERT INTO log () VALUES ()"]  # makes an id
+    conn = resilient_dbapi.connect(pymysql.connect, **db, **kwargs)
+    cur = conn.cursor()
+    if setup == "journal":
+        cur.execute("SET identity = 5")
+    cur.execute("INSERT INTO t (uid) VALUES ('x')")
+    kill(server, conn.thread_id())
+    cur.execute("SELECT 1")  # on a new session
+    cur.execute("UPDATE t SET v = v + 1")  # a write that made no id
+    with pytest.raises(SessionLostError, match="history"):
+        cur.execute("SELECT LAST_INSERT_ID()")
+    conn.close()
+
+
+def test_a_refused_last_id_question_leaves_what_the_caller_reads_of_its_statement(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """The new session is asked its last id before the caller's question; when that is
+    refused, the driver still reports the caller's previous statement (affected rows)."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (uid) VALUES ('a'), ('b'), ('c')")
+    kill(server, conn.thread_id())
+    cur.execute("SELECT 1")  # on a new session
+    cur.execute("UPDATE t SET v = v + 1")
+    assert conn.affected_rows() == 3
+    with pytest.raises(SessionLostError, match="history"):
+        cur.execute("SELECT LAST_INSERT_ID()")
+    assert conn.affected_rows() == 3 and cur.rowcount == 3
+    conn.close()
+
+
 def _refs(server: Any, db: dict[str, Any]) -> None:
     admin = server.admin()
     with admin.cursor() as cur:

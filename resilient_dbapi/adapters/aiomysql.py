@@ -187,7 +187,11 @@ class AiomysqlAdapter(MySQLProtocol):
         return rolls_back_whole(row)
 
     async def last_insert_id(self, raw: Any) -> int | None:
-        return int((await self._row(raw, INSERT_ID_QUESTION))[0])
+        kept = raw._result, raw._affected_rows  # the caller's, as for PyMySQL
+        try:
+            return int((await self._row(raw, INSERT_ID_QUESTION))[0])
+        finally:
+            raw._result, raw._affected_rows = kept
 
     async def wait_timeout(self, raw: Any) -> float | None:
         row = await self._row(raw, "SELECT @@SESSION.wait_timeout")

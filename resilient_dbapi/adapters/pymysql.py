@@ -130,6 +130,15 @@ class PyMySQLAdapter(MySQLSession, MySQLProtocol):
 
         raw._read_query_result = read_query_result
 
+    def last_insert_id(self, raw: Any) -> int | None:
+        # What the caller reads of the last reply (affected_rows(), insert_id()) stays
+        # its own statement's, should the question it came before be refused.
+        kept = raw._result, raw._affected_rows
+        try:
+            return super().last_insert_id(raw)
+        finally:
+            raw._result, raw._affected_rows = kept
+
     def execute(self, raw: Any, query: str, args: Any) -> None:
         if args is None:  # the proxy's set-up and replay: no cursor to make and read
             raw.query(query)
