@@ -42,7 +42,18 @@ _ROLLS_BACK_MAX = 512
 # The setting that makes a MySQL server name writes it cannot roll back (see tracking()).
 _TRACKING = "session_track_transaction_info"
 _USE = "use"  # the journal's key for the current database (USE, select_db())
-_IDENTITY_KEY = "set identity"  # SET identity = n sets LAST_INSERT_ID()
+_IDENTITY_NAMES = frozenset({"identity", "last_insert_id"})  # SET them: LAST_INSERT_ID()
+
+
+def _sets_identity(key: str | None) -> bool:
+    """Whether a setting's journal key (``set a,b``) names what sets LAST_INSERT_ID()."""
+    return (
+        key is not None
+        and key.startswith("set ")
+        and not _IDENTITY_NAMES.isdisjoint(key[4:].split(","))
+    )
+
+
 _TEMPORARY = "temporary tables"  # the session state a CREATE TEMPORARY TABLE makes
 
 
@@ -602,9 +613,10 @@ class Engine:
         self.says_transaction = says_transaction
         # A set-up statement that writes, or a journaled SET identity, may leave the new
         # session a last id the caller's statements did not generate.
-        self.insert_id_set_up = _IDENTITY_KEY in self.journal or any(
-            record_of(sql).kind is not StatementKind.SESSION or record_of(sql).key == _IDENTITY_KEY
-            for sql in on_connect
+        self.insert_id_set_up = any(_sets_identity(key) for key in self.journal) or any(
+            record.kind is not StatementKind.SESSION
+            or any(_sets_identity(key) for key in (record.key, *(k for k, _ in record.parts)))
+            for record in map(record_of, on_connect)
         )
 
     def wrote_in_transaction(self, statement: Statement | None, kept: bool | None) -> None:

@@ -598,13 +598,22 @@ def test_the_last_generated_id_stays_the_old_sessions_until_an_insert_makes_one(
         assert e.insert_id_asked(made) is (not made)  # refused if it generated none
         assert e.asks_lost_history(last_id) is False  # asked once
     # A set-up that may have made an id itself: whatever the server says is not proof
-    for setup in (("INSERT INTO log (x) VALUES (1)",), ("SET identity = 5",)):
+    for setup in (
+        ("INSERT INTO log (x) VALUES (1)",),
+        ("SET identity = 5",),
+        ("SET autocommit = 1, identity = 5",),  # among several (review of d239bdd)
+    ):
         e = replaced(setup)
         e.wrote_on_new_session()
         assert e.asks_lost_history(last_id) is True
     e = replaced(("SET time_zone = '+00:00'",))
     e.wrote_on_new_session()
     assert e.asks_lost_history(last_id) is None
+    e = replaced()
+    e.record("set identity,autocommit", ("execute", ("SET identity = 5, autocommit = 1", None)))
+    e.tracking(True)  # as the next connection's set-up replays the journal
+    e.wrote_on_new_session()
+    assert e.asks_lost_history(last_id) is True
     e.must_replace(Reason.LIVENESS)
     e.connected(300.0)
     assert e.asks_lost_history(last_id) is True  # nothing ran: refused without asking

@@ -463,7 +463,7 @@ def test_an_insert_that_generated_no_id_leaves_the_last_id_the_old_sessions(
     conn.close()
 
 
-@pytest.mark.parametrize("setup", ["on_connect", "journal"])
+@pytest.mark.parametrize("setup", ["on_connect", "journal", "journal among several"])
 def test_a_last_id_the_new_sessions_set_up_made_is_never_taken_for_the_callers(
     server: Any, db: dict[str, Any], setup: str
 ) -> None:
@@ -482,6 +482,8 @@ def test_a_last_id_the_new_sessions_set_up_made_is_never_taken_for_the_callers(
     cur = conn.cursor()
     if setup == "journal":
         cur.execute("SET identity = 5")
+    elif setup == "journal among several":
+        cur.execute("SET identity = 5, autocommit = 1")
     cur.execute("INSERT INTO t (uid) VALUES ('x')")
     kill(server, conn.thread_id())
     cur.execute("SELECT 1")  # on a new session
