@@ -26,7 +26,15 @@ from .policies import (
     ReplayTransaction,
     RetryOnError,
 )
-from .statements import AUTOCOMMIT_OP, ONE_SHOT, ONE_SHOT_STATE, Statement, StatementKind
+from .statements import (
+    AUTOCOMMIT_OP,
+    NEXT_INSERT_ID,
+    ONE_SHOT,
+    ONE_SHOT_STATE,
+    WITH_ONE_SHOT,
+    Statement,
+    StatementKind,
+)
 from .statements import statement as record_of
 
 __all__ = ["Checkout", "Engine", "Op", "Reason", "TLSFloor", "Verdict"]
@@ -52,6 +60,11 @@ def _sets_identity(key: str | None) -> bool:
         and key.startswith("set ")
         and not _IDENTITY_NAMES.isdisjoint(key[4:].split(","))
     )
+
+
+def _sets_next_id(key: str | None) -> bool:
+    """Whether a setting's journal key names ``insert_id`` (the next generated id)."""
+    return key is not None and key.startswith("set ") and "insert_id" in key[4:].split(",")
 
 
 _TEMPORARY = "temporary tables"  # the session state a CREATE TEMPORARY TABLE makes
@@ -230,6 +243,7 @@ class Engine:
         "max_age",
         "moved",
         "next_check_at",
+        "next_id_key",
         "one_shot_applied",
         "ping",
         "pinned",
@@ -373,6 +387,9 @@ class Engine:
         self.journal: dict[str, tuple[str, Any]] = {}
         # Session state no replay can rebuild (temporary tables, user variables, ...).
         self.unrestorable: set[str] = set()
+        # The journal's key of a SET insert_id value no write has yet had the chance to
+        # take (see NEXT_INSERT_ID): replayed until one runs.
+        self.next_id_key: str | None = None
         self.one_shot_applied = False
         """The server reported a transaction open while :data:`ONE_SHOT` was pending: the
         setting is that transaction's, and goes with it, lost or not."""
@@ -489,14 +506,17 @@ class Engine:
             entries = statement.parts if count is None else statement.parts[:count]
             for key, text in entries:
                 self.record(key, ("execute", (text, args)))
-            keys = [key for key, _ in entries]
+            keys = recorded = [key for key, _ in entries]
         else:
+            recorded = []
             if statement.parts and shot:
-                # Several settings with parameters, one of them for the next transaction
-                # only: none journaled (the text holds it), the session held for good.
-                shot = ONE_SHOT_STATE
+                # Several settings with parameters, one of them held (for the next
+                # transaction only, the next generated id): none journaled (the text
+                # holds it), the session held for good.
+                shot = shot | {WITH_ONE_SHOT}
             else:
                 self.record(statement.key, ("execute", (query, args)))
+                recorded = [statement.key]
             keys = [statement.key]
             if statement.parts:
                 # One entry for several settings: a USE or tracking among them is not
@@ -504,16 +524,36 @@ class Engine:
                 keys = [key for key, _ in statement.parts]
                 if _USE in keys:
                     self.hidden_use = True
-        if shot:
+        if NEXT_INSERT_ID in shot or any(_sets_next_id(key) for key in keys):
+            # A new value (or 0, DEFAULT: none) replaces one journaled or in doubt.
+            journaled = [key for key in recorded if _sets_next_id(key)]
+            if self.next_id_key is not None and self.next_id_key not in journaled:
+                self.journal.pop(self.next_id_key, None)
+            self.next_id_key = None
+            self.unrestorable.discard(NEXT_INSERT_ID)
+            if NEXT_INSERT_ID in shot and WITH_ONE_SHOT not in shot and journaled:
+                shot = shot - {NEXT_INSERT_ID}  # journaled: held only once a write may take it
+                self.next_id_key = journaled[-1]
+        if ONE_SHOT in shot:
             # Made outside any transaction (the server refuses it inside one, 1568): no
             # transaction has taken it yet, whatever an earlier one held past its end.
             self.one_shot_applied = False
+        if shot:
             self.unrestorable.update(shot)  # never journaled: held until spent
         if any(_tracking_key(key) for key in keys):
             self.tracks = self.all_roll_back  # the caller set what the server reports
         return self.wants_wait_timeout and any(
             key is not None and self.idle_setting in key for key in keys
         )
+
+    def next_id_may_be_taken(self) -> None:
+        """A write reached the server while a ``SET insert_id`` value was journaled: an
+        insert it ran may have taken the value (and the server forgotten it), so it is
+        replayed no more, and the session is held until the caller sets it again."""
+        if self.next_id_key is not None:
+            self.journal.pop(self.next_id_key, None)
+            self.next_id_key = None
+            self.unrestorable.add(NEXT_INSERT_ID)
 
     def state_made(self, effects: frozenset[str]) -> None:
         """A statement created session state no replay rebuilds (a temporary table, a
@@ -1144,6 +1184,8 @@ class Engine:
         kind = statement.kind
         commits = statement.commits
         if sent:
+            if self.next_id_key is not None and kind is StatementKind.WRITE:
+                self.next_id_may_be_taken()  # an insert that failed may have taken it
             # Part of it may have run: a USE before a failing INSERT, a procedure's DDL.
             if statement.unsettles:
                 self._unsettled()

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "NEXT_INSERT_ID",
     "ONE_SHOT",
     "ONE_SHOT_STATE",
     "REPLAYABLE",
+    "WITH_ONE_SHOT",
     "Statement",
     "StatementKind",
     "assignments",
@@ -560,13 +562,24 @@ ONE_SHOT = "a setting for the next transaction only (SET TRANSACTION)"
 TRANSACTION ...``, ``SET @@transaction_isolation = ...``): it is never journaled (it
 shapes one transaction), so until the server spends it (``COMMIT``, ``ROLLBACK``, DDL)
 no replay rebuilds it: the session is held (see ``Engine.unrestorable``)."""
-_WITH_ONE_SHOT = "settings made in one statement with a one-shot transaction setting"
+WITH_ONE_SHOT = "settings made in one statement with a one-shot setting"
+NEXT_INSERT_ID = "a value for the next generated id (SET insert_id) a write may have taken"
+"""The session state ``SET insert_id = n`` makes: the next insert that generates an id
+takes ``n``, and the server forgets it (measured on MariaDB, inside a transaction rolled
+back too). Journaled until a write may have taken it; then, whether it still waits
+cannot be told: the session is held until the caller sets it again."""
 _ONE_SHOT_EFFECTS = frozenset({ONE_SHOT})
-ONE_SHOT_STATE = frozenset({ONE_SHOT, _WITH_ONE_SHOT})
+_NEXT_ID_ALONE = frozenset({NEXT_INSERT_ID})
+ONE_SHOT_STATE = frozenset({ONE_SHOT, WITH_ONE_SHOT, NEXT_INSERT_ID})
 """What :func:`one_shot_effects` may name."""
 # The variables that SET @@name (no scope) sets for the next transaction only.
 _ONE_SHOT_VARIABLES = frozenset(
     {"tx_isolation", "tx_read_only", "transaction_isolation", "transaction_read_only"}
+)
+# SET insert_id to a value other than 0 or DEFAULT (which leave the next id to the table).
+_NEXT_ID_SET = re.compile(
+    r"(?:@@session\.|@@local\.|@@|session\s+|local\s+)?`?insert_id`?\s*:?=\s*"
+    r"(?!(?:0+|default)$)\S"
 )
 # Quoted texts and names (kept as they are), or a comment the server skips (not the
 # executable /*! ... */ and /*M! ... */ forms; "--" needs a space or control after it).
@@ -591,8 +604,8 @@ def _setting_text(sql: str | bytes) -> str:
 
 def one_shot_effects(sql: str | bytes) -> frozenset[str]:
     """For a session statement: whether it sets something for the next transaction only
-    (:data:`ONE_SHOT`), alone or with other settings (then none of them is journaled,
-    and the session is held for good)."""
+    (:data:`ONE_SHOT`) or the next generated id (:data:`NEXT_INSERT_ID`), alone or with
+    other settings (then none of them is journaled, and the session is held for good)."""
     return _one_shot_of(_setting_text(sql).lower())
 
 
@@ -604,15 +617,23 @@ def _one_shot_of(lowered: str) -> frozenset[str]:
     if body.split()[:1] == ["transaction"]:
         return _ONE_SHOT_EFFECTS
     parts = [part.strip() for part in _top_level_parts(body)]
+    held = set()
     shots = 0
     for part in parts:
         if part.startswith("@@") and not part.startswith(("@@session.", "@@local.", "@@global.")):
             name = part[2:].split("=", 1)[0].strip().strip("`")
             if name in _ONE_SHOT_VARIABLES:
+                held.add(ONE_SHOT)
                 shots += 1
+                continue
+        if _NEXT_ID_SET.match(part):
+            held.add(NEXT_INSERT_ID)
+            shots += 1
     if not shots:
         return _NO_EFFECTS
-    return _ONE_SHOT_EFFECTS if shots == len(parts) else ONE_SHOT_STATE
+    if shots < len(parts):
+        held.add(WITH_ONE_SHOT)
+    return frozenset(held)
 
 
 def session_key(sql: str | bytes) -> str | None:
@@ -621,8 +642,8 @@ def session_key(sql: str | bytes) -> str | None:
     without ``SESSION`` only shapes the next transaction: see :func:`one_shot_effects`)."""
     text = _setting_text(sql)
     lowered = text.lower()
-    if _one_shot_of(lowered):
-        return None
+    if _one_shot_of(lowered) - _NEXT_ID_ALONE:
+        return None  # SET insert_id alone is journaled until a write (Engine.settings_made)
     if lowered.startswith("use "):
         return "use"
     if not lowered.startswith("set "):

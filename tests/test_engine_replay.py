@@ -11,6 +11,7 @@ from resilient_dbapi.statements import (
     AUTOCOMMIT_OP,
     BEGIN_OP,
     COMMIT_OP,
+    NEXT_INSERT_ID,
     ONE_SHOT,
     SESSION_OP,
     Statement,
@@ -316,6 +317,100 @@ def test_a_driver_setting_without_a_key_is_no_one_shot() -> None:
     run(e, BEGIN_OP)
     run(e, UPDATE)
     assert lose(e) is Verdict.REPLAY
+
+
+def _set(e: Engine, sql: str, args: object = None) -> None:
+    """``sql`` succeeded under autocommit, as the proxy reports a setting."""
+    made = statement(sql)
+    e.done(made, False, True, 101.0)
+    e.settings_made(made, sql, args)
+
+
+def _lost_idle(e: Engine) -> Verdict:
+    """The connection was found dead before an insert under autocommit was sent."""
+    insert = statement("INSERT INTO t (uid) VALUES ('x')")
+    return e.failed(Op.EXECUTE, insert, 2013, sent=False, autocommit=True, resends=0)
+
+
+def test_set_insert_id_is_replayed_until_a_write_may_have_taken_it() -> None:
+    e = engine()
+    _set(e, "SET insert_id = 100")
+    assert list(e.journal) == ["set insert_id"] and not e.unrestorable
+    e.failed(Op.EXECUTE, SELECT, 1205, sent=True, autocommit=True, resends=0)  # a read
+    assert e.next_id_key == "set insert_id"
+    e.next_id_may_be_taken()  # the proxy, after a write ran
+    assert not e.journal and e.unrestorable == {NEXT_INSERT_ID}
+    assert _lost_idle(e) is Verdict.SESSION_LOST
+
+
+@pytest.mark.parametrize("code", [1062, 2013])
+def test_a_failed_write_that_was_sent_may_have_taken_it(code: int) -> None:
+    e = engine()
+    _set(e, "SET insert_id = 100")
+    e.failed(Op.EXECUTE, UPDATE, code, sent=True, autocommit=True, resends=0)
+    assert not e.journal and NEXT_INSERT_ID in e.unrestorable
+    e = engine()
+    _set(e, "SET insert_id = 100")
+    e.failed(Op.EXECUTE, UPDATE, 2013, sent=False, autocommit=True, resends=0)
+    assert e.journal and NEXT_INSERT_ID not in e.unrestorable
+
+
+def test_an_interrupted_write_may_have_taken_it() -> None:
+    e = engine()
+    _set(e, "SET insert_id = 100")
+    e.interrupted(Op.EXECUTE, UPDATE, autocommit=True)
+    assert not e.journal and NEXT_INSERT_ID in e.unrestorable
+
+
+@pytest.mark.parametrize("reset", ["SET insert_id = 0", "SET @@session.insert_id = DEFAULT"])
+def test_a_new_value_or_none_releases_the_hold(reset: str) -> None:
+    e = engine()
+    _set(e, "SET insert_id = 100")
+    e.next_id_may_be_taken()
+    _set(e, "SET insert_id = 200")
+    assert not e.unrestorable and e.next_id_key == "set insert_id"
+    assert e.journal["set insert_id"] == ("execute", ("SET insert_id = 200", None))
+    e.next_id_may_be_taken()
+    _set(e, reset)
+    assert not e.unrestorable and e.next_id_key is None
+    e.next_id_may_be_taken()  # nothing waits: nothing to hold
+    assert not e.unrestorable and _lost_idle(e) is Verdict.RESEND
+
+
+def test_set_insert_id_with_other_settings_is_held_for_good() -> None:
+    """``SET insert_id = 100, time_zone = ...``: one entry, never journaled; a later
+    value releases the id, not the other settings it was made with."""
+    e = engine()
+    _set(e, "SET insert_id = 99")
+    _set(e, "SET insert_id = 100, time_zone = '+00:00'")
+    assert not e.journal and NEXT_INSERT_ID in e.unrestorable
+    _set(e, "SET insert_id = 200")
+    assert e.unrestorable and NEXT_INSERT_ID not in e.unrestorable
+    assert _lost_idle(e) is Verdict.SESSION_LOST
+
+
+def test_set_insert_id_among_settings_with_parameters_is_held_for_good() -> None:
+    e = engine()
+    _set(e, "SET insert_id = 99")
+    _set(e, "SET insert_id = %s; SET sql_mode = %s", (100, ""))
+    assert not e.journal and NEXT_INSERT_ID in e.unrestorable
+
+
+def test_set_insert_id_as_one_of_several_statements_is_journaled_alone() -> None:
+    e = engine()
+    _set(e, "SET insert_id = 100; SET time_zone = '+00:00'")
+    assert list(e.journal) == ["set insert_id", "set time_zone"] and not e.unrestorable
+    e.next_id_may_be_taken()
+    assert list(e.journal) == ["set time_zone"] and NEXT_INSERT_ID in e.unrestorable
+
+
+def test_a_transaction_whose_write_may_have_taken_it_is_not_replayed() -> None:
+    e = engine()
+    _set(e, "SET insert_id = 100")
+    run(e, BEGIN_OP)
+    run(e, UPDATE)
+    e.next_id_may_be_taken()
+    assert lose(e) is Verdict.TRANSACTION_LOST
 
 
 def test_a_transaction_opened_past_the_proxy_is_not_replayed() -> None:

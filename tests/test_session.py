@@ -386,3 +386,114 @@ def test_autocommit_on_leaves_a_pending_one_shot_setting_pending(
         cur.execute("INSERT INTO t (uid) VALUES ('ro')")
     assert rows(server, db, "SELECT uid FROM t") == []
     conn.close()
+
+
+# -- SET insert_id: the next generated id, taken by the insert that generates one -------
+
+
+def test_a_set_insert_id_a_write_took_is_not_replayed(server: Any, db: dict[str, Any]) -> None:
+    """The insert took 100 and the server forgot it. Replayed on a new session, the next
+    insert took 100 again: a duplicate key (or, were row 100 gone, a row the caller's
+    session would never have written under that id). Whether a write took it cannot be
+    told: the caller hears the session is lost, nothing is sent, and the next statement
+    runs on a new session with the table's own next id."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET insert_id = 100")
+    cur.execute("INSERT INTO t (uid) VALUES ('took it')")
+    assert cur.lastrowid == 100
+    _killed(server, conn)
+    with pytest.raises(SessionLostError, match="insert_id"):
+        cur.execute("INSERT INTO t (uid) VALUES ('lost')")
+    cur.execute("INSERT INTO t (uid) VALUES ('next')")
+    assert rows(server, db, "SELECT id, uid FROM t ORDER BY id") == [
+        (100, "took it"),
+        (101, "next"),
+    ]
+    conn.close()
+
+
+def test_without_resilient_dbapi_the_set_insert_id_dies_with_the_session(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """The same scenario on PyMySQL alone: the statement after the kill fails."""
+    conn = pymysql.connect(**db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET insert_id = 100")
+    cur.execute("INSERT INTO t (uid) VALUES ('took it')")
+    _killed(server, conn)
+    with pytest.raises(pymysql.OperationalError):
+        cur.execute("INSERT INTO t (uid) VALUES ('lost')")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "between", [None, "SELECT COUNT(*) FROM t", "SET time_zone = '+00:00'"], ids=str
+)
+def test_a_set_insert_id_no_write_could_take_is_replayed(
+    server: Any, db: dict[str, Any], between: str | None
+) -> None:
+    """Lost before any write: the value still waited, and the new session gets it."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET insert_id = 100")
+    if between is not None:
+        cur.execute(between)
+        cur.fetchall()
+    _killed(server, conn)
+    cur.execute("INSERT INTO t (uid) VALUES ('replayed')")
+    assert cur.lastrowid == 100
+    assert rows(server, db, "SELECT id, uid FROM t") == [(100, "replayed")]
+    conn.close()
+
+
+def test_a_write_the_server_refused_may_have_taken_the_set_insert_id(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """A failing insert reached the server: held as after one that ran."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET insert_id = 100")
+    with pytest.raises(pymysql.err.OperationalError):
+        cur.execute("INSERT INTO t (uid, nothing) VALUES ('x', 1)")
+    _killed(server, conn)
+    with pytest.raises(SessionLostError, match="insert_id"):
+        cur.execute("INSERT INTO t (uid) VALUES ('lost')")
+    conn.close()
+
+
+def test_a_new_set_insert_id_replaces_the_one_in_doubt(server: Any, db: dict[str, Any]) -> None:
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET insert_id = 100")
+    cur.execute("INSERT INTO t (uid) VALUES ('a')")
+    cur.execute("SET insert_id = 200")
+    _killed(server, conn)
+    cur.execute("INSERT INTO t (uid) VALUES ('b')")
+    cur.execute("SET insert_id = 0")
+    cur.execute("INSERT INTO t (uid) VALUES ('c')")
+    _killed(server, conn)
+    cur.execute("INSERT INTO t (uid) VALUES ('d')")
+    assert rows(server, db, "SELECT id, uid FROM t ORDER BY id") == [
+        (100, "a"),
+        (200, "b"),
+        (201, "c"),
+        (202, "d"),
+    ]
+    conn.close()
+
+
+def test_a_set_insert_id_with_other_settings_is_held_from_the_start(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """One statement, one journal entry: it could not be replayed without the id."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET insert_id = 100, time_zone = '+00:00'")
+    _killed(server, conn)
+    with pytest.raises(SessionLostError, match="insert_id"):
+        cur.execute("INSERT INTO t (uid) VALUES ('lost')")
+    cur.execute("SELECT @@time_zone")
+    default = rows(server, db, "SELECT @@time_zone")
+    assert list(cur.fetchall()) == default != [("+00:00",)]  # not replayed: told so
+    conn.close()

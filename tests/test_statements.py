@@ -9,7 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resilient_dbapi.statements import (
+    NEXT_INSERT_ID,
+    ONE_SHOT_STATE,
     REPLAYABLE,
+    WITH_ONE_SHOT,
     StatementKind,
     assignments,
     classify,
@@ -225,6 +228,28 @@ def test_session_effects(sql: str, effects: set[str]) -> None:
 def test_session_keys_of_variables_and_relative_settings(sql: str, key: str) -> None:
     assert classify(sql) is SESSION
     assert session_key(sql) == key
+
+
+@pytest.mark.parametrize(
+    ("sql", "key", "held"),
+    [
+        ("SET insert_id = 5", "set insert_id", {NEXT_INSERT_ID}),
+        ("set @@SESSION.insert_id=%s", "set insert_id", {NEXT_INSERT_ID}),
+        ("SET LOCAL `insert_id` = 7", "set insert_id", {NEXT_INSERT_ID}),
+        ("SET insert_id = 0", "set insert_id", set()),
+        ("SET @@insert_id = DEFAULT", "set insert_id", set()),
+        ("SET insert_id = 0, time_zone = '+00:00'", "set insert_id,time_zone", set()),
+        ("SET insert_id = 5, time_zone = '+00:00'", None, {NEXT_INSERT_ID, WITH_ONE_SHOT}),
+        ("SET time_zone = '+00:00', @@insert_id = 5", None, {NEXT_INSERT_ID, WITH_ONE_SHOT}),
+        ("SET insert_idx = 5", "set insert_idx", set()),
+    ],
+)
+def test_set_insert_id_is_known_by_its_value(sql: str, key: str | None, held: set[str]) -> None:
+    """A value other than 0 or DEFAULT waits for the next generated id (see
+    NEXT_INSERT_ID); alone it is journaled, with other settings none of them is."""
+    made = statement(sql)
+    assert made.kind is SESSION and made.key == key
+    assert made.effects & ONE_SHOT_STATE == held
 
 
 @pytest.mark.parametrize(
