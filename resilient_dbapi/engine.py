@@ -53,18 +53,22 @@ _USE = "use"  # the journal's key for the current database (USE, select_db())
 _IDENTITY_NAMES = frozenset({"identity", "last_insert_id"})  # SET them: LAST_INSERT_ID()
 
 
+def _key_names(key: str | None) -> list[str]:
+    """The variables a setting's journal key names: ``set a,b`` (or ``set a,b <- text``,
+    a value computed from others)."""
+    if key is None or not key.startswith("set "):
+        return []
+    return key[4:].split(" <- ", 1)[0].split(",")
+
+
 def _sets_identity(key: str | None) -> bool:
-    """Whether a setting's journal key (``set a,b``) names what sets LAST_INSERT_ID()."""
-    return (
-        key is not None
-        and key.startswith("set ")
-        and not _IDENTITY_NAMES.isdisjoint(key[4:].split(","))
-    )
+    """Whether a setting's journal key names what sets LAST_INSERT_ID()."""
+    return not _IDENTITY_NAMES.isdisjoint(_key_names(key))
 
 
 def _sets_next_id(key: str | None) -> bool:
     """Whether a setting's journal key names ``insert_id`` (the next generated id)."""
-    return key is not None and key.startswith("set ") and "insert_id" in key[4:].split(",")
+    return "insert_id" in _key_names(key)
 
 
 _TEMPORARY = "temporary tables"  # the session state a CREATE TEMPORARY TABLE makes

@@ -525,7 +525,9 @@ def _top_level_parts(text: str) -> list[str]:
     return parts
 
 
-_SCOPES = ("@@session.", "@@local.", "@@", "session ", "local ")
+# A session scope before a variable's name, as the server reads it (spaces, or a comment
+# _setting_text made one, around the dot): in lowered text.
+_SCOPE = re.compile(r"@@\s*(?:session|local)\s*\.\s*|@@|(?:session|local)\s+")
 # One assignment to a session system variable: an optional session scope, a plain name,
 # "=". Names such as NAMES, CHARACTER SET or TRANSACTION never take this form.
 _PLAIN_ASSIGNMENT = re.compile(
@@ -576,11 +578,16 @@ ONE_SHOT_STATE = frozenset({ONE_SHOT, WITH_ONE_SHOT, NEXT_INSERT_ID})
 _ONE_SHOT_VARIABLES = frozenset(
     {"tx_isolation", "tx_read_only", "transaction_isolation", "transaction_read_only"}
 )
-# SET insert_id to a value other than 0 or DEFAULT (which leave the next id to the table).
-_NEXT_ID_SET = re.compile(
-    r"(?:@@session\.|@@local\.|@@|session\s+|local\s+)?`?insert_id`?\s*:?=\s*"
-    r"(?!(?:0+|default)$)\S"
-)
+# The values of SET insert_id that leave the next id to the table (lowered, stripped).
+_NO_ID = re.compile(r"\s*(?:0+|default)\s*$")
+
+
+def _unscoped(part: str) -> str:
+    """One lowered assignment of a SET without its session scope (``@@session.``)."""
+    scope = _SCOPE.match(part)
+    return part[scope.end() :].strip() if scope else part
+
+
 # Quoted texts and names (kept as they are), or a comment the server skips (not the
 # executable /*! ... */ and /*M! ... */ forms; "--" needs a space or control after it).
 _QUOTED_OR_COMMENT = re.compile(
@@ -626,7 +633,8 @@ def _one_shot_of(lowered: str) -> frozenset[str]:
                 held.add(ONE_SHOT)
                 shots += 1
                 continue
-        if _NEXT_ID_SET.match(part):
+        name, assigns, value = _unscoped(part).partition("=")
+        if assigns and name.rstrip(" :").strip("`") == "insert_id" and not _NO_ID.match(value):
             held.add(NEXT_INSERT_ID)
             shots += 1
     if not shots:
@@ -654,10 +662,7 @@ def session_key(sql: str | bytes) -> str | None:
         part = part.strip()
         if not part:  # a trailing comma (or one inside a comment): no name to key by
             return lowered
-        for scope in _SCOPES:
-            if part.startswith(scope):
-                part = part[len(scope) :].strip()
-                break
+        part = _unscoped(part)
         if part.startswith(("names", "character set", "charset")):
             names.append("names")
         elif part.split()[:1] == ["transaction"]:

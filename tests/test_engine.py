@@ -11,7 +11,7 @@ from resilient_dbapi._error_factories import tls_downgrade_error
 from resilient_dbapi.engine import Checkout, Engine, Op, Reason, TLSFloor, Verdict
 from resilient_dbapi.events import Observer
 from resilient_dbapi.hosts import Failover, HostMemory
-from resilient_dbapi.statements import Statement, statement
+from resilient_dbapi.statements import Statement, session_key, statement
 from resilient_dbapi.statements import StatementKind as K
 
 from .engine_calls import S, fail
@@ -602,6 +602,7 @@ def test_the_last_generated_id_stays_the_old_sessions_until_an_insert_makes_one(
         ("INSERT INTO log (x) VALUES (1)",),
         ("SET identity = 5",),
         ("SET autocommit = 1, identity = 5",),  # among several (review of d239bdd)
+        ("SET identity = @@auto_increment_offset",),  # computed: keyed "set identity <- ..."
     ):
         e = replaced(setup)
         e.wrote_on_new_session()
@@ -609,11 +610,12 @@ def test_the_last_generated_id_stays_the_old_sessions_until_an_insert_makes_one(
     e = replaced(("SET time_zone = '+00:00'",))
     e.wrote_on_new_session()
     assert e.asks_lost_history(last_id) is None
-    e = replaced()
-    e.record("set identity,autocommit", ("execute", ("SET identity = 5, autocommit = 1", None)))
-    e.tracking(True)  # as the next connection's set-up replays the journal
-    e.wrote_on_new_session()
-    assert e.asks_lost_history(last_id) is True
+    for sql in ("SET identity = 5, autocommit = 1", "SET identity = @@auto_increment_offset"):
+        e = replaced()
+        e.record(session_key(sql), ("execute", (sql, None)))
+        e.tracking(True)  # as the next connection's set-up replays the journal
+        e.wrote_on_new_session()
+        assert e.asks_lost_history(last_id) is True, sql
     e.must_replace(Reason.LIVENESS)
     e.connected(300.0)
     assert e.asks_lost_history(last_id) is True  # nothing ran: refused without asking

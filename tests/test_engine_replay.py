@@ -377,6 +377,17 @@ def test_a_new_value_or_none_releases_the_hold(reset: str) -> None:
     assert not e.unrestorable and _lost_idle(e) is Verdict.RESEND
 
 
+def test_a_computed_set_insert_id_is_known_by_its_key() -> None:
+    """Keyed with its text (``set insert_id <- ...``): still the next id's value."""
+    e = engine()
+    _set(e, "SET insert_id = @@auto_increment_offset * 100")
+    assert e.next_id_key is not None and e.next_id_key in e.journal
+    e.next_id_may_be_taken()
+    assert not e.journal and NEXT_INSERT_ID in e.unrestorable
+    _set(e, "SET insert_id = 0")
+    assert not e.unrestorable
+
+
 def test_set_insert_id_with_other_settings_is_held_for_good() -> None:
     """``SET insert_id = 100, time_zone = ...``: one entry, never journaled; a later
     value releases the id, not the other settings it was made with."""

@@ -391,7 +391,18 @@ def test_autocommit_on_leaves_a_pending_one_shot_setting_pending(
 # -- SET insert_id: the next generated id, taken by the insert that generates one -------
 
 
-def test_a_set_insert_id_a_write_took_is_not_replayed(server: Any, db: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "SET insert_id = 100",
+        "SET @@session . insert_id = 100",  # review of 54d6ab8: spaces around the dot
+        "SET @@session./* c */insert_id = 100",
+        "SET insert_id = @@auto_increment_increment * 100",  # computed: another key
+    ],
+)
+def test_a_set_insert_id_a_write_took_is_not_replayed(
+    server: Any, db: dict[str, Any], setting: str
+) -> None:
     """The insert took 100 and the server forgot it. Replayed on a new session, the next
     insert took 100 again: a duplicate key (or, were row 100 gone, a row the caller's
     session would never have written under that id). Whether a write took it cannot be
@@ -399,7 +410,7 @@ def test_a_set_insert_id_a_write_took_is_not_replayed(server: Any, db: dict[str,
     runs on a new session with the table's own next id."""
     conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
     cur = conn.cursor()
-    cur.execute("SET insert_id = 100")
+    cur.execute(setting)
     cur.execute("INSERT INTO t (uid) VALUES ('took it')")
     assert cur.lastrowid == 100
     _killed(server, conn)
@@ -450,15 +461,44 @@ def test_a_set_insert_id_no_write_could_take_is_replayed(
 def test_a_write_the_server_refused_may_have_taken_the_set_insert_id(
     server: Any, db: dict[str, Any]
 ) -> None:
-    """A failing insert reached the server: held as after one that ran."""
+    """The first row took 100, the second failed: nothing written, and the server forgot
+    the value all the same. Replayed, the next insert would take 100 where the caller's
+    session would have taken 101."""
     conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
     cur = conn.cursor()
     cur.execute("SET insert_id = 100")
-    with pytest.raises(pymysql.err.OperationalError):
-        cur.execute("INSERT INTO t (uid, nothing) VALUES ('x', 1)")
+    with pytest.raises(pymysql.err.IntegrityError):  # 1048, uid cannot be null
+        cur.execute("INSERT INTO t (uid) VALUES ('x'), (NULL)")
     _killed(server, conn)
     with pytest.raises(SessionLostError, match="insert_id"):
         cur.execute("INSERT INTO t (uid) VALUES ('lost')")
+    cur.execute("INSERT INTO t (uid) VALUES ('next')")
+    assert rows(server, db, "SELECT id, uid FROM t") == [(101, "next")]
+    conn.close()
+
+
+@pytest.mark.parametrize("how", ["executemany", "callproc"])
+def test_every_way_of_writing_may_take_the_set_insert_id(
+    server: Any, db: dict[str, Any], how: str
+) -> None:
+    """executemany() and callproc() write past execute(): the value is replayed no more
+    after them either (the new session's first insert takes the table's next id)."""
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("CREATE PROCEDURE add_row() INSERT INTO t (uid) VALUES ('called')")
+    cur.execute("SET insert_id = 100")
+    if how == "executemany":
+        cur.executemany("INSERT INTO t (uid) VALUES (%s)", [("many",)])
+    else:
+        cur.callproc("add_row")
+    _killed(server, conn)
+    with pytest.raises(SessionLostError, match="insert_id"):
+        cur.execute("INSERT INTO t (uid) VALUES ('lost')")
+    cur.execute("INSERT INTO t (uid) VALUES ('next')")
+    assert [row_id for row_id, _ in rows(server, db, "SELECT id, uid FROM t ORDER BY id")] == [
+        100,
+        101,
+    ]
     conn.close()
 
 

@@ -242,6 +242,15 @@ def test_session_keys_of_variables_and_relative_settings(sql: str, key: str) -> 
         ("SET insert_id = 5, time_zone = '+00:00'", None, {NEXT_INSERT_ID, WITH_ONE_SHOT}),
         ("SET time_zone = '+00:00', @@insert_id = 5", None, {NEXT_INSERT_ID, WITH_ONE_SHOT}),
         ("SET insert_idx = 5", "set insert_idx", set()),
+        # Review of 54d6ab8: one parser for the scope and the name
+        ("SET @@session . insert_id = 5", "set insert_id", {NEXT_INSERT_ID}),
+        ("SET @@session./* c */insert_id = 5", "set insert_id", {NEXT_INSERT_ID}),
+        ("SET @@local . insert_id = 0", "set insert_id", set()),
+        (
+            "SET insert_id = @@auto_increment_offset",
+            "set insert_id <- SET insert_id = @@auto_increment_offset",
+            {NEXT_INSERT_ID},
+        ),
     ],
 )
 def test_set_insert_id_is_known_by_its_value(sql: str, key: str | None, held: set[str]) -> None:
