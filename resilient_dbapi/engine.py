@@ -28,9 +28,10 @@ from .policies import (
 )
 from .statements import (
     AUTOCOMMIT_OP,
-    NEXT_INSERT_ID,
     ONE_SHOT,
     ONE_SHOT_STATE,
+    RELEASED_BY,
+    TAKEN_BY_A_WRITE,
     WITH_ONE_SHOT,
     Statement,
     StatementKind,
@@ -64,11 +65,6 @@ def _key_names(key: str | None) -> list[str]:
 def _sets_identity(key: str | None) -> bool:
     """Whether a setting's journal key names what sets LAST_INSERT_ID()."""
     return not _IDENTITY_NAMES.isdisjoint(_key_names(key))
-
-
-def _sets_next_id(key: str | None) -> bool:
-    """Whether a setting's journal key names ``insert_id`` (the next generated id)."""
-    return "insert_id" in _key_names(key)
 
 
 _TEMPORARY = "temporary tables"  # the session state a CREATE TEMPORARY TABLE makes
@@ -247,7 +243,7 @@ class Engine:
         "max_age",
         "moved",
         "next_check_at",
-        "next_id_key",
+        "next_write",
         "one_shot_applied",
         "ping",
         "pinned",
@@ -391,9 +387,10 @@ class Engine:
         self.journal: dict[str, tuple[str, Any]] = {}
         # Session state no replay can rebuild (temporary tables, user variables, ...).
         self.unrestorable: set[str] = set()
-        # The journal's key of a SET insert_id value no write has yet had the chance to
-        # take (see NEXT_INSERT_ID): replayed until one runs.
-        self.next_id_key: str | None = None
+        # The journal's keys of values no write has yet had the chance to take (SET
+        # insert_id, gtid_seq_no: see TAKEN_BY_A_WRITE), by variable: replayed until one
+        # runs.
+        self.next_write: dict[str, str] = {}
         self.one_shot_applied = False
         """The server reported a transaction open while :data:`ONE_SHOT` was pending: the
         setting is that transaction's, and goes with it, lost or not."""
@@ -528,16 +525,10 @@ class Engine:
                 keys = [key for key, _ in statement.parts]
                 if _USE in keys:
                     self.hidden_use = True
-        if NEXT_INSERT_ID in shot or any(_sets_next_id(key) for key in keys):
-            # A new value (or 0, DEFAULT: none) replaces one journaled or in doubt.
-            journaled = [key for key in recorded if _sets_next_id(key)]
-            if self.next_id_key is not None and self.next_id_key not in journaled:
-                self.journal.pop(self.next_id_key, None)
-            self.next_id_key = None
-            self.unrestorable.discard(NEXT_INSERT_ID)
-            if NEXT_INSERT_ID in shot and WITH_ONE_SHOT not in shot and journaled:
-                shot = shot - {NEXT_INSERT_ID}  # journaled: held only once a write may take it
-                self.next_id_key = journaled[-1]
+        named = {name for key in keys for name in _key_names(key)}
+        for variable, held in RELEASED_BY.items():
+            if held in shot or variable in named:
+                shot = self._next_value_set(variable, held, shot, recorded)
         if ONE_SHOT in shot:
             # Made outside any transaction (the server refuses it inside one, 1568): no
             # transaction has taken it yet, whatever an earlier one held past its end.
@@ -550,14 +541,31 @@ class Engine:
             key is not None and self.idle_setting in key for key in keys
         )
 
-    def next_id_may_be_taken(self) -> None:
-        """A write reached the server while a ``SET insert_id`` value was journaled: an
-        insert it ran may have taken the value (and the server forgotten it), so it is
-        replayed no more, and the session is held until the caller sets it again."""
-        if self.next_id_key is not None:
-            self.journal.pop(self.next_id_key, None)
-            self.next_id_key = None
-            self.unrestorable.add(NEXT_INSERT_ID)
+    def _next_value_set(
+        self, variable: str, held: str, shot: frozenset[str], recorded: list[str | None]
+    ) -> frozenset[str]:
+        """``variable`` (see RELEASED_BY) was set: a new value (or none: 0, DEFAULT,
+        'AUTOMATIC') replaces one journaled or in doubt. What is left of ``shot``."""
+        journaled = [key for key in recorded if key is not None and variable in _key_names(key)]
+        old = self.next_write.pop(variable, None)
+        if old is not None and old not in journaled:
+            self.journal.pop(old, None)
+        self.unrestorable.discard(held)
+        if held in shot and WITH_ONE_SHOT not in shot and journaled:
+            # Alone, of a variable a write takes: journaled, held once a write may take it.
+            self.next_write[variable] = journaled[-1]
+            return shot - {held}
+        return shot
+
+    def next_value_may_be_taken(self) -> None:
+        """A write reached the server while a value the next write takes was journaled
+        (``SET insert_id``, ``gtid_seq_no``): it may have taken the value (and the server
+        forgotten it), so it is replayed no more, and the session is held until the
+        caller sets it again."""
+        for variable, key in self.next_write.items():
+            self.journal.pop(key, None)
+            self.unrestorable.add(TAKEN_BY_A_WRITE[variable])
+        self.next_write.clear()
 
     def state_made(self, effects: frozenset[str]) -> None:
         """A statement created session state no replay rebuilds (a temporary table, a
@@ -1188,8 +1196,8 @@ class Engine:
         kind = statement.kind
         commits = statement.commits
         if sent:
-            if self.next_id_key is not None and kind is StatementKind.WRITE:
-                self.next_id_may_be_taken()  # an insert that failed may have taken it
+            if self.next_write and kind is StatementKind.WRITE:
+                self.next_value_may_be_taken()  # a write that failed may have taken it
             # Part of it may have run: a USE before a failing INSERT, a procedure's DDL.
             if statement.unsettles:
                 self._unsettled()

@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "NEXT_GTID",
+    "NEXT_GTID_SEQ_NO",
     "NEXT_INSERT_ID",
     "ONE_SHOT",
     "ONE_SHOT_STATE",
+    "RELEASED_BY",
     "REPLAYABLE",
+    "TAKEN_BY_A_WRITE",
     "WITH_ONE_SHOT",
     "Statement",
     "StatementKind",
@@ -570,16 +574,31 @@ NEXT_INSERT_ID = "a value for the next generated id (SET insert_id) a write may 
 takes ``n``, and the server forgets it (measured on MariaDB, inside a transaction rolled
 back too). Journaled until a write may have taken it; then, whether it still waits
 cannot be told: the session is held until the caller sets it again."""
+NEXT_GTID_SEQ_NO = "a sequence number for the next GTID (SET gtid_seq_no) a write may have taken"
+"""MariaDB's ``SET gtid_seq_no = n``: the next transaction written to the binary log
+takes ``n`` as its GTID's sequence number, once. Held as :data:`NEXT_INSERT_ID` is
+(replayed after it was taken, the next transaction would log the same GTID twice, or
+fail under ``gtid_strict_mode``)."""
+NEXT_GTID = "the next transaction's GTID (SET gtid_next)"
+"""MySQL's ``SET gtid_next = 'uuid:n'``: the next transaction, a read's too, takes that
+GTID, and one whose GTID the server has executed is skipped without a word. Never
+journaled (a read may take it): the session is held until ``SET gtid_next =
+'AUTOMATIC'``."""
+TAKEN_BY_A_WRITE = {"insert_id": NEXT_INSERT_ID, "gtid_seq_no": NEXT_GTID_SEQ_NO}
+"""The session variables whose value the next write takes once, and the session state
+each makes: journaled alone until a write may have taken it (``Engine.settings_made``)."""
+RELEASED_BY = {**TAKEN_BY_A_WRITE, "gtid_next": NEXT_GTID}
+"""The variable whose new value (0, DEFAULT, ``'AUTOMATIC'``: none) ends each hold."""
 _ONE_SHOT_EFFECTS = frozenset({ONE_SHOT})
-_NEXT_ID_ALONE = frozenset({NEXT_INSERT_ID})
-ONE_SHOT_STATE = frozenset({ONE_SHOT, WITH_ONE_SHOT, NEXT_INSERT_ID})
+_JOURNALED_ALONE = frozenset(TAKEN_BY_A_WRITE.values())
+ONE_SHOT_STATE = frozenset({ONE_SHOT, WITH_ONE_SHOT, *RELEASED_BY.values()})
 """What :func:`one_shot_effects` may name."""
 # The variables that SET @@name (no scope) sets for the next transaction only.
 _ONE_SHOT_VARIABLES = frozenset(
     {"tx_isolation", "tx_read_only", "transaction_isolation", "transaction_read_only"}
 )
-# The values of SET insert_id that leave the next id to the table (lowered, stripped).
-_NO_ID = re.compile(r"\s*(?:0+|default)\s*$")
+# The values of those that set none (lowered, stripped).
+_NONE_SET = re.compile(r"\s*(?:0+|default|'automatic'|\"automatic\"|automatic)\s*$")
 
 
 def _unscoped(part: str) -> str:
@@ -611,8 +630,9 @@ def _setting_text(sql: str | bytes) -> str:
 
 def one_shot_effects(sql: str | bytes) -> frozenset[str]:
     """For a session statement: whether it sets something for the next transaction only
-    (:data:`ONE_SHOT`) or the next generated id (:data:`NEXT_INSERT_ID`), alone or with
-    other settings (then none of them is journaled, and the session is held for good)."""
+    (:data:`ONE_SHOT`) or a value the next write or transaction takes
+    (:data:`RELEASED_BY`), alone or with other settings (then none of them is journaled,
+    and the session is held for good)."""
     return _one_shot_of(_setting_text(sql).lower())
 
 
@@ -634,8 +654,9 @@ def _one_shot_of(lowered: str) -> frozenset[str]:
                 shots += 1
                 continue
         name, assigns, value = _unscoped(part).partition("=")
-        if assigns and name.rstrip(" :").strip("`") == "insert_id" and not _NO_ID.match(value):
-            held.add(NEXT_INSERT_ID)
+        held_by = RELEASED_BY.get(name.rstrip(" :").strip("`")) if assigns else None
+        if held_by is not None and not _NONE_SET.match(value):
+            held.add(held_by)
             shots += 1
     if not shots:
         return _NO_EFFECTS
@@ -650,7 +671,7 @@ def session_key(sql: str | bytes) -> str | None:
     without ``SESSION`` only shapes the next transaction: see :func:`one_shot_effects`)."""
     text = _setting_text(sql)
     lowered = text.lower()
-    if _one_shot_of(lowered) - _NEXT_ID_ALONE:
+    if _one_shot_of(lowered) - _JOURNALED_ALONE:
         return None  # SET insert_id alone is journaled until a write (Engine.settings_made)
     if lowered.startswith("use "):
         return "use"

@@ -11,6 +11,8 @@ from resilient_dbapi.statements import (
     AUTOCOMMIT_OP,
     BEGIN_OP,
     COMMIT_OP,
+    NEXT_GTID,
+    NEXT_GTID_SEQ_NO,
     NEXT_INSERT_ID,
     ONE_SHOT,
     SESSION_OP,
@@ -337,8 +339,8 @@ def test_set_insert_id_is_replayed_until_a_write_may_have_taken_it() -> None:
     _set(e, "SET insert_id = 100")
     assert list(e.journal) == ["set insert_id"] and not e.unrestorable
     e.failed(Op.EXECUTE, SELECT, 1205, sent=True, autocommit=True, resends=0)  # a read
-    assert e.next_id_key == "set insert_id"
-    e.next_id_may_be_taken()  # the proxy, after a write ran
+    assert e.next_write == {"insert_id": "set insert_id"}
+    e.next_value_may_be_taken()  # the proxy, after a write ran
     assert not e.journal and e.unrestorable == {NEXT_INSERT_ID}
     assert _lost_idle(e) is Verdict.SESSION_LOST
 
@@ -366,14 +368,14 @@ def test_an_interrupted_write_may_have_taken_it() -> None:
 def test_a_new_value_or_none_releases_the_hold(reset: str) -> None:
     e = engine()
     _set(e, "SET insert_id = 100")
-    e.next_id_may_be_taken()
+    e.next_value_may_be_taken()
     _set(e, "SET insert_id = 200")
-    assert not e.unrestorable and e.next_id_key == "set insert_id"
+    assert not e.unrestorable and e.next_write == {"insert_id": "set insert_id"}
     assert e.journal["set insert_id"] == ("execute", ("SET insert_id = 200", None))
-    e.next_id_may_be_taken()
+    e.next_value_may_be_taken()
     _set(e, reset)
-    assert not e.unrestorable and e.next_id_key is None
-    e.next_id_may_be_taken()  # nothing waits: nothing to hold
+    assert not e.unrestorable and not e.next_write
+    e.next_value_may_be_taken()  # nothing waits: nothing to hold
     assert not e.unrestorable and _lost_idle(e) is Verdict.RESEND
 
 
@@ -381,8 +383,8 @@ def test_a_computed_set_insert_id_is_known_by_its_key() -> None:
     """Keyed with its text (``set insert_id <- ...``): still the next id's value."""
     e = engine()
     _set(e, "SET insert_id = @@auto_increment_offset * 100")
-    assert e.next_id_key is not None and e.next_id_key in e.journal
-    e.next_id_may_be_taken()
+    assert e.next_write["insert_id"] in e.journal
+    e.next_value_may_be_taken()
     assert not e.journal and NEXT_INSERT_ID in e.unrestorable
     _set(e, "SET insert_id = 0")
     assert not e.unrestorable
@@ -411,7 +413,7 @@ def test_set_insert_id_as_one_of_several_statements_is_journaled_alone() -> None
     e = engine()
     _set(e, "SET insert_id = 100; SET time_zone = '+00:00'")
     assert list(e.journal) == ["set insert_id", "set time_zone"] and not e.unrestorable
-    e.next_id_may_be_taken()
+    e.next_value_may_be_taken()
     assert list(e.journal) == ["set time_zone"] and NEXT_INSERT_ID in e.unrestorable
 
 
@@ -420,8 +422,36 @@ def test_a_transaction_whose_write_may_have_taken_it_is_not_replayed() -> None:
     _set(e, "SET insert_id = 100")
     run(e, BEGIN_OP)
     run(e, UPDATE)
-    e.next_id_may_be_taken()
+    e.next_value_may_be_taken()
     assert lose(e) is Verdict.TRANSACTION_LOST
+
+
+def test_set_gtid_seq_no_is_held_as_set_insert_id_is() -> None:
+    """Both values in one statement: journaled together, both held after a write."""
+    e = engine()
+    _set(e, "SET gtid_seq_no = 100")
+    assert e.next_write == {"gtid_seq_no": "set gtid_seq_no"} and not e.unrestorable
+    e.next_value_may_be_taken()
+    assert not e.journal and e.unrestorable == {NEXT_GTID_SEQ_NO}
+    _set(e, "SET insert_id = 5, gtid_seq_no = 101")
+    assert not e.unrestorable and set(e.next_write) == {"insert_id", "gtid_seq_no"}
+    e.failed(Op.EXECUTE, UPDATE, 1062, sent=True, autocommit=True, resends=0)
+    assert not e.journal and e.unrestorable == {NEXT_INSERT_ID, NEXT_GTID_SEQ_NO}
+    _set(e, "SET gtid_seq_no = 0")
+    assert e.unrestorable == {NEXT_INSERT_ID}
+    assert _lost_idle(e) is Verdict.SESSION_LOST
+
+
+def test_set_gtid_next_is_held_at_once_until_automatic() -> None:
+    """A read takes it as a write does: never journaled, held until 'AUTOMATIC'."""
+    e = engine()
+    _set(e, "SET gtid_next = '3e11fa47-71ca-11e1-9e33-c80aa9429562:23'")
+    assert not e.journal and e.unrestorable == {NEXT_GTID} and not e.next_write
+    assert _lost_idle(e) is Verdict.SESSION_LOST
+    e = engine()
+    _set(e, "SET gtid_next = '3e11fa47-71ca-11e1-9e33-c80aa9429562:23'")
+    _set(e, "SET gtid_next = 'AUTOMATIC'")
+    assert not e.unrestorable and _lost_idle(e) is Verdict.RESEND
 
 
 def test_a_transaction_opened_past_the_proxy_is_not_replayed() -> None:

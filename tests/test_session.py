@@ -20,6 +20,7 @@ from resilient_dbapi import (
     RetryOnError,
     SessionLostError,
 )
+from resilient_dbapi.testing import MariaDBServer
 
 from .conftest import SLEEP_WRITE, kill, killed_in_flight, rows
 
@@ -536,4 +537,61 @@ def test_a_set_insert_id_with_other_settings_is_held_from_the_start(
     cur.execute("SELECT @@time_zone")
     default = rows(server, db, "SELECT @@time_zone")
     assert list(cur.fetchall()) == default != [("+00:00",)]  # not replayed: told so
+    conn.close()
+
+
+# -- SET gtid_seq_no: the next binary-logged transaction's sequence number ---------------
+
+
+@pytest.fixture(scope="module")
+def binlog_server() -> Iterator[MariaDBServer]:
+    """A MariaDB of its own that writes a binary log with strict GTIDs (as a primary
+    whose binary log is replayed through mysqlbinlog would)."""
+    args = ("--log-bin=mysql-bin", "--server-id=1", "--gtid-strict-mode=ON")
+    with MariaDBServer(extra_args=args) as server:
+        admin = server.admin()
+        with admin.cursor() as cur:
+            cur.execute("CREATE DATABASE g")
+            cur.execute("CREATE TABLE g.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        admin.close()
+        yield server
+
+
+def _binlog_position(server: MariaDBServer) -> str:
+    admin = server.admin()
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT @@gtid_binlog_pos")
+            return str(cur.fetchone()[0])
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize("resilient", [True, False], ids=["resilient_dbapi", "plain PyMySQL"])
+def test_a_gtid_seq_no_a_write_took_is_not_replayed(
+    binlog_server: MariaDBServer, resilient: bool
+) -> None:
+    """Replayed after the write took 100, every later write failed (1950: GTID 0-1-100
+    out of order; without gtid_strict_mode the binary log would hold it twice). Now the
+    caller hears the session is lost, and the next write takes the next number."""
+    kwargs = binlog_server.connect_kwargs(database="g", autocommit=True)
+    conn = (
+        resilient_dbapi.connect(pymysql.connect, **kwargs)
+        if resilient
+        else pymysql.connect(**kwargs)
+    )
+    cur = conn.cursor()
+    taken = int(_binlog_position(binlog_server).rsplit("-", 1)[1]) + 100
+    cur.execute("SET gtid_seq_no = %s", (taken,))
+    cur.execute("INSERT INTO t (v) VALUES (1)")
+    assert _binlog_position(binlog_server) == f"0-1-{taken}"
+    _killed(binlog_server, conn)
+    if not resilient:
+        with pytest.raises(pymysql.OperationalError):
+            cur.execute("INSERT INTO t (v) VALUES (2)")
+        return
+    with pytest.raises(SessionLostError, match="gtid_seq_no"):
+        cur.execute("INSERT INTO t (v) VALUES (2)")
+    cur.execute("INSERT INTO t (v) VALUES (3)")
+    assert _binlog_position(binlog_server) == f"0-1-{taken + 1}"
     conn.close()

@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resilient_dbapi.statements import (
+    NEXT_GTID,
+    NEXT_GTID_SEQ_NO,
     NEXT_INSERT_ID,
     ONE_SHOT_STATE,
     REPLAYABLE,
@@ -251,11 +253,25 @@ def test_session_keys_of_variables_and_relative_settings(sql: str, key: str) -> 
             "set insert_id <- SET insert_id = @@auto_increment_offset",
             {NEXT_INSERT_ID},
         ),
+        # MariaDB's next GTID sequence number: taken by the next logged write
+        ("SET gtid_seq_no = 100", "set gtid_seq_no", {NEXT_GTID_SEQ_NO}),
+        ("SET @@session.gtid_seq_no = 0", "set gtid_seq_no", set()),
+        (
+            "SET insert_id = 5, gtid_seq_no = 7",
+            "set insert_id,gtid_seq_no",
+            {NEXT_INSERT_ID, NEXT_GTID_SEQ_NO},
+        ),
+        # MySQL's next transaction's GTID: taken by a read too, never journaled
+        ("SET gtid_next = '3e11fa47-71ca-11e1-9e33-c80aa9429562:23'", None, {NEXT_GTID}),
+        ("SET @@SESSION.GTID_NEXT = 'AUTOMATIC'", "set gtid_next", set()),
     ],
 )
-def test_set_insert_id_is_known_by_its_value(sql: str, key: str | None, held: set[str]) -> None:
+def test_a_value_the_next_write_takes_is_known_by_its_value(
+    sql: str, key: str | None, held: set[str]
+) -> None:
     """A value other than 0 or DEFAULT waits for the next generated id (see
-    NEXT_INSERT_ID); alone it is journaled, with other settings none of them is."""
+    NEXT_INSERT_ID) or logged transaction (NEXT_GTID_SEQ_NO); alone it is journaled, with
+    other settings none of them is. A GTID for the next transaction is never."""
     made = statement(sql)
     assert made.kind is SESSION and made.key == key
     assert made.effects & ONE_SHOT_STATE == held
