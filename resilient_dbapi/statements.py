@@ -335,6 +335,11 @@ _NOT_SESSION = frozenset({"global", "persist", "persist_only", "password", "role
 _SERVER_SCOPES = frozenset({"global", "persist", "persist_only"})
 
 
+_SERVER_SCOPE_AND_OTHERS = frozenset(
+    {"session settings made in one SET with server-wide ones (SET GLOBAL a = 1, SESSION b = 2)"}
+)
+
+
 def _plain_setting(rest: list[str]) -> bool:
     """``SET <rest>`` sets session variables (not GLOBAL, ROLE, a query's result...):
     every assignment's scope counts (``SET a = 1, GLOBAL b = 2`` changes the server)."""
@@ -679,6 +684,7 @@ def session_key(sql: str | bytes) -> str | None:
         return lowered
     body = lowered[4:]
     names = []
+    computed = False
     for part in _top_level_parts(body):
         part = part.strip()
         if not part:  # a trailing comma (or one inside a comment): no name to key by
@@ -691,12 +697,14 @@ def session_key(sql: str | bytes) -> str | None:
         elif "=" in part:
             name, value = part.split("=", 1)
             names.append(name.strip().strip("`"))
-            if "@@" in value:
-                # Computed from current values (CONCAT(@@sql_mode, ...)): it must replay
-                # after the settings it builds on, not replace them.
-                return f"set {','.join(names)} <- {text}"
+            computed = computed or "@@" in value
         else:
             return lowered
+    if computed:
+        # Computed from current values (CONCAT(@@sql_mode, ...)): it must replay after
+        # the settings it builds on, not replace them. Every name it sets stays readable
+        # (the engine reads them: identity, insert_id).
+        return f"set {','.join(names)} <- {text}"
     return "set " + ",".join(names)
 
 
@@ -1135,6 +1143,16 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
     history = _reads_history(words, calls, sysvars)
     insert_id = history and _reads_only_insert_id(words, calls, sysvars)
     effects = _effects_of(words, assigns, user_vars, calls, unknown)
+    if (
+        words[:1] == ["set"]
+        and words[1:2]
+        and words[1] in _SERVER_SCOPES
+        and not effects
+        and len(_top_level_parts(_setting_text(sql)[4:])) > 1
+    ):
+        # SET GLOBAL a = 1, SESSION b = 2 (or @@session.b, @@b): a scope holds for the
+        # assignments after it until another; such a SET is never journaled.
+        effects = _SERVER_SCOPE_AND_OTHERS
     if marked and other is not None:
         # Marked only if the comment is one under either sql_mode (not inside a literal
         # that a backslash ends early under one of them).

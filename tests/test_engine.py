@@ -603,6 +603,7 @@ def test_the_last_generated_id_stays_the_old_sessions_until_an_insert_makes_one(
         ("SET identity = 5",),
         ("SET autocommit = 1, identity = 5",),  # among several (review of d239bdd)
         ("SET identity = @@auto_increment_offset",),  # computed: keyed "set identity <- ..."
+        ("SET autocommit = @@autocommit, identity = 5",),  # after a computed value (review)
     ):
         e = replaced(setup)
         e.wrote_on_new_session()
@@ -610,7 +611,11 @@ def test_the_last_generated_id_stays_the_old_sessions_until_an_insert_makes_one(
     e = replaced(("SET time_zone = '+00:00'",))
     e.wrote_on_new_session()
     assert e.asks_lost_history(last_id) is None
-    for sql in ("SET identity = 5, autocommit = 1", "SET identity = @@auto_increment_offset"):
+    for sql in (
+        "SET identity = 5, autocommit = 1",
+        "SET identity = @@auto_increment_offset",
+        "SET time_zone = @@time_zone, identity = 5",
+    ):
         e = replaced()
         e.record(session_key(sql), ("execute", (sql, None)))
         e.tracking(True)  # as the next connection's set-up replays the journal

@@ -233,6 +233,24 @@ def test_session_keys_of_variables_and_relative_settings(sql: str, key: str) -> 
 
 
 @pytest.mark.parametrize(
+    "sql",
+    [
+        "SET GLOBAL max_connections = 100, SESSION insert_id = 5",
+        "SET PERSIST max_connections = 100, @@session.sql_mode = ''",
+        "SET GLOBAL max_connections = 100, @x = 1",
+    ],
+)
+def test_session_settings_after_a_server_wide_scope_are_state_no_replay_rebuilds(
+    sql: str,
+) -> None:
+    """A scope holds for the assignments after it until another (review of 0685376): the
+    session's part of such a SET was neither journaled nor held."""
+    made = statement(sql)
+    assert made.kind is WRITE and made.effects and made.key is None
+    assert not statement("SET GLOBAL max_connections = 100").effects
+
+
+@pytest.mark.parametrize(
     ("sql", "key", "held"),
     [
         ("SET insert_id = 5", "set insert_id", {NEXT_INSERT_ID}),
@@ -248,6 +266,11 @@ def test_session_keys_of_variables_and_relative_settings(sql: str, key: str) -> 
         ("SET @@session . insert_id = 5", "set insert_id", {NEXT_INSERT_ID}),
         ("SET @@session./* c */insert_id = 5", "set insert_id", {NEXT_INSERT_ID}),
         ("SET @@local . insert_id = 0", "set insert_id", set()),
+        (
+            "SET time_zone = @@time_zone, insert_id = 0",
+            "set time_zone,insert_id <- SET time_zone = @@time_zone, insert_id = 0",
+            set(),
+        ),
         (
             "SET insert_id = @@auto_increment_offset",
             "set insert_id <- SET insert_id = @@auto_increment_offset",
