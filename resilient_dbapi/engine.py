@@ -35,6 +35,7 @@ from .statements import (
     WITH_ONE_SHOT,
     Statement,
     StatementKind,
+    key_names,
 )
 from .statements import statement as record_of
 
@@ -54,17 +55,9 @@ _USE = "use"  # the journal's key for the current database (USE, select_db())
 _IDENTITY_NAMES = frozenset({"identity", "last_insert_id"})  # SET them: LAST_INSERT_ID()
 
 
-def _key_names(key: str | None) -> list[str]:
-    """The variables a setting's journal key names: ``set a,b`` (or ``set a,b <- text``,
-    a value computed from others)."""
-    if key is None or not key.startswith("set "):
-        return []
-    return key[4:].split(" <- ", 1)[0].split(",")
-
-
 def _sets_identity(key: str | None) -> bool:
     """Whether a setting's journal key names what sets LAST_INSERT_ID()."""
-    return not _IDENTITY_NAMES.isdisjoint(_key_names(key))
+    return not _IDENTITY_NAMES.isdisjoint(key_names(key))
 
 
 _TEMPORARY = "temporary tables"  # the session state a CREATE TEMPORARY TABLE makes
@@ -525,7 +518,7 @@ class Engine:
                 keys = [key for key, _ in statement.parts]
                 if _USE in keys:
                     self.hidden_use = True
-        named = {name for key in keys for name in _key_names(key)}
+        named = {name for key in keys for name in key_names(key)}
         for variable, held in RELEASED_BY.items():
             if held in shot or variable in named:
                 shot = self._next_value_set(variable, held, shot, recorded)
@@ -546,9 +539,10 @@ class Engine:
     ) -> frozenset[str]:
         """``variable`` (see RELEASED_BY) was set: a new value (or none: 0, DEFAULT,
         'AUTOMATIC') replaces one journaled or in doubt. What is left of ``shot``."""
-        journaled = [key for key in recorded if key is not None and variable in _key_names(key)]
+        journaled = [key for key in recorded if key is not None and variable in key_names(key)]
         old = self.next_write.pop(variable, None)
-        if old is not None and old not in journaled:
+        if old is not None and old not in journaled and old not in self.next_write.values():
+            # (One entry may hold another variable's waiting value: kept, replayed first.)
             self.journal.pop(old, None)
         self.unrestorable.discard(held)
         if held in shot and WITH_ONE_SHOT not in shot and journaled:

@@ -31,6 +31,7 @@ __all__ = [
     "classify",
     "commits_implicitly",
     "foldable",
+    "key_names",
     "one_shot_effects",
     "replayable",
     "session_effects",
@@ -340,6 +341,23 @@ _SERVER_SCOPE_AND_OTHERS = frozenset(
 )
 
 
+def _sets_session_too(body: str) -> bool:
+    """Whether a SET (its lowered text after ``set``) that begins server-wide also sets a
+    session variable: a scope holds for the assignments after it until another
+    (``GLOBAL a = 1, b = 2`` sets the global b), but ``@@global.a`` is the one
+    assignment's, and ``@@b`` or ``SESSION b`` is the session's (measured)."""
+    first, *later = (part.strip() for part in _top_level_parts(body))
+    for part in later:
+        if _SCOPE.match(part) and not part.startswith(("@@global", "@@persist")):
+            return True  # session, local, @@session., @@local., @@name
+        if first.startswith("@@") and not part.startswith(_SERVER_WORDS):
+            return True  # after @@global.a, a name without a scope is the session's
+    return False
+
+
+_SERVER_WORDS = ("global ", "persist ", "persist_only ", "@@")
+
+
 def _plain_setting(rest: list[str]) -> bool:
     """``SET <rest>`` sets session variables (not GLOBAL, ROLE, a query's result...):
     every assignment's scope counts (``SET a = 1, GLOBAL b = 2`` changes the server)."""
@@ -581,18 +599,20 @@ back too). Journaled until a write may have taken it; then, whether it still wai
 cannot be told: the session is held until the caller sets it again."""
 NEXT_GTID_SEQ_NO = "a sequence number for the next GTID (SET gtid_seq_no) a write may have taken"
 """MariaDB's ``SET gtid_seq_no = n``: the next transaction written to the binary log
-takes ``n`` as its GTID's sequence number, once. Held as :data:`NEXT_INSERT_ID` is
-(replayed after it was taken, the next transaction would log the same GTID twice, or
-fail under ``gtid_strict_mode``)."""
+takes ``n`` as its GTID's sequence number, once. Never journaled: replayed after a write
+took it, the next transaction would log the GTID twice (or fail under
+``gtid_strict_mode``), and once another session logged a later GTID the server refuses
+the ``SET`` itself (1950), every statement of a new session with it. Held from the
+start, until set again (0 or DEFAULT: none)."""
 NEXT_GTID = "the next transaction's GTID (SET gtid_next)"
 """MySQL's ``SET gtid_next = 'uuid:n'``: the next transaction, a read's too, takes that
 GTID, and one whose GTID the server has executed is skipped without a word. Never
 journaled (a read may take it): the session is held until ``SET gtid_next =
 'AUTOMATIC'``."""
-TAKEN_BY_A_WRITE = {"insert_id": NEXT_INSERT_ID, "gtid_seq_no": NEXT_GTID_SEQ_NO}
+TAKEN_BY_A_WRITE = {"insert_id": NEXT_INSERT_ID}
 """The session variables whose value the next write takes once, and the session state
 each makes: journaled alone until a write may have taken it (``Engine.settings_made``)."""
-RELEASED_BY = {**TAKEN_BY_A_WRITE, "gtid_next": NEXT_GTID}
+RELEASED_BY = {**TAKEN_BY_A_WRITE, "gtid_seq_no": NEXT_GTID_SEQ_NO, "gtid_next": NEXT_GTID}
 """The variable whose new value (0, DEFAULT, ``'AUTOMATIC'``: none) ends each hold."""
 _ONE_SHOT_EFFECTS = frozenset({ONE_SHOT})
 _JOURNALED_ALONE = frozenset(TAKEN_BY_A_WRITE.values())
@@ -604,6 +624,14 @@ _ONE_SHOT_VARIABLES = frozenset(
 )
 # The values of those that set none (lowered, stripped).
 _NONE_SET = re.compile(r"\s*(?:0+|default|'automatic'|\"automatic\"|automatic)\s*$")
+
+
+def key_names(key: str | None) -> list[str]:
+    """The variables a setting's journal key (:func:`session_key`) names: ``set a,b``,
+    or ``set a,b <- text`` (a value computed from others, or several statements)."""
+    if key is None or not key.startswith("set "):
+        return []
+    return key[4:].split(" <- ", 1)[0].split(",")
 
 
 def _unscoped(part: str) -> str:
@@ -1102,7 +1130,12 @@ def _several(sql: str, pure: frozenset[str]) -> Statement:
         )
     keyed = tuple((session_key(part), part.strip()) for part in parts)
     shots = _NO_EFFECTS.union(*(r.effects & ONE_SHOT_STATE for r in records))
-    return Statement(kind, commits, True, _UNREADABLE.effects | shots, session_key(sql), keyed)
+    # Journaled whole (sent with parameters): keyed by every name its parts set, and by
+    # its text, so that a later setting of one of them replays after it, never drops
+    # the others with it.
+    names = [name for key, _ in keyed for name in (key_names(key) or [key or "?"])]
+    whole = f"set {','.join(names)} <- {sql.strip()}"
+    return Statement(kind, commits, True, _UNREADABLE.effects | shots, whole, keyed)
 
 
 def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
@@ -1148,10 +1181,9 @@ def _record(sql: str, pure: frozenset[str] = _PURE_CALLS) -> Statement:
         and words[1:2]
         and words[1] in _SERVER_SCOPES
         and not effects
-        and len(_top_level_parts(_setting_text(sql)[4:])) > 1
+        and _sets_session_too(_setting_text(sql).lower()[4:])
     ):
-        # SET GLOBAL a = 1, SESSION b = 2 (or @@session.b, @@b): a scope holds for the
-        # assignments after it until another; such a SET is never journaled.
+        # SET GLOBAL a = 1, SESSION b = 2: never journaled (not a session setting).
         effects = _SERVER_SCOPE_AND_OTHERS
     if marked and other is not None:
         # Marked only if the comment is one under either sql_mode (not inside a literal

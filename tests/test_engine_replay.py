@@ -426,20 +426,42 @@ def test_a_transaction_whose_write_may_have_taken_it_is_not_replayed() -> None:
     assert lose(e) is Verdict.TRANSACTION_LOST
 
 
-def test_set_gtid_seq_no_is_held_as_set_insert_id_is() -> None:
-    """Both values in one statement: journaled together, both held after a write."""
+def test_set_gtid_seq_no_is_held_from_the_start() -> None:
+    """Never journaled (a replay may be refused, review of bea2c95): held until set
+    again; with SET insert_id in one statement, both held, released one by one."""
     e = engine()
     _set(e, "SET gtid_seq_no = 100")
-    assert e.next_write == {"gtid_seq_no": "set gtid_seq_no"} and not e.unrestorable
-    e.next_value_may_be_taken()
-    assert not e.journal and e.unrestorable == {NEXT_GTID_SEQ_NO}
+    assert not e.journal and e.unrestorable == {NEXT_GTID_SEQ_NO} and not e.next_write
+    assert _lost_idle(e) is Verdict.SESSION_LOST
+    e = engine()
     _set(e, "SET insert_id = 5, gtid_seq_no = 101")
-    assert not e.unrestorable and set(e.next_write) == {"insert_id", "gtid_seq_no"}
-    e.failed(Op.EXECUTE, UPDATE, 1062, sent=True, autocommit=True, resends=0)
     assert not e.journal and e.unrestorable == {NEXT_INSERT_ID, NEXT_GTID_SEQ_NO}
     _set(e, "SET gtid_seq_no = 0")
     assert e.unrestorable == {NEXT_INSERT_ID}
-    assert _lost_idle(e) is Verdict.SESSION_LOST
+    _set(e, "SET insert_id = 0")
+    assert not e.unrestorable
+
+
+def test_a_new_value_keeps_an_entry_another_waiting_value_shares() -> None:
+    """Review of bea2c95: ``SET insert_id = 5, insert_id = 7`` then ``SET insert_id = 9``
+    pops the first entry; an entry one of two variables still points to stays, replayed
+    before the newer one."""
+    e = engine()
+    e.record("set insert_id,other", ("execute", ("SET insert_id = 5, other = 1", None)))
+    e.next_write = {"insert_id": "set insert_id,other", "other": "set insert_id,other"}
+    _set(e, "SET insert_id = 9")
+    assert list(e.journal) == ["set insert_id,other", "set insert_id"]
+    assert e.next_write == {"other": "set insert_id,other", "insert_id": "set insert_id"}
+
+
+def test_several_settings_sent_with_parameters_are_not_dropped_by_a_later_one() -> None:
+    """Review of bea2c95: journaled whole, they were keyed by the first one's name, and a
+    later ``SET sql_mode`` replaced the entry: the time zone was lost from the journal."""
+    e = engine()
+    _set(e, "SET sql_mode = %s; SET time_zone = '+00:00'", ("ANSI",))
+    _set(e, "SET sql_mode = ''")
+    texts = [payload[0] for _, payload in e.journal.values()]
+    assert texts == ["SET sql_mode = %s; SET time_zone = '+00:00'", "SET sql_mode = ''"]
 
 
 def test_set_gtid_next_is_held_at_once_until_automatic() -> None:

@@ -571,9 +571,10 @@ def _binlog_position(server: MariaDBServer) -> str:
 def test_a_gtid_seq_no_a_write_took_is_not_replayed(
     binlog_server: MariaDBServer, resilient: bool
 ) -> None:
-    """Replayed after the write took 100, every later write failed (1950: GTID 0-1-100
-    out of order; without gtid_strict_mode the binary log would hold it twice). Now the
-    caller hears the session is lost, and the next write takes the next number."""
+    """Replayed after the write took it, the SET itself was refused on every new session
+    (1950: GTID out of order; without gtid_strict_mode the binary log would hold it
+    twice). Now the caller hears the session is lost, and the next write takes the next
+    number."""
     kwargs = binlog_server.connect_kwargs(database="g", autocommit=True)
     conn = (
         resilient_dbapi.connect(pymysql.connect, **kwargs)
@@ -594,4 +595,29 @@ def test_a_gtid_seq_no_a_write_took_is_not_replayed(
         cur.execute("INSERT INTO t (v) VALUES (2)")
     cur.execute("INSERT INTO t (v) VALUES (3)")
     assert _binlog_position(binlog_server) == f"0-1-{taken + 1}"
+    conn.close()
+
+
+def test_a_gtid_seq_no_no_write_took_is_not_replayed_either(binlog_server: MariaDBServer) -> None:
+    """Review of bea2c95: once another session logged a later GTID, the server refuses
+    the SET itself (1950); journaled, it was replayed on every new session, and every
+    statement failed, reads and the SET that would clear it too. Held from the start:
+    told once, then a new session without it."""
+    kwargs = binlog_server.connect_kwargs(database="g", autocommit=True)
+    conn = resilient_dbapi.connect(pymysql.connect, **kwargs)
+    cur = conn.cursor()
+    taken = int(_binlog_position(binlog_server).rsplit("-", 1)[1]) + 100
+    cur.execute("SET gtid_seq_no = %s", (taken,))
+    admin = binlog_server.admin()
+    with admin.cursor() as other:
+        other.execute("SET gtid_seq_no = %s", (taken + 5,))
+        other.execute("INSERT INTO g.t (v) VALUES (0)")
+    admin.close()
+    _killed(binlog_server, conn)
+    with pytest.raises(SessionLostError, match="gtid_seq_no"):
+        cur.execute("SELECT 1")
+    cur.execute("SELECT 1")
+    assert cur.fetchall() == ((1,),)
+    cur.execute("INSERT INTO t (v) VALUES (3)")
+    assert _binlog_position(binlog_server) == f"0-1-{taken + 6}"
     conn.close()

@@ -247,7 +247,33 @@ def test_session_settings_after_a_server_wide_scope_are_state_no_replay_rebuilds
     session's part of such a SET was neither journaled nor held."""
     made = statement(sql)
     assert made.kind is WRITE and made.effects and made.key is None
-    assert not statement("SET GLOBAL max_connections = 100").effects
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET GLOBAL max_connections = 100",
+        "SET GLOBAL max_connections = 123, wait_timeout = 7",  # both global (measured)
+        "SET GLOBAL TRANSACTION ISOLATION LEVEL READ COMMITTED, READ ONLY",
+        "SET @@global.max_connections = 100, @@global.wait_timeout = 7",
+        "SET GLOBAL init_connect = 'it\\'s, ok'",
+    ],
+)
+def test_server_wide_settings_alone_are_no_session_state(sql: str) -> None:
+    """Review of a567480: every assignment server-wide leaves the session as it was."""
+    assert statement(sql).kind is WRITE and not statement(sql).effects
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET GLOBAL max_connections = 100, @@wait_timeout = 7",
+        "SET @@global.max_connections = 100, wait_timeout = 7",
+        "SET GLOBAL max_connections = 100, LOCAL wait_timeout = 7",
+    ],
+)
+def test_a_session_assignment_after_a_server_wide_one_is_seen(sql: str) -> None:
+    assert statement(sql).effects
 
 
 @pytest.mark.parametrize(
@@ -276,14 +302,10 @@ def test_session_settings_after_a_server_wide_scope_are_state_no_replay_rebuilds
             "set insert_id <- SET insert_id = @@auto_increment_offset",
             {NEXT_INSERT_ID},
         ),
-        # MariaDB's next GTID sequence number: taken by the next logged write
-        ("SET gtid_seq_no = 100", "set gtid_seq_no", {NEXT_GTID_SEQ_NO}),
+        # MariaDB's next GTID sequence number: never journaled (a replay may be refused)
+        ("SET gtid_seq_no = 100", None, {NEXT_GTID_SEQ_NO}),
         ("SET @@session.gtid_seq_no = 0", "set gtid_seq_no", set()),
-        (
-            "SET insert_id = 5, gtid_seq_no = 7",
-            "set insert_id,gtid_seq_no",
-            {NEXT_INSERT_ID, NEXT_GTID_SEQ_NO},
-        ),
+        ("SET insert_id = 5, gtid_seq_no = 7", None, {NEXT_INSERT_ID, NEXT_GTID_SEQ_NO}),
         # MySQL's next transaction's GTID: taken by a read too, never journaled
         ("SET gtid_next = '3e11fa47-71ca-11e1-9e33-c80aa9429562:23'", None, {NEXT_GTID}),
         ("SET @@SESSION.GTID_NEXT = 'AUTOMATIC'", "set gtid_next", set()),
