@@ -343,19 +343,26 @@ _SERVER_SCOPE_AND_OTHERS = frozenset(
 
 def _sets_session_too(body: str) -> bool:
     """Whether a SET (its lowered text after ``set``) that begins server-wide also sets a
-    session variable: a scope holds for the assignments after it until another
-    (``GLOBAL a = 1, b = 2`` sets the global b), but ``@@global.a`` is the one
-    assignment's, and ``@@b`` or ``SESSION b`` is the session's (measured)."""
+    session variable. A scope holds for the assignments after it until another
+    (``GLOBAL a = 1, b = 2`` sets the global b), ``@@global.a`` is the one assignment's
+    (a bare name after it is the session's), and ``@@b``, ``SESSION b``, ``NAMES`` are
+    the session's (measured)."""
+    if "\\" in body:
+        return True  # its parts cannot be told apart with certainty: the weaker claim
     first, *later = (part.strip() for part in _top_level_parts(body))
+    session_default = first.startswith("@@")
     for part in later:
-        if _SCOPE.match(part) and not part.startswith(("@@global", "@@persist")):
-            return True  # session, local, @@session., @@local., @@name
-        if first.startswith("@@") and not part.startswith(_SERVER_WORDS):
-            return True  # after @@global.a, a name without a scope is the session's
+        if part.startswith(_SERVER_WORDS):
+            session_default = False
+        elif part.startswith(("@@global", "@@persist")):
+            continue
+        elif _SCOPE.match(part) or part.startswith(_SESSION_ONLY) or session_default:
+            return True
     return False
 
 
-_SERVER_WORDS = ("global ", "persist ", "persist_only ", "@@")
+_SERVER_WORDS = ("global ", "persist ", "persist_only ")
+_SESSION_ONLY = ("names", "character set", "charset")  # always the session's
 
 
 def _plain_setting(rest: list[str]) -> bool:

@@ -621,3 +621,21 @@ def test_a_gtid_seq_no_no_write_took_is_not_replayed_either(binlog_server: Maria
     cur.execute("INSERT INTO t (v) VALUES (3)")
     assert _binlog_position(binlog_server) == f"0-1-{taken + 6}"
     conn.close()
+
+
+def test_names_set_beside_a_server_wide_setting_are_not_lost_silently(
+    server: Any, db: dict[str, Any]
+) -> None:
+    """``SET GLOBAL a = 1, NAMES latin1``: the names are the session's whatever scope
+    came before (review of 7e49a2b: they were neither journaled nor held, and a new
+    session answered in utf8mb4 without a word)."""
+    (current,) = rows(server, db, "SELECT @@global.max_connections")[0]
+    conn = resilient_dbapi.connect(pymysql.connect, **db, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SET GLOBAL max_connections = %s, NAMES latin1", (current,))
+    cur.execute("SELECT @@session.character_set_client")
+    assert cur.fetchall() == (("latin1",),)
+    _killed(server, conn)
+    with pytest.raises(SessionLostError):
+        cur.execute("SELECT @@session.character_set_client")
+    conn.close()

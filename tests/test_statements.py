@@ -256,7 +256,7 @@ def test_session_settings_after_a_server_wide_scope_are_state_no_replay_rebuilds
         "SET GLOBAL max_connections = 123, wait_timeout = 7",  # both global (measured)
         "SET GLOBAL TRANSACTION ISOLATION LEVEL READ COMMITTED, READ ONLY",
         "SET @@global.max_connections = 100, @@global.wait_timeout = 7",
-        "SET GLOBAL init_connect = 'it\\'s, ok'",
+        "SET @@global.max_connections = 100, GLOBAL wait_timeout = 7, lock_wait_timeout = 5",
     ],
 )
 def test_server_wide_settings_alone_are_no_session_state(sql: str) -> None:
@@ -270,6 +270,10 @@ def test_server_wide_settings_alone_are_no_session_state(sql: str) -> None:
         "SET GLOBAL max_connections = 100, @@wait_timeout = 7",
         "SET @@global.max_connections = 100, wait_timeout = 7",
         "SET GLOBAL max_connections = 100, LOCAL wait_timeout = 7",
+        "SET GLOBAL max_connections = 100, NAMES latin1",  # review of 7e49a2b
+        "SET GLOBAL max_connections = 100, CHARACTER SET latin1",
+        # A backslash: where its parts split cannot be told (review of 7e49a2b)
+        "SET GLOBAL init_connect = 'it\\'s', SESSION sql_mode = 'ANSI'",
     ],
 )
 def test_a_session_assignment_after_a_server_wide_one_is_seen(sql: str) -> None:
