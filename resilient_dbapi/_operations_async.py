@@ -96,8 +96,6 @@ class AsyncOperations(AsyncConnectionBase):
         elif kind is _WRITE:
             if engine.insert_id_lost:
                 engine.wrote_on_new_session()
-            if engine.next_write:
-                engine.next_value_may_be_taken()
             if stmt.effects:
                 engine.state_made(stmt.effects)
             # The server names writes it cannot roll back as they happen; taken after

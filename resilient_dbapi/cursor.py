@@ -222,7 +222,6 @@ class ResilientCursor(CursorBase):
             engine.state_made(_CALLPROC_STATE)
             if engine.insert_id_lost:
                 engine.wrote_on_new_session()
-            engine.next_value_may_be_taken()
             engine.wrote_in_transaction(None, conn._adapter.kept_writes(conn._raw))
             if conn._adapter.pending(conn._raw):
                 conn._sets_left = True

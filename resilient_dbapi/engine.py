@@ -671,7 +671,10 @@ class Engine:
         (None: its reply could not say, a result set). Inside an open transaction,
         without its word (no tracking, a text of several statements), it may have: if the
         transaction is lost, that part stays. Outside one, or once a kept write is
-        counted, there is nothing to learn."""
+        counted, there is nothing to learn. A value the next write takes (``SET
+        insert_id``) is no longer replayed: see :meth:`next_value_may_be_taken`."""
+        if self.next_write:
+            self.next_value_may_be_taken()
         if not self.txn_writes or self.kept:
             return
         if kept is False and self.tracks and statement in self.rolls_back:

@@ -725,7 +725,7 @@ def session_key(sql: str | bytes) -> str | None:
         if not part:  # a trailing comma (or one inside a comment): no name to key by
             return lowered
         part = _unscoped(part)
-        if part.startswith(("names", "character set", "charset")):
+        if part.startswith(_SESSION_ONLY):
             names.append("names")
         elif part.split()[:1] == ["transaction"]:
             names.append(" ".join(part.split()[:2]))
